@@ -1,0 +1,1243 @@
+//! The byte encoding of [`Message`] between peers: one length-prefixed frame
+//! per message, sans-IO, over the `bytes` crate.
+//!
+//! # Frame layout
+//!
+//! ```text
+//! +----------------+---------+-------------------------------+
+//! | body len (u32) | tag (u8)| fields, in declaration order  |
+//! +----------------+---------+-------------------------------+
+//!                  |<------------- body len bytes ---------->|
+//! ```
+//!
+//! Everything is big-endian. The length counts the body only (not the 4-byte
+//! prefix) and is what [`decode`]'s `frame_bytes_max` limits.
+//!
+//! Field encodings:
+//!
+//! | Type          | Encoding                                               |
+//! |---------------|--------------------------------------------------------|
+//! | `Epoch`       | u32                                                    |
+//! | `Zxid`        | u64                                                    |
+//! | `PeerId`      | u64                                                    |
+//! | `RequestId`   | u64                                                    |
+//! | round         | u64                                                    |
+//! | `bool`        | u8: 0 = false, 1 = true; anything else is rejected     |
+//! | `ServerState` | u8: 0 = Looking, 1 = Following, 2 = Leading, 3 = Observing |
+//! | `Vote`        | epoch u32, zxid u64, leader u64                        |
+//! | bytes         | u32 length, then that many bytes                       |
+//!
+//! The encoding is canonical: every message has exactly one encoding, so a
+//! frame that decodes re-encodes to the identical bytes.
+//!
+//! # Message tags
+//!
+//! Tags are part of the wire protocol: they are never renumbered or reused.
+//! Tag 0 is reserved so that a zero-filled buffer is never a valid message.
+//!
+//! | Tag | Message           | Fields after the tag                                 |
+//! |----:|-------------------|------------------------------------------------------|
+//! |   1 | `Notification`    | vote, round u64, state                               |
+//! |   2 | `FollowerInfo`    | accepted_epoch, observer bool                        |
+//! |   3 | `LeaderInfo`      | term, epoch                                          |
+//! |   4 | `AckEpoch`        | epoch, fresh bool, current_epoch, last_zxid, log_start |
+//! |   5 | `Diff`            | epoch                                                |
+//! |   6 | `Trunc`           | epoch, to                                            |
+//! |   7 | `Snapshot`        | epoch, zxid, data bytes                              |
+//! |   8 | `NewLeader`       | epoch, current_epoch, zxid                           |
+//! |   9 | `AckNewLeader`    | epoch                                                |
+//! |  10 | `UpToDate`        | epoch, committed                                     |
+//! |  11 | `Proposal`        | epoch, txn.zxid, txn.payload bytes                   |
+//! |  12 | `Ack`             | epoch, zxid                                          |
+//! |  13 | `Commit`          | epoch, zxid                                          |
+//! |  14 | `Ping`            | epoch, round u64                                     |
+//! |  15 | `PingAck`         | epoch, round u64                                     |
+//! |  16 | `NewEpoch`        | epoch, new_epoch, last                               |
+//! |  17 | `AckNewEpoch`     | epoch, new_epoch                                     |
+//! |  18 | `Forward`         | epoch, id, payload bytes                             |
+//! |  19 | `Rejected` | epoch, id                                            |
+//! |  20 | `Sync`            | epoch, id                                            |
+//! |  21 | `SyncReply`       | epoch, id, zxid                                      |
+//!
+//! # Untrusted input
+//!
+//! [`decode`] treats the buffer as hostile: it never panics, checks the length
+//! prefix against the caller's limit before reserving memory for the frame,
+//! and checks every inner length against what is left of the frame before
+//! slicing. Bytes fields are zero-copy slices of the received frame.
+
+use std::error::Error;
+use std::fmt;
+
+use bytes::{Buf, BufMut, Bytes, BytesMut};
+
+use crate::message::Message;
+use crate::types::{Epoch, PeerId, RequestId, ServerState, Txn, Vote, Zxid};
+
+/// Default limit on a frame's body length: 16 MiB. Large enough for snapshot
+/// chunks and client payloads with room to spare, small enough that a corrupt
+/// or hostile length prefix cannot make a server reserve gigabytes.
+pub const FRAME_BYTES_MAX: usize = 16 * 1024 * 1024;
+
+/// Why a peer's bytes could not be decoded. Any of these means the peer is
+/// broken, incompatible or not a peer at all: the connection should be closed.
+#[derive(Clone, PartialEq, Eq, Debug)]
+pub enum CodecError {
+    /// The length prefix announces a body longer than the receiver accepts.
+    /// Nothing was consumed or reserved.
+    FrameTooLarge { len: usize, max: usize },
+    /// The frame's body is empty: there is not even a message tag.
+    EmptyFrame,
+    /// The message tag is not one this version knows.
+    UnknownTag(u8),
+    /// The frame ended inside a field: `field` needs `needed` bytes but only
+    /// `remaining` are left in the frame.
+    Truncated {
+        kind: &'static str,
+        field: &'static str,
+        needed: usize,
+        remaining: usize,
+    },
+    /// The message was complete but the frame had `extra` more bytes.
+    TrailingBytes { kind: &'static str, extra: usize },
+    /// A bool or enum field held a value outside its domain.
+    BadValue {
+        kind: &'static str,
+        field: &'static str,
+        value: u8,
+    },
+}
+
+impl fmt::Display for CodecError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            CodecError::FrameTooLarge { len, max } => write!(
+                f,
+                "peer frame of {len} bytes exceeds the limit of {max} bytes; \
+                 the peer is not speaking this protocol, or its messages \
+                 (e.g. snapshot chunks) need a larger frame limit"
+            ),
+            CodecError::EmptyFrame => write!(
+                f,
+                "peer sent an empty frame with no message tag; \
+                 the peer's encoder is broken or it is not a zab peer"
+            ),
+            CodecError::UnknownTag(tag) => write!(
+                f,
+                "peer sent unknown message tag {tag}; \
+                 it runs an incompatible version or is not a zab peer"
+            ),
+            CodecError::Truncated {
+                kind,
+                field,
+                needed,
+                remaining,
+            } => write!(
+                f,
+                "truncated {kind} message: field `{field}` needs {needed} bytes \
+                 but only {remaining} remain in the frame; \
+                 the peer runs an incompatible version or its encoder is broken"
+            ),
+            CodecError::TrailingBytes { kind, extra } => write!(
+                f,
+                "{kind} message is followed by {extra} unexpected bytes in its frame; \
+                 the peer runs an incompatible version or its encoder is broken"
+            ),
+            CodecError::BadValue { kind, field, value } => write!(
+                f,
+                "{kind} message has invalid value {value} in field `{field}`; \
+                 the peer runs an incompatible version or its encoder is broken"
+            ),
+        }
+    }
+}
+
+impl Error for CodecError {}
+
+/// Appends one frame holding `msg` to `dst`.
+///
+/// Encoding cannot fail for any message that fits in a frame; the receiver
+/// enforces its own limit, so a sender that produces large messages (snapshot
+/// chunks) must keep them under the peer's `frame_bytes_max`.
+///
+/// # Panics
+///
+/// If the body would exceed `u32::MAX` bytes (a bytes field of about 4 GiB).
+/// The length prefix cannot express that, and the shell never builds such a
+/// message, so this is a programming error rather than a runtime condition.
+pub fn encode(msg: &Message, dst: &mut impl BufMut) {
+    let len = body_len(msg);
+    dst.put_u32(len);
+    write_body(msg, &mut Writer(dst));
+}
+
+/// Encodes `msg` into a fresh, exactly-sized buffer. Convenient for the
+/// simulator and for fan-out, where one frame is cloned to many peers.
+///
+/// # Panics
+///
+/// Under the same condition as [`encode`].
+pub fn encode_to_bytes(msg: &Message) -> Bytes {
+    let len = body_len(msg);
+    let mut buf = BytesMut::with_capacity(LEN_PREFIX + len as usize);
+    buf.put_u32(len);
+    write_body(msg, &mut Writer(&mut buf));
+    buf.freeze()
+}
+
+/// Takes one message off the front of `src`, if a whole frame is buffered.
+///
+/// Returns `Ok(None)` without consuming anything while the frame is
+/// incomplete; in that case it reserves room for the rest of the frame (after
+/// checking the limit) so the transport reads it without repeated regrowth.
+/// On `Ok(Some(_))` exactly one frame has been consumed.
+///
+/// `frame_bytes_max` bounds the body length; a larger prefix is rejected with
+/// [`CodecError::FrameTooLarge`] before anything is reserved or consumed.
+/// Other errors consume the offending frame. Any error means the stream
+/// cannot be trusted and the connection should be closed.
+pub fn decode(src: &mut BytesMut, frame_bytes_max: usize) -> Result<Option<Message>, CodecError> {
+    let Some(len) = peek_body_len(src) else {
+        return Ok(None);
+    };
+    if len > frame_bytes_max {
+        return Err(CodecError::FrameTooLarge {
+            len,
+            max: frame_bytes_max,
+        });
+    }
+    // Only overflows on a 32-bit target with a limit near 4 GiB; such a
+    // frame could never be buffered there anyway.
+    let Some(frame_len) = len.checked_add(LEN_PREFIX) else {
+        return Err(CodecError::FrameTooLarge {
+            len,
+            max: frame_bytes_max,
+        });
+    };
+    if src.len() < frame_len {
+        src.reserve(frame_len - src.len());
+        return Ok(None);
+    }
+    src.advance(LEN_PREFIX);
+    let body = src.split_to(len).freeze();
+    decode_body(body).map(Some)
+}
+
+// ---------------------------------------------------------------------------
+// Tags
+// ---------------------------------------------------------------------------
+
+/// Size of the big-endian u32 body-length prefix.
+const LEN_PREFIX: usize = 4;
+
+/// Wire tags; see the table in the module documentation.
+mod tag {
+    pub const NOTIFICATION: u8 = 1;
+    pub const FOLLOWER_INFO: u8 = 2;
+    pub const LEADER_INFO: u8 = 3;
+    pub const ACK_EPOCH: u8 = 4;
+    pub const DIFF: u8 = 5;
+    pub const TRUNC: u8 = 6;
+    pub const SNAPSHOT: u8 = 7;
+    pub const NEW_LEADER: u8 = 8;
+    pub const ACK_NEW_LEADER: u8 = 9;
+    pub const UP_TO_DATE: u8 = 10;
+    pub const PROPOSAL: u8 = 11;
+    pub const ACK: u8 = 12;
+    pub const COMMIT: u8 = 13;
+    pub const PING: u8 = 14;
+    pub const PING_ACK: u8 = 15;
+    pub const NEW_EPOCH: u8 = 16;
+    pub const ACK_NEW_EPOCH: u8 = 17;
+    pub const FORWARD: u8 = 18;
+    pub const REJECTED: u8 = 19;
+    pub const SYNC: u8 = 20;
+    pub const SYNC_REPLY: u8 = 21;
+}
+
+fn tag_of(msg: &Message) -> u8 {
+    match msg {
+        Message::Notification { .. } => tag::NOTIFICATION,
+        Message::FollowerInfo { .. } => tag::FOLLOWER_INFO,
+        Message::LeaderInfo { .. } => tag::LEADER_INFO,
+        Message::AckEpoch { .. } => tag::ACK_EPOCH,
+        Message::Diff { .. } => tag::DIFF,
+        Message::Trunc { .. } => tag::TRUNC,
+        Message::Snapshot { .. } => tag::SNAPSHOT,
+        Message::NewLeader { .. } => tag::NEW_LEADER,
+        Message::AckNewLeader { .. } => tag::ACK_NEW_LEADER,
+        Message::UpToDate { .. } => tag::UP_TO_DATE,
+        Message::Proposal { .. } => tag::PROPOSAL,
+        Message::Ack { .. } => tag::ACK,
+        Message::Commit { .. } => tag::COMMIT,
+        Message::Ping { .. } => tag::PING,
+        Message::PingAck { .. } => tag::PING_ACK,
+        Message::NewEpoch { .. } => tag::NEW_EPOCH,
+        Message::AckNewEpoch { .. } => tag::ACK_NEW_EPOCH,
+        Message::Forward { .. } => tag::FORWARD,
+        Message::Rejected { .. } => tag::REJECTED,
+        Message::Sync { .. } => tag::SYNC,
+        Message::SyncReply { .. } => tag::SYNC_REPLY,
+    }
+}
+
+/// The [`Message::kind`] name for a tag, so decode errors can name the
+/// message before it exists. A test keeps the two in step.
+fn kind_of(t: u8) -> Option<&'static str> {
+    Some(match t {
+        tag::NOTIFICATION => "NOTIFICATION",
+        tag::FOLLOWER_INFO => "FOLLOWERINFO",
+        tag::LEADER_INFO => "LEADERINFO",
+        tag::ACK_EPOCH => "ACKEPOCH",
+        tag::DIFF => "DIFF",
+        tag::TRUNC => "TRUNC",
+        tag::SNAPSHOT => "SNAP",
+        tag::NEW_LEADER => "NEWLEADER",
+        tag::ACK_NEW_LEADER => "ACK(NEWLEADER)",
+        tag::UP_TO_DATE => "UPTODATE",
+        tag::PROPOSAL => "PROPOSAL",
+        tag::ACK => "ACK",
+        tag::COMMIT => "COMMIT",
+        tag::PING => "PING",
+        tag::PING_ACK => "PINGACK",
+        tag::NEW_EPOCH => "NEWEPOCH",
+        tag::ACK_NEW_EPOCH => "ACK(NEWEPOCH)",
+        tag::FORWARD => "FORWARD",
+        tag::REJECTED => "REJECTED",
+        tag::SYNC => "SYNC",
+        tag::SYNC_REPLY => "SYNC_REPLY",
+        _ => return None,
+    })
+}
+
+// ---------------------------------------------------------------------------
+// Encoding
+// ---------------------------------------------------------------------------
+
+/// Where the body goes. One body writer serves both the sizing pass and the
+/// real write, so the length prefix can never disagree with the bytes written
+/// and no intermediate buffer (no copy of a snapshot) is needed.
+trait Sink {
+    fn u8(&mut self, v: u8);
+    fn u32(&mut self, v: u32);
+    fn u64(&mut self, v: u64);
+    /// A length-prefixed bytes field.
+    fn blob(&mut self, b: &[u8]);
+}
+
+/// Counts bytes instead of writing them.
+struct Sizer(usize);
+
+impl Sink for Sizer {
+    fn u8(&mut self, _: u8) {
+        self.0 = self.0.saturating_add(1);
+    }
+    fn u32(&mut self, _: u32) {
+        self.0 = self.0.saturating_add(4);
+    }
+    fn u64(&mut self, _: u64) {
+        self.0 = self.0.saturating_add(8);
+    }
+    fn blob(&mut self, b: &[u8]) {
+        self.0 = self.0.saturating_add(4).saturating_add(b.len());
+    }
+}
+
+/// Writes into the caller's buffer. Only built after [`body_len`] has checked
+/// that the whole body, and so every field in it, fits a u32 length.
+struct Writer<'a, B: BufMut>(&'a mut B);
+
+impl<B: BufMut> Sink for Writer<'_, B> {
+    fn u8(&mut self, v: u8) {
+        self.0.put_u8(v);
+    }
+    fn u32(&mut self, v: u32) {
+        self.0.put_u32(v);
+    }
+    fn u64(&mut self, v: u64) {
+        self.0.put_u64(v);
+    }
+    fn blob(&mut self, b: &[u8]) {
+        // Cannot truncate: the body containing `b` was checked to fit a u32.
+        self.0.put_u32(b.len() as u32);
+        self.0.put_slice(b);
+    }
+}
+
+/// The body length of `msg` as its u32 prefix.
+fn body_len(msg: &Message) -> u32 {
+    let mut sizer = Sizer(0);
+    write_body(msg, &mut sizer);
+    u32::try_from(sizer.0).expect("message body exceeds u32::MAX bytes; see encode() docs")
+}
+
+fn write_body(msg: &Message, s: &mut impl Sink) {
+    s.u8(tag_of(msg));
+    match msg {
+        Message::Notification { vote, round, state } => {
+            write_vote(s, vote);
+            s.u64(*round);
+            s.u8(state_to_u8(*state));
+        }
+        Message::FollowerInfo {
+            accepted_epoch,
+            observer,
+        } => {
+            s.u32(accepted_epoch.0);
+            s.u8(u8::from(*observer));
+        }
+        Message::LeaderInfo { term, epoch } => {
+            s.u32(term.0);
+            s.u32(epoch.0);
+        }
+        Message::AckEpoch {
+            epoch,
+            fresh,
+            current_epoch,
+            last_zxid,
+            log_start,
+        } => {
+            s.u32(epoch.0);
+            s.u8(u8::from(*fresh));
+            s.u32(current_epoch.0);
+            s.u64(last_zxid.0);
+            s.u64(log_start.0);
+        }
+        Message::Diff { epoch } | Message::AckNewLeader { epoch } => s.u32(epoch.0),
+        Message::Trunc { epoch, to: zxid }
+        | Message::UpToDate {
+            epoch,
+            committed: zxid,
+        }
+        | Message::Ack { epoch, zxid }
+        | Message::Commit { epoch, zxid } => {
+            s.u32(epoch.0);
+            s.u64(zxid.0);
+        }
+        Message::Snapshot { epoch, zxid, data } => {
+            s.u32(epoch.0);
+            s.u64(zxid.0);
+            s.blob(data);
+        }
+        Message::NewLeader {
+            epoch,
+            current_epoch,
+            zxid,
+        } => {
+            s.u32(epoch.0);
+            s.u32(current_epoch.0);
+            s.u64(zxid.0);
+        }
+        Message::Proposal { epoch, txn } => {
+            s.u32(epoch.0);
+            s.u64(txn.zxid.0);
+            s.blob(&txn.payload);
+        }
+        Message::Ping { epoch, round } | Message::PingAck { epoch, round } => {
+            s.u32(epoch.0);
+            s.u64(*round);
+        }
+        Message::NewEpoch {
+            epoch,
+            new_epoch,
+            last,
+        } => {
+            s.u32(epoch.0);
+            s.u32(new_epoch.0);
+            s.u64(last.0);
+        }
+        Message::AckNewEpoch { epoch, new_epoch } => {
+            s.u32(epoch.0);
+            s.u32(new_epoch.0);
+        }
+        Message::Forward { epoch, id, payload } => {
+            s.u32(epoch.0);
+            s.u64(id.0);
+            s.blob(payload);
+        }
+        Message::Rejected { epoch, id } | Message::Sync { epoch, id } => {
+            s.u32(epoch.0);
+            s.u64(id.0);
+        }
+        Message::SyncReply { epoch, id, zxid } => {
+            s.u32(epoch.0);
+            s.u64(id.0);
+            s.u64(zxid.0);
+        }
+    }
+}
+
+fn write_vote(s: &mut impl Sink, vote: &Vote) {
+    s.u32(vote.epoch.0);
+    s.u64(vote.zxid.0);
+    s.u64(vote.leader.0);
+}
+
+fn state_to_u8(state: ServerState) -> u8 {
+    match state {
+        ServerState::Looking => 0,
+        ServerState::Following => 1,
+        ServerState::Leading => 2,
+        ServerState::Observing => 3,
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Decoding
+// ---------------------------------------------------------------------------
+
+/// The body length announced by a buffered prefix, if four bytes are there.
+/// A length that does not fit `usize` (16-bit targets) saturates, which the
+/// limit check then rejects.
+fn peek_body_len(src: &[u8]) -> Option<usize> {
+    let prefix: [u8; LEN_PREFIX] = src.get(..LEN_PREFIX)?.try_into().ok()?;
+    let len = u32::from_be_bytes(prefix);
+    Some(usize::try_from(len).unwrap_or(usize::MAX))
+}
+
+fn decode_body(mut body: Bytes) -> Result<Message, CodecError> {
+    if body.is_empty() {
+        return Err(CodecError::EmptyFrame);
+    }
+    let t = body.get_u8();
+    let kind = kind_of(t).ok_or(CodecError::UnknownTag(t))?;
+    let mut r = Reader { buf: body, kind };
+    let msg = decode_fields(t, &mut r)?;
+    r.finish()?;
+    Ok(msg)
+}
+
+/// Reads the fields of the message with tag `t`. Struct-literal fields are
+/// evaluated in source order, which is the wire order.
+fn decode_fields(t: u8, r: &mut Reader) -> Result<Message, CodecError> {
+    Ok(match t {
+        tag::NOTIFICATION => Message::Notification {
+            vote: r.vote()?,
+            round: r.u64("round")?,
+            state: r.state("state")?,
+        },
+        tag::FOLLOWER_INFO => Message::FollowerInfo {
+            accepted_epoch: r.epoch("accepted_epoch")?,
+            observer: r.bool("observer")?,
+        },
+        tag::LEADER_INFO => Message::LeaderInfo {
+            term: r.epoch("term")?,
+            epoch: r.epoch("epoch")?,
+        },
+        tag::ACK_EPOCH => Message::AckEpoch {
+            epoch: r.epoch("epoch")?,
+            fresh: r.bool("fresh")?,
+            current_epoch: r.epoch("current_epoch")?,
+            last_zxid: r.zxid("last_zxid")?,
+            log_start: r.zxid("log_start")?,
+        },
+        tag::DIFF => Message::Diff {
+            epoch: r.epoch("epoch")?,
+        },
+        tag::TRUNC => Message::Trunc {
+            epoch: r.epoch("epoch")?,
+            to: r.zxid("to")?,
+        },
+        tag::SNAPSHOT => Message::Snapshot {
+            epoch: r.epoch("epoch")?,
+            zxid: r.zxid("zxid")?,
+            data: r.blob("data")?,
+        },
+        tag::NEW_LEADER => Message::NewLeader {
+            epoch: r.epoch("epoch")?,
+            current_epoch: r.epoch("current_epoch")?,
+            zxid: r.zxid("zxid")?,
+        },
+        tag::ACK_NEW_LEADER => Message::AckNewLeader {
+            epoch: r.epoch("epoch")?,
+        },
+        tag::UP_TO_DATE => Message::UpToDate {
+            epoch: r.epoch("epoch")?,
+            committed: r.zxid("committed")?,
+        },
+        tag::PROPOSAL => Message::Proposal {
+            epoch: r.epoch("epoch")?,
+            txn: Txn {
+                zxid: r.zxid("txn.zxid")?,
+                payload: r.blob("txn.payload")?,
+            },
+        },
+        tag::ACK => Message::Ack {
+            epoch: r.epoch("epoch")?,
+            zxid: r.zxid("zxid")?,
+        },
+        tag::COMMIT => Message::Commit {
+            epoch: r.epoch("epoch")?,
+            zxid: r.zxid("zxid")?,
+        },
+        tag::PING => Message::Ping {
+            epoch: r.epoch("epoch")?,
+            round: r.u64("round")?,
+        },
+        tag::PING_ACK => Message::PingAck {
+            epoch: r.epoch("epoch")?,
+            round: r.u64("round")?,
+        },
+        tag::NEW_EPOCH => Message::NewEpoch {
+            epoch: r.epoch("epoch")?,
+            new_epoch: r.epoch("new_epoch")?,
+            last: r.zxid("last")?,
+        },
+        tag::ACK_NEW_EPOCH => Message::AckNewEpoch {
+            epoch: r.epoch("epoch")?,
+            new_epoch: r.epoch("new_epoch")?,
+        },
+        tag::FORWARD => Message::Forward {
+            epoch: r.epoch("epoch")?,
+            id: r.request_id("id")?,
+            payload: r.blob("payload")?,
+        },
+        tag::REJECTED => Message::Rejected {
+            epoch: r.epoch("epoch")?,
+            id: r.request_id("id")?,
+        },
+        tag::SYNC => Message::Sync {
+            epoch: r.epoch("epoch")?,
+            id: r.request_id("id")?,
+        },
+        tag::SYNC_REPLY => Message::SyncReply {
+            epoch: r.epoch("epoch")?,
+            id: r.request_id("id")?,
+            zxid: r.zxid("zxid")?,
+        },
+        // kind_of() already accepted the tag, so this is unreachable; an error
+        // rather than a panic keeps decode panic-free if the two ever diverge.
+        other => return Err(CodecError::UnknownTag(other)),
+    })
+}
+
+/// A bounds-checked cursor over one frame's body. Every read checks the
+/// remaining length first, so the panicking `Buf` getters are never reached
+/// with too few bytes.
+struct Reader {
+    buf: Bytes,
+    kind: &'static str,
+}
+
+impl Reader {
+    fn need(&self, needed: usize, field: &'static str) -> Result<(), CodecError> {
+        let remaining = self.buf.remaining();
+        if remaining < needed {
+            return Err(CodecError::Truncated {
+                kind: self.kind,
+                field,
+                needed,
+                remaining,
+            });
+        }
+        Ok(())
+    }
+
+    fn u8(&mut self, field: &'static str) -> Result<u8, CodecError> {
+        self.need(1, field)?;
+        Ok(self.buf.get_u8())
+    }
+
+    fn u32(&mut self, field: &'static str) -> Result<u32, CodecError> {
+        self.need(4, field)?;
+        Ok(self.buf.get_u32())
+    }
+
+    fn u64(&mut self, field: &'static str) -> Result<u64, CodecError> {
+        self.need(8, field)?;
+        Ok(self.buf.get_u64())
+    }
+
+    fn epoch(&mut self, field: &'static str) -> Result<Epoch, CodecError> {
+        self.u32(field).map(Epoch)
+    }
+
+    fn zxid(&mut self, field: &'static str) -> Result<Zxid, CodecError> {
+        self.u64(field).map(Zxid)
+    }
+
+    fn request_id(&mut self, field: &'static str) -> Result<RequestId, CodecError> {
+        self.u64(field).map(RequestId)
+    }
+
+    fn vote(&mut self) -> Result<Vote, CodecError> {
+        Ok(Vote {
+            epoch: self.epoch("vote.epoch")?,
+            zxid: self.zxid("vote.zxid")?,
+            leader: PeerId(self.u64("vote.leader")?),
+        })
+    }
+
+    fn bool(&mut self, field: &'static str) -> Result<bool, CodecError> {
+        match self.u8(field)? {
+            0 => Ok(false),
+            1 => Ok(true),
+            value => Err(self.bad_value(field, value)),
+        }
+    }
+
+    fn state(&mut self, field: &'static str) -> Result<ServerState, CodecError> {
+        match self.u8(field)? {
+            0 => Ok(ServerState::Looking),
+            1 => Ok(ServerState::Following),
+            2 => Ok(ServerState::Leading),
+            3 => Ok(ServerState::Observing),
+            value => Err(self.bad_value(field, value)),
+        }
+    }
+
+    /// A length-prefixed bytes field, sliced from the frame without copying.
+    /// The inner length is checked against the rest of the frame first.
+    fn blob(&mut self, field: &'static str) -> Result<Bytes, CodecError> {
+        let len = self.u32(field)?;
+        let len = usize::try_from(len).unwrap_or(usize::MAX);
+        self.need(len, field)?;
+        Ok(self.buf.split_to(len))
+    }
+
+    fn bad_value(&self, field: &'static str, value: u8) -> CodecError {
+        CodecError::BadValue {
+            kind: self.kind,
+            field,
+            value,
+        }
+    }
+
+    fn finish(self) -> Result<(), CodecError> {
+        match self.buf.remaining() {
+            0 => Ok(()),
+            extra => Err(CodecError::TrailingBytes {
+                kind: self.kind,
+                extra,
+            }),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn v(epoch: u32, counter: u32, leader: u64) -> Vote {
+        Vote {
+            epoch: Epoch(epoch),
+            zxid: Zxid::new(Epoch(epoch), counter),
+            leader: PeerId(leader),
+        }
+    }
+
+    /// One or more instances of every variant, in declaration order, with
+    /// extreme values so byte order and width mistakes show up.
+    fn samples() -> Vec<Message> {
+        let z = Zxid::new(Epoch(7), 42);
+        vec![
+            Message::Notification {
+                vote: v(3, 9, 2),
+                round: u64::MAX,
+                state: ServerState::Looking,
+            },
+            Message::Notification {
+                vote: v(u32::MAX, u32::MAX, u64::MAX),
+                round: 0,
+                state: ServerState::Following,
+            },
+            Message::Notification {
+                vote: v(1, 1, 1),
+                round: 5,
+                state: ServerState::Leading,
+            },
+            Message::Notification {
+                vote: v(0, 0, 0),
+                round: 1,
+                state: ServerState::Observing,
+            },
+            Message::FollowerInfo {
+                accepted_epoch: Epoch(4),
+                observer: false,
+            },
+            Message::FollowerInfo {
+                accepted_epoch: Epoch(u32::MAX),
+                observer: true,
+            },
+            Message::LeaderInfo {
+                term: Epoch(5),
+                epoch: Epoch(6),
+            },
+            Message::AckEpoch {
+                epoch: Epoch(6),
+                fresh: true,
+                current_epoch: Epoch(5),
+                last_zxid: z,
+                log_start: Zxid(0x0102_0304_0506_0708),
+            },
+            Message::AckEpoch {
+                epoch: Epoch(6),
+                fresh: false,
+                current_epoch: Epoch(0),
+                last_zxid: Zxid::ZERO,
+                log_start: Zxid::ZERO,
+            },
+            Message::Diff { epoch: Epoch(6) },
+            Message::Trunc {
+                epoch: Epoch(6),
+                to: z,
+            },
+            Message::Snapshot {
+                epoch: Epoch(6),
+                zxid: z,
+                data: Bytes::from_static(b"snapshot-bytes\x00\xff"),
+            },
+            Message::Snapshot {
+                epoch: Epoch(6),
+                zxid: Zxid::ZERO,
+                data: Bytes::new(),
+            },
+            Message::NewLeader {
+                epoch: Epoch(6),
+                current_epoch: Epoch(6),
+                zxid: z,
+            },
+            Message::AckNewLeader { epoch: Epoch(6) },
+            Message::UpToDate {
+                epoch: Epoch(6),
+                committed: z,
+            },
+            Message::Proposal {
+                epoch: Epoch(6),
+                txn: Txn {
+                    zxid: z,
+                    payload: Bytes::from(vec![0xAB; 300]),
+                },
+            },
+            Message::Proposal {
+                epoch: Epoch(6),
+                txn: Txn {
+                    zxid: z,
+                    payload: Bytes::new(),
+                },
+            },
+            Message::Ack {
+                epoch: Epoch(6),
+                zxid: z,
+            },
+            Message::Commit {
+                epoch: Epoch(6),
+                zxid: z,
+            },
+            Message::Ping {
+                epoch: Epoch(6),
+                round: 77,
+            },
+            Message::PingAck {
+                epoch: Epoch(6),
+                round: 77,
+            },
+            Message::NewEpoch {
+                epoch: Epoch(6),
+                new_epoch: Epoch(7),
+                last: Zxid::new(Epoch(6), u32::MAX),
+            },
+            Message::AckNewEpoch {
+                epoch: Epoch(6),
+                new_epoch: Epoch(7),
+            },
+            Message::Forward {
+                epoch: Epoch(6),
+                id: RequestId(99),
+                payload: Bytes::from_static(b"create /a"),
+            },
+            Message::Rejected {
+                epoch: Epoch(6),
+                id: RequestId(99),
+            },
+            Message::Sync {
+                epoch: Epoch(6),
+                id: RequestId(u64::MAX),
+            },
+            Message::SyncReply {
+                epoch: Epoch(6),
+                id: RequestId(100),
+                zxid: z,
+            },
+        ]
+    }
+
+    /// A proposal with a non-empty payload.
+    fn proposal() -> Message {
+        samples()
+            .into_iter()
+            .find(|m| matches!(m, Message::Proposal { txn, .. } if !txn.payload.is_empty()))
+            .expect("samples include a proposal with a payload")
+    }
+
+    fn buf_of(bytes: &[u8]) -> BytesMut {
+        BytesMut::from(bytes)
+    }
+
+    /// Builds a frame with a correct length prefix around `body`.
+    fn frame(body: &[u8]) -> BytesMut {
+        let mut b = BytesMut::new();
+        b.put_u32(u32::try_from(body.len()).expect("test bodies are small"));
+        b.put_slice(body);
+        b
+    }
+
+    fn decode_one(bytes: &[u8]) -> Result<Option<Message>, CodecError> {
+        decode(&mut buf_of(bytes), FRAME_BYTES_MAX)
+    }
+
+    #[test]
+    fn samples_cover_every_tag_in_declaration_order() {
+        let mut tags: Vec<u8> = samples().iter().map(tag_of).collect();
+        tags.dedup();
+        assert_eq!(tags, (1..=21).collect::<Vec<u8>>());
+    }
+
+    #[test]
+    fn tag_names_match_message_kind() {
+        for msg in samples() {
+            assert_eq!(kind_of(tag_of(&msg)), Some(msg.kind()));
+        }
+        assert_eq!(kind_of(0), None);
+        assert_eq!(kind_of(22), None);
+    }
+
+    #[test]
+    fn round_trip_every_variant() {
+        for msg in samples() {
+            let mut buf = BytesMut::new();
+            encode(&msg, &mut buf);
+            assert_eq!(&buf[..], &encode_to_bytes(&msg)[..], "{msg:?}");
+            let decoded = decode(&mut buf, FRAME_BYTES_MAX);
+            assert_eq!(decoded, Ok(Some(msg.clone())));
+            assert!(buf.is_empty(), "{msg:?} left bytes behind");
+        }
+    }
+
+    #[test]
+    fn wire_format_is_pinned() {
+        let ping = Message::Ping {
+            epoch: Epoch(1),
+            round: 2,
+        };
+        let expected: &[u8] = &[0, 0, 0, 13, 14, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 2];
+        assert_eq!(&encode_to_bytes(&ping)[..], expected);
+
+        let fwd = Message::Forward {
+            epoch: Epoch(0x0102_0304),
+            id: RequestId(5),
+            payload: Bytes::from_static(b"xy"),
+        };
+        let expected: &[u8] = &[
+            0, 0, 0, 19, 18, 1, 2, 3, 4, 0, 0, 0, 0, 0, 0, 0, 5, 0, 0, 0, 2, b'x', b'y',
+        ];
+        assert_eq!(&encode_to_bytes(&fwd)[..], expected);
+    }
+
+    #[test]
+    fn bytes_fields_are_slices_of_the_frame() {
+        let mut buf = BytesMut::from(&encode_to_bytes(&proposal())[..]);
+        let start = buf.as_ptr() as usize;
+        let end = start + buf.len();
+        let Ok(Some(Message::Proposal { txn, .. })) = decode(&mut buf, FRAME_BYTES_MAX) else {
+            panic!("expected a proposal");
+        };
+        let p = txn.payload.as_ptr() as usize;
+        assert!(
+            p >= start && p + txn.payload.len() <= end,
+            "payload was copied"
+        );
+    }
+
+    #[test]
+    fn byte_by_byte_feeding_yields_none_until_complete() {
+        for msg in samples() {
+            let wire = encode_to_bytes(&msg);
+            let mut buf = BytesMut::new();
+            for (i, byte) in wire.iter().enumerate() {
+                buf.put_u8(*byte);
+                let got = decode(&mut buf, FRAME_BYTES_MAX);
+                if i + 1 < wire.len() {
+                    assert_eq!(got, Ok(None), "{msg:?} at {i}");
+                    assert_eq!(buf.len(), i + 1, "incomplete frame was consumed");
+                } else {
+                    assert_eq!(got, Ok(Some(msg.clone())));
+                }
+            }
+            assert!(buf.is_empty());
+        }
+    }
+
+    #[test]
+    fn frames_back_to_back() {
+        let all = samples();
+        let mut buf = BytesMut::new();
+        for msg in &all {
+            encode(msg, &mut buf);
+        }
+        for msg in &all {
+            assert_eq!(decode(&mut buf, FRAME_BYTES_MAX), Ok(Some(msg.clone())));
+        }
+        assert_eq!(decode(&mut buf, FRAME_BYTES_MAX), Ok(None));
+        assert!(buf.is_empty());
+    }
+
+    #[test]
+    fn oversized_length_rejected_before_reserving() {
+        let mut buf = buf_of(&u32::MAX.to_be_bytes());
+        let capacity = buf.capacity();
+        let got = decode(&mut buf, FRAME_BYTES_MAX);
+        assert_eq!(
+            got,
+            Err(CodecError::FrameTooLarge {
+                len: u32::MAX as usize,
+                max: FRAME_BYTES_MAX
+            })
+        );
+        assert_eq!(buf.capacity(), capacity, "reserved for a rejected frame");
+        assert_eq!(buf.len(), 4, "rejected frame was consumed");
+    }
+
+    #[test]
+    fn limit_is_inclusive_and_counts_the_body_only() {
+        let wire = encode_to_bytes(&Message::Diff { epoch: Epoch(1) });
+        let body_len = wire.len() - LEN_PREFIX;
+        assert!(decode(&mut buf_of(&wire), body_len).is_ok_and(|m| m.is_some()));
+        assert_eq!(
+            decode(&mut buf_of(&wire), body_len - 1),
+            Err(CodecError::FrameTooLarge {
+                len: body_len,
+                max: body_len - 1
+            })
+        );
+    }
+
+    #[test]
+    fn incomplete_frame_reserves_room_for_the_rest() {
+        let wire = encode_to_bytes(&proposal());
+        let mut buf = buf_of(&wire[..6]);
+        assert_eq!(decode(&mut buf, FRAME_BYTES_MAX), Ok(None));
+        assert!(buf.capacity() >= wire.len());
+    }
+
+    #[test]
+    fn empty_frame_and_unknown_tags() {
+        assert_eq!(decode_one(&frame(&[])), Err(CodecError::EmptyFrame));
+        for t in [0u8, 22, 200, 255] {
+            assert_eq!(decode_one(&frame(&[t])), Err(CodecError::UnknownTag(t)));
+        }
+    }
+
+    #[test]
+    fn every_cut_point_is_incomplete_and_consumes_nothing() {
+        for msg in samples() {
+            let wire = encode_to_bytes(&msg);
+            for cut in 0..wire.len() {
+                let mut buf = buf_of(&wire[..cut]);
+                assert_eq!(decode(&mut buf, FRAME_BYTES_MAX), Ok(None));
+                assert_eq!(buf.len(), cut);
+            }
+        }
+    }
+
+    #[test]
+    fn every_truncated_body_is_an_error() {
+        for msg in samples() {
+            let wire = encode_to_bytes(&msg);
+            let body = &wire[LEN_PREFIX..];
+            for cut in 0..body.len() {
+                let mut buf = frame(&body[..cut]);
+                let got = decode(&mut buf, FRAME_BYTES_MAX);
+                assert!(
+                    matches!(
+                        got,
+                        Err(CodecError::Truncated { .. } | CodecError::EmptyFrame)
+                    ),
+                    "{msg:?} cut at {cut}: {got:?}"
+                );
+                assert!(buf.is_empty(), "bad frame was not consumed");
+            }
+        }
+    }
+
+    #[test]
+    fn inner_length_beyond_frame_is_truncated() {
+        // A FORWARD claiming a 4 GiB payload inside a 21-byte body.
+        let mut body = vec![tag::FORWARD, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 1];
+        body.extend_from_slice(&u32::MAX.to_be_bytes());
+        body.extend_from_slice(b"abcd");
+        assert_eq!(
+            decode_one(&frame(&body)),
+            Err(CodecError::Truncated {
+                kind: "FORWARD",
+                field: "payload",
+                needed: u32::MAX as usize,
+                remaining: 4
+            })
+        );
+    }
+
+    #[test]
+    fn trailing_bytes_are_rejected() {
+        for msg in samples() {
+            let wire = encode_to_bytes(&msg);
+            let mut body = wire[LEN_PREFIX..].to_vec();
+            body.extend_from_slice(&[0, 0]);
+            assert_eq!(
+                decode_one(&frame(&body)),
+                Err(CodecError::TrailingBytes {
+                    kind: msg.kind(),
+                    extra: 2
+                })
+            );
+        }
+    }
+
+    #[test]
+    fn bad_bool_and_state_are_rejected() {
+        let info = Message::FollowerInfo {
+            accepted_epoch: Epoch(1),
+            observer: true,
+        };
+        let mut wire = encode_to_bytes(&info).to_vec();
+        *wire.last_mut().expect("non-empty") = 2;
+        assert_eq!(
+            decode_one(&wire),
+            Err(CodecError::BadValue {
+                kind: "FOLLOWERINFO",
+                field: "observer",
+                value: 2
+            })
+        );
+
+        let note = &samples()[0];
+        let mut wire = encode_to_bytes(note).to_vec();
+        *wire.last_mut().expect("non-empty") = 4;
+        assert_eq!(
+            decode_one(&wire),
+            Err(CodecError::BadValue {
+                kind: "NOTIFICATION",
+                field: "state",
+                value: 4
+            })
+        );
+    }
+
+    #[test]
+    fn errors_explain_themselves() {
+        let errors = [
+            CodecError::FrameTooLarge { len: 10, max: 5 },
+            CodecError::EmptyFrame,
+            CodecError::UnknownTag(99),
+            CodecError::Truncated {
+                kind: "PING",
+                field: "round",
+                needed: 8,
+                remaining: 3,
+            },
+            CodecError::TrailingBytes {
+                kind: "PING",
+                extra: 1,
+            },
+            CodecError::BadValue {
+                kind: "NOTIFICATION",
+                field: "state",
+                value: 9,
+            },
+        ];
+        for e in errors {
+            let text = e.to_string();
+            assert!(text.contains("peer"), "{text}");
+            let _: &dyn Error = &e;
+        }
+    }
+
+    /// Marsaglia's xorshift64: deterministic, dependency-free test randomness.
+    struct XorShift(u64);
+
+    impl XorShift {
+        fn next(&mut self) -> u64 {
+            let mut x = self.0;
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            self.0 = x;
+            x
+        }
+
+        fn below(&mut self, n: usize) -> usize {
+            (self.next() % n as u64) as usize
+        }
+
+        fn bytes(&mut self, len: usize) -> Vec<u8> {
+            (0..len).map(|_| self.next() as u8).collect()
+        }
+    }
+
+    /// Decodes everything in `bytes` until it needs more input or fails,
+    /// checking that whatever decodes is canonical: re-encoding a decoded
+    /// message reproduces exactly the frame it came from.
+    fn drain(bytes: &[u8], max: usize) {
+        let mut buf = buf_of(bytes);
+        loop {
+            let before = buf.clone();
+            match decode(&mut buf, max) {
+                Ok(Some(msg)) => {
+                    let used = before.len() - buf.len();
+                    assert_eq!(&encode_to_bytes(&msg)[..], &before[..used]);
+                }
+                Ok(None) => {
+                    assert_eq!(buf, before, "Ok(None) consumed input");
+                    return;
+                }
+                Err(_) => return,
+            }
+        }
+    }
+
+    #[test]
+    fn fuzz_random_and_mutated_input_never_panics() {
+        let mut rng = XorShift(0x9E37_79B9_7F4A_7C15);
+        let valid = samples();
+        let maxes = [0, 1, 16, 64, FRAME_BYTES_MAX];
+        for i in 0..20_000 {
+            let max = maxes[rng.below(maxes.len())];
+            // Raw noise: mostly exercises the length prefix.
+            let len = rng.below(64);
+            drain(&rng.bytes(len), max);
+
+            // Noise with a plausible prefix and tag: exercises field parsing.
+            let body_len = rng.below(48);
+            let mut body = rng.bytes(body_len);
+            if let Some(first) = body.first_mut() {
+                *first = rng.below(23) as u8;
+            }
+            drain(&frame(&body), FRAME_BYTES_MAX);
+
+            // Mutations of valid back-to-back frames.
+            let mut wire = BytesMut::new();
+            for _ in 0..1 + rng.below(3) {
+                encode(&valid[rng.below(valid.len())], &mut wire);
+            }
+            let mut wire = wire.to_vec();
+            for _ in 0..1 + rng.below(4) {
+                match rng.below(4) {
+                    0 => {
+                        let at = rng.below(wire.len());
+                        wire[at] ^= 1 << rng.below(8);
+                    }
+                    1 => {
+                        let at = rng.below(wire.len());
+                        wire[at] = rng.next() as u8;
+                    }
+                    2 => wire.truncate(rng.below(wire.len() + 1).max(1)),
+                    _ => {
+                        let at = rng.below(wire.len() + 1);
+                        wire.insert(at, rng.next() as u8);
+                    }
+                }
+            }
+            drain(&wire, if i % 2 == 0 { FRAME_BYTES_MAX } else { max });
+        }
+    }
+}
