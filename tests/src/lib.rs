@@ -1,1 +1,63 @@
-//! Simulator.
+//! Test support for zab-core: a deterministic simulator and the invariants it
+//! checks. The tests live in `tests/tests/`; the campaign runner is `src/bin/sim.rs`.
+
+pub mod invariants;
+pub mod sim;
+
+use zab_core::Defects;
+
+use sim::{Report, SimConfig, Simulation};
+
+/// The deliberately broken rules the simulator must catch, by name.
+pub const DEFECTS: &[&str] = &[
+    "ack_newleader_before_durable",
+    "commit_without_quorum",
+    "vote_with_applied_zxid",
+    "sync_without_quorum",
+    "skip_trunc",
+];
+
+/// The defect switch called `name`, if there is one.
+pub fn defect(name: &str) -> Option<Defects> {
+    let mut d = Defects::default();
+    match name {
+        "ack_newleader_before_durable" => d.ack_newleader_before_durable = true,
+        "commit_without_quorum" => d.commit_without_quorum = true,
+        "vote_with_applied_zxid" => d.vote_with_applied_zxid = true,
+        "sync_without_quorum" => d.sync_without_quorum = true,
+        "skip_trunc" => d.skip_trunc = true,
+        _ => return None,
+    }
+    Some(d)
+}
+
+/// Runs one seed with the given cluster sizes, chaos length and defect.
+pub fn run_seed(seed: u64, sizes: &[usize], chaos_ms: u64, defects: Defects) -> Report {
+    let mut cfg = SimConfig::from_seed(seed, sizes);
+    cfg.trace = std::env::var_os("SIM_TRACE").is_some();
+    cfg.chaos_ms = chaos_ms;
+    cfg.defects = defects;
+    Simulation::new(cfg).run()
+}
+
+/// Runs `seeds` on all cores; returns the reports in seed order.
+pub fn run_seeds(seeds: std::ops::Range<u64>, sizes: &[usize], chaos_ms: u64, defects: Defects) -> Vec<Report> {
+    let workers = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let next = std::sync::atomic::AtomicU64::new(seeds.start);
+    let reports = std::sync::Mutex::new(Vec::new());
+    std::thread::scope(|s| {
+        for _ in 0..workers {
+            s.spawn(|| loop {
+                let seed = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                if seed >= seeds.end {
+                    break;
+                }
+                let report = run_seed(seed, sizes, chaos_ms, defects);
+                reports.lock().expect("no worker panics while holding the lock").push(report);
+            });
+        }
+    });
+    let mut reports = reports.into_inner().expect("workers finished");
+    reports.sort_by_key(|r| r.seed);
+    reports
+}

@@ -47,7 +47,7 @@
 //! |   8 | `NewLeader`       | epoch, current_epoch, zxid                           |
 //! |   9 | `AckNewLeader`    | epoch                                                |
 //! |  10 | `UpToDate`        | epoch, committed                                     |
-//! |  11 | `Proposal`        | epoch, txn.zxid, txn.payload bytes                   |
+//! |  11 | `Proposal`        | epoch, prev, txn.zxid, txn.payload bytes             |
 //! |  12 | `Ack`             | epoch, zxid                                          |
 //! |  13 | `Commit`          | epoch, zxid                                          |
 //! |  14 | `Ping`            | epoch, round u64                                     |
@@ -428,8 +428,9 @@ fn write_body(msg: &Message, s: &mut impl Sink) {
             s.u32(current_epoch.0);
             s.u64(zxid.0);
         }
-        Message::Proposal { epoch, txn } => {
+        Message::Proposal { epoch, prev, txn } => {
             s.u32(epoch.0);
+            s.u64(prev.0);
             s.u64(txn.zxid.0);
             s.blob(&txn.payload);
         }
@@ -557,6 +558,7 @@ fn decode_fields(t: u8, r: &mut Reader) -> Result<Message, CodecError> {
         },
         tag::PROPOSAL => Message::Proposal {
             epoch: r.epoch("epoch")?,
+            prev: r.zxid("prev")?,
             txn: Txn {
                 zxid: r.zxid("txn.zxid")?,
                 payload: r.blob("txn.payload")?,
@@ -804,6 +806,7 @@ mod tests {
             },
             Message::Proposal {
                 epoch: Epoch(6),
+                prev: Zxid(0x0000_0006_0000_0001),
                 txn: Txn {
                     zxid: z,
                     payload: Bytes::from(vec![0xAB; 300]),
@@ -811,6 +814,7 @@ mod tests {
             },
             Message::Proposal {
                 epoch: Epoch(6),
+                prev: Zxid(0x0000_0006_0000_0001),
                 txn: Txn {
                     zxid: z,
                     payload: Bytes::new(),

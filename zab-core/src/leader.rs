@@ -594,6 +594,7 @@ impl Leader {
         let zxid = Zxid::new(self.epoch, self.next_counter);
         self.next_counter += 1;
         let txn = Txn { zxid, payload };
+        let prev = ctx.history.last();
         if let Err(gap) = ctx.append(txn.clone()) {
             // Our own numbering cannot leave gaps; this is a bug, not input.
             panic!("leader produced a gap: {gap}");
@@ -606,6 +607,7 @@ impl Leader {
                     *peer,
                     Message::Proposal {
                         epoch: term,
+                        prev,
                         txn: txn.clone(),
                     },
                 );

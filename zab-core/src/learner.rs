@@ -262,8 +262,8 @@ impl Learner {
             Message::Diff { .. } if in_sync => Next::Stay,
             Message::Trunc { to, .. } if in_sync => self.on_trunc(ctx, to),
             Message::Snapshot { zxid, data, .. } if in_sync => self.on_snapshot(ctx, zxid, data),
-            Message::Proposal { txn, .. } if in_sync || past_newleader => {
-                self.on_proposal(ctx, txn)
+            Message::Proposal { prev, txn, .. } if in_sync || past_newleader => {
+                self.on_proposal(ctx, prev, txn)
             }
             Message::NewLeader {
                 current_epoch,
@@ -352,11 +352,16 @@ impl Learner {
         Next::Stay
     }
 
-    fn on_proposal(&mut self, ctx: &mut Ctx, txn: Txn) -> Next {
+    fn on_proposal(&mut self, ctx: &mut Ctx, prev: Zxid, txn: Txn) -> Next {
         if txn.zxid <= ctx.history.last() && ctx.history.contains(txn.zxid) {
             // A duplicate of what we hold: harmless.
             ctx.stats.dropped += 1;
             return Next::Stay;
+        }
+        if prev != ctx.history.last() {
+            warn!(node = %ctx.id(), prev = %prev, last = %ctx.history.last(), "proposal does not extend our history");
+            ctx.stats.protocol_errors += 1;
+            return Next::Looking("proposal does not extend our history");
         }
         match ctx.append(txn) {
             Ok(_) => Next::Stay,

@@ -83,10 +83,10 @@ pub enum Message {
 
     // ---- broadcast ----
     /// A transaction; during synchronization, part of the DIFF stream.
-    Proposal {
-        epoch: Epoch,
-        txn: Txn,
-    },
+    /// `prev` is the zxid right before it in the leader's history: a learner
+    /// appends only onto exactly that zxid, so a lost, reordered or stale
+    /// message can never splice two branches of history together.
+    Proposal { epoch: Epoch, prev: Zxid, txn: Txn },
     /// Learner → leader: every proposal through `zxid` is durable here (cumulative).
     Ack {
         epoch: Epoch,

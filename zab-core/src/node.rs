@@ -47,7 +47,8 @@ pub enum Action {
     Send { to: PeerId, msg: Message },
     /// Make `op` durable, in `seq` order, then report [`Input::Persisted`].
     Persist { seq: PersistSeq, op: PersistOp },
-    /// Stream `Proposal { epoch, txn }` for every logged txn in `(after, through]` to `to`.
+    /// Stream `Proposal { epoch, prev, txn }` for every logged txn in
+    /// `(after, through]` to `to`, `prev` being the zxid before each.
     SendDiff {
         to: PeerId,
         epoch: Epoch,
@@ -415,6 +416,16 @@ impl Node {
 
     pub fn delivered(&self) -> Zxid {
         self.ctx.delivered
+    }
+
+    /// The latest acceptedEpoch written (durable or not).
+    pub fn accepted_epoch(&self) -> Epoch {
+        self.ctx.accepted_epoch
+    }
+
+    /// The latest currentEpoch written (durable or not).
+    pub fn current_epoch(&self) -> Epoch {
+        self.ctx.current_epoch
     }
 
     pub fn stats(&self) -> Stats {
