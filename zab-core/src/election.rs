@@ -113,8 +113,10 @@ impl Election {
             return Next::Stay;
         }
         if round < ctx.round {
-            // A straggler from an older round: bring it up to date.
-            if let Some(mine) = self.vote {
+            // A straggler from an older round: bring it up to date. Observers
+            // only listen: their rounds are their own, and answering would
+            // start an endless exchange with a voter in a lower round.
+            if let (Some(mine), true) = (self.vote, ctx.is_voter(ctx.id())) {
                 self.notify(ctx, from, mine);
             }
             return Next::Stay;

@@ -185,8 +185,13 @@ impl Leader {
 
     pub(crate) fn on_peer_down(&mut self, _ctx: &mut Ctx, peer: PeerId) -> Next {
         // It will reconnect with FOLLOWERINFO; whatever we sent it may be lost.
-        self.learners.remove(&peer);
+        self.forget(peer);
         Next::Stay
+    }
+
+    /// Stops counting `peer` as a learner until it sends FOLLOWERINFO again.
+    pub(crate) fn forget(&mut self, peer: PeerId) {
+        self.learners.remove(&peer);
     }
 
     pub(crate) fn on_persisted(&mut self, ctx: &mut Ctx) -> Next {

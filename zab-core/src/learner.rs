@@ -363,6 +363,12 @@ impl Learner {
             ctx.stats.protocol_errors += 1;
             return Next::Looking("proposal does not extend our history");
         }
+        if txn.zxid.epoch() > ctx.accepted_epoch {
+            // A sync stream can carry zxids from an epoch the leader bumped to
+            // after our LEADERINFO. Keep "acceptedEpoch covers every logged
+            // zxid" true on disk, which restore checks.
+            ctx.write_accepted_epoch(txn.zxid.epoch());
+        }
         match ctx.append(txn) {
             Ok(_) => Next::Stay,
             Err(gap) => {

@@ -499,6 +499,10 @@ impl Node {
                 // Our leader is electing again: it has given up this reign.
                 return Next::Looking("leader is looking");
             }
+            if let RoleState::Leading(l) = &mut self.role {
+                // A learner that is electing no longer follows us.
+                l.forget(from);
+            }
             self.ctx.send(
                 from,
                 Message::Notification {

@@ -1,18 +1,18 @@
-//! Every write acknowledged to a client is in the history of every later
-//! leader: nothing acknowledged is ever lost.
+//! Every write acknowledged to a client is in the history of the leader of
+//! every later epoch: nothing acknowledged is ever lost.
 
-use zab_core::PeerId;
+use zab_core::{Epoch, PeerId};
 
 use super::{fail, Check, Ghost};
 use crate::sim::disk::Image;
 
-pub fn on_established(ghost: &Ghost, leader: PeerId, history: &Image) -> Check {
-    for &(write, zxid) in &ghost.acked_writes {
+pub fn on_established(ghost: &Ghost, leader: PeerId, epoch: Epoch, history: &Image) -> Check {
+    for &(write, zxid) in ghost.acked_writes.iter().filter(|(_, z)| z.epoch() < epoch) {
         let in_snapshot = zxid <= history.snapshot.zxid;
         if !in_snapshot && history.position(zxid).is_err() {
             return fail(
                 "acked_writes_survive",
-                format!("{leader:?} leads without acknowledged write #{write} ({zxid})"),
+                format!("{leader:?} leads epoch {epoch} without acknowledged write #{write} ({zxid})"),
             );
         }
     }

@@ -204,8 +204,13 @@ pub struct Simulation {
     next_write: u64,
     healed: bool,
     probes: BTreeSet<Probe>,
+    events: u64,
     report: Report,
 }
+
+/// A run that needs more events than this is livelocked (a message storm);
+/// a healthy 150 s run needs well under a million.
+const EVENTS_MAX: u64 = 20_000_000;
 
 impl Simulation {
     pub fn new(cfg: SimConfig) -> Simulation {
@@ -249,6 +254,7 @@ impl Simulation {
             next_write: 1,
             healed: false,
             probes: BTreeSet::new(),
+            events: 0,
             report: Report {
                 seed: cfg.seed,
                 ..Report::default()
@@ -294,6 +300,12 @@ impl Simulation {
                 _ => break,
             }
             let Some(s) = self.queue.pop() else { break };
+            self.events += 1;
+            if self.events > EVENTS_MAX {
+                let detail = format!("more than {EVENTS_MAX} events by {} ms: a message storm", s.at);
+                note(&mut self.report, inv::fail("bounded_work", detail));
+                break;
+            }
             self.now = s.at;
             self.dispatch(s.event);
         }
@@ -440,7 +452,8 @@ impl Simulation {
         }
         match &msg {
             Message::Sync { id, .. } => {
-                self.ghost.sync_arrivals.insert((to_id, from_id, *id), self.now);
+                // A duplicated message is the same sync: its first arrival counts.
+                self.ghost.sync_arrivals.entry((to_id, from_id, *id)).or_insert(self.now);
             }
             Message::LeaderInfo { epoch, .. } => self.slots[to].leader_info_epoch = *epoch,
             Message::NewLeader {
@@ -694,8 +707,8 @@ impl Simulation {
             let check = inv::one_leader_per_epoch::on_established(&mut self.ghost, id, epoch);
             note(&mut self.report, check);
             let history = &self.slots[i].disk.view;
-            note(&mut self.report, inv::primary_integrity::on_established(&self.ghost, id, history));
-            note(&mut self.report, inv::acked_writes_survive::on_established(&self.ghost, id, history));
+            note(&mut self.report, inv::primary_integrity::on_established(&self.ghost, id, epoch, history));
+            note(&mut self.report, inv::acked_writes_survive::on_established(&self.ghost, id, epoch, history));
         }
     }
 
