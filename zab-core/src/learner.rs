@@ -361,7 +361,9 @@ impl Learner {
         if prev != ctx.history.last() {
             warn!(node = %ctx.id(), prev = %prev, last = %ctx.history.last(), "proposal does not extend our history");
             ctx.stats.protocol_errors += 1;
-            return Next::Looking("proposal does not extend our history");
+            // We missed part of the stream. The leader is fine; resynchronize
+            // with it rather than disturb the ensemble with an election.
+            return Next::Learn(self.elected);
         }
         if txn.zxid.epoch() > ctx.accepted_epoch {
             // A sync stream can carry zxids from an epoch the leader bumped to
@@ -374,7 +376,7 @@ impl Learner {
             Err(gap) => {
                 warn!(node = %ctx.id(), %gap, "proposal stream has a gap");
                 ctx.stats.protocol_errors += 1;
-                Next::Looking("gap in the proposal stream")
+                Next::Learn(self.elected)
             }
         }
     }

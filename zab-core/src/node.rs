@@ -521,6 +521,7 @@ impl Node {
             Next::Looking(reason) => self.enter_looking(reason),
             Next::Lead(decision) => {
                 info!(node = %self.id(), round = decision.round, "elected leader");
+                self.leave_role();
                 let (leader, next) = Leader::start(&mut self.ctx, decision);
                 self.role = RoleState::Leading(leader);
                 self.emit_role();
@@ -528,19 +529,25 @@ impl Node {
             }
             Next::Learn(decision) => {
                 info!(node = %self.id(), leader = %decision.vote.leader, "following");
+                self.leave_role();
                 self.role = RoleState::Learning(Learner::start(&mut self.ctx, decision));
                 self.emit_role();
             }
         }
     }
 
-    fn enter_looking(&mut self, reason: &'static str) {
-        debug!(node = %self.id(), reason, "looking");
+    /// Ends the current role: what it still owed clients is answered.
+    fn leave_role(&mut self) {
         match std::mem::replace(&mut self.role, RoleState::Looking(Election::idle())) {
             RoleState::Leading(l) => l.abandon(&mut self.ctx),
             RoleState::Learning(l) => l.abandon(&mut self.ctx),
             RoleState::Looking(_) => {}
         }
+    }
+
+    fn enter_looking(&mut self, reason: &'static str) {
+        debug!(node = %self.id(), reason, "looking");
+        self.leave_role();
         self.ctx.stats.elections += 1;
         self.ctx.round += 1;
         let (election, next) = Election::start(&mut self.ctx);
