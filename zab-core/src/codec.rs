@@ -38,14 +38,14 @@
 //! | Tag | Message           | Fields after the tag                                 |
 //! |----:|-------------------|------------------------------------------------------|
 //! |   1 | `Notification`    | vote, round u64, state                               |
-//! |   2 | `FollowerInfo`    | accepted_epoch, observer bool                        |
-//! |   3 | `LeaderInfo`      | term, epoch                                          |
-//! |   4 | `AckEpoch`        | epoch, fresh bool, current_epoch, last_zxid, log_start |
-//! |   5 | `Diff`            | epoch                                                |
-//! |   6 | `Trunc`           | epoch, to                                            |
-//! |   7 | `Snapshot`        | epoch, zxid, data bytes                              |
-//! |   8 | `NewLeader`       | epoch, current_epoch, zxid                           |
-//! |   9 | `AckNewLeader`    | epoch                                                |
+//! |   2 | `FollowerInfo`    | accepted_epoch, observer bool, join                  |
+//! |   3 | `LeaderInfo`      | term, epoch, join                                    |
+//! |   4 | `AckEpoch`        | epoch, join, fresh bool, current_epoch, last_zxid, log_start |
+//! |   5 | `Diff`            | epoch, join                                          |
+//! |   6 | `Trunc`           | epoch, join, to                                      |
+//! |   7 | `Snapshot`        | epoch, join, zxid, data bytes                        |
+//! |   8 | `NewLeader`       | epoch, join, current_epoch, zxid                     |
+//! |   9 | `AckNewLeader`    | epoch, join                                          |
 //! |  10 | `UpToDate`        | epoch, committed                                     |
 //! |  11 | `Proposal`        | epoch, prev, txn.zxid, txn.payload bytes             |
 //! |  12 | `Ack`             | epoch, zxid                                          |
@@ -382,30 +382,42 @@ fn write_body(msg: &Message, s: &mut impl Sink) {
         Message::FollowerInfo {
             accepted_epoch,
             observer,
+            join,
         } => {
             s.u32(accepted_epoch.0);
             s.u8(u8::from(*observer));
+            s.u64(*join);
         }
-        Message::LeaderInfo { term, epoch } => {
+        Message::LeaderInfo { term, epoch, join } => {
             s.u32(term.0);
             s.u32(epoch.0);
+            s.u64(*join);
         }
         Message::AckEpoch {
             epoch,
+            join,
             fresh,
             current_epoch,
             last_zxid,
             log_start,
         } => {
             s.u32(epoch.0);
+            s.u64(*join);
             s.u8(u8::from(*fresh));
             s.u32(current_epoch.0);
             s.u64(last_zxid.0);
             s.u64(log_start.0);
         }
-        Message::Diff { epoch } | Message::AckNewLeader { epoch } => s.u32(epoch.0),
-        Message::Trunc { epoch, to: zxid }
-        | Message::UpToDate {
+        Message::Diff { epoch, join } | Message::AckNewLeader { epoch, join } => {
+            s.u32(epoch.0);
+            s.u64(*join);
+        }
+        Message::Trunc { epoch, join, to } => {
+            s.u32(epoch.0);
+            s.u64(*join);
+            s.u64(to.0);
+        }
+        Message::UpToDate {
             epoch,
             committed: zxid,
         }
@@ -414,17 +426,25 @@ fn write_body(msg: &Message, s: &mut impl Sink) {
             s.u32(epoch.0);
             s.u64(zxid.0);
         }
-        Message::Snapshot { epoch, zxid, data } => {
+        Message::Snapshot {
+            epoch,
+            join,
+            zxid,
+            data,
+        } => {
             s.u32(epoch.0);
+            s.u64(*join);
             s.u64(zxid.0);
             s.blob(data);
         }
         Message::NewLeader {
             epoch,
+            join,
             current_epoch,
             zxid,
         } => {
             s.u32(epoch.0);
+            s.u64(*join);
             s.u32(current_epoch.0);
             s.u64(zxid.0);
         }
@@ -520,13 +540,16 @@ fn decode_fields(t: u8, r: &mut Reader) -> Result<Message, CodecError> {
         tag::FOLLOWER_INFO => Message::FollowerInfo {
             accepted_epoch: r.epoch("accepted_epoch")?,
             observer: r.bool("observer")?,
+            join: r.u64("join")?,
         },
         tag::LEADER_INFO => Message::LeaderInfo {
             term: r.epoch("term")?,
             epoch: r.epoch("epoch")?,
+            join: r.u64("join")?,
         },
         tag::ACK_EPOCH => Message::AckEpoch {
             epoch: r.epoch("epoch")?,
+            join: r.u64("join")?,
             fresh: r.bool("fresh")?,
             current_epoch: r.epoch("current_epoch")?,
             last_zxid: r.zxid("last_zxid")?,
@@ -534,23 +557,28 @@ fn decode_fields(t: u8, r: &mut Reader) -> Result<Message, CodecError> {
         },
         tag::DIFF => Message::Diff {
             epoch: r.epoch("epoch")?,
+            join: r.u64("join")?,
         },
         tag::TRUNC => Message::Trunc {
             epoch: r.epoch("epoch")?,
+            join: r.u64("join")?,
             to: r.zxid("to")?,
         },
         tag::SNAPSHOT => Message::Snapshot {
             epoch: r.epoch("epoch")?,
+            join: r.u64("join")?,
             zxid: r.zxid("zxid")?,
             data: r.blob("data")?,
         },
         tag::NEW_LEADER => Message::NewLeader {
             epoch: r.epoch("epoch")?,
+            join: r.u64("join")?,
             current_epoch: r.epoch("current_epoch")?,
             zxid: r.zxid("zxid")?,
         },
         tag::ACK_NEW_LEADER => Message::AckNewLeader {
             epoch: r.epoch("epoch")?,
+            join: r.u64("join")?,
         },
         tag::UP_TO_DATE => Message::UpToDate {
             epoch: r.epoch("epoch")?,
@@ -756,17 +784,21 @@ mod tests {
             Message::FollowerInfo {
                 accepted_epoch: Epoch(4),
                 observer: false,
+                join: 1,
             },
             Message::FollowerInfo {
                 accepted_epoch: Epoch(u32::MAX),
                 observer: true,
+                join: u64::MAX,
             },
             Message::LeaderInfo {
                 term: Epoch(5),
                 epoch: Epoch(6),
+                join: 3,
             },
             Message::AckEpoch {
                 epoch: Epoch(6),
+                join: 3,
                 fresh: true,
                 current_epoch: Epoch(5),
                 last_zxid: z,
@@ -774,32 +806,43 @@ mod tests {
             },
             Message::AckEpoch {
                 epoch: Epoch(6),
+                join: 3,
                 fresh: false,
                 current_epoch: Epoch(0),
                 last_zxid: Zxid::ZERO,
                 log_start: Zxid::ZERO,
             },
-            Message::Diff { epoch: Epoch(6) },
+            Message::Diff {
+                epoch: Epoch(6),
+                join: 3,
+            },
             Message::Trunc {
                 epoch: Epoch(6),
+                join: 3,
                 to: z,
             },
             Message::Snapshot {
                 epoch: Epoch(6),
+                join: 3,
                 zxid: z,
                 data: Bytes::from_static(b"snapshot-bytes\x00\xff"),
             },
             Message::Snapshot {
                 epoch: Epoch(6),
+                join: 3,
                 zxid: Zxid::ZERO,
                 data: Bytes::new(),
             },
             Message::NewLeader {
                 epoch: Epoch(6),
+                join: 3,
                 current_epoch: Epoch(6),
                 zxid: z,
             },
-            Message::AckNewLeader { epoch: Epoch(6) },
+            Message::AckNewLeader {
+                epoch: Epoch(6),
+                join: 3,
+            },
             Message::UpToDate {
                 epoch: Epoch(6),
                 committed: z,
@@ -1004,7 +1047,10 @@ mod tests {
 
     #[test]
     fn limit_is_inclusive_and_counts_the_body_only() {
-        let wire = encode_to_bytes(&Message::Diff { epoch: Epoch(1) });
+        let wire = encode_to_bytes(&Message::Diff {
+            epoch: Epoch(1),
+            join: 0,
+        });
         let body_len = wire.len() - LEN_PREFIX;
         assert!(decode(&mut buf_of(&wire), body_len).is_ok_and(|m| m.is_some()));
         assert_eq!(

@@ -50,6 +50,8 @@ pub(crate) struct Leader {
 #[derive(Debug)]
 struct LearnerLink {
     observer: bool,
+    /// The learner's join attempt this link belongs to.
+    join: u64,
     stage: Stage,
     /// Highest zxid the learner reported durable (cumulative ACK).
     acked: Zxid,
@@ -206,13 +208,13 @@ impl Leader {
         Next::Stay
     }
 
-    pub(crate) fn on_message(&mut self, ctx: &mut Ctx, from: PeerId, msg: Message) -> Next {
-        if let Message::FollowerInfo {
+    pub(crate) fn on_message(&mut self, ctx: &mut Ctx, from: PeerId, msg: Message) -> Next {        if let Message::FollowerInfo {
             accepted_epoch,
             observer,
+            join,
         } = msg
         {
-            return self.on_follower_info(ctx, from, accepted_epoch, observer);
+            return self.on_follower_info(ctx, from, accepted_epoch, observer, join);
         }
         let Some(term) = self.term else {
             ctx.stats.dropped += 1;
@@ -225,9 +227,14 @@ impl Leader {
         let Some(link) = self.learners.get_mut(&from) else {
             ctx.stats.dropped += 1;
             return Next::Stay;
-        };
-        link.last_heard = ctx.now;
+        };        link.last_heard = ctx.now;
+        let current_join = link.join;
         match msg {
+            Message::AckEpoch { join, .. } | Message::AckNewLeader { join, .. } if join != current_join => {
+                // Left over from an earlier attempt of this learner to join.
+                ctx.stats.dropped += 1;
+                Next::Stay
+            }
             Message::AckEpoch {
                 fresh,
                 current_epoch,
@@ -339,9 +346,9 @@ impl Leader {
     fn on_follower_info(
         &mut self,
         ctx: &mut Ctx,
-        from: PeerId,
-        accepted_epoch: Epoch,
+        from: PeerId,        accepted_epoch: Epoch,
         observer: bool,
+        join: u64,
     ) -> Next {
         if observer == ctx.is_voter(from) {
             warn!(node = %ctx.id(), peer = %from, "learner's observer flag contradicts membership");
@@ -349,9 +356,9 @@ impl Leader {
             return Next::Stay;
         }
         self.learners.insert(
-            from,
-            LearnerLink {
+            from,            LearnerLink {
                 observer,
+                join,
                 stage: Stage::Info { accepted_epoch },
                 acked: Zxid::ZERO,
                 round_acked: 0,
@@ -402,9 +409,9 @@ impl Leader {
                 if accepted_epoch > epoch {
                     // It has promised a later leader; it cannot follow us.
                     continue;
-                }
-                link.stage = Stage::EpochSent;
-                ctx.send(*peer, Message::LeaderInfo { term, epoch });
+                }                link.stage = Stage::EpochSent;
+                let join = link.join;
+                ctx.send(*peer, Message::LeaderInfo { term, epoch, join });
             }
         }
         if self.phase == Phase::Discovery {
@@ -482,27 +489,27 @@ impl Leader {
         } = link.stage
         else {
             return;
-        };
-        link.stage = Stage::Syncing;
+        };        link.stage = Stage::Syncing;
+        let join = link.join;
         let history = &ctx.history;
         let last = history.last();
         let after = if last_zxid >= history.base() && history.contains(last_zxid) {
-            ctx.send(peer, Message::Diff { epoch: term });
+            ctx.send(peer, Message::Diff { epoch: term, join });
             Some(last_zxid)
         } else {
             match history.last_before(last_zxid).filter(|&t| t >= log_start) {
                 Some(to) => {
-                    ctx.send(peer, Message::Trunc { epoch: term, to });
+                    ctx.send(peer, Message::Trunc { epoch: term, join, to });
                     Some(to)
                 }
                 None => None,
             }
         };
         let after = after.unwrap_or_else(|| {
-            let zxid = ctx.delivered;
-            ctx.emit(Action::SendSnapshot {
+            let zxid = ctx.delivered;            ctx.emit(Action::SendSnapshot {
                 to: peer,
                 epoch: term,
+                join,
                 zxid,
             });
             zxid
@@ -516,9 +523,9 @@ impl Leader {
             });
         }
         ctx.send(
-            peer,
-            Message::NewLeader {
+            peer,            Message::NewLeader {
                 epoch: term,
+                join,
                 current_epoch: self.epoch,
                 zxid: last,
             },
@@ -803,12 +810,10 @@ pub(crate) fn message_epoch(msg: &Message) -> Option<Epoch> {
     match msg {
         Message::Notification { .. } | Message::FollowerInfo { .. } => None,
         Message::LeaderInfo { term, .. } => Some(*term),
-        Message::AckEpoch { epoch, .. } => Some(*epoch),
-        Message::Diff { epoch }
+        Message::AckEpoch { epoch, .. } => Some(*epoch),        Message::Diff { epoch, .. }
         | Message::Trunc { epoch, .. }
         | Message::Snapshot { epoch, .. }
-        | Message::NewLeader { epoch, .. }
-        | Message::AckNewLeader { epoch }
+        | Message::NewLeader { epoch, .. }        | Message::AckNewLeader { epoch, .. }
         | Message::UpToDate { epoch, .. }
         | Message::Proposal { epoch, .. }
         | Message::Ack { epoch, .. }

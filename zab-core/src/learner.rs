@@ -21,8 +21,9 @@ use crate::types::{Epoch, PeerId, PersistSeq, RequestId, ServerState, Txn, Vote,
 #[derive(Debug)]
 pub(crate) struct Learner {
     elected: Decision,
-    leader: PeerId,
-    observer: bool,
+    leader: PeerId,    observer: bool,
+    /// This attempt to join (echoed by the leader's sync messages).
+    join: u64,
     /// The leader's term, learned from LEADERINFO.
     term: Option<Epoch>,
     stage: Stage,
@@ -63,19 +64,21 @@ enum Stage {
 
 impl Learner {
     pub(crate) fn start(ctx: &mut Ctx, elected: Decision) -> Learner {
-        let observer = !ctx.is_voter(ctx.id());
-        let leader = elected.vote.leader;
+        let observer = !ctx.is_voter(ctx.id());        let leader = elected.vote.leader;
+        ctx.joins += 1;
+        let join = ctx.joins;
         ctx.send(
             leader,
             Message::FollowerInfo {
                 accepted_epoch: ctx.accepted_epoch,
                 observer,
+                join,
             },
         );
         Learner {
-            elected,
-            leader,
+            elected,            leader,
             observer,
+            join,
             term: None,
             stage: Stage::Connecting,
             deadline: ctx.now + u64::from(ctx.cfg.init_limit_ticks),
@@ -206,9 +209,9 @@ impl Learner {
             self.stage = Stage::Syncing;
             ctx.emit(Action::RoleChanged(self.role()));
             ctx.send(
-                self.leader,
-                Message::AckEpoch {
+                self.leader,                Message::AckEpoch {
                     epoch: term,
+                    join: self.join,
                     fresh,
                     current_epoch: durable.current_epoch,
                     last_zxid: durable.last_zxid,
@@ -244,9 +247,24 @@ impl Learner {
         if from != self.leader {
             ctx.stats.dropped += 1;
             return Next::Stay;
-        }
-        if let Message::LeaderInfo { term, epoch } = msg {
+        }        if let Message::LeaderInfo { term, epoch, join } = msg {
+            if join != self.join {
+                ctx.stats.dropped += 1;
+                return Next::Stay;
+            }
             return self.on_leader_info(ctx, term, epoch);
+        }
+        let stale = match &msg {
+            Message::Diff { join, .. }
+            | Message::Trunc { join, .. }
+            | Message::Snapshot { join, .. }
+            | Message::NewLeader { join, .. } => *join != self.join,
+            _ => false,
+        };
+        if stale {
+            // Left over from an earlier attempt to join this leader.
+            ctx.stats.dropped += 1;
+            return Next::Stay;
         }
         if self.term.is_none() || message_epoch(&msg) != self.term {
             ctx.stats.dropped += 1;
@@ -402,8 +420,13 @@ impl Learner {
 
     fn ack_newleader(&mut self, ctx: &mut Ctx, term: Epoch) {
         self.stage = Stage::Synced;
-        self.acked = ctx.history.last();
-        ctx.send(self.leader, Message::AckNewLeader { epoch: term });
+        self.acked = ctx.history.last();        ctx.send(
+            self.leader,
+            Message::AckNewLeader {
+                epoch: term,
+                join: self.join,
+            },
+        );
     }
 
     fn on_new_epoch(&mut self, ctx: &mut Ctx, new_epoch: Epoch, last: Zxid) -> Next {

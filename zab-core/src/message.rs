@@ -25,21 +25,25 @@ pub enum Message {
 
     // ---- discovery ----
     /// Learner → prospective leader: "I will follow you; my acceptedEpoch is ..."
+    ///
+    /// `join` numbers the learner's attempts to join. Every message of the
+    /// discovery and synchronization exchange echoes it, so a message left over
+    /// from an earlier attempt (a stale TRUNC, say) is recognised and dropped
+    /// rather than applied to the new attempt.
     FollowerInfo {
         accepted_epoch: Epoch,
         observer: bool,
+        join: u64,
     },
     /// Leader → learner: the epoch to accept (`epoch`) and the leader's term.
-    LeaderInfo {
-        term: Epoch,
-        epoch: Epoch,
-    },
+    LeaderInfo { term: Epoch, epoch: Epoch, join: u64 },
     /// Learner → leader, sent once the epoch of LEADERINFO is durable as
     /// acceptedEpoch. `epoch` is the leader's term, like every later message.
     /// `fresh` is false when the learner had already accepted this epoch before
     /// (a rejoin); only fresh acks count towards a discovery quorum.
     AckEpoch {
         epoch: Epoch,
+        join: u64,
         fresh: bool,
         current_epoch: Epoch,
         last_zxid: Zxid,
@@ -49,17 +53,13 @@ pub enum Message {
 
     // ---- synchronization ----
     /// Leader → learner: proposals after the learner's last zxid follow.
-    Diff {
-        epoch: Epoch,
-    },
+    Diff { epoch: Epoch, join: u64 },
     /// Leader → learner: drop every transaction after `to`; proposals follow.
-    Trunc {
-        epoch: Epoch,
-        to: Zxid,
-    },
+    Trunc { epoch: Epoch, join: u64, to: Zxid },
     /// Leader → learner: a full snapshot of the state through `zxid`, then proposals.
     Snapshot {
         epoch: Epoch,
+        join: u64,
         zxid: Zxid,
         data: Bytes,
     },
@@ -67,13 +67,12 @@ pub enum Message {
     /// then make `current_epoch` durable, then acknowledge.
     NewLeader {
         epoch: Epoch,
+        join: u64,
         current_epoch: Epoch,
         zxid: Zxid,
     },
     /// Learner → leader: the history through NEWLEADER's zxid and currentEpoch are durable.
-    AckNewLeader {
-        epoch: Epoch,
-    },
+    AckNewLeader { epoch: Epoch, join: u64 },
     /// Leader → learner: the leader is established; everything through
     /// `committed` is committed; start serving.
     UpToDate {

@@ -54,12 +54,12 @@ pub enum Action {
         epoch: Epoch,
         after: Zxid,
         through: Zxid,
-    },
-    /// Send `Snapshot { epoch, zxid, data }` to `to`, where data is the applied
-    /// state, which is exactly through `zxid` when this action is processed.
+    },    /// Send `Snapshot { epoch, join, zxid, data }` to `to`, where data is the
+    /// applied state, which is exactly through `zxid` when this action is processed.
     SendSnapshot {
         to: PeerId,
         epoch: Epoch,
+        join: u64,
         zxid: Zxid,
     },
     /// Apply every logged transaction after the last delivered one through `through`.
@@ -167,8 +167,9 @@ pub(crate) struct Ctx {
     pub(crate) persist: PersistQueue,
     /// The last zxid handed to the state machine.
     pub(crate) delivered: Zxid,
-    pub(crate) now: u64,
-    pub(crate) round: u64,
+    pub(crate) now: u64,    pub(crate) round: u64,
+    /// Attempts to join a leader so far (see `Message::FollowerInfo`).
+    pub(crate) joins: u64,
     pub(crate) stats: Stats,
     out: VecDeque<Action>,
 }
@@ -320,8 +321,8 @@ impl Node {
             accepted_epoch: restored.accepted_epoch,
             current_epoch: restored.current_epoch,
             persist: PersistQueue::new(durable),
-            now: 0,
-            round: 0,
+            now: 0,            round: 0,
+            joins: 0,
             stats: Stats::default(),
             out: VecDeque::new(),
             cfg,

@@ -163,9 +163,7 @@ struct Slot {
     applied: SnapshotState,
     role: Role,
     paused: bool,
-    held: Vec<Event>,
-    /// What the last LEADERINFO and NEWLEADER asked for, to check the acks.
-    leader_info_epoch: Epoch,
+    held: Vec<Event>,    /// What the last NEWLEADER asked for, to check ACK(NEWLEADER).
     newleader: (Epoch, Zxid),
 }
 
@@ -228,9 +226,7 @@ impl Simulation {
                 applied: SnapshotState::default(),
                 role: Role::Looking,
                 paused: false,
-                held: Vec::new(),
-                leader_info_epoch: Epoch(0),
-                newleader: (Epoch(0), Zxid::ZERO),
+                held: Vec::new(),newleader: (Epoch(0), Zxid::ZERO),
             })
             .collect();
         let mut sim = Simulation {
@@ -454,9 +450,7 @@ impl Simulation {
             Message::Sync { id, .. } => {
                 // A duplicated message is the same sync: its first arrival counts.
                 self.ghost.sync_arrivals.entry((to_id, from_id, *id)).or_insert(self.now);
-            }
-            Message::LeaderInfo { epoch, .. } => self.slots[to].leader_info_epoch = *epoch,
-            Message::NewLeader {
+            }Message::NewLeader {
                 current_epoch, zxid, ..
             } => self.slots[to].newleader = (*current_epoch, *zxid),
             _ => {}
@@ -514,8 +508,12 @@ impl Simulation {
                     self.on_send(i, to, Message::Proposal { epoch, prev, txn });
                     prev = zxid;
                 }
-            }
-            Action::SendSnapshot { to, epoch, zxid } => {
+            }            Action::SendSnapshot {
+                to,
+                epoch,
+                join,
+                zxid,
+            } => {
                 let state = self.slots[i].applied;
                 if state.zxid != zxid {
                     let detail = format!("snapshot asked at {zxid}, applied state is at {}", state.zxid);
@@ -523,7 +521,16 @@ impl Simulation {
                     return;
                 }
                 let data = state.encode();
-                self.on_send(i, to, Message::Snapshot { epoch, zxid, data });
+                self.on_send(
+                    i,
+                    to,
+                    Message::Snapshot {
+                        epoch,
+                        join,
+                        zxid,
+                        data,
+                    },
+                );
             }
             Action::Deliver { through } => self.on_deliver(i, through),
             Action::SyncDone { id, zxid } => self.on_sync_done(i, id, zxid),
@@ -542,8 +549,7 @@ impl Simulation {
     fn on_send(&mut self, i: usize, to: PeerId, msg: Message) {
         let slot = &self.slots[i];
         let node = slot.node.as_ref().expect("only live nodes act");
-        let (accepted, current, last) = match msg {
-            Message::AckEpoch { .. } => (slot.leader_info_epoch, node.current_epoch(), node.history().last()),
+        let (accepted, current, last) = match msg {            // Nothing is written between the acceptedEpoch barrier and ACKEPOCH.
             Message::AckNewLeader { .. } => (node.accepted_epoch(), slot.newleader.0, slot.newleader.1),
             _ => (node.accepted_epoch(), node.current_epoch(), node.history().last()),
         };
