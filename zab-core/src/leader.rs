@@ -180,9 +180,26 @@ impl Leader {
             self.quorum_seen = ctx.now;
         } else if ctx.now - self.quorum_seen > u64::from(ctx.cfg.sync_limit_ticks) {
             return Next::Looking("lost quorum for syncLimit");
-        }
-        self.send_round(ctx);
+        }        self.send_round(ctx);
+        self.resend_bump(ctx);
         Next::Stay
+    }
+
+    /// NEWEPOCH or its ack may have been lost: ask again each tick.
+    fn resend_bump(&mut self, ctx: &mut Ctx) {
+        let (Some(bump), Some(term)) = (&self.bump, self.term) else {
+            return;
+        };
+        for (peer, link) in &self.learners {
+            if link.stage == Stage::Synced && !link.observer && !bump.acks.contains(peer) {
+                let msg = Message::NewEpoch {
+                    epoch: term,
+                    new_epoch: bump.epoch,
+                    last: bump.last,
+                };
+                ctx.send(*peer, msg);
+            }
+        }
     }
 
     pub(crate) fn on_peer_down(&mut self, _ctx: &mut Ctx, peer: PeerId) -> Next {

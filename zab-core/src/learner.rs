@@ -427,9 +427,16 @@ impl Learner {
                 join: self.join,
             },
         );
-    }
-
-    fn on_new_epoch(&mut self, ctx: &mut Ctx, new_epoch: Epoch, last: Zxid) -> Next {
+    }    fn on_new_epoch(&mut self, ctx: &mut Ctx, new_epoch: Epoch, last: Zxid) -> Next {
+        let term = self.term.expect("past NEWLEADER implies a term");
+        if new_epoch == ctx.accepted_epoch && new_epoch == ctx.current_epoch {
+            // The leader re-sent it (our ack may have been lost): ack again
+            // once durable. Only this leader, in this term, can have sent it.
+            if self.bump.is_none() && !self.observer && ctx.durable().current_epoch == new_epoch {
+                ctx.send(self.leader, Message::AckNewEpoch { epoch: term, new_epoch });
+            }
+            return Next::Stay;
+        }
         if last != ctx.history.last() || new_epoch <= ctx.accepted_epoch {
             ctx.stats.protocol_errors += 1;
             return Next::Looking("cannot accept the leader's new epoch");
