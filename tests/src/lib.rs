@@ -41,7 +41,12 @@ pub fn run_seed(seed: u64, sizes: &[usize], chaos_ms: u64, defects: Defects) -> 
 }
 
 /// Runs `seeds` on all cores; returns the reports in seed order.
-pub fn run_seeds(seeds: std::ops::Range<u64>, sizes: &[usize], chaos_ms: u64, defects: Defects) -> Vec<Report> {
+pub fn run_seeds(
+    seeds: std::ops::Range<u64>,
+    sizes: &[usize],
+    chaos_ms: u64,
+    defects: Defects,
+) -> Vec<Report> {
     let workers = std::thread::available_parallelism().map_or(1, |n| n.get());
     let next = std::sync::atomic::AtomicU64::new(seeds.start);
     let reports = std::sync::Mutex::new(Vec::new());
@@ -53,7 +58,10 @@ pub fn run_seeds(seeds: std::ops::Range<u64>, sizes: &[usize], chaos_ms: u64, de
                     break;
                 }
                 let report = run_seed(seed, sizes, chaos_ms, defects);
-                reports.lock().expect("no worker panics while holding the lock").push(report);
+                reports
+                    .lock()
+                    .expect("no worker panics while holding the lock")
+                    .push(report);
             });
         }
     });

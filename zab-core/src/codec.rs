@@ -1148,9 +1148,12 @@ mod tests {
         let info = Message::FollowerInfo {
             accepted_epoch: Epoch(1),
             observer: true,
+            join: 0,
         };
         let mut wire = encode_to_bytes(&info).to_vec();
-        *wire.last_mut().expect("non-empty") = 2;
+        // The observer flag sits just before the 8-byte join number.
+        let flag = wire.len() - 9;
+        wire[flag] = 2;
         assert_eq!(
             decode_one(&wire),
             Err(CodecError::BadValue {

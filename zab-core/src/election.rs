@@ -238,3 +238,210 @@ impl Election {
         );
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::message::Message;
+    use crate::node::{Action, Input, Phase, Role};
+    use crate::testkit::{history, node, p, restored, sends, take, z};
+    use crate::types::{Epoch, ServerState, Vote, Zxid};
+
+    fn looking(vote: Vote, round: u64) -> Message {
+        Message::Notification {
+            vote,
+            round,
+            state: ServerState::Looking,
+        }
+    }
+
+    fn vote(epoch: u32, zxid: Zxid, leader: u64) -> Vote {
+        Vote {
+            epoch: Epoch(epoch),
+            zxid,
+            leader: p(leader),
+        }
+    }
+
+    #[test]
+    fn tie_on_zxid_is_broken_by_the_higher_id() {
+        let mut n = node(
+            2,
+            &[1, 2, 3],
+            restored(1, 1, history(Zxid::ZERO, &[(1, 5)])),
+        );
+        let own = vote(1, z(1, 5), 2);
+        assert_eq!(
+            sends(&take(&mut n)),
+            vec![(p(1), looking(own, 1)), (p(3), looking(own, 1))],
+            "announces its durable epoch and last logged zxid"
+        );
+        // p1 has the same zxid but a lower id: our vote stands, nothing to say.
+        n.handle(Input::Received {
+            from: p(1),
+            msg: looking(vote(1, z(1, 5), 1), 1),
+        });
+        assert_eq!(take(&mut n), vec![]);
+        // p3 ties on zxid and wins on id: adopt and announce. Every voter has
+        // now been heard and a quorum agrees, so follow p3 at once.
+        let v3 = vote(1, z(1, 5), 3);
+        n.handle(Input::Received {
+            from: p(3),
+            msg: looking(v3, 1),
+        });
+        let follow = Message::FollowerInfo {
+            accepted_epoch: Epoch(1),
+            observer: false,
+            join: 1,
+        };
+        assert_eq!(
+            sends(&take(&mut n)),
+            vec![
+                (p(1), looking(v3, 1)),
+                (p(3), looking(v3, 1)),
+                (p(3), follow)
+            ]
+        );
+        assert_eq!(
+            n.role(),
+            Role::Following {
+                leader: p(3),
+                term: Epoch(0),
+                phase: Phase::Discovery,
+            }
+        );
+    }
+
+    #[test]
+    fn a_quorum_without_every_voter_waits_one_tick() {
+        let mut n = node(
+            2,
+            &[1, 2, 3, 4, 5],
+            restored(1, 1, history(Zxid::ZERO, &[(1, 5)])),
+        );
+        take(&mut n);
+        for from in [4, 5] {
+            n.handle(Input::Received {
+                from: p(from),
+                msg: looking(vote(1, z(1, 5), 5), 1),
+            });
+        }
+        // {p2, p4, p5} agree on p5, but p1 and p3 might still bring a better vote.
+        assert!(sends(&take(&mut n))
+            .iter()
+            .all(|(_, m)| matches!(m, Message::Notification { .. })));
+        assert_eq!(n.role(), Role::Looking);
+        n.handle(Input::Tick);
+        assert!(matches!(n.role(), Role::Following { leader, .. } if leader == p(5)));
+    }
+
+    #[test]
+    fn higher_epoch_beats_higher_zxid() {
+        let mut n = node(
+            1,
+            &[1, 2, 3],
+            restored(3, 3, history(Zxid::ZERO, &[(3, 1)])),
+        );
+        take(&mut n);
+        // p2 logged more, but in an older epoch: our vote stands.
+        n.handle(Input::Received {
+            from: p(2),
+            msg: looking(vote(2, z(2, 90), 2), 1),
+        });
+        assert_eq!(take(&mut n), vec![]);
+    }
+
+    #[test]
+    fn restarted_node_joins_a_running_ensemble_without_an_election() {
+        let mut n = node(
+            3,
+            &[1, 2, 3],
+            restored(2, 2, history(Zxid::ZERO, &[(2, 4)])),
+        );
+        take(&mut n);
+        let elected = vote(2, z(2, 9), 2);
+        // One follower's word is not enough.
+        n.handle(Input::Received {
+            from: p(1),
+            msg: Message::Notification {
+                vote: elected,
+                round: 4,
+                state: ServerState::Following,
+            },
+        });
+        assert_eq!(take(&mut n), vec![]);
+        // The leader itself says it leads, and with p1 that is a quorum.
+        n.handle(Input::Received {
+            from: p(2),
+            msg: Message::Notification {
+                vote: elected,
+                round: 4,
+                state: ServerState::Leading,
+            },
+        });
+        assert_eq!(
+            take(&mut n),
+            vec![
+                Action::Send {
+                    to: p(2),
+                    msg: Message::FollowerInfo {
+                        accepted_epoch: Epoch(2),
+                        observer: false,
+                        join: 1,
+                    },
+                },
+                Action::RoleChanged(Role::Following {
+                    leader: p(2),
+                    term: Epoch(0),
+                    phase: Phase::Discovery,
+                }),
+            ]
+        );
+        assert_eq!(n.stats().elections, 1, "no new election round was started");
+    }
+
+    #[test]
+    fn no_vote_before_pending_writes_are_durable() {
+        use crate::testkit::Ensemble;
+        // A follower with an unsynced append that returns to election must
+        // not vote until the append is durable (its vote would overstate the disk).
+        let mut e = Ensemble::new(vec![
+            node(1, &[1, 2, 3], restored(0, 0, Default::default())),
+            node(2, &[1, 2, 3], restored(0, 0, Default::default())),
+            node(3, &[1, 2, 3], restored(0, 0, Default::default())),
+        ]);
+        e.tick(3);
+        assert!(matches!(
+            e.node(3).role(),
+            Role::Leading {
+                phase: Phase::Broadcast,
+                ..
+            }
+        ));
+        let mut follower = e.nodes.remove(&p(1)).expect("p1");
+        follower.handle(Input::Received {
+            from: p(3),
+            msg: Message::Proposal {
+                epoch: Epoch(1),
+                prev: e.node(3).history().last(),
+                txn: crate::types::Txn {
+                    zxid: z(1, 1),
+                    payload: bytes::Bytes::from_static(b"x"),
+                },
+            },
+        });
+        let issued = take(&mut follower);
+        follower.handle(Input::PeerDown { peer: p(3) });
+        let after = take(&mut follower);
+        assert_eq!(
+            after,
+            vec![Action::RoleChanged(Role::Looking)],
+            "no notification yet"
+        );
+        let after = crate::testkit::persist_all(&mut follower, &issued);
+        let own = vote(1, z(1, 1), 1);
+        assert_eq!(
+            sends(&after),
+            vec![(p(2), looking(own, 2)), (p(3), looking(own, 2))]
+        );
+    }
+}

@@ -21,7 +21,8 @@ use crate::types::{Epoch, PeerId, PersistSeq, RequestId, ServerState, Txn, Vote,
 #[derive(Debug)]
 pub(crate) struct Learner {
     elected: Decision,
-    leader: PeerId,    observer: bool,
+    leader: PeerId,
+    observer: bool,
     /// This attempt to join (echoed by the leader's sync messages).
     join: u64,
     /// The leader's term, learned from LEADERINFO.
@@ -64,7 +65,8 @@ enum Stage {
 
 impl Learner {
     pub(crate) fn start(ctx: &mut Ctx, elected: Decision) -> Learner {
-        let observer = !ctx.is_voter(ctx.id());        let leader = elected.vote.leader;
+        let observer = !ctx.is_voter(ctx.id());
+        let leader = elected.vote.leader;
         ctx.joins += 1;
         let join = ctx.joins;
         ctx.send(
@@ -76,7 +78,8 @@ impl Learner {
             },
         );
         Learner {
-            elected,            leader,
+            elected,
+            leader,
             observer,
             join,
             term: None,
@@ -209,7 +212,8 @@ impl Learner {
             self.stage = Stage::Syncing;
             ctx.emit(Action::RoleChanged(self.role()));
             ctx.send(
-                self.leader,                Message::AckEpoch {
+                self.leader,
+                Message::AckEpoch {
                     epoch: term,
                     join: self.join,
                     fresh,
@@ -247,7 +251,8 @@ impl Learner {
         if from != self.leader {
             ctx.stats.dropped += 1;
             return Next::Stay;
-        }        if let Message::LeaderInfo { term, epoch, join } = msg {
+        }
+        if let Message::LeaderInfo { term, epoch, join } = msg {
             if join != self.join {
                 ctx.stats.dropped += 1;
                 return Next::Stay;
@@ -420,20 +425,28 @@ impl Learner {
 
     fn ack_newleader(&mut self, ctx: &mut Ctx, term: Epoch) {
         self.stage = Stage::Synced;
-        self.acked = ctx.history.last();        ctx.send(
+        self.acked = ctx.history.last();
+        ctx.send(
             self.leader,
             Message::AckNewLeader {
                 epoch: term,
                 join: self.join,
             },
         );
-    }    fn on_new_epoch(&mut self, ctx: &mut Ctx, new_epoch: Epoch, last: Zxid) -> Next {
+    }
+    fn on_new_epoch(&mut self, ctx: &mut Ctx, new_epoch: Epoch, last: Zxid) -> Next {
         let term = self.term.expect("past NEWLEADER implies a term");
         if new_epoch == ctx.accepted_epoch && new_epoch == ctx.current_epoch {
             // The leader re-sent it (our ack may have been lost): ack again
             // once durable. Only this leader, in this term, can have sent it.
             if self.bump.is_none() && !self.observer && ctx.durable().current_epoch == new_epoch {
-                ctx.send(self.leader, Message::AckNewEpoch { epoch: term, new_epoch });
+                ctx.send(
+                    self.leader,
+                    Message::AckNewEpoch {
+                        epoch: term,
+                        new_epoch,
+                    },
+                );
             }
             return Next::Stay;
         }
@@ -479,5 +492,196 @@ impl Learner {
             self.syncs_ready.pop_front();
             ctx.emit(Action::SyncDone { id, zxid });
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use bytes::Bytes;
+
+    use crate::message::Message;
+    use crate::node::{Action, Input, Role};
+    use crate::testkit::{node, p, restored, take, z, Ensemble};
+    use crate::types::{Epoch, Txn};
+
+    fn established() -> Ensemble {
+        let mut e = Ensemble::new(
+            (1..=3)
+                .map(|id| node(id, &[1, 2, 3], restored(0, 0, Default::default())))
+                .collect(),
+        );
+        e.tick(3);
+        e.propose(3, b"a");
+        e
+    }
+
+    fn proposal(term: u32, prev: crate::types::Zxid, zxid: crate::types::Zxid) -> Message {
+        Message::Proposal {
+            epoch: Epoch(term),
+            prev,
+            txn: Txn {
+                zxid,
+                payload: Bytes::from_static(b"x"),
+            },
+        }
+    }
+
+    #[test]
+    fn proposals_of_a_stale_term_or_from_a_non_leader_are_dropped() {
+        let mut e = established();
+        let mut f = e.nodes.remove(&p(1)).expect("p1");
+        take(&mut f);
+        let before = (f.history().clone(), f.stats().dropped);
+        // From the leader, but tagged with an older reign.
+        f.handle(Input::Received {
+            from: p(3),
+            msg: proposal(0, z(1, 1), z(1, 2)),
+        });
+        // The right term, but not from our leader.
+        f.handle(Input::Received {
+            from: p(2),
+            msg: proposal(1, z(1, 1), z(1, 2)),
+        });
+        assert_eq!(take(&mut f), vec![], "nothing logged, nothing acknowledged");
+        assert_eq!(f.history(), &before.0);
+        assert_eq!(f.stats().dropped, before.1 + 2);
+    }
+
+    #[test]
+    fn a_leader_below_our_accepted_epoch_is_refused() {
+        let mut f = node(1, &[1, 2, 3], restored(5, 4, Default::default()));
+        take(&mut f);
+        let elected = crate::types::Vote {
+            epoch: Epoch(4),
+            zxid: z(4, 0),
+            leader: p(2),
+        };
+        for from in [2, 3] {
+            let state = if from == 2 {
+                crate::types::ServerState::Leading
+            } else {
+                crate::types::ServerState::Following
+            };
+            f.handle(Input::Received {
+                from: p(from),
+                msg: Message::Notification {
+                    vote: elected,
+                    round: 1,
+                    state,
+                },
+            });
+        }
+        take(&mut f);
+        f.handle(Input::Received {
+            from: p(2),
+            msg: Message::LeaderInfo {
+                term: Epoch(4),
+                epoch: Epoch(4),
+                join: 1,
+            },
+        });
+        let actions = take(&mut f);
+        assert_eq!(actions.first(), Some(&Action::RoleChanged(Role::Looking)));
+        assert!(
+            !actions.iter().any(|a| matches!(a, Action::Persist { .. })),
+            "acceptedEpoch must not go back"
+        );
+    }
+
+    #[test]
+    fn a_gap_in_the_stream_resyncs_with_the_same_leader() {
+        let mut e = established();
+        let elections = e.node(1).stats().elections;
+        // p1 misses 1.2 and sees 1.3.
+        e.input(
+            1,
+            Input::Received {
+                from: p(3),
+                msg: proposal(1, z(1, 2), z(1, 3)),
+            },
+        );
+        let n = e.node(1);
+        assert!(matches!(n.role(), Role::Following { leader, .. } if leader == p(3)));
+        assert_eq!(n.stats().elections, elections, "no election");
+        assert_eq!(n.stats().protocol_errors, 1);
+    }
+
+    #[test]
+    fn ack_newleader_only_after_history_and_epoch_are_durable() {
+        let mut e = Ensemble::new(
+            (1..=3)
+                .map(|id| node(id, &[1, 2, 3], restored(0, 0, Default::default())))
+                .collect(),
+        );
+        e.tick(3);
+        // Replay p1's view: NEWLEADER arrives while its writes are pending.
+        let mut f = node(1, &[1, 2, 3], restored(0, 0, Default::default()));
+        take(&mut f);
+        let settled = |state| Message::Notification {
+            vote: crate::types::Vote {
+                epoch: Epoch(0),
+                zxid: z(0, 0),
+                leader: p(3),
+            },
+            round: 1,
+            state,
+        };
+        f.handle(Input::Received {
+            from: p(3),
+            msg: settled(crate::types::ServerState::Leading),
+        });
+        f.handle(Input::Received {
+            from: p(2),
+            msg: settled(crate::types::ServerState::Following),
+        });
+        take(&mut f);
+        f.handle(Input::Received {
+            from: p(3),
+            msg: Message::LeaderInfo {
+                term: Epoch(1),
+                epoch: Epoch(1),
+                join: 1,
+            },
+        });
+        let issued = take(&mut f);
+        let sent = crate::testkit::persist_all(&mut f, &issued);
+        assert!(sent.iter().any(|a| matches!(
+            a,
+            Action::Send {
+                msg: Message::AckEpoch { .. },
+                ..
+            }
+        )));
+        for msg in [
+            Message::Diff {
+                epoch: Epoch(1),
+                join: 1,
+            },
+            proposal(1, z(0, 0), z(1, 1)),
+            Message::NewLeader {
+                epoch: Epoch(1),
+                join: 1,
+                current_epoch: Epoch(1),
+                zxid: z(1, 1),
+            },
+        ] {
+            f.handle(Input::Received { from: p(3), msg });
+        }
+        let issued = take(&mut f);
+        assert!(
+            !issued.iter().any(|a| matches!(a, Action::Send { .. })),
+            "no ACK(NEWLEADER) before the history and currentEpoch are durable: {issued:?}"
+        );
+        let sent = crate::testkit::persist_all(&mut f, &issued);
+        assert_eq!(
+            sent,
+            vec![Action::Send {
+                to: p(3),
+                msg: Message::AckNewLeader {
+                    epoch: Epoch(1),
+                    join: 1
+                },
+            }]
+        );
     }
 }

@@ -70,3 +70,5 @@ pub use node::{Action, Input, Node, Phase, RestoreError, Restored, Role, Stats};
 pub use persist::{DurableState, PersistOp};
 pub use quorum::Membership;
 pub use types::{Epoch, PeerId, PersistSeq, RequestId, ServerState, Txn, Vote, Zxid};
+#[cfg(test)]
+mod testkit;

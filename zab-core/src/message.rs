@@ -36,7 +36,11 @@ pub enum Message {
         join: u64,
     },
     /// Leader → learner: the epoch to accept (`epoch`) and the leader's term.
-    LeaderInfo { term: Epoch, epoch: Epoch, join: u64 },
+    LeaderInfo {
+        term: Epoch,
+        epoch: Epoch,
+        join: u64,
+    },
     /// Learner → leader, sent once the epoch of LEADERINFO is durable as
     /// acceptedEpoch. `epoch` is the leader's term, like every later message.
     /// `fresh` is false when the learner had already accepted this epoch before
@@ -53,9 +57,16 @@ pub enum Message {
 
     // ---- synchronization ----
     /// Leader → learner: proposals after the learner's last zxid follow.
-    Diff { epoch: Epoch, join: u64 },
+    Diff {
+        epoch: Epoch,
+        join: u64,
+    },
     /// Leader → learner: drop every transaction after `to`; proposals follow.
-    Trunc { epoch: Epoch, join: u64, to: Zxid },
+    Trunc {
+        epoch: Epoch,
+        join: u64,
+        to: Zxid,
+    },
     /// Leader → learner: a full snapshot of the state through `zxid`, then proposals.
     Snapshot {
         epoch: Epoch,
@@ -72,7 +83,10 @@ pub enum Message {
         zxid: Zxid,
     },
     /// Learner → leader: the history through NEWLEADER's zxid and currentEpoch are durable.
-    AckNewLeader { epoch: Epoch, join: u64 },
+    AckNewLeader {
+        epoch: Epoch,
+        join: u64,
+    },
     /// Leader → learner: the leader is established; everything through
     /// `committed` is committed; start serving.
     UpToDate {
@@ -85,7 +99,11 @@ pub enum Message {
     /// `prev` is the zxid right before it in the leader's history: a learner
     /// appends only onto exactly that zxid, so a lost, reordered or stale
     /// message can never splice two branches of history together.
-    Proposal { epoch: Epoch, prev: Zxid, txn: Txn },
+    Proposal {
+        epoch: Epoch,
+        prev: Zxid,
+        txn: Txn,
+    },
     /// Learner → leader: every proposal through `zxid` is durable here (cumulative).
     Ack {
         epoch: Epoch,

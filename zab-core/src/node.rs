@@ -54,7 +54,8 @@ pub enum Action {
         epoch: Epoch,
         after: Zxid,
         through: Zxid,
-    },    /// Send `Snapshot { epoch, join, zxid, data }` to `to`, where data is the
+    },
+    /// Send `Snapshot { epoch, join, zxid, data }` to `to`, where data is the
     /// applied state, which is exactly through `zxid` when this action is processed.
     SendSnapshot {
         to: PeerId,
@@ -167,7 +168,8 @@ pub(crate) struct Ctx {
     pub(crate) persist: PersistQueue,
     /// The last zxid handed to the state machine.
     pub(crate) delivered: Zxid,
-    pub(crate) now: u64,    pub(crate) round: u64,
+    pub(crate) now: u64,
+    pub(crate) round: u64,
     /// Attempts to join a leader so far (see `Message::FollowerInfo`).
     pub(crate) joins: u64,
     pub(crate) stats: Stats,
@@ -321,7 +323,8 @@ impl Node {
             accepted_epoch: restored.accepted_epoch,
             current_epoch: restored.current_epoch,
             persist: PersistQueue::new(durable),
-            now: 0,            round: 0,
+            now: 0,
+            round: 0,
             joins: 0,
             stats: Stats::default(),
             out: VecDeque::new(),
@@ -551,9 +554,10 @@ impl Node {
         self.leave_role();
         self.ctx.stats.elections += 1;
         self.ctx.round += 1;
+        // Announce the role before the first notification goes out.
+        self.emit_role();
         let (election, next) = Election::start(&mut self.ctx);
         self.role = RoleState::Looking(election);
-        self.emit_role();
         self.apply(next);
     }
 

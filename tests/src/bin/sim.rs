@@ -51,11 +51,16 @@ fn parse() -> Result<Args, String> {
                     return Err("--sizes: cluster sizes must be 1..=9".into());
                 }
             }
-            "--chaos-ms" => a.chaos_ms = value()?.parse().map_err(|e| format!("--chaos-ms: {e}"))?,
+            "--chaos-ms" => {
+                a.chaos_ms = value()?.parse().map_err(|e| format!("--chaos-ms: {e}"))?
+            }
             "--defect" => {
                 let d = value()?;
                 if defect(&d).is_none() {
-                    return Err(format!("unknown defect {d:?}; known: {}", DEFECTS.join(", ")));
+                    return Err(format!(
+                        "unknown defect {d:?}; known: {}",
+                        DEFECTS.join(", ")
+                    ));
                 }
                 a.defect = Some(d);
             }
@@ -76,7 +81,12 @@ fn main() -> ExitCode {
     };
     let defects = args.defect.as_deref().and_then(defect).unwrap_or_default();
     let began = Instant::now();
-    let reports = run_seeds(args.start..args.start + args.seeds, &args.sizes, args.chaos_ms, defects);
+    let reports = run_seeds(
+        args.start..args.start + args.seeds,
+        &args.sizes,
+        args.chaos_ms,
+        defects,
+    );
     let wall = began.elapsed().as_secs_f64();
     let mut failures = 0;
     let (mut sim_ms, mut commits, mut elections, mut syncs) = (0u64, 0u64, 0u64, 0u64);
@@ -92,7 +102,10 @@ fn main() -> ExitCode {
             failures += 1;
             if failures <= 10 {
                 println!("seed {} FAILED: {v}", r.seed);
-                println!("  replay: {}", replay_command(r.seed, &args.sizes, args.defect.as_deref(), args.chaos_ms));
+                println!(
+                    "  replay: {}",
+                    replay_command(r.seed, &args.sizes, args.defect.as_deref(), args.chaos_ms)
+                );
             }
         }
     }

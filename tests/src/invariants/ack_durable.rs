@@ -9,7 +9,14 @@ use crate::sim::disk::Image;
 
 /// `accepted`, `current` and `last` are what the node has written so far (its
 /// in-memory view); the disk must hold them when the ack leaves.
-pub fn on_send(node: PeerId, msg: &Message, disk: &Image, accepted: Epoch, current: Epoch, last: Zxid) -> Check {
+pub fn on_send(
+    node: PeerId,
+    msg: &Message,
+    disk: &Image,
+    accepted: Epoch,
+    current: Epoch,
+    last: Zxid,
+) -> Check {
     let ok = match msg {
         Message::AckEpoch { .. } => disk.accepted_epoch == accepted && disk.last_zxid() == last,
         // The disk may already hold a later epoch from a bump that followed NEWLEADER.

@@ -12,7 +12,9 @@ pub fn on_established(ghost: &Ghost, leader: PeerId, epoch: Epoch, history: &Ima
         if !in_snapshot && history.position(zxid).is_err() {
             return fail(
                 "acked_writes_survive",
-                format!("{leader:?} leads epoch {epoch} without acknowledged write #{write} ({zxid})"),
+                format!(
+                    "{leader:?} leads epoch {epoch} without acknowledged write #{write} ({zxid})"
+                ),
             );
         }
     }

@@ -6,7 +6,13 @@ use zab_core::{PeerId, Zxid};
 
 use super::{fail, Check, Ghost};
 
-pub fn on_delivered(ghost: &mut Ghost, node: PeerId, position: u64, zxid: Zxid, payload: &Bytes) -> Check {
+pub fn on_delivered(
+    ghost: &mut Ghost,
+    node: PeerId,
+    position: u64,
+    zxid: Zxid,
+    payload: &Bytes,
+) -> Check {
     let position = position as usize;
     match ghost.delivered.get(position) {
         Some((z, p)) if *z == zxid && p == payload => Ok(()),

@@ -23,13 +23,23 @@ pub fn on_install(ghost: &Ghost, node: PeerId, image: &Image, snap: SnapshotStat
     if snap.len > committed_len {
         return fail(
             "committed_never_truncated",
-            format!("{node:?} installed a snapshot of {} txns; only {committed_len} committed", snap.len),
+            format!(
+                "{node:?} installed a snapshot of {} txns; only {committed_len} committed",
+                snap.len
+            ),
         );
     }
-    match image.log.iter().find(|t| ghost.is_delivered(t.zxid) && t.zxid > snap.zxid) {
+    match image
+        .log
+        .iter()
+        .find(|t| ghost.is_delivered(t.zxid) && t.zxid > snap.zxid)
+    {
         Some(t) => fail(
             "committed_never_truncated",
-            format!("{node:?} installed snapshot at {} dropping committed {}", snap.zxid, t.zxid),
+            format!(
+                "{node:?} installed snapshot at {} dropping committed {}",
+                snap.zxid, t.zxid
+            ),
         ),
         None => Ok(()),
     }

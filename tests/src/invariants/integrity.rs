@@ -19,7 +19,10 @@ pub fn on_proposed(ghost: &mut Ghost, txn: &Txn) -> Check {
 pub fn on_delivered(ghost: &Ghost, zxid: Zxid, payload: &Bytes) -> Check {
     match ghost.proposals.get(&zxid) {
         Some(p) if p == payload => Ok(()),
-        Some(_) => fail("integrity", format!("{zxid} delivered with content its leader did not propose")),
+        Some(_) => fail(
+            "integrity",
+            format!("{zxid} delivered with content its leader did not propose"),
+        ),
         None => fail("integrity", format!("{zxid} delivered but never proposed")),
     }
 }

@@ -65,6 +65,8 @@ pub struct Ghost {
 impl Ghost {
     /// Whether `zxid` is in the delivered order (which is sorted by zxid).
     pub fn is_delivered(&self, zxid: Zxid) -> bool {
-        self.delivered.binary_search_by_key(&zxid, |(z, _)| *z).is_ok()
+        self.delivered
+            .binary_search_by_key(&zxid, |(z, _)| *z)
+            .is_ok()
     }
 }

@@ -10,7 +10,10 @@ pub fn on_append(node: PeerId, last: Zxid, next: Zxid) -> Check {
     if last.is_followed_by(next) {
         Ok(())
     } else {
-        fail("no_zxid_gaps", format!("{node:?} logged {next} after {last}"))
+        fail(
+            "no_zxid_gaps",
+            format!("{node:?} logged {next} after {last}"),
+        )
     }
 }
 
@@ -18,6 +21,9 @@ pub fn on_delivered(node: PeerId, prev: Zxid, next: Zxid) -> Check {
     if prev.is_followed_by(next) {
         Ok(())
     } else {
-        fail("no_zxid_gaps", format!("{node:?} delivered {next} right after {prev}"))
+        fail(
+            "no_zxid_gaps",
+            format!("{node:?} delivered {next} right after {prev}"),
+        )
     }
 }

@@ -22,7 +22,10 @@ pub fn on_established(ghost: &Ghost, leader: PeerId, epoch: Epoch, history: &Ima
         );
     }
     for (zxid, payload) in ghost.delivered.get(base..before).unwrap_or_default() {
-        let held = history.position(*zxid).ok().map(|i| &history.log[i].payload);
+        let held = history
+            .position(*zxid)
+            .ok()
+            .map(|i| &history.log[i].payload);
         if held != Some(payload) {
             return fail(
                 "primary_integrity",

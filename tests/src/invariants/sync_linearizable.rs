@@ -16,7 +16,10 @@ pub fn on_answered(
     membership: &Membership,
 ) -> Check {
     let Some(&arrived) = ghost.sync_arrivals.get(&(leader, origin, id)) else {
-        return fail("sync_linearizable", format!("{leader:?} answered a sync it never received"));
+        return fail(
+            "sync_linearizable",
+            format!("{leader:?} answered a sync it never received"),
+        );
     };
     let confirmed = membership.voters().filter(|&p| {
         p == leader
@@ -37,7 +40,13 @@ pub fn on_answered(
 
 /// The client's sync completes at a server that has applied through `applied`,
 /// for a sync issued when `required` was the highest acknowledged write.
-pub fn on_done(node: PeerId, id: RequestId, required: Zxid, answered: Zxid, applied: Zxid) -> Check {
+pub fn on_done(
+    node: PeerId,
+    id: RequestId,
+    required: Zxid,
+    answered: Zxid,
+    applied: Zxid,
+) -> Check {
     if answered < required || applied < required {
         return fail(
             "sync_linearizable",

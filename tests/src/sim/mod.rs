@@ -78,7 +78,11 @@ impl SimConfig {
             reordering: rng.chance(0.2),
             compaction: rng.chance(0.5),
         };
-        let counter_max = if rng.chance(0.2) { rng.range(5, 60) as u32 } else { u32::MAX - 1000 };
+        let counter_max = if rng.chance(0.2) {
+            rng.range(5, 60) as u32
+        } else {
+            u32::MAX - 1000
+        };
         SimConfig {
             seed,
             voters,
@@ -113,7 +117,10 @@ pub struct Report {
 
 #[derive(Debug)]
 enum Event {
-    Tick { node: usize, life: u64 },
+    Tick {
+        node: usize,
+        life: u64,
+    },
     Deliver {
         from: usize,
         to: usize,
@@ -121,12 +128,25 @@ enum Event {
         sent_at: u64,
         sender_role: Role,
     },
-    FsyncDone { node: usize, life: u64, through: PersistSeq },
-    PeerDown { node: usize, life: u64, peer: usize },
+    FsyncDone {
+        node: usize,
+        life: u64,
+        through: PersistSeq,
+    },
+    PeerDown {
+        node: usize,
+        life: u64,
+        peer: usize,
+    },
     Client,
     Nemesis,
-    Restart { node: usize },
-    Resume { node: usize, life: u64 },
+    Restart {
+        node: usize,
+    },
+    Resume {
+        node: usize,
+        life: u64,
+    },
 }
 
 struct Scheduled {
@@ -163,8 +183,12 @@ struct Slot {
     applied: SnapshotState,
     role: Role,
     paused: bool,
-    held: Vec<Event>,    /// What the last NEWLEADER asked for, to check ACK(NEWLEADER).
+    held: Vec<Event>,
+    /// What the last NEWLEADER of the current join attempt asked for, to
+    /// check ACK(NEWLEADER).
     newleader: (Epoch, Zxid),
+    /// The node's current attempt to join a leader (from its FOLLOWERINFO).
+    join: u64,
 }
 
 struct Net {
@@ -226,7 +250,9 @@ impl Simulation {
                 applied: SnapshotState::default(),
                 role: Role::Looking,
                 paused: false,
-                held: Vec::new(),newleader: (Epoch(0), Zxid::ZERO),
+                held: Vec::new(),
+                newleader: (Epoch(0), Zxid::ZERO),
+                join: 0,
             })
             .collect();
         let mut sim = Simulation {
@@ -298,7 +324,10 @@ impl Simulation {
             let Some(s) = self.queue.pop() else { break };
             self.events += 1;
             if self.events > EVENTS_MAX {
-                let detail = format!("more than {EVENTS_MAX} events by {} ms: a message storm", s.at);
+                let detail = format!(
+                    "more than {EVENTS_MAX} events by {} ms: a message storm",
+                    s.at
+                );
                 note(&mut self.report, inv::fail("bounded_work", detail));
                 break;
             }
@@ -316,7 +345,6 @@ impl Simulation {
             event,
         });
     }
-
 
     fn node_config(&self, i: usize) -> Config {
         let mut c = Config::new(self.slots[i].id, self.membership.clone());
@@ -366,13 +394,21 @@ impl Simulation {
                 self.input(node, Input::Tick);
             }
             Event::Deliver { .. } => self.deliver(event),
-            Event::FsyncDone { node, life, through } => {
+            Event::FsyncDone {
+                node,
+                life,
+                through,
+            } => {
                 let slot = &mut self.slots[node];
                 if slot.life != life || slot.node.is_none() {
                     return;
                 }
                 if slot.paused {
-                    slot.held.push(Event::FsyncDone { node, life, through });
+                    slot.held.push(Event::FsyncDone {
+                        node,
+                        life,
+                        through,
+                    });
                     return;
                 }
                 slot.disk.synced(through);
@@ -440,7 +476,11 @@ impl Simulation {
         // when it sent this.
         if let Role::Following { leader, term, .. } = sender_role {
             if leader == to_id {
-                let entry = self.ghost.confirmations.entry((to_id, from_id)).or_insert((term, 0));
+                let entry = self
+                    .ghost
+                    .confirmations
+                    .entry((to_id, from_id))
+                    .or_insert((term, 0));
                 if entry.0 != term || entry.1 < sent_at {
                     *entry = (term, sent_at);
                 }
@@ -449,10 +489,17 @@ impl Simulation {
         match &msg {
             Message::Sync { id, .. } => {
                 // A duplicated message is the same sync: its first arrival counts.
-                self.ghost.sync_arrivals.entry((to_id, from_id, *id)).or_insert(self.now);
-            }Message::NewLeader {
-                current_epoch, zxid, ..
-            } => self.slots[to].newleader = (*current_epoch, *zxid),
+                self.ghost
+                    .sync_arrivals
+                    .entry((to_id, from_id, *id))
+                    .or_insert(self.now);
+            } // Only NEWLEADER of the current join attempt is acted upon.
+            Message::NewLeader {
+                current_epoch,
+                zxid,
+                join,
+                ..
+            } if *join == self.slots[to].join => self.slots[to].newleader = (*current_epoch, *zxid),
             _ => {}
         }
         self.input(to, Input::Received { from: from_id, msg });
@@ -498,7 +545,10 @@ impl Simulation {
                 let complete = txns.first().is_some_and(|t| after.is_followed_by(t.zxid))
                     && txns.last().is_some_and(|t| t.zxid == through);
                 if !complete {
-                    let detail = format!("{:?} asked to stream ({after}, {through}] it does not hold", self.slots[i].id);
+                    let detail = format!(
+                        "{:?} asked to stream ({after}, {through}] it does not hold",
+                        self.slots[i].id
+                    );
                     note(&mut self.report, inv::fail("diff_source", detail));
                     return;
                 }
@@ -508,7 +558,8 @@ impl Simulation {
                     self.on_send(i, to, Message::Proposal { epoch, prev, txn });
                     prev = zxid;
                 }
-            }            Action::SendSnapshot {
+            }
+            Action::SendSnapshot {
                 to,
                 epoch,
                 join,
@@ -516,7 +567,10 @@ impl Simulation {
             } => {
                 let state = self.slots[i].applied;
                 if state.zxid != zxid {
-                    let detail = format!("snapshot asked at {zxid}, applied state is at {}", state.zxid);
+                    let detail = format!(
+                        "snapshot asked at {zxid}, applied state is at {}",
+                        state.zxid
+                    );
                     note(&mut self.report, inv::fail("snapshot_source", detail));
                     return;
                 }
@@ -545,18 +599,35 @@ impl Simulation {
             Action::RoleChanged(role) => self.on_role(i, role),
         }
     }
-
     fn on_send(&mut self, i: usize, to: PeerId, msg: Message) {
+        if let Message::FollowerInfo { join, .. } = msg {
+            self.slots[i].join = join;
+        }
         let slot = &self.slots[i];
         let node = slot.node.as_ref().expect("only live nodes act");
-        let (accepted, current, last) = match msg {            // Nothing is written between the acceptedEpoch barrier and ACKEPOCH.
-            Message::AckNewLeader { .. } => (node.accepted_epoch(), slot.newleader.0, slot.newleader.1),
-            _ => (node.accepted_epoch(), node.current_epoch(), node.history().last()),
+        let (accepted, current, last) = match msg {
+            // Nothing is written between the acceptedEpoch barrier and ACKEPOCH.
+            Message::AckNewLeader { .. } => {
+                (node.accepted_epoch(), slot.newleader.0, slot.newleader.1)
+            }
+            _ => (
+                node.accepted_epoch(),
+                node.current_epoch(),
+                node.history().last(),
+            ),
         };
-        let check = inv::ack_durable::on_send(slot.id, &msg, &slot.disk.durable, accepted, current, last);
+        let check =
+            inv::ack_durable::on_send(slot.id, &msg, &slot.disk.durable, accepted, current, last);
         note(&mut self.report, check);
         if let (Message::SyncReply { id, .. }, Role::Leading { term, .. }) = (&msg, slot.role) {
-            let check = inv::sync_linearizable::on_answered(&self.ghost, slot.id, term, to, *id, &self.membership);
+            let check = inv::sync_linearizable::on_answered(
+                &self.ghost,
+                slot.id,
+                term,
+                to,
+                *id,
+                &self.membership,
+            );
             note(&mut self.report, check);
         }
         let j = (to.0 - 1) as usize;
@@ -569,7 +640,11 @@ impl Simulation {
             return;
         }
         let bytes = codec::encode_to_bytes(&msg);
-        let copies = if self.rng.chance(self.net.duplication) { 2 } else { 1 };
+        let copies = if self.rng.chance(self.net.duplication) {
+            2
+        } else {
+            1
+        };
         for _ in 0..copies {
             let mut delay = self.rng.range(1, 5);
             if self.net.reordering {
@@ -604,10 +679,13 @@ impl Simulation {
                     gap
                 }
             }
-            PersistOp::Truncate { to } => inv::committed_never_truncated::on_truncate(&self.ghost, slot.id, view, *to),
+            PersistOp::Truncate { to } => {
+                inv::committed_never_truncated::on_truncate(&self.ghost, slot.id, view, *to)
+            }
             PersistOp::InstallSnapshot { data, .. } => {
                 let snap = SnapshotState::decode(data.clone());
-                let check = inv::committed_never_truncated::on_install(&self.ghost, slot.id, view, snap);
+                let check =
+                    inv::committed_never_truncated::on_install(&self.ghost, slot.id, view, snap);
                 self.slots[i].applied = snap;
                 check
             }
@@ -628,9 +706,20 @@ impl Simulation {
             return;
         };
         disk.fsync_in_flight = true;
-        let latency = if disk.slow { self.rng.range(30, 400) } else { self.rng.range(1, 4) };
+        let latency = if disk.slow {
+            self.rng.range(30, 400)
+        } else {
+            self.rng.range(1, 4)
+        };
         let life = self.slots[i].life;
-        self.schedule(latency, Event::FsyncDone { node: i, life, through });
+        self.schedule(
+            latency,
+            Event::FsyncDone {
+                node: i,
+                life,
+                through,
+            },
+        );
     }
 
     fn on_deliver(&mut self, i: usize, through: Zxid) {
@@ -657,7 +746,13 @@ impl Simulation {
                 inv::primary_order::on_delivered(state.zxid, txn.zxid),
                 inv::no_zxid_gaps::on_delivered(id, state.zxid, txn.zxid),
                 inv::integrity::on_delivered(&self.ghost, txn.zxid, &txn.payload),
-                inv::agreement::on_delivered(&mut self.ghost, id, state.len, txn.zxid, &txn.payload),
+                inv::agreement::on_delivered(
+                    &mut self.ghost,
+                    id,
+                    state.len,
+                    txn.zxid,
+                    &txn.payload,
+                ),
             ];
             for check in checks {
                 note(&mut self.report, check);
@@ -689,7 +784,14 @@ impl Simulation {
     fn on_sync_done(&mut self, i: usize, id: RequestId, zxid: Zxid) {
         let slot = &self.slots[i];
         if let Role::Leading { term, .. } = slot.role {
-            let check = inv::sync_linearizable::on_answered(&self.ghost, slot.id, term, slot.id, id, &self.membership);
+            let check = inv::sync_linearizable::on_answered(
+                &self.ghost,
+                slot.id,
+                term,
+                slot.id,
+                id,
+                &self.membership,
+            );
             note(&mut self.report, check);
         }
         let Some(required) = self.syncs.remove(&(i, id)) else {
@@ -698,7 +800,10 @@ impl Simulation {
             return;
         };
         let applied = slot.applied.zxid;
-        note(&mut self.report, inv::sync_linearizable::on_done(slot.id, id, required, zxid, applied));
+        note(
+            &mut self.report,
+            inv::sync_linearizable::on_done(slot.id, id, required, zxid, applied),
+        );
         self.probes.remove(&Probe::Sync(i, id));
         self.report.syncs += 1;
     }
@@ -715,8 +820,14 @@ impl Simulation {
             let check = inv::one_leader_per_epoch::on_established(&mut self.ghost, id, epoch);
             note(&mut self.report, check);
             let history = &self.slots[i].disk.view;
-            note(&mut self.report, inv::primary_integrity::on_established(&self.ghost, id, epoch, history));
-            note(&mut self.report, inv::acked_writes_survive::on_established(&self.ghost, id, epoch, history));
+            note(
+                &mut self.report,
+                inv::primary_integrity::on_established(&self.ghost, id, epoch, history),
+            );
+            note(
+                &mut self.report,
+                inv::acked_writes_survive::on_established(&self.ghost, id, epoch, history),
+            );
         }
     }
 
@@ -728,11 +839,19 @@ impl Simulation {
         let slot = &mut self.slots[i];
         let state = slot.applied;
         let durable = &slot.disk.durable;
-        if !slot.disk.pending.is_empty() || state.zxid <= durable.snapshot.zxid || !durable.contains(state.zxid) {
+        if !slot.disk.pending.is_empty()
+            || state.zxid <= durable.snapshot.zxid
+            || !durable.contains(state.zxid)
+        {
             return;
         }
         slot.disk.compact(state);
-        self.input(i, Input::Compacted { through: state.zxid });
+        self.input(
+            i,
+            Input::Compacted {
+                through: state.zxid,
+            },
+        );
     }
 
     // ---- workload ----
@@ -749,28 +868,39 @@ impl Simulation {
             return;
         }
         if self.rng.chance(self.cfg.sync_share) {
-            self.issue_sync(i);
+            self.issue_sync(i, false);
         } else {
-            self.issue_write(i);
+            self.issue_write(i, false);
         }
     }
-
-    fn issue_write(&mut self, i: usize) -> u64 {
+    fn issue_write(&mut self, i: usize, probe: bool) -> u64 {
         let write = self.next_write;
         self.next_write += 1;
+        if probe {
+            self.probes.insert(Probe::Write(write));
+        }
         let id = RequestId(self.next_request);
         self.next_request += 1;
         self.writes.insert(write, (i, id, false));
         let mut payload = BytesMut::with_capacity(16);
         payload.put_u64(write);
         payload.put_u64(self.slots[i].id.0);
-        self.input(i, Input::Propose { id, payload: payload.freeze() });
+        self.input(
+            i,
+            Input::Propose {
+                id,
+                payload: payload.freeze(),
+            },
+        );
         write
     }
-
-    fn issue_sync(&mut self, i: usize) -> RequestId {
+    fn issue_sync(&mut self, i: usize, probe: bool) -> RequestId {
         let id = RequestId(self.next_request);
         self.next_request += 1;
+        if probe {
+            // Before the input: a one-voter leader answers at once.
+            self.probes.insert(Probe::Sync(i, id));
+        }
         self.syncs.insert((i, id), self.ghost.max_acked);
         if let Role::Leading { .. } = self.slots[i].role {
             let me = self.slots[i].id;
@@ -818,7 +948,11 @@ impl Simulation {
             }
             8 => {
                 self.net.loss = if self.net.loss > 0.0 { 0.0 } else { f.loss };
-                self.net.duplication = if self.net.duplication > 0.0 { 0.0 } else { f.duplication };
+                self.net.duplication = if self.net.duplication > 0.0 {
+                    0.0
+                } else {
+                    f.duplication
+                };
             }
             9 if f.reordering => self.net.reordering = !self.net.reordering,
             _ => {}
@@ -890,7 +1024,11 @@ impl Simulation {
         self.report.crashes += 1;
         let pending = self.slots[i].disk.pending.len() as u64;
         // Half the crashes lose every unsynced write; the others keep a prefix.
-        let keep = if self.rng.chance(0.5) { 0 } else { self.rng.range(0, pending) as usize };
+        let keep = if self.rng.chance(0.5) {
+            0
+        } else {
+            self.rng.range(0, pending) as usize
+        };
         let slot = &mut self.slots[i];
         if let Some(node) = slot.node.take() {
             self.report.epoch_bumps += node.stats().epoch_bumps;
@@ -903,7 +1041,14 @@ impl Simulation {
         for j in (0..self.slots.len()).filter(|&j| j != i) {
             let life = self.slots[j].life;
             let delay = self.rng.range(1, 30);
-            self.schedule(delay, Event::PeerDown { node: j, life, peer: i });
+            self.schedule(
+                delay,
+                Event::PeerDown {
+                    node: j,
+                    life,
+                    peer: i,
+                },
+            );
         }
         let down = self.rng.range(200, 5000);
         self.schedule(down, Event::Restart { node: i });
@@ -965,7 +1110,11 @@ impl Simulation {
             }
         }
         if self.report.violation.is_none() {
-            let roles: Vec<_> = self.slots.iter().map(|s| (s.id, s.role, s.applied.len)).collect();
+            let roles: Vec<_> = self
+                .slots
+                .iter()
+                .map(|s| (s.id, s.role, s.applied.len))
+                .collect();
             let detail = format!(
                 "no progress {} ms after healing (waiting for {:?}); roles {roles:?}, committed {}",
                 self.cfg.liveness_ms,
@@ -979,10 +1128,8 @@ impl Simulation {
     /// One write and one sync at every server; returns the time issued.
     fn issue_probes(&mut self) -> u64 {
         for i in 0..self.slots.len() {
-            let w = self.issue_write(i);
-            self.probes.insert(Probe::Write(w));
-            let s = self.issue_sync(i);
-            self.probes.insert(Probe::Sync(i, s));
+            self.issue_write(i, true);
+            self.issue_sync(i, true);
         }
         self.now
     }
