@@ -40,7 +40,7 @@
 //! |   1 | `Notification`    | vote, round u64, state                               |
 //! |   2 | `FollowerInfo`    | accepted_epoch, observer bool, join                  |
 //! |   3 | `LeaderInfo`      | term, epoch, join                                    |
-//! |   4 | `AckEpoch`        | epoch, join, fresh bool, current_epoch, last_zxid, log_start |
+//! |   4 | `AckEpoch`        | epoch, join, fresh, current_epoch, last_zxid, log_start |
 //! |   5 | `Diff`            | epoch, join                                          |
 //! |   6 | `Trunc`           | epoch, join, to                                      |
 //! |   7 | `Snapshot`        | epoch, join, zxid, data bytes                        |
@@ -55,7 +55,7 @@
 //! |  16 | `NewEpoch`        | epoch, new_epoch, last                               |
 //! |  17 | `AckNewEpoch`     | epoch, new_epoch                                     |
 //! |  18 | `Forward`         | epoch, id, payload bytes                             |
-//! |  19 | `Rejected` | epoch, id                                            |
+//! |  19 | `Rejected`        | epoch, id                                            |
 //! |  20 | `Sync`            | epoch, id                                            |
 //! |  21 | `SyncReply`       | epoch, id, zxid                                      |
 //!

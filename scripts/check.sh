@@ -1,0 +1,17 @@
+#!/usr/bin/env bash
+# The read-only checks CI runs: formatting, lints (warnings denied), tests, docs.
+# Usage: scripts/check.sh
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+echo "== cargo fmt --check"
+cargo fmt --all -- --check
+
+echo "== cargo clippy (warnings denied)"
+cargo clippy --workspace --all-targets -- -D warnings
+
+echo "== tests (the README's test command)"
+cargo test --workspace
+
+echo "== docs (warnings denied)"
+RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps --quiet
