@@ -72,8 +72,9 @@ enum Stage {
         last_zxid: Zxid,
         log_start: Zxid,
     },
-    /// Sync stream and NEWLEADER sent; proposals flow to it; acks not counted yet.
-    Syncing,
+    /// Sync stream and NEWLEADER (ending at `zxid`) sent; proposals flow to
+    /// it; its acks are not counted yet.
+    Syncing { zxid: Zxid },
     /// ACK(NEWLEADER) received: its acks count.
     Synced,
 }
@@ -373,6 +374,11 @@ impl Leader {
         observer: bool,
         join: u64,
     ) -> Next {
+        if self.learners.get(&from).is_some_and(|l| l.join >= join) {
+            // A duplicate or late copy of an attempt we already know.
+            ctx.stats.dropped += 1;
+            return Next::Stay;
+        }
         if observer == ctx.is_voter(from) {
             warn!(node = %ctx.id(), peer = %from, "learner's observer flag contradicts membership");
             ctx.stats.protocol_errors += 1;
@@ -492,7 +498,11 @@ impl Leader {
             .iter()
             .map(|(_, e)| *e)
             .fold(ctx.accepted_epoch, Epoch::max);
-        let epoch = highest.next();
+        let Some(epoch) = highest.checked_next() else {
+            warn!(node = %ctx.id(), "a peer reports acceptedEpoch at the end of the epoch space");
+            ctx.stats.protocol_errors += 1;
+            return;
+        };
         self.term = Some(epoch);
         self.epoch = epoch;
         self.own_accept = Some(ctx.write_accepted_epoch(epoch));
@@ -515,7 +525,9 @@ impl Leader {
         else {
             return;
         };
-        link.stage = Stage::Syncing;
+        link.stage = Stage::Syncing {
+            zxid: ctx.history.last(),
+        };
         let join = link.join;
         let history = &ctx.history;
         let last = history.last();
@@ -581,11 +593,13 @@ impl Leader {
         let Some(link) = self.learners.get_mut(&from) else {
             return Next::Stay;
         };
-        if link.stage != Stage::Syncing {
+        let Stage::Syncing { zxid } = link.stage else {
             ctx.stats.dropped += 1;
             return Next::Stay;
-        }
+        };
         link.stage = Stage::Synced;
+        // ACK(NEWLEADER) means the synced history is durable there.
+        link.acked = link.acked.max(zxid);
         match self.phase {
             Phase::Synchronization => self.try_establish(ctx),
             Phase::Broadcast => {
@@ -649,7 +663,7 @@ impl Leader {
         ctx.stats.proposals += 1;
         self.outstanding.push_back(zxid);
         for (peer, link) in &self.learners {
-            if matches!(link.stage, Stage::Syncing | Stage::Synced) {
+            if matches!(link.stage, Stage::Syncing { .. } | Stage::Synced) {
                 ctx.send(
                     *peer,
                     Message::Proposal {
@@ -697,7 +711,7 @@ impl Leader {
         self.committed = zxid;
         ctx.deliver(zxid);
         for (peer, link) in &self.learners {
-            if matches!(link.stage, Stage::Syncing | Stage::Synced) {
+            if matches!(link.stage, Stage::Syncing { .. } | Stage::Synced) {
                 ctx.send(*peer, Message::Commit { epoch: term, zxid });
             }
         }
@@ -713,7 +727,9 @@ impl Leader {
             return Next::Stay;
         }
         let term = self.term.expect("broadcasting implies an epoch");
-        let epoch = self.epoch.next();
+        let Some(epoch) = self.epoch.checked_next() else {
+            return Next::Looking("epoch space exhausted");
+        };
         if ctx.accepted_epoch >= epoch {
             return Next::Looking("a later epoch was accepted here");
         }
@@ -728,7 +744,7 @@ impl Leader {
             acks: BTreeSet::new(),
         });
         for (peer, link) in &self.learners {
-            if matches!(link.stage, Stage::Syncing | Stage::Synced) {
+            if matches!(link.stage, Stage::Syncing { .. } | Stage::Synced) {
                 ctx.send(
                     *peer,
                     Message::NewEpoch {
@@ -771,7 +787,7 @@ impl Leader {
         self.round_sent += 1;
         let round = self.round_sent;
         for (peer, link) in &self.learners {
-            if matches!(link.stage, Stage::Syncing | Stage::Synced) {
+            if matches!(link.stage, Stage::Syncing { .. } | Stage::Synced) {
                 ctx.send(*peer, Message::Ping { epoch: term, round });
             }
         }

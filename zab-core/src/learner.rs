@@ -35,6 +35,8 @@ pub(crate) struct Learner {
     commit: Zxid,
     /// The last zxid we acknowledged.
     acked: Zxid,
+    /// Where the synced history ended (NEWLEADER's zxid).
+    newleader_zxid: Zxid,
     /// An epoch bump waiting for its writes to be durable.
     bump: Option<(Epoch, PersistSeq)>,
     /// Syncs relayed to the leader, not yet answered.
@@ -88,6 +90,7 @@ impl Learner {
             last_heard: ctx.now,
             commit: Zxid::ZERO,
             acked: Zxid::ZERO,
+            newleader_zxid: Zxid::ZERO,
             bump: None,
             syncs_sent: BTreeSet::new(),
             syncs_ready: VecDeque::new(),
@@ -376,7 +379,8 @@ impl Learner {
     }
 
     fn on_proposal(&mut self, ctx: &mut Ctx, prev: Zxid, txn: Txn) -> Next {
-        if txn.zxid <= ctx.history.last() && ctx.history.contains(txn.zxid) {
+        let held = txn.zxid <= ctx.history.base() || ctx.history.contains(txn.zxid);
+        if txn.zxid <= ctx.history.last() && held {
             // A duplicate of what we hold: harmless.
             ctx.stats.dropped += 1;
             return Next::Stay;
@@ -414,6 +418,7 @@ impl Learner {
             ctx.write_accepted_epoch(current_epoch);
         }
         // Ordered after every synced write: durable means all of them are.
+        self.newleader_zxid = zxid;
         let seq = ctx.write_current_epoch(current_epoch);
         self.stage = Stage::AckingNewLeader { seq };
         if defect!(ctx.cfg, ack_newleader_before_durable) {
@@ -425,7 +430,9 @@ impl Learner {
 
     fn ack_newleader(&mut self, ctx: &mut Ctx, term: Epoch) {
         self.stage = Stage::Synced;
-        self.acked = ctx.history.last();
+        // ACK(NEWLEADER) covers the synced history; proposals that arrived
+        // after NEWLEADER are acknowledged by `send_ack` once durable.
+        self.acked = self.newleader_zxid;
         ctx.send(
             self.leader,
             Message::AckNewLeader {

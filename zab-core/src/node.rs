@@ -122,6 +122,8 @@ pub enum RestoreError {
     CurrentAboveAccepted { current: Epoch, accepted: Epoch },
     /// A logged zxid from an epoch the node never accepted.
     LogAheadOfEpoch { last: Zxid, accepted: Epoch },
+    /// A configuration value outside what the protocol can work with.
+    BadConfig(&'static str),
 }
 
 impl fmt::Display for RestoreError {
@@ -135,6 +137,7 @@ impl fmt::Display for RestoreError {
                 f,
                 "log ends at zxid {last}, from an epoch above acceptedEpoch {accepted}"
             ),
+            RestoreError::BadConfig(what) => write!(f, "invalid configuration: {what}"),
         }
     }
 }
@@ -299,6 +302,21 @@ pub struct Node {
 impl Node {
     /// Restores a node from its durable state. It starts looking for a leader.
     pub fn new(cfg: Config, restored: Restored) -> Result<Node, RestoreError> {
+        if cfg.counter_max == 0 || cfg.counter_max == u32::MAX {
+            return Err(RestoreError::BadConfig(
+                "counter_max must be in 1..u32::MAX",
+            ));
+        }
+        if cfg.sync_limit_ticks == 0 || cfg.init_limit_ticks == 0 || cfg.in_flight_max == 0 {
+            return Err(RestoreError::BadConfig(
+                "tick limits and in_flight_max must be positive",
+            ));
+        }
+        if !cfg.membership.is_member(cfg.id) {
+            return Err(RestoreError::BadConfig(
+                "this server is not in the membership",
+            ));
+        }
         if restored.current_epoch > restored.accepted_epoch {
             return Err(RestoreError::CurrentAboveAccepted {
                 current: restored.current_epoch,

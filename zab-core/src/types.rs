@@ -28,7 +28,12 @@ impl Epoch {
     /// The epoch after this one. Epochs are 32 bits; an ensemble that elects four
     /// billion leaders has bigger problems, so exhaustion is a panic, not a wrap.
     pub fn next(self) -> Epoch {
-        Epoch(self.0.checked_add(1).expect("epoch space exhausted"))
+        self.checked_next().expect("epoch space exhausted")
+    }
+
+    /// The epoch after this one, if there is one (for values from peers).
+    pub fn checked_next(self) -> Option<Epoch> {
+        self.0.checked_add(1).map(Epoch)
     }
 }
 

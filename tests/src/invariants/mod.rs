@@ -21,6 +21,7 @@ pub mod one_leader_per_epoch;
 pub mod primary_integrity;
 pub mod primary_order;
 pub mod sync_linearizable;
+pub mod vote_reflects_disk;
 
 /// A broken invariant: which one, and what the simulator saw.
 #[derive(Clone, Debug, PartialEq, Eq)]

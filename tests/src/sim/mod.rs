@@ -226,6 +226,9 @@ pub struct Simulation {
     next_write: u64,
     healed: bool,
     probes: BTreeSet<Probe>,
+    /// Terms in which a leader was established (elections that succeeded;
+    /// epoch bumps within a term are not elections).
+    terms: HashSet<Epoch>,
     events: u64,
     report: Report,
 }
@@ -276,6 +279,7 @@ impl Simulation {
             next_write: 1,
             healed: false,
             probes: BTreeSet::new(),
+            terms: HashSet::new(),
             events: 0,
             report: Report {
                 seed: cfg.seed,
@@ -305,7 +309,7 @@ impl Simulation {
         }
         self.report.sim_ms = self.now;
         self.report.commits = self.ghost.delivered.len() as u64;
-        self.report.elections = self.ghost.leaders.len() as u64;
+        self.report.elections = self.terms.len() as u64;
         self.report.writes_acked = self.ghost.acked_writes.len() as u64;
         for slot in &self.slots {
             if let Some(node) = &slot.node {
@@ -334,7 +338,9 @@ impl Simulation {
             self.now = s.at;
             self.dispatch(s.event);
         }
-        self.now = self.now.max(end);
+        if self.report.violation.is_none() {
+            self.now = self.now.max(end);
+        }
     }
 
     fn schedule(&mut self, after_ms: u64, event: Event) {
@@ -417,7 +423,11 @@ impl Simulation {
                 self.kick_fsync(node);
             }
             Event::PeerDown { node, life, peer } => {
-                if self.slots[node].life == life && !self.slots[node].paused {
+                if self.slots[node].paused {
+                    self.slots[node]
+                        .held
+                        .push(Event::PeerDown { node, life, peer });
+                } else if self.slots[node].life == life {
                     let peer = self.slots[peer].id;
                     self.input(node, Input::PeerDown { peer });
                 }
@@ -616,8 +626,9 @@ impl Simulation {
                 node.history().last(),
             ),
         };
-        let check =
-            inv::ack_durable::on_send(slot.id, &msg, &slot.disk.durable, accepted, current, last);
+        let check = inv::ack_durable::on_send(slot.id, &msg, &slot.disk.durable, accepted, current, last);
+        note(&mut self.report, check);
+        let check = inv::vote_reflects_disk::on_send(slot.id, &msg, &slot.disk.durable);
         note(&mut self.report, check);
         if let (Message::SyncReply { id, .. }, Role::Leading { term, .. }) = (&msg, slot.role) {
             let check = inv::sync_linearizable::on_answered(
@@ -812,10 +823,11 @@ impl Simulation {
         self.slots[i].role = role;
         if let Role::Leading {
             epoch,
+            term,
             phase: Phase::Broadcast,
-            ..
         } = role
         {
+            self.terms.insert(term);
             let id = self.slots[i].id;
             let check = inv::one_leader_per_epoch::on_established(&mut self.ghost, id, epoch);
             note(&mut self.report, check);

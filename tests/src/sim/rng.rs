@@ -36,9 +36,4 @@ impl Rng {
     pub fn pick<'a, T>(&mut self, items: &'a [T]) -> &'a T {
         &items[self.below(items.len() as u64) as usize]
     }
-
-    /// An independent stream, for a component whose draws must not shift others.
-    pub fn fork(&mut self) -> Rng {
-        Rng(self.next_u64())
-    }
 }
