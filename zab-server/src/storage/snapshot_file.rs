@@ -1,0 +1,135 @@
+//! Snapshot files: the replicated state (data tree and sessions, serialized by
+//! the caller) as of one zxid.
+//!
+//! Name: `snap.<generation:08x>.<zxid:016x>`. Layout (big-endian):
+//!
+//! ```text
+//! magic "ZABSNAP1" | generation u32 | zxid u64 | content len u64 |
+//! content crc32 u32 | header crc32 u32 (over everything before it) | content
+//! ```
+//!
+//! Written to a temp file, fsynced, renamed into place, directory fsynced: a
+//! snapshot either exists whole or not at all. The *generation* ties a snapshot
+//! to the log segments that continue it: installing a snapshot received from a
+//! leader starts a new generation, and recovery ignores log segments of older
+//! generations, so a crash between "snapshot written" and "old log removed"
+//! cannot splice the old history onto the new state.
+
+use std::path::{Path, PathBuf};
+
+use bytes::{BufMut, Bytes};
+use zab_core::Zxid;
+
+use super::error::{Result, StorageError};
+use super::fs::Fs;
+
+const MAGIC: &[u8; 8] = b"ZABSNAP1";
+const HEADER_BYTES: usize = 8 + 4 + 8 + 8 + 4 + 4;
+
+/// A snapshot file found in the directory (not yet verified).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SnapshotMeta {
+    pub generation: u32,
+    pub zxid: Zxid,
+    pub path: PathBuf,
+}
+
+/// A verified snapshot.
+#[derive(Clone, Debug)]
+pub struct Snapshot {
+    pub meta: SnapshotMeta,
+    pub content: Bytes,
+}
+
+pub fn file_name(generation: u32, zxid: Zxid) -> String {
+    format!("snap.{generation:08x}.{:016x}", zxid.0)
+}
+
+/// Parses a snapshot file name.
+pub fn parse_name(name: &str) -> Option<(u32, Zxid)> {
+    let rest = name.strip_prefix("snap.")?;
+    let (generation, zxid) = rest.split_once('.')?;
+    if generation.len() != 8 || zxid.len() != 16 {
+        return None;
+    }
+    Some((
+        u32::from_str_radix(generation, 16).ok()?,
+        Zxid(u64::from_str_radix(zxid, 16).ok()?),
+    ))
+}
+
+/// Every snapshot in `dir`, oldest first (by generation, then zxid).
+pub fn list(fs: &dyn Fs, dir: &Path) -> Result<Vec<SnapshotMeta>> {
+    let names = fs.list(dir).map_err(|e| StorageError::io("list", dir, e))?;
+    let mut found: Vec<_> = names
+        .iter()
+        .filter_map(|n| {
+            parse_name(n).map(|(generation, zxid)| SnapshotMeta {
+                generation,
+                zxid,
+                path: dir.join(n),
+            })
+        })
+        .collect();
+    found.sort_by_key(|m| (m.generation, m.zxid));
+    Ok(found)
+}
+
+pub fn encode(generation: u32, zxid: Zxid, content: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(HEADER_BYTES + content.len());
+    out.extend_from_slice(MAGIC);
+    out.put_u32(generation);
+    out.put_u64(zxid.0);
+    out.put_u64(content.len() as u64);
+    out.put_u32(crc32fast::hash(content));
+    let header_crc = crc32fast::hash(&out);
+    out.put_u32(header_crc);
+    out.extend_from_slice(content);
+    out
+}
+
+/// Writes a snapshot atomically; durable when this returns.
+pub fn write(fs: &dyn Fs, dir: &Path, generation: u32, zxid: Zxid, content: &[u8]) -> Result<SnapshotMeta> {
+    let name = file_name(generation, zxid);
+    super::write_atomically(fs, dir, &name, &encode(generation, zxid, content))?;
+    Ok(SnapshotMeta {
+        generation,
+        zxid,
+        path: dir.join(name),
+    })
+}
+
+/// Reads and verifies a snapshot; any damage is an error naming the file.
+pub fn read(fs: &dyn Fs, meta: &SnapshotMeta) -> Result<Snapshot> {
+    let path = &meta.path;
+    let data = fs.read(path).map_err(|e| StorageError::io("read", path, e))?;
+    let bad = |offset: usize, reason: &str| Err(StorageError::corrupt(path, offset as u64, reason));
+    if data.len() < HEADER_BYTES {
+        return bad(0, "shorter than a snapshot header");
+    }
+    if &data[..8] != MAGIC {
+        return bad(0, "not a snapshot (bad magic)");
+    }
+    let header_crc = u32::from_be_bytes(data[36..40].try_into().expect("4 bytes"));
+    if crc32fast::hash(&data[..36]) != header_crc {
+        return bad(0, "header checksum mismatch");
+    }
+    let generation = u32::from_be_bytes(data[8..12].try_into().expect("4 bytes"));
+    let zxid = Zxid(u64::from_be_bytes(data[12..20].try_into().expect("8 bytes")));
+    let len = u64::from_be_bytes(data[20..28].try_into().expect("8 bytes"));
+    let crc = u32::from_be_bytes(data[28..32].try_into().expect("4 bytes"));
+    if (generation, zxid) != (meta.generation, meta.zxid) {
+        return bad(8, "header does not match the file name");
+    }
+    if (data.len() - HEADER_BYTES) as u64 != len {
+        return bad(20, "content length does not match the file size");
+    }
+    let content = data.slice(HEADER_BYTES..);
+    if crc32fast::hash(&content) != crc {
+        return bad(HEADER_BYTES, "content checksum mismatch");
+    }
+    Ok(Snapshot {
+        meta: meta.clone(),
+        content,
+    })
+}

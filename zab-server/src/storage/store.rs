@@ -1,0 +1,320 @@
+//! One server's durable state: epochs, snapshots and the log, kept consistent
+//! with one another across crashes.
+//!
+//! [`Store::apply`] executes the core's [`PersistOp`]s in order and
+//! [`Store::sync`] makes them durable with one fdatasync; the caller reports
+//! "durable through seq" only after `sync` returns. Epoch writes first sync the
+//! log, so an epoch is never on disk ahead of the history it vouches for
+//! (REFERENCE §1.1). Any failure is final: the store refuses further writes,
+//! because after a failed write or fsync the disk's content is unknown.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use bytes::Bytes;
+use tracing::{info, warn};
+use zab_core::{Epoch, History, PersistOp, Restored, Txn, Zxid};
+
+use super::epoch_file::{self, ACCEPTED, CURRENT};
+use super::error::{Result, StorageError};
+use super::fs::Fs;
+use super::snapshot_file::{self, Snapshot, SnapshotMeta};
+use super::txn_log::{self, LogConfig, TxnLog};
+use super::TEMP_SUFFIX;
+
+#[derive(Clone, Copy, Debug)]
+pub struct StoreConfig {
+    pub log: LogConfig,
+    /// Snapshots kept by retention (at least 1); the log they need is kept too.
+    pub snapshots_kept: usize,
+}
+
+impl Default for StoreConfig {
+    fn default() -> Self {
+        StoreConfig {
+            log: LogConfig::default(),
+            snapshots_kept: 3,
+        }
+    }
+}
+
+/// What a restarted server starts from.
+#[derive(Debug)]
+pub struct Recovery {
+    /// The core's durable state.
+    pub restored: Restored,
+    /// The newest valid snapshot, if any.
+    pub snapshot: Option<Snapshot>,
+    /// Logged transactions after the snapshot, in order. They are *not* known
+    /// to be committed: the core delivers them once a leader confirms.
+    pub replay: Vec<Txn>,
+    /// Bytes of a torn tail cut from the log.
+    pub truncated_bytes: u64,
+    /// Snapshots skipped because they were damaged (newest first).
+    pub damaged_snapshots: Vec<PathBuf>,
+}
+
+#[derive(Debug)]
+pub struct Store {
+    fs: Arc<dyn Fs>,
+    dir: PathBuf,
+    cfg: StoreConfig,
+    log: TxnLog,
+    accepted: Epoch,
+    current: Epoch,
+    snapshots: Vec<SnapshotMeta>,
+    failed: Option<String>,
+}
+
+impl Store {
+    /// Opens (or initializes) the data directory and recovers its state.
+    pub fn open(fs: Arc<dyn Fs>, dir: &Path, cfg: StoreConfig) -> Result<(Store, Recovery)> {
+        fs.create_dir_all(dir)
+            .map_err(|e| StorageError::io("create directory", dir, e))?;
+        remove_temp_files(fs.as_ref(), dir)?;
+        let snapshots = snapshot_file::list(fs.as_ref(), dir)?;
+        let mut damaged = Vec::new();
+        let mut chosen = None;
+        for meta in snapshots.iter().rev() {
+            match snapshot_file::read(fs.as_ref(), meta) {
+                Ok(s) => {
+                    chosen = Some(s);
+                    break;
+                }
+                Err(StorageError::Corrupt { file, reason, .. }) => {
+                    warn!(file = %file.display(), reason, "skipping damaged snapshot");
+                    damaged.push(file);
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        let generation = chosen.as_ref().map_or(0, |s| s.meta.generation);
+        let base = chosen.as_ref().map_or(Zxid::ZERO, |s| s.meta.zxid);
+        let has_log = fs
+            .list(dir)
+            .map_err(|e| StorageError::io("list", dir, e))?
+            .iter()
+            .any(|n| txn_log::parse_segment_name(n).is_some());
+        let has_state = has_log || !snapshots.is_empty();
+        let accepted = read_epoch(fs.as_ref(), dir, ACCEPTED, has_state)?;
+        let current = read_epoch(fs.as_ref(), dir, CURRENT, has_state)?;
+        let (log, recovered) = TxnLog::open(fs.clone(), dir, generation, cfg.log)?;
+        let replay = after_base(dir, base, recovered.records)?;
+        let mut history = History::starting_after(base);
+        for t in &replay {
+            history.append(t.zxid).map_err(|g| StorageError::Gap {
+                file: dir.to_path_buf(),
+                last: g.last,
+                next: g.next,
+            })?;
+        }
+        info!(
+            dir = %dir.display(),
+            snapshot = %base,
+            last = %history.last(),
+            accepted = %accepted,
+            current = %current,
+            "recovered"
+        );
+        let live: Vec<_> = snapshots
+            .into_iter()
+            .filter(|m| m.generation == generation && !damaged.contains(&m.path))
+            .collect();
+        let store = Store {
+            fs,
+            dir: dir.to_path_buf(),
+            cfg,
+            log,
+            accepted,
+            current,
+            snapshots: live,
+            failed: None,
+        };
+        let recovery = Recovery {
+            restored: Restored {
+                accepted_epoch: accepted,
+                current_epoch: current,
+                history,
+            },
+            snapshot: chosen,
+            replay,
+            truncated_bytes: recovered.truncated_bytes,
+            damaged_snapshots: damaged,
+        };
+        Ok((store, recovery))
+    }
+
+    /// Executes one write, in the core's order. Not durable until [`Store::sync`].
+    pub fn apply(&mut self, op: &PersistOp) -> Result<()> {
+        self.check()?;
+        let result = self.apply_inner(op);
+        self.fail_on(result)
+    }
+
+    fn apply_inner(&mut self, op: &PersistOp) -> Result<()> {
+        match op {
+            PersistOp::Append(txn) => self.log.append(txn),
+            PersistOp::AcceptedEpoch(e) => {
+                self.log.sync()?;
+                epoch_file::write(self.fs.as_ref(), &self.dir, ACCEPTED, *e)?;
+                self.accepted = *e;
+                Ok(())
+            }
+            PersistOp::CurrentEpoch(e) => {
+                self.log.sync()?;
+                epoch_file::write(self.fs.as_ref(), &self.dir, CURRENT, *e)?;
+                self.current = *e;
+                Ok(())
+            }
+            PersistOp::Truncate { to } => self.truncate(*to),
+            PersistOp::InstallSnapshot { zxid, data } => self.install(*zxid, data),
+        }
+    }
+
+    /// Makes every applied write durable (one fdatasync of the log).
+    pub fn sync(&mut self) -> Result<()> {
+        self.check()?;
+        let result = self.log.sync();
+        self.fail_on(result)
+    }
+
+    /// TRUNC is total (REFERENCE §1.4): the log after `to`, and any snapshot
+    /// newer than `to`, are removed durably.
+    fn truncate(&mut self, to: Zxid) -> Result<()> {
+        self.log.truncate_after(to)?;
+        let newer: Vec<_> = self.snapshots.iter().filter(|m| m.zxid > to).cloned().collect();
+        if !newer.is_empty() {
+            for meta in &newer {
+                self.fs
+                    .remove(&meta.path)
+                    .map_err(|e| StorageError::io("remove", &meta.path, e))?;
+            }
+            self.fs
+                .sync_dir(&self.dir)
+                .map_err(|e| StorageError::io("fsync directory", &self.dir, e))?;
+            self.snapshots.retain(|m| m.zxid <= to);
+        }
+        Ok(())
+    }
+
+    /// A snapshot received from the leader replaces the whole history. It is
+    /// written in a new generation: once its rename is durable, recovery uses
+    /// it and ignores every older log segment (REFERENCE §1.3).
+    fn install(&mut self, zxid: Zxid, content: &Bytes) -> Result<()> {
+        let generation = self.log.generation() + 1;
+        let meta = snapshot_file::write(self.fs.as_ref(), &self.dir, generation, zxid, content)?;
+        self.log.reset(generation)?;
+        for old in std::mem::take(&mut self.snapshots) {
+            self.fs
+                .remove(&old.path)
+                .map_err(|e| StorageError::io("remove", &old.path, e))?;
+        }
+        self.fs
+            .sync_dir(&self.dir)
+            .map_err(|e| StorageError::io("fsync directory", &self.dir, e))?;
+        self.snapshots.push(meta);
+        Ok(())
+    }
+
+    /// Writes a snapshot of the applied state through `zxid` (which must be
+    /// logged), then applies retention: keep the newest `snapshots_kept`
+    /// snapshots and the log segments the oldest of them needs.
+    pub fn write_snapshot(&mut self, zxid: Zxid, content: &[u8]) -> Result<()> {
+        self.check()?;
+        let result = self.write_snapshot_inner(zxid, content);
+        self.fail_on(result)
+    }
+
+    fn write_snapshot_inner(&mut self, zxid: Zxid, content: &[u8]) -> Result<()> {
+        let generation = self.log.generation();
+        let meta = snapshot_file::write(self.fs.as_ref(), &self.dir, generation, zxid, content)?;
+        self.snapshots.push(meta);
+        self.snapshots.sort_by_key(|m| m.zxid);
+        let excess = self.snapshots.len().saturating_sub(self.cfg.snapshots_kept.max(1));
+        for old in self.snapshots.drain(..excess) {
+            self.fs
+                .remove(&old.path)
+                .map_err(|e| StorageError::io("remove", &old.path, e))?;
+        }
+        if excess > 0 {
+            self.fs
+                .sync_dir(&self.dir)
+                .map_err(|e| StorageError::io("fsync directory", &self.dir, e))?;
+        }
+        // The oldest kept snapshot must still be replayable from the log.
+        if let Some(oldest) = self.snapshots.first() {
+            self.log.purge_through(oldest.zxid)?;
+        }
+        Ok(())
+    }
+
+    /// Logged transactions in `(after, through]`, for a DIFF.
+    pub fn read_range(&self, after: Zxid, through: Zxid) -> Result<Vec<Txn>> {
+        self.log.read_range(after, through)
+    }
+
+    pub fn epochs(&self) -> (Epoch, Epoch) {
+        (self.accepted, self.current)
+    }
+
+    pub fn last_zxid(&self) -> Zxid {
+        self.log.last()
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// Why the store stopped, if it did.
+    pub fn failure(&self) -> Option<&str> {
+        self.failed.as_deref()
+    }
+
+    fn check(&self) -> Result<()> {
+        match &self.failed {
+            Some(cause) => Err(StorageError::Failed { cause: cause.clone() }),
+            None => Ok(()),
+        }
+    }
+
+    fn fail_on(&mut self, result: Result<()>) -> Result<()> {
+        if let Err(e) = &result {
+            warn!(dir = %self.dir.display(), error = %e, "storage failed; no further writes");
+            self.failed = Some(e.to_string());
+        }
+        result
+    }
+}
+
+fn read_epoch(fs: &dyn Fs, dir: &Path, name: &str, has_state: bool) -> Result<Epoch> {
+    match epoch_file::read(fs, dir, name)? {
+        Some(e) => Ok(e),
+        None if !has_state => Ok(Epoch(0)),
+        None => Err(StorageError::MissingEpoch { file: dir.join(name) }),
+    }
+}
+
+/// The records after the snapshot at `base`, checking they continue it.
+fn after_base(dir: &Path, base: Zxid, records: Vec<Txn>) -> Result<Vec<Txn>> {
+    let covered = records.iter().any(|t| t.zxid == base);
+    let replay: Vec<Txn> = records.into_iter().filter(|t| t.zxid > base).collect();
+    if let Some(first) = replay.first() {
+        if !covered && !base.is_followed_by(first.zxid) {
+            return Err(StorageError::Gap {
+                file: dir.to_path_buf(),
+                last: base,
+                next: first.zxid,
+            });
+        }
+    }
+    Ok(replay)
+}
+
+fn remove_temp_files(fs: &dyn Fs, dir: &Path) -> Result<()> {
+    let names = fs.list(dir).map_err(|e| StorageError::io("list", dir, e))?;
+    for name in names.iter().filter(|n| n.ends_with(TEMP_SUFFIX)) {
+        let path = dir.join(name);
+        fs.remove(&path).map_err(|e| StorageError::io("remove", &path, e))?;
+    }
+    Ok(())
+}

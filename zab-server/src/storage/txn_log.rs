@@ -1,0 +1,450 @@
+//! The transaction log: append-only segment files of [`record`]s.
+//!
+//! Segment names: `log.<generation:08x>.<first zxid:016x>`. The active segment
+//! is preallocated with zeros (so an fdatasync rarely has to update the file
+//! size) and sealed at its exact length, fully synced, before the next one is
+//! created; the directory is fsynced whenever a segment appears or vanishes.
+//!
+//! Recovery rules (see [`TxnLog::open`]):
+//! - sealed segments must be perfect: a bad record, trailing garbage or a zxid
+//!   that does not directly follow the previous one is an error naming the
+//!   file and offset;
+//! - in the last segment the first bad or zero header ends the log and the
+//!   tail is cut off: it can only be writes whose fsync never completed
+//!   (a torn record, or later writes that reached the disk before earlier ones),
+//!   none of which were ever reported durable.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use bytes::Bytes;
+use tracing::warn;
+use zab_core::{Txn, Zxid};
+
+use super::error::{Result, StorageError};
+use super::fs::{Fs, FsFile};
+use super::record::{self, Decoded};
+
+/// Sizes of the log's files.
+#[derive(Clone, Copy, Debug)]
+pub struct LogConfig {
+    /// A segment is sealed once it holds at least this many bytes.
+    pub segment_bytes_max: u64,
+    /// Zeros written ahead of the data in the active segment.
+    pub prealloc_bytes: u64,
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        LogConfig {
+            segment_bytes_max: 64 * 1024 * 1024,
+            prealloc_bytes: 64 * 1024 * 1024,
+        }
+    }
+}
+
+#[derive(Debug)]
+struct Segment {
+    path: PathBuf,
+    first: Zxid,
+    /// Last zxid in the segment (ZERO while empty).
+    last: Zxid,
+    /// Bytes of records.
+    len: u64,
+}
+
+#[derive(Debug)]
+struct Active {
+    file: Box<dyn FsFile>,
+    /// The file's allocated size (data plus preallocated zeros).
+    allocated: u64,
+}
+
+#[derive(Debug)]
+pub struct TxnLog {
+    fs: Arc<dyn Fs>,
+    dir: PathBuf,
+    generation: u32,
+    cfg: LogConfig,
+    segments: Vec<Segment>,
+    active: Option<Active>,
+    /// Encoded records not yet written to the active segment.
+    pending: Vec<u8>,
+    /// Segment length including `pending`.
+    last: Zxid,
+}
+
+/// What recovery found.
+#[derive(Debug)]
+pub struct Recovered {
+    /// Every valid record, in order (zero-copy views of the segment files).
+    pub records: Vec<Txn>,
+    /// Bytes cut from the tail of the last segment.
+    pub truncated_bytes: u64,
+}
+
+pub fn segment_name(generation: u32, first: Zxid) -> String {
+    format!("log.{generation:08x}.{:016x}", first.0)
+}
+
+pub fn parse_segment_name(name: &str) -> Option<(u32, Zxid)> {
+    let rest = name.strip_prefix("log.")?;
+    let (generation, first) = rest.split_once('.')?;
+    if generation.len() != 8 || first.len() != 16 {
+        return None;
+    }
+    Some((
+        u32::from_str_radix(generation, 16).ok()?,
+        Zxid(u64::from_str_radix(first, 16).ok()?),
+    ))
+}
+
+impl TxnLog {
+    /// Opens the log of `generation` in `dir`, verifying every segment and
+    /// cutting a torn tail. Segments of older generations are superseded by a
+    /// snapshot and deleted; a newer generation than any usable snapshot is an
+    /// error the caller reports.
+    pub fn open(fs: Arc<dyn Fs>, dir: &Path, generation: u32, cfg: LogConfig) -> Result<(TxnLog, Recovered)> {
+        let mut names: Vec<(u32, Zxid, String)> = fs
+            .list(dir)
+            .map_err(|e| StorageError::io("list", dir, e))?
+            .into_iter()
+            .filter_map(|n| parse_segment_name(&n).map(|(g, z)| (g, z, n)))
+            .collect();
+        names.sort();
+        let mut stale = false;
+        for (g, _, name) in &names {
+            if *g < generation {
+                let path = dir.join(name);
+                fs.remove(&path).map_err(|e| StorageError::io("remove", &path, e))?;
+                stale = true;
+            } else if *g > generation {
+                return Err(StorageError::corrupt(
+                    dir.join(name),
+                    0,
+                    format!("log generation {g} has no valid snapshot (newest usable is generation {generation})"),
+                ));
+            }
+        }
+        if stale {
+            fs.sync_dir(dir).map_err(|e| StorageError::io("fsync directory", dir, e))?;
+        }
+        let mut log = TxnLog {
+            fs,
+            dir: dir.to_path_buf(),
+            generation,
+            cfg,
+            segments: Vec::new(),
+            active: None,
+            pending: Vec::new(),
+            last: Zxid::ZERO,
+        };
+        let ours: Vec<_> = names.into_iter().filter(|(g, _, _)| *g == generation).collect();
+        let mut records = Vec::new();
+        let mut truncated_bytes = 0;
+        let count = ours.len();
+        for (i, (_, first, name)) in ours.into_iter().enumerate() {
+            let path = dir.join(&name);
+            let is_last = i + 1 == count;
+            let (seg, cut) = log.recover_segment(&path, first, is_last, &mut records)?;
+            truncated_bytes += cut;
+            log.segments.push(seg);
+        }
+        if let Some(seg) = log.segments.last() {
+            log.last = seg.last;
+        }
+        Ok((log, Recovered { records, truncated_bytes }))
+    }
+
+    fn recover_segment(
+        &mut self,
+        path: &Path,
+        first: Zxid,
+        is_last: bool,
+        records: &mut Vec<Txn>,
+    ) -> Result<(Segment, u64)> {
+        let data = self.fs.read(path).map_err(|e| StorageError::io("read", path, e))?;
+        let mut offset = 0usize;
+        let mut last = Zxid::ZERO;
+        let mut prev = records.last().map(|t: &Txn| t.zxid);
+        loop {
+            match record::decode(&data, offset) {
+                Decoded::Record(txn, next) => {
+                    let expected_first = offset == 0 && txn.zxid != first;
+                    let gap = prev.is_some_and(|p| !p.is_followed_by(txn.zxid));
+                    if expected_first || gap {
+                        return Err(StorageError::Gap {
+                            file: path.to_path_buf(),
+                            last: prev.unwrap_or(Zxid::ZERO),
+                            next: txn.zxid,
+                        });
+                    }
+                    prev = Some(txn.zxid);
+                    last = txn.zxid;
+                    records.push(txn);
+                    offset = next;
+                }
+                Decoded::End => break,
+                Decoded::Bad(reason) if is_last => {
+                    warn!(file = %path.display(), offset, reason, "cutting a torn tail off the log");
+                    break;
+                }
+                Decoded::Bad(reason) => return Err(StorageError::corrupt(path, offset as u64, reason)),
+            }
+        }
+        let tail = &data[offset..];
+        let mut cut = 0;
+        if is_last {
+            if tail.iter().any(|&b| b != 0) {
+                // Never-acknowledged bytes: remove them so they cannot resurface.
+                let mut file = self.fs.open(path).map_err(|e| StorageError::io("open", path, e))?;
+                file.set_len(offset as u64)
+                    .and_then(|()| file.sync_data())
+                    .map_err(|e| StorageError::io("truncate torn tail of", path, e))?;
+                cut = tail.len() as u64;
+            }
+        } else if tail.iter().any(|&b| b != 0) {
+            return Err(StorageError::corrupt(path, offset as u64, "data after the end of a sealed segment"));
+        }
+        if last == Zxid::ZERO && !is_last {
+            return Err(StorageError::corrupt(path, 0, "sealed segment holds no records"));
+        }
+        let seg = Segment {
+            path: path.to_path_buf(),
+            first,
+            last,
+            len: offset as u64,
+        };
+        Ok((seg, cut))
+    }
+
+    pub fn generation(&self) -> u32 {
+        self.generation
+    }
+
+    /// The last zxid appended (durable or not); ZERO when empty.
+    pub fn last(&self) -> Zxid {
+        self.last
+    }
+
+    /// The first zxid held, if any.
+    pub fn first(&self) -> Option<Zxid> {
+        self.segments.iter().find(|s| s.last != Zxid::ZERO).map(|s| s.first)
+    }
+
+    /// Buffers `txn`; it is written and made durable by [`TxnLog::sync`].
+    pub fn append(&mut self, txn: &Txn) -> Result<()> {
+        if txn.payload.len() > record::PAYLOAD_BYTES_MAX {
+            return Err(StorageError::Failed {
+                cause: format!("transaction {} is larger than a log record may be", txn.zxid),
+            });
+        }
+        let full = self
+            .segments
+            .last()
+            .is_some_and(|s| s.len + self.pending.len() as u64 >= self.cfg.segment_bytes_max);
+        if self.segments.is_empty() || full {
+            self.roll(txn.zxid)?;
+        }
+        let seg = self.segments.last_mut().expect("rolled above");
+        record::encode(txn, &mut self.pending);
+        if seg.last == Zxid::ZERO {
+            seg.first = txn.zxid;
+        }
+        seg.last = txn.zxid;
+        self.last = txn.zxid;
+        Ok(())
+    }
+
+    /// Writes everything appended and fdatasyncs it: one sync per batch.
+    pub fn sync(&mut self) -> Result<()> {
+        if self.pending.is_empty() {
+            return Ok(());
+        }
+        let seg = self.segments.last_mut().expect("pending data implies a segment");
+        let active = self.active.as_mut().expect("pending data implies an active segment");
+        let offset = seg.len;
+        let end = offset + self.pending.len() as u64;
+        let path = &seg.path;
+        active
+            .file
+            .write_at(offset, &self.pending)
+            .map_err(|e| StorageError::io("write", path, e))?;
+        if end > active.allocated {
+            active.allocated = end;
+        }
+        active.file.sync_data().map_err(|e| StorageError::io("fdatasync", path, e))?;
+        seg.len = end;
+        self.pending.clear();
+        Ok(())
+    }
+
+    /// Seals the active segment and starts a new one whose first record is `first`.
+    fn roll(&mut self, first: Zxid) -> Result<()> {
+        self.sync()?;
+        if let (Some(active), Some(seg)) = (self.active.as_mut(), self.segments.last()) {
+            let path = &seg.path;
+            active
+                .file
+                .set_len(seg.len)
+                .and_then(|()| active.file.sync_data())
+                .map_err(|e| StorageError::io("seal segment", path, e))?;
+        }
+        // An empty segment (a fresh log, or one emptied by truncation) is reused.
+        if self.segments.last().is_some_and(|s| s.last == Zxid::ZERO) {
+            let seg = self.segments.pop().expect("checked");
+            self.fs.remove(&seg.path).map_err(|e| StorageError::io("remove", &seg.path, e))?;
+        }
+        let path = self.dir.join(segment_name(self.generation, first));
+        let mut file = self.fs.create(&path).map_err(|e| StorageError::io("create", &path, e))?;
+        file.set_len(self.cfg.prealloc_bytes)
+            .and_then(|()| file.sync_data())
+            .map_err(|e| StorageError::io("preallocate", &path, e))?;
+        self.fs
+            .sync_dir(&self.dir)
+            .map_err(|e| StorageError::io("fsync directory", &self.dir, e))?;
+        self.active = Some(Active {
+            file,
+            allocated: self.cfg.prealloc_bytes,
+        });
+        self.segments.push(Segment {
+            path,
+            first,
+            last: Zxid::ZERO,
+            len: 0,
+        });
+        Ok(())
+    }
+
+    /// Removes every record after `to`, across segments; durable when this returns.
+    pub fn truncate_after(&mut self, to: Zxid) -> Result<()> {
+        self.sync()?;
+        if to >= self.last {
+            return Ok(());
+        }
+        let mut removed = false;
+        while self.segments.last().is_some_and(|s| s.first > to || s.last == Zxid::ZERO) {
+            let seg = self.segments.pop().expect("checked");
+            self.active = None;
+            self.fs.remove(&seg.path).map_err(|e| StorageError::io("remove", &seg.path, e))?;
+            removed = true;
+        }
+        if removed {
+            self.fs
+                .sync_dir(&self.dir)
+                .map_err(|e| StorageError::io("fsync directory", &self.dir, e))?;
+        }
+        if let Some(seg) = self.segments.last_mut() {
+            if seg.last > to {
+                let data = self.fs.read(&seg.path).map_err(|e| StorageError::io("read", &seg.path, e))?;
+                let mut offset = 0;
+                while let Decoded::Record(txn, next) = record::decode(&data, offset) {
+                    if txn.zxid > to {
+                        break;
+                    }
+                    offset = next;
+                }
+                drop(data);
+                let mut file = self.fs.open(&seg.path).map_err(|e| StorageError::io("open", &seg.path, e))?;
+                file.set_len(offset as u64)
+                    .and_then(|()| file.sync_data())
+                    .map_err(|e| StorageError::io("truncate", &seg.path, e))?;
+                seg.len = offset as u64;
+                seg.last = to;
+                self.active = Some(Active {
+                    file,
+                    allocated: offset as u64,
+                });
+            } else if self.active.is_none() {
+                let file = self.fs.open(&seg.path).map_err(|e| StorageError::io("open", &seg.path, e))?;
+                let allocated = file.len().map_err(|e| StorageError::io("stat", &seg.path, e))?;
+                self.active = Some(Active { file, allocated });
+            }
+        }
+        self.last = self.segments.last().map_or(Zxid::ZERO, |s| s.last);
+        Ok(())
+    }
+
+    /// Deletes every segment and starts `generation` (after a snapshot install).
+    pub fn reset(&mut self, generation: u32) -> Result<()> {
+        self.pending.clear();
+        self.active = None;
+        for seg in self.segments.drain(..) {
+            self.fs.remove(&seg.path).map_err(|e| StorageError::io("remove", &seg.path, e))?;
+        }
+        self.fs
+            .sync_dir(&self.dir)
+            .map_err(|e| StorageError::io("fsync directory", &self.dir, e))?;
+        self.generation = generation;
+        self.last = Zxid::ZERO;
+        Ok(())
+    }
+
+    /// Removes sealed segments whose records are all at or below `zxid`.
+    pub fn purge_through(&mut self, zxid: Zxid) -> Result<usize> {
+        let keep_from = self
+            .segments
+            .iter()
+            .position(|s| s.last > zxid || s.last == Zxid::ZERO)
+            .unwrap_or(self.segments.len());
+        // Never the active (last) segment.
+        let n = keep_from.min(self.segments.len().saturating_sub(1));
+        for seg in self.segments.drain(..n) {
+            self.fs.remove(&seg.path).map_err(|e| StorageError::io("remove", &seg.path, e))?;
+        }
+        if n > 0 {
+            self.fs
+                .sync_dir(&self.dir)
+                .map_err(|e| StorageError::io("fsync directory", &self.dir, e))?;
+        }
+        Ok(n)
+    }
+
+    /// The durable records in `(after, through]`, for a DIFF to a follower.
+    pub fn read_range(&self, after: Zxid, through: Zxid) -> Result<Vec<Txn>> {
+        let mut out = Vec::new();
+        for seg in &self.segments {
+            if seg.last <= after || seg.first > through || seg.len == 0 {
+                continue;
+            }
+            let data = self.fs.read(&seg.path).map_err(|e| StorageError::io("read", &seg.path, e))?;
+            let data = data.slice(..(seg.len as usize).min(data.len()));
+            let mut offset = 0;
+            loop {
+                match record::decode(&data, offset) {
+                    Decoded::Record(txn, next) => {
+                        if txn.zxid > after && txn.zxid <= through {
+                            out.push(txn);
+                        }
+                        offset = next;
+                    }
+                    Decoded::End => break,
+                    Decoded::Bad(reason) => return Err(StorageError::corrupt(&seg.path, offset as u64, reason)),
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// Paths of the segment files, oldest first (for inspection and tests).
+    pub fn segment_paths(&self) -> Vec<PathBuf> {
+        self.segments.iter().map(|s| s.path.clone()).collect()
+    }
+}
+
+/// Reads a whole segment for offline inspection: every record until the end
+/// or the first bad one, and the offset and reason where it stopped.
+pub fn inspect_segment(data: &Bytes) -> (Vec<Txn>, Option<(usize, &'static str)>) {
+    let mut out = Vec::new();
+    let mut offset = 0;
+    loop {
+        match record::decode(data, offset) {
+            Decoded::Record(txn, next) => {
+                out.push(txn);
+                offset = next;
+            }
+            Decoded::End => return (out, None),
+            Decoded::Bad(reason) => return (out, Some((offset, reason))),
+        }
+    }
+}
