@@ -1,4 +1,6 @@
-//! The zab coordination server. Today: durable storage (`storage`). The
-//! replicated znode tree, sessions, watches and transports follow.
+//! The zab coordination server. Today: durable storage (`storage`) and its
+//! offline inspector (`inspect`). The replicated znode tree, sessions, watches
+//! and transports follow.
 
+pub mod inspect;
 pub mod storage;

@@ -110,8 +110,8 @@ pub fn read(fs: &dyn Fs, meta: &SnapshotMeta) -> Result<Snapshot> {
     if &data[..8] != MAGIC {
         return bad(0, "not a snapshot (bad magic)");
     }
-    let header_crc = u32::from_be_bytes(data[36..40].try_into().expect("4 bytes"));
-    if crc32fast::hash(&data[..36]) != header_crc {
+    let header_crc = u32::from_be_bytes(data[32..36].try_into().expect("4 bytes"));
+    if crc32fast::hash(&data[..32]) != header_crc {
         return bad(0, "header checksum mismatch");
     }
     let generation = u32::from_be_bytes(data[8..12].try_into().expect("4 bytes"));
@@ -132,4 +132,33 @@ pub fn read(fs: &dyn Fs, meta: &SnapshotMeta) -> Result<Snapshot> {
         meta: meta.clone(),
         content,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::storage::fs::RealFs;
+
+    #[test]
+    fn written_snapshots_read_back_and_damage_is_detected() {
+        let dir = std::env::temp_dir().join(format!("zab-snap-test-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        let meta = write(&RealFs, &dir, 2, Zxid(0x0000_0003_0000_0009), b"state").expect("write");
+        assert_eq!(meta.path, dir.join("snap.00000002.0000000300000009"));
+        let snap = read(&RealFs, &meta).expect("read back");
+        assert_eq!(&snap.content[..], b"state");
+        for byte in 0..std::fs::read(&meta.path).expect("file").len() {
+            let mut data = std::fs::read(&meta.path).expect("file");
+            data[byte] ^= 0x10;
+            let damaged = dir.join("damaged");
+            std::fs::write(&damaged, &data).expect("write damaged copy");
+            let meta = SnapshotMeta {
+                path: damaged,
+                ..meta.clone()
+            };
+            assert!(read(&RealFs, &meta).is_err(), "flip in byte {byte} went unnoticed");
+        }
+        std::fs::remove_dir_all(&dir).expect("cleanup");
+    }
 }
