@@ -35,6 +35,11 @@ pub fn defect(name: &str) -> Option<Defects> {
 pub fn run_seed(seed: u64, sizes: &[usize], chaos_ms: u64, defects: Defects) -> Report {
     let mut cfg = SimConfig::from_seed(seed, sizes);
     cfg.trace = std::env::var_os("SIM_TRACE").is_some();
+    // SIM_CLIENT_GAP_MS=N sets the largest gap between client operations
+    // (a heavier load than the seed's own choice, for speed measurements).
+    if let Some(max) = std::env::var("SIM_CLIENT_GAP_MS").ok().and_then(|v| v.parse().ok()) {
+        cfg.client_gap_ms = (1, max);
+    }
     cfg.chaos_ms = chaos_ms;
     cfg.defects = defects;
     Simulation::new(cfg).run()
@@ -47,7 +52,12 @@ pub fn run_seeds(
     chaos_ms: u64,
     defects: Defects,
 ) -> Vec<Report> {
-    let workers = std::thread::available_parallelism().map_or(1, |n| n.get());
+    // SIM_THREADS pins the worker count (1 measures single-core speed).
+    let workers = std::env::var("SIM_THREADS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .filter(|&n: &usize| n > 0)
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
     let next = std::sync::atomic::AtomicU64::new(seeds.start);
     let reports = std::sync::Mutex::new(Vec::new());
     std::thread::scope(|s| {

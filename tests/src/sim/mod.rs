@@ -471,7 +471,7 @@ impl Simulation {
             });
             return;
         }
-        let mut buf = BytesMut::from(&bytes[..]);
+        let mut buf = bytes.try_into_mut().unwrap_or_else(|shared| BytesMut::from(&shared[..]));
         let msg = match codec::decode(&mut buf, codec::FRAME_BYTES_MAX) {
             Ok(Some(msg)) if buf.is_empty() => msg,
             other => {
