@@ -152,6 +152,10 @@ impl TxnLog {
         }
         if let Some(seg) = log.segments.last() {
             log.last = seg.last;
+            // Appends continue in the newest segment.
+            let file = log.fs.open(&seg.path).map_err(|e| StorageError::io("open", &seg.path, e))?;
+            let allocated = file.len().map_err(|e| StorageError::io("stat", &seg.path, e))?;
+            log.active = Some(Active { file, allocated });
         }
         Ok((log, Recovered { records, truncated_bytes }))
     }
