@@ -28,7 +28,7 @@ use std::path::Path;
 
 pub use error::{Result, StorageError};
 pub use fs::{Fs, FsFile, RealFs};
-pub use store::{Recovery, Store, StoreConfig};
+pub use store::{Recovery, SnapshotWriter, Store, StoreConfig};
 
 /// Suffix of files being written; never read, removed when found at start.
 pub const TEMP_SUFFIX: &str = ".tmp";

@@ -228,6 +228,12 @@ impl Store {
     fn write_snapshot_inner(&mut self, zxid: Zxid, content: &[u8]) -> Result<()> {
         let generation = self.log.generation();
         let meta = snapshot_file::write(self.fs.as_ref(), &self.dir, generation, zxid, content)?;
+        self.retain(meta)
+    }
+
+    /// Adds `meta` and keeps the newest `snapshots_kept` snapshots plus the
+    /// log the oldest of them needs.
+    fn retain(&mut self, meta: SnapshotMeta) -> Result<()> {
         self.snapshots.push(meta);
         self.snapshots.sort_by_key(|m| m.zxid);
         let excess = self.snapshots.len().saturating_sub(self.cfg.snapshots_kept.max(1));
@@ -246,6 +252,32 @@ impl Store {
             self.log.purge_through(oldest.zxid)?;
         }
         Ok(())
+    }
+
+    /// A handle that writes snapshot files on another thread, so taking a
+    /// snapshot does not stall log appends. Hand the result to
+    /// [`Store::adopt_snapshot`].
+    pub fn snapshot_writer(&self) -> SnapshotWriter {
+        SnapshotWriter {
+            fs: self.fs.clone(),
+            dir: self.dir.clone(),
+            generation: self.log.generation(),
+        }
+    }
+
+    /// Registers a snapshot written by a [`SnapshotWriter`] and applies
+    /// retention. A snapshot from a generation that a received snapshot has
+    /// since superseded is deleted instead (it continues a history we dropped).
+    pub fn adopt_snapshot(&mut self, meta: SnapshotMeta) -> Result<bool> {
+        self.check()?;
+        if meta.generation != self.log.generation() {
+            self.fs
+                .remove(&meta.path)
+                .map_err(|e| StorageError::io("remove", &meta.path, e))?;
+            return Ok(false);
+        }
+        let result = self.retain(meta);
+        self.fail_on(result).map(|()| true)
     }
 
     /// Logged transactions in `(after, through]`, for a DIFF.
@@ -286,6 +318,21 @@ impl Store {
     }
 }
 
+/// Writes snapshot files off the log writer's thread (see [`Store::snapshot_writer`]).
+#[derive(Debug, Clone)]
+pub struct SnapshotWriter {
+    fs: Arc<dyn Fs>,
+    dir: PathBuf,
+    generation: u32,
+}
+
+impl SnapshotWriter {
+    /// Writes the applied state through `zxid` durably and atomically.
+    pub fn write(&self, zxid: Zxid, content: &[u8]) -> Result<SnapshotMeta> {
+        snapshot_file::write(self.fs.as_ref(), &self.dir, self.generation, zxid, content)
+    }
+}
+
 fn read_epoch(fs: &dyn Fs, dir: &Path, name: &str, has_state: bool) -> Result<Epoch> {
     match epoch_file::read(fs, dir, name)? {
         Some(e) => Ok(e),
@@ -317,4 +364,57 @@ fn remove_temp_files(fs: &dyn Fs, dir: &Path) -> Result<()> {
         fs.remove(&path).map_err(|e| StorageError::io("remove", &path, e))?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::storage::sim_fs::SimFs;
+
+    fn z(e: u32, c: u32) -> Zxid {
+        Zxid::new(Epoch(e), c)
+    }
+
+    fn append(store: &mut Store, zxid: Zxid) {
+        let txn = Txn {
+            zxid,
+            payload: Bytes::from_static(b"p"),
+        };
+        store.apply(&PersistOp::Append(txn)).expect("append");
+    }
+
+    #[test]
+    fn background_snapshots_are_adopted_only_in_their_generation() {
+        let fs = SimFs::new();
+        let dir = Path::new("/data");
+        let (mut store, _) = Store::open(fs.shared(), dir, StoreConfig::default()).expect("open");
+        store.apply(&PersistOp::AcceptedEpoch(Epoch(1))).expect("epoch");
+        store.apply(&PersistOp::CurrentEpoch(Epoch(1))).expect("epoch");
+        for c in 1..=3 {
+            append(&mut store, z(1, c));
+        }
+        store.sync().expect("sync");
+        let writer = store.snapshot_writer();
+        let kept = writer.write(z(1, 2), b"state at 1.2").expect("write");
+        assert!(store.adopt_snapshot(kept).expect("adopt"));
+        let (_, rec) = Store::open(fs.shared(), dir, StoreConfig::default()).expect("reopen");
+        assert_eq!(rec.snapshot.expect("snapshot").meta.zxid, z(1, 2));
+        assert_eq!(rec.replay.iter().map(|t| t.zxid).collect::<Vec<_>>(), vec![z(1, 3)]);
+
+        // A snapshot taken before a SNAP from the leader continues the
+        // history that SNAP replaced: it must not be adopted.
+        let (mut store, _) = Store::open(fs.shared(), dir, StoreConfig::default()).expect("reopen");
+        let stale = store.snapshot_writer().write(z(1, 3), b"state at 1.3").expect("write");
+        let install = PersistOp::InstallSnapshot {
+            zxid: z(2, 7),
+            data: Bytes::from_static(b"leader state"),
+        };
+        store.apply(&install).expect("install");
+        let path = stale.path.clone();
+        assert!(!store.adopt_snapshot(stale).expect("adopt"));
+        assert!(!fs.list(dir).expect("list").iter().any(|n| dir.join(n) == path));
+        let (_, rec) = Store::open(fs.shared(), dir, StoreConfig::default()).expect("reopen");
+        assert_eq!(rec.snapshot.expect("snapshot").meta.zxid, z(2, 7));
+        assert!(rec.replay.is_empty());
+    }
 }
