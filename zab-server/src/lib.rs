@@ -1,6 +1,10 @@
-//! The zab coordination server. Today: durable storage (`storage`) and its
-//! offline inspector (`inspect`). The replicated znode tree, sessions, watches
-//! and transports follow.
+//! The zab coordination server: durable storage (`storage`), the quorum
+//! transport (`peer`), the driver loop around the protocol core (`server`),
+//! configuration (`config`) and the offline inspector (`inspect`). The
+//! replicated znode tree, sessions, watches and the client protocol follow.
 
+pub mod config;
 pub mod inspect;
+pub mod peer;
+pub mod server;
 pub mod storage;

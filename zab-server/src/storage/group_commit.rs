@@ -9,7 +9,8 @@ use std::thread::JoinHandle;
 
 use zab_core::{PersistOp, PersistSeq};
 
-use super::store::Store;
+use super::snapshot_file::SnapshotMeta;
+use super::store::{SnapshotWriter, Store};
 
 /// Called on the writer thread after each durable batch.
 pub type OnDurable = Box<dyn FnMut(PersistSeq) + Send>;
@@ -23,6 +24,8 @@ struct Queue {
     stop: bool,
     /// Batches written so far (each one fdatasync).
     batches: u64,
+    /// Snapshots written elsewhere, to register with the store.
+    adopt: Vec<SnapshotMeta>,
 }
 
 #[derive(Debug, Default)]
@@ -44,21 +47,27 @@ impl Shared {
 pub struct GroupCommit {
     shared: Arc<Shared>,
     writer: Option<JoinHandle<Store>>,
+    /// Hands out snapshot writers for the store's current generation.
+    snapshots: Arc<Mutex<SnapshotWriter>>,
 }
 
 impl GroupCommit {
     pub fn start(store: Store, mut on_durable: OnDurable) -> GroupCommit {
         let shared = Arc::new(Shared::default());
         let worker = shared.clone();
+        let snapshots = Arc::new(Mutex::new(store.snapshot_writer()));
+        let writers = snapshots.clone();
         let writer = std::thread::Builder::new()
             .name("zab-log-writer".into())
             .spawn(move || {
                 let mut store = store;
-                while let Some((batch, last)) = next_batch(&worker) {
+                while let Some((batch, last, adopt)) = next_batch(&worker) {
                     let result = batch
                         .iter()
                         .try_for_each(|(_, op)| store.apply(op))
-                        .and_then(|()| store.sync());
+                        .and_then(|()| store.sync())
+                        .and_then(|()| adopt.into_iter().try_for_each(|m| store.adopt_snapshot(m).map(drop)));
+                    *writers.lock().unwrap_or_else(|e| e.into_inner()) = store.snapshot_writer();
                     let mut q = worker.lock();
                     match result {
                         Ok(()) => {
@@ -81,7 +90,20 @@ impl GroupCommit {
         GroupCommit {
             shared,
             writer: Some(writer),
+            snapshots,
         }
+    }
+
+    /// A writer for snapshot files in the store's current generation, to use
+    /// on another thread; hand the result to [`GroupCommit::adopt_snapshot`].
+    pub fn snapshot_writer(&self) -> SnapshotWriter {
+        self.snapshots.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// Registers a written snapshot (with retention) on the writer thread.
+    pub fn adopt_snapshot(&self, meta: SnapshotMeta) {
+        self.shared.lock().adopt.push(meta);
+        self.shared.changed.notify_all();
     }
 
     /// Queues a write; `seq` must follow the previous one.
@@ -146,13 +168,16 @@ impl Drop for GroupCommit {
 
 /// Waits for work; returns everything queued and the last seq in it, or None
 /// when stopping with nothing left.
-fn next_batch(shared: &Shared) -> Option<(Vec<(PersistSeq, PersistOp)>, PersistSeq)> {
+type Batch = (Vec<(PersistSeq, PersistOp)>, PersistSeq, Vec<SnapshotMeta>);
+
+fn next_batch(shared: &Shared) -> Option<Batch> {
     let mut q = shared.lock();
     loop {
-        if !q.ops.is_empty() {
+        if !q.ops.is_empty() || !q.adopt.is_empty() {
             let batch = std::mem::take(&mut q.ops);
-            let last = batch.last().map(|(s, _)| *s)?;
-            return Some((batch, last));
+            let adopt = std::mem::take(&mut q.adopt);
+            let last = batch.last().map_or(q.durable, |(s, _)| *s);
+            return Some((batch, last, adopt));
         }
         if q.stop || q.failed.is_some() {
             return None;

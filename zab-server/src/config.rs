@@ -1,0 +1,204 @@
+//! Server configuration: a TOML file (`zab-server --config FILE`), with a few
+//! flags that override it. A bad configuration is refused with a message that
+//! names the field.
+
+use std::collections::BTreeSet;
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use serde::Deserialize;
+
+/// One member of the ensemble.
+#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct Member {
+    pub id: u64,
+    /// Address for quorum traffic.
+    pub peer: SocketAddr,
+    /// Address clients connect to.
+    pub client: SocketAddr,
+    /// Observers replicate and serve reads but never vote.
+    #[serde(default)]
+    pub observer: bool,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// This server's id (must be one of `servers`).
+    pub id: u64,
+    /// Guards against wiring two ensembles together by mistake.
+    #[serde(default = "default_cluster_id")]
+    pub cluster_id: u64,
+    pub data_dir: PathBuf,
+    #[serde(default = "default_tick_ms")]
+    pub tick_ms: u64,
+    #[serde(default = "default_init_limit")]
+    pub init_limit: u32,
+    #[serde(default = "default_sync_limit")]
+    pub sync_limit: u32,
+    /// Log records between snapshots.
+    #[serde(default = "default_snapshot_every")]
+    pub snapshot_every_txns: u64,
+    /// Largest frame a client may send (bytes).
+    #[serde(default = "default_frame_max")]
+    pub client_frame_bytes_max: u32,
+    pub servers: Vec<Member>,
+}
+
+fn default_cluster_id() -> u64 {
+    1
+}
+fn default_tick_ms() -> u64 {
+    100
+}
+fn default_init_limit() -> u32 {
+    20
+}
+fn default_sync_limit() -> u32 {
+    5
+}
+fn default_snapshot_every() -> u64 {
+    100_000
+}
+fn default_frame_max() -> u32 {
+    1024 * 1024
+}
+
+/// Why a configuration was refused.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigError(pub String);
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "invalid configuration: {}", self.0)
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+impl Config {
+    pub fn parse(text: &str) -> Result<Config, ConfigError> {
+        let cfg: Config = toml::from_str(text).map_err(|e| ConfigError(e.to_string()))?;
+        cfg.validate()?;
+        Ok(cfg)
+    }
+
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let bad = |m: String| Err(ConfigError(m));
+        if self.servers.is_empty() {
+            return bad("`servers` lists no members".into());
+        }
+        let mut ids = BTreeSet::new();
+        let mut addrs = BTreeSet::new();
+        for m in &self.servers {
+            if m.id == 0 {
+                return bad("server ids start at 1".into());
+            }
+            if !ids.insert(m.id) {
+                return bad(format!("server id {} appears twice", m.id));
+            }
+            for a in [m.peer, m.client] {
+                if !addrs.insert(a) {
+                    return bad(format!("address {a} is used twice"));
+                }
+            }
+        }
+        if !ids.contains(&self.id) {
+            return bad(format!("id {} is not one of the `servers`", self.id));
+        }
+        if self.servers.iter().all(|m| m.observer) {
+            return bad("every server is an observer; at least one must vote".into());
+        }
+        if !(10..=60_000).contains(&self.tick_ms) {
+            return bad(format!("tick_ms {} is outside 10..=60000", self.tick_ms));
+        }
+        if self.sync_limit == 0 || self.init_limit < self.sync_limit {
+            return bad("need 0 < sync_limit <= init_limit".into());
+        }
+        if self.client_frame_bytes_max < 4096 {
+            return bad("client_frame_bytes_max must be at least 4096".into());
+        }
+        Ok(())
+    }
+
+    pub fn me(&self) -> &Member {
+        self.servers
+            .iter()
+            .find(|m| m.id == self.id)
+            .expect("validated: id is a member")
+    }
+
+    pub fn member(&self, id: u64) -> Option<&Member> {
+        self.servers.iter().find(|m| m.id == id)
+    }
+
+    pub fn membership(&self) -> zab_core::Membership {
+        zab_core::Membership::new(
+            self.servers
+                .iter()
+                .filter(|m| !m.observer)
+                .map(|m| zab_core::PeerId(m.id)),
+            self.servers
+                .iter()
+                .filter(|m| m.observer)
+                .map(|m| zab_core::PeerId(m.id)),
+        )
+    }
+
+    /// The core's configuration derived from this one.
+    pub fn core(&self) -> zab_core::Config {
+        let mut c = zab_core::Config::new(zab_core::PeerId(self.id), self.membership());
+        c.init_limit_ticks = self.init_limit;
+        c.sync_limit_ticks = self.sync_limit;
+        c
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const GOOD: &str = r#"
+        id = 2
+        data_dir = "/tmp/zab/2"
+        [[servers]]
+        id = 1
+        peer = "127.0.0.1:2888"
+        client = "127.0.0.1:2181"
+        [[servers]]
+        id = 2
+        peer = "127.0.0.1:2889"
+        client = "127.0.0.1:2182"
+        [[servers]]
+        id = 3
+        peer = "127.0.0.1:2890"
+        client = "127.0.0.1:2183"
+        observer = true
+    "#;
+
+    #[test]
+    fn a_good_config_parses_with_defaults() {
+        let c = Config::parse(GOOD).expect("valid");
+        assert_eq!(c.me().client.port(), 2182);
+        assert_eq!((c.tick_ms, c.sync_limit, c.init_limit), (100, 5, 20));
+        assert!(c.membership().is_voter(zab_core::PeerId(1)));
+        assert!(!c.membership().is_voter(zab_core::PeerId(3)));
+    }
+
+    #[test]
+    fn bad_configs_are_refused_with_the_reason() {
+        let cases = [
+            (GOOD.replace("id = 2\n        data_dir", "id = 9\n        data_dir"), "not one of"),
+            (GOOD.replace("2889", "2888"), "used twice"),
+            (GOOD.replace("tick_ms", "x") + "\ntick_ms = 1", "unknown field"),
+            (GOOD.replace("id = 3", "id = 1"), "appears twice"),
+            (GOOD.replace("peer = \"127.0.0.1:2888\"", "peer = \"nowhere\""), "invalid socket address"),
+        ];
+        for (text, expected) in cases {
+            let err = Config::parse(&text).expect_err(expected).to_string();
+            assert!(err.contains(expected), "{err:?} should mention {expected:?}");
+        }
+    }
+}
