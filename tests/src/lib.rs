@@ -37,7 +37,10 @@ pub fn run_seed(seed: u64, sizes: &[usize], chaos_ms: u64, defects: Defects) -> 
     cfg.trace = std::env::var_os("SIM_TRACE").is_some();
     // SIM_CLIENT_GAP_MS=N sets the largest gap between client operations
     // (a heavier load than the seed's own choice, for speed measurements).
-    if let Some(max) = std::env::var("SIM_CLIENT_GAP_MS").ok().and_then(|v| v.parse().ok()) {
+    if let Some(max) = std::env::var("SIM_CLIENT_GAP_MS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+    {
         cfg.client_gap_ms = (1, max);
     }
     cfg.chaos_ms = chaos_ms;

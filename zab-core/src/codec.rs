@@ -58,6 +58,7 @@
 //! |  19 | `Rejected`        | epoch, id                                            |
 //! |  20 | `Sync`            | epoch, id                                            |
 //! |  21 | `SyncReply`       | epoch, id, zxid                                      |
+//! |  22 | `Relay`           | epoch, payload bytes                                 |
 //!
 //! # Untrusted input
 //!
@@ -253,6 +254,7 @@ mod tag {
     pub const REJECTED: u8 = 19;
     pub const SYNC: u8 = 20;
     pub const SYNC_REPLY: u8 = 21;
+    pub const RELAY: u8 = 22;
 }
 
 fn tag_of(msg: &Message) -> u8 {
@@ -278,6 +280,7 @@ fn tag_of(msg: &Message) -> u8 {
         Message::Rejected { .. } => tag::REJECTED,
         Message::Sync { .. } => tag::SYNC,
         Message::SyncReply { .. } => tag::SYNC_REPLY,
+        Message::Relay { .. } => tag::RELAY,
     }
 }
 
@@ -306,6 +309,7 @@ fn kind_of(t: u8) -> Option<&'static str> {
         tag::REJECTED => "REJECTED",
         tag::SYNC => "SYNC",
         tag::SYNC_REPLY => "SYNC_REPLY",
+        tag::RELAY => "RELAY",
         _ => return None,
     })
 }
@@ -480,6 +484,10 @@ fn write_body(msg: &Message, s: &mut impl Sink) {
             s.u32(epoch.0);
             s.u64(id.0);
         }
+        Message::Relay { epoch, payload } => {
+            s.u32(epoch.0);
+            s.blob(payload);
+        }
         Message::SyncReply { epoch, id, zxid } => {
             s.u32(epoch.0);
             s.u64(id.0);
@@ -634,6 +642,10 @@ fn decode_fields(t: u8, r: &mut Reader) -> Result<Message, CodecError> {
             epoch: r.epoch("epoch")?,
             id: r.request_id("id")?,
             zxid: r.zxid("zxid")?,
+        },
+        tag::RELAY => Message::Relay {
+            epoch: r.epoch("epoch")?,
+            payload: r.blob("payload")?,
         },
         // kind_of() already accepted the tag, so this is unreachable; an error
         // rather than a panic keeps decode panic-free if the two ever diverge.
@@ -906,6 +918,10 @@ mod tests {
                 id: RequestId(100),
                 zxid: z,
             },
+            Message::Relay {
+                epoch: Epoch(6),
+                payload: Bytes::from_static(b"touch"),
+            },
         ]
     }
 
@@ -937,7 +953,7 @@ mod tests {
     fn samples_cover_every_tag_in_declaration_order() {
         let mut tags: Vec<u8> = samples().iter().map(tag_of).collect();
         tags.dedup();
-        assert_eq!(tags, (1..=21).collect::<Vec<u8>>());
+        assert_eq!(tags, (1..=22).collect::<Vec<u8>>());
     }
 
     #[test]
@@ -946,7 +962,7 @@ mod tests {
             assert_eq!(kind_of(tag_of(&msg)), Some(msg.kind()));
         }
         assert_eq!(kind_of(0), None);
-        assert_eq!(kind_of(22), None);
+        assert_eq!(kind_of(23), None);
     }
 
     #[test]
@@ -1073,7 +1089,7 @@ mod tests {
     #[test]
     fn empty_frame_and_unknown_tags() {
         assert_eq!(decode_one(&frame(&[])), Err(CodecError::EmptyFrame));
-        for t in [0u8, 22, 200, 255] {
+        for t in [0u8, 23, 200, 255] {
             assert_eq!(decode_one(&frame(&[t])), Err(CodecError::UnknownTag(t)));
         }
     }

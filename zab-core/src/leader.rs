@@ -297,6 +297,15 @@ impl Leader {
                 Next::Stay
             }
             Message::Forward { id, payload, .. } => self.on_propose(ctx, Some(from), id, payload),
+            Message::Relay { payload, .. } => {
+                if self.phase == Phase::Broadcast {
+                    ctx.emit(Action::Relayed {
+                        from: Some(from),
+                        payload,
+                    });
+                }
+                Next::Stay
+            }
             Message::Sync { id, .. } => self.on_sync(ctx, Some(from), id),
             _ => {
                 ctx.stats.dropped += 1;
@@ -325,6 +334,17 @@ impl Leader {
             self.propose(ctx, payload);
             Next::Stay
         }
+    }
+
+    /// A note for the leader's shell: the leader is its own recipient.
+    pub(crate) fn on_relay(&mut self, ctx: &mut Ctx, payload: Bytes) -> Next {
+        if self.phase == Phase::Broadcast {
+            ctx.emit(Action::Relayed {
+                from: None,
+                payload,
+            });
+        }
+        Next::Stay
     }
 
     /// A client sync, local or relayed. Answered once a quorum has confirmed our
@@ -878,6 +898,7 @@ pub(crate) fn message_epoch(msg: &Message) -> Option<Epoch> {
         | Message::Forward { epoch, .. }
         | Message::Rejected { epoch, .. }
         | Message::Sync { epoch, .. }
+        | Message::Relay { epoch, .. }
         | Message::SyncReply { epoch, .. } => Some(*epoch),
     }
 }

@@ -185,6 +185,14 @@ impl Learner {
         Next::Stay
     }
 
+    /// Passes an opaque note to the leader (see `Message::Relay`).
+    pub(crate) fn on_relay(&mut self, ctx: &mut Ctx, payload: Bytes) -> Next {
+        if let (Stage::Broadcast, Some(epoch)) = (self.stage, self.term) {
+            ctx.send(self.leader, Message::Relay { epoch, payload });
+        }
+        Next::Stay
+    }
+
     pub(crate) fn on_sync(&mut self, ctx: &mut Ctx, id: RequestId) -> Next {
         match (self.stage, self.term) {
             (Stage::Broadcast, Some(epoch))
@@ -593,6 +601,21 @@ mod tests {
             !actions.iter().any(|a| matches!(a, Action::Persist { .. })),
             "acceptedEpoch must not go back"
         );
+    }
+
+    #[test]
+    fn relayed_notes_reach_the_leaders_shell() {
+        let mut e = established();
+        e.input(
+            1,
+            Input::Relay {
+                payload: Bytes::from_static(b"touch 42"),
+            },
+        );
+        assert!(e.seen[&p(3)].contains(&Action::Relayed {
+            from: Some(p(1)),
+            payload: Bytes::from_static(b"touch 42"),
+        }));
     }
 
     #[test]

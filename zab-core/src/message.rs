@@ -153,6 +153,13 @@ pub enum Message {
         epoch: Epoch,
         id: RequestId,
     },
+    /// Learner → leader: an opaque note for the leader's shell, outside the
+    /// log (session heartbeats, for one). Best effort and unordered with
+    /// respect to proposals; dropped unless both sides are in broadcast.
+    Relay {
+        epoch: Epoch,
+        payload: Bytes,
+    },
     /// Leader → learner: leadership was confirmed by a quorum after the sync
     /// arrived; the learner answers once it has applied through `zxid`.
     SyncReply {
@@ -187,6 +194,7 @@ impl Message {
             Message::Rejected { .. } => "REJECTED",
             Message::Sync { .. } => "SYNC",
             Message::SyncReply { .. } => "SYNC_REPLY",
+            Message::Relay { .. } => "RELAY",
         }
     }
 }

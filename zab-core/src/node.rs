@@ -38,6 +38,8 @@ pub enum Input {
     /// A client sync: answer once this node has applied everything committed
     /// before the sync was issued, as confirmed by a quorum.
     Sync { id: RequestId },
+    /// An opaque note for the leader's shell (see `Message::Relay`).
+    Relay { payload: Bytes },
 }
 
 /// Something the shell must do, in order.
@@ -74,6 +76,11 @@ pub enum Action {
     },
     /// The node changed role or phase.
     RoleChanged(Role),
+    /// A note relayed to this leader (`from` None: given to this node itself).
+    Relayed {
+        from: Option<PeerId>,
+        payload: Bytes,
+    },
 }
 
 /// What a server is doing.
@@ -391,6 +398,11 @@ impl Node {
                 }
                 RoleState::Leading(l) => l.on_propose(&mut self.ctx, None, id, payload),
                 RoleState::Learning(l) => l.on_propose(&mut self.ctx, id, payload),
+            },
+            Input::Relay { payload } => match &mut self.role {
+                RoleState::Looking(_) => Next::Stay,
+                RoleState::Leading(l) => l.on_relay(&mut self.ctx, payload),
+                RoleState::Learning(l) => l.on_relay(&mut self.ctx, payload),
             },
             Input::Sync { id } => match &mut self.role {
                 RoleState::Looking(_) => {

@@ -190,15 +190,27 @@ mod tests {
     #[test]
     fn bad_configs_are_refused_with_the_reason() {
         let cases = [
-            (GOOD.replace("id = 2\n        data_dir", "id = 9\n        data_dir"), "not one of"),
+            (
+                GOOD.replace("id = 2\n        data_dir", "id = 9\n        data_dir"),
+                "not one of",
+            ),
             (GOOD.replace("2889", "2888"), "used twice"),
-            (GOOD.replace("tick_ms", "x") + "\ntick_ms = 1", "unknown field"),
+            (
+                GOOD.replace("tick_ms", "x") + "\ntick_ms = 1",
+                "unknown field",
+            ),
             (GOOD.replace("id = 3", "id = 1"), "appears twice"),
-            (GOOD.replace("peer = \"127.0.0.1:2888\"", "peer = \"nowhere\""), "invalid socket address"),
+            (
+                GOOD.replace("peer = \"127.0.0.1:2888\"", "peer = \"nowhere\""),
+                "invalid socket address",
+            ),
         ];
         for (text, expected) in cases {
             let err = Config::parse(&text).expect_err(expected).to_string();
-            assert!(err.contains(expected), "{err:?} should mention {expected:?}");
+            assert!(
+                err.contains(expected),
+                "{err:?} should mention {expected:?}"
+            );
         }
     }
 }

@@ -74,7 +74,12 @@ pub fn inspect(dir: &Path, records: bool, out: &mut dyn Write) -> std::io::Resul
         writeln!(out, "  segment {name}: {} records, {span}", txns.len())?;
         if records {
             for t in &txns {
-                let head: String = t.payload.iter().take(24).map(|b| format!("{b:02x}")).collect();
+                let head: String = t
+                    .payload
+                    .iter()
+                    .take(24)
+                    .map(|b| format!("{b:02x}"))
+                    .collect();
                 writeln!(out, "    {} len {:>6} {head}", t.zxid, t.payload.len())?;
             }
         }
@@ -86,6 +91,14 @@ pub fn inspect(dir: &Path, records: bool, out: &mut dyn Write) -> std::io::Resul
             )?;
         }
     }
-    writeln!(out, "{}", if ok { "all checksums verified" } else { "DAMAGE FOUND" })?;
+    writeln!(
+        out,
+        "{}",
+        if ok {
+            "all checksums verified"
+        } else {
+            "DAMAGE FOUND"
+        }
+    )?;
     Ok(ok)
 }

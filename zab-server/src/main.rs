@@ -16,7 +16,9 @@ fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     match args.first().map(String::as_str) {
         Some("inspect") => {
-            let Some(dir) = args.get(1) else { return usage() };
+            let Some(dir) = args.get(1) else {
+                return usage();
+            };
             let records = args.iter().skip(2).any(|a| a == "--records");
             let mut out = std::io::stdout().lock();
             match zab_server::inspect::inspect(&PathBuf::from(dir), records, &mut out) {

@@ -57,7 +57,11 @@ impl Peers {
     }
 
     fn attach(&self, peer: PeerId, link: Link) {
-        let old = self.queues.lock().unwrap_or_else(|e| e.into_inner()).insert(peer, link);
+        let old = self
+            .queues
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(peer, link);
         if let Some(old) = old {
             // A newer connection replaces an older one to the same peer.
             old.kill.notify_one();
@@ -72,7 +76,13 @@ impl Peers {
     }
 
     pub fn connected(&self) -> Vec<PeerId> {
-        let mut v: Vec<_> = self.queues.lock().unwrap_or_else(|e| e.into_inner()).keys().copied().collect();
+        let mut v: Vec<_> = self
+            .queues
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .keys()
+            .copied()
+            .collect();
         v.sort();
         v
     }
@@ -129,7 +139,9 @@ impl Transport {
                             backoff = BACKOFF_MIN;
                             self.serve(peer, stream).await;
                         }
-                        Ok(id) => warn!(peer = %peer, %addr, answered = %id, "wrong server at peer address"),
+                        Ok(id) => {
+                            warn!(peer = %peer, %addr, answered = %id, "wrong server at peer address")
+                        }
                         Err(e) => debug!(peer = %peer, error = %e, "handshake failed"),
                     }
                 }
@@ -144,7 +156,9 @@ impl Transport {
         let _ = stream.set_nodelay(true);
         let peer = self.handshake(&mut stream).await?;
         if peer <= self.me || !self.members.iter().any(|(p, _)| *p == peer) {
-            return Err(std::io::Error::other(format!("server {peer} may not dial us")));
+            return Err(std::io::Error::other(format!(
+                "server {peer} may not dial us"
+            )));
         }
         self.serve(peer, stream).await;
         Ok(())
@@ -171,10 +185,15 @@ impl Transport {
         let cluster = b.get_u64();
         let id = PeerId(b.get_u64());
         if version != VERSION {
-            return Err(std::io::Error::other(format!("peer protocol version {version}, ours {VERSION}")));
+            return Err(std::io::Error::other(format!(
+                "peer protocol version {version}, ours {VERSION}"
+            )));
         }
         if cluster != self.cluster_id {
-            return Err(std::io::Error::other(format!("peer is in cluster {cluster}, ours is {}", self.cluster_id)));
+            return Err(std::io::Error::other(format!(
+                "peer is in cluster {cluster}, ours is {}",
+                self.cluster_id
+            )));
         }
         Ok(id)
     }
@@ -215,7 +234,11 @@ impl Transport {
             loop {
                 match codec::decode(&mut buf, codec::FRAME_BYTES_MAX) {
                     Ok(Some(msg)) => {
-                        if inputs.send(Input::Received { from: peer, msg }).await.is_err() {
+                        if inputs
+                            .send(Input::Received { from: peer, msg })
+                            .await
+                            .is_err()
+                        {
                             return;
                         }
                         continue;

@@ -88,7 +88,11 @@ impl<A: Application> Driver<A> {
     }
 
     /// Runs until the inputs channel closes or storage fails.
-    pub async fn run(mut self, mut inputs: mpsc::Receiver<Input>, tick: Duration) -> Result<(), String> {
+    pub async fn run(
+        mut self,
+        mut inputs: mpsc::Receiver<Input>,
+        tick: Duration,
+    ) -> Result<(), String> {
         let mut ticker = tokio::time::interval(tick);
         ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         self.act()?;
@@ -132,14 +136,27 @@ impl<A: Application> Driver<A> {
                         prev = zxid;
                     }
                 }
-                Action::SendSnapshot { to, epoch, join, zxid } => {
+                Action::SendSnapshot {
+                    to,
+                    epoch,
+                    join,
+                    zxid,
+                } => {
                     debug_assert_eq!(zxid, self.applied, "snapshot must be of the applied state");
                     let data = Bytes::from(self.app.snapshot());
-                    self.peers.send(to, Message::Snapshot { epoch, join, zxid, data });
+                    self.peers.send(
+                        to,
+                        Message::Snapshot {
+                            epoch,
+                            join,
+                            zxid,
+                            data,
+                        },
+                    );
                 }
                 Action::Deliver { through } => self.deliver(through)?,
                 Action::RoleChanged(role) => info!(?role, "role changed"),
-                Action::SyncDone { .. } | Action::Reject { .. } => {}
+                Action::SyncDone { .. } | Action::Reject { .. } | Action::Relayed { .. } => {}
             }
         }
         self.publish();
@@ -168,7 +185,11 @@ impl<A: Application> Driver<A> {
     fn deliver(&mut self, through: Zxid) -> Result<(), String> {
         let from = std::ops::Bound::Excluded(self.applied);
         let to = std::ops::Bound::Included(through);
-        let txns: Vec<(Zxid, Bytes)> = self.window.range((from, to)).map(|(z, p)| (*z, p.clone())).collect();
+        let txns: Vec<(Zxid, Bytes)> = self
+            .window
+            .range((from, to))
+            .map(|(z, p)| (*z, p.clone()))
+            .collect();
         for (zxid, payload) in txns {
             if let Err(e) = self.app.apply(zxid, &payload) {
                 error!(zxid = %zxid, error = %e, "state machine diverged; stopping");
@@ -178,7 +199,10 @@ impl<A: Application> Driver<A> {
             self.since_snapshot += 1;
         }
         if self.applied != through {
-            return Err(format!("asked to deliver through {through}, but only {} is logged", self.applied));
+            return Err(format!(
+                "asked to deliver through {through}, but only {} is logged",
+                self.applied
+            ));
         }
         if self.since_snapshot >= self.snapshot_every {
             self.take_snapshot();

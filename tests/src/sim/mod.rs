@@ -471,7 +471,9 @@ impl Simulation {
             });
             return;
         }
-        let mut buf = bytes.try_into_mut().unwrap_or_else(|shared| BytesMut::from(&shared[..]));
+        let mut buf = bytes
+            .try_into_mut()
+            .unwrap_or_else(|shared| BytesMut::from(&shared[..]));
         let msg = match codec::decode(&mut buf, codec::FRAME_BYTES_MAX) {
             Ok(Some(msg)) if buf.is_empty() => msg,
             other => {
@@ -607,6 +609,8 @@ impl Simulation {
                 self.probes.remove(&Probe::Sync(i, id));
             }
             Action::RoleChanged(role) => self.on_role(i, role),
+            // The simulated workload sends no relayed notes.
+            Action::Relayed { .. } => {}
         }
     }
     fn on_send(&mut self, i: usize, to: PeerId, msg: Message) {
@@ -626,7 +630,8 @@ impl Simulation {
                 node.history().last(),
             ),
         };
-        let check = inv::ack_durable::on_send(slot.id, &msg, &slot.disk.durable, accepted, current, last);
+        let check =
+            inv::ack_durable::on_send(slot.id, &msg, &slot.disk.durable, accepted, current, last);
         note(&mut self.report, check);
         let check = inv::vote_reflects_disk::on_send(slot.id, &msg, &slot.disk.durable);
         note(&mut self.report, check);

@@ -51,10 +51,17 @@ mod tests {
 
     #[test]
     fn format_round_trips_and_rejects_damage() {
-        assert_eq!(parse(b"7 a0e4d9a2\n").map(|e| e.0).is_some(), crc32fast::hash(b"7") == 0xa0e4_d9a2);
+        assert_eq!(
+            parse(b"7 a0e4d9a2\n").map(|e| e.0).is_some(),
+            crc32fast::hash(b"7") == 0xa0e4_d9a2
+        );
         let good = format!("42 {:08x}\n", crc32fast::hash(b"42"));
         assert_eq!(parse(good.as_bytes()), Some(Epoch(42)));
-        assert_eq!(parse(&good.as_bytes()[..good.len() - 1]), None, "torn: no newline");
+        assert_eq!(
+            parse(&good.as_bytes()[..good.len() - 1]),
+            None,
+            "torn: no newline"
+        );
         assert_eq!(parse(good.replace("42", "43").as_bytes()), None, "checksum");
         assert_eq!(parse(b""), None);
     }

@@ -22,7 +22,11 @@ pub enum StorageError {
         reason: String,
     },
     /// The log skips zxids or goes backwards (a missing segment, for one).
-    Gap { file: PathBuf, last: Zxid, next: Zxid },
+    Gap {
+        file: PathBuf,
+        last: Zxid,
+        next: Zxid,
+    },
     /// An epoch file is missing while the directory holds other state.
     MissingEpoch { file: PathBuf },
     /// A write or fsync failed earlier; nothing more is written, because the
@@ -31,7 +35,11 @@ pub enum StorageError {
 }
 
 impl StorageError {
-    pub(crate) fn io(op: &'static str, path: impl Into<PathBuf>, source: io::Error) -> StorageError {
+    pub(crate) fn io(
+        op: &'static str,
+        path: impl Into<PathBuf>,
+        source: io::Error,
+    ) -> StorageError {
         StorageError::Io {
             op,
             path: path.into(),
@@ -39,7 +47,11 @@ impl StorageError {
         }
     }
 
-    pub(crate) fn corrupt(file: impl Into<PathBuf>, offset: u64, reason: impl Into<String>) -> StorageError {
+    pub(crate) fn corrupt(
+        file: impl Into<PathBuf>,
+        offset: u64,
+        reason: impl Into<String>,
+    ) -> StorageError {
         StorageError::Corrupt {
             file: file.into(),
             offset,
@@ -54,7 +66,11 @@ impl fmt::Display for StorageError {
             StorageError::Io { op, path, source } => {
                 write!(f, "{op} {} failed: {source}", path.display())
             }
-            StorageError::Corrupt { file, offset, reason } => write!(
+            StorageError::Corrupt {
+                file,
+                offset,
+                reason,
+            } => write!(
                 f,
                 "{} is damaged at byte offset {offset}: {reason}; refusing to serve from it \
                  (restore the file or wipe this server's data directory and let it resync)",

@@ -66,7 +66,11 @@ impl GroupCommit {
                         .iter()
                         .try_for_each(|(_, op)| store.apply(op))
                         .and_then(|()| store.sync())
-                        .and_then(|()| adopt.into_iter().try_for_each(|m| store.adopt_snapshot(m).map(drop)));
+                        .and_then(|()| {
+                            adopt
+                                .into_iter()
+                                .try_for_each(|m| store.adopt_snapshot(m).map(drop))
+                        });
                     *writers.lock().unwrap_or_else(|e| e.into_inner()) = store.snapshot_writer();
                     let mut q = worker.lock();
                     match result {
@@ -97,7 +101,10 @@ impl GroupCommit {
     /// A writer for snapshot files in the store's current generation, to use
     /// on another thread; hand the result to [`GroupCommit::adopt_snapshot`].
     pub fn snapshot_writer(&self) -> SnapshotWriter {
-        self.snapshots.lock().unwrap_or_else(|e| e.into_inner()).clone()
+        self.snapshots
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
     }
 
     /// Registers a written snapshot (with retention) on the writer thread.
@@ -109,7 +116,10 @@ impl GroupCommit {
     /// Queues a write; `seq` must follow the previous one.
     pub fn submit(&self, seq: PersistSeq, op: PersistOp) {
         let mut q = self.shared.lock();
-        assert!(seq > q.last_submitted, "persist ops must be submitted in order");
+        assert!(
+            seq > q.last_submitted,
+            "persist ops must be submitted in order"
+        );
         q.last_submitted = seq;
         q.ops.push((seq, op));
         drop(q);
@@ -139,7 +149,11 @@ impl GroupCommit {
             if q.durable >= seq {
                 return Ok(());
             }
-            q = self.shared.changed.wait(q).unwrap_or_else(|e| e.into_inner());
+            q = self
+                .shared
+                .changed
+                .wait(q)
+                .unwrap_or_else(|e| e.into_inner());
         }
     }
 

@@ -39,12 +39,16 @@ pub const TEMP_SUFFIX: &str = ".tmp";
 pub(crate) fn write_atomically(fs: &dyn Fs, dir: &Path, name: &str, content: &[u8]) -> Result<()> {
     let tmp = dir.join(format!("{name}{TEMP_SUFFIX}"));
     let target = dir.join(name);
-    let mut file = fs.create(&tmp).map_err(|e| StorageError::io("create", &tmp, e))?;
+    let mut file = fs
+        .create(&tmp)
+        .map_err(|e| StorageError::io("create", &tmp, e))?;
     file.write_at(0, content)
         .map_err(|e| StorageError::io("write", &tmp, e))?;
-    file.sync_data().map_err(|e| StorageError::io("fdatasync", &tmp, e))?;
+    file.sync_data()
+        .map_err(|e| StorageError::io("fdatasync", &tmp, e))?;
     drop(file);
     fs.rename(&tmp, &target)
         .map_err(|e| StorageError::io("rename", &tmp, e))?;
-    fs.sync_dir(dir).map_err(|e| StorageError::io("fsync directory", dir, e))
+    fs.sync_dir(dir)
+        .map_err(|e| StorageError::io("fsync directory", dir, e))
 }

@@ -111,9 +111,13 @@ mod tests {
         encode(&txn(2, b""), &mut buf);
         buf.extend_from_slice(&[0; 40]);
         let data = Bytes::from(buf);
-        let Decoded::Record(a, next) = decode(&data, 0) else { panic!("first record") };
+        let Decoded::Record(a, next) = decode(&data, 0) else {
+            panic!("first record")
+        };
         assert_eq!(a, txn(1, b"hello"));
-        let Decoded::Record(b, next) = decode(&data, next) else { panic!("second record") };
+        let Decoded::Record(b, next) = decode(&data, next) else {
+            panic!("second record")
+        };
         assert_eq!(b, txn(2, b""));
         assert_eq!(decode(&data, next), Decoded::End);
     }
@@ -126,7 +130,10 @@ mod tests {
             // A torn record is never data: it reads as damage, or (when only
             // leading zero bytes landed) as the end of the log.
             let data = Bytes::copy_from_slice(&buf[..cut]);
-            assert!(!matches!(decode(&data, 0), Decoded::Record(..)), "cut at {cut}");
+            assert!(
+                !matches!(decode(&data, 0), Decoded::Record(..)),
+                "cut at {cut}"
+            );
         }
         for bit in 0..buf.len() * 8 {
             let mut damaged = buf.clone();

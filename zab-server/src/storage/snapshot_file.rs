@@ -89,7 +89,13 @@ pub fn encode(generation: u32, zxid: Zxid, content: &[u8]) -> Vec<u8> {
 }
 
 /// Writes a snapshot atomically; durable when this returns.
-pub fn write(fs: &dyn Fs, dir: &Path, generation: u32, zxid: Zxid, content: &[u8]) -> Result<SnapshotMeta> {
+pub fn write(
+    fs: &dyn Fs,
+    dir: &Path,
+    generation: u32,
+    zxid: Zxid,
+    content: &[u8],
+) -> Result<SnapshotMeta> {
     let name = file_name(generation, zxid);
     super::write_atomically(fs, dir, &name, &encode(generation, zxid, content))?;
     Ok(SnapshotMeta {
@@ -102,7 +108,9 @@ pub fn write(fs: &dyn Fs, dir: &Path, generation: u32, zxid: Zxid, content: &[u8
 /// Reads and verifies a snapshot; any damage is an error naming the file.
 pub fn read(fs: &dyn Fs, meta: &SnapshotMeta) -> Result<Snapshot> {
     let path = &meta.path;
-    let data = fs.read(path).map_err(|e| StorageError::io("read", path, e))?;
+    let data = fs
+        .read(path)
+        .map_err(|e| StorageError::io("read", path, e))?;
     let bad = |offset: usize, reason: &str| Err(StorageError::corrupt(path, offset as u64, reason));
     if data.len() < HEADER_BYTES {
         return bad(0, "shorter than a snapshot header");
@@ -115,7 +123,9 @@ pub fn read(fs: &dyn Fs, meta: &SnapshotMeta) -> Result<Snapshot> {
         return bad(0, "header checksum mismatch");
     }
     let generation = u32::from_be_bytes(data[8..12].try_into().expect("4 bytes"));
-    let zxid = Zxid(u64::from_be_bytes(data[12..20].try_into().expect("8 bytes")));
+    let zxid = Zxid(u64::from_be_bytes(
+        data[12..20].try_into().expect("8 bytes"),
+    ));
     let len = u64::from_be_bytes(data[20..28].try_into().expect("8 bytes"));
     let crc = u32::from_be_bytes(data[28..32].try_into().expect("4 bytes"));
     if (generation, zxid) != (meta.generation, meta.zxid) {
@@ -157,7 +167,10 @@ mod tests {
                 path: damaged,
                 ..meta.clone()
             };
-            assert!(read(&RealFs, &meta).is_err(), "flip in byte {byte} went unnoticed");
+            assert!(
+                read(&RealFs, &meta).is_err(),
+                "flip in byte {byte} went unnoticed"
+            );
         }
         std::fs::remove_dir_all(&dir).expect("cleanup");
     }

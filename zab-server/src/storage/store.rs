@@ -182,7 +182,12 @@ impl Store {
     /// newer than `to`, are removed durably.
     fn truncate(&mut self, to: Zxid) -> Result<()> {
         self.log.truncate_after(to)?;
-        let newer: Vec<_> = self.snapshots.iter().filter(|m| m.zxid > to).cloned().collect();
+        let newer: Vec<_> = self
+            .snapshots
+            .iter()
+            .filter(|m| m.zxid > to)
+            .cloned()
+            .collect();
         if !newer.is_empty() {
             for meta in &newer {
                 self.fs
@@ -236,7 +241,10 @@ impl Store {
     fn retain(&mut self, meta: SnapshotMeta) -> Result<()> {
         self.snapshots.push(meta);
         self.snapshots.sort_by_key(|m| m.zxid);
-        let excess = self.snapshots.len().saturating_sub(self.cfg.snapshots_kept.max(1));
+        let excess = self
+            .snapshots
+            .len()
+            .saturating_sub(self.cfg.snapshots_kept.max(1));
         for old in self.snapshots.drain(..excess) {
             self.fs
                 .remove(&old.path)
@@ -304,7 +312,9 @@ impl Store {
 
     fn check(&self) -> Result<()> {
         match &self.failed {
-            Some(cause) => Err(StorageError::Failed { cause: cause.clone() }),
+            Some(cause) => Err(StorageError::Failed {
+                cause: cause.clone(),
+            }),
             None => Ok(()),
         }
     }
@@ -337,7 +347,9 @@ fn read_epoch(fs: &dyn Fs, dir: &Path, name: &str, has_state: bool) -> Result<Ep
     match epoch_file::read(fs, dir, name)? {
         Some(e) => Ok(e),
         None if !has_state => Ok(Epoch(0)),
-        None => Err(StorageError::MissingEpoch { file: dir.join(name) }),
+        None => Err(StorageError::MissingEpoch {
+            file: dir.join(name),
+        }),
     }
 }
 
@@ -361,7 +373,8 @@ fn remove_temp_files(fs: &dyn Fs, dir: &Path) -> Result<()> {
     let names = fs.list(dir).map_err(|e| StorageError::io("list", dir, e))?;
     for name in names.iter().filter(|n| n.ends_with(TEMP_SUFFIX)) {
         let path = dir.join(name);
-        fs.remove(&path).map_err(|e| StorageError::io("remove", &path, e))?;
+        fs.remove(&path)
+            .map_err(|e| StorageError::io("remove", &path, e))?;
     }
     Ok(())
 }
@@ -388,8 +401,12 @@ mod tests {
         let fs = SimFs::new();
         let dir = Path::new("/data");
         let (mut store, _) = Store::open(fs.shared(), dir, StoreConfig::default()).expect("open");
-        store.apply(&PersistOp::AcceptedEpoch(Epoch(1))).expect("epoch");
-        store.apply(&PersistOp::CurrentEpoch(Epoch(1))).expect("epoch");
+        store
+            .apply(&PersistOp::AcceptedEpoch(Epoch(1)))
+            .expect("epoch");
+        store
+            .apply(&PersistOp::CurrentEpoch(Epoch(1)))
+            .expect("epoch");
         for c in 1..=3 {
             append(&mut store, z(1, c));
         }
@@ -399,12 +416,18 @@ mod tests {
         assert!(store.adopt_snapshot(kept).expect("adopt"));
         let (_, rec) = Store::open(fs.shared(), dir, StoreConfig::default()).expect("reopen");
         assert_eq!(rec.snapshot.expect("snapshot").meta.zxid, z(1, 2));
-        assert_eq!(rec.replay.iter().map(|t| t.zxid).collect::<Vec<_>>(), vec![z(1, 3)]);
+        assert_eq!(
+            rec.replay.iter().map(|t| t.zxid).collect::<Vec<_>>(),
+            vec![z(1, 3)]
+        );
 
         // A snapshot taken before a SNAP from the leader continues the
         // history that SNAP replaced: it must not be adopted.
         let (mut store, _) = Store::open(fs.shared(), dir, StoreConfig::default()).expect("reopen");
-        let stale = store.snapshot_writer().write(z(1, 3), b"state at 1.3").expect("write");
+        let stale = store
+            .snapshot_writer()
+            .write(z(1, 3), b"state at 1.3")
+            .expect("write");
         let install = PersistOp::InstallSnapshot {
             zxid: z(2, 7),
             data: Bytes::from_static(b"leader state"),
@@ -412,7 +435,11 @@ mod tests {
         store.apply(&install).expect("install");
         let path = stale.path.clone();
         assert!(!store.adopt_snapshot(stale).expect("adopt"));
-        assert!(!fs.list(dir).expect("list").iter().any(|n| dir.join(n) == path));
+        assert!(!fs
+            .list(dir)
+            .expect("list")
+            .iter()
+            .any(|n| dir.join(n) == path));
         let (_, rec) = Store::open(fs.shared(), dir, StoreConfig::default()).expect("reopen");
         assert_eq!(rec.snapshot.expect("snapshot").meta.zxid, z(2, 7));
         assert!(rec.replay.is_empty());

@@ -104,7 +104,12 @@ impl TxnLog {
     /// cutting a torn tail. Segments of older generations are superseded by a
     /// snapshot and deleted; a newer generation than any usable snapshot is an
     /// error the caller reports.
-    pub fn open(fs: Arc<dyn Fs>, dir: &Path, generation: u32, cfg: LogConfig) -> Result<(TxnLog, Recovered)> {
+    pub fn open(
+        fs: Arc<dyn Fs>,
+        dir: &Path,
+        generation: u32,
+        cfg: LogConfig,
+    ) -> Result<(TxnLog, Recovered)> {
         let mut names: Vec<(u32, Zxid, String)> = fs
             .list(dir)
             .map_err(|e| StorageError::io("list", dir, e))?
@@ -116,7 +121,8 @@ impl TxnLog {
         for (g, _, name) in &names {
             if *g < generation {
                 let path = dir.join(name);
-                fs.remove(&path).map_err(|e| StorageError::io("remove", &path, e))?;
+                fs.remove(&path)
+                    .map_err(|e| StorageError::io("remove", &path, e))?;
                 stale = true;
             } else if *g > generation {
                 return Err(StorageError::corrupt(
@@ -127,7 +133,8 @@ impl TxnLog {
             }
         }
         if stale {
-            fs.sync_dir(dir).map_err(|e| StorageError::io("fsync directory", dir, e))?;
+            fs.sync_dir(dir)
+                .map_err(|e| StorageError::io("fsync directory", dir, e))?;
         }
         let mut log = TxnLog {
             fs,
@@ -139,7 +146,10 @@ impl TxnLog {
             pending: Vec::new(),
             last: Zxid::ZERO,
         };
-        let ours: Vec<_> = names.into_iter().filter(|(g, _, _)| *g == generation).collect();
+        let ours: Vec<_> = names
+            .into_iter()
+            .filter(|(g, _, _)| *g == generation)
+            .collect();
         let mut records = Vec::new();
         let mut truncated_bytes = 0;
         let count = ours.len();
@@ -153,11 +163,22 @@ impl TxnLog {
         if let Some(seg) = log.segments.last() {
             log.last = seg.last;
             // Appends continue in the newest segment.
-            let file = log.fs.open(&seg.path).map_err(|e| StorageError::io("open", &seg.path, e))?;
-            let allocated = file.len().map_err(|e| StorageError::io("stat", &seg.path, e))?;
+            let file = log
+                .fs
+                .open(&seg.path)
+                .map_err(|e| StorageError::io("open", &seg.path, e))?;
+            let allocated = file
+                .len()
+                .map_err(|e| StorageError::io("stat", &seg.path, e))?;
             log.active = Some(Active { file, allocated });
         }
-        Ok((log, Recovered { records, truncated_bytes }))
+        Ok((
+            log,
+            Recovered {
+                records,
+                truncated_bytes,
+            },
+        ))
     }
 
     fn recover_segment(
@@ -167,7 +188,10 @@ impl TxnLog {
         is_last: bool,
         records: &mut Vec<Txn>,
     ) -> Result<(Segment, u64)> {
-        let data = self.fs.read(path).map_err(|e| StorageError::io("read", path, e))?;
+        let data = self
+            .fs
+            .read(path)
+            .map_err(|e| StorageError::io("read", path, e))?;
         let mut offset = 0usize;
         let mut last = Zxid::ZERO;
         let mut prev = records.last().map(|t: &Txn| t.zxid);
@@ -193,7 +217,9 @@ impl TxnLog {
                     warn!(file = %path.display(), offset, reason, "cutting a torn tail off the log");
                     break;
                 }
-                Decoded::Bad(reason) => return Err(StorageError::corrupt(path, offset as u64, reason)),
+                Decoded::Bad(reason) => {
+                    return Err(StorageError::corrupt(path, offset as u64, reason))
+                }
             }
         }
         let tail = &data[offset..];
@@ -201,17 +227,28 @@ impl TxnLog {
         if is_last {
             if tail.iter().any(|&b| b != 0) {
                 // Never-acknowledged bytes: remove them so they cannot resurface.
-                let mut file = self.fs.open(path).map_err(|e| StorageError::io("open", path, e))?;
+                let mut file = self
+                    .fs
+                    .open(path)
+                    .map_err(|e| StorageError::io("open", path, e))?;
                 file.set_len(offset as u64)
                     .and_then(|()| file.sync_data())
                     .map_err(|e| StorageError::io("truncate torn tail of", path, e))?;
                 cut = tail.len() as u64;
             }
         } else if tail.iter().any(|&b| b != 0) {
-            return Err(StorageError::corrupt(path, offset as u64, "data after the end of a sealed segment"));
+            return Err(StorageError::corrupt(
+                path,
+                offset as u64,
+                "data after the end of a sealed segment",
+            ));
         }
         if last == Zxid::ZERO && !is_last {
-            return Err(StorageError::corrupt(path, 0, "sealed segment holds no records"));
+            return Err(StorageError::corrupt(
+                path,
+                0,
+                "sealed segment holds no records",
+            ));
         }
         let seg = Segment {
             path: path.to_path_buf(),
@@ -233,14 +270,20 @@ impl TxnLog {
 
     /// The first zxid held, if any.
     pub fn first(&self) -> Option<Zxid> {
-        self.segments.iter().find(|s| s.last != Zxid::ZERO).map(|s| s.first)
+        self.segments
+            .iter()
+            .find(|s| s.last != Zxid::ZERO)
+            .map(|s| s.first)
     }
 
     /// Buffers `txn`; it is written and made durable by [`TxnLog::sync`].
     pub fn append(&mut self, txn: &Txn) -> Result<()> {
         if txn.payload.len() > record::PAYLOAD_BYTES_MAX {
             return Err(StorageError::Failed {
-                cause: format!("transaction {} is larger than a log record may be", txn.zxid),
+                cause: format!(
+                    "transaction {} is larger than a log record may be",
+                    txn.zxid
+                ),
             });
         }
         let full = self
@@ -265,8 +308,14 @@ impl TxnLog {
         if self.pending.is_empty() {
             return Ok(());
         }
-        let seg = self.segments.last_mut().expect("pending data implies a segment");
-        let active = self.active.as_mut().expect("pending data implies an active segment");
+        let seg = self
+            .segments
+            .last_mut()
+            .expect("pending data implies a segment");
+        let active = self
+            .active
+            .as_mut()
+            .expect("pending data implies an active segment");
         let offset = seg.len;
         let end = offset + self.pending.len() as u64;
         let path = &seg.path;
@@ -277,7 +326,10 @@ impl TxnLog {
         if end > active.allocated {
             active.allocated = end;
         }
-        active.file.sync_data().map_err(|e| StorageError::io("fdatasync", path, e))?;
+        active
+            .file
+            .sync_data()
+            .map_err(|e| StorageError::io("fdatasync", path, e))?;
         seg.len = end;
         self.pending.clear();
         Ok(())
@@ -297,10 +349,15 @@ impl TxnLog {
         // An empty segment (a fresh log, or one emptied by truncation) is reused.
         if self.segments.last().is_some_and(|s| s.last == Zxid::ZERO) {
             let seg = self.segments.pop().expect("checked");
-            self.fs.remove(&seg.path).map_err(|e| StorageError::io("remove", &seg.path, e))?;
+            self.fs
+                .remove(&seg.path)
+                .map_err(|e| StorageError::io("remove", &seg.path, e))?;
         }
         let path = self.dir.join(segment_name(self.generation, first));
-        let mut file = self.fs.create(&path).map_err(|e| StorageError::io("create", &path, e))?;
+        let mut file = self
+            .fs
+            .create(&path)
+            .map_err(|e| StorageError::io("create", &path, e))?;
         file.set_len(self.cfg.prealloc_bytes)
             .and_then(|()| file.sync_data())
             .map_err(|e| StorageError::io("preallocate", &path, e))?;
@@ -327,10 +384,16 @@ impl TxnLog {
             return Ok(());
         }
         let mut removed = false;
-        while self.segments.last().is_some_and(|s| s.first > to || s.last == Zxid::ZERO) {
+        while self
+            .segments
+            .last()
+            .is_some_and(|s| s.first > to || s.last == Zxid::ZERO)
+        {
             let seg = self.segments.pop().expect("checked");
             self.active = None;
-            self.fs.remove(&seg.path).map_err(|e| StorageError::io("remove", &seg.path, e))?;
+            self.fs
+                .remove(&seg.path)
+                .map_err(|e| StorageError::io("remove", &seg.path, e))?;
             removed = true;
         }
         if removed {
@@ -340,7 +403,10 @@ impl TxnLog {
         }
         if let Some(seg) = self.segments.last_mut() {
             if seg.last > to {
-                let data = self.fs.read(&seg.path).map_err(|e| StorageError::io("read", &seg.path, e))?;
+                let data = self
+                    .fs
+                    .read(&seg.path)
+                    .map_err(|e| StorageError::io("read", &seg.path, e))?;
                 let mut offset = 0;
                 while let Decoded::Record(txn, next) = record::decode(&data, offset) {
                     if txn.zxid > to {
@@ -349,7 +415,10 @@ impl TxnLog {
                     offset = next;
                 }
                 drop(data);
-                let mut file = self.fs.open(&seg.path).map_err(|e| StorageError::io("open", &seg.path, e))?;
+                let mut file = self
+                    .fs
+                    .open(&seg.path)
+                    .map_err(|e| StorageError::io("open", &seg.path, e))?;
                 file.set_len(offset as u64)
                     .and_then(|()| file.sync_data())
                     .map_err(|e| StorageError::io("truncate", &seg.path, e))?;
@@ -360,8 +429,13 @@ impl TxnLog {
                     allocated: offset as u64,
                 });
             } else if self.active.is_none() {
-                let file = self.fs.open(&seg.path).map_err(|e| StorageError::io("open", &seg.path, e))?;
-                let allocated = file.len().map_err(|e| StorageError::io("stat", &seg.path, e))?;
+                let file = self
+                    .fs
+                    .open(&seg.path)
+                    .map_err(|e| StorageError::io("open", &seg.path, e))?;
+                let allocated = file
+                    .len()
+                    .map_err(|e| StorageError::io("stat", &seg.path, e))?;
                 self.active = Some(Active { file, allocated });
             }
         }
@@ -374,7 +448,9 @@ impl TxnLog {
         self.pending.clear();
         self.active = None;
         for seg in self.segments.drain(..) {
-            self.fs.remove(&seg.path).map_err(|e| StorageError::io("remove", &seg.path, e))?;
+            self.fs
+                .remove(&seg.path)
+                .map_err(|e| StorageError::io("remove", &seg.path, e))?;
         }
         self.fs
             .sync_dir(&self.dir)
@@ -394,7 +470,9 @@ impl TxnLog {
         // Never the active (last) segment.
         let n = keep_from.min(self.segments.len().saturating_sub(1));
         for seg in self.segments.drain(..n) {
-            self.fs.remove(&seg.path).map_err(|e| StorageError::io("remove", &seg.path, e))?;
+            self.fs
+                .remove(&seg.path)
+                .map_err(|e| StorageError::io("remove", &seg.path, e))?;
         }
         if n > 0 {
             self.fs
@@ -411,7 +489,10 @@ impl TxnLog {
             if seg.last <= after || seg.first > through || seg.len == 0 {
                 continue;
             }
-            let data = self.fs.read(&seg.path).map_err(|e| StorageError::io("read", &seg.path, e))?;
+            let data = self
+                .fs
+                .read(&seg.path)
+                .map_err(|e| StorageError::io("read", &seg.path, e))?;
             let data = data.slice(..(seg.len as usize).min(data.len()));
             let mut offset = 0;
             loop {
@@ -423,7 +504,9 @@ impl TxnLog {
                         offset = next;
                     }
                     Decoded::End => break,
-                    Decoded::Bad(reason) => return Err(StorageError::corrupt(&seg.path, offset as u64, reason)),
+                    Decoded::Bad(reason) => {
+                        return Err(StorageError::corrupt(&seg.path, offset as u64, reason))
+                    }
                 }
             }
         }
