@@ -50,7 +50,9 @@ fn per_record_sync(dir: &Path, secs: f64) -> f64 {
     let mut n = 0u64;
     while start.elapsed().as_secs_f64() < secs {
         n += 1;
-        store.apply(&PersistOp::Append(txn(n, &payload))).expect("append");
+        store
+            .apply(&PersistOp::Append(txn(n, &payload)))
+            .expect("append");
         store.sync().expect("fdatasync");
     }
     n as f64 / start.elapsed().as_secs_f64()
@@ -65,7 +67,8 @@ fn group_commit(dir: &Path, writers: usize, secs: f64) -> (f64, f64) {
     let start = Instant::now();
     let handles: Vec<_> = (0..writers)
         .map(|_| {
-            let (gc, done, stop, payload) = (gc.clone(), done.clone(), stop.clone(), payload.clone());
+            let (gc, done, stop, payload) =
+                (gc.clone(), done.clone(), stop.clone(), payload.clone());
             std::thread::spawn(move || {
                 while !stop.load(Ordering::Relaxed) {
                     let seq = gc.submit_next(|seq| PersistOp::Append(txn(seq.0, &payload)));
@@ -120,7 +123,10 @@ fn parse_entries(mut data: &[u8]) -> u64 {
 fn recovery(dir: &Path) -> (f64, u64, usize) {
     {
         let mut store = open(dir);
-        for op in [PersistOp::AcceptedEpoch(Epoch(1)), PersistOp::CurrentEpoch(Epoch(1))] {
+        for op in [
+            PersistOp::AcceptedEpoch(Epoch(1)),
+            PersistOp::CurrentEpoch(Epoch(1)),
+        ] {
             store.apply(&op).expect("epoch");
         }
         let payload = Bytes::from(vec![3u8; 128]);
@@ -131,15 +137,21 @@ fn recovery(dir: &Path) -> (f64, u64, usize) {
             .expect("append");
         store.sync().expect("sync");
         store
-            .write_snapshot(Zxid::new(Epoch(1), base as u32), &synthetic_snapshot(1_000_000))
+            .write_snapshot(
+                Zxid::new(Epoch(1), base as u32),
+                &synthetic_snapshot(1_000_000),
+            )
             .expect("snapshot");
         for c in base + 1..=base + 100_000 {
-            store.apply(&PersistOp::Append(txn(c, &payload))).expect("append");
+            store
+                .apply(&PersistOp::Append(txn(c, &payload)))
+                .expect("append");
         }
         store.sync().expect("sync");
     }
     let start = Instant::now();
-    let (_store, rec) = Store::open(RealFs::shared(), dir, StoreConfig::default()).expect("recover");
+    let (_store, rec) =
+        Store::open(RealFs::shared(), dir, StoreConfig::default()).expect("recover");
     let snapshot = rec.snapshot.expect("snapshot present");
     let entries = parse_entries(&snapshot.content);
     let secs = start.elapsed().as_secs_f64();
@@ -155,11 +167,18 @@ fn main() {
         .ok()
         .and_then(|s| s.parse().ok())
         .unwrap_or(3.0);
-    println!("storage benchmark in {} ({secs} s per append case)", root.display());
+    println!(
+        "storage benchmark in {} ({secs} s per append case)",
+        root.display()
+    );
     let baseline = per_record_sync(&fresh_dir(&root, "baseline"), secs);
-    println!("{:<34} {:>12.0} records/s   1.00x", "fdatasync per record (baseline)", baseline);
+    println!(
+        "{:<34} {:>12.0} records/s   1.00x",
+        "fdatasync per record (baseline)", baseline
+    );
     for writers in [1, 16, 256] {
-        let (rate, per_batch) = group_commit(&fresh_dir(&root, &format!("gc{writers}")), writers, secs);
+        let (rate, per_batch) =
+            group_commit(&fresh_dir(&root, &format!("gc{writers}")), writers, secs);
         println!(
             "{:<34} {:>12.0} records/s {:>6.2}x   ({per_batch:.1} records per fdatasync)",
             format!("group commit, {writers} writers"),
