@@ -1,0 +1,110 @@
+#!/usr/bin/env bash
+# A local ensemble on 127.0.0.1, from release binaries.
+#
+#   scripts/cluster.sh up [N]       start N servers (default 3); prints the connection string
+#   scripts/cluster.sh down         stop them all (SIGTERM, then SIGKILL after 5 s)
+#   scripts/cluster.sh status       which servers run, and their pids
+#   scripts/cluster.sh kill ID      kill -9 one server
+#   scripts/cluster.sh restart ID   start one server again (after kill)
+#
+# Data, configs, logs and pid files live under $ZAB_DATA (default ./data).
+# Ports: server i listens for clients on 2180+i, peers on 2880+i.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+DATA="${ZAB_DATA:-./data}"
+BIN="target/release/zab-server"
+
+build() {
+    if [ ! -x "$BIN" ]; then
+        cargo build --quiet --release -p zab-server
+    fi
+}
+
+config() { # id n
+    local id=$1 n=$2
+    mkdir -p "$DATA/$id"
+    {
+        echo "id = $id"
+        echo "data_dir = \"$DATA/$id\""
+        for j in $(seq 1 "$n"); do
+            echo "[[servers]]"
+            echo "id = $j"
+            echo "peer = \"127.0.0.1:$((2880 + j))\""
+            echo "client = \"127.0.0.1:$((2180 + j))\""
+        done
+    } > "$DATA/$id/zab.toml"
+}
+
+start() { # id
+    local id=$1
+    if running "$id"; then
+        echo "server $id already runs (pid $(cat "$DATA/$id/pid"))"
+        return
+    fi
+    nohup "$BIN" --config "$DATA/$id/zab.toml" >> "$DATA/$id/server.log" 2>&1 &
+    echo $! > "$DATA/$id/pid"
+}
+
+running() { # id
+    [ -f "$DATA/$1/pid" ] && kill -0 "$(cat "$DATA/$1/pid")" 2>/dev/null
+}
+
+members() {
+    ls -d "$DATA"/*/ 2>/dev/null | xargs -n1 basename 2>/dev/null | grep -E '^[0-9]+$' | sort -n || true
+}
+
+connection_string() {
+    local out=""
+    for id in $(members); do out="${out:+$out,}127.0.0.1:$((2180 + id))"; done
+    echo "$out"
+}
+
+case "${1:-}" in
+    up)
+        n="${2:-3}"
+        build
+        for id in $(seq 1 "$n"); do config "$id" "$n"; start "$id"; done
+        sleep 1
+        for id in $(seq 1 "$n"); do
+            running "$id" || { echo "server $id failed to start; see $DATA/$id/server.log" >&2; tail -5 "$DATA/$id/server.log" >&2; exit 1; }
+        done
+        echo "ensemble of $n up; logs in $DATA/<id>/server.log"
+        connection_string
+        ;;
+    down)
+        for id in $(members); do
+            if running "$id"; then kill "$(cat "$DATA/$id/pid")" 2>/dev/null || true; fi
+        done
+        for _ in $(seq 1 50); do
+            alive=0
+            for id in $(members); do running "$id" && alive=1; done
+            [ "$alive" = 0 ] && break
+            sleep 0.1
+        done
+        for id in $(members); do
+            if running "$id"; then kill -9 "$(cat "$DATA/$id/pid")" 2>/dev/null || true; fi
+            rm -f "$DATA/$id/pid"
+        done
+        echo "ensemble down"
+        ;;
+    status)
+        for id in $(members); do
+            if running "$id"; then echo "server $id: running (pid $(cat "$DATA/$id/pid")), client 127.0.0.1:$((2180 + id))"
+            else echo "server $id: stopped"; fi
+        done
+        ;;
+    kill)
+        id="${2:?usage: cluster.sh kill ID}"
+        running "$id" && kill -9 "$(cat "$DATA/$id/pid")" && echo "server $id killed" || echo "server $id was not running"
+        ;;
+    restart)
+        id="${2:?usage: cluster.sh restart ID}"
+        build
+        start "$id"
+        echo "server $id started (pid $(cat "$DATA/$id/pid"))"
+        ;;
+    *)
+        sed -n '2,10p' "$0" | sed 's/^# \{0,1\}//'
+        exit 2
+        ;;
+esac

@@ -1,0 +1,92 @@
+//! Starting a server: recover storage, build the core, open the quorum and
+//! client ports, run the driver until SIGTERM or a fatal storage error.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::net::TcpListener;
+use tokio::sync::mpsc;
+use tracing::{error, info};
+use zab_core::{Input, Node, PeerId};
+
+use crate::config::Config;
+use crate::peer::{Peers, Transport};
+use crate::server::{Application, Driver};
+use crate::storage::group_commit::GroupCommit;
+use crate::storage::{RealFs, Store, StoreConfig};
+
+/// Inputs queued for the driver before senders wait (backpressure on peers).
+const INPUT_QUEUE_MAX: usize = 65_536;
+
+/// Why the server stopped.
+#[derive(Debug)]
+pub enum Stop {
+    Signal,
+    Fatal(String),
+}
+
+/// Runs one server until it is told to stop or cannot go on.
+pub async fn serve<A: Application + 'static>(
+    cfg: Config,
+    make_app: impl FnOnce() -> A,
+) -> Result<Stop, String> {
+    let (store, recovery) = Store::open(RealFs::shared(), &cfg.data_dir, StoreConfig::default())
+        .map_err(|e| format!("cannot open data directory: {e}"))?;
+    let mut app = make_app();
+    if let Some(snapshot) = &recovery.snapshot {
+        app.restore(&snapshot.content)
+            .map_err(|e| format!("snapshot {} does not load: {e}", snapshot.meta.path.display()))?;
+    }
+    if recovery.truncated_bytes > 0 {
+        info!(bytes = recovery.truncated_bytes, "cut a torn tail from the log");
+    }
+    let node = Node::new(cfg.core(), recovery.restored).map_err(|e| format!("cannot start the protocol: {e}"))?;
+    let (inputs_tx, inputs_rx) = mpsc::channel::<Input>(INPUT_QUEUE_MAX);
+
+    let durable_tx = inputs_tx.clone();
+    let gc = Arc::new(GroupCommit::start(
+        store,
+        Box::new(move |through| {
+            // The writer thread is not a tokio task: block until queued.
+            let _ = durable_tx.blocking_send(Input::Persisted { through });
+        }),
+    ));
+
+    let me = cfg.me().clone();
+    let peer_listener = TcpListener::bind(me.peer)
+        .await
+        .map_err(|e| format!("cannot listen for peers on {}: {e}", me.peer))?;
+    let peers = Peers::default();
+    let transport = Transport {
+        me: PeerId(cfg.id),
+        cluster_id: cfg.cluster_id,
+        members: cfg
+            .servers
+            .iter()
+            .filter(|m| m.id != cfg.id)
+            .map(|m| (PeerId(m.id), m.peer))
+            .collect(),
+        peers: peers.clone(),
+        inputs: inputs_tx.clone(),
+    };
+    tokio::spawn(transport.run(peer_listener));
+    info!(id = cfg.id, peer = %me.peer, client = %me.client, "server started");
+
+    let (driver, _status) = Driver::new(node, app, gc.clone(), peers, recovery.replay, cfg.snapshot_every_txns);
+    let tick = Duration::from_millis(cfg.tick_ms);
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .map_err(|e| format!("cannot watch SIGTERM: {e}"))?;
+    let stop = tokio::select! {
+        result = driver.run(inputs_rx, tick) => match result {
+            Ok(()) => Stop::Signal,
+            Err(e) => {
+                error!(error = %e, "stopping");
+                Stop::Fatal(e)
+            }
+        },
+        _ = term.recv() => Stop::Signal,
+        _ = tokio::signal::ctrl_c() => Stop::Signal,
+    };
+    info!(?stop, "server stopping");
+    Ok(stop)
+}
