@@ -1,5 +1,5 @@
 //! The file operations storage needs, behind a trait so crash tests can run the
-//! same code over a fault-injecting in-memory file system ([`super::sim_fs`]).
+//! same code over a fault-injecting in-memory file system (`storage::sim_fs`).
 //!
 //! Only what the formats use: positional writes, `fdatasync`, truncation,
 //! whole-file reads, atomic rename, and directory fsync (without which a newly

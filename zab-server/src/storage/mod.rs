@@ -2,7 +2,7 @@
 //! group-commit writer that reports durability back to the protocol core.
 //!
 //! The file-format code is synchronous and runs over the [`fs::Fs`] trait, so
-//! crash tests drive it step by step over [`sim_fs::SimFs`], which can lose,
+//! crash tests drive it step by step over `sim_fs::SimFs`, which can lose,
 //! keep, tear or corrupt whatever was not yet fsynced.
 //!
 //! Directory layout (one data directory per server):
