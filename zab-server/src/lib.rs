@@ -3,8 +3,13 @@
 //! configuration (`config`) and the offline inspector (`inspect`). The
 //! replicated znode tree, sessions, watches and the client protocol follow.
 
+pub mod client;
 pub mod config;
 pub mod inspect;
 pub mod peer;
+pub mod replica;
+pub mod run;
 pub mod server;
 pub mod storage;
+pub mod watches;
+pub mod tree;

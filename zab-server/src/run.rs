@@ -11,6 +11,8 @@ use zab_core::{Input, Node, PeerId};
 
 use crate::config::Config;
 use crate::peer::{Peers, Transport};
+use crate::client::Frontend;
+use crate::replica::Replica;
 use crate::server::{Application, Driver};
 use crate::storage::group_commit::GroupCommit;
 use crate::storage::{RealFs, Store, StoreConfig};
@@ -26,13 +28,10 @@ pub enum Stop {
 }
 
 /// Runs one server until it is told to stop or cannot go on.
-pub async fn serve<A: Application + 'static>(
-    cfg: Config,
-    make_app: impl FnOnce() -> A,
-) -> Result<Stop, String> {
+pub async fn serve(cfg: Config) -> Result<Stop, String> {
     let (store, recovery) = Store::open(RealFs::shared(), &cfg.data_dir, StoreConfig::default())
         .map_err(|e| format!("cannot open data directory: {e}"))?;
-    let mut app = make_app();
+    let mut app = Replica::new();
     if let Some(snapshot) = &recovery.snapshot {
         app.restore(&snapshot.content)
             .map_err(|e| format!("snapshot {} does not load: {e}", snapshot.meta.path.display()))?;
@@ -72,12 +71,18 @@ pub async fn serve<A: Application + 'static>(
     tokio::spawn(transport.run(peer_listener));
     info!(id = cfg.id, peer = %me.peer, client = %me.client, "server started");
 
-    let (driver, _status) = Driver::new(node, app, gc.clone(), peers, recovery.replay, cfg.snapshot_every_txns);
+    let client_listener = crate::client::bind(me.client)
+        .await
+        .map_err(|e| format!("cannot listen for clients on {}: {e}", me.client))?;
+    let (clients_tx, clients_rx) = mpsc::channel(INPUT_QUEUE_MAX);
+    tokio::spawn(crate::client::listen(client_listener, clients_tx, cfg.client_frame_bytes_max));
+    let frontend = Frontend::new(cfg.id, cfg.tick_ms);
+    let (driver, _status) = Driver::new(node, app, frontend, gc.clone(), peers, recovery.replay, cfg.snapshot_every_txns);
     let tick = Duration::from_millis(cfg.tick_ms);
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
         .map_err(|e| format!("cannot watch SIGTERM: {e}"))?;
     let stop = tokio::select! {
-        result = driver.run(inputs_rx, tick) => match result {
+        result = driver.run(inputs_rx, clients_rx, tick) => match result {
             Ok(()) => Stop::Signal,
             Err(e) => {
                 error!(error = %e, "stopping");

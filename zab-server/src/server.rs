@@ -19,7 +19,9 @@ use tokio::sync::{mpsc, watch};
 use tracing::{error, info, warn};
 use zab_core::{Action, Input, Message, Node, PersistOp, Role, Zxid};
 
+use crate::client::{ClientEvent, Frontend};
 use crate::peer::Peers;
+use crate::replica::Replica;
 use crate::storage::group_commit::GroupCommit;
 
 /// The replicated state machine the driver delivers committed transactions to.
@@ -41,9 +43,10 @@ pub struct Status {
 }
 
 #[derive(Debug)]
-pub struct Driver<A: Application> {
+pub struct Driver {
     node: Node,
-    app: A,
+    app: Replica,
+    frontend: Frontend,
     gc: Arc<GroupCommit>,
     peers: Peers,
     /// Logged transactions after the newest snapshot, by zxid.
@@ -54,17 +57,18 @@ pub struct Driver<A: Application> {
     status: watch::Sender<Status>,
 }
 
-impl<A: Application> Driver<A> {
+impl Driver {
     /// `window` holds the recovered log records after the snapshot the
     /// application was restored from (`applied`).
     pub fn new(
         node: Node,
-        app: A,
+        app: Replica,
+        frontend: Frontend,
         gc: Arc<GroupCommit>,
         peers: Peers,
         recovered: Vec<zab_core::Txn>,
         snapshot_every: u64,
-    ) -> (Driver<A>, watch::Receiver<Status>) {
+    ) -> (Driver, watch::Receiver<Status>) {
         let applied = node.delivered();
         let status = Status {
             role: node.role(),
@@ -76,6 +80,7 @@ impl<A: Application> Driver<A> {
         let driver = Driver {
             node,
             app,
+            frontend,
             gc,
             peers,
             window,
@@ -91,6 +96,7 @@ impl<A: Application> Driver<A> {
     pub async fn run(
         mut self,
         mut inputs: mpsc::Receiver<Input>,
+        mut clients: mpsc::Receiver<ClientEvent>,
         tick: Duration,
     ) -> Result<(), String> {
         let mut ticker = tokio::time::interval(tick);
@@ -98,13 +104,30 @@ impl<A: Application> Driver<A> {
         self.act()?;
         loop {
             tokio::select! {
-                _ = ticker.tick() => self.node.handle(Input::Tick),
+                _ = ticker.tick() => {
+                    self.node.handle(Input::Tick);
+                    let more = self.frontend.on_tick(self.node.role(), &self.app);
+                    self.feed(more);
+                }
                 input = inputs.recv() => match input {
                     Some(input) => self.node.handle(input),
                     None => return Ok(()),
                 },
+                event = clients.recv() => match event {
+                    Some(event) => {
+                        let more = self.frontend.on_event(event, &self.app, self.applied);
+                        self.feed(more);
+                    }
+                    None => return Ok(()),
+                },
             }
             self.act()?;
+        }
+    }
+
+    fn feed(&mut self, inputs: Vec<Input>) {
+        for input in inputs {
+            self.node.handle(input);
         }
     }
 
@@ -156,7 +179,9 @@ impl<A: Application> Driver<A> {
                 }
                 Action::Deliver { through } => self.deliver(through)?,
                 Action::RoleChanged(role) => info!(?role, "role changed"),
-                Action::SyncDone { .. } | Action::Reject { .. } | Action::Relayed { .. } => {}
+                Action::SyncDone { id, zxid } => self.frontend.on_sync_done(id, zxid, &self.app, self.applied),
+                Action::Reject { id, .. } => self.frontend.on_reject(id, &self.app, self.applied),
+                Action::Relayed { payload, .. } => self.frontend.on_relayed(payload),
             }
         }
         self.publish();
@@ -204,6 +229,9 @@ impl<A: Application> Driver<A> {
                 self.applied
             ));
         }
+        let done = std::mem::take(&mut self.app.completed);
+        let more = self.frontend.on_applied(done, &self.app);
+        self.feed(more);
         if self.since_snapshot >= self.snapshot_every {
             self.take_snapshot();
         }

@@ -1,0 +1,677 @@
+//! Client-to-server frames after the handshake: [`RequestFrame`] (a ping,
+//! or a [`Request`] with its [`Xid`]), and the [`OpCode`] that names each
+//! operation.
+//!
+//! ```text
+//! request frame body:  xid i32 | opcode u8 | op body (per opcode)
+//! ping frame body:     xid i32 = -2 | opcode u8 = 14
+//! ```
+
+use bytes::{BufMut, Bytes};
+
+use crate::error::DecodeError;
+use crate::types::{AddWatchMode, CreateMode, WatcherKind, Xid, XID_PING};
+use crate::wire::{self, wire_enum, Body, Reader, Sink};
+
+wire_enum! {
+    /// Names an operation in a request header, in a multi's ops and in a
+    /// multi reply's results. Never renumbered or reused; 0 is reserved so a
+    /// zero-filled buffer is never a valid request.
+    pub enum OpCode {
+        Create = 1,
+        Delete = 2,
+        Exists = 3,
+        GetData = 4,
+        SetData = 5,
+        GetChildren = 6,
+        Check = 7,
+        Multi = 8,
+        Sync = 9,
+        AddWatch = 10,
+        RemoveWatches = 11,
+        SetWatches = 12,
+        CloseSession = 13,
+    }
+}
+
+/// The opcode of a ping (always with xid [`XID_PING`]). Not an [`OpCode`]:
+/// a ping is not an operation and has no [`Request`] or
+/// [`Response`](crate::Response).
+pub const PING_OPCODE: u8 = 14;
+
+impl OpCode {
+    /// Whether the op may appear inside a multi.
+    pub const fn is_multi_op(self) -> bool {
+        matches!(
+            self,
+            OpCode::Create | OpCode::Delete | OpCode::SetData | OpCode::Check
+        )
+    }
+}
+
+/// Creates a node. The reply names the node actually created (with its
+/// sequence suffix for sequential modes).
+#[derive(Clone, PartialEq, Eq, Debug)]
+pub struct CreateRequest {
+    pub path: String,
+    pub data: Bytes,
+    pub mode: CreateMode,
+    /// Time to live for the TTL modes (must be positive); 0 for the others.
+    /// A mismatch is answered with `BadArguments`, not a decode error.
+    pub ttl_ms: u64,
+}
+
+/// Deletes a node if its version matches (`-1`, [`ANY_VERSION`], matches
+/// any).
+///
+/// [`ANY_VERSION`]: crate::ANY_VERSION
+#[derive(Clone, PartialEq, Eq, Debug)]
+pub struct DeleteRequest {
+    pub path: String,
+    pub version: i32,
+}
+
+/// Replaces a node's data if its version matches (`-1` matches any).
+#[derive(Clone, PartialEq, Eq, Debug)]
+pub struct SetDataRequest {
+    pub path: String,
+    pub data: Bytes,
+    pub version: i32,
+}
+
+/// Fails unless the node exists with this version (`-1`: only exists).
+#[derive(Clone, PartialEq, Eq, Debug)]
+pub struct CheckRequest {
+    pub path: String,
+    pub version: i32,
+}
+
+/// Re-registers watches after a reconnect. The server arms them and fires
+/// an event for every change after `relative_zxid` that one of them would
+/// have reported (or `ContinuityLost` where it cannot tell).
+#[derive(Clone, PartialEq, Eq, Debug, Default)]
+pub struct SetWatches {
+    /// The last zxid the client saw on its previous connection.
+    pub relative_zxid: u64,
+    /// Paths with a one-shot watch armed by get_data.
+    pub data: Vec<String>,
+    /// Paths with a one-shot watch armed by exists.
+    pub exists: Vec<String>,
+    /// Paths with a one-shot watch armed by get_children.
+    pub children: Vec<String>,
+    /// Paths with a persistent watch.
+    pub persistent: Vec<String>,
+    /// Paths with a persistent recursive watch.
+    pub persistent_recursive: Vec<String>,
+}
+
+/// An operation inside a multi.
+#[derive(Clone, PartialEq, Eq, Debug)]
+pub enum MultiOp {
+    Create(CreateRequest),
+    Delete(DeleteRequest),
+    SetData(SetDataRequest),
+    Check(CheckRequest),
+}
+
+impl MultiOp {
+    pub fn opcode(&self) -> OpCode {
+        match self {
+            MultiOp::Create(_) => OpCode::Create,
+            MultiOp::Delete(_) => OpCode::Delete,
+            MultiOp::SetData(_) => OpCode::SetData,
+            MultiOp::Check(_) => OpCode::Check,
+        }
+    }
+}
+
+/// An operation: the body after the request header. Paths are not checked
+/// here: an invalid path is the server's `BadArguments` reply, not a
+/// malformed frame.
+#[derive(Clone, PartialEq, Eq, Debug)]
+pub enum Request {
+    Create(CreateRequest),
+    Delete(DeleteRequest),
+    /// `watch` arms a one-shot watch for created, deleted and data-changed,
+    /// whether or not the node exists.
+    Exists {
+        path: String,
+        watch: bool,
+    },
+    /// `watch` arms a one-shot watch for deleted and data-changed.
+    GetData {
+        path: String,
+        watch: bool,
+    },
+    SetData(SetDataRequest),
+    /// `watch` arms a one-shot watch for deleted and children-changed.
+    GetChildren {
+        path: String,
+        watch: bool,
+    },
+    Check(CheckRequest),
+    /// All ops or none, at one zxid; later ops see earlier ops' effects.
+    Multi(Vec<MultiOp>),
+    /// Linearizable: once answered, reads on this connection see every
+    /// write committed before the sync was sent.
+    Sync {
+        path: String,
+    },
+    AddWatch {
+        path: String,
+        mode: AddWatchMode,
+    },
+    RemoveWatches {
+        path: String,
+        kind: WatcherKind,
+    },
+    SetWatches(SetWatches),
+    /// Ends the session (its ephemeral nodes go at one zxid); the server
+    /// replies, then closes the connection.
+    CloseSession,
+}
+
+impl Request {
+    pub fn opcode(&self) -> OpCode {
+        match self {
+            Request::Create(_) => OpCode::Create,
+            Request::Delete(_) => OpCode::Delete,
+            Request::Exists { .. } => OpCode::Exists,
+            Request::GetData { .. } => OpCode::GetData,
+            Request::SetData(_) => OpCode::SetData,
+            Request::GetChildren { .. } => OpCode::GetChildren,
+            Request::Check(_) => OpCode::Check,
+            Request::Multi(_) => OpCode::Multi,
+            Request::Sync { .. } => OpCode::Sync,
+            Request::AddWatch { .. } => OpCode::AddWatch,
+            Request::RemoveWatches { .. } => OpCode::RemoveWatches,
+            Request::SetWatches(_) => OpCode::SetWatches,
+            Request::CloseSession => OpCode::CloseSession,
+        }
+    }
+}
+
+/// One client-to-server frame after the handshake.
+#[derive(Clone, PartialEq, Eq, Debug)]
+pub enum RequestFrame {
+    /// Keeps the session alive; sent when the client has sent nothing for a
+    /// third of the session timeout. Answered in order with the replies.
+    Ping,
+    /// An operation; its reply carries the same xid.
+    Op { xid: Xid, request: Request },
+}
+
+impl RequestFrame {
+    /// Appends the frame (length prefix and body) to `dst`.
+    ///
+    /// # Panics
+    ///
+    /// If the body would exceed `u32::MAX` bytes. Check [`Self::body_len`]
+    /// against the negotiated frame limit before encoding.
+    pub fn encode(&self, dst: &mut impl BufMut) {
+        wire::encode_frame(self, dst);
+    }
+
+    /// The body length: the value of the frame's length prefix, which must
+    /// not exceed the negotiated frame limit.
+    pub fn body_len(&self) -> usize {
+        wire::body_len(self)
+    }
+
+    /// Decodes one frame's body (as returned by
+    /// [`decode_frame`](crate::decode_frame)). Bytes fields are zero-copy
+    /// slices of `body`.
+    pub fn decode(body: Bytes) -> Result<RequestFrame, DecodeError> {
+        let mut r = Reader::new(body, "request header");
+        let xid = r.i32("xid")?;
+        let opcode = r.u8("opcode")?;
+        if opcode == PING_OPCODE {
+            if xid != XID_PING {
+                return Err(DecodeError::BadXid { xid, opcode });
+            }
+            r.set_message("Ping request");
+            r.finish()?;
+            return Ok(RequestFrame::Ping);
+        }
+        let op = OpCode::from_u8(opcode).ok_or(DecodeError::UnknownOpCode { opcode })?;
+        let xid = Xid::new(xid).ok_or(DecodeError::BadXid { xid, opcode })?;
+        r.set_message(request_name(op));
+        let request = read_request(op, &mut r)?;
+        r.finish()?;
+        Ok(RequestFrame::Op { xid, request })
+    }
+}
+
+impl Body for RequestFrame {
+    fn write<S: Sink>(&self, s: &mut S) {
+        match self {
+            RequestFrame::Ping => {
+                s.i32(XID_PING);
+                s.u8(PING_OPCODE);
+            }
+            RequestFrame::Op { xid, request } => {
+                s.i32(xid.get());
+                s.u8(request.opcode().to_u8());
+                write_request(request, s);
+            }
+        }
+    }
+}
+
+fn request_name(op: OpCode) -> &'static str {
+    match op {
+        OpCode::Create => "Create request",
+        OpCode::Delete => "Delete request",
+        OpCode::Exists => "Exists request",
+        OpCode::GetData => "GetData request",
+        OpCode::SetData => "SetData request",
+        OpCode::GetChildren => "GetChildren request",
+        OpCode::Check => "Check request",
+        OpCode::Multi => "Multi request",
+        OpCode::Sync => "Sync request",
+        OpCode::AddWatch => "AddWatch request",
+        OpCode::RemoveWatches => "RemoveWatches request",
+        OpCode::SetWatches => "SetWatches request",
+        OpCode::CloseSession => "CloseSession request",
+    }
+}
+
+fn multi_op_name(op: OpCode) -> &'static str {
+    match op {
+        OpCode::Create => "Create op in a Multi request",
+        OpCode::Delete => "Delete op in a Multi request",
+        OpCode::SetData => "SetData op in a Multi request",
+        _ => "Check op in a Multi request",
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Encoding
+// ---------------------------------------------------------------------------
+
+fn write_request<S: Sink>(request: &Request, s: &mut S) {
+    match request {
+        Request::Create(c) => write_create(c, s),
+        Request::Delete(d) => write_delete(d, s),
+        Request::Exists { path, watch }
+        | Request::GetData { path, watch }
+        | Request::GetChildren { path, watch } => {
+            s.str(path);
+            s.bool(*watch);
+        }
+        Request::SetData(d) => write_set_data(d, s),
+        Request::Check(c) => write_check(c, s),
+        Request::Multi(ops) => {
+            s.count(ops.len());
+            for op in ops {
+                s.u8(op.opcode().to_u8());
+                match op {
+                    MultiOp::Create(c) => write_create(c, s),
+                    MultiOp::Delete(d) => write_delete(d, s),
+                    MultiOp::SetData(d) => write_set_data(d, s),
+                    MultiOp::Check(c) => write_check(c, s),
+                }
+            }
+        }
+        Request::Sync { path } => s.str(path),
+        Request::AddWatch { path, mode } => {
+            s.str(path);
+            s.u8(mode.to_u8());
+        }
+        Request::RemoveWatches { path, kind } => {
+            s.str(path);
+            s.u8(kind.to_u8());
+        }
+        Request::SetWatches(w) => {
+            s.u64(w.relative_zxid);
+            s.strs(&w.data);
+            s.strs(&w.exists);
+            s.strs(&w.children);
+            s.strs(&w.persistent);
+            s.strs(&w.persistent_recursive);
+        }
+        Request::CloseSession => {}
+    }
+}
+
+fn write_create<S: Sink>(c: &CreateRequest, s: &mut S) {
+    s.str(&c.path);
+    s.bytes(&c.data);
+    s.u8(c.mode.to_u8());
+    s.u64(c.ttl_ms);
+}
+
+fn write_delete<S: Sink>(d: &DeleteRequest, s: &mut S) {
+    s.str(&d.path);
+    s.i32(d.version);
+}
+
+fn write_set_data<S: Sink>(d: &SetDataRequest, s: &mut S) {
+    s.str(&d.path);
+    s.bytes(&d.data);
+    s.i32(d.version);
+}
+
+fn write_check<S: Sink>(c: &CheckRequest, s: &mut S) {
+    s.str(&c.path);
+    s.i32(c.version);
+}
+
+// ---------------------------------------------------------------------------
+// Decoding (struct-literal fields are evaluated in source order: wire order)
+// ---------------------------------------------------------------------------
+
+/// The smallest encoded multi op: opcode, an empty path, a version.
+const MULTI_OP_BYTES_MIN: usize = 1 + 4 + 4;
+
+fn read_request(op: OpCode, r: &mut Reader) -> Result<Request, DecodeError> {
+    Ok(match op {
+        OpCode::Create => Request::Create(read_create(r)?),
+        OpCode::Delete => Request::Delete(read_delete(r)?),
+        OpCode::Exists => Request::Exists {
+            path: r.string("path")?,
+            watch: r.bool("watch")?,
+        },
+        OpCode::GetData => Request::GetData {
+            path: r.string("path")?,
+            watch: r.bool("watch")?,
+        },
+        OpCode::SetData => Request::SetData(read_set_data(r)?),
+        OpCode::GetChildren => Request::GetChildren {
+            path: r.string("path")?,
+            watch: r.bool("watch")?,
+        },
+        OpCode::Check => Request::Check(read_check(r)?),
+        OpCode::Multi => Request::Multi(read_multi(r)?),
+        OpCode::Sync => Request::Sync {
+            path: r.string("path")?,
+        },
+        OpCode::AddWatch => Request::AddWatch {
+            path: r.string("path")?,
+            mode: r.enum_u8("mode", AddWatchMode::from_u8)?,
+        },
+        OpCode::RemoveWatches => Request::RemoveWatches {
+            path: r.string("path")?,
+            kind: r.enum_u8("kind", WatcherKind::from_u8)?,
+        },
+        OpCode::SetWatches => Request::SetWatches(SetWatches {
+            relative_zxid: r.u64("relative_zxid")?,
+            data: r.strings("data")?,
+            exists: r.strings("exists")?,
+            children: r.strings("children")?,
+            persistent: r.strings("persistent")?,
+            persistent_recursive: r.strings("persistent_recursive")?,
+        }),
+        OpCode::CloseSession => Request::CloseSession,
+    })
+}
+
+fn read_multi(r: &mut Reader) -> Result<Vec<MultiOp>, DecodeError> {
+    let n = r.count("ops", MULTI_OP_BYTES_MIN)?;
+    let mut ops = Vec::with_capacity(n);
+    for _ in 0..n {
+        r.set_message("Multi request");
+        let opcode = r.u8("ops.opcode")?;
+        let op = OpCode::from_u8(opcode).ok_or(DecodeError::UnknownOpCode { opcode })?;
+        if !op.is_multi_op() {
+            return Err(DecodeError::NotAMultiOp { opcode: op });
+        }
+        r.set_message(multi_op_name(op));
+        ops.push(match op {
+            OpCode::Create => MultiOp::Create(read_create(r)?),
+            OpCode::Delete => MultiOp::Delete(read_delete(r)?),
+            OpCode::SetData => MultiOp::SetData(read_set_data(r)?),
+            _ => MultiOp::Check(read_check(r)?),
+        });
+    }
+    r.set_message("Multi request");
+    Ok(ops)
+}
+
+fn read_create(r: &mut Reader) -> Result<CreateRequest, DecodeError> {
+    Ok(CreateRequest {
+        path: r.string("path")?,
+        data: r.bytes("data")?,
+        mode: r.enum_u8("mode", CreateMode::from_u8)?,
+        ttl_ms: r.u64("ttl_ms")?,
+    })
+}
+
+fn read_delete(r: &mut Reader) -> Result<DeleteRequest, DecodeError> {
+    Ok(DeleteRequest {
+        path: r.string("path")?,
+        version: r.i32("version")?,
+    })
+}
+
+fn read_set_data(r: &mut Reader) -> Result<SetDataRequest, DecodeError> {
+    Ok(SetDataRequest {
+        path: r.string("path")?,
+        data: r.bytes("data")?,
+        version: r.i32("version")?,
+    })
+}
+
+fn read_check(r: &mut Reader) -> Result<CheckRequest, DecodeError> {
+    Ok(CheckRequest {
+        path: r.string("path")?,
+        version: r.i32("version")?,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testkit::{self, body_of, raw_body, request_frames};
+
+    #[test]
+    fn samples_cover_every_opcode_and_multi_op() {
+        let mut ops: Vec<OpCode> = request_frames()
+            .iter()
+            .filter_map(|f| match f {
+                RequestFrame::Op { request, .. } => Some(request.opcode()),
+                RequestFrame::Ping => None,
+            })
+            .collect();
+        ops.sort_by_key(|op| op.to_u8());
+        ops.dedup();
+        assert_eq!(ops, OpCode::ALL);
+        assert!(request_frames().contains(&RequestFrame::Ping));
+        let multi_ops: Vec<OpCode> = request_frames()
+            .iter()
+            .filter_map(|f| match f {
+                RequestFrame::Op {
+                    request: Request::Multi(ops),
+                    ..
+                } => Some(ops.iter().map(MultiOp::opcode).collect::<Vec<_>>()),
+                _ => None,
+            })
+            .flatten()
+            .collect();
+        for op in OpCode::ALL.iter().filter(|op| op.is_multi_op()) {
+            assert!(multi_ops.contains(op), "{op:?} missing from multi samples");
+        }
+    }
+
+    #[test]
+    fn round_trip_every_variant() {
+        for frame in request_frames() {
+            let body = body_of(|b| frame.encode(b));
+            assert_eq!(body.len(), frame.body_len(), "{frame:?}");
+            assert_eq!(RequestFrame::decode(body), Ok(frame.clone()));
+        }
+    }
+
+    #[test]
+    fn data_is_a_slice_of_the_frame() {
+        let frame = RequestFrame::Op {
+            xid: Xid::FIRST,
+            request: Request::SetData(SetDataRequest {
+                path: "/a".into(),
+                data: Bytes::from(vec![5; 64]),
+                version: 0,
+            }),
+        };
+        let body = body_of(|b| frame.encode(b));
+        let range = body.as_ptr() as usize..body.as_ptr() as usize + body.len();
+        let Ok(RequestFrame::Op {
+            request: Request::SetData(d),
+            ..
+        }) = RequestFrame::decode(body.clone())
+        else {
+            panic!("expected a SetData request");
+        };
+        assert!(
+            range.contains(&(d.data.as_ptr() as usize)),
+            "data was copied"
+        );
+    }
+
+    #[test]
+    fn every_truncation_is_an_error() {
+        for frame in request_frames() {
+            testkit::assert_truncations_fail(&body_of(|b| frame.encode(b)), RequestFrame::decode);
+        }
+    }
+
+    #[test]
+    fn trailing_bytes_are_rejected() {
+        for frame in request_frames() {
+            let got =
+                testkit::with_trailing_byte(&body_of(|b| frame.encode(b)), RequestFrame::decode);
+            assert!(
+                matches!(got, Err(DecodeError::TrailingBytes { extra: 1, .. })),
+                "{frame:?}: {got:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn unknown_opcodes_are_typed_errors() {
+        for opcode in [0u8, 15, 99, 255] {
+            let body = raw_body(&[0, 0, 0, 1, opcode]);
+            assert_eq!(
+                RequestFrame::decode(body),
+                Err(DecodeError::UnknownOpCode { opcode })
+            );
+        }
+        // A Sync inside a multi; then an unknown op inside a multi.
+        let mut body = vec![0, 0, 0, 1, OpCode::Multi.to_u8(), 0, 0, 0, 1];
+        body.extend_from_slice(&[OpCode::Sync.to_u8(), 0, 0, 0, 1, b'/', 0, 0, 0, 0]);
+        assert_eq!(
+            RequestFrame::decode(raw_body(&body)),
+            Err(DecodeError::NotAMultiOp {
+                opcode: OpCode::Sync
+            })
+        );
+        body[9] = 77;
+        assert_eq!(
+            RequestFrame::decode(raw_body(&body)),
+            Err(DecodeError::UnknownOpCode { opcode: 77 })
+        );
+    }
+
+    #[test]
+    fn xid_and_opcode_must_agree() {
+        // A ping with an ordinary xid, an op with the ping xid or xid -1.
+        for (xid, opcode) in [
+            (5i32, PING_OPCODE),
+            (-1, PING_OPCODE),
+            (-2, OpCode::Sync.to_u8()),
+            (-1, OpCode::CloseSession.to_u8()),
+            (i32::MIN, OpCode::CloseSession.to_u8()),
+        ] {
+            let mut body = xid.to_be_bytes().to_vec();
+            body.push(opcode);
+            assert_eq!(
+                RequestFrame::decode(raw_body(&body)),
+                Err(DecodeError::BadXid { xid, opcode }),
+                "xid {xid} opcode {opcode}"
+            );
+        }
+    }
+
+    #[test]
+    fn bad_enum_bool_and_utf8_values_are_typed_errors() {
+        let exists = |watch: u8| raw_body(&[0, 0, 0, 1, 3, 0, 0, 0, 1, b'/', watch]);
+        assert_eq!(
+            RequestFrame::decode(exists(2)),
+            Err(DecodeError::BadValue {
+                message: "Exists request",
+                field: "watch",
+                value: 2
+            })
+        );
+        let add_watch = raw_body(&[0, 0, 0, 1, 10, 0, 0, 0, 1, b'/', 2]);
+        assert_eq!(
+            RequestFrame::decode(add_watch),
+            Err(DecodeError::BadValue {
+                message: "AddWatch request",
+                field: "mode",
+                value: 2
+            })
+        );
+        let remove = raw_body(&[0, 0, 0, 1, 11, 0, 0, 0, 1, b'/', 0]);
+        assert_eq!(
+            RequestFrame::decode(remove),
+            Err(DecodeError::BadValue {
+                message: "RemoveWatches request",
+                field: "kind",
+                value: 0
+            })
+        );
+        let create = raw_body(&[
+            0, 0, 0, 1, 1, 0, 0, 0, 1, b'/', 0, 0, 0, 0, 7, 0, 0, 0, 0, 0, 0, 0, 0,
+        ]);
+        assert_eq!(
+            RequestFrame::decode(create),
+            Err(DecodeError::BadValue {
+                message: "Create request",
+                field: "mode",
+                value: 7
+            })
+        );
+        let sync = raw_body(&[0, 0, 0, 1, 9, 0, 0, 0, 2, 0xC3, 0x28]);
+        assert_eq!(
+            RequestFrame::decode(sync),
+            Err(DecodeError::BadUtf8 {
+                message: "Sync request",
+                field: "path"
+            })
+        );
+    }
+
+    #[test]
+    fn huge_counts_and_lengths_are_truncations_not_allocations() {
+        // A multi claiming 2^32-1 ops, a SetWatches claiming 2^32-1 paths,
+        // a Sync whose path claims 4 GiB: each inside a tiny body.
+        let mut multi = vec![0, 0, 0, 1, OpCode::Multi.to_u8()];
+        multi.extend_from_slice(&u32::MAX.to_be_bytes());
+        let mut watches = vec![
+            0,
+            0,
+            0,
+            1,
+            OpCode::SetWatches.to_u8(),
+            0,
+            0,
+            0,
+            0,
+            0,
+            0,
+            0,
+            0,
+        ];
+        watches.extend_from_slice(&u32::MAX.to_be_bytes());
+        let mut sync = vec![0, 0, 0, 1, OpCode::Sync.to_u8()];
+        sync.extend_from_slice(&u32::MAX.to_be_bytes());
+        sync.extend_from_slice(b"/abc");
+        for (body, field) in [(multi, "ops"), (watches, "data"), (sync, "path")] {
+            let got = RequestFrame::decode(raw_body(&body));
+            assert!(
+                matches!(got, Err(DecodeError::Truncated { field: f, .. }) if f == field),
+                "{got:?}"
+            );
+        }
+    }
+}

@@ -1,0 +1,873 @@
+//! Server-to-client frames: the handshake answer ([`ConnectReply`]) and,
+//! after it, [`ServerFrame`]s: replies, ping replies and watch notifications.
+//!
+//! ```text
+//! server frame body:  xid i32 | zxid u64 | err i32 | rest
+//!   xid >= 0   reply:         rest = reply body if err == 0 (for Multi: always)
+//!   xid == -2  ping reply:    rest empty, err 0
+//!   xid == -1  notification:  rest = WatchEvent, err 0
+//! ```
+//!
+//! `zxid` is the last zxid the server had applied when it sent the frame.
+//! A reply body's layout depends on the request's opcode, which the frame
+//! does not repeat: decoding needs it ([`Response::decode`],
+//! [`ServerFrame::decode`]).
+
+use std::fmt;
+
+use bytes::{BufMut, Bytes};
+
+use crate::connect::PASSWORD_BYTES;
+use crate::error::DecodeError;
+use crate::request::OpCode;
+use crate::types::{ErrorCode, Stat, WatchEventKind, Xid, XID_NOTIFICATION, XID_PING};
+use crate::wire::{self, Body, Reader, Sink};
+
+/// The reply to a create: the name actually created and its metadata.
+#[derive(Clone, PartialEq, Eq, Debug)]
+pub struct CreateReply {
+    /// The path created, with the sequence suffix for sequential modes.
+    pub path: String,
+    pub stat: Stat,
+}
+
+/// One op's result in a successful multi reply.
+#[derive(Clone, PartialEq, Eq, Debug)]
+pub enum MultiResult {
+    Create(CreateReply),
+    Delete,
+    /// The node's metadata after the set.
+    SetData(Stat),
+    Check,
+}
+
+impl MultiResult {
+    /// The opcode of the op this is the result of.
+    pub fn opcode(&self) -> OpCode {
+        match self {
+            MultiResult::Create(_) => OpCode::Create,
+            MultiResult::Delete => OpCode::Delete,
+            MultiResult::SetData(_) => OpCode::SetData,
+            MultiResult::Check => OpCode::Check,
+        }
+    }
+}
+
+/// The body of a successful reply (`err == 0`), one variant per [`OpCode`].
+#[derive(Clone, PartialEq, Eq, Debug)]
+pub enum Response {
+    Create(CreateReply),
+    Delete,
+    /// `None` if the node does not exist, which is not an error.
+    Exists(Option<Stat>),
+    GetData {
+        data: Bytes,
+        stat: Stat,
+    },
+    /// The node's metadata after the set.
+    SetData(Stat),
+    /// Children's names (not paths), in no particular order.
+    GetChildren {
+        children: Vec<String>,
+        stat: Stat,
+    },
+    Check,
+    /// One result per op, in op order.
+    Multi(Vec<MultiResult>),
+    /// The zxid the server had applied when it answered: every write
+    /// committed before the sync was sent is at or below it.
+    Sync {
+        zxid: u64,
+    },
+    AddWatch,
+    RemoveWatches,
+    SetWatches,
+    CloseSession,
+}
+
+impl Response {
+    /// The opcode of the request this answers.
+    pub fn opcode(&self) -> OpCode {
+        match self {
+            Response::Create(_) => OpCode::Create,
+            Response::Delete => OpCode::Delete,
+            Response::Exists(_) => OpCode::Exists,
+            Response::GetData { .. } => OpCode::GetData,
+            Response::SetData(_) => OpCode::SetData,
+            Response::GetChildren { .. } => OpCode::GetChildren,
+            Response::Check => OpCode::Check,
+            Response::Multi(_) => OpCode::Multi,
+            Response::Sync { .. } => OpCode::Sync,
+            Response::AddWatch => OpCode::AddWatch,
+            Response::RemoveWatches => OpCode::RemoveWatches,
+            Response::SetWatches => OpCode::SetWatches,
+            Response::CloseSession => OpCode::CloseSession,
+        }
+    }
+
+    /// Decodes the body of a successful reply (what follows a reply header
+    /// with `err == 0`) to a request with `opcode`. The whole of `body` must
+    /// be used. Bytes fields are zero-copy slices of `body`.
+    pub fn decode(opcode: OpCode, body: Bytes) -> Result<Response, DecodeError> {
+        let mut r = Reader::new(body, reply_name(opcode));
+        let response = read_response(opcode, &mut r)?;
+        r.finish()?;
+        Ok(response)
+    }
+}
+
+/// A watch notification's body.
+#[derive(Clone, PartialEq, Eq, Debug)]
+pub struct WatchEvent {
+    pub kind: WatchEventKind,
+    /// The node the event is about (for a recursive watch, the node that
+    /// changed, not the watched ancestor).
+    pub path: String,
+    /// The zxid of the change (for `ContinuityLost`: the zxid from which
+    /// events are complete again).
+    pub zxid: u64,
+}
+
+/// How a request went.
+#[derive(Clone, PartialEq, Eq, Debug)]
+pub enum Outcome {
+    /// `err == 0`: the request succeeded; its reply body.
+    Ok(Response),
+    /// `err != 0` on any request but a multi: no body follows. Never
+    /// [`ErrorCode::Ok`].
+    Err(ErrorCode),
+    /// `err != 0` on a multi: nothing was applied, and the body still has
+    /// one code per op: [`ErrorCode::Ok`] for the ops before the failing
+    /// one, the failing op's own error (equal to `err`), and
+    /// [`ErrorCode::RuntimeInconsistency`] for the ops after it. The list is
+    /// empty when the failure was not one op's (e.g. `Throttled`).
+    MultiErr {
+        err: ErrorCode,
+        errors: Vec<ErrorCode>,
+    },
+}
+
+/// The answer to one request.
+#[derive(Clone, PartialEq, Eq, Debug)]
+pub struct Reply {
+    /// The request's xid.
+    pub xid: Xid,
+    /// The last zxid the server had applied when it replied.
+    pub zxid: u64,
+    pub outcome: Outcome,
+}
+
+/// One server-to-client frame after the handshake.
+#[derive(Clone, PartialEq, Eq, Debug)]
+pub enum ServerFrame {
+    /// `xid >= 0`: the answer to the oldest outstanding request.
+    Reply(Reply),
+    /// `xid == -2`: the answer to a ping. `zxid` is the server's last
+    /// applied zxid.
+    Ping { zxid: u64 },
+    /// `xid == -1`: a watch fired. `zxid` is the server's last applied zxid
+    /// (at least `event.zxid`).
+    Watch { zxid: u64, event: WatchEvent },
+}
+
+impl ServerFrame {
+    /// Appends the frame (length prefix and body) to `dst`.
+    ///
+    /// # Panics
+    ///
+    /// If the body would exceed `u32::MAX` bytes. Check [`Self::body_len`]
+    /// against the negotiated frame limit first (and reply `FrameTooLarge`
+    /// instead).
+    pub fn encode(&self, dst: &mut impl BufMut) {
+        wire::encode_frame(self, dst);
+    }
+
+    /// The body length: the value of the frame's length prefix.
+    pub fn body_len(&self) -> usize {
+        wire::body_len(self)
+    }
+
+    /// Decodes one frame's body (as returned by
+    /// [`decode_frame`](crate::decode_frame)).
+    ///
+    /// `opcode_of` maps a reply's xid to the opcode of the request it
+    /// answers, which the reply body's layout depends on. Since replies come
+    /// back in request order, that is the client's oldest outstanding
+    /// request; return `None` if the xid is not its xid
+    /// ([`DecodeError::UnexpectedXid`]). It is not called for pings and
+    /// notifications.
+    pub fn decode(
+        body: Bytes,
+        opcode_of: impl FnOnce(Xid) -> Option<OpCode>,
+    ) -> Result<ServerFrame, DecodeError> {
+        let mut r = Reader::new(body, "reply header");
+        let xid = r.i32("xid")?;
+        let zxid = r.u64("zxid")?;
+        let err = r.error_code("err")?;
+        let frame = match xid {
+            XID_PING => {
+                r.set_message("ping reply");
+                no_error("ping reply", err)?;
+                ServerFrame::Ping { zxid }
+            }
+            XID_NOTIFICATION => {
+                r.set_message("watch notification");
+                no_error("watch notification", err)?;
+                ServerFrame::Watch {
+                    zxid,
+                    event: WatchEvent {
+                        kind: r.enum_u8("kind", WatchEventKind::from_u8)?,
+                        path: r.string("path")?,
+                        zxid: r.u64("event zxid")?,
+                    },
+                }
+            }
+            _ => {
+                let unexpected = DecodeError::UnexpectedXid { xid };
+                let x = Xid::new(xid).ok_or(unexpected.clone())?;
+                let op = opcode_of(x).ok_or(unexpected)?;
+                let outcome = if err.is_ok() {
+                    r.set_message(reply_name(op));
+                    Outcome::Ok(read_response(op, &mut r)?)
+                } else if op == OpCode::Multi {
+                    r.set_message("failed Multi reply");
+                    Outcome::MultiErr {
+                        err,
+                        errors: read_multi_errors(&mut r)?,
+                    }
+                } else {
+                    r.set_message("error reply");
+                    Outcome::Err(err)
+                };
+                ServerFrame::Reply(Reply {
+                    xid: x,
+                    zxid,
+                    outcome,
+                })
+            }
+        };
+        r.finish()?;
+        Ok(frame)
+    }
+}
+
+fn no_error(message: &'static str, err: ErrorCode) -> Result<(), DecodeError> {
+    if err.is_ok() {
+        Ok(())
+    } else {
+        Err(DecodeError::BadErr { message, err })
+    }
+}
+
+impl Body for ServerFrame {
+    fn write<S: Sink>(&self, s: &mut S) {
+        match self {
+            ServerFrame::Reply(reply) => {
+                s.i32(reply.xid.get());
+                s.u64(reply.zxid);
+                match &reply.outcome {
+                    Outcome::Ok(response) => {
+                        s.error_code(ErrorCode::Ok);
+                        write_response(response, s);
+                    }
+                    Outcome::Err(err) => s.error_code(*err),
+                    Outcome::MultiErr { err, errors } => {
+                        s.error_code(*err);
+                        s.count(errors.len());
+                        for e in errors {
+                            s.error_code(*e);
+                        }
+                    }
+                }
+            }
+            ServerFrame::Ping { zxid } => {
+                s.i32(XID_PING);
+                s.u64(*zxid);
+                s.error_code(ErrorCode::Ok);
+            }
+            ServerFrame::Watch { zxid, event } => {
+                s.i32(XID_NOTIFICATION);
+                s.u64(*zxid);
+                s.error_code(ErrorCode::Ok);
+                s.u8(event.kind.to_u8());
+                s.str(&event.path);
+                s.u64(event.zxid);
+            }
+        }
+    }
+}
+
+fn reply_name(op: OpCode) -> &'static str {
+    match op {
+        OpCode::Create => "Create reply",
+        OpCode::Delete => "Delete reply",
+        OpCode::Exists => "Exists reply",
+        OpCode::GetData => "GetData reply",
+        OpCode::SetData => "SetData reply",
+        OpCode::GetChildren => "GetChildren reply",
+        OpCode::Check => "Check reply",
+        OpCode::Multi => "Multi reply",
+        OpCode::Sync => "Sync reply",
+        OpCode::AddWatch => "AddWatch reply",
+        OpCode::RemoveWatches => "RemoveWatches reply",
+        OpCode::SetWatches => "SetWatches reply",
+        OpCode::CloseSession => "CloseSession reply",
+    }
+}
+
+fn write_response<S: Sink>(response: &Response, s: &mut S) {
+    match response {
+        Response::Create(c) => write_create_reply(c, s),
+        Response::Exists(stat) => {
+            s.bool(stat.is_some());
+            if let Some(stat) = stat {
+                stat.write(s);
+            }
+        }
+        Response::GetData { data, stat } => {
+            s.bytes(data);
+            stat.write(s);
+        }
+        Response::SetData(stat) => stat.write(s),
+        Response::GetChildren { children, stat } => {
+            s.strs(children);
+            stat.write(s);
+        }
+        Response::Multi(results) => write_multi_results(results, s),
+        Response::Sync { zxid } => s.u64(*zxid),
+        Response::Delete
+        | Response::Check
+        | Response::AddWatch
+        | Response::RemoveWatches
+        | Response::SetWatches
+        | Response::CloseSession => {}
+    }
+}
+
+fn write_create_reply<S: Sink>(c: &CreateReply, s: &mut S) {
+    s.str(&c.path);
+    c.stat.write(s);
+}
+
+/// Each result: the op's opcode u8, then its result body.
+fn write_multi_results<S: Sink>(results: &[MultiResult], s: &mut S) {
+    s.count(results.len());
+    for result in results {
+        s.u8(result.opcode().to_u8());
+        match result {
+            MultiResult::Create(c) => write_create_reply(c, s),
+            MultiResult::SetData(stat) => stat.write(s),
+            MultiResult::Delete | MultiResult::Check => {}
+        }
+    }
+}
+
+fn read_response(op: OpCode, r: &mut Reader) -> Result<Response, DecodeError> {
+    Ok(match op {
+        OpCode::Create => Response::Create(read_create_reply(r)?),
+        OpCode::Delete => Response::Delete,
+        OpCode::Exists => Response::Exists(if r.bool("stat present")? {
+            Some(Stat::read(r)?)
+        } else {
+            None
+        }),
+        OpCode::GetData => Response::GetData {
+            data: r.bytes("data")?,
+            stat: Stat::read(r)?,
+        },
+        OpCode::SetData => Response::SetData(Stat::read(r)?),
+        OpCode::GetChildren => Response::GetChildren {
+            children: r.strings("children")?,
+            stat: Stat::read(r)?,
+        },
+        OpCode::Check => Response::Check,
+        OpCode::Multi => Response::Multi(read_multi_results(r)?),
+        OpCode::Sync => Response::Sync {
+            zxid: r.u64("zxid")?,
+        },
+        OpCode::AddWatch => Response::AddWatch,
+        OpCode::RemoveWatches => Response::RemoveWatches,
+        OpCode::SetWatches => Response::SetWatches,
+        OpCode::CloseSession => Response::CloseSession,
+    })
+}
+
+fn read_create_reply(r: &mut Reader) -> Result<CreateReply, DecodeError> {
+    Ok(CreateReply {
+        path: r.string("path")?,
+        stat: Stat::read(r)?,
+    })
+}
+
+fn read_multi_results(r: &mut Reader) -> Result<Vec<MultiResult>, DecodeError> {
+    // The smallest result is a Delete or Check: its opcode alone.
+    let n = r.count("results", 1)?;
+    let mut results = Vec::with_capacity(n);
+    for _ in 0..n {
+        let opcode = r.u8("results.opcode")?;
+        let op = OpCode::from_u8(opcode).ok_or(DecodeError::UnknownOpCode { opcode })?;
+        results.push(match op {
+            OpCode::Create => MultiResult::Create(read_create_reply(r)?),
+            OpCode::Delete => MultiResult::Delete,
+            OpCode::SetData => MultiResult::SetData(Stat::read(r)?),
+            OpCode::Check => MultiResult::Check,
+            other => return Err(DecodeError::NotAMultiOp { opcode: other }),
+        });
+    }
+    Ok(results)
+}
+
+fn read_multi_errors(r: &mut Reader) -> Result<Vec<ErrorCode>, DecodeError> {
+    let n = r.count("errors", 4)?;
+    let mut errors = Vec::with_capacity(n);
+    for _ in 0..n {
+        errors.push(r.error_code("errors")?);
+    }
+    Ok(errors)
+}
+
+// ---------------------------------------------------------------------------
+// Handshake answer
+// ---------------------------------------------------------------------------
+
+/// The server accepted the handshake: the session and the negotiated terms.
+#[derive(Clone, PartialEq, Eq)]
+pub struct ConnectResponse {
+    /// The client's protocol version, which the server speaks.
+    pub protocol_version: u16,
+    /// The negotiated session timeout: the client's request clamped to
+    /// [2, 20] ticks.
+    pub timeout_ms: u32,
+    /// The session's id (new, or the one the client resumed).
+    pub session_id: u64,
+    /// The session's password, needed to resume it on another connection.
+    pub password: [u8; PASSWORD_BYTES],
+    /// The frame limit for this connection, both directions: the smaller of
+    /// the client's and the server's.
+    pub max_frame_bytes: u32,
+    /// The id of the server that accepted the connection.
+    pub server_id: u64,
+    /// The last zxid the server had applied (at least the client's
+    /// `last_zxid_seen`).
+    pub last_zxid: u64,
+}
+
+impl fmt::Debug for ConnectResponse {
+    /// The password is a session credential: it is never printed.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ConnectResponse")
+            .field("protocol_version", &self.protocol_version)
+            .field("timeout_ms", &self.timeout_ms)
+            .field("session_id", &format_args!("{:#x}", self.session_id))
+            .field("password", &"<redacted>")
+            .field("max_frame_bytes", &self.max_frame_bytes)
+            .field("server_id", &self.server_id)
+            .field("last_zxid", &format_args!("{:#x}", self.last_zxid))
+            .finish()
+    }
+}
+
+/// The server refused the handshake and will close the connection.
+#[derive(Clone, PartialEq, Eq, Debug)]
+pub struct ConnectRefused {
+    /// Why: e.g. `ServerBehind`, `SessionExpired`, `AuthFailed`,
+    /// `BadArguments`, `NotLeaderNoQuorum`. Never [`ErrorCode::Ok`].
+    pub code: ErrorCode,
+    /// A sentence for the operator (at most
+    /// [`REFUSED_MESSAGE_BYTES_MAX`] bytes).
+    pub message: String,
+}
+
+/// The longest refusal message a server sends, so the refusal fits in the
+/// handshake frame limit.
+pub const REFUSED_MESSAGE_BYTES_MAX: usize = 1024;
+
+/// The server's answer to a [`ConnectRequest`](crate::ConnectRequest).
+///
+/// ```text
+/// body: status u8 (1 = accepted, 2 = refused), then
+///   accepted: protocol_version u16 | timeout_ms u32 | session_id u64 |
+///             password [16] | max_frame_bytes u32 | server_id u64 | last_zxid u64
+///   refused:  code i32 | message string
+/// ```
+///
+/// The status byte and the refused layout are the same in every protocol
+/// version, so a client of any version can read why it was refused.
+#[derive(Clone, PartialEq, Eq, Debug)]
+pub enum ConnectReply {
+    Accepted(ConnectResponse),
+    Refused(ConnectRefused),
+}
+
+const STATUS_ACCEPTED: u8 = 1;
+const STATUS_REFUSED: u8 = 2;
+
+impl ConnectReply {
+    /// Appends the frame (length prefix and body) to `dst`.
+    pub fn encode(&self, dst: &mut impl BufMut) {
+        wire::encode_frame(self, dst);
+    }
+
+    /// The body length: the value of the frame's length prefix.
+    pub fn body_len(&self) -> usize {
+        wire::body_len(self)
+    }
+
+    /// Decodes the handshake answer's body.
+    pub fn decode(body: Bytes) -> Result<ConnectReply, DecodeError> {
+        let mut r = Reader::new(body, "ConnectReply");
+        let reply = match r.u8("status")? {
+            STATUS_ACCEPTED => {
+                r.set_message("ConnectResponse");
+                ConnectReply::Accepted(ConnectResponse {
+                    protocol_version: r.u16("protocol_version")?,
+                    timeout_ms: r.u32("timeout_ms")?,
+                    session_id: r.u64("session_id")?,
+                    password: r.raw("password")?,
+                    max_frame_bytes: r.u32("max_frame_bytes")?,
+                    server_id: r.u64("server_id")?,
+                    last_zxid: r.u64("last_zxid")?,
+                })
+            }
+            STATUS_REFUSED => {
+                r.set_message("ConnectRefused");
+                let code = r.error_code("code")?;
+                if code.is_ok() {
+                    return Err(DecodeError::BadErr {
+                        message: "ConnectRefused",
+                        err: code,
+                    });
+                }
+                ConnectReply::Refused(ConnectRefused {
+                    code,
+                    message: r.string("message")?,
+                })
+            }
+            other => return Err(r.bad_value("status", other)),
+        };
+        r.finish()?;
+        Ok(reply)
+    }
+}
+
+impl Body for ConnectReply {
+    fn write<S: Sink>(&self, s: &mut S) {
+        match self {
+            ConnectReply::Accepted(a) => {
+                s.u8(STATUS_ACCEPTED);
+                s.u16(a.protocol_version);
+                s.u32(a.timeout_ms);
+                s.u64(a.session_id);
+                s.raw(&a.password);
+                s.u32(a.max_frame_bytes);
+                s.u64(a.server_id);
+                s.u64(a.last_zxid);
+            }
+            ConnectReply::Refused(refused) => {
+                s.u8(STATUS_REFUSED);
+                s.error_code(refused.code);
+                s.str(&refused.message);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testkit::{self, body_of, connect_replies, raw_body, server_frames, stat, xid};
+
+    fn decode_as(body: Bytes, op: Option<OpCode>) -> Result<ServerFrame, DecodeError> {
+        ServerFrame::decode(body, |_| op)
+    }
+
+    #[test]
+    fn samples_cover_every_response_variant() {
+        let mut ops: Vec<OpCode> = server_frames()
+            .iter()
+            .filter_map(|(f, _)| match f {
+                ServerFrame::Reply(Reply {
+                    outcome: Outcome::Ok(r),
+                    ..
+                }) => Some(r.opcode()),
+                _ => None,
+            })
+            .collect();
+        ops.sort_by_key(|op| op.to_u8());
+        ops.dedup();
+        assert_eq!(ops, OpCode::ALL);
+        let frames: Vec<ServerFrame> = server_frames().into_iter().map(|(f, _)| f).collect();
+        let has = |p: fn(&ServerFrame) -> bool| frames.iter().any(p);
+        assert!(has(|f| matches!(f, ServerFrame::Ping { .. })));
+        assert!(has(|f| matches!(f, ServerFrame::Watch { .. })));
+        assert!(has(|f| matches!(
+            f,
+            ServerFrame::Reply(Reply {
+                outcome: Outcome::Err(_),
+                ..
+            })
+        )));
+        assert!(has(|f| matches!(
+            f,
+            ServerFrame::Reply(Reply {
+                outcome: Outcome::MultiErr { .. },
+                ..
+            })
+        )));
+        assert!(has(|f| matches!(
+            f,
+            ServerFrame::Reply(Reply {
+                outcome: Outcome::Ok(Response::Exists(None)),
+                ..
+            })
+        )));
+        for kind in WatchEventKind::ALL {
+            assert!(frames
+                .iter()
+                .any(|f| matches!(f, ServerFrame::Watch { event, .. } if event.kind == *kind)));
+        }
+    }
+
+    #[test]
+    fn round_trip_every_variant() {
+        for (frame, op) in server_frames() {
+            let body = body_of(|b| frame.encode(b));
+            assert_eq!(body.len(), frame.body_len(), "{frame:?}");
+            let mut asked = None;
+            let got = ServerFrame::decode(body, |x| {
+                asked = Some(x);
+                op
+            });
+            assert_eq!(got, Ok(frame.clone()));
+            let expected_ask = match &frame {
+                ServerFrame::Reply(r) => Some(r.xid),
+                _ => None,
+            };
+            assert_eq!(
+                asked, expected_ask,
+                "opcode_of called wrongly for {frame:?}"
+            );
+        }
+        for reply in connect_replies() {
+            let body = body_of(|b| reply.encode(b));
+            assert_eq!(body.len(), reply.body_len());
+            assert_eq!(ConnectReply::decode(body), Ok(reply.clone()));
+        }
+    }
+
+    #[test]
+    fn response_decode_takes_the_reply_body() {
+        for (frame, op) in server_frames() {
+            let ServerFrame::Reply(Reply {
+                outcome: Outcome::Ok(response),
+                ..
+            }) = frame.clone()
+            else {
+                continue;
+            };
+            let body = body_of(|b| frame.encode(b)).slice(16..);
+            let op = op.expect("replies have an opcode");
+            assert_eq!(Response::decode(op, body), Ok(response));
+        }
+    }
+
+    #[test]
+    fn every_truncation_is_an_error() {
+        for (frame, op) in server_frames() {
+            testkit::assert_truncations_fail(&body_of(|b| frame.encode(b)), |b| decode_as(b, op));
+        }
+        for reply in connect_replies() {
+            testkit::assert_truncations_fail(&body_of(|b| reply.encode(b)), ConnectReply::decode);
+        }
+    }
+
+    #[test]
+    fn trailing_bytes_are_rejected() {
+        for (frame, op) in server_frames() {
+            let got =
+                testkit::with_trailing_byte(&body_of(|b| frame.encode(b)), |b| decode_as(b, op));
+            assert!(
+                matches!(got, Err(DecodeError::TrailingBytes { extra: 1, .. })),
+                "{frame:?}: {got:?}"
+            );
+        }
+        for reply in connect_replies() {
+            let got =
+                testkit::with_trailing_byte(&body_of(|b| reply.encode(b)), ConnectReply::decode);
+            assert!(
+                matches!(got, Err(DecodeError::TrailingBytes { extra: 1, .. })),
+                "{got:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn data_is_a_slice_of_the_frame() {
+        let frame = ServerFrame::Reply(Reply {
+            xid: xid(2),
+            zxid: 9,
+            outcome: Outcome::Ok(Response::GetData {
+                data: Bytes::from(vec![1; 50]),
+                stat: stat(),
+            }),
+        });
+        let body = body_of(|b| frame.encode(b));
+        let range = body.as_ptr() as usize..body.as_ptr() as usize + body.len();
+        let Ok(ServerFrame::Reply(Reply {
+            outcome: Outcome::Ok(Response::GetData { data, .. }),
+            ..
+        })) = decode_as(body.clone(), Some(OpCode::GetData))
+        else {
+            panic!("expected a GetData reply");
+        };
+        assert!(range.contains(&(data.as_ptr() as usize)), "data was copied");
+    }
+
+    #[test]
+    fn errors_carry_no_body_except_for_multi() {
+        let header = |x: i32, err: i32| {
+            let mut b = x.to_be_bytes().to_vec();
+            b.extend_from_slice(&7u64.to_be_bytes());
+            b.extend_from_slice(&err.to_be_bytes());
+            b
+        };
+        let no_node = header(3, -101);
+        assert_eq!(
+            decode_as(raw_body(&no_node), Some(OpCode::GetData)),
+            Ok(ServerFrame::Reply(Reply {
+                xid: xid(3),
+                zxid: 7,
+                outcome: Outcome::Err(ErrorCode::NoNode)
+            }))
+        );
+        // The same header for a multi needs its (here empty) result list.
+        let got = decode_as(raw_body(&no_node), Some(OpCode::Multi));
+        assert!(
+            matches!(
+                got,
+                Err(DecodeError::Truncated {
+                    field: "errors",
+                    ..
+                })
+            ),
+            "{got:?}"
+        );
+        let mut multi = no_node.clone();
+        multi.extend_from_slice(&[0, 0, 0, 0]);
+        assert_eq!(
+            decode_as(raw_body(&multi), Some(OpCode::Multi)),
+            Ok(ServerFrame::Reply(Reply {
+                xid: xid(3),
+                zxid: 7,
+                outcome: Outcome::MultiErr {
+                    err: ErrorCode::NoNode,
+                    errors: vec![]
+                }
+            }))
+        );
+        // Unknown codes are kept, not rejected.
+        assert_eq!(
+            decode_as(raw_body(&header(3, -4242)), Some(OpCode::Delete)),
+            Ok(ServerFrame::Reply(Reply {
+                xid: xid(3),
+                zxid: 7,
+                outcome: Outcome::Err(ErrorCode::Unknown(-4242))
+            }))
+        );
+        // Pings and notifications cannot carry an error.
+        for x in [XID_PING, XID_NOTIFICATION] {
+            let got = decode_as(raw_body(&header(x, -101)), None);
+            assert!(
+                matches!(
+                    got,
+                    Err(DecodeError::BadErr {
+                        err: ErrorCode::NoNode,
+                        ..
+                    })
+                ),
+                "{got:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn replies_to_no_outstanding_request_are_rejected() {
+        let mut body = 5i32.to_be_bytes().to_vec();
+        body.extend_from_slice(&[0; 12]);
+        assert_eq!(
+            decode_as(raw_body(&body), None),
+            Err(DecodeError::UnexpectedXid { xid: 5 })
+        );
+        body[..4].copy_from_slice(&(-3i32).to_be_bytes());
+        assert_eq!(
+            ServerFrame::decode(raw_body(&body), |_| panic!("not asked for reserved xids")),
+            Err(DecodeError::UnexpectedXid { xid: -3 })
+        );
+    }
+
+    #[test]
+    fn bad_enum_values_are_typed_errors() {
+        // A notification of kind 5 (reserved).
+        let mut watch = (-1i32).to_be_bytes().to_vec();
+        watch.extend_from_slice(&[0; 12]);
+        watch.extend_from_slice(&[5, 0, 0, 0, 1, b'/', 0, 0, 0, 0, 0, 0, 0, 1]);
+        assert_eq!(
+            decode_as(raw_body(&watch), None),
+            Err(DecodeError::BadValue {
+                message: "watch notification",
+                field: "kind",
+                value: 5
+            })
+        );
+        // An Exists reply with presence flag 2.
+        assert_eq!(
+            Response::decode(OpCode::Exists, raw_body(&[2])),
+            Err(DecodeError::BadValue {
+                message: "Exists reply",
+                field: "stat present",
+                value: 2
+            })
+        );
+        // Multi results naming a non-multi op, then an unknown op.
+        let mut multi = vec![0, 0, 0, 1, OpCode::Sync.to_u8()];
+        assert_eq!(
+            Response::decode(OpCode::Multi, raw_body(&multi)),
+            Err(DecodeError::NotAMultiOp {
+                opcode: OpCode::Sync
+            })
+        );
+        multi[4] = 99;
+        assert_eq!(
+            Response::decode(OpCode::Multi, raw_body(&multi)),
+            Err(DecodeError::UnknownOpCode { opcode: 99 })
+        );
+        // Handshake answers: unknown status, a refusal with code 0.
+        assert_eq!(
+            ConnectReply::decode(raw_body(&[3])),
+            Err(DecodeError::BadValue {
+                message: "ConnectReply",
+                field: "status",
+                value: 3
+            })
+        );
+        assert_eq!(
+            ConnectReply::decode(raw_body(&[2, 0, 0, 0, 0, 0, 0, 0, 0])),
+            Err(DecodeError::BadErr {
+                message: "ConnectRefused",
+                err: ErrorCode::Ok
+            })
+        );
+    }
+
+    #[test]
+    fn connect_response_debug_hides_the_password() {
+        let Some(ConnectReply::Accepted(a)) = connect_replies().into_iter().next() else {
+            panic!("first sample is accepted");
+        };
+        let text = format!("{a:?}");
+        assert!(
+            text.contains("<redacted>") && !text.contains("password: ["),
+            "{text}"
+        );
+    }
+}

@@ -1,0 +1,380 @@
+//! The replicated state machine: the znode tree plus session passwords,
+//! driven by *commands* in the log.
+//!
+//! A command is a client request as the origin server received it (session,
+//! xid, the server's clock), not a pre-resolved transaction. Every replica
+//! resolves it against its own tree at apply time, with `DataTree::prepare`
+//! and no pending overlay, then applies the result. Because every replica
+//! applies the same commands in the same order to the same state, they reach
+//! the same result (sequential names, version checks, errors) without a
+//! leader-side resolution step. This is safe here because our snapshots are
+//! exact (taken at a delivered zxid, replay starts strictly after it), so no
+//! command is ever applied twice; ZooKeeper needs idempotent transactions
+//! only because its snapshots are fuzzy. See docs/design.md.
+
+use std::collections::BTreeMap;
+
+use bytes::{Buf, BufMut, Bytes, BytesMut};
+use zab_core::Zxid;
+use zab_proto::{CreateMode, MultiOp, Request, RequestFrame, PASSWORD_BYTES};
+
+use crate::server::Application;
+use crate::tree::{Applied, Change, DataTree, Outcome};
+use crate::tree::{PendingChanges, Request as TreeRequest};
+use crate::tree::NodeKind;
+
+const COMMAND_VERSION: u8 = 1;
+
+/// What a command asks for.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum CommandBody {
+    CreateSession {
+        timeout_ms: u32,
+        password: [u8; PASSWORD_BYTES],
+    },
+    /// The client closed its session.
+    CloseSession,
+    /// The leader expired the session.
+    ExpireSession,
+    /// A write from the client (create, delete, setData, check, multi).
+    Op(Request),
+}
+
+/// One log record's payload.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Command {
+    /// The server whose client asked (it sends the reply).
+    pub origin: u64,
+    pub session: u64,
+    pub xid: i32,
+    /// The origin server's clock, ms since the Unix epoch: ctime and mtime.
+    pub time_ms: i64,
+    pub body: CommandBody,
+}
+
+impl Command {
+    pub fn encode(&self) -> Bytes {
+        let mut b = BytesMut::with_capacity(64);
+        b.put_u8(COMMAND_VERSION);
+        b.put_u64(self.origin);
+        b.put_u64(self.session);
+        b.put_i32(self.xid);
+        b.put_i64(self.time_ms);
+        match &self.body {
+            CommandBody::CreateSession { timeout_ms, password } => {
+                b.put_u8(1);
+                b.put_u32(*timeout_ms);
+                b.put_slice(password);
+            }
+            CommandBody::CloseSession => b.put_u8(2),
+            CommandBody::ExpireSession => b.put_u8(3),
+            CommandBody::Op(request) => {
+                b.put_u8(4);
+                let xid = zab_proto::Xid::new(self.xid.max(1)).unwrap_or(zab_proto::Xid::FIRST);
+                RequestFrame::Op {
+                    xid,
+                    request: request.clone(),
+                }
+                .encode(&mut b);
+            }
+        }
+        b.freeze()
+    }
+
+    pub fn decode(mut data: Bytes) -> Result<Command, String> {
+        if data.remaining() < 1 + 8 + 8 + 4 + 8 + 1 {
+            return Err("command shorter than its header".into());
+        }
+        let version = data.get_u8();
+        if version != COMMAND_VERSION {
+            return Err(format!("unknown command version {version}"));
+        }
+        let origin = data.get_u64();
+        let session = data.get_u64();
+        let xid = data.get_i32();
+        let time_ms = data.get_i64();
+        let body = match data.get_u8() {
+            1 if data.remaining() == 4 + PASSWORD_BYTES => {
+                let timeout_ms = data.get_u32();
+                let mut password = [0u8; PASSWORD_BYTES];
+                data.copy_to_slice(&mut password);
+                CommandBody::CreateSession { timeout_ms, password }
+            }
+            2 if data.is_empty() => CommandBody::CloseSession,
+            3 if data.is_empty() => CommandBody::ExpireSession,
+            4 => {
+                let mut buf = BytesMut::from(&data[..]);
+                let frame = zab_proto::decode_frame(&mut buf, u32::MAX)
+                    .map_err(|e| e.to_string())?
+                    .ok_or("truncated request in command")?;
+                match RequestFrame::decode(frame).map_err(|e| e.to_string())? {
+                    RequestFrame::Op { request, .. } => CommandBody::Op(request),
+                    RequestFrame::Ping => return Err("ping in a command".into()),
+                }
+            }
+            kind => return Err(format!("bad command kind {kind}")),
+        };
+        Ok(Command {
+            origin,
+            session,
+            xid,
+            time_ms,
+            body,
+        })
+    }
+}
+
+/// The result of one applied command, for the server whose client asked and
+/// for the watch manager.
+#[derive(Clone, Debug)]
+pub struct Completion {
+    pub zxid: Zxid,
+    pub origin: u64,
+    pub session: u64,
+    pub xid: i32,
+    pub outcome: Outcome,
+    pub changes: Vec<Change>,
+}
+
+#[derive(Debug, Default)]
+pub struct Replica {
+    pub tree: DataTree,
+    passwords: BTreeMap<u64, [u8; PASSWORD_BYTES]>,
+    /// Completions since the driver last drained them.
+    pub completed: Vec<Completion>,
+}
+
+impl Replica {
+    pub fn new() -> Replica {
+        Replica::default()
+    }
+
+    pub fn password(&self, session: u64) -> Option<[u8; PASSWORD_BYTES]> {
+        self.passwords.get(&session).copied()
+    }
+}
+
+/// The tree's form of a client write.
+pub fn tree_request(request: &Request) -> Option<TreeRequest> {
+    Some(match request {
+        Request::Create(c) => {
+            let kind = match c.mode {
+                CreateMode::Ephemeral | CreateMode::EphemeralSequential => NodeKind::Ephemeral,
+                CreateMode::Container => NodeKind::Container,
+                CreateMode::PersistentWithTtl | CreateMode::PersistentSequentialWithTtl => {
+                    NodeKind::Ttl { ttl_ms: c.ttl_ms }
+                }
+                CreateMode::Persistent | CreateMode::PersistentSequential => NodeKind::Persistent,
+            };
+            TreeRequest::Create {
+                path: c.path.clone(),
+                data: c.data.clone(),
+                kind,
+                sequential: c.mode.is_sequential(),
+            }
+        }
+        Request::Delete(d) => TreeRequest::Delete {
+            path: d.path.clone(),
+            version: d.version,
+        },
+        Request::SetData(s) => TreeRequest::SetData {
+            path: s.path.clone(),
+            data: s.data.clone(),
+            version: s.version,
+        },
+        Request::Check(c) => TreeRequest::Check {
+            path: c.path.clone(),
+            version: c.version,
+        },
+        Request::Multi(ops) => TreeRequest::Multi(
+            ops.iter()
+                .map(|op| {
+                    let single = match op {
+                        MultiOp::Create(c) => Request::Create(c.clone()),
+                        MultiOp::Delete(d) => Request::Delete(d.clone()),
+                        MultiOp::SetData(s) => Request::SetData(s.clone()),
+                        MultiOp::Check(c) => Request::Check(c.clone()),
+                    };
+                    tree_request(&single)
+                })
+                .collect::<Option<Vec<_>>>()?,
+        ),
+        _ => return None,
+    })
+}
+
+/// Whether a request changes the tree (and so goes through the log).
+pub fn is_write(request: &Request) -> bool {
+    matches!(
+        request,
+        Request::Create(_) | Request::Delete(_) | Request::SetData(_) | Request::Check(_) | Request::Multi(_)
+    )
+}
+
+impl Application for Replica {
+    fn apply(&mut self, zxid: Zxid, payload: &Bytes) -> Result<(), String> {
+        let cmd = Command::decode(payload.clone()).map_err(|e| format!("log record {zxid}: {e}"))?;
+        let request = match &cmd.body {
+            CommandBody::CreateSession { timeout_ms, .. } => TreeRequest::CreateSession {
+                timeout_ms: *timeout_ms,
+            },
+            CommandBody::CloseSession | CommandBody::ExpireSession => TreeRequest::CloseSession,
+            CommandBody::Op(r) => tree_request(r).ok_or_else(|| format!("log record {zxid}: not a write"))?,
+        };
+        let txn = match self.tree.prepare(&PendingChanges::new(), cmd.session, &request) {
+            Ok(txn) => txn,
+            Err(rejected) => rejected.to_txn(),
+        };
+        let Applied { outcome, changes } = self
+            .tree
+            .apply(zxid, cmd.time_ms, &txn)
+            .map_err(|e| format!("applying {zxid} diverged: {e:?}"))?;
+        match (&cmd.body, &outcome) {
+            (CommandBody::CreateSession { password, .. }, Outcome::SessionCreated) => {
+                self.passwords.insert(cmd.session, *password);
+            }
+            (CommandBody::CloseSession | CommandBody::ExpireSession, _) => {
+                self.passwords.remove(&cmd.session);
+            }
+            _ => {}
+        }
+        self.completed.push(Completion {
+            zxid,
+            origin: cmd.origin,
+            session: cmd.session,
+            xid: cmd.xid,
+            outcome,
+            changes,
+        });
+        Ok(())
+    }
+
+    fn snapshot(&self) -> Vec<u8> {
+        let tree = self.tree.serialize();
+        let mut out = Vec::with_capacity(tree.len() + 8 + self.passwords.len() * 24);
+        out.put_u64(tree.len() as u64);
+        out.extend_from_slice(&tree);
+        out.put_u32(self.passwords.len() as u32);
+        for (session, password) in &self.passwords {
+            out.put_u64(*session);
+            out.put_slice(password);
+        }
+        out
+    }
+
+    fn restore(&mut self, data: &[u8]) -> Result<(), String> {
+        let mut b = data;
+        if b.remaining() < 8 {
+            return Err("snapshot too short".into());
+        }
+        let len = usize::try_from(b.get_u64()).map_err(|_| "snapshot length overflows")?;
+        if b.remaining() < len + 4 {
+            return Err("snapshot truncated".into());
+        }
+        let tree = DataTree::deserialize(&b[..len]).map_err(|e| format!("{e:?}"))?;
+        b.advance(len);
+        let count = b.get_u32() as usize;
+        if b.remaining() != count * (8 + PASSWORD_BYTES) {
+            return Err("snapshot session table has the wrong size".into());
+        }
+        let mut passwords = BTreeMap::new();
+        for _ in 0..count {
+            let session = b.get_u64();
+            let mut password = [0u8; PASSWORD_BYTES];
+            b.copy_to_slice(&mut password);
+            passwords.insert(session, password);
+        }
+        self.tree = tree;
+        self.passwords = passwords;
+        self.completed.clear();
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use zab_core::Epoch;
+    use zab_proto::{CreateRequest, SetDataRequest};
+
+    fn cmd(session: u64, xid: i32, body: CommandBody) -> Bytes {
+        Command {
+            origin: 1,
+            session,
+            xid,
+            time_ms: 1_000 + i64::from(xid),
+            body,
+        }
+        .encode()
+    }
+
+    #[test]
+    fn commands_round_trip() {
+        let c = Command {
+            origin: 3,
+            session: 0x0100_0000_0000_0001,
+            xid: 7,
+            time_ms: 123,
+            body: CommandBody::Op(Request::SetData(SetDataRequest {
+                path: "/a".into(),
+                data: Bytes::from_static(b"v"),
+                version: -1,
+            })),
+        };
+        assert_eq!(Command::decode(c.encode()), Ok(c));
+        assert!(Command::decode(Bytes::from_static(b"\x01garbage")).is_err());
+    }
+
+    #[test]
+    fn replicas_applying_the_same_commands_agree_byte_for_byte() {
+        let log = vec![
+            cmd(5, 0, CommandBody::CreateSession { timeout_ms: 4000, password: [9; 16] }),
+            cmd(
+                5,
+                1,
+                CommandBody::Op(Request::Create(CreateRequest {
+                    path: "/q".into(),
+                    data: Bytes::new(),
+                    mode: CreateMode::Persistent,
+                    ttl_ms: 0,
+                })),
+            ),
+            cmd(
+                5,
+                2,
+                CommandBody::Op(Request::Create(CreateRequest {
+                    path: "/q/item-".into(),
+                    data: Bytes::from_static(b"x"),
+                    mode: CreateMode::EphemeralSequential,
+                    ttl_ms: 0,
+                })),
+            ),
+            cmd(
+                5,
+                3,
+                CommandBody::Op(Request::Create(CreateRequest {
+                    path: "/q".into(),
+                    data: Bytes::new(),
+                    mode: CreateMode::Persistent,
+                    ttl_ms: 0,
+                })),
+            ),
+            cmd(5, 4, CommandBody::ExpireSession),
+        ];
+        let mut a = Replica::new();
+        let mut b = Replica::new();
+        for (i, payload) in log.iter().enumerate() {
+            let zxid = Zxid::new(Epoch(1), i as u32 + 1);
+            a.apply(zxid, payload).expect("applies");
+            b.apply(zxid, payload).expect("applies");
+        }
+        assert_eq!(a.snapshot(), b.snapshot());
+        let outcomes: Vec<_> = a.completed.iter().map(|c| c.outcome.clone()).collect();
+        assert!(matches!(&outcomes[2], Outcome::Created { path, .. } if path == "/q/item-0000000000"));
+        assert!(matches!(outcomes[3], Outcome::Error(_)), "second create of /q fails");
+        assert!(a.tree.get("/q/item-0000000000").is_none(), "ephemeral gone with its session");
+        let mut c = Replica::new();
+        c.restore(&a.snapshot()).expect("restores");
+        assert_eq!(c.snapshot(), a.snapshot());
+    }
+}

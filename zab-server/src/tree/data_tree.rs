@@ -1,0 +1,476 @@
+//! `DataTree`: the replicated znode tree and its sessions, changed only by
+//! applying committed transactions in zxid order.
+
+use std::collections::{BTreeSet, HashMap};
+
+use bytes::Bytes;
+use zab_core::Zxid;
+
+use super::error::{ApplyError, Divergence, ErrorCode};
+use super::path::{self, ROOT};
+use super::txn::Txn;
+use super::znode::{Node, NodeKind, Stat};
+
+/// The znode tree of one replica. Deterministic: the same transactions
+/// applied in the same order give the same tree (and the same snapshot bytes).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DataTree {
+    /// Every node by full path; the root is always present.
+    pub(crate) nodes: HashMap<String, Node>,
+    /// Open sessions: id → negotiated timeout.
+    pub(crate) sessions: HashMap<u64, u32>,
+    /// Ephemeral paths by owning session (sessions without any are absent).
+    pub(crate) ephemerals: HashMap<u64, BTreeSet<String>>,
+    /// Containers and TTL nodes, the only candidates for removal by the leader.
+    pub(crate) expirable: BTreeSet<String>,
+    pub(crate) last_applied: Zxid,
+}
+
+/// What applying one transaction did.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Applied {
+    /// The result to report to the client that asked (if any).
+    pub outcome: Outcome,
+    /// The changes, in order, for the watch manager.
+    pub changes: Vec<Change>,
+}
+
+/// The result of one transaction, or of one op of a multi.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Outcome {
+    SessionCreated,
+    SessionClosed,
+    /// `path` is the final name (sequential suffix included).
+    Created {
+        path: String,
+        stat: Stat,
+    },
+    Deleted,
+    DataSet {
+        stat: Stat,
+    },
+    Checked,
+    /// One outcome per op. A failed multi gives only `Error`s: `Ok` before the
+    /// failing op, its code, then `RuntimeInconsistency`.
+    Multi(Vec<Outcome>),
+    Error(ErrorCode),
+    Noop,
+}
+
+/// One change to one path, as a watch manager needs it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Change {
+    pub path: String,
+    pub kind: ChangeKind,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum ChangeKind {
+    Created,
+    Deleted,
+    DataChanged,
+    ChildrenChanged,
+}
+
+pub type ApplyResult = Result<Applied, ApplyError>;
+
+impl Default for DataTree {
+    fn default() -> DataTree {
+        DataTree::new()
+    }
+}
+
+impl DataTree {
+    /// A tree with only the root, before any transaction.
+    pub fn new() -> DataTree {
+        let mut nodes = HashMap::new();
+        nodes.insert(ROOT.to_owned(), Node::root());
+        DataTree {
+            nodes,
+            sessions: HashMap::new(),
+            ephemerals: HashMap::new(),
+            expirable: BTreeSet::new(),
+            last_applied: Zxid::ZERO,
+        }
+    }
+
+    // ---- reads ----
+
+    /// The node's data and stat.
+    pub fn get(&self, path: &str) -> Option<(&Bytes, Stat)> {
+        self.nodes.get(path).map(|n| (&n.data, n.stat()))
+    }
+
+    /// The node's child names (last segments), sorted, and its stat.
+    pub fn children(&self, path: &str) -> Option<(Vec<String>, Stat)> {
+        let node = self.nodes.get(path)?;
+        let names = node.children.iter().map(|c| String::from(&**c)).collect();
+        Some((names, node.stat()))
+    }
+
+    /// The node's stat, if it exists.
+    pub fn exists(&self, path: &str) -> Option<Stat> {
+        self.nodes.get(path).map(Node::stat)
+    }
+
+    /// The node's kind, if it exists.
+    pub fn kind(&self, path: &str) -> Option<NodeKind> {
+        self.nodes.get(path).map(Node::kind)
+    }
+
+    /// The ephemeral paths `session` owns, sorted.
+    pub fn ephemerals(&self, session: u64) -> Vec<String> {
+        self.ephemerals
+            .get(&session)
+            .map(|paths| paths.iter().cloned().collect())
+            .unwrap_or_default()
+    }
+
+    /// The open sessions and their timeouts, by session id.
+    pub fn sessions(&self) -> Vec<(u64, u32)> {
+        let mut out: Vec<(u64, u32)> = self.sessions.iter().map(|(&s, &t)| (s, t)).collect();
+        out.sort_unstable();
+        out
+    }
+
+    /// The session's timeout, if it is open.
+    pub fn session_timeout_ms(&self, session: u64) -> Option<u32> {
+        self.sessions.get(&session).copied()
+    }
+
+    /// Nodes in the tree, the root included.
+    pub fn node_count(&self) -> usize {
+        self.nodes.len()
+    }
+
+    /// The zxid of the last applied transaction (zero for a new tree).
+    pub fn last_applied_zxid(&self) -> Zxid {
+        self.last_applied
+    }
+
+    /// Containers whose last child is gone (they had at least one, so their
+    /// cversion is positive, as ZooKeeper's ContainerManager requires) and TTL
+    /// nodes with no children and unmodified for longer than their TTL, sorted. The leader
+    /// turns each into a `Request::DeleteExpired`, which re-checks it against
+    /// changes in flight.
+    pub fn expired_candidates(&self, now_ms: i64) -> Vec<String> {
+        self.expirable
+            .iter()
+            .filter(|path| {
+                self.nodes.get(path.as_str()).is_some_and(|node| {
+                    if !node.children.is_empty() {
+                        return false;
+                    }
+                    match node.kind() {
+                        NodeKind::Container => node.cversion > 0,
+                        NodeKind::Ttl { ttl_ms } => {
+                            let idle_ms = i128::from(now_ms) - i128::from(node.mtime_ms);
+                            idle_ms > i128::from(ttl_ms)
+                        }
+                        NodeKind::Persistent | NodeKind::Ephemeral => false,
+                    }
+                })
+            })
+            .cloned()
+            .collect()
+    }
+
+    // ---- apply ----
+
+    /// Applies the committed transaction `txn` at `zxid`, stamped `time_ms`
+    /// by the leader. Total: an `Err` means this replica's tree differs from
+    /// the one the leader checked the transaction against, and the node must
+    /// stop. After an `Err` the tree may hold part of a multi: discard it (a
+    /// restart rebuilds it from the snapshot and the log).
+    pub fn apply(&mut self, zxid: Zxid, time_ms: i64, txn: &Txn) -> ApplyResult {
+        if zxid <= self.last_applied {
+            return Err(ApplyError {
+                zxid,
+                divergence: Divergence::StaleZxid {
+                    last_applied: self.last_applied,
+                },
+            });
+        }
+        let mut changes = Vec::new();
+        let mut at = At {
+            zxid,
+            time_ms,
+            changes: &mut changes,
+        };
+        let outcome = self
+            .apply_txn(&mut at, txn)
+            .map_err(|divergence| ApplyError { zxid, divergence })?;
+        self.last_applied = zxid;
+        Ok(Applied { outcome, changes })
+    }
+
+    fn apply_txn(&mut self, at: &mut At<'_>, txn: &Txn) -> Result<Outcome, Divergence> {
+        match txn {
+            Txn::CreateSession {
+                session,
+                timeout_ms,
+            } => {
+                if *session == 0 {
+                    return Err(Divergence::Malformed {
+                        reason: "session id 0",
+                    });
+                }
+                if self.sessions.contains_key(session) {
+                    return Err(Divergence::SessionExists { session: *session });
+                }
+                self.sessions.insert(*session, *timeout_ms);
+                Ok(Outcome::SessionCreated)
+            }
+            Txn::CloseSession { session } => {
+                if self.sessions.remove(session).is_none() {
+                    return Err(Divergence::NoSession { session: *session });
+                }
+                // Sorted order, so every replica reports the same changes.
+                for path in self.ephemerals.remove(session).unwrap_or_default() {
+                    self.delete(at, &path)?;
+                }
+                Ok(Outcome::SessionClosed)
+            }
+            Txn::Multi(ops) => self.apply_multi(at, ops),
+            op => self.apply_op(at, op),
+        }
+    }
+
+    fn apply_multi(&mut self, at: &mut At<'_>, ops: &[Txn]) -> Result<Outcome, Divergence> {
+        let errors = ops
+            .iter()
+            .filter(|op| matches!(op, Txn::Error { .. }))
+            .count();
+        if errors > 0 {
+            // A failed multi: nothing applies, the codes are the results.
+            let outcomes = ops.iter().map(|op| match op {
+                Txn::Error { code } => Some(Outcome::Error(*code)),
+                _ => None,
+            });
+            return match outcomes.collect::<Option<Vec<_>>>() {
+                Some(outcomes) => Ok(Outcome::Multi(outcomes)),
+                None => Err(Divergence::Malformed {
+                    reason: "a multi mixes error results and operations",
+                }),
+            };
+        }
+        let mut outcomes = Vec::with_capacity(ops.len());
+        for op in ops {
+            if !op.is_multi_op() {
+                return Err(Divergence::Malformed {
+                    reason: "transaction not allowed inside a multi",
+                });
+            }
+            outcomes.push(self.apply_op(at, op)?);
+        }
+        Ok(Outcome::Multi(outcomes))
+    }
+
+    /// One op: anything but the session transactions and `Multi`.
+    fn apply_op(&mut self, at: &mut At<'_>, op: &Txn) -> Result<Outcome, Divergence> {
+        match op {
+            Txn::Create {
+                path,
+                data,
+                ephemeral_owner,
+                kind,
+                parent_cversion,
+            } => {
+                let stat =
+                    self.create(at, path, data, *ephemeral_owner, *kind, *parent_cversion)?;
+                Ok(Outcome::Created {
+                    path: path.clone(),
+                    stat,
+                })
+            }
+            Txn::Delete { path } => {
+                valid_path(path)?;
+                self.delete(at, path)?;
+                Ok(Outcome::Deleted)
+            }
+            Txn::SetData {
+                path,
+                data,
+                version,
+            } => {
+                let node = self.existing(path)?;
+                let expected = node.version.wrapping_add(1);
+                if *version != expected {
+                    return Err(Divergence::Version {
+                        path: path.clone(),
+                        txn: *version,
+                        tree: node.version,
+                    });
+                }
+                let node = self
+                    .nodes
+                    .get_mut(path.as_str())
+                    .ok_or_else(|| no_node(path))?;
+                node.data = data.clone();
+                node.version = *version;
+                node.mzxid = at.zxid;
+                node.mtime_ms = at.time_ms;
+                let stat = node.stat();
+                at.change(path, ChangeKind::DataChanged);
+                Ok(Outcome::DataSet { stat })
+            }
+            Txn::Check { path, version } => {
+                let node = self.existing(path)?;
+                if node.version != *version {
+                    return Err(Divergence::Version {
+                        path: path.clone(),
+                        txn: *version,
+                        tree: node.version,
+                    });
+                }
+                Ok(Outcome::Checked)
+            }
+            Txn::Error { code } => Ok(Outcome::Error(*code)),
+            Txn::Noop => Ok(Outcome::Noop),
+            Txn::CreateSession { .. } | Txn::CloseSession { .. } | Txn::Multi(_) => {
+                Err(Divergence::Malformed {
+                    reason: "transaction not allowed inside a multi",
+                })
+            }
+        }
+    }
+
+    fn create(
+        &mut self,
+        at: &mut At<'_>,
+        path: &str,
+        data: &Bytes,
+        ephemeral_owner: u64,
+        kind: NodeKind,
+        parent_cversion: i32,
+    ) -> Result<Stat, Divergence> {
+        valid_path(path)?;
+        let (parent_path, name) =
+            path::split(path).ok_or_else(|| Divergence::NodeExists { path: ROOT.into() })?;
+        self.check_kind(kind, ephemeral_owner)?;
+        if self.nodes.contains_key(path) {
+            return Err(Divergence::NodeExists { path: path.into() });
+        }
+        let parent = self
+            .nodes
+            .get_mut(parent_path)
+            .ok_or_else(|| Divergence::NoParent { path: path.into() })?;
+        if parent.is_ephemeral() {
+            return Err(Divergence::EphemeralParent { path: path.into() });
+        }
+        if parent_cversion != parent.cversion.wrapping_add(1) {
+            return Err(Divergence::ParentCversion {
+                path: path.into(),
+                txn: parent_cversion,
+                tree: parent.cversion,
+            });
+        }
+        parent.cversion = parent_cversion;
+        parent.child_creates = parent.child_creates.wrapping_add(1);
+        parent.pzxid = at.zxid;
+        parent.children.insert(name.into());
+
+        let node = Node::new(kind, ephemeral_owner, data.clone(), at.zxid, at.time_ms);
+        let stat = node.stat();
+        if node.is_expirable() {
+            self.expirable.insert(path.to_owned());
+        }
+        if ephemeral_owner != 0 {
+            self.ephemerals
+                .entry(ephemeral_owner)
+                .or_default()
+                .insert(path.to_owned());
+        }
+        self.nodes.insert(path.to_owned(), node);
+        at.change(path, ChangeKind::Created);
+        at.change(parent_path, ChangeKind::ChildrenChanged);
+        Ok(stat)
+    }
+
+    /// The kind and owner of a create agree, and the owner is open.
+    fn check_kind(&self, kind: NodeKind, ephemeral_owner: u64) -> Result<(), Divergence> {
+        let malformed = |reason| Err(Divergence::Malformed { reason });
+        match kind {
+            NodeKind::Ephemeral if ephemeral_owner == 0 => {
+                malformed("an ephemeral create without an owner")
+            }
+            NodeKind::Ephemeral if !self.sessions.contains_key(&ephemeral_owner) => {
+                Err(Divergence::NoSession {
+                    session: ephemeral_owner,
+                })
+            }
+            NodeKind::Ephemeral => Ok(()),
+            _ if ephemeral_owner != 0 => malformed("an owner on a node that is not ephemeral"),
+            NodeKind::Ttl { ttl_ms: 0 } => malformed("a TTL node with a zero TTL"),
+            _ => Ok(()),
+        }
+    }
+
+    /// Removes a childless non-root node; moves its parent's cversion and pzxid.
+    fn delete(&mut self, at: &mut At<'_>, path: &str) -> Result<(), Divergence> {
+        let (parent_path, name) = path::split(path).ok_or(Divergence::Malformed {
+            reason: "a delete of the root",
+        })?;
+        let node = self.existing(path)?;
+        if !node.children.is_empty() {
+            return Err(Divergence::NotEmpty { path: path.into() });
+        }
+        let parent = self
+            .nodes
+            .get_mut(parent_path)
+            .ok_or_else(|| Divergence::NoParent { path: path.into() })?;
+        parent.children.remove(name);
+        parent.cversion = parent.cversion.wrapping_add(1);
+        parent.pzxid = at.zxid;
+        let node = self.nodes.remove(path).ok_or_else(|| no_node(path))?;
+        if node.is_expirable() {
+            self.expirable.remove(path);
+        }
+        let owner = node.ephemeral_owner();
+        if owner != 0 {
+            if let Some(paths) = self.ephemerals.get_mut(&owner) {
+                paths.remove(path);
+                if paths.is_empty() {
+                    self.ephemerals.remove(&owner);
+                }
+            }
+        }
+        at.change(path, ChangeKind::Deleted);
+        at.change(parent_path, ChangeKind::ChildrenChanged);
+        Ok(())
+    }
+
+    fn existing(&self, path: &str) -> Result<&Node, Divergence> {
+        self.nodes.get(path).ok_or_else(|| no_node(path))
+    }
+}
+
+/// The zxid and time a transaction applies at, and the changes it made so far.
+struct At<'a> {
+    zxid: Zxid,
+    time_ms: i64,
+    changes: &'a mut Vec<Change>,
+}
+
+impl At<'_> {
+    fn change(&mut self, path: &str, kind: ChangeKind) {
+        self.changes.push(Change {
+            path: path.to_owned(),
+            kind,
+        });
+    }
+}
+
+fn valid_path(path: &str) -> Result<(), Divergence> {
+    path::validate(path).map_err(|error| Divergence::InvalidPath {
+        path: path.into(),
+        error,
+    })
+}
+
+fn no_node(path: &str) -> Divergence {
+    Divergence::NoNode { path: path.into() }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,59 @@
+//! The replicated znode tree: a pure, deterministic state machine (no IO,
+//! clocks or randomness) with two halves.
+//!
+//! - **Every replica** decodes each committed payload (`Txn::decode`) and
+//!   applies it, strictly in zxid order: `DataTree::apply(zxid, time_ms, &txn)`.
+//!   The zxid comes from the log record, not the payload (the core assigns it
+//!   after the payload is built). `apply` returns the client's result and the
+//!   ordered `Change`s for the watch manager. An `Err` is a divergence: stop.
+//! - **The leader** turns each client request into a fully resolved
+//!   transaction with `DataTree::prepare`, checked against the tree plus the
+//!   transactions still in flight (`PendingChanges`); see `prepare` for the
+//!   driving loop and the invariants the caller keeps.
+//!
+//! ```text
+//!   request ──prepare(tree + pending)──▶ Txn ──encode──▶ zab-core Propose
+//!                                          │ push            │ commit, in zxid order
+//!                                    PendingChanges      decode ──▶ apply ──▶ Outcome, Changes
+//!                                          ▲ retire_oldest                       │
+//!                                          └─────────────────────────────────────┘ (leader)
+//! ```
+//!
+//! Semantics follow REFERENCE §3 and ZooKeeper, with these deliberate choices:
+//! - `cversion` counts child creates *and* deletes (ephemeral removals
+//!   included), as REFERENCE §3 says. ZooKeeper's code only counts creates
+//!   (its `DataTree.deleteNode` moves pzxid, not cversion) and uses cversion as
+//!   the sequential counter. We keep that counter separately
+//!   (`child_creates`), so sequential names are exactly ZooKeeper's: the
+//!   number of children ever created under the parent, never going back.
+//! - Containers and TTL nodes report `ephemeral_owner == 0`; ZooKeeper encodes
+//!   them as magic owner values. Use `DataTree::kind` to tell them apart.
+//! - `aversion` is always 0: there are no ACLs yet.
+//! - Versions and cversions wrap at i32 like Java's; a sequential create
+//!   under a parent whose 32-bit create counter wrapped is refused
+//!   (BadArguments) rather than handed a name that sorts first.
+//! - `apply` re-checks what the leader resolved (each new cversion and version
+//!   is the old one plus one, nodes and sessions exist or do not) so a replica
+//!   that diverged stops instead of silently drifting. A single transaction
+//!   that fails a check changes nothing; a multi may be half-applied (discard
+//!   the tree).
+
+mod data_tree;
+mod error;
+pub mod path;
+mod prepare;
+mod snapshot;
+mod txn;
+mod wire;
+mod znode;
+
+#[cfg(test)]
+mod pipeline_tests;
+
+pub use data_tree::{Applied, ApplyResult, Change, ChangeKind, DataTree, Outcome};
+pub use error::{ApplyError, Divergence, ErrorCode};
+pub use path::{PathError, PATH_BYTES_MAX};
+pub use prepare::{PendingChanges, Rejected, Request, ANY_VERSION, DATA_BYTES_MAX};
+pub use snapshot::{SnapshotDecodeError, SNAPSHOT_FORMAT_VERSION};
+pub use txn::{Txn, TxnDecodeError, TxnHeader, TXN_FORMAT_VERSION};
+pub use znode::{NodeKind, Stat, TTL_MS_MAX};

@@ -1,0 +1,437 @@
+//! The tree as snapshot bytes: canonical (one encoding per tree, so two
+//! replicas in the same state write identical bytes) and versioned. The
+//! storage layer's snapshot file adds the header and checksum.
+//!
+//! ```text
+//! snapshot := "ZTRE" version:u8 (=1) last_applied:u64
+//!             session_count:u32 (session:u64 timeout_ms:u32)*   ascending ids
+//!             node_count:u32 node*                              ascending paths, root first
+//! node     := path data czxid:u64 mzxid:u64 pzxid:u64 ctime_ms:i64 mtime_ms:i64
+//!             version:i32 cversion:i32 child_creates:i32 kind ephemeral_owner:u64
+//! ```
+//!
+//! Paths sort bytewise, so a parent always precedes its children. Children
+//! lists, child counts, the ephemerals index and the container/TTL index are
+//! not stored: they are rebuilt, and so cannot disagree with the nodes.
+
+use std::collections::HashMap;
+use std::fmt;
+
+use bytes::BufMut;
+use zab_core::Zxid;
+
+use super::data_tree::DataTree;
+use super::path::{self, ROOT};
+use super::wire::{put_bytes, put_kind, Malformed, Reader};
+use super::znode::{Node, NodeKind};
+
+/// The snapshot format version written after the magic.
+pub const SNAPSHOT_FORMAT_VERSION: u8 = 1;
+
+const MAGIC: &[u8; 4] = b"ZTRE";
+const SESSION_BYTES: usize = 8 + 4;
+/// The smallest encoded node: empty path and data, a one-byte kind.
+const NODE_BYTES_MIN: usize = 4 + 4 + 3 * 8 + 2 * 8 + 3 * 4 + 1 + 8;
+
+/// Snapshot bytes that are not a valid tree: `offset` is where the failed
+/// check looked.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SnapshotDecodeError {
+    pub offset: usize,
+    pub reason: &'static str,
+}
+
+impl fmt::Display for SnapshotDecodeError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "tree snapshot is invalid at byte {}: {}",
+            self.offset, self.reason
+        )
+    }
+}
+
+impl std::error::Error for SnapshotDecodeError {}
+
+impl DataTree {
+    /// The canonical snapshot of this tree.
+    pub fn serialize(&self) -> Vec<u8> {
+        let mut sessions: Vec<(u64, u32)> = self.sessions.iter().map(|(&s, &t)| (s, t)).collect();
+        sessions.sort_unstable();
+        let mut nodes: Vec<(&String, &Node)> = self.nodes.iter().collect();
+        nodes.sort_unstable_by(|a, b| a.0.cmp(b.0));
+
+        let node_bytes: usize = nodes
+            .iter()
+            .map(|(p, n)| NODE_BYTES_MIN + 8 + p.len() + n.data.len())
+            .sum();
+        let mut out = Vec::with_capacity(32 + sessions.len() * SESSION_BYTES + node_bytes);
+        out.put_slice(MAGIC);
+        out.put_u8(SNAPSHOT_FORMAT_VERSION);
+        out.put_u64(self.last_applied.0);
+        out.put_u32(count(sessions.len()));
+        for (session, timeout_ms) in sessions {
+            out.put_u64(session);
+            out.put_u32(timeout_ms);
+        }
+        out.put_u32(count(nodes.len()));
+        for (path, node) in nodes {
+            put_bytes(&mut out, path.as_bytes());
+            put_bytes(&mut out, &node.data);
+            out.put_u64(node.czxid.0);
+            out.put_u64(node.mzxid.0);
+            out.put_u64(node.pzxid.0);
+            out.put_i64(node.ctime_ms);
+            out.put_i64(node.mtime_ms);
+            out.put_i32(node.version);
+            out.put_i32(node.cversion);
+            out.put_i32(node.child_creates);
+            put_kind(&mut out, node.kind());
+            out.put_u64(node.ephemeral_owner());
+        }
+        out
+    }
+
+    /// Rebuilds a tree from `serialize`'s bytes, checking every structural
+    /// invariant on the way (never panics, never trusts a count).
+    pub fn deserialize(bytes: &[u8]) -> Result<DataTree, SnapshotDecodeError> {
+        decode(&mut Reader::new(bytes)).map_err(|m| SnapshotDecodeError {
+            offset: m.offset,
+            reason: m.reason,
+        })
+    }
+}
+
+/// Counts are bounded by memory long before 4 billion; saturating keeps
+/// serialize infallible, and a saturated count fails to decode.
+fn count(n: usize) -> u32 {
+    u32::try_from(n).unwrap_or(u32::MAX)
+}
+
+fn decode(r: &mut Reader<'_>) -> Result<DataTree, Malformed> {
+    r.magic(MAGIC)?;
+    if r.u8()? != SNAPSHOT_FORMAT_VERSION {
+        return Err(Malformed {
+            offset: MAGIC.len(),
+            reason: "unknown snapshot format version",
+        });
+    }
+    let last_applied = Zxid(r.u64()?);
+
+    let session_count = r.count(SESSION_BYTES)?;
+    let mut sessions = HashMap::with_capacity(session_count);
+    let mut previous = 0u64;
+    for _ in 0..session_count {
+        let at = r.offset();
+        let session = r.u64()?;
+        if session <= previous {
+            // Zero is never a session; ids ascend strictly.
+            return Err(Malformed {
+                offset: at,
+                reason: "session ids not ascending",
+            });
+        }
+        previous = session;
+        sessions.insert(session, r.u32()?);
+    }
+
+    let node_count = r.count(NODE_BYTES_MIN)?;
+    let mut tree = DataTree {
+        nodes: HashMap::with_capacity(node_count),
+        sessions,
+        ephemerals: HashMap::new(),
+        expirable: Default::default(),
+        last_applied,
+    };
+    let mut previous: Option<String> = None;
+    for _ in 0..node_count {
+        let at = r.offset();
+        let (path, node) = decode_node(r)?;
+        let bad = |reason| Malformed { offset: at, reason };
+        let in_order = match &previous {
+            None => path == ROOT,
+            Some(previous) => path.as_str() > previous.as_str(),
+        };
+        if !in_order {
+            return Err(bad("paths not ascending from the root"));
+        }
+        path::validate(&path).map_err(|_| bad("invalid path"))?;
+        insert(&mut tree, &path, node).map_err(bad)?;
+        previous = Some(path);
+    }
+    if previous.is_none() {
+        return Err(r.error("no root node"));
+    }
+    r.finish()?;
+    Ok(tree)
+}
+
+fn decode_node(r: &mut Reader<'_>) -> Result<(String, Node), Malformed> {
+    let path = r.string()?;
+    let data = r.bytes()?;
+    let czxid = Zxid(r.u64()?);
+    let mzxid = Zxid(r.u64()?);
+    let pzxid = Zxid(r.u64()?);
+    let ctime_ms = r.i64()?;
+    let mtime_ms = r.i64()?;
+    let version = r.i32()?;
+    let cversion = r.i32()?;
+    let child_creates = r.i32()?;
+    let kind = r.kind()?;
+    let owner_at = r.offset();
+    let owner = r.u64()?;
+    if (kind == NodeKind::Ephemeral) != (owner != 0) || kind == (NodeKind::Ttl { ttl_ms: 0 }) {
+        return Err(Malformed {
+            offset: owner_at,
+            reason: "node kind and owner disagree",
+        });
+    }
+    let mut node = Node::new(kind, owner, data, czxid, ctime_ms);
+    node.mzxid = mzxid;
+    node.pzxid = pzxid;
+    node.mtime_ms = mtime_ms;
+    node.version = version;
+    node.cversion = cversion;
+    node.child_creates = child_creates;
+    Ok((path, node))
+}
+
+/// Adds a decoded node under its (already decoded) parent, with its indexes.
+fn insert(tree: &mut DataTree, path: &str, node: Node) -> Result<(), &'static str> {
+    match path::split(path) {
+        None => {
+            if node.kind() != NodeKind::Persistent {
+                return Err("the root is not persistent");
+            }
+        }
+        Some((parent_path, name)) => {
+            let parent = tree
+                .nodes
+                .get_mut(parent_path)
+                .ok_or("a node without its parent")?;
+            if parent.is_ephemeral() {
+                return Err("a child of an ephemeral node");
+            }
+            parent.children.insert(name.into());
+        }
+    }
+    let owner = node.ephemeral_owner();
+    if owner != 0 {
+        if !tree.sessions.contains_key(&owner) {
+            return Err("an ephemeral node of a session that is not open");
+        }
+        tree.ephemerals
+            .entry(owner)
+            .or_default()
+            .insert(path.to_owned());
+    }
+    if node.is_expirable() {
+        tree.expirable.insert(path.to_owned());
+    }
+    tree.nodes.insert(path.to_owned(), node);
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::tree::{PendingChanges, Request, Txn};
+    use bytes::Bytes;
+    use zab_core::Epoch;
+
+    /// A tree with every kind of node, sessions, deletes and data.
+    fn build(tree: &mut DataTree) {
+        let mut pending = PendingChanges::new();
+        let mut counter = 0;
+        let mut run = |tree: &mut DataTree, session: u64, request: Request| {
+            let txn = tree
+                .prepare(&pending, session, &request)
+                .unwrap_or_else(|e| panic!("{request:?}: {e:?}"));
+            pending.push(tree, &txn);
+            counter += 1;
+            let applied = tree.apply(
+                Zxid::new(Epoch(2), counter),
+                i64::from(counter) * 1_000,
+                &txn,
+            );
+            applied.unwrap_or_else(|e| panic!("{e}"));
+            assert!(pending.retire_oldest());
+        };
+        let create = |path: &str, data: &'static [u8], kind, sequential| Request::Create {
+            path: path.into(),
+            data: Bytes::from_static(data),
+            kind,
+            sequential,
+        };
+        run(tree, 11, Request::CreateSession { timeout_ms: 4_000 });
+        run(tree, 5, Request::CreateSession { timeout_ms: 6_000 });
+        run(tree, 9, Request::CreateSession { timeout_ms: 9_000 });
+        run(
+            tree,
+            11,
+            create("/app", b"config", NodeKind::Persistent, false),
+        );
+        run(
+            tree,
+            11,
+            create("/app/q-", b"1", NodeKind::Persistent, true),
+        );
+        run(
+            tree,
+            11,
+            create("/app/q-", b"2", NodeKind::Persistent, true),
+        );
+        run(
+            tree,
+            5,
+            create("/app/lock-", b"", NodeKind::Ephemeral, true),
+        );
+        run(tree, 11, create("/c", b"", NodeKind::Container, false));
+        run(tree, 11, create("/c/x", b"", NodeKind::Persistent, false));
+        run(
+            tree,
+            11,
+            create("/t", b"ttl", NodeKind::Ttl { ttl_ms: 60_000 }, false),
+        );
+        run(tree, 11, create("/app-b", b"", NodeKind::Persistent, false));
+        run(
+            tree,
+            9,
+            create("/e9", b"gone soon", NodeKind::Ephemeral, false),
+        );
+        run(
+            tree,
+            11,
+            Request::SetData {
+                path: "/app".into(),
+                data: Bytes::from_static(b"config v2"),
+                version: 0,
+            },
+        );
+        run(
+            tree,
+            11,
+            Request::Delete {
+                path: "/app/q-0000000000".into(),
+                version: -1,
+            },
+        );
+        run(tree, 9, Request::CloseSession);
+    }
+
+    fn built() -> DataTree {
+        let mut tree = DataTree::new();
+        build(&mut tree);
+        tree
+    }
+
+    #[test]
+    fn round_trip_gives_an_equal_tree_and_the_same_bytes() {
+        let tree = built();
+        let bytes = tree.serialize();
+        let back = DataTree::deserialize(&bytes).expect("valid snapshot");
+        assert_eq!(back, tree);
+        assert_eq!(back.serialize(), bytes);
+        assert_eq!(back.ephemerals(5), vec!["/app/lock-0000000002"]);
+        assert_eq!(
+            back.children("/app").map(|c| c.0),
+            Some(vec![
+                "lock-0000000002".to_owned(),
+                "q-0000000001".to_owned()
+            ])
+        );
+        assert_eq!(back.sessions(), vec![(5, 6_000), (11, 4_000)]);
+        assert_eq!(back.last_applied_zxid(), Zxid::new(Epoch(2), 15));
+        // The rebuilt indexes work: containers/TTL and ephemerals.
+        assert_eq!(back.expired_candidates(i64::MAX), vec!["/t"]);
+        let empty = DataTree::new();
+        assert_eq!(DataTree::deserialize(&empty.serialize()), Ok(empty));
+    }
+
+    #[test]
+    fn replicas_with_the_same_history_write_identical_bytes() {
+        // Each HashMap has its own random hash seed, so iteration orders
+        // differ between these trees; the bytes must not.
+        let first = built().serialize();
+        for _ in 0..8 {
+            assert_eq!(built().serialize(), first);
+        }
+    }
+
+    #[test]
+    fn damage_is_an_error_never_a_panic() {
+        let bytes = built().serialize();
+        for cut in 0..bytes.len() {
+            assert!(
+                DataTree::deserialize(&bytes[..cut]).is_err(),
+                "cut at {cut}"
+            );
+        }
+        let mut longer = bytes.clone();
+        longer.push(0);
+        assert_eq!(
+            DataTree::deserialize(&longer),
+            Err(SnapshotDecodeError {
+                offset: bytes.len(),
+                reason: "trailing bytes"
+            })
+        );
+        let mut state = 0x2545_f491_4f6c_dd1du64;
+        let mut next = || {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state
+        };
+        for _ in 0..20_000 {
+            let mut damaged = bytes.clone();
+            for _ in 0..1 + next() % 4 {
+                let at = (next() as usize) % damaged.len();
+                damaged[at] = next() as u8;
+            }
+            // Whatever still decodes is a valid tree, and canonical.
+            if let Ok(tree) = DataTree::deserialize(&damaged) {
+                assert_eq!(tree.serialize(), damaged);
+            }
+        }
+    }
+
+    #[test]
+    fn structural_lies_are_refused() {
+        let mut tree = built();
+        // An orphan: remove a parent behind the tree's back.
+        tree.nodes.remove("/c");
+        assert_eq!(
+            DataTree::deserialize(&tree.serialize()).map_err(|e| e.reason),
+            Err("a node without its parent")
+        );
+        let mut tree = built();
+        tree.sessions.remove(&5);
+        assert_eq!(
+            DataTree::deserialize(&tree.serialize()).map_err(|e| e.reason),
+            Err("an ephemeral node of a session that is not open")
+        );
+        let mut tree = built();
+        tree.nodes.remove("/");
+        assert_eq!(
+            DataTree::deserialize(&tree.serialize()).map_err(|e| e.reason),
+            Err("paths not ascending from the root")
+        );
+        // The empty tree's snapshot without its root, the node count zeroed.
+        let root_bytes = NODE_BYTES_MIN + "/".len();
+        let mut no_nodes = DataTree::new().serialize();
+        no_nodes.truncate(no_nodes.len() - root_bytes);
+        let n = no_nodes.len();
+        no_nodes[n - 4..].copy_from_slice(&0u32.to_be_bytes());
+        assert_eq!(
+            DataTree::deserialize(&no_nodes).map_err(|e| e.reason),
+            Err("no root node")
+        );
+        let mut txn_not_snapshot = Txn::Noop.to_payload(&Default::default());
+        txn_not_snapshot.resize(64, 0);
+        assert_eq!(
+            DataTree::deserialize(&txn_not_snapshot).map_err(|e| e.reason),
+            Err("bad magic")
+        );
+    }
+}
