@@ -1,3 +1,522 @@
-//! The async client library. Not implemented yet: it is built once the server
-//! and its wire protocol (`wire-spec.md`) exist. This crate exists so the
-//! workspace has its final shape.
+//! # zab-client
+//!
+//! An async client for the zab coordination service (protocol: `wire-spec.md`).
+//!
+//! A [`Client`] holds one session. Requests are ordered when they are *called*
+//! (they are queued to the connection task before the future is returned),
+//! replies are matched in order, and watch events arrive on a stream. When
+//! the server goes away the client reconnects to another server with the same
+//! session, and never to one that is behind what it has already seen.
+//!
+//! Reads take a [`Consistency`]: `Local` reads this server's view (sequentially
+//! consistent, cheapest); `Linearizable` first issues `sync` on the same
+//! server, so the read reflects every write acknowledged before it began.
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), zab_client::Error> {
+//! use zab_client::{Client, Consistency, CreateMode};
+//! let client = Client::connect(&["127.0.0.1:2181".parse().unwrap()], 10_000).await?;
+//! client.create("/app", b"v1", CreateMode::Persistent).await?;
+//! let (data, _stat) = client.get("/app", Consistency::Linearizable).await?;
+//! assert_eq!(&data[..], b"v1");
+//! # Ok(()) }
+//! ```
+
+use std::collections::VecDeque;
+use std::fmt;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::{Bytes, BytesMut};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio::sync::{mpsc, oneshot, Mutex};
+use zab_proto::{
+    ConnectReply, ConnectRequest, CreateRequest, DeleteRequest, OpCode, Outcome, Request,
+    RequestFrame, Response, ServerFrame, SetDataRequest, Xid, FRAME_BYTES_DEFAULT, PASSWORD_BYTES,
+    PROTOCOL_VERSION,
+};
+pub use zab_proto::{CreateMode, ErrorCode, Stat, WatchEvent, WatchEventKind};
+
+/// Why a request failed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Error {
+    /// The connection broke before the reply: the request may or may not have
+    /// taken effect. Distinct from every definite failure below.
+    ConnectionLoss,
+    /// The session is gone (expired or closed); its ephemerals are deleted.
+    SessionExpired,
+    /// The server answered with this error: the request had no effect.
+    Server(ErrorCode),
+    /// No server in the list accepted the connection.
+    NoServer(String),
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Error::ConnectionLoss => write!(f, "connection lost; the request's outcome is unknown"),
+            Error::SessionExpired => write!(f, "session expired"),
+            Error::Server(code) => write!(f, "{code}"),
+            Error::NoServer(why) => write!(f, "no server accepted the connection: {why}"),
+        }
+    }
+}
+
+impl std::error::Error for Error {}
+
+/// How fresh a read must be.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Consistency {
+    /// This server's view; may lag the leader. One round trip.
+    Local,
+    /// Sync, then read on the same server: reflects every write acknowledged
+    /// before the read began. Two round trips and a leader quorum round.
+    Linearizable,
+}
+
+type ReplyTx = oneshot::Sender<Result<Response, Error>>;
+
+struct Pending {
+    opcode: OpCode,
+    tx: ReplyTx,
+}
+
+struct Session {
+    id: u64,
+    password: [u8; PASSWORD_BYTES],
+    timeout_ms: u32,
+}
+
+/// A session with the ensemble.
+pub struct Client {
+    requests: mpsc::UnboundedSender<(Request, ReplyTx)>,
+    events: Mutex<mpsc::UnboundedReceiver<WatchEvent>>,
+    last_zxid: Arc<AtomicU64>,
+    session_id: u64,
+}
+
+impl fmt::Debug for Client {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Client")
+            .field("session", &format_args!("{:#x}", self.session_id))
+            .finish()
+    }
+}
+
+impl Client {
+    /// Opens a session on one of `servers` (tried in turn from a varying start).
+    pub async fn connect(servers: &[SocketAddr], timeout_ms: u32) -> Result<Client, Error> {
+        let last_zxid = Arc::new(AtomicU64::new(0));
+        let start = (std::process::id() as usize + timestamp() as usize) % servers.len().max(1);
+        let order: Vec<SocketAddr> = servers
+            .iter()
+            .cycle()
+            .skip(start)
+            .take(servers.len())
+            .copied()
+            .collect();
+        let (stream, session) = open(&order, None, timeout_ms, 0).await?;
+        let (requests, rx) = mpsc::unbounded_channel();
+        let (events_tx, events_rx) = mpsc::unbounded_channel();
+        let session_id = session.id;
+        let conn = Connection {
+            servers: order,
+            session,
+            last_zxid: last_zxid.clone(),
+            events: events_tx,
+        };
+        tokio::spawn(conn.run(stream, rx));
+        Ok(Client {
+            requests,
+            events: Mutex::new(events_rx),
+            last_zxid,
+            session_id,
+        })
+    }
+
+    pub fn session_id(&self) -> u64 {
+        self.session_id
+    }
+
+    /// The newest zxid this client has seen.
+    pub fn last_zxid(&self) -> u64 {
+        self.last_zxid.load(Ordering::SeqCst)
+    }
+
+    /// Queues `request` now; the returned future waits for its reply.
+    fn call(&self, request: Request) -> impl std::future::Future<Output = Result<Response, Error>> {
+        let (tx, rx) = oneshot::channel();
+        let sent = self.requests.send((request, tx)).is_ok();
+        async move {
+            if !sent {
+                return Err(Error::ConnectionLoss);
+            }
+            rx.await.unwrap_or(Err(Error::ConnectionLoss))
+        }
+    }
+
+    /// Creates a node; returns its actual path (with a sequence suffix for
+    /// sequential modes).
+    pub async fn create(&self, path: &str, data: &[u8], mode: CreateMode) -> Result<String, Error> {
+        self.create_ttl(path, data, mode, 0).await
+    }
+
+    pub async fn create_ttl(
+        &self,
+        path: &str,
+        data: &[u8],
+        mode: CreateMode,
+        ttl_ms: u64,
+    ) -> Result<String, Error> {
+        let request = Request::Create(CreateRequest {
+            path: path.into(),
+            data: Bytes::copy_from_slice(data),
+            mode,
+            ttl_ms,
+        });
+        match self.call(request).await? {
+            Response::Create(r) => Ok(r.path),
+            other => Err(unexpected(other)),
+        }
+    }
+
+    pub async fn delete(&self, path: &str, version: i32) -> Result<(), Error> {
+        let request = Request::Delete(DeleteRequest {
+            path: path.into(),
+            version,
+        });
+        self.call(request).await.map(drop)
+    }
+
+    pub async fn set(&self, path: &str, data: &[u8], version: i32) -> Result<Stat, Error> {
+        let request = Request::SetData(SetDataRequest {
+            path: path.into(),
+            data: Bytes::copy_from_slice(data),
+            version,
+        });
+        match self.call(request).await? {
+            Response::SetData(stat) => Ok(stat),
+            other => Err(unexpected(other)),
+        }
+    }
+
+    /// Waits until this client's server has applied every write the leader
+    /// committed before the sync; returns the zxid it reached.
+    pub async fn sync(&self, path: &str) -> Result<u64, Error> {
+        match self.call(Request::Sync { path: path.into() }).await? {
+            Response::Sync { zxid } => Ok(zxid),
+            other => Err(unexpected(other)),
+        }
+    }
+
+    async fn fresh(&self, consistency: Consistency, path: &str) -> Result<(), Error> {
+        if consistency == Consistency::Linearizable {
+            // Queued before the read, answered before it: FIFO per session.
+            self.sync(path).await?;
+        }
+        Ok(())
+    }
+
+    pub async fn get(&self, path: &str, consistency: Consistency) -> Result<(Bytes, Stat), Error> {
+        self.get_watch(path, consistency, false).await
+    }
+
+    pub async fn get_watch(
+        &self,
+        path: &str,
+        consistency: Consistency,
+        watch: bool,
+    ) -> Result<(Bytes, Stat), Error> {
+        self.fresh(consistency, path).await?;
+        match self
+            .call(Request::GetData {
+                path: path.into(),
+                watch,
+            })
+            .await?
+        {
+            Response::GetData { data, stat } => Ok((data, stat)),
+            other => Err(unexpected(other)),
+        }
+    }
+
+    pub async fn exists(
+        &self,
+        path: &str,
+        consistency: Consistency,
+        watch: bool,
+    ) -> Result<Option<Stat>, Error> {
+        self.fresh(consistency, path).await?;
+        match self
+            .call(Request::Exists {
+                path: path.into(),
+                watch,
+            })
+            .await?
+        {
+            Response::Exists(stat) => Ok(stat),
+            other => Err(unexpected(other)),
+        }
+    }
+
+    pub async fn children(
+        &self,
+        path: &str,
+        consistency: Consistency,
+        watch: bool,
+    ) -> Result<(Vec<String>, Stat), Error> {
+        self.fresh(consistency, path).await?;
+        match self
+            .call(Request::GetChildren {
+                path: path.into(),
+                watch,
+            })
+            .await?
+        {
+            Response::GetChildren { children, stat } => Ok((children, stat)),
+            other => Err(unexpected(other)),
+        }
+    }
+
+    /// The next watch event (one-shot or persistent) for this session.
+    pub async fn next_event(&self) -> Option<WatchEvent> {
+        self.events.lock().await.recv().await
+    }
+
+    /// Ends the session: its ephemeral nodes are deleted at once.
+    pub async fn close(self) -> Result<(), Error> {
+        self.call(Request::CloseSession).await.map(drop)
+    }
+}
+
+fn unexpected(r: Response) -> Error {
+    let _ = r;
+    Error::Server(ErrorCode::MarshallingError)
+}
+
+fn timestamp() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as u64)
+}
+
+/// Connects to the first server that accepts: a new session (`session`
+/// None) or the existing one.
+async fn open(
+    servers: &[SocketAddr],
+    session: Option<&Session>,
+    timeout_ms: u32,
+    last_zxid: u64,
+) -> Result<(TcpStream, Session), Error> {
+    let mut last_error = String::from("no servers given");
+    for addr in servers {
+        match handshake(*addr, session, timeout_ms, last_zxid).await {
+            Ok(ok) => return Ok(ok),
+            Err(Error::SessionExpired) => return Err(Error::SessionExpired),
+            Err(e) => last_error = format!("{addr}: {e}"),
+        }
+    }
+    Err(Error::NoServer(last_error))
+}
+
+async fn handshake(
+    addr: SocketAddr,
+    session: Option<&Session>,
+    timeout_ms: u32,
+    last_zxid: u64,
+) -> Result<(TcpStream, Session), Error> {
+    let io = |e: std::io::Error| Error::NoServer(e.to_string());
+    let mut stream = tokio::time::timeout(Duration::from_secs(2), TcpStream::connect(addr))
+        .await
+        .map_err(|_| Error::NoServer("connect timed out".into()))?
+        .map_err(io)?;
+    let _ = stream.set_nodelay(true);
+    let hello = ConnectRequest {
+        protocol_version: PROTOCOL_VERSION,
+        last_zxid_seen: last_zxid,
+        timeout_ms: session.map_or(timeout_ms, |s| s.timeout_ms),
+        session_id: session.map_or(0, |s| s.id),
+        password: session.map_or([0; PASSWORD_BYTES], |s| s.password),
+        max_frame_bytes: FRAME_BYTES_DEFAULT,
+    };
+    let mut out = BytesMut::new();
+    hello.encode(&mut out);
+    stream.write_all(&out).await.map_err(io)?;
+    let mut buf = BytesMut::new();
+    let body = loop {
+        if let Some(body) = zab_proto::decode_frame(&mut buf, FRAME_BYTES_DEFAULT)
+            .map_err(|e| Error::NoServer(e.to_string()))?
+        {
+            break body;
+        }
+        let n = tokio::time::timeout(Duration::from_secs(5), stream.read_buf(&mut buf))
+            .await
+            .map_err(|_| Error::NoServer("handshake timed out".into()))?
+            .map_err(io)?;
+        if n == 0 {
+            return Err(Error::NoServer("closed during the handshake".into()));
+        }
+    };
+    match ConnectReply::decode(body).map_err(|e| Error::NoServer(e.to_string()))? {
+        ConnectReply::Accepted(r) => Ok((
+            stream,
+            Session {
+                id: r.session_id,
+                password: r.password,
+                timeout_ms: r.timeout_ms,
+            },
+        )),
+        ConnectReply::Refused(r) if r.code == ErrorCode::SessionExpired => {
+            Err(Error::SessionExpired)
+        }
+        ConnectReply::Refused(r) => Err(Error::NoServer(format!("{}: {}", r.code, r.message))),
+    }
+}
+
+/// The task that owns the socket: sends requests in call order, matches
+/// replies in order, pings when idle, reconnects on loss.
+struct Connection {
+    servers: Vec<SocketAddr>,
+    session: Session,
+    last_zxid: Arc<AtomicU64>,
+    events: mpsc::UnboundedSender<WatchEvent>,
+}
+
+impl Connection {
+    async fn run(
+        mut self,
+        mut stream: TcpStream,
+        mut requests: mpsc::UnboundedReceiver<(Request, ReplyTx)>,
+    ) {
+        loop {
+            let lost = self.serve(&mut stream, &mut requests).await;
+            if !lost {
+                return;
+            }
+            // Reconnect with the same session, before it expires.
+            let deadline = tokio::time::Instant::now()
+                + Duration::from_millis(u64::from(self.session.timeout_ms));
+            let mut reconnected = None;
+            while tokio::time::Instant::now() < deadline {
+                let last = self.last_zxid.load(Ordering::SeqCst);
+                match open(
+                    &self.servers,
+                    Some(&self.session),
+                    self.session.timeout_ms,
+                    last,
+                )
+                .await
+                {
+                    Ok((s, _)) => {
+                        reconnected = Some(s);
+                        break;
+                    }
+                    Err(Error::SessionExpired) => break,
+                    Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
+                }
+            }
+            match reconnected {
+                Some(s) => stream = s,
+                None => {
+                    // Expired: fail everything from now on.
+                    while let Some((_, tx)) = requests.recv().await {
+                        let _ = tx.send(Err(Error::SessionExpired));
+                    }
+                    return;
+                }
+            }
+        }
+    }
+
+    /// Serves one connection; returns true if it was lost (reconnect), false
+    /// if the client is done.
+    async fn serve(
+        &mut self,
+        stream: &mut TcpStream,
+        requests: &mut mpsc::UnboundedReceiver<(Request, ReplyTx)>,
+    ) -> bool {
+        let (mut reader, mut writer) = stream.split();
+        let mut pending: VecDeque<Pending> = VecDeque::new();
+        let mut xid = Xid::FIRST;
+        let mut buf = BytesMut::with_capacity(16 * 1024);
+        let ping_every = Duration::from_millis(u64::from(self.session.timeout_ms / 3).max(100));
+        let mut ping = tokio::time::interval(ping_every);
+        let mut closing = false;
+        let lost = loop {
+            tokio::select! {
+                request = requests.recv(), if !closing => match request {
+                    Some((request, tx)) => {
+                        closing = matches!(request, Request::CloseSession);
+                        let mut out = BytesMut::new();
+                        let opcode = request.opcode();
+                        RequestFrame::Op { xid, request }.encode(&mut out);
+                        xid = xid.next();
+                        pending.push_back(Pending { opcode, tx });
+                        if writer.write_all(&out).await.is_err() {
+                            break true;
+                        }
+                    }
+                    None => break false,
+                },
+                _ = ping.tick() => {
+                    let mut out = BytesMut::new();
+                    RequestFrame::Ping.encode(&mut out);
+                    if writer.write_all(&out).await.is_err() {
+                        break true;
+                    }
+                }
+                read = reader.read_buf(&mut buf) => {
+                    match read {
+                        Ok(0) | Err(_) => break !closing,
+                        Ok(_) => {}
+                    }
+                    let mut broken = false;
+                    loop {
+                        let body = match zab_proto::decode_frame(&mut buf, FRAME_BYTES_DEFAULT) {
+                            Ok(Some(body)) => body,
+                            Ok(None) => break,
+                            Err(_) => { broken = true; break; }
+                        };
+                        let front = pending.front().map(|p| p.opcode);
+                        let frame = match ServerFrame::decode(body, |_| front) {
+                            Ok(f) => f,
+                            Err(_) => { broken = true; break; }
+                        };
+                        match frame {
+                            ServerFrame::Reply(reply) => {
+                                self.last_zxid.fetch_max(reply.zxid, Ordering::SeqCst);
+                                if let Some(p) = pending.pop_front() {
+                                    let result = match reply.outcome {
+                                        Outcome::Ok(r) => Ok(r),
+                                        Outcome::Err(ErrorCode::SessionExpired) => Err(Error::SessionExpired),
+                                        Outcome::Err(code) | Outcome::MultiErr { err: code, .. } => Err(Error::Server(code)),
+                                    };
+                                    let _ = p.tx.send(result);
+                                }
+                            }
+                            ServerFrame::Ping { zxid } => { self.last_zxid.fetch_max(zxid, Ordering::SeqCst); }
+                            ServerFrame::Watch { zxid, event } => {
+                                self.last_zxid.fetch_max(zxid, Ordering::SeqCst);
+                                let _ = self.events.send(event);
+                            }
+                        }
+                    }
+                    if broken {
+                        break true;
+                    }
+                    if closing && pending.is_empty() {
+                        break false;
+                    }
+                }
+            }
+        };
+        // Whatever was in flight has an unknown outcome.
+        for p in pending {
+            let _ = p.tx.send(Err(Error::ConnectionLoss));
+        }
+        lost
+    }
+}

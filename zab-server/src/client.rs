@@ -27,9 +27,10 @@ use tokio::sync::mpsc;
 use tracing::{debug, info, warn};
 use zab_core::{Input, RequestId, Role, Zxid};
 use zab_proto::{
-    negotiate_frame_bytes, negotiate_timeout_ms, ConnectRefused, ConnectReply, ConnectRequest, ConnectResponse,
-    CreateReply, ErrorCode, MultiResult, Outcome as WireOutcome, Reply, Request, RequestFrame, Response, ServerFrame,
-    WatchEvent, Xid, HANDSHAKE_FRAME_BYTES_MAX, PASSWORD_BYTES, PROTOCOL_VERSION,
+    negotiate_frame_bytes, negotiate_timeout_ms, ConnectRefused, ConnectReply, ConnectRequest,
+    ConnectResponse, CreateReply, ErrorCode, MultiResult, Outcome as WireOutcome, Reply, Request,
+    RequestFrame, Response, ServerFrame, WatchEvent, Xid, HANDSHAKE_FRAME_BYTES_MAX,
+    PASSWORD_BYTES, PROTOCOL_VERSION,
 };
 
 use crate::replica::{is_write, Command, CommandBody, Completion, Replica};
@@ -62,7 +63,11 @@ pub enum ClientEvent {
 }
 
 /// Accepts clients forever, one task each.
-pub async fn listen(listener: TcpListener, events: mpsc::Sender<ClientEvent>, frame_bytes_max: u32) {
+pub async fn listen(
+    listener: TcpListener,
+    events: mpsc::Sender<ClientEvent>,
+    frame_bytes_max: u32,
+) {
     let mut next: ConnId = 1;
     loop {
         match listener.accept().await {
@@ -71,7 +76,8 @@ pub async fn listen(listener: TcpListener, events: mpsc::Sender<ClientEvent>, fr
                 next += 1;
                 let events = events.clone();
                 tokio::spawn(async move {
-                    if let Err(e) = connection(conn, stream, events.clone(), frame_bytes_max).await {
+                    if let Err(e) = connection(conn, stream, events.clone(), frame_bytes_max).await
+                    {
                         debug!(%addr, conn, error = %e, "client connection ended");
                     }
                     let _ = events.send(ClientEvent::Closed { conn }).await;
@@ -104,9 +110,14 @@ async fn connection(
             return Ok(());
         }
     };
-    let limit = negotiate_frame_bytes(hello.max_frame_bytes, frame_bytes_max).unwrap_or(frame_bytes_max);
+    let limit =
+        negotiate_frame_bytes(hello.max_frame_bytes, frame_bytes_max).unwrap_or(frame_bytes_max);
     let (tx, mut rx) = mpsc::unbounded_channel::<Bytes>();
-    if events.send(ClientEvent::Connected { conn, hello, tx }).await.is_err() {
+    if events
+        .send(ClientEvent::Connected { conn, hello, tx })
+        .await
+        .is_err()
+    {
         return Ok(());
     }
     let write = async move {
@@ -127,7 +138,11 @@ async fn connection(
             match zab_proto::decode_frame(&mut buf, limit) {
                 Ok(Some(body)) => match RequestFrame::decode(body) {
                     Ok(frame) => {
-                        if events.send(ClientEvent::Frame { conn, frame }).await.is_err() {
+                        if events
+                            .send(ClientEvent::Frame { conn, frame })
+                            .await
+                            .is_err()
+                        {
                             return Ok(());
                         }
                         continue;
@@ -159,11 +174,20 @@ async fn connection(
 #[derive(Debug)]
 enum Item {
     /// A write in the log; filled in when applied here.
-    Write { xid: i32, id: RequestId },
+    Write {
+        xid: i32,
+        id: RequestId,
+    },
     /// A read that must wait for the writes before it.
-    Read { xid: Xid, request: Request },
+    Read {
+        xid: Xid,
+        request: Request,
+    },
     /// A sync waiting for the leader's confirmation.
-    Sync { xid: i32, id: RequestId },
+    Sync {
+        xid: i32,
+        id: RequestId,
+    },
     Ready(ServerFrame),
     /// Close the connection once everything before it is sent.
     Close,
@@ -228,11 +252,12 @@ impl Frontend {
         }
     }
 
-
     /// Handles one event from a connection task.
     pub fn on_event(&mut self, event: ClientEvent, replica: &Replica, applied: Zxid) -> Inputs {
         match event {
-            ClientEvent::Connected { conn, hello, tx } => self.on_connect(conn, hello, tx, replica, applied),
+            ClientEvent::Connected { conn, hello, tx } => {
+                self.on_connect(conn, hello, tx, replica, applied)
+            }
             ClientEvent::Frame { conn, frame } => self.on_frame(conn, frame, replica, applied),
             ClientEvent::Closed { conn } => {
                 if let Some(c) = self.conns.remove(&conn) {
@@ -289,13 +314,28 @@ impl Frontend {
                         }
                         self.flush(old, replica);
                     }
-                    accept(self.me, &mut c, &hello, hello.session_id, timeout_ms, applied);
+                    accept(
+                        self.me,
+                        &mut c,
+                        &hello,
+                        hello.session_id,
+                        timeout_ms,
+                        applied,
+                    );
                     self.touched.insert(hello.session_id);
                     self.last_heard.insert(hello.session_id, now_ms());
                     self.conns.insert(conn, c);
                 }
-                (Some(_), _) => refuse(&c.tx, ErrorCode::AuthFailed, "wrong session password".into()),
-                (None, _) => refuse(&c.tx, ErrorCode::SessionExpired, "the session has expired".into()),
+                (Some(_), _) => refuse(
+                    &c.tx,
+                    ErrorCode::AuthFailed,
+                    "wrong session password".into(),
+                ),
+                (None, _) => refuse(
+                    &c.tx,
+                    ErrorCode::SessionExpired,
+                    "the session has expired".into(),
+                ),
             }
             return Vec::new();
         }
@@ -309,7 +349,10 @@ impl Frontend {
             session,
             xid: 0,
             time_ms: now_ms() as i64,
-            body: CommandBody::CreateSession { timeout_ms, password },
+            body: CommandBody::CreateSession {
+                timeout_ms,
+                password,
+            },
         };
         c.session = Some(session);
         c.connecting = Some((
@@ -329,27 +372,33 @@ impl Frontend {
             payload: cmd.encode(),
         }]
     }
-
 }
 
 /// Answers the handshake: the session is open on this connection.
-fn accept(me: u64, c: &mut Conn, hello: &ConnectRequest, session: u64, timeout_ms: u32, applied: Zxid) {
-        let limit = negotiate_frame_bytes(hello.max_frame_bytes, zab_proto::FRAME_BYTES_DEFAULT)
-            .unwrap_or(zab_proto::FRAME_BYTES_DEFAULT);
-        let mut out = BytesMut::new();
-        ConnectReply::Accepted(ConnectResponse {
-            protocol_version: PROTOCOL_VERSION,
-            timeout_ms,
-            session_id: session,
-            password: hello.password,
-            max_frame_bytes: limit,
-            server_id: me,
-            last_zxid: applied.0,
-        })
-        .encode(&mut out);
-        c.session = Some(session);
-        let _ = c.tx.send(out.freeze());
-    }
+fn accept(
+    me: u64,
+    c: &mut Conn,
+    hello: &ConnectRequest,
+    session: u64,
+    timeout_ms: u32,
+    applied: Zxid,
+) {
+    let limit = negotiate_frame_bytes(hello.max_frame_bytes, zab_proto::FRAME_BYTES_DEFAULT)
+        .unwrap_or(zab_proto::FRAME_BYTES_DEFAULT);
+    let mut out = BytesMut::new();
+    ConnectReply::Accepted(ConnectResponse {
+        protocol_version: PROTOCOL_VERSION,
+        timeout_ms,
+        session_id: session,
+        password: hello.password,
+        max_frame_bytes: limit,
+        server_id: me,
+        last_zxid: applied.0,
+    })
+    .encode(&mut out);
+    c.session = Some(session);
+    let _ = c.tx.send(out.freeze());
+}
 
 impl Frontend {
     fn new_session_id(&mut self) -> u64 {
@@ -367,7 +416,13 @@ impl Frontend {
         p
     }
 
-    fn on_frame(&mut self, conn: ConnId, frame: RequestFrame, replica: &Replica, applied: Zxid) -> Inputs {
+    fn on_frame(
+        &mut self,
+        conn: ConnId,
+        frame: RequestFrame,
+        replica: &Replica,
+        applied: Zxid,
+    ) -> Inputs {
         let Some(c) = self.conns.get_mut(&conn) else {
             return Vec::new();
         };
@@ -379,14 +434,20 @@ impl Frontend {
             self.last_heard.insert(session, now_ms());
         }
         if c.queue.len() >= OUTSTANDING_MAX {
-            warn!(conn, session = format_args!("{session:#x}"), "too many outstanding requests; closing");
+            warn!(
+                conn,
+                session = format_args!("{session:#x}"),
+                "too many outstanding requests; closing"
+            );
             c.queue.push_back(Item::Close);
             self.flush(conn, replica);
             return Vec::new();
         }
         let mut inputs = Vec::new();
         match frame {
-            RequestFrame::Ping => c.queue.push_back(Item::Ready(ServerFrame::Ping { zxid: applied.0 })),
+            RequestFrame::Ping => c
+                .queue
+                .push_back(Item::Ready(ServerFrame::Ping { zxid: applied.0 })),
             RequestFrame::Op { xid, request } => match request {
                 r if is_write(&r) => {
                     let id = next_id(&mut self.next_request);
@@ -458,7 +519,11 @@ impl Frontend {
                             },
                         }));
                     }
-                    c.queue.push_back(reply(xid.get(), applied, WireOutcome::Ok(Response::SetWatches)));
+                    c.queue.push_back(reply(
+                        xid.get(),
+                        applied,
+                        WireOutcome::Ok(Response::SetWatches),
+                    ));
                 }
                 read => c.queue.push_back(Item::Read { xid, request: read }),
             },
@@ -466,7 +531,6 @@ impl Frontend {
         self.flush(conn, replica);
         inputs
     }
-
 }
 
 /// Re-arms watches after a reconnect and reports what changed since the
@@ -480,47 +544,54 @@ fn rearm(
     set: &zab_proto::SetWatches,
     replica: &Replica,
 ) -> Vec<(zab_proto::WatchEventKind, String)> {
-        use zab_proto::WatchEventKind as K;
-        let rel = set.relative_zxid;
-        let mut events = Vec::new();
-        for path in &set.data {
-            match replica.tree.exists(path) {
-                None => events.push((K::NodeDeleted, path.clone())),
-                Some(st) if st.mzxid.0 > rel => events.push((K::NodeDataChanged, path.clone())),
-                Some(_) => watches.arm(OneShot::Data, path, session),
-            }
+    use zab_proto::WatchEventKind as K;
+    let rel = set.relative_zxid;
+    let mut events = Vec::new();
+    for path in &set.data {
+        match replica.tree.exists(path) {
+            None => events.push((K::NodeDeleted, path.clone())),
+            Some(st) if st.mzxid.0 > rel => events.push((K::NodeDataChanged, path.clone())),
+            Some(_) => watches.arm(OneShot::Data, path, session),
         }
-        for path in &set.exists {
-            match replica.tree.exists(path) {
-                Some(st) if st.czxid.0 > rel => events.push((K::NodeCreated, path.clone())),
-                Some(st) if st.mzxid.0 > rel => events.push((K::NodeDataChanged, path.clone())),
-                _ => watches.arm(OneShot::Exists, path, session),
-            }
+    }
+    for path in &set.exists {
+        match replica.tree.exists(path) {
+            Some(st) if st.czxid.0 > rel => events.push((K::NodeCreated, path.clone())),
+            Some(st) if st.mzxid.0 > rel => events.push((K::NodeDataChanged, path.clone())),
+            _ => watches.arm(OneShot::Exists, path, session),
         }
-        for path in &set.children {
-            match replica.tree.exists(path) {
-                None => events.push((K::NodeDeleted, path.clone())),
-                Some(st) if st.pzxid.0 > rel => events.push((K::NodeChildrenChanged, path.clone())),
-                Some(_) => watches.arm(OneShot::Child, path, session),
-            }
+    }
+    for path in &set.children {
+        match replica.tree.exists(path) {
+            None => events.push((K::NodeDeleted, path.clone())),
+            Some(st) if st.pzxid.0 > rel => events.push((K::NodeChildrenChanged, path.clone())),
+            Some(_) => watches.arm(OneShot::Child, path, session),
         }
-        for (paths, mode) in [
-            (&set.persistent, zab_proto::AddWatchMode::Persistent),
-            (&set.persistent_recursive, zab_proto::AddWatchMode::PersistentRecursive),
-        ] {
-            for path in paths {
-                watches.add(mode, path, session);
-                events.push((K::ContinuityLost, path.clone()));
-            }
+    }
+    for (paths, mode) in [
+        (&set.persistent, zab_proto::AddWatchMode::Persistent),
+        (
+            &set.persistent_recursive,
+            zab_proto::AddWatchMode::PersistentRecursive,
+        ),
+    ] {
+        for path in paths {
+            watches.add(mode, path, session);
+            events.push((K::ContinuityLost, path.clone()));
         }
-        events
+    }
+    events
 }
 
 impl Frontend {
     /// The core rejected a write or sync: it did not and will not happen.
     pub fn on_reject(&mut self, id: RequestId, replica: &Replica, applied: Zxid) {
-        let Some((conn, xid)) = self.requests.remove(&id) else { return };
-        let Some(c) = self.conns.get_mut(&conn) else { return };
+        let Some((conn, xid)) = self.requests.remove(&id) else {
+            return;
+        };
+        let Some(c) = self.conns.get_mut(&conn) else {
+            return;
+        };
         if let Some((hello, _)) = c.connecting.take() {
             let mut out = BytesMut::new();
             ConnectReply::Refused(ConnectRefused {
@@ -533,13 +604,21 @@ impl Frontend {
             self.conns.remove(&conn);
             return;
         }
-        fill(c, xid, reply(xid, applied, WireOutcome::Err(ErrorCode::NotLeaderNoQuorum)));
+        fill(
+            c,
+            xid,
+            reply(xid, applied, WireOutcome::Err(ErrorCode::NotLeaderNoQuorum)),
+        );
         self.flush(conn, replica);
     }
 
     pub fn on_sync_done(&mut self, id: RequestId, zxid: Zxid, replica: &Replica, applied: Zxid) {
-        let Some((conn, xid)) = self.requests.remove(&id) else { return };
-        let Some(c) = self.conns.get_mut(&conn) else { return };
+        let Some((conn, xid)) = self.requests.remove(&id) else {
+            return;
+        };
+        let Some(c) = self.conns.get_mut(&conn) else {
+            return;
+        };
         let outcome = WireOutcome::Ok(Response::Sync { zxid: zxid.0 });
         fill(c, xid, reply(xid, applied, outcome));
         self.flush(conn, replica);
@@ -559,7 +638,13 @@ impl Frontend {
                                 path,
                                 zxid: done.zxid.0,
                             };
-                            send(c, &ServerFrame::Watch { zxid: done.zxid.0, event });
+                            send(
+                                c,
+                                &ServerFrame::Watch {
+                                    zxid: done.zxid.0,
+                                    event,
+                                },
+                            );
                         }
                     }
                 }
@@ -581,7 +666,11 @@ impl Frontend {
                             accept(self.me, c, &hello, session, timeout, done.zxid);
                             self.last_heard.insert(session, now_ms());
                         }
-                    } else if let Some(id) = fill(c, done.xid, reply(done.xid, done.zxid, wire_outcome(&done.outcome))) {
+                    } else if let Some(id) = fill(
+                        c,
+                        done.xid,
+                        reply(done.xid, done.zxid, wire_outcome(&done.outcome)),
+                    ) {
                         self.requests.remove(&id);
                         dirty.insert(conn);
                     }
@@ -598,7 +687,9 @@ impl Frontend {
     /// whose earlier writes have been applied.
     fn flush(&mut self, conn: ConnId, replica: &Replica) {
         let applied = replica.tree.last_applied_zxid();
-        let Some(c) = self.conns.get_mut(&conn) else { return };
+        let Some(c) = self.conns.get_mut(&conn) else {
+            return;
+        };
         let session = c.session.unwrap_or(0);
         loop {
             match c.queue.front() {
@@ -610,7 +701,14 @@ impl Frontend {
                 Some(Item::Read { .. }) => {
                     if let Some(Item::Read { xid, request }) = c.queue.pop_front() {
                         let outcome = read(&request, replica, &mut self.watches, session);
-                        send(c, &ServerFrame::Reply(Reply { xid, zxid: applied.0, outcome }));
+                        send(
+                            c,
+                            &ServerFrame::Reply(Reply {
+                                xid,
+                                zxid: applied.0,
+                                outcome,
+                            }),
+                        );
                     }
                 }
                 Some(Item::Close) => {
@@ -629,11 +727,22 @@ impl Frontend {
     /// Per tick: followers relay which sessions they heard from; the leader
     /// expires sessions silent for their timeout.
     pub fn on_tick(&mut self, role: Role, replica: &Replica) -> Inputs {
-        let leading = matches!(role, Role::Leading { phase: zab_core::Phase::Broadcast, .. });
+        let leading = matches!(
+            role,
+            Role::Leading {
+                phase: zab_core::Phase::Broadcast,
+                ..
+            }
+        );
         let now = now_ms();
         if leading && !self.leading {
             // A new leader restarts every session's clock (REFERENCE §4).
-            self.last_heard = replica.tree.sessions().into_iter().map(|(s, _)| (s, now)).collect();
+            self.last_heard = replica
+                .tree
+                .sessions()
+                .into_iter()
+                .map(|(s, _)| (s, now))
+                .collect();
             self.expiring.clear();
             info!("leading: session clocks restarted");
         }
@@ -648,7 +757,9 @@ impl Frontend {
             }
             for (session, timeout_ms) in replica.tree.sessions() {
                 let heard = *self.last_heard.entry(session).or_insert(now);
-                if now.saturating_sub(heard) > u64::from(timeout_ms) && self.expiring.insert(session) {
+                if now.saturating_sub(heard) > u64::from(timeout_ms)
+                    && self.expiring.insert(session)
+                {
                     info!(session = format_args!("{session:#x}"), "session expired");
                     let cmd = Command {
                         origin: self.me,
@@ -711,10 +822,9 @@ fn reply(xid: i32, zxid: Zxid, outcome: WireOutcome) -> Item {
 
 /// Replaces the queued write or sync `xid` with its reply; returns its id.
 fn fill(c: &mut Conn, xid: i32, item: Item) -> Option<RequestId> {
-    let pos = c
-        .queue
-        .iter()
-        .position(|i| matches!(i, Item::Write { xid: x, .. } | Item::Sync { xid: x, .. } if *x == xid))?;
+    let pos = c.queue.iter().position(
+        |i| matches!(i, Item::Write { xid: x, .. } | Item::Sync { xid: x, .. } if *x == xid),
+    )?;
     let id = match c.queue[pos] {
         Item::Write { id, .. } | Item::Sync { id, .. } => id,
         _ => return None,

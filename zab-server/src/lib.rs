@@ -11,5 +11,5 @@ pub mod replica;
 pub mod run;
 pub mod server;
 pub mod storage;
-pub mod watches;
 pub mod tree;
+pub mod watches;

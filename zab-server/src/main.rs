@@ -29,7 +29,9 @@ fn main() -> ExitCode {
 }
 
 fn inspect(args: &[String]) -> ExitCode {
-    let Some(dir) = args.first() else { return usage() };
+    let Some(dir) = args.first() else {
+        return usage();
+    };
     let records = args.iter().skip(1).any(|a| a == "--records");
     let mut out = std::io::stdout().lock();
     match zab_server::inspect::inspect(&PathBuf::from(dir), records, &mut out) {
@@ -95,7 +97,10 @@ fn run(args: &[String]) -> ExitCode {
         .with_writer(std::io::stderr)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(r) => r,
         Err(e) => {
             eprintln!("zab-server: cannot start the runtime: {e}");

@@ -19,9 +19,9 @@ use zab_core::Zxid;
 use zab_proto::{CreateMode, MultiOp, Request, RequestFrame, PASSWORD_BYTES};
 
 use crate::server::Application;
+use crate::tree::NodeKind;
 use crate::tree::{Applied, Change, DataTree, Outcome};
 use crate::tree::{PendingChanges, Request as TreeRequest};
-use crate::tree::NodeKind;
 
 const COMMAND_VERSION: u8 = 1;
 
@@ -61,7 +61,10 @@ impl Command {
         b.put_i32(self.xid);
         b.put_i64(self.time_ms);
         match &self.body {
-            CommandBody::CreateSession { timeout_ms, password } => {
+            CommandBody::CreateSession {
+                timeout_ms,
+                password,
+            } => {
                 b.put_u8(1);
                 b.put_u32(*timeout_ms);
                 b.put_slice(password);
@@ -98,7 +101,10 @@ impl Command {
                 let timeout_ms = data.get_u32();
                 let mut password = [0u8; PASSWORD_BYTES];
                 data.copy_to_slice(&mut password);
-                CommandBody::CreateSession { timeout_ms, password }
+                CommandBody::CreateSession {
+                    timeout_ms,
+                    password,
+                }
             }
             2 if data.is_empty() => CommandBody::CloseSession,
             3 if data.is_empty() => CommandBody::ExpireSession,
@@ -207,21 +213,31 @@ pub fn tree_request(request: &Request) -> Option<TreeRequest> {
 pub fn is_write(request: &Request) -> bool {
     matches!(
         request,
-        Request::Create(_) | Request::Delete(_) | Request::SetData(_) | Request::Check(_) | Request::Multi(_)
+        Request::Create(_)
+            | Request::Delete(_)
+            | Request::SetData(_)
+            | Request::Check(_)
+            | Request::Multi(_)
     )
 }
 
 impl Application for Replica {
     fn apply(&mut self, zxid: Zxid, payload: &Bytes) -> Result<(), String> {
-        let cmd = Command::decode(payload.clone()).map_err(|e| format!("log record {zxid}: {e}"))?;
+        let cmd =
+            Command::decode(payload.clone()).map_err(|e| format!("log record {zxid}: {e}"))?;
         let request = match &cmd.body {
             CommandBody::CreateSession { timeout_ms, .. } => TreeRequest::CreateSession {
                 timeout_ms: *timeout_ms,
             },
             CommandBody::CloseSession | CommandBody::ExpireSession => TreeRequest::CloseSession,
-            CommandBody::Op(r) => tree_request(r).ok_or_else(|| format!("log record {zxid}: not a write"))?,
+            CommandBody::Op(r) => {
+                tree_request(r).ok_or_else(|| format!("log record {zxid}: not a write"))?
+            }
         };
-        let txn = match self.tree.prepare(&PendingChanges::new(), cmd.session, &request) {
+        let txn = match self
+            .tree
+            .prepare(&PendingChanges::new(), cmd.session, &request)
+        {
             Ok(txn) => txn,
             Err(rejected) => rejected.to_txn(),
         };
@@ -327,8 +343,15 @@ mod tests {
 
     #[test]
     fn replicas_applying_the_same_commands_agree_byte_for_byte() {
-        let log = vec![
-            cmd(5, 0, CommandBody::CreateSession { timeout_ms: 4000, password: [9; 16] }),
+        let log = [
+            cmd(
+                5,
+                0,
+                CommandBody::CreateSession {
+                    timeout_ms: 4000,
+                    password: [9; 16],
+                },
+            ),
             cmd(
                 5,
                 1,
@@ -370,9 +393,17 @@ mod tests {
         }
         assert_eq!(a.snapshot(), b.snapshot());
         let outcomes: Vec<_> = a.completed.iter().map(|c| c.outcome.clone()).collect();
-        assert!(matches!(&outcomes[2], Outcome::Created { path, .. } if path == "/q/item-0000000000"));
-        assert!(matches!(outcomes[3], Outcome::Error(_)), "second create of /q fails");
-        assert!(a.tree.get("/q/item-0000000000").is_none(), "ephemeral gone with its session");
+        assert!(
+            matches!(&outcomes[2], Outcome::Created { path, .. } if path == "/q/item-0000000000")
+        );
+        assert!(
+            matches!(outcomes[3], Outcome::Error(_)),
+            "second create of /q fails"
+        );
+        assert!(
+            a.tree.get("/q/item-0000000000").is_none(),
+            "ephemeral gone with its session"
+        );
         let mut c = Replica::new();
         c.restore(&a.snapshot()).expect("restores");
         assert_eq!(c.snapshot(), a.snapshot());

@@ -9,9 +9,9 @@ use tokio::sync::mpsc;
 use tracing::{error, info};
 use zab_core::{Input, Node, PeerId};
 
+use crate::client::Frontend;
 use crate::config::Config;
 use crate::peer::{Peers, Transport};
-use crate::client::Frontend;
 use crate::replica::Replica;
 use crate::server::{Application, Driver};
 use crate::storage::group_commit::GroupCommit;
@@ -33,13 +33,21 @@ pub async fn serve(cfg: Config) -> Result<Stop, String> {
         .map_err(|e| format!("cannot open data directory: {e}"))?;
     let mut app = Replica::new();
     if let Some(snapshot) = &recovery.snapshot {
-        app.restore(&snapshot.content)
-            .map_err(|e| format!("snapshot {} does not load: {e}", snapshot.meta.path.display()))?;
+        app.restore(&snapshot.content).map_err(|e| {
+            format!(
+                "snapshot {} does not load: {e}",
+                snapshot.meta.path.display()
+            )
+        })?;
     }
     if recovery.truncated_bytes > 0 {
-        info!(bytes = recovery.truncated_bytes, "cut a torn tail from the log");
+        info!(
+            bytes = recovery.truncated_bytes,
+            "cut a torn tail from the log"
+        );
     }
-    let node = Node::new(cfg.core(), recovery.restored).map_err(|e| format!("cannot start the protocol: {e}"))?;
+    let node = Node::new(cfg.core(), recovery.restored)
+        .map_err(|e| format!("cannot start the protocol: {e}"))?;
     let (inputs_tx, inputs_rx) = mpsc::channel::<Input>(INPUT_QUEUE_MAX);
 
     let durable_tx = inputs_tx.clone();
@@ -75,9 +83,21 @@ pub async fn serve(cfg: Config) -> Result<Stop, String> {
         .await
         .map_err(|e| format!("cannot listen for clients on {}: {e}", me.client))?;
     let (clients_tx, clients_rx) = mpsc::channel(INPUT_QUEUE_MAX);
-    tokio::spawn(crate::client::listen(client_listener, clients_tx, cfg.client_frame_bytes_max));
+    tokio::spawn(crate::client::listen(
+        client_listener,
+        clients_tx,
+        cfg.client_frame_bytes_max,
+    ));
     let frontend = Frontend::new(cfg.id, cfg.tick_ms);
-    let (driver, _status) = Driver::new(node, app, frontend, gc.clone(), peers, recovery.replay, cfg.snapshot_every_txns);
+    let (driver, _status) = Driver::new(
+        node,
+        app,
+        frontend,
+        gc.clone(),
+        peers,
+        recovery.replay,
+        cfg.snapshot_every_txns,
+    );
     let tick = Duration::from_millis(cfg.tick_ms);
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
         .map_err(|e| format!("cannot watch SIGTERM: {e}"))?;

@@ -179,7 +179,10 @@ impl Driver {
                 }
                 Action::Deliver { through } => self.deliver(through)?,
                 Action::RoleChanged(role) => info!(?role, "role changed"),
-                Action::SyncDone { id, zxid } => self.frontend.on_sync_done(id, zxid, &self.app, self.applied),
+                Action::SyncDone { id, zxid } => {
+                    self.frontend
+                        .on_sync_done(id, zxid, &self.app, self.applied)
+                }
                 Action::Reject { id, .. } => self.frontend.on_reject(id, &self.app, self.applied),
                 Action::Relayed { payload, .. } => self.frontend.on_relayed(payload),
             }

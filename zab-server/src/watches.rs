@@ -91,25 +91,38 @@ impl Watches {
 
     /// Watches held by `who`, for re-registration elsewhere.
     pub fn count(&self, who: Watcher) -> usize {
-        [&self.data, &self.exists, &self.child, &self.persistent, &self.recursive]
-            .iter()
-            .map(|m| m.values().filter(|s| s.contains(&who)).count())
-            .sum()
+        [
+            &self.data,
+            &self.exists,
+            &self.child,
+            &self.persistent,
+            &self.recursive,
+        ]
+        .iter()
+        .map(|m| m.values().filter(|s| s.contains(&who)).count())
+        .sum()
     }
 
     /// The events one change fires, disarming the one-shot watches it used.
     pub fn fire(&mut self, change: &Change) -> Vec<(Watcher, WatchEventKind, String)> {
         let path = change.path.as_str();
-        let (kind, one_shot): (WatchEventKind, Vec<&mut BTreeMap<String, BTreeSet<Watcher>>>) =
-            match change.kind {
-                ChangeKind::Created => (WatchEventKind::NodeCreated, vec![&mut self.exists]),
-                ChangeKind::Deleted => (
-                    WatchEventKind::NodeDeleted,
-                    vec![&mut self.data, &mut self.exists, &mut self.child],
-                ),
-                ChangeKind::DataChanged => (WatchEventKind::NodeDataChanged, vec![&mut self.data, &mut self.exists]),
-                ChangeKind::ChildrenChanged => (WatchEventKind::NodeChildrenChanged, vec![&mut self.child]),
-            };
+        let (kind, one_shot): (
+            WatchEventKind,
+            Vec<&mut BTreeMap<String, BTreeSet<Watcher>>>,
+        ) = match change.kind {
+            ChangeKind::Created => (WatchEventKind::NodeCreated, vec![&mut self.exists]),
+            ChangeKind::Deleted => (
+                WatchEventKind::NodeDeleted,
+                vec![&mut self.data, &mut self.exists, &mut self.child],
+            ),
+            ChangeKind::DataChanged => (
+                WatchEventKind::NodeDataChanged,
+                vec![&mut self.data, &mut self.exists],
+            ),
+            ChangeKind::ChildrenChanged => {
+                (WatchEventKind::NodeChildrenChanged, vec![&mut self.child])
+            }
+        };
         let mut who = BTreeSet::new();
         for map in one_shot {
             if let Some(set) = map.remove(path) {
@@ -126,13 +139,17 @@ impl Watches {
                 }
             }
         }
-        who.into_iter().map(|w| (w, kind, path.to_string())).collect()
+        who.into_iter()
+            .map(|w| (w, kind, path.to_string()))
+            .collect()
     }
 }
 
 /// Whether a recursive watch on `prefix` covers `path`.
 fn covers(prefix: &str, path: &str) -> bool {
-    prefix == "/" || path == prefix || (path.starts_with(prefix) && path.as_bytes().get(prefix.len()) == Some(&b'/'))
+    prefix == "/"
+        || path == prefix
+        || (path.starts_with(prefix) && path.as_bytes().get(prefix.len()) == Some(&b'/'))
 }
 
 #[cfg(test)]
@@ -155,8 +172,14 @@ mod tests {
         let fired = w.fire(&change("/a", ChangeKind::DataChanged));
         let who: Vec<_> = fired.iter().map(|(w, _, _)| *w).collect();
         assert_eq!(who, vec![1, 2, 3]);
-        assert!(fired.iter().all(|(_, k, _)| *k == WatchEventKind::NodeDataChanged));
-        let again: Vec<_> = w.fire(&change("/a", ChangeKind::DataChanged)).into_iter().map(|e| e.0).collect();
+        assert!(fired
+            .iter()
+            .all(|(_, k, _)| *k == WatchEventKind::NodeDataChanged));
+        let again: Vec<_> = w
+            .fire(&change("/a", ChangeKind::DataChanged))
+            .into_iter()
+            .map(|e| e.0)
+            .collect();
         assert_eq!(again, vec![3], "one-shot watches are gone");
     }
 
@@ -166,7 +189,10 @@ mod tests {
         w.add(AddWatchMode::PersistentRecursive, "/app", 7);
         assert_eq!(w.fire(&change("/app/x/y", ChangeKind::Created)).len(), 1);
         assert_eq!(w.fire(&change("/apple", ChangeKind::Created)).len(), 0);
-        assert_eq!(w.fire(&change("/app", ChangeKind::ChildrenChanged)).len(), 0);
+        assert_eq!(
+            w.fire(&change("/app", ChangeKind::ChildrenChanged)).len(),
+            0
+        );
     }
 
     #[test]
@@ -175,7 +201,11 @@ mod tests {
         w.arm(OneShot::Data, "/n", 1);
         w.arm(OneShot::Child, "/n", 2);
         assert!(w.fire(&change("/n", ChangeKind::Created)).is_empty());
-        let who: Vec<_> = w.fire(&change("/n", ChangeKind::Deleted)).into_iter().map(|e| e.0).collect();
+        let who: Vec<_> = w
+            .fire(&change("/n", ChangeKind::Deleted))
+            .into_iter()
+            .map(|e| e.0)
+            .collect();
         assert_eq!(who, vec![1, 2]);
     }
 }

@@ -76,10 +76,11 @@ impl Fs for RealFs {
         if file.metadata()?.len() == 0 {
             return Ok(Bytes::new());
         }
-        // SAFETY: the mapping is read-only and private to this process. Our
-        // files are only changed through this crate, which never truncates a
-        // file while a reader holds its mapping (recovery reads before any
-        // writer opens the file; DIFF streaming reads sealed segments).
+        // SAFETY: the mapping is read-only. Log segments can be truncated and
+        // rewritten in place by TRUNC, so the log never lets a view of a
+        // segment outlive the read (`txn_log.rs: owned` copies what escapes),
+        // and it never truncates a segment while it is reading it. Snapshot
+        // and epoch files are only replaced by rename, never modified.
         #[allow(unsafe_code)]
         let map = unsafe { memmap2::Mmap::map(&file)? };
         Ok(Bytes::from_owner(map))

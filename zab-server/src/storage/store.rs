@@ -98,7 +98,13 @@ impl Store {
         let has_state = has_log || !snapshots.is_empty();
         let accepted = read_epoch(fs.as_ref(), dir, ACCEPTED, has_state)?;
         let current = read_epoch(fs.as_ref(), dir, CURRENT, has_state)?;
-        let (log, recovered) = TxnLog::open(fs.clone(), dir, generation, cfg.log)?;
+        let (mut log, recovered) = TxnLog::open(fs.clone(), dir, generation, cfg.log)?;
+        if log.last() != Zxid::ZERO && log.last() < base {
+            // The snapshot got ahead of the durable log (the state machine
+            // applies logged records before their fsync). The snapshot covers
+            // all of it; restart the log after it so appends stay contiguous.
+            log.reset(generation)?;
+        }
         let replay = after_base(dir, base, recovered.records)?;
         let mut history = History::starting_after(base);
         for t in &replay {
@@ -181,7 +187,8 @@ impl Store {
     /// TRUNC is total (REFERENCE §1.4): the log after `to`, and any snapshot
     /// newer than `to`, are removed durably.
     fn truncate(&mut self, to: Zxid) -> Result<()> {
-        self.log.truncate_after(to)?;
+        // Newer snapshots go first: a crash between the two steps must not
+        // leave a snapshot ahead of a log that was already cut.
         let newer: Vec<_> = self
             .snapshots
             .iter()
@@ -199,7 +206,7 @@ impl Store {
                 .map_err(|e| StorageError::io("fsync directory", &self.dir, e))?;
             self.snapshots.retain(|m| m.zxid <= to);
         }
-        Ok(())
+        self.log.truncate_after(to)
     }
 
     /// A snapshot received from the leader replaces the whole history. It is

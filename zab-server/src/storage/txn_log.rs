@@ -158,6 +158,18 @@ impl TxnLog {
             let is_last = i + 1 == count;
             let (seg, cut) = log.recover_segment(&path, first, is_last, &mut records)?;
             truncated_bytes += cut;
+            if seg.last == Zxid::ZERO {
+                // The newest segment was created but nothing in it became
+                // durable. Its name promises a first zxid that may never come
+                // (a TRUNC or a new epoch can follow), so it goes.
+                log.fs
+                    .remove(&path)
+                    .map_err(|e| StorageError::io("remove", &path, e))?;
+                log.fs
+                    .sync_dir(dir)
+                    .map_err(|e| StorageError::io("fsync directory", dir, e))?;
+                continue;
+            }
             log.segments.push(seg);
         }
         if let Some(seg) = log.segments.last() {
@@ -209,7 +221,7 @@ impl TxnLog {
                     }
                     prev = Some(txn.zxid);
                     last = txn.zxid;
-                    records.push(txn);
+                    records.push(owned(txn));
                     offset = next;
                 }
                 Decoded::End => break,
@@ -499,7 +511,7 @@ impl TxnLog {
                 match record::decode(&data, offset) {
                     Decoded::Record(txn, next) => {
                         if txn.zxid > after && txn.zxid <= through {
-                            out.push(txn);
+                            out.push(owned(txn));
                         }
                         offset = next;
                     }
@@ -516,6 +528,16 @@ impl TxnLog {
     /// Paths of the segment files, oldest first (for inspection and tests).
     pub fn segment_paths(&self) -> Vec<PathBuf> {
         self.segments.iter().map(|s| s.path.clone()).collect()
+    }
+}
+
+/// A copy of `txn` that does not point into a mapped segment: segments are
+/// truncated and rewritten in place by TRUNC, which would change (or, past the
+/// new end, fault) a view that outlived the read.
+fn owned(txn: Txn) -> Txn {
+    Txn {
+        zxid: txn.zxid,
+        payload: Bytes::copy_from_slice(&txn.payload),
     }
 }
 
