@@ -158,6 +158,19 @@ impl Learner {
             if ctx.now > self.deadline {
                 return Next::Looking("not up to date within initLimit");
             }
+            if self.stage == Stage::Connecting {
+                // The leader may have decided a moment after us and dropped
+                // our first FOLLOWERINFO while still looking: say it again
+                // (a copy of the same join attempt is ignored once known).
+                ctx.send(
+                    self.leader,
+                    Message::FollowerInfo {
+                        accepted_epoch: ctx.accepted_epoch,
+                        observer: self.observer,
+                        join: self.join,
+                    },
+                );
+            }
         } else if ctx.now - self.last_heard > u64::from(ctx.cfg.sync_limit_ticks) {
             return Next::Looking("leader silent for syncLimit");
         }
@@ -616,6 +629,46 @@ mod tests {
             from: Some(p(1)),
             payload: Bytes::from_static(b"touch 42"),
         }));
+    }
+
+    #[test]
+    fn followerinfo_is_repeated_until_the_leader_answers() {
+        let mut f = node(1, &[1, 2, 3], restored(1, 1, Default::default()));
+        let elected = crate::types::Vote {
+            epoch: Epoch(1),
+            zxid: z(0, 0),
+            leader: p(2),
+        };
+        for from in [2, 3] {
+            let state = if from == 2 {
+                crate::types::ServerState::Leading
+            } else {
+                crate::types::ServerState::Following
+            };
+            f.handle(Input::Received {
+                from: p(from),
+                msg: Message::Notification {
+                    vote: elected,
+                    round: 1,
+                    state,
+                },
+            });
+        }
+        take(&mut f);
+        // The leader was still looking when the first copy arrived and
+        // dropped it; the next tick says it again, same attempt.
+        f.handle(Input::Tick);
+        assert_eq!(
+            take(&mut f),
+            vec![Action::Send {
+                to: p(2),
+                msg: Message::FollowerInfo {
+                    accepted_epoch: Epoch(1),
+                    observer: false,
+                    join: 1,
+                },
+            }]
+        );
     }
 
     #[test]

@@ -1,0 +1,358 @@
+//! Real processes on 127.0.0.1: a 3-server ensemble of the release binary's
+//! test build, driven through zab-client over TCP. Every wait is bounded.
+
+use std::net::{SocketAddr, TcpListener};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use zab_client::{Client, Consistency, CreateMode, Error, ErrorCode, WatchEventKind};
+
+struct Ensemble {
+    dir: PathBuf,
+    clients: Vec<SocketAddr>,
+    procs: Vec<Option<Child>>,
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port on loopback")
+}
+
+impl Ensemble {
+    fn start(n: usize, name: &str) -> Ensemble {
+        let dir = std::env::temp_dir().join(format!("zab-cluster-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let peers: Vec<u16> = (0..n).map(|_| free_port()).collect();
+        let clients: Vec<u16> = (0..n).map(|_| free_port()).collect();
+        let mut servers = String::new();
+        for i in 0..n {
+            servers.push_str(&format!(
+                "[[servers]]\nid = {}\npeer = \"127.0.0.1:{}\"\nclient = \"127.0.0.1:{}\"\n",
+                i + 1,
+                peers[i],
+                clients[i]
+            ));
+        }
+        for i in 0..n {
+            let data = dir.join(format!("{}", i + 1));
+            std::fs::create_dir_all(&data).expect("data dir");
+            let cfg = format!(
+                "id = {}\ndata_dir = \"{}\"\n{servers}",
+                i + 1,
+                data.display()
+            );
+            std::fs::write(data.join("zab.toml"), cfg).expect("config");
+        }
+        let mut e = Ensemble {
+            dir,
+            clients: clients
+                .iter()
+                .map(|p| SocketAddr::from(([127, 0, 0, 1], *p)))
+                .collect(),
+            procs: (0..n).map(|_| None).collect(),
+        };
+        for i in 0..n {
+            e.spawn(i);
+        }
+        e
+    }
+
+    fn spawn(&mut self, i: usize) {
+        let data = self.dir.join(format!("{}", i + 1));
+        let log = std::fs::File::create(data.join("server.log")).expect("log file");
+        let child = Command::new(env!("CARGO_BIN_EXE_zab-server"))
+            .arg("--config")
+            .arg(data.join("zab.toml"))
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("start zab-server");
+        self.procs[i] = Some(child);
+    }
+
+    fn kill(&mut self, i: usize) {
+        if let Some(mut c) = self.procs[i].take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    /// Connects to server `i` only, retrying until it serves (bounded).
+    async fn client(&self, i: usize, timeout_ms: u32) -> Client {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            match Client::connect(&[self.clients[i]], timeout_ms).await {
+                Ok(c) => return c,
+                Err(e) if Instant::now() < deadline => {
+                    let _ = e;
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+                Err(e) => panic!("server {} never accepted a session: {e}", i + 1),
+            }
+        }
+    }
+
+    /// The id (0-based) of the server whose log says it leads now.
+    fn leader(&self) -> Option<usize> {
+        (0..self.procs.len()).find(|&i| {
+            self.procs[i].is_some()
+                && std::fs::read_to_string(self.dir.join(format!("{}", i + 1)).join("server.log"))
+                    .map(|log| {
+                        let last_role = log.lines().rev().find(|l| l.contains("role changed"));
+                        last_role.is_some_and(|l| l.contains("Leading") && l.contains("Broadcast"))
+                    })
+                    .unwrap_or(false)
+        })
+    }
+}
+
+impl Drop for Ensemble {
+    fn drop(&mut self) {
+        for i in 0..self.procs.len() {
+            self.kill(i);
+        }
+        if !std::thread::panicking() {
+            let _ = std::fs::remove_dir_all(&self.dir);
+        } else {
+            eprintln!("server logs kept in {}", self.dir.display());
+        }
+    }
+}
+
+/// Retries `f` on ConnectionLoss or a refused write while a leader is being
+/// elected (bounded), as an application would.
+async fn retry<T, F, Fut>(mut f: F) -> Result<T, Error>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T, Error>>,
+{
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        match f().await {
+            Err(Error::ConnectionLoss | Error::Server(ErrorCode::NotLeaderNoQuorum))
+                if Instant::now() < deadline =>
+            {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            other => return other,
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn znode_operations_and_linearizable_follower_reads() {
+    let e = Ensemble::start(3, "ops");
+    let a = e.client(0, 4000).await;
+    let b = e.client(1, 4000).await;
+    let c = e.client(2, 4000).await;
+
+    let path = retry(|| a.create("/config", b"v1", CreateMode::Persistent))
+        .await
+        .expect("create");
+    assert_eq!(path, "/config");
+    assert_eq!(
+        a.create("/config", b"again", CreateMode::Persistent).await,
+        Err(Error::Server(ErrorCode::NodeExists))
+    );
+    // Stat after create, then after a set (REFERENCE §3).
+    let (data, st) = a
+        .get("/config", Consistency::Local)
+        .await
+        .expect("read own write");
+    assert_eq!(&data[..], b"v1");
+    assert_eq!(
+        (st.version, st.cversion, st.data_length, st.num_children),
+        (0, 0, 2, 0)
+    );
+    assert_eq!(st.czxid, st.mzxid);
+    assert_eq!(st.pzxid, st.czxid);
+    let st2 = a
+        .set("/config", b"v2!", 0)
+        .await
+        .expect("set with the right version");
+    assert_eq!((st2.version, st2.data_length, st2.czxid), (1, 3, st.czxid));
+    assert!(st2.mzxid > st.mzxid);
+    assert_eq!(
+        a.set("/config", b"x", 0).await,
+        Err(Error::Server(ErrorCode::BadVersion))
+    );
+
+    // Written at one server, read linearizably at the others.
+    for reader in [&b, &c] {
+        let (data, stat) = reader
+            .get("/config", Consistency::Linearizable)
+            .await
+            .expect("sync then read");
+        assert_eq!(&data[..], b"v2!");
+        assert_eq!(stat.version, 1);
+    }
+
+    // Sequential names count every child create and never go back.
+    a.create("/q", b"", CreateMode::Persistent)
+        .await
+        .expect("parent");
+    let s1 = a
+        .create("/q/job-", b"", CreateMode::PersistentSequential)
+        .await
+        .expect("seq");
+    a.create("/q/plain", b"", CreateMode::Persistent)
+        .await
+        .expect("plain child");
+    a.delete("/q/plain", -1).await.expect("delete");
+    let s2 = a
+        .create("/q/job-", b"", CreateMode::PersistentSequential)
+        .await
+        .expect("seq");
+    assert_eq!(
+        (s1.as_str(), s2.as_str()),
+        ("/q/job-0000000000", "/q/job-0000000002")
+    );
+    let (children, qstat) = b
+        .children("/q", Consistency::Linearizable, false)
+        .await
+        .expect("children");
+    assert_eq!(
+        children,
+        vec!["job-0000000000".to_string(), "job-0000000002".to_string()]
+    );
+    assert_eq!((qstat.cversion, qstat.num_children), (4, 2));
+    assert_eq!(
+        a.delete("/q", -1).await,
+        Err(Error::Server(ErrorCode::NotEmpty))
+    );
+    assert_eq!(
+        a.get("/missing", Consistency::Local).await,
+        Err(Error::Server(ErrorCode::NoNode))
+    );
+    assert_eq!(
+        a.get("bad//path", Consistency::Local).await,
+        Err(Error::Server(ErrorCode::BadArguments))
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ephemerals_go_with_close_and_expiry_and_watches_fire_once() {
+    let e = Ensemble::start(3, "sessions");
+    let owner = e.client(1, 1000).await;
+    let watcher = e.client(2, 4000).await;
+    retry(|| owner.create("/svc", b"", CreateMode::Persistent))
+        .await
+        .expect("parent");
+    owner
+        .create("/svc/a", b"addr", CreateMode::Ephemeral)
+        .await
+        .expect("ephemeral");
+    assert_eq!(
+        owner
+            .create("/svc/a/child", b"", CreateMode::Persistent)
+            .await,
+        Err(Error::Server(ErrorCode::NoChildrenForEphemerals))
+    );
+    let (_, st) = watcher
+        .get_watch("/svc/a", Consistency::Linearizable, true)
+        .await
+        .expect("watch armed");
+    assert_eq!(st.ephemeral_owner, owner.session_id());
+    let (kids, _) = watcher
+        .children("/svc", Consistency::Local, true)
+        .await
+        .expect("child watch");
+    assert_eq!(kids, vec!["a".to_string()]);
+
+    // Explicit close removes the ephemeral at once; both watches fire, once.
+    owner.close().await.expect("close");
+    let mut kinds = Vec::new();
+    for _ in 0..2 {
+        let ev = tokio::time::timeout(Duration::from_secs(10), watcher.next_event())
+            .await
+            .expect("watch event in time")
+            .expect("event stream open");
+        kinds.push((ev.kind, ev.path));
+    }
+    kinds.sort_by_key(|(k, _)| *k as u8);
+    assert_eq!(
+        kinds,
+        vec![
+            (WatchEventKind::NodeDeleted, "/svc/a".to_string()),
+            (WatchEventKind::NodeChildrenChanged, "/svc".to_string())
+        ]
+    );
+    assert!(watcher
+        .exists("/svc/a", Consistency::Linearizable, false)
+        .await
+        .expect("exists")
+        .is_none());
+
+    // Expiry: a session that stops talking loses its ephemerals.
+    let gone = e.client(0, 1000).await;
+    gone.create("/svc/b", b"", CreateMode::Ephemeral)
+        .await
+        .expect("ephemeral");
+    let sid = gone.session_id();
+    drop(gone); // the connection closes; nobody pings for this session
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let st = watcher
+            .exists("/svc/b", Consistency::Linearizable, false)
+            .await
+            .expect("exists");
+        match st {
+            None => break,
+            Some(s) => assert_eq!(s.ephemeral_owner, sid),
+        }
+        assert!(Instant::now() < deadline, "session never expired");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn killing_the_leader_keeps_acknowledged_writes_and_serves_again() {
+    let mut e = Ensemble::start(3, "failover");
+    let writer = e.client(0, 4000).await;
+    retry(|| writer.create("/k", b"0", CreateMode::Persistent))
+        .await
+        .expect("create");
+    for i in 1..=20 {
+        writer
+            .set("/k", i.to_string().as_bytes(), -1)
+            .await
+            .expect("acknowledged write");
+    }
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let leader = loop {
+        if let Some(l) = e.leader() {
+            break l;
+        }
+        assert!(Instant::now() < deadline, "no leader in the logs");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    e.kill(leader);
+    let survivor = (0..3).find(|&i| i != leader).expect("two survivors");
+    let other = e.client(survivor, 4000).await;
+    // Every acknowledged write survives, and the ensemble takes writes again.
+    let (data, _) = retry(|| other.get("/k", Consistency::Linearizable))
+        .await
+        .expect("read after failover");
+    assert_eq!(&data[..], b"20");
+    retry(|| other.set("/k", b"21", -1))
+        .await
+        .expect("write through the new leader");
+    let third = (0..3)
+        .find(|&i| i != leader && i != survivor)
+        .expect("third");
+    let reader = e.client(third, 4000).await;
+    let (data, _) = retry(|| reader.get("/k", Consistency::Linearizable))
+        .await
+        .expect("read");
+    assert_eq!(&data[..], b"21");
+    // The restarted server catches up.
+    e.spawn(leader);
+    let back = e.client(leader, 4000).await;
+    let (data, _) = retry(|| back.get("/k", Consistency::Linearizable))
+        .await
+        .expect("read on the restarted server");
+    assert_eq!(&data[..], b"21");
+}
