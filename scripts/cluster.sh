@@ -45,8 +45,12 @@ start() { # id
     echo $! > "$DATA/$id/pid"
 }
 
-running() { # id
-    [ -f "$DATA/$1/pid" ] && kill -0 "$(cat "$DATA/$1/pid")" 2>/dev/null
+running() { # id (a killed process nobody has reaped yet is a zombie: not running)
+    [ -f "$DATA/$1/pid" ] || return 1
+    local pid
+    pid="$(cat "$DATA/$1/pid")"
+    kill -0 "$pid" 2>/dev/null || return 1
+    ! ps -o stat= -p "$pid" 2>/dev/null | grep -q Z
 }
 
 members() {

@@ -281,6 +281,22 @@ impl Client {
         }
     }
 
+    /// Arms a persistent watch on `path` (and its whole subtree if
+    /// `recursive`); events arrive on [`Client::next_event`].
+    pub async fn add_watch(&self, path: &str, recursive: bool) -> Result<(), Error> {
+        let mode = if recursive {
+            zab_proto::AddWatchMode::PersistentRecursive
+        } else {
+            zab_proto::AddWatchMode::Persistent
+        };
+        self.call(Request::AddWatch {
+            path: path.into(),
+            mode,
+        })
+        .await
+        .map(drop)
+    }
+
     /// The next watch event (one-shot or persistent) for this session.
     pub async fn next_event(&self) -> Option<WatchEvent> {
         self.events.lock().await.recv().await
