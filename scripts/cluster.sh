@@ -8,7 +8,8 @@
 #   scripts/cluster.sh restart ID   start one server again (after kill)
 #
 # Data, configs, logs and pid files live under $ZAB_DATA (default ./data).
-# Ports: server i listens for clients on 2180+i, peers on 2880+i.
+# Ports: server i listens for clients on 2180+i, peers on 2880+i, and serves
+# /health, /status and /metrics on 127.0.0.1:8080+i.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 DATA="${ZAB_DATA:-./data}"
@@ -31,6 +32,7 @@ config() { # id n
             echo "id = $j"
             echo "peer = \"127.0.0.1:$((2880 + j))\""
             echo "client = \"127.0.0.1:$((2180 + j))\""
+            echo "admin = \"127.0.0.1:$((8080 + j))\""
         done
     } > "$DATA/$id/zab.toml"
 }
@@ -93,7 +95,9 @@ case "${1:-}" in
         ;;
     status)
         for id in $(members); do
-            if running "$id"; then echo "server $id: running (pid $(cat "$DATA/$id/pid")), client 127.0.0.1:$((2180 + id))"
+            if running "$id"; then
+                st="$(curl -s --max-time 1 "http://127.0.0.1:$((8080 + id))/status" 2>/dev/null || true)"
+                echo "server $id: running (pid $(cat "$DATA/$id/pid")), client 127.0.0.1:$((2180 + id)) ${st}"
             else echo "server $id: stopped"; fi
         done
         ;;

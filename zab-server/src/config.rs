@@ -21,6 +21,9 @@ pub struct Member {
     /// Observers replicate and serve reads but never vote.
     #[serde(default)]
     pub observer: bool,
+    /// Admin HTTP port (/health, /status, /metrics); none if absent.
+    #[serde(default)]
+    pub admin: Option<SocketAddr>,
 }
 
 #[derive(Clone, Debug, Deserialize)]
@@ -99,7 +102,10 @@ impl Config {
             if !ids.insert(m.id) {
                 return bad(format!("server id {} appears twice", m.id));
             }
-            for a in [m.peer, m.client] {
+            for a in [Some(m.peer), Some(m.client), m.admin]
+                .into_iter()
+                .flatten()
+            {
                 if !addrs.insert(a) {
                     return bad(format!("address {a} is used twice"));
                 }

@@ -3,6 +3,7 @@
 //! configuration (`config`) and the offline inspector (`inspect`). The
 //! replicated znode tree, sessions, watches and the client protocol follow.
 
+pub mod admin;
 pub mod client;
 pub mod config;
 pub mod inspect;

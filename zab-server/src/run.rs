@@ -89,7 +89,7 @@ pub async fn serve(cfg: Config) -> Result<Stop, String> {
         cfg.client_frame_bytes_max,
     ));
     let frontend = Frontend::new(cfg.id, cfg.tick_ms);
-    let (driver, _status) = Driver::new(
+    let (driver, status) = Driver::new(
         node,
         app,
         frontend,
@@ -98,6 +98,12 @@ pub async fn serve(cfg: Config) -> Result<Stop, String> {
         recovery.replay,
         cfg.snapshot_every_txns,
     );
+    if let Some(admin) = me.admin {
+        let listener = TcpListener::bind(admin)
+            .await
+            .map_err(|e| format!("cannot listen for admin requests on {admin}: {e}"))?;
+        tokio::spawn(crate::admin::serve(listener, status, cfg.id));
+    }
     let tick = Duration::from_millis(cfg.tick_ms);
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
         .map_err(|e| format!("cannot watch SIGTERM: {e}"))?;

@@ -40,6 +40,10 @@ pub struct Status {
     pub role: Role,
     pub applied: Zxid,
     pub last_logged: Zxid,
+    pub znodes: usize,
+    pub sessions: usize,
+    pub connections: usize,
+    pub stats: zab_core::Stats,
 }
 
 #[derive(Debug)]
@@ -74,6 +78,10 @@ impl Driver {
             role: node.role(),
             applied,
             last_logged: node.history().last(),
+            znodes: 0,
+            sessions: 0,
+            connections: 0,
+            stats: node.stats(),
         };
         let (tx, rx) = watch::channel(status);
         let window = recovered.into_iter().map(|t| (t.zxid, t.payload)).collect();
@@ -105,6 +113,7 @@ impl Driver {
         loop {
             tokio::select! {
                 _ = ticker.tick() => {
+                    self.publish();
                     self.node.handle(Input::Tick);
                     let more = self.frontend.on_tick(self.node.role(), &self.app);
                     self.feed(more);
@@ -187,7 +196,6 @@ impl Driver {
                 Action::Relayed { payload, .. } => self.frontend.on_relayed(payload),
             }
         }
-        self.publish();
         Ok(())
     }
 
@@ -257,11 +265,17 @@ impl Driver {
         self.node.handle(Input::Compacted { through: zxid });
     }
 
+    /// Publishes the status for the admin endpoint (once per tick: counting
+    /// sessions is not free).
     fn publish(&self) {
         let status = Status {
             role: self.node.role(),
             applied: self.applied,
             last_logged: self.node.history().last(),
+            znodes: self.app.tree.node_count(),
+            sessions: self.app.tree.sessions().len(),
+            connections: self.frontend.connections(),
+            stats: self.node.stats(),
         };
         self.status.send_if_modified(|s| {
             let changed = *s != status;

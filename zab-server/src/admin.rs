@@ -1,0 +1,180 @@
+//! The admin port: `GET /health` (200 when serving, 503 otherwise), `GET
+//! /status` (JSON: role, leader, epoch, zxids, counts) and `GET /metrics`
+//! (Prometheus text). A deliberately tiny HTTP/1.0 responder on loopback:
+//! one request per connection, bounded request size, no keep-alive.
+
+use std::fmt::Write as _;
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use zab_core::{Phase, Role};
+
+use crate::server::Status;
+
+const REQUEST_BYTES_MAX: usize = 8 * 1024;
+
+pub async fn serve(listener: TcpListener, status: watch::Receiver<Status>, id: u64) {
+    loop {
+        let Ok((mut stream, _)) = listener.accept().await else {
+            continue;
+        };
+        let status = status.borrow().clone();
+        tokio::spawn(async move {
+            let mut buf = vec![0u8; REQUEST_BYTES_MAX];
+            let mut len = 0;
+            while len < buf.len() {
+                match tokio::time::timeout(
+                    std::time::Duration::from_secs(2),
+                    stream.read(&mut buf[len..]),
+                )
+                .await
+                {
+                    Ok(Ok(0)) | Err(_) | Ok(Err(_)) => break,
+                    Ok(Ok(n)) => len += n,
+                }
+                if buf[..len].windows(4).any(|w| w == b"\r\n\r\n") {
+                    break;
+                }
+            }
+            let request = String::from_utf8_lossy(&buf[..len]);
+            let path = request.split_whitespace().nth(1).unwrap_or("/");
+            let (code, kind, body) = respond(path, &status, id);
+            let head = format!(
+                "HTTP/1.0 {code}\r\nContent-Type: {kind}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+                body.len()
+            );
+            let _ = stream.write_all(head.as_bytes()).await;
+            let _ = stream.write_all(body.as_bytes()).await;
+        });
+    }
+}
+
+fn serving(role: &Role) -> bool {
+    matches!(
+        role,
+        Role::Leading {
+            phase: Phase::Broadcast,
+            ..
+        } | Role::Following {
+            phase: Phase::Broadcast,
+            ..
+        } | Role::Observing {
+            phase: Phase::Broadcast,
+            ..
+        }
+    )
+}
+
+fn role_parts(role: &Role, id: u64) -> (&'static str, Option<u64>, u32) {
+    match role {
+        Role::Looking => ("looking", None, 0),
+        Role::Leading { epoch, .. } => ("leading", Some(id), epoch.0),
+        Role::Following { leader, term, .. } => ("following", Some(leader.0), term.0),
+        Role::Observing { leader, term, .. } => ("observing", Some(leader.0), term.0),
+    }
+}
+
+pub fn respond(path: &str, s: &Status, id: u64) -> (&'static str, &'static str, String) {
+    let (role, leader, epoch) = role_parts(&s.role, id);
+    match path {
+        "/health" => {
+            if serving(&s.role) {
+                ("200 OK", "text/plain", "ok\n".into())
+            } else {
+                ("503 Service Unavailable", "text/plain", format!("{role}\n"))
+            }
+        }
+        "/status" => {
+            let leader = leader.map_or("null".to_string(), |l| l.to_string());
+            let body = format!(
+                "{{\"id\":{id},\"role\":\"{role}\",\"serving\":{},\"leader\":{leader},\"epoch\":{epoch},\"applied_zxid\":\"{}\",\"last_logged_zxid\":\"{}\",\"znodes\":{},\"sessions\":{},\"connections\":{}}}\n",
+                serving(&s.role),
+                s.applied,
+                s.last_logged,
+                s.znodes,
+                s.sessions,
+                s.connections
+            );
+            ("200 OK", "application/json", body)
+        }
+        "/metrics" => {
+            let mut m = String::new();
+            let roles = ["looking", "following", "leading", "observing"];
+            let _ = writeln!(m, "# TYPE zab_role gauge");
+            for r in roles {
+                let _ = writeln!(m, "zab_role{{role=\"{r}\"}} {}", u8::from(r == role));
+            }
+            let gauges = [
+                ("zab_epoch", u64::from(epoch)),
+                ("zab_applied_zxid", s.applied.0),
+                ("zab_last_logged_zxid", s.last_logged.0),
+                ("zab_znodes", s.znodes as u64),
+                ("zab_sessions", s.sessions as u64),
+                ("zab_client_connections", s.connections as u64),
+            ];
+            for (name, v) in gauges {
+                let _ = writeln!(m, "# TYPE {name} gauge\n{name} {v}");
+            }
+            let counters = [
+                ("zab_elections_total", s.stats.elections),
+                ("zab_established_total", s.stats.established),
+                ("zab_proposals_total", s.stats.proposals),
+                ("zab_syncs_answered_total", s.stats.syncs_answered),
+                ("zab_epoch_bumps_total", s.stats.epoch_bumps),
+                ("zab_messages_dropped_total", s.stats.dropped),
+                ("zab_protocol_errors_total", s.stats.protocol_errors),
+            ];
+            for (name, v) in counters {
+                let _ = writeln!(m, "# TYPE {name} counter\n{name} {v}");
+            }
+            ("200 OK", "text/plain; version=0.0.4", m)
+        }
+        _ => (
+            "404 Not Found",
+            "text/plain",
+            "try /health, /status or /metrics\n".into(),
+        ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use zab_core::{Epoch, PeerId, Zxid};
+
+    fn status(role: Role) -> Status {
+        Status {
+            role,
+            applied: Zxid(0x1_0000_0005),
+            last_logged: Zxid(0x1_0000_0007),
+            znodes: 4,
+            sessions: 2,
+            connections: 3,
+            stats: zab_core::Stats::default(),
+        }
+    }
+
+    #[test]
+    fn health_follows_the_role_and_status_names_the_leader() {
+        assert_eq!(
+            respond("/health", &status(Role::Looking), 1).0,
+            "503 Service Unavailable"
+        );
+        let following = Role::Following {
+            leader: PeerId(3),
+            term: Epoch(1),
+            phase: Phase::Broadcast,
+        };
+        assert_eq!(respond("/health", &status(following), 1).0, "200 OK");
+        let body = respond("/status", &status(following), 1).2;
+        assert!(
+            body.contains("\"leader\":3") && body.contains("\"applied_zxid\":\"0x100000005\""),
+            "{body}"
+        );
+        let metrics = respond("/metrics", &status(following), 1).2;
+        assert!(metrics.contains("zab_role{role=\"following\"} 1\n"));
+        assert!(metrics.contains("zab_sessions 2\n"));
+        assert_eq!(respond("/nope", &status(following), 1).0, "404 Not Found");
+    }
+}
