@@ -33,12 +33,14 @@ use bytes::{Bytes, BytesMut};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::sync::{mpsc, oneshot, Mutex};
-use zab_proto::{
-    ConnectReply, ConnectRequest, CreateRequest, DeleteRequest, OpCode, Outcome, Request,
-    RequestFrame, Response, ServerFrame, SetDataRequest, Xid, FRAME_BYTES_DEFAULT, PASSWORD_BYTES,
-    PROTOCOL_VERSION,
+pub use zab_proto::{
+    CheckRequest, CreateMode, CreateRequest, DeleteRequest, ErrorCode, MultiOp, MultiResult,
+    SetDataRequest, Stat, WatchEvent, WatchEventKind,
 };
-pub use zab_proto::{CreateMode, ErrorCode, Stat, WatchEvent, WatchEventKind};
+use zab_proto::{
+    ConnectReply, ConnectRequest, OpCode, Outcome, Request, RequestFrame, Response, ServerFrame,
+    Xid, FRAME_BYTES_DEFAULT, PASSWORD_BYTES, PROTOCOL_VERSION,
+};
 
 /// Why a request failed.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -52,6 +54,12 @@ pub enum Error {
     Server(ErrorCode),
     /// No server in the list accepted the connection.
     NoServer(String),
+    /// A multi failed as a whole: `err` for the failing op, and one code per
+    /// op (Ok before it, RuntimeInconsistency after it). Nothing was applied.
+    MultiFailed {
+        err: ErrorCode,
+        errors: Vec<ErrorCode>,
+    },
 }
 
 impl fmt::Display for Error {
@@ -61,6 +69,9 @@ impl fmt::Display for Error {
             Error::SessionExpired => write!(f, "session expired"),
             Error::Server(code) => write!(f, "{code}"),
             Error::NoServer(why) => write!(f, "no server accepted the connection: {why}"),
+            Error::MultiFailed { err, errors } => {
+                write!(f, "multi failed with {err}; per op: {errors:?}")
+            }
         }
     }
 }
@@ -82,6 +93,34 @@ type ReplyTx = oneshot::Sender<Result<Response, Error>>;
 struct Pending {
     opcode: OpCode,
     tx: ReplyTx,
+    /// The watch this request arms if it succeeds.
+    arms: Option<(Armed, String)>,
+}
+
+/// Which watch a request armed, to re-register it after a reconnect.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+enum Armed {
+    Data,
+    Exists,
+    Child,
+    Persistent,
+    Recursive,
+}
+
+fn arms(request: &Request) -> Option<(Armed, String)> {
+    match request {
+        Request::GetData { path, watch: true } => Some((Armed::Data, path.clone())),
+        Request::Exists { path, watch: true } => Some((Armed::Exists, path.clone())),
+        Request::GetChildren { path, watch: true } => Some((Armed::Child, path.clone())),
+        Request::AddWatch { path, mode } => Some((
+            match mode {
+                zab_proto::AddWatchMode::Persistent => Armed::Persistent,
+                zab_proto::AddWatchMode::PersistentRecursive => Armed::Recursive,
+            },
+            path.clone(),
+        )),
+        _ => None,
+    }
 }
 
 struct Session {
@@ -107,9 +146,9 @@ impl fmt::Debug for Client {
 }
 
 impl Client {
-    /// Opens a session on one of `servers` (tried in turn from a varying start).
+    /// Opens a session on one of `servers` (tried in turn from a varying
+    /// start, so clients spread over the ensemble).
     pub async fn connect(servers: &[SocketAddr], timeout_ms: u32) -> Result<Client, Error> {
-        let last_zxid = Arc::new(AtomicU64::new(0));
         let start = (std::process::id() as usize + timestamp() as usize) % servers.len().max(1);
         let order: Vec<SocketAddr> = servers
             .iter()
@@ -118,6 +157,17 @@ impl Client {
             .take(servers.len())
             .copied()
             .collect();
+        Client::connect_in_order(&order, timeout_ms).await
+    }
+
+    /// Like [`Client::connect`], but tries `servers` in the order given, at
+    /// the first connection and at every reconnect (locality, tests).
+    pub async fn connect_in_order(
+        servers: &[SocketAddr],
+        timeout_ms: u32,
+    ) -> Result<Client, Error> {
+        let last_zxid = Arc::new(AtomicU64::new(0));
+        let order = servers.to_vec();
         let (stream, session) = open(&order, None, timeout_ms, 0).await?;
         let (requests, rx) = mpsc::unbounded_channel();
         let (events_tx, events_rx) = mpsc::unbounded_channel();
@@ -125,6 +175,7 @@ impl Client {
         let conn = Connection {
             servers: order,
             session,
+            armed: std::collections::BTreeSet::new(),
             last_zxid: last_zxid.clone(),
             events: events_tx,
         };
@@ -281,6 +332,14 @@ impl Client {
         }
     }
 
+    /// All of `ops` or none, at one zxid; later ops see earlier ones' effects.
+    pub async fn multi(&self, ops: Vec<MultiOp>) -> Result<Vec<MultiResult>, Error> {
+        match self.call(Request::Multi(ops)).await? {
+            Response::Multi(results) => Ok(results),
+            other => Err(unexpected(other)),
+        }
+    }
+
     /// Arms a persistent watch on `path` (and its whole subtree if
     /// `recursive`); events arrive on [`Client::next_event`].
     pub async fn add_watch(&self, path: &str, recursive: bool) -> Result<(), Error> {
@@ -397,6 +456,8 @@ async fn handshake(
 struct Connection {
     servers: Vec<SocketAddr>,
     session: Session,
+    /// Watches armed on the server, re-registered after a reconnect.
+    armed: std::collections::BTreeSet<(Armed, String)>,
     last_zxid: Arc<AtomicU64>,
     events: mpsc::UnboundedSender<WatchEvent>,
 }
@@ -461,6 +522,42 @@ impl Connection {
         let ping_every = Duration::from_millis(u64::from(self.session.timeout_ms / 3).max(100));
         let mut ping = tokio::time::interval(ping_every);
         let mut closing = false;
+        if !self.armed.is_empty() {
+            // Re-arm on the new server; it reports what changed meanwhile
+            // (or ContinuityLost for persistent watches).
+            let mut set = zab_proto::SetWatches {
+                relative_zxid: self.last_zxid.load(Ordering::SeqCst),
+                ..Default::default()
+            };
+            for (kind, path) in &self.armed {
+                let list = match kind {
+                    Armed::Data => &mut set.data,
+                    Armed::Exists => &mut set.exists,
+                    Armed::Child => &mut set.children,
+                    Armed::Persistent => &mut set.persistent,
+                    Armed::Recursive => &mut set.persistent_recursive,
+                };
+                list.push(path.clone());
+            }
+            // One-shot watches fire at most once: re-armed now, forgotten here
+            // until a read arms them again or the server reports them fired.
+            self.armed
+                .retain(|(k, _)| matches!(k, Armed::Persistent | Armed::Recursive));
+            let request = Request::SetWatches(set);
+            let mut out = BytesMut::new();
+            let opcode = request.opcode();
+            RequestFrame::Op { xid, request }.encode(&mut out);
+            xid = xid.next();
+            let (tx, _) = oneshot::channel();
+            pending.push_back(Pending {
+                opcode,
+                tx,
+                arms: None,
+            });
+            if writer.write_all(&out).await.is_err() {
+                return true;
+            }
+        }
         let lost = loop {
             tokio::select! {
                 request = requests.recv(), if !closing => match request {
@@ -468,9 +565,10 @@ impl Connection {
                         closing = matches!(request, Request::CloseSession);
                         let mut out = BytesMut::new();
                         let opcode = request.opcode();
+                        let armed = arms(&request);
                         RequestFrame::Op { xid, request }.encode(&mut out);
                         xid = xid.next();
-                        pending.push_back(Pending { opcode, tx });
+                        pending.push_back(Pending { opcode, tx, arms: armed });
                         if writer.write_all(&out).await.is_err() {
                             break true;
                         }
@@ -505,10 +603,14 @@ impl Connection {
                             ServerFrame::Reply(reply) => {
                                 self.last_zxid.fetch_max(reply.zxid, Ordering::SeqCst);
                                 if let Some(p) = pending.pop_front() {
+                                    if let (Some(a), Outcome::Ok(_)) = (&p.arms, &reply.outcome) {
+                                        self.armed.insert(a.clone());
+                                    }
                                     let result = match reply.outcome {
                                         Outcome::Ok(r) => Ok(r),
                                         Outcome::Err(ErrorCode::SessionExpired) => Err(Error::SessionExpired),
-                                        Outcome::Err(code) | Outcome::MultiErr { err: code, .. } => Err(Error::Server(code)),
+                                        Outcome::Err(code) => Err(Error::Server(code)),
+                                        Outcome::MultiErr { err, errors } => Err(Error::MultiFailed { err, errors }),
                                     };
                                     let _ = p.tx.send(result);
                                 }
@@ -516,6 +618,16 @@ impl Connection {
                             ServerFrame::Ping { zxid } => { self.last_zxid.fetch_max(zxid, Ordering::SeqCst); }
                             ServerFrame::Watch { zxid, event } => {
                                 self.last_zxid.fetch_max(zxid, Ordering::SeqCst);
+                                let fired: &[Armed] = match event.kind {
+                                    WatchEventKind::NodeDeleted => &[Armed::Data, Armed::Exists, Armed::Child],
+                                    WatchEventKind::NodeDataChanged => &[Armed::Data, Armed::Exists],
+                                    WatchEventKind::NodeCreated => &[Armed::Exists],
+                                    WatchEventKind::NodeChildrenChanged => &[Armed::Child],
+                                    _ => &[],
+                                };
+                                for one_shot in fired {
+                                    self.armed.remove(&(*one_shot, event.path.clone()));
+                                }
                                 let _ = self.events.send(event);
                             }
                         }

@@ -219,6 +219,8 @@ pub struct Frontend {
     last_heard: HashMap<u64, u64>,
     /// Leader only: sessions whose expiry is in the log already.
     expiring: BTreeSet<u64>,
+    /// Leader only: expired nodes already proposed for removal, as swept.
+    sweeping: BTreeSet<(String, Zxid, Zxid)>,
     leading: bool,
     session_counter: u64,
     random: RandomState,
@@ -246,6 +248,7 @@ impl Frontend {
             touched: BTreeSet::new(),
             last_heard: HashMap::new(),
             expiring: BTreeSet::new(),
+            sweeping: BTreeSet::new(),
             leading: false,
             session_counter: 0,
             random: RandomState::new(),
@@ -754,6 +757,37 @@ impl Frontend {
         if leading {
             for s in touched.iter().chain(connected.iter()) {
                 self.last_heard.insert(*s, now);
+            }
+            // Empty containers and expired TTL nodes, a few per tick.
+            for path in replica
+                .tree
+                .expired_candidates(now as i64)
+                .into_iter()
+                .take(16)
+            {
+                if let Some(st) = replica.tree.exists(&path) {
+                    if self.sweeping.insert((path.clone(), st.mzxid, st.pzxid)) {
+                        let cmd = Command {
+                            origin: self.me,
+                            session: 0,
+                            xid: 0,
+                            time_ms: now as i64,
+                            body: CommandBody::DeleteExpired {
+                                path,
+                                mzxid: st.mzxid,
+                                pzxid: st.pzxid,
+                            },
+                        };
+                        let id = next_id(&mut self.next_request);
+                        inputs.push(Input::Propose {
+                            id,
+                            payload: cmd.encode(),
+                        });
+                    }
+                }
+            }
+            if self.sweeping.len() > 10_000 {
+                self.sweeping.clear();
             }
             for (session, timeout_ms) in replica.tree.sessions() {
                 let heard = *self.last_heard.entry(session).or_insert(now);

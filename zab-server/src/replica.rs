@@ -38,6 +38,14 @@ pub enum CommandBody {
     ExpireSession,
     /// A write from the client (create, delete, setData, check, multi).
     Op(Request),
+    /// The leader removes an empty container or an expired TTL node, as it
+    /// stood at the sweep (`mzxid`, `pzxid`): if anything changed since,
+    /// the command does nothing.
+    DeleteExpired {
+        path: String,
+        mzxid: Zxid,
+        pzxid: Zxid,
+    },
 }
 
 /// One log record's payload.
@@ -71,6 +79,12 @@ impl Command {
             }
             CommandBody::CloseSession => b.put_u8(2),
             CommandBody::ExpireSession => b.put_u8(3),
+            CommandBody::DeleteExpired { path, mzxid, pzxid } => {
+                b.put_u8(5);
+                b.put_u64(mzxid.0);
+                b.put_u64(pzxid.0);
+                b.put_slice(path.as_bytes());
+            }
             CommandBody::Op(request) => {
                 b.put_u8(4);
                 let xid = zab_proto::Xid::new(self.xid.max(1)).unwrap_or(zab_proto::Xid::FIRST);
@@ -117,6 +131,12 @@ impl Command {
                     RequestFrame::Op { request, .. } => CommandBody::Op(request),
                     RequestFrame::Ping => return Err("ping in a command".into()),
                 }
+            }
+            5 if data.remaining() >= 16 => {
+                let mzxid = Zxid(data.get_u64());
+                let pzxid = Zxid(data.get_u64());
+                let path = String::from_utf8(data.to_vec()).map_err(|_| "path is not UTF-8")?;
+                CommandBody::DeleteExpired { path, mzxid, pzxid }
             }
             kind => return Err(format!("bad command kind {kind}")),
         };
@@ -233,14 +253,26 @@ impl Application for Replica {
             CommandBody::Op(r) => {
                 tree_request(r).ok_or_else(|| format!("log record {zxid}: not a write"))?
             }
+            CommandBody::DeleteExpired { path, .. } => {
+                TreeRequest::DeleteExpired { path: path.clone() }
+            }
         };
-        let txn = match self
-            .tree
-            .prepare(&PendingChanges::new(), cmd.session, &request)
-        {
-            Ok(txn) => txn,
-            Err(rejected) => rejected.to_txn(),
+        let unchanged = match &cmd.body {
+            CommandBody::DeleteExpired { path, mzxid, pzxid } => self
+                .tree
+                .exists(path)
+                .is_some_and(|st| st.mzxid == *mzxid && st.pzxid == *pzxid),
+            _ => true,
         };
+        let prepared = if unchanged {
+            self.tree
+                .prepare(&PendingChanges::new(), cmd.session, &request)
+        } else {
+            Err(crate::tree::Rejected::Op(
+                crate::tree::ErrorCode::BadVersion,
+            ))
+        };
+        let txn = prepared.unwrap_or_else(|rejected| rejected.to_txn());
         let Applied { outcome, changes } = self
             .tree
             .apply(zxid, cmd.time_ms, &txn)
@@ -339,6 +371,55 @@ mod tests {
         };
         assert_eq!(Command::decode(c.encode()), Ok(c));
         assert!(Command::decode(Bytes::from_static(b"\x01garbage")).is_err());
+    }
+
+    #[test]
+    fn expiry_commands_do_nothing_if_the_node_changed_since_the_sweep() {
+        let mut r = Replica::new();
+        let z = |c| Zxid::new(Epoch(1), c);
+        let ttl = Request::Create(CreateRequest {
+            path: "/t".into(),
+            data: Bytes::new(),
+            mode: CreateMode::PersistentWithTtl,
+            ttl_ms: 10,
+        });
+        let session = CommandBody::CreateSession {
+            timeout_ms: 4000,
+            password: [1; 16],
+        };
+        r.apply(z(1), &cmd(7, 0, session)).expect("session");
+        r.apply(z(2), &cmd(7, 1, CommandBody::Op(ttl)))
+            .expect("ttl node");
+        let st = r.tree.exists("/t").expect("created");
+        let set = Request::SetData(SetDataRequest {
+            path: "/t".into(),
+            data: Bytes::from_static(b"touched"),
+            version: -1,
+        });
+        r.apply(z(3), &cmd(7, 2, CommandBody::Op(set)))
+            .expect("set");
+        let stale = CommandBody::DeleteExpired {
+            path: "/t".into(),
+            mzxid: st.mzxid,
+            pzxid: st.pzxid,
+        };
+        r.apply(z(4), &cmd(0, 0, stale)).expect("no-op");
+        assert!(
+            r.tree.exists("/t").is_some(),
+            "modified since the sweep: kept"
+        );
+        let now = r.tree.exists("/t").expect("still there");
+        let fresh = CommandBody::DeleteExpired {
+            path: "/t".into(),
+            mzxid: now.mzxid,
+            pzxid: now.pzxid,
+        };
+        assert_eq!(
+            Command::decode(cmd(0, 0, fresh.clone())).map(|c| c.body),
+            Ok(fresh.clone())
+        );
+        r.apply(z(5), &cmd(0, 0, fresh)).expect("delete");
+        assert!(r.tree.exists("/t").is_none());
     }
 
     #[test]

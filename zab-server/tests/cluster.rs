@@ -356,3 +356,179 @@ async fn killing_the_leader_keeps_acknowledged_writes_and_serves_again() {
         .expect("read on the restarted server");
     assert_eq!(&data[..], b"21");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn multi_is_all_or_nothing_and_expired_nodes_are_removed() {
+    use zab_client::{CheckRequest, CreateRequest, MultiOp, MultiResult, SetDataRequest};
+    let e = Ensemble::start(3, "multi");
+    let c = e.client(0, 4000).await;
+    retry(|| c.create("/m", b"", CreateMode::Persistent))
+        .await
+        .expect("parent");
+    let create = |p: &str| {
+        MultiOp::Create(CreateRequest {
+            path: p.into(),
+            data: bytes::Bytes::new(),
+            mode: CreateMode::Persistent,
+            ttl_ms: 0,
+        })
+    };
+    let ok = c
+        .multi(vec![
+            create("/m/a"),
+            MultiOp::SetData(SetDataRequest {
+                path: "/m/a".into(),
+                data: bytes::Bytes::from_static(b"x"),
+                version: 0,
+            }),
+            MultiOp::Check(CheckRequest {
+                path: "/m".into(),
+                version: 0,
+            }),
+        ])
+        .await
+        .expect("multi applies");
+    assert!(matches!(&ok[0], MultiResult::Create(r) if r.path == "/m/a"));
+    assert!(matches!(&ok[1], MultiResult::SetData(st) if st.version == 1));
+    let failed = c
+        .multi(vec![create("/m/b"), create("/m/a"), create("/m/c")])
+        .await;
+    assert_eq!(
+        failed,
+        Err(Error::MultiFailed {
+            err: ErrorCode::NodeExists,
+            errors: vec![
+                ErrorCode::Ok,
+                ErrorCode::NodeExists,
+                ErrorCode::RuntimeInconsistency
+            ],
+        })
+    );
+    assert!(c
+        .exists("/m/b", Consistency::Linearizable, false)
+        .await
+        .expect("exists")
+        .is_none());
+
+    // The leader removes a TTL node left alone and a container whose last child went.
+    c.create_ttl("/m/ttl", b"", CreateMode::PersistentWithTtl, 300)
+        .await
+        .expect("ttl node");
+    c.create("/m/box", b"", CreateMode::Container)
+        .await
+        .expect("container");
+    c.create("/m/box/item", b"", CreateMode::Persistent)
+        .await
+        .expect("child");
+    c.delete("/m/box/item", -1).await.expect("last child goes");
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let ttl = c
+            .exists("/m/ttl", Consistency::Linearizable, false)
+            .await
+            .expect("exists");
+        let bx = c
+            .exists("/m/box", Consistency::Local, false)
+            .await
+            .expect("exists");
+        if ttl.is_none() && bx.is_none() {
+            break;
+        }
+        assert!(Instant::now() < deadline, "expired nodes never removed");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_server_behind_the_client_refuses_it() {
+    use bytes::BytesMut;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use zab_proto::{ConnectReply, ConnectRequest, FRAME_BYTES_DEFAULT, PROTOCOL_VERSION};
+    let e = Ensemble::start(3, "behind");
+    let c = e.client(0, 4000).await;
+    retry(|| c.create("/x", b"", CreateMode::Persistent))
+        .await
+        .expect("write");
+    // A client that has seen a zxid far in this server's future.
+    let mut stream = tokio::net::TcpStream::connect(e.clients[1])
+        .await
+        .expect("connect");
+    let mut out = BytesMut::new();
+    ConnectRequest {
+        protocol_version: PROTOCOL_VERSION,
+        last_zxid_seen: 0x7fff_0000_0000_0000,
+        timeout_ms: 4000,
+        session_id: 0,
+        password: [0; 16],
+        max_frame_bytes: FRAME_BYTES_DEFAULT,
+    }
+    .encode(&mut out);
+    stream.write_all(&out).await.expect("send hello");
+    let mut buf = BytesMut::new();
+    let body = loop {
+        if let Some(b) = zab_proto::decode_frame(&mut buf, FRAME_BYTES_DEFAULT).expect("frame") {
+            break b;
+        }
+        let n = tokio::time::timeout(Duration::from_secs(5), stream.read_buf(&mut buf))
+            .await
+            .expect("answer in time")
+            .expect("read");
+        assert!(n > 0, "closed without an answer");
+    };
+    match ConnectReply::decode(body).expect("reply") {
+        ConnectReply::Refused(r) => assert_eq!(r.code, ErrorCode::ServerBehind),
+        ConnectReply::Accepted(_) => panic!("a lagging server accepted a client from its future"),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn watches_are_rearmed_after_reconnect_with_catch_up() {
+    let mut e = Ensemble::start(3, "rearm");
+    let writer = e.client(2, 4000).await;
+    retry(|| writer.create("/w", b"0", CreateMode::Persistent))
+        .await
+        .expect("create");
+    // Wait until server 1 serves, then watch from a client bound to it first.
+    let _probe = e.client(0, 4000).await;
+    let order = [e.clients[0], e.clients[1]];
+    let watcher = zab_client::Client::connect_in_order(&order, 4000)
+        .await
+        .expect("watcher");
+    watcher
+        .get_watch("/w", Consistency::Linearizable, true)
+        .await
+        .expect("data watch");
+    watcher
+        .add_watch("/w", false)
+        .await
+        .expect("persistent watch");
+    // Its server dies; a change happens while it reconnects elsewhere.
+    e.kill(0);
+    retry(|| writer.set("/w", b"1", -1))
+        .await
+        .expect("write during the outage");
+    let mut kinds = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while kinds.len() < 2 && Instant::now() < deadline {
+        if let Ok(Some(ev)) =
+            tokio::time::timeout(Duration::from_millis(500), watcher.next_event()).await
+        {
+            kinds.push(ev.kind);
+        }
+    }
+    kinds.sort_by_key(|k| *k as u8);
+    // The one-shot watch reports the change it missed; the persistent one
+    // says explicitly that it may have missed events.
+    assert_eq!(
+        kinds,
+        vec![
+            WatchEventKind::NodeDataChanged,
+            WatchEventKind::ContinuityLost
+        ]
+    );
+    let (data, _) = watcher
+        .get("/w", Consistency::Linearizable)
+        .await
+        .expect("session survived");
+    assert_eq!(&data[..], b"1");
+}
