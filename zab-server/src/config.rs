@@ -158,6 +158,18 @@ impl Config {
         let mut c = zab_core::Config::new(zab_core::PeerId(self.id), self.membership());
         c.init_limit_ticks = self.init_limit;
         c.sync_limit_ticks = self.sync_limit;
+        #[cfg(feature = "defects")]
+        if let Ok(name) = std::env::var("ZAB_DEFECT") {
+            tracing::warn!(defect = %name, "running with a deliberately broken protocol rule");
+            match name.as_str() {
+                "sync_without_quorum" => c.defects.sync_without_quorum = true,
+                "commit_without_quorum" => c.defects.commit_without_quorum = true,
+                "ack_newleader_before_durable" => c.defects.ack_newleader_before_durable = true,
+                "vote_with_applied_zxid" => c.defects.vote_with_applied_zxid = true,
+                "skip_trunc" => c.defects.skip_trunc = true,
+                other => tracing::warn!(defect = other, "unknown defect ignored"),
+            }
+        }
         c
     }
 }

@@ -532,3 +532,129 @@ async fn watches_are_rearmed_after_reconnect_with_catch_up() {
         .expect("session survived");
     assert_eq!(&data[..], b"1");
 }
+
+impl Ensemble {
+    fn signal(&self, i: usize, sig: &str) {
+        let pid = self.procs[i].as_ref().expect("running").id();
+        let ok = Command::new("kill")
+            .arg(format!("-{sig}"))
+            .arg(pid.to_string())
+            .status()
+            .expect("kill(1)")
+            .success();
+        assert!(ok, "kill -{sig} {pid}");
+    }
+
+    async fn wait_for_leader(&self, not: Option<usize>) -> usize {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            if let Some(l) = (0..self.procs.len()).find(|&i| Some(i) != not && self.leads(i)) {
+                return l;
+            }
+            assert!(Instant::now() < deadline, "no leader");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    fn leads(&self, i: usize) -> bool {
+        std::fs::read_to_string(self.dir.join(format!("{}", i + 1)).join("server.log"))
+            .map(|log| {
+                let last = log.lines().rev().find(|l| l.contains("role changed"));
+                last.is_some_and(|l| l.contains("Leading") && l.contains("Broadcast"))
+            })
+            .unwrap_or(false)
+    }
+}
+
+/// REFERENCE §2: a leader that was paused (SIGSTOP) while the others elected
+/// a new one still believes it leads when it wakes. A sync through it must
+/// not complete on its stale view: a read after a successful sync never
+/// returns a value older than a write acknowledged elsewhere.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_deposed_leader_cannot_complete_a_stale_sync() {
+    let e = Ensemble::start(3, "deposed");
+    let first = e.client(0, 8000).await;
+    retry(|| first.create("/v", b"old", CreateMode::Persistent))
+        .await
+        .expect("create");
+    let old = e.wait_for_leader(None).await;
+    // A session on the old leader, established before it is paused.
+    let stale = Client::connect_in_order(&[e.clients[old]], 8000)
+        .await
+        .expect("client on the old leader");
+    let (data, _) = stale
+        .get("/v", Consistency::Linearizable)
+        .await
+        .expect("read");
+    assert_eq!(&data[..], b"old");
+
+    e.signal(old, "STOP");
+    let new = e.wait_for_leader(Some(old)).await;
+    let fresh = Client::connect_in_order(&[e.clients[new]], 8000)
+        .await
+        .expect("client on the new leader");
+    retry(|| fresh.set("/v", b"new", -1))
+        .await
+        .expect("acknowledged by the new quorum");
+    e.signal(old, "CONT");
+
+    // Every successful sync-then-read through the woken server sees "new".
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        match stale.get("/v", Consistency::Linearizable).await {
+            Ok((data, _)) => {
+                assert_eq!(
+                    &data[..],
+                    b"new",
+                    "a sync completed on a deposed leader's stale view"
+                );
+                break;
+            }
+            Err(Error::Server(ErrorCode::NotLeaderNoQuorum) | Error::ConnectionLoss) => {
+                assert!(Instant::now() < deadline, "the woken server never rejoined");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            Err(other) => panic!("unexpected error: {other}"),
+        }
+    }
+}
+
+/// REFERENCE §4: expiry is the leader's job, and a new leader restarts every
+/// session's clock; a session whose client is gone still expires after a
+/// leader change, taking its ephemerals.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ephemerals_expire_across_a_leader_change() {
+    let mut e = Ensemble::start(3, "expiry-failover");
+    let leader = e.wait_for_leader(None).await;
+    let other = (0..3).find(|&i| i != leader).expect("a follower");
+    let third = (0..3)
+        .find(|&i| i != leader && i != other)
+        .expect("another");
+    let owner = Client::connect_in_order(&[e.clients[other]], 1000)
+        .await
+        .expect("owner");
+    retry(|| owner.create("/lease", b"", CreateMode::Ephemeral))
+        .await
+        .expect("ephemeral");
+    drop(owner);
+    e.kill(leader);
+    let watcher = e.client(third, 8000).await;
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        match watcher
+            .exists("/lease", Consistency::Linearizable, false)
+            .await
+        {
+            Ok(None) => break,
+            Ok(Some(_))
+            | Err(Error::Server(ErrorCode::NotLeaderNoQuorum) | Error::ConnectionLoss) => {
+                assert!(
+                    Instant::now() < deadline,
+                    "the session never expired after the leader change"
+                );
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+            Err(other) => panic!("unexpected error: {other}"),
+        }
+    }
+}
