@@ -127,6 +127,8 @@ struct Session {
     id: u64,
     password: [u8; PASSWORD_BYTES],
     timeout_ms: u32,
+    /// The negotiated frame limit: larger requests fail here, typed.
+    max_frame_bytes: u32,
 }
 
 /// A session with the ensemble.
@@ -442,6 +444,7 @@ async fn handshake(
                 id: r.session_id,
                 password: r.password,
                 timeout_ms: r.timeout_ms,
+                max_frame_bytes: r.max_frame_bytes,
             },
         )),
         ConnectReply::Refused(r) if r.code == ErrorCode::SessionExpired => {
@@ -562,6 +565,13 @@ impl Connection {
             tokio::select! {
                 request = requests.recv(), if !closing => match request {
                     Some((request, tx)) => {
+                        let frame = RequestFrame::Op { xid, request };
+                        if frame.body_len() > self.session.max_frame_bytes as usize {
+                            // Refused here, typed, rather than by a dropped connection.
+                            let _ = tx.send(Err(Error::Server(ErrorCode::FrameTooLarge)));
+                            continue;
+                        }
+                        let RequestFrame::Op { request, .. } = frame else { continue };
                         closing = matches!(request, Request::CloseSession);
                         let mut out = BytesMut::new();
                         let opcode = request.opcode();

@@ -63,24 +63,47 @@ pub enum ClientEvent {
 }
 
 /// Accepts clients forever, one task each.
+/// Connections one client address may hold open (ZooKeeper's maxClientCnxns).
+pub const CONNECTIONS_PER_ADDRESS_MAX: usize = 60;
+
+type PerAddress = std::sync::Arc<std::sync::Mutex<HashMap<std::net::IpAddr, usize>>>;
+
 pub async fn listen(
     listener: TcpListener,
     events: mpsc::Sender<ClientEvent>,
     frame_bytes_max: u32,
 ) {
     let mut next: ConnId = 1;
+    let per_address = PerAddress::default();
     loop {
         match listener.accept().await {
             Ok((stream, addr)) => {
+                {
+                    let mut counts = per_address.lock().unwrap_or_else(|e| e.into_inner());
+                    let n = counts.entry(addr.ip()).or_insert(0);
+                    if *n >= CONNECTIONS_PER_ADDRESS_MAX {
+                        warn!(%addr, "too many connections from this address; refusing");
+                        continue; // dropping the stream closes it
+                    }
+                    *n += 1;
+                }
                 let conn = next;
                 next += 1;
                 let events = events.clone();
+                let per_address = per_address.clone();
                 tokio::spawn(async move {
                     if let Err(e) = connection(conn, stream, events.clone(), frame_bytes_max).await
                     {
                         debug!(%addr, conn, error = %e, "client connection ended");
                     }
                     let _ = events.send(ClientEvent::Closed { conn }).await;
+                    let mut counts = per_address.lock().unwrap_or_else(|e| e.into_inner());
+                    if let Some(n) = counts.get_mut(&addr.ip()) {
+                        *n -= 1;
+                        if *n == 0 {
+                            counts.remove(&addr.ip());
+                        }
+                    }
                 });
             }
             Err(e) => {

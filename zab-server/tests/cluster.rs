@@ -231,6 +231,17 @@ async fn znode_operations_and_linearizable_follower_reads() {
         a.get("bad//path", Consistency::Local).await,
         Err(Error::Server(ErrorCode::BadArguments))
     );
+    // Over the negotiated frame limit: a typed error, and the session goes on.
+    let big = vec![0u8; 2 << 20];
+    assert_eq!(
+        a.set("/config", &big, -1).await,
+        Err(Error::Server(ErrorCode::FrameTooLarge))
+    );
+    let (data, _) = a
+        .get("/config", Consistency::Local)
+        .await
+        .expect("still serving");
+    assert_eq!(&data[..], b"v2!");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
