@@ -14,12 +14,18 @@ use crate::server::Status;
 
 const REQUEST_BYTES_MAX: usize = 8 * 1024;
 
-pub async fn serve(listener: TcpListener, status: watch::Receiver<Status>, id: u64) {
+pub async fn serve(
+    listener: TcpListener,
+    status: watch::Receiver<Status>,
+    id: u64,
+    metrics: std::sync::Arc<crate::metrics::Metrics>,
+) {
     loop {
         let Ok((mut stream, _)) = listener.accept().await else {
             continue;
         };
         let status = status.borrow().clone();
+        let metrics = metrics.clone();
         tokio::spawn(async move {
             let mut buf = vec![0u8; REQUEST_BYTES_MAX];
             let mut len = 0;
@@ -39,7 +45,19 @@ pub async fn serve(listener: TcpListener, status: watch::Receiver<Status>, id: u
             }
             let request = String::from_utf8_lossy(&buf[..len]);
             let path = request.split_whitespace().nth(1).unwrap_or("/");
-            let (code, kind, body) = respond(path, &status, id);
+            let (code, kind, mut body) = respond(path, &status, id);
+            if path == "/metrics" {
+                metrics.fsync.render(
+                    "zab_fsync_seconds",
+                    "Group-commit batch: apply and fdatasync.",
+                    &mut body,
+                );
+                metrics.commit.render(
+                    "zab_commit_seconds",
+                    "Client write: arrival to reply.",
+                    &mut body,
+                );
+            }
             let head = format!(
                 "HTTP/1.0 {code}\r\nContent-Type: {kind}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
                 body.len()

@@ -234,6 +234,9 @@ pub struct Frontend {
     by_session: HashMap<u64, ConnId>,
     /// Writes, syncs and session creations submitted to the core.
     requests: HashMap<RequestId, (ConnId, i32)>,
+    /// When each write was submitted, for the commit latency histogram.
+    submitted: HashMap<RequestId, std::time::Instant>,
+    metrics: std::sync::Arc<crate::metrics::Metrics>,
     next_request: u64,
     watches: Watches,
     /// Sessions heard from since the last tick (relayed to the leader).
@@ -259,8 +262,14 @@ fn now_ms() -> u64 {
 }
 
 impl Frontend {
-    pub fn new(me: u64, tick_ms: u64) -> Frontend {
+    pub fn new(
+        me: u64,
+        tick_ms: u64,
+        metrics: std::sync::Arc<crate::metrics::Metrics>,
+    ) -> Frontend {
         Frontend {
+            submitted: HashMap::new(),
+            metrics,
             me,
             tick_ms,
             conns: HashMap::new(),
@@ -486,6 +495,7 @@ impl Frontend {
                     };
                     c.queue.push_back(Item::Write { xid: xid.get(), id });
                     self.requests.insert(id, (conn, xid.get()));
+                    self.submitted.insert(id, std::time::Instant::now());
                     inputs.push(Input::Propose {
                         id,
                         payload: cmd.encode(),
@@ -612,6 +622,7 @@ fn rearm(
 impl Frontend {
     /// The core rejected a write or sync: it did not and will not happen.
     pub fn on_reject(&mut self, id: RequestId, replica: &Replica, applied: Zxid) {
+        self.submitted.remove(&id);
         let Some((conn, xid)) = self.requests.remove(&id) else {
             return;
         };
@@ -698,6 +709,9 @@ impl Frontend {
                         reply(done.xid, done.zxid, wire_outcome(&done.outcome)),
                     ) {
                         self.requests.remove(&id);
+                        if let Some(at) = self.submitted.remove(&id) {
+                            self.metrics.commit.observe(at.elapsed());
+                        }
                         dirty.insert(conn);
                     }
                 }

@@ -7,6 +7,7 @@ pub mod admin;
 pub mod client;
 pub mod config;
 pub mod inspect;
+pub mod metrics;
 pub mod peer;
 pub mod replica;
 pub mod run;

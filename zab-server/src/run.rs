@@ -51,12 +51,14 @@ pub async fn serve(cfg: Config) -> Result<Stop, String> {
     let (inputs_tx, inputs_rx) = mpsc::channel::<Input>(INPUT_QUEUE_MAX);
 
     let durable_tx = inputs_tx.clone();
-    let gc = Arc::new(GroupCommit::start(
+    let metrics = Arc::new(crate::metrics::Metrics::default());
+    let gc = Arc::new(GroupCommit::start_measured(
         store,
         Box::new(move |through| {
             // The writer thread is not a tokio task: block until queued.
             let _ = durable_tx.blocking_send(Input::Persisted { through });
         }),
+        Some(metrics.clone()),
     ));
 
     let me = cfg.me().clone();
@@ -88,7 +90,7 @@ pub async fn serve(cfg: Config) -> Result<Stop, String> {
         clients_tx,
         cfg.client_frame_bytes_max,
     ));
-    let frontend = Frontend::new(cfg.id, cfg.tick_ms);
+    let frontend = Frontend::new(cfg.id, cfg.tick_ms, metrics.clone());
     let (driver, status) = Driver::new(
         node,
         app,
@@ -102,7 +104,12 @@ pub async fn serve(cfg: Config) -> Result<Stop, String> {
         let listener = TcpListener::bind(admin)
             .await
             .map_err(|e| format!("cannot listen for admin requests on {admin}: {e}"))?;
-        tokio::spawn(crate::admin::serve(listener, status, cfg.id));
+        tokio::spawn(crate::admin::serve(
+            listener,
+            status,
+            cfg.id,
+            metrics.clone(),
+        ));
     }
     let tick = Duration::from_millis(cfg.tick_ms);
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())

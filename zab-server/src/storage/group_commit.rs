@@ -52,7 +52,16 @@ pub struct GroupCommit {
 }
 
 impl GroupCommit {
-    pub fn start(store: Store, mut on_durable: OnDurable) -> GroupCommit {
+    pub fn start(store: Store, on_durable: OnDurable) -> GroupCommit {
+        GroupCommit::start_measured(store, on_durable, None)
+    }
+
+    /// Like [`GroupCommit::start`], recording each batch's duration.
+    pub fn start_measured(
+        store: Store,
+        mut on_durable: OnDurable,
+        metrics: Option<std::sync::Arc<crate::metrics::Metrics>>,
+    ) -> GroupCommit {
         let shared = Arc::new(Shared::default());
         let worker = shared.clone();
         let snapshots = Arc::new(Mutex::new(store.snapshot_writer()));
@@ -62,6 +71,7 @@ impl GroupCommit {
             .spawn(move || {
                 let mut store = store;
                 while let Some((batch, last, adopt)) = next_batch(&worker) {
+                    let began = std::time::Instant::now();
                     let result = batch
                         .iter()
                         .try_for_each(|(_, op)| store.apply(op))
@@ -72,6 +82,9 @@ impl GroupCommit {
                                 .try_for_each(|m| store.adopt_snapshot(m).map(drop))
                         });
                     *writers.lock().unwrap_or_else(|e| e.into_inner()) = store.snapshot_writer();
+                    if let (Some(m), false) = (&metrics, batch.is_empty()) {
+                        m.fsync.observe(began.elapsed());
+                    }
                     let mut q = worker.lock();
                     match result {
                         Ok(()) => {
