@@ -14,19 +14,23 @@ struct Ensemble {
     procs: Vec<Option<Child>>,
 }
 
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free port on loopback")
+/// `n` distinct free loopback ports: all listeners are held until every port
+/// is chosen, so the kernel cannot hand out the same one twice.
+fn free_ports(n: usize) -> Vec<u16> {
+    let held: Vec<TcpListener> = (0..n)
+        .map(|_| TcpListener::bind("127.0.0.1:0").expect("a free port on loopback"))
+        .collect();
+    held.iter()
+        .map(|l| l.local_addr().expect("bound").port())
+        .collect()
 }
 
 impl Ensemble {
     fn start(n: usize, name: &str) -> Ensemble {
         let dir = std::env::temp_dir().join(format!("zab-cluster-{name}-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
-        let peers: Vec<u16> = (0..n).map(|_| free_port()).collect();
-        let clients: Vec<u16> = (0..n).map(|_| free_port()).collect();
+        let ports = free_ports(2 * n);
+        let (peers, clients) = ports.split_at(n);
         let mut servers = String::new();
         for i in 0..n {
             servers.push_str(&format!(
@@ -118,6 +122,20 @@ impl Drop for Ensemble {
             let _ = std::fs::remove_dir_all(&self.dir);
         } else {
             eprintln!("server logs kept in {}", self.dir.display());
+        }
+    }
+}
+
+/// Opens a session trying `servers` in order, retrying while the ensemble is
+/// still electing (bounded).
+async fn connect_retry(servers: &[SocketAddr], timeout_ms: u32) -> Result<Client, Error> {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        match Client::connect_in_order(servers, timeout_ms).await {
+            Err(Error::NoServer(_)) if Instant::now() < deadline => {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            other => return other,
         }
     }
 }
@@ -502,9 +520,7 @@ async fn watches_are_rearmed_after_reconnect_with_catch_up() {
     // Wait until server 1 serves, then watch from a client bound to it first.
     let _probe = e.client(0, 4000).await;
     let order = [e.clients[0], e.clients[1]];
-    let watcher = zab_client::Client::connect_in_order(&order, 4000)
-        .await
-        .expect("watcher");
+    let watcher = connect_retry(&order, 4000).await.expect("watcher");
     watcher
         .get_watch("/w", Consistency::Linearizable, true)
         .await
@@ -590,7 +606,7 @@ async fn a_deposed_leader_cannot_complete_a_stale_sync() {
         .expect("create");
     let old = e.wait_for_leader(None).await;
     // A session on the old leader, established before it is paused.
-    let stale = Client::connect_in_order(&[e.clients[old]], 8000)
+    let stale = connect_retry(&[e.clients[old]], 8000)
         .await
         .expect("client on the old leader");
     let (data, _) = stale
@@ -601,7 +617,7 @@ async fn a_deposed_leader_cannot_complete_a_stale_sync() {
 
     e.signal(old, "STOP");
     let new = e.wait_for_leader(Some(old)).await;
-    let fresh = Client::connect_in_order(&[e.clients[new]], 8000)
+    let fresh = connect_retry(&[e.clients[new]], 8000)
         .await
         .expect("client on the new leader");
     retry(|| fresh.set("/v", b"new", -1))
@@ -641,7 +657,7 @@ async fn ephemerals_expire_across_a_leader_change() {
     let third = (0..3)
         .find(|&i| i != leader && i != other)
         .expect("another");
-    let owner = Client::connect_in_order(&[e.clients[other]], 1000)
+    let owner = connect_retry(&[e.clients[other]], 1000)
         .await
         .expect("owner");
     retry(|| owner.create("/lease", b"", CreateMode::Ephemeral))
