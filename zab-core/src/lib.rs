@@ -65,7 +65,7 @@ pub use config::Config;
 #[cfg(feature = "defects")]
 pub use config::Defects;
 pub use history::{GapError, History};
-pub use message::Message;
+pub use message::{diff_stream, Message};
 pub use node::{Action, Input, Node, Phase, RestoreError, Restored, Role, Stats};
 pub use persist::{DurableState, PersistOp};
 pub use quorum::Membership;

@@ -198,3 +198,22 @@ impl Message {
         }
     }
 }
+
+/// The PROPOSAL messages of a DIFF stream: `txns` (in zxid order, directly
+/// after `after`), each naming the zxid before it. Shells use this for
+/// `Action::SendDiff` so the `prev` chain is built in one place.
+pub fn diff_stream(
+    epoch: Epoch,
+    after: Zxid,
+    txns: impl IntoIterator<Item = Txn>,
+) -> impl Iterator<Item = Message> {
+    let mut prev = after;
+    txns.into_iter().map(move |txn| {
+        let before = std::mem::replace(&mut prev, txn.zxid);
+        Message::Proposal {
+            epoch,
+            prev: before,
+            txn,
+        }
+    })
+}

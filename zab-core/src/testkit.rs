@@ -206,21 +206,13 @@ impl Ensemble {
                 after,
                 through,
             } => {
-                let mut prev = *after;
                 let txns: Vec<_> = self.logs[&id]
                     .iter()
                     .filter(|t| t.zxid > *after && t.zxid <= *through)
                     .cloned()
                     .collect();
-                for txn in txns {
-                    let zxid = txn.zxid;
-                    let msg = Message::Proposal {
-                        epoch: *epoch,
-                        prev,
-                        txn,
-                    };
+                for msg in crate::message::diff_stream(*epoch, *after, txns) {
                     self.queue.push_back((id, *to, msg));
-                    prev = zxid;
                 }
             }
             Action::SendSnapshot {

@@ -155,17 +155,19 @@ impl Driver {
                     after,
                     through,
                 } => {
-                    let mut prev = after;
-                    for (&zxid, payload) in self.window.range((
+                    let range = (
                         std::ops::Bound::Excluded(after),
                         std::ops::Bound::Included(through),
-                    )) {
-                        let txn = zab_core::Txn {
+                    );
+                    let txns = self
+                        .window
+                        .range(range)
+                        .map(|(&zxid, payload)| zab_core::Txn {
                             zxid,
                             payload: payload.clone(),
-                        };
-                        self.peers.send(to, Message::Proposal { epoch, prev, txn });
-                        prev = zxid;
+                        });
+                    for msg in zab_core::diff_stream(epoch, after, txns) {
+                        self.peers.send(to, msg);
                     }
                 }
                 Action::SendSnapshot {

@@ -564,11 +564,8 @@ impl Simulation {
                     note(&mut self.report, inv::fail("diff_source", detail));
                     return;
                 }
-                let mut prev = after;
-                for txn in txns {
-                    let zxid = txn.zxid;
-                    self.on_send(i, to, Message::Proposal { epoch, prev, txn });
-                    prev = zxid;
+                for msg in zab_core::diff_stream(epoch, after, txns) {
+                    self.on_send(i, to, msg);
                 }
             }
             Action::SendSnapshot {
