@@ -1,0 +1,196 @@
+//! Test harness shared by the real-process suites: an ensemble of
+//! `zab-server` processes on loopback, each with its own data directory and
+//! log, killed and cleaned up on drop (logs kept if the test failed).
+#![allow(dead_code)] // each suite uses a different part
+
+use std::net::{SocketAddr, TcpListener};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use zab_client::{Client, Error, ErrorCode};
+
+pub struct Ensemble {
+    pub dir: PathBuf,
+    pub clients: Vec<SocketAddr>,
+    procs: Vec<Option<Child>>,
+}
+
+/// `n` distinct free loopback ports: all listeners are held until every port
+/// is chosen, so the kernel cannot hand out the same one twice.
+pub fn free_ports(n: usize) -> Vec<u16> {
+    let held: Vec<TcpListener> = (0..n)
+        .map(|_| TcpListener::bind("127.0.0.1:0").expect("a free port on loopback"))
+        .collect();
+    held.iter()
+        .map(|l| l.local_addr().expect("bound").port())
+        .collect()
+}
+
+impl Ensemble {
+    pub fn start(n: usize, name: &str) -> Ensemble {
+        let dir = std::env::temp_dir().join(format!("zab-cluster-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let ports = free_ports(2 * n);
+        let (peers, clients) = ports.split_at(n);
+        let mut servers = String::new();
+        for i in 0..n {
+            servers.push_str(&format!(
+                "[[servers]]\nid = {}\npeer = \"127.0.0.1:{}\"\nclient = \"127.0.0.1:{}\"\n",
+                i + 1,
+                peers[i],
+                clients[i]
+            ));
+        }
+        for i in 0..n {
+            let data = dir.join(format!("{}", i + 1));
+            std::fs::create_dir_all(&data).expect("data dir");
+            let cfg = format!(
+                "id = {}\ndata_dir = \"{}\"\n{servers}",
+                i + 1,
+                data.display()
+            );
+            std::fs::write(data.join("zab.toml"), cfg).expect("config");
+        }
+        let mut e = Ensemble {
+            dir,
+            clients: clients
+                .iter()
+                .map(|p| SocketAddr::from(([127, 0, 0, 1], *p)))
+                .collect(),
+            procs: (0..n).map(|_| None).collect(),
+        };
+        for i in 0..n {
+            e.spawn(i);
+        }
+        e
+    }
+
+    pub fn spawn(&mut self, i: usize) {
+        let data = self.dir.join(format!("{}", i + 1));
+        let log = std::fs::File::create(data.join("server.log")).expect("log file");
+        let child = Command::new(env!("CARGO_BIN_EXE_zab-server"))
+            .arg("--config")
+            .arg(data.join("zab.toml"))
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("start zab-server");
+        self.procs[i] = Some(child);
+    }
+
+    pub fn kill(&mut self, i: usize) {
+        if let Some(mut c) = self.procs[i].take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    /// Connects to server `i` only, retrying until it serves (bounded).
+    pub async fn client(&self, i: usize, timeout_ms: u32) -> Client {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            match Client::connect(&[self.clients[i]], timeout_ms).await {
+                Ok(c) => return c,
+                Err(e) if Instant::now() < deadline => {
+                    let _ = e;
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+                Err(e) => panic!("server {} never accepted a session: {e}", i + 1),
+            }
+        }
+    }
+
+    /// The id (0-based) of the server whose log says it leads now.
+    pub fn leader(&self) -> Option<usize> {
+        (0..self.procs.len()).find(|&i| {
+            self.procs[i].is_some()
+                && std::fs::read_to_string(self.dir.join(format!("{}", i + 1)).join("server.log"))
+                    .map(|log| {
+                        let last_role = log.lines().rev().find(|l| l.contains("role changed"));
+                        last_role.is_some_and(|l| l.contains("Leading") && l.contains("Broadcast"))
+                    })
+                    .unwrap_or(false)
+        })
+    }
+}
+
+impl Drop for Ensemble {
+    fn drop(&mut self) {
+        for i in 0..self.procs.len() {
+            self.kill(i);
+        }
+        if !std::thread::panicking() {
+            let _ = std::fs::remove_dir_all(&self.dir);
+        } else {
+            eprintln!("server logs kept in {}", self.dir.display());
+        }
+    }
+}
+
+/// Opens a session trying `servers` in order, retrying while the ensemble is
+/// still electing (bounded).
+pub async fn connect_retry(servers: &[SocketAddr], timeout_ms: u32) -> Result<Client, Error> {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        match Client::connect_in_order(servers, timeout_ms).await {
+            Err(Error::NoServer(_)) if Instant::now() < deadline => {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            other => return other,
+        }
+    }
+}
+
+/// Retries `f` on ConnectionLoss or a refused write while a leader is being
+/// elected (bounded), as an application would.
+pub async fn retry<T, F, Fut>(mut f: F) -> Result<T, Error>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T, Error>>,
+{
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        match f().await {
+            Err(Error::ConnectionLoss | Error::Server(ErrorCode::NotLeaderNoQuorum))
+                if Instant::now() < deadline =>
+            {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            other => return other,
+        }
+    }
+}
+
+impl Ensemble {
+    pub fn signal(&self, i: usize, sig: &str) {
+        let pid = self.procs[i].as_ref().expect("running").id();
+        let ok = Command::new("kill")
+            .arg(format!("-{sig}"))
+            .arg(pid.to_string())
+            .status()
+            .expect("kill(1)")
+            .success();
+        assert!(ok, "kill -{sig} {pid}");
+    }
+
+    pub async fn wait_for_leader(&self, not: Option<usize>) -> usize {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            if let Some(l) = (0..self.procs.len()).find(|&i| Some(i) != not && self.leads(i)) {
+                return l;
+            }
+            assert!(Instant::now() < deadline, "no leader");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    pub fn leads(&self, i: usize) -> bool {
+        std::fs::read_to_string(self.dir.join(format!("{}", i + 1)).join("server.log"))
+            .map(|log| {
+                let last = log.lines().rev().find(|l| l.contains("role changed"));
+                last.is_some_and(|l| l.contains("Leading") && l.contains("Broadcast"))
+            })
+            .unwrap_or(false)
+    }
+}
