@@ -78,6 +78,22 @@ impl fmt::Display for Error {
 
 impl std::error::Error for Error {}
 
+/// The session's connection state, as a stream of changes
+/// ([`Client::session_states`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SessionState {
+    /// Connected to a server; requests flow.
+    Connected,
+    /// The server was lost; requests in flight failed with ConnectionLoss and
+    /// new ones wait. The session lives on for its timeout.
+    Disconnected,
+    /// Connected again, to a server not behind what this client has seen;
+    /// watches were re-registered.
+    Reconnected,
+    /// The session is gone: its ephemerals are deleted; every request fails.
+    Expired,
+}
+
 /// How fresh a read must be.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Consistency {
@@ -137,6 +153,7 @@ pub struct Client {
     events: Mutex<mpsc::UnboundedReceiver<WatchEvent>>,
     last_zxid: Arc<AtomicU64>,
     session_id: u64,
+    states: tokio::sync::watch::Receiver<SessionState>,
 }
 
 impl fmt::Debug for Client {
@@ -174,12 +191,14 @@ impl Client {
         let (requests, rx) = mpsc::unbounded_channel();
         let (events_tx, events_rx) = mpsc::unbounded_channel();
         let session_id = session.id;
+        let (states_tx, states) = tokio::sync::watch::channel(SessionState::Connected);
         let conn = Connection {
             servers: order,
             session,
             armed: std::collections::BTreeSet::new(),
             last_zxid: last_zxid.clone(),
             events: events_tx,
+            states: states_tx,
         };
         tokio::spawn(conn.run(stream, rx));
         Ok(Client {
@@ -187,6 +206,7 @@ impl Client {
             events: Mutex::new(events_rx),
             last_zxid,
             session_id,
+            states,
         })
     }
 
@@ -358,6 +378,17 @@ impl Client {
         .map(drop)
     }
 
+    /// The current session state.
+    pub fn session_state(&self) -> SessionState {
+        *self.states.borrow()
+    }
+
+    /// A stream of session state changes (connected, disconnected,
+    /// reconnected, expired): `changed().await`, then `borrow()`.
+    pub fn session_states(&self) -> tokio::sync::watch::Receiver<SessionState> {
+        self.states.clone()
+    }
+
     /// The next watch event (one-shot or persistent) for this session.
     pub async fn next_event(&self) -> Option<WatchEvent> {
         self.events.lock().await.recv().await
@@ -463,6 +494,7 @@ struct Connection {
     armed: std::collections::BTreeSet<(Armed, String)>,
     last_zxid: Arc<AtomicU64>,
     events: mpsc::UnboundedSender<WatchEvent>,
+    states: tokio::sync::watch::Sender<SessionState>,
 }
 
 impl Connection {
@@ -476,6 +508,7 @@ impl Connection {
             if !lost {
                 return;
             }
+            let _ = self.states.send(SessionState::Disconnected);
             // Reconnect with the same session, before it expires.
             let deadline = tokio::time::Instant::now()
                 + Duration::from_millis(u64::from(self.session.timeout_ms));
@@ -499,8 +532,12 @@ impl Connection {
                 }
             }
             match reconnected {
-                Some(s) => stream = s,
+                Some(s) => {
+                    stream = s;
+                    let _ = self.states.send(SessionState::Reconnected);
+                }
                 None => {
+                    let _ = self.states.send(SessionState::Expired);
                     // Expired: fail everything from now on.
                     while let Some((_, tx)) = requests.recv().await {
                         let _ = tx.send(Err(Error::SessionExpired));

@@ -406,6 +406,10 @@ async fn watches_are_rearmed_after_reconnect_with_catch_up() {
         .await
         .expect("session survived");
     assert_eq!(&data[..], b"1");
+    assert_eq!(
+        watcher.session_state(),
+        zab_client::SessionState::Reconnected
+    );
 }
 
 /// REFERENCE §2: a leader that was paused (SIGSTOP) while the others elected

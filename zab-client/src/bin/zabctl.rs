@@ -6,6 +6,11 @@
 //!   get PATH            set [-v VERSION] PATH DATA      delete [-v VERSION] PATH
 //!   ls [-R] PATH        stat PATH                        sync PATH
 //!   watch PATH          (streams events under PATH until Ctrl-C)
+//!   multi FILE          all-or-nothing; FILE has one op per line:
+//!                       create PATH DATA | set PATH DATA [VERSION] |
+//!                       delete PATH [VERSION] | check PATH VERSION
+//!   cluster status      each server's /status (admin ports from ZAB_ADMIN,
+//!                       default 127.0.0.1:8081-8083)
 //! ```
 //! Servers come from `--servers`, else `ZAB_SERVERS`, else the ensemble that
 //! `scripts/cluster.sh up` starts (127.0.0.1:2181-2183). Reads are
@@ -204,9 +209,94 @@ async fn run(o: &Opts, c: &Client) -> Result<(), Error> {
                 }
             }
         }
+        ["multi", file] => {
+            let text = std::fs::read_to_string(file).map_err(|_| usage())?;
+            let ops = parse_multi(&text).ok_or_else(usage)?;
+            for r in c.multi(ops).await? {
+                match r {
+                    zab_client::MultiResult::Create(cr) => println!("created {}", cr.path),
+                    zab_client::MultiResult::SetData(st) => {
+                        println!("set, version = {}", st.version)
+                    }
+                    zab_client::MultiResult::Delete => println!("deleted"),
+                    zab_client::MultiResult::Check => println!("checked"),
+                }
+            }
+        }
         _ => return Err(usage()),
     }
     Ok(())
+}
+
+/// One op per non-empty line: `create PATH DATA`, `set PATH DATA [VERSION]`,
+/// `delete PATH [VERSION]`, `check PATH VERSION`.
+fn parse_multi(text: &str) -> Option<Vec<zab_client::MultiOp>> {
+    use zab_client::{CheckRequest, CreateRequest, DeleteRequest, MultiOp, SetDataRequest};
+    let data = |s: &str| bytes::Bytes::copy_from_slice(s.as_bytes());
+    text.lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+        .map(|line| {
+            let w: Vec<&str> = line.split_whitespace().collect();
+            Some(match w.as_slice() {
+                ["create", path, rest @ ..] => MultiOp::Create(CreateRequest {
+                    path: path.to_string(),
+                    data: data(rest.first().copied().unwrap_or("")),
+                    mode: CreateMode::Persistent,
+                    ttl_ms: 0,
+                }),
+                ["set", path, value, rest @ ..] => MultiOp::SetData(SetDataRequest {
+                    path: path.to_string(),
+                    data: data(value),
+                    version: rest.first().map_or(Some(-1), |v| v.parse().ok())?,
+                }),
+                ["delete", path, rest @ ..] => MultiOp::Delete(DeleteRequest {
+                    path: path.to_string(),
+                    version: rest.first().map_or(Some(-1), |v| v.parse().ok())?,
+                }),
+                ["check", path, version] => MultiOp::Check(CheckRequest {
+                    path: path.to_string(),
+                    version: version.parse().ok()?,
+                }),
+                _ => return None,
+            })
+        })
+        .collect()
+}
+
+/// `zabctl cluster status`: every server's admin /status, without a session.
+async fn cluster_status(json: bool) -> ExitCode {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let admins = std::env::var("ZAB_ADMIN")
+        .unwrap_or_else(|_| "127.0.0.1:8081,127.0.0.1:8082,127.0.0.1:8083".into());
+    let mut all_ok = true;
+    for addr in admins.split(',').map(str::trim) {
+        let answer = async {
+            let mut s = tokio::net::TcpStream::connect(addr).await.ok()?;
+            s.write_all(b"GET /status HTTP/1.0\r\n\r\n").await.ok()?;
+            let mut out = Vec::new();
+            s.read_to_end(&mut out).await.ok()?;
+            let text = String::from_utf8(out).ok()?;
+            text.split("\r\n\r\n").nth(1).map(|b| b.trim().to_string())
+        };
+        match tokio::time::timeout(std::time::Duration::from_secs(2), answer).await {
+            Ok(Some(body)) if json => println!("{body}"),
+            Ok(Some(body)) => println!("{addr}: {body}"),
+            _ => {
+                all_ok = false;
+                if json {
+                    println!("{{\"admin\":{},\"error\":\"unreachable\"}}", quote(addr));
+                } else {
+                    println!("{addr}: unreachable");
+                }
+            }
+        }
+    }
+    if all_ok {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(3)
+    }
 }
 
 #[tokio::main(flavor = "current_thread")]
@@ -222,6 +312,9 @@ async fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    if opts.args.len() == 2 && opts.args[0] == "cluster" && opts.args[1] == "status" {
+        return cluster_status(opts.json).await;
+    }
     let client = match Client::connect(&opts.servers, 10_000).await {
         Ok(c) => c,
         Err(e) => {
@@ -237,7 +330,7 @@ async fn main() -> ExitCode {
             eprintln!("zabctl: bad arguments (see `zabctl` with no arguments for usage)");
             ExitCode::from(2)
         }
-        Err(e @ Error::Server(_)) => {
+        Err(e @ (Error::Server(_) | Error::MultiFailed { .. })) => {
             eprintln!("zabctl: {e}");
             ExitCode::from(1)
         }
