@@ -41,6 +41,7 @@ use zab_proto::{
     ConnectReply, ConnectRequest, OpCode, Outcome, Request, RequestFrame, Response, ServerFrame,
     Xid, FRAME_BYTES_DEFAULT, PASSWORD_BYTES, PROTOCOL_VERSION,
 };
+pub mod recipes;
 
 /// Why a request failed.
 #[derive(Debug, Clone, PartialEq, Eq)]
