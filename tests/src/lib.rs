@@ -2,6 +2,7 @@
 //! checks. The tests live in `tests/tests/`; the campaign runner is `src/bin/sim.rs`.
 
 pub mod invariants;
+pub mod linearizability;
 pub mod sim;
 
 use zab_core::Defects;

@@ -690,6 +690,15 @@ impl Frontend {
                 self.watches.forget(done.session);
                 self.last_heard.remove(&done.session);
                 self.expiring.remove(&done.session);
+                // A session closed by expiry (or elsewhere) ends its
+                // connection here too, after what is already queued; the
+                // client then learns SessionExpired when it reconnects.
+                if let Some(&conn) = self.by_session.get(&done.session) {
+                    if let Some(c) = self.conns.get_mut(&conn) {
+                        c.queue.push_back(Item::Close);
+                        dirty.insert(conn);
+                    }
+                }
             }
             if done.origin != self.me {
                 continue;
