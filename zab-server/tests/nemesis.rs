@@ -64,16 +64,28 @@ fn definite<T>(r: &Result<T, Error>) -> Option<String> {
     }
 }
 
+/// What every worker shares: the clock origin, the end, the records.
+#[derive(Clone)]
+struct Shared {
+    started: Instant,
+    deadline: Instant,
+    history: Arc<Mutex<History>>,
+    tally: Arc<Mutex<Tally>>,
+}
+
 async fn worker(
     mut client: Client,
     servers: Vec<std::net::SocketAddr>,
     mut id: u64,
     seed: u64,
-    started: Instant,
-    deadline: Instant,
-    history: Arc<Mutex<History>>,
-    tally: Arc<Mutex<Tally>>,
+    shared: Shared,
 ) {
+    let Shared {
+        started,
+        deadline,
+        history,
+        tally,
+    } = shared;
     let mut rng = Rng(seed);
     let mut next_value = id << 32;
     let now = |s: Instant| s.elapsed().as_nanos() as u64;
@@ -99,7 +111,7 @@ async fn worker(
         let idx = history
             .lock()
             .expect("history")
-            .push_invoke(id, &key, op.clone(), now(started));
+            .push_invoke(id, &key, op, now(started));
         let outcome = match op {
             Op::Read => {
                 let r = client.get(&key, Consistency::Linearizable).await;
@@ -184,7 +196,7 @@ async fn run_once(seed: u64, secs: u64) -> (u64, u64, Vec<String>) {
     // The initial values are a write of 0 that completed before anything else.
     for k in 0..KEYS {
         let mut h = history.lock().expect("history");
-        let idx = h.push_invoke(0, &format!("/r/k{k}"), Op::Write(0), 0);
+        let idx = h.push_invoke(0, format!("/r/k{k}"), Op::Write(0), 0);
         h.complete(idx, 0, Outcome::Ok(Reply::Ok));
     }
     let tally = Arc::new(Mutex::new(Tally::default()));
@@ -195,15 +207,18 @@ async fn run_once(seed: u64, secs: u64) -> (u64, u64, Vec<String>) {
         let order: Vec<_> = (0..3).map(|i| e.clients[(i + w as usize) % 3]).collect();
         let client = connect_retry(&order, 4000).await.expect("worker session");
         let order = order.clone();
+        let shared = Shared {
+            started,
+            deadline,
+            history: history.clone(),
+            tally: tally.clone(),
+        };
         workers.push(tokio::spawn(worker(
             client,
             order,
             w + 1,
             seed * 100 + w,
-            started,
-            deadline,
-            history.clone(),
-            tally.clone(),
+            shared,
         )));
     }
     // The nemesis: one fault at a time, then heal.
@@ -241,9 +256,12 @@ async fn run_once(seed: u64, secs: u64) -> (u64, u64, Vec<String>) {
     let mut anomalies = Vec::new();
     let reader = e.client(0, 8000).await;
     let mut last_acked: BTreeMap<String, u64> = BTreeMap::new();
-    let tally = tally.lock().expect("tally");
-    for (k, v) in &tally.acked_writes {
-        last_acked.insert(k.clone(), *v);
+    let (ops, acked) = {
+        let t = tally.lock().expect("tally");
+        (t.ops, t.acked_writes.clone())
+    };
+    for (k, v) in acked {
+        last_acked.insert(k, v);
     }
     let mut lost = 0;
     for k in 0..KEYS {
@@ -295,7 +313,7 @@ async fn run_once(seed: u64, secs: u64) -> (u64, u64, Vec<String>) {
         }
         Verdict::Unknown { reason } => anomalies.push(format!("checker gave up: {reason}")),
     }
-    (tally.ops, lost, anomalies)
+    (ops, lost, anomalies)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
