@@ -20,6 +20,17 @@ use crate::storage::{RealFs, Store, StoreConfig};
 /// Inputs queued for the driver before senders wait (backpressure on peers).
 const INPUT_QUEUE_MAX: usize = 65_536;
 
+/// The real file system, or in test builds (`defects` feature) with
+/// `ZAB_TEST_POWER_LOSS=1`, one that loses unsynced writes on kill -9.
+fn file_system() -> std::sync::Arc<dyn crate::storage::Fs> {
+    #[cfg(feature = "defects")]
+    if std::env::var("ZAB_TEST_POWER_LOSS").is_ok_and(|v| v == "1") {
+        tracing::warn!("test mode: unsynced writes live in memory and die with the process");
+        return crate::storage::power_loss_fs::PowerLossFs::shared();
+    }
+    RealFs::shared()
+}
+
 /// Why the server stopped.
 #[derive(Debug)]
 pub enum Stop {
@@ -29,7 +40,7 @@ pub enum Stop {
 
 /// Runs one server until it is told to stop or cannot go on.
 pub async fn serve(cfg: Config) -> Result<Stop, String> {
-    let (store, recovery) = Store::open(RealFs::shared(), &cfg.data_dir, StoreConfig::default())
+    let (store, recovery) = Store::open(file_system(), &cfg.data_dir, StoreConfig::default())
         .map_err(|e| format!("cannot open data directory: {e}"))?;
     let mut app = Replica::new();
     if let Some(snapshot) = &recovery.snapshot {

@@ -17,6 +17,8 @@ pub mod epoch_file;
 pub mod error;
 pub mod fs;
 pub mod group_commit;
+#[cfg(feature = "defects")]
+pub mod power_loss_fs;
 pub mod record;
 #[cfg(any(test, feature = "sim-fs"))]
 pub mod sim_fs;
