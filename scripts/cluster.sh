@@ -16,8 +16,8 @@ DATA="${ZAB_DATA:-./data}"
 BIN="target/release/zab-server"
 
 build() {
-    if [ ! -x "$BIN" ]; then
-        cargo build --quiet --release -p zab-server
+    if [ ! -x "$BIN" ] || [ ! -x target/release/zabctl ]; then
+        cargo build --quiet --release -p zab-server -p zab-client
     fi
 }
 
