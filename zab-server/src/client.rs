@@ -922,50 +922,46 @@ fn send(c: &Conn, frame: &ServerFrame) {
 fn read(request: &Request, replica: &Replica, watches: &mut Watches, session: u64) -> WireOutcome {
     let tree = &replica.tree;
     let valid = |path: &str| crate::tree::path::validate(path).is_ok();
+    let path = match request {
+        Request::Exists { path, .. }
+        | Request::GetData { path, .. }
+        | Request::GetChildren { path, .. } => path,
+        _ => return WireOutcome::Err(ErrorCode::Unimplemented),
+    };
+    if !valid(path) {
+        return WireOutcome::Err(ErrorCode::BadArguments);
+    }
     match request {
         Request::Exists { path, watch } => {
-            if !valid(path) {
-                return WireOutcome::Err(ErrorCode::BadArguments);
-            }
             if *watch {
                 watches.arm(OneShot::Exists, path, session);
             }
             WireOutcome::Ok(Response::Exists(tree.exists(path).map(wire_stat)))
         }
-        Request::GetData { path, watch } => {
-            if !valid(path) {
-                return WireOutcome::Err(ErrorCode::BadArguments);
-            }
-            match tree.get(path) {
-                Some((data, stat)) => {
-                    if *watch {
-                        watches.arm(OneShot::Data, path, session);
-                    }
-                    WireOutcome::Ok(Response::GetData {
-                        data: data.clone(),
-                        stat: wire_stat(stat),
-                    })
+        Request::GetData { path, watch } => match tree.get(path) {
+            Some((data, stat)) => {
+                if *watch {
+                    watches.arm(OneShot::Data, path, session);
                 }
-                None => WireOutcome::Err(ErrorCode::NoNode),
+                WireOutcome::Ok(Response::GetData {
+                    data: data.clone(),
+                    stat: wire_stat(stat),
+                })
             }
-        }
-        Request::GetChildren { path, watch } => {
-            if !valid(path) {
-                return WireOutcome::Err(ErrorCode::BadArguments);
-            }
-            match tree.children(path) {
-                Some((children, stat)) => {
-                    if *watch {
-                        watches.arm(OneShot::Child, path, session);
-                    }
-                    WireOutcome::Ok(Response::GetChildren {
-                        children,
-                        stat: wire_stat(stat),
-                    })
+            None => WireOutcome::Err(ErrorCode::NoNode),
+        },
+        Request::GetChildren { path, watch } => match tree.children(path) {
+            Some((children, stat)) => {
+                if *watch {
+                    watches.arm(OneShot::Child, path, session);
                 }
-                None => WireOutcome::Err(ErrorCode::NoNode),
+                WireOutcome::Ok(Response::GetChildren {
+                    children,
+                    stat: wire_stat(stat),
+                })
             }
-        }
+            None => WireOutcome::Err(ErrorCode::NoNode),
+        },
         _ => WireOutcome::Err(ErrorCode::Unimplemented),
     }
 }
