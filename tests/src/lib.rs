@@ -3,6 +3,7 @@
 
 pub mod invariants;
 pub mod linearizability;
+pub mod proxy;
 pub mod sim;
 
 use zab_core::Defects;

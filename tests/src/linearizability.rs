@@ -110,6 +110,9 @@ pub struct Event {
     /// [`Outcome::Unknown`], whose completion is taken to be +infinity.
     pub complete_time: Option<u64>,
     pub outcome: Outcome,
+    /// The zxid the server reported for it (a write's `mzxid`, a read's
+    /// data zxid), when known. Recorded for diagnosis; the check ignores it.
+    pub zxid: Option<u64>,
 }
 
 /// A recorded history: events in any order, indexed by when they were pushed.
@@ -254,7 +257,13 @@ impl History {
             invoke_time: time_ns,
             complete_time: None,
             outcome: Outcome::Unknown,
+            zxid: None,
         })
+    }
+
+    /// Records the zxid the server reported for the operation at `idx`.
+    pub fn set_zxid(&mut self, idx: usize, zxid: u64) {
+        self.events[idx].zxid = Some(zxid);
     }
 
     /// Records how the operation at `idx` ended, at `time_ns`.

@@ -562,6 +562,12 @@ impl Connection {
         let mut buf = BytesMut::with_capacity(16 * 1024);
         let ping_every = Duration::from_millis(u64::from(self.session.timeout_ms / 3).max(100));
         let mut ping = tokio::time::interval(ping_every);
+        // A server that stops answering (paused, partitioned, hung) is left
+        // after two thirds of the session timeout, as ZooKeeper's clients do:
+        // early enough to reconnect elsewhere before the session expires.
+        let read_timeout =
+            Duration::from_millis(u64::from(self.session.timeout_ms) * 2 / 3).max(2 * ping_every);
+        let mut last_heard = tokio::time::Instant::now();
         let mut closing = false;
         if !self.armed.is_empty() {
             // Re-arm on the new server; it reports what changed meanwhile
@@ -624,6 +630,9 @@ impl Connection {
                     None => break false,
                 },
                 _ = ping.tick() => {
+                    if last_heard.elapsed() > read_timeout {
+                        break true;
+                    }
                     let mut out = BytesMut::new();
                     RequestFrame::Ping.encode(&mut out);
                     if writer.write_all(&out).await.is_err() {
@@ -633,7 +642,7 @@ impl Connection {
                 read = reader.read_buf(&mut buf) => {
                     match read {
                         Ok(0) | Err(_) => break !closing,
-                        Ok(_) => {}
+                        Ok(_) => last_heard = tokio::time::Instant::now(),
                     }
                     let mut broken = false;
                     loop {

@@ -295,16 +295,65 @@ impl Frontend {
             }
             ClientEvent::Frame { conn, frame } => self.on_frame(conn, frame, replica, applied),
             ClientEvent::Closed { conn } => {
-                if let Some(c) = self.conns.remove(&conn) {
-                    if let Some(s) = c.session {
-                        if self.by_session.get(&s) == Some(&conn) {
-                            self.by_session.remove(&s);
-                            self.watches.forget(s);
-                        }
-                    }
-                }
+                self.forget(conn);
                 Vec::new()
             }
+        }
+    }
+
+    /// Drops a connection's state; dropping its sender ends its task, which
+    /// closes the socket. The session lives on until it expires.
+    fn forget(&mut self, conn: ConnId) {
+        if let Some(c) = self.conns.remove(&conn) {
+            if let Some(s) = c.session {
+                if self.by_session.get(&s) == Some(&conn) {
+                    self.by_session.remove(&s);
+                    self.watches.forget(s);
+                }
+            }
+            for item in &c.queue {
+                if let Item::Write { id, .. } | Item::Sync { id, .. } = item {
+                    self.requests.remove(id);
+                    self.submitted.remove(id);
+                }
+            }
+        }
+    }
+
+    /// The server left the broadcast phase it was in: writes it submitted
+    /// may or may not commit under the next leader, and the core will not
+    /// report on them (a follower's forwarded write can be lost with its
+    /// leader). A client must not wait forever, nor be told a definite
+    /// failure: its connection is closed, so it sees ConnectionLoss and
+    /// reconnects, as ZooKeeper's followers do when they lose the leader.
+    pub fn on_role_changed(&mut self, role: Role) {
+        let broadcasting = matches!(
+            role,
+            Role::Leading {
+                phase: zab_core::Phase::Broadcast,
+                ..
+            } | Role::Following {
+                phase: zab_core::Phase::Broadcast,
+                ..
+            }
+        );
+        if broadcasting {
+            return;
+        }
+        let doubtful: Vec<ConnId> = self
+            .conns
+            .iter()
+            .filter(|(_, c)| c.queue.iter().any(|i| matches!(i, Item::Write { .. })))
+            .map(|(conn, _)| *conn)
+            .collect();
+        if !doubtful.is_empty() {
+            info!(
+                connections = doubtful.len(),
+                "left broadcast with writes in flight; closing those connections"
+            );
+        }
+        for conn in doubtful {
+            self.forget(conn);
         }
     }
 

@@ -189,7 +189,10 @@ impl Driver {
                     );
                 }
                 Action::Deliver { through } => self.deliver(through)?,
-                Action::RoleChanged(role) => info!(?role, "role changed"),
+                Action::RoleChanged(role) => {
+                    info!(?role, "role changed");
+                    self.frontend.on_role_changed(role);
+                }
                 Action::SyncDone { id, zxid } => {
                     self.frontend
                         .on_sync_done(id, zxid, &self.app, self.applied)

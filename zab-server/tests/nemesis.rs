@@ -1,31 +1,56 @@
-//! Real processes under faults, with histories checked for linearizability.
+//! Real processes under faults, with full histories checked afterwards.
 //!
-//! A 3-server ensemble runs on loopback while clients do reads (sync, then
-//! read), blind writes and compare-and-set on a few keys, recording every
-//! operation's invocation, completion and outcome. A nemesis kills servers
-//! with SIGKILL, pauses them with SIGSTOP/SIGCONT and restarts them. At the
-//! end the history goes through the WGL checker (`zab_tests::linearizability`)
-//! and every acknowledged write is checked to be present in the final state's
-//! history of values.
+//! An ensemble of 3 or 5 `zab-server` processes runs on loopback with every
+//! peer link through an in-process proxy (`zab_tests::proxy`), while four
+//! workloads record what they see:
 //!
-//! The CI-sized run (`a_short_nemesis_run_is_linearizable`) takes about 20 s.
+//! - **registers**: sessions read (sync, then read), write and compare-and-set
+//!   unique values on a few keys; every invocation, completion, outcome and
+//!   zxid goes into a `History` for the WGL checker
+//!   (`zab_tests::linearizability`);
+//! - **sequential creates**: names must be unique, ordered as the creates were
+//!   in real time, and every acknowledged one present at the end;
+//! - **ephemerals**: sessions create an ephemeral node, then close, abandon (so
+//!   the session expires) or keep their session; at the end a node must exist
+//!   exactly when its session lives;
+//! - **watches**: a session holds a persistent recursive watch on the
+//!   registers; its events must come in zxid order, and every acknowledged
+//!   write must produce one unless a `ContinuityLost` event covered it.
+//!
+//! Meanwhile a nemesis injects one fault at a time and heals it: kill -9 and
+//! restart (a random server, the leader, or a minority at once), SIGSTOP /
+//! SIGCONT, isolating a server or the leader, a majority/minority partition,
+//! one-way partitions around the leader, and delayed links.
+//!
+//! The CI-sized runs (`three_servers_under_faults_stay_linearizable`,
+//! `five_servers_under_faults_stay_linearizable`) take about a minute each.
 //! `scripts/nemesis.sh --runs N --secs S` runs a campaign through the ignored
-//! `campaign` test and ends with one line `runs=… ops=… acked_writes_lost=… anomalies=…`.
+//! `campaign` test and ends with one line
+//! `runs=… ops=… acked_writes_lost=… anomalies=…`.
+//!
+//! With a deliberately broken server (`--features defects` and, for example,
+//! `ZAB_DEFECT=sync_without_quorum`) these runs must fail: see
+//! docs/testing.md.
 
 mod common;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use common::{connect_retry, Ensemble};
-use zab_client::{Client, Consistency, CreateMode, Error, ErrorCode};
+use zab_client::{Client, Consistency, CreateMode, Error, ErrorCode, WatchEventKind};
 use zab_tests::linearizability::{check, Budget, History, Op, Outcome, Reply, Verdict};
 
 const KEYS: usize = 5;
 /// Pause between a client's operations, so each key's history stays small
 /// enough for an exhaustive check (the search is exponential in overlap).
 const THINK_MS: u64 = 4;
+/// Session timeout asked for by the workloads (the server clamps it).
+const SESSION_MS: u32 = 4000;
+/// Session timeout of the ephemeral workload's sessions: short, so abandoned
+/// ones expire within the run.
+const EPHEMERAL_SESSION_MS: u32 = 1000;
 
 /// A tiny deterministic generator for the workload's choices.
 struct Rng(u64);
@@ -42,12 +67,6 @@ impl Rng {
     fn below(&mut self, n: u64) -> u64 {
         self.next() % n
     }
-}
-
-#[derive(Default)]
-struct Tally {
-    ops: u64,
-    acked_writes: Vec<(String, u64)>,
 }
 
 fn value_of(data: &[u8]) -> Option<u64> {
@@ -69,123 +88,603 @@ fn definite<T>(r: &Result<T, Error>) -> Option<String> {
 struct Shared {
     started: Instant,
     deadline: Instant,
+    servers: Vec<std::net::SocketAddr>,
     history: Arc<Mutex<History>>,
-    tally: Arc<Mutex<Tally>>,
+    /// Acknowledged register writes: (key, value, zxid).
+    acked: Arc<Mutex<Vec<(String, u64, u64)>>>,
+    ops: Arc<std::sync::atomic::AtomicU64>,
+    /// Operations that never finished (a liveness failure, reported).
+    hung: Arc<Mutex<Vec<String>>>,
 }
 
-async fn worker(
-    mut client: Client,
-    servers: Vec<std::net::SocketAddr>,
-    mut id: u64,
-    seed: u64,
-    shared: Shared,
-) {
-    let Shared {
-        started,
-        deadline,
-        history,
-        tally,
-    } = shared;
+impl Shared {
+    fn now(&self) -> u64 {
+        self.started.elapsed().as_nanos() as u64
+    }
+
+    fn count(&self) {
+        self.ops.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// `op`, given up on after 30 s: recorded as hung, outcome unknown.
+    async fn bounded<T>(
+        &self,
+        what: String,
+        op: impl std::future::Future<Output = Result<T, Error>>,
+    ) -> Result<T, Error> {
+        match tokio::time::timeout(Duration::from_secs(30), op).await {
+            Ok(r) => r,
+            Err(_) => {
+                self.hung.lock().expect("hung").push(what);
+                Err(Error::ConnectionLoss)
+            }
+        }
+    }
+
+    /// A session on the servers in an order that depends on `salt`.
+    async fn session(&self, salt: usize, timeout_ms: u32) -> Option<Client> {
+        let n = self.servers.len();
+        let order: Vec<_> = (0..n).map(|i| self.servers[(i + salt) % n]).collect();
+        connect_retry(&order, timeout_ms).await.ok()
+    }
+}
+
+// ---------------------------------------------------------------- registers
+
+async fn register_worker(mut id: u64, seed: u64, shared: Shared) {
+    let Some(mut client) = shared.session(id as usize, SESSION_MS).await else {
+        return;
+    };
     let mut rng = Rng(seed);
     let mut next_value = id << 32;
-    let now = |s: Instant| s.elapsed().as_nanos() as u64;
-    while Instant::now() < deadline {
+    while Instant::now() < shared.deadline {
         let key = format!("/r/k{}", rng.below(KEYS as u64));
-        let choice = rng.below(10);
         next_value += 1;
         let value = next_value;
-        let op = match choice {
+        let op = match rng.below(10) {
             0..=3 => Op::Read,
             4..=7 => Op::Write(value),
-            _ => {
+            _ => match client.exists(&key, Consistency::Local, false).await {
                 // CAS against the version a fresh read saw.
-                match client.exists(&key, Consistency::Local, false).await {
-                    Ok(Some(st)) => Op::Cas {
-                        expected_version: st.version,
-                        new: value,
-                    },
-                    _ => Op::Write(value),
-                }
-            }
+                Ok(Some(st)) => Op::Cas {
+                    expected_version: st.version,
+                    new: value,
+                },
+                _ => Op::Write(value),
+            },
         };
-        let idx = history
+        let idx = shared
+            .history
             .lock()
             .expect("history")
-            .push_invoke(id, &key, op, now(started));
-        let outcome = match op {
+            .push_invoke(id, &key, op, shared.now());
+        let (outcome, zxid) = match op {
             Op::Read => {
-                let r = client.get(&key, Consistency::Linearizable).await;
-                match (&r, definite(&r)) {
-                    (Ok((data, _)), _) => Outcome::Ok(Reply::Read(value_of(data))),
-                    (Err(Error::Server(ErrorCode::NoNode)), _) => Outcome::Ok(Reply::Read(None)),
-                    (_, Some(why)) => Outcome::Fail(why),
-                    (_, None) => Outcome::Unknown,
-                }
-            }
-            Op::Write(v) => {
-                let r = client.set(&key, v.to_string().as_bytes(), -1).await;
-                match (&r, definite(&r)) {
-                    (Ok(_), _) => {
-                        tally
-                            .lock()
-                            .expect("tally")
-                            .acked_writes
-                            .push((key.clone(), v));
-                        Outcome::Ok(Reply::Ok)
-                    }
-                    (_, Some(why)) => Outcome::Fail(why),
-                    (_, None) => Outcome::Unknown,
-                }
-            }
-            Op::Cas {
-                expected_version,
-                new,
-            } => {
-                let r = client
-                    .set(&key, new.to_string().as_bytes(), expected_version)
+                let r = shared
+                    .bounded(
+                        format!("read of {key} by session {:#x}", client.session_id()),
+                        client.get(&key, Consistency::Linearizable),
+                    )
                     .await;
                 match (&r, definite(&r)) {
-                    (Ok(_), _) => {
-                        tally
-                            .lock()
-                            .expect("tally")
-                            .acked_writes
-                            .push((key.clone(), new));
-                        Outcome::Ok(Reply::Ok)
+                    (Ok((data, st)), _) => (Outcome::Ok(Reply::Read(value_of(data))), Some(st.mzxid)),
+                    (Err(Error::Server(ErrorCode::NoNode)), _) => {
+                        (Outcome::Ok(Reply::Read(None)), None)
                     }
-                    (Err(Error::Server(ErrorCode::BadVersion)), _) => {
-                        Outcome::Ok(Reply::BadVersion)
-                    }
-                    (_, Some(why)) => Outcome::Fail(why),
-                    (_, None) => Outcome::Unknown,
+                    (_, Some(why)) => (Outcome::Fail(why), None),
+                    (_, None) => (Outcome::Unknown, None),
                 }
             }
-            Op::Create(_) | Op::Delete => Outcome::Unknown,
+            Op::Write(new)
+            | Op::Cas {
+                expected_version: _,
+                new,
+            } => {
+                let version = match op {
+                    Op::Cas {
+                        expected_version, ..
+                    } => expected_version,
+                    _ => -1,
+                };
+                let r = shared
+                    .bounded(
+                        format!("write of {key} by session {:#x}", client.session_id()),
+                        client.set(&key, new.to_string().as_bytes(), version),
+                    )
+                    .await;
+                match (&r, definite(&r)) {
+                    (Ok(st), _) => {
+                        shared
+                            .acked
+                            .lock()
+                            .expect("acked")
+                            .push((key.clone(), new, st.mzxid));
+                        (Outcome::Ok(Reply::Ok), Some(st.mzxid))
+                    }
+                    (Err(Error::Server(ErrorCode::BadVersion)), _) if version >= 0 => {
+                        (Outcome::Ok(Reply::BadVersion), None)
+                    }
+                    (_, Some(why)) => (Outcome::Fail(why), None),
+                    (_, None) => (Outcome::Unknown, None),
+                }
+            }
+            Op::Create(_) | Op::Delete => (Outcome::Unknown, None),
         };
-        history
-            .lock()
-            .expect("history")
-            .complete(idx, now(started), outcome);
-        tally.lock().expect("tally").ops += 1;
+        {
+            let mut h = shared.history.lock().expect("history");
+            h.complete(idx, shared.now(), outcome);
+            if let Some(z) = zxid {
+                h.set_zxid(idx, z);
+            }
+        }
+        shared.count();
         tokio::time::sleep(Duration::from_millis(1 + rng.below(THINK_MS))).await;
-        if matches!(client.session_state(), zab_client::SessionState::Expired) {
+        if client.session_state() == zab_client::SessionState::Expired {
             // A new session is a new client in the history.
-            match connect_retry(&servers, 4000).await {
-                Ok(c) => client = c,
-                Err(_) => return,
+            match shared.session(id as usize, SESSION_MS).await {
+                Some(c) => client = c,
+                None => return,
             }
             id += 1000;
         }
     }
 }
 
-/// One run: `secs` of load and faults; returns (ops, acked writes lost, anomalies).
-async fn run_once(seed: u64, secs: u64) -> (u64, u64, Vec<String>) {
-    let mut e = Ensemble::start(3, &format!("nemesis-{seed}"));
-    let setup = e.client(0, 8000).await;
-    common::retry(|| setup.create("/r", b"", CreateMode::Persistent))
+// ---------------------------------------------------- sequential creates
+
+#[derive(Debug)]
+struct SeqCreate {
+    invoke: u64,
+    complete: u64,
+    /// The sequence number the server gave, if acknowledged; `None` for a
+    /// definite failure; unknown outcomes are only counted.
+    seq: Option<u64>,
+}
+
+#[derive(Default)]
+struct SeqLog {
+    creates: Vec<SeqCreate>,
+    unknown: u64,
+}
+
+async fn sequential_worker(shared: Shared, log: Arc<Mutex<SeqLog>>) {
+    let Some(mut client) = shared.session(7, SESSION_MS).await else {
+        return;
+    };
+    let mut rng = Rng(0x5e9);
+    while Instant::now() < shared.deadline {
+        let invoke = shared.now();
+        let r = shared
+            .bounded(
+                format!("sequential create by session {:#x}", client.session_id()),
+                client.create("/seq/c-", b"", CreateMode::PersistentSequential),
+            )
+            .await;
+        let complete = shared.now();
+        shared.count();
+        match (&r, definite(&r)) {
+            (Ok(name), _) => {
+                let seq = name
+                    .rsplit('-')
+                    .next()
+                    .and_then(|s| s.parse().ok())
+                    .expect("a sequential name ends in its number");
+                log.lock().expect("seq log").creates.push(SeqCreate {
+                    invoke,
+                    complete,
+                    seq: Some(seq),
+                });
+            }
+            (_, Some(_)) => log.lock().expect("seq log").creates.push(SeqCreate {
+                invoke,
+                complete,
+                seq: None,
+            }),
+            (_, None) => log.lock().expect("seq log").unknown += 1,
+        }
+        tokio::time::sleep(Duration::from_millis(5 + rng.below(20))).await;
+        if client.session_state() == zab_client::SessionState::Expired {
+            match shared.session(7, SESSION_MS).await {
+                Some(c) => client = c,
+                None => return,
+            }
+        }
+    }
+}
+
+/// Unique, in real-time order, and all present at the end.
+fn check_sequential(log: &SeqLog, present: &BTreeSet<u64>, anomalies: &mut Vec<String>) -> u64 {
+    let acked: Vec<&SeqCreate> = log.creates.iter().filter(|c| c.seq.is_some()).collect();
+    let mut seen = BTreeSet::new();
+    for c in &acked {
+        let seq = c.seq.expect("acked");
+        if !seen.insert(seq) {
+            anomalies.push(format!("sequential create: number {seq} given twice"));
+        }
+    }
+    // Real-time order: a create that finished before another began got the
+    // smaller number. Sorted by completion, the running maximum of earlier
+    // completions must stay below each later invocation's number.
+    let mut by_complete: Vec<&&SeqCreate> = acked.iter().collect();
+    by_complete.sort_by_key(|c| c.complete);
+    let mut by_invoke: Vec<&&SeqCreate> = acked.iter().collect();
+    by_invoke.sort_by_key(|c| c.invoke);
+    let (mut i, mut max_done) = (0, None::<u64>);
+    for c in by_invoke {
+        while i < by_complete.len() && by_complete[i].complete < c.invoke {
+            max_done = max_done.max(by_complete[i].seq);
+            i += 1;
+        }
+        if let (Some(done), Some(seq)) = (max_done, c.seq) {
+            if seq <= done {
+                anomalies.push(format!(
+                    "sequential create: number {seq} given after {done} had been acknowledged"
+                ));
+            }
+        }
+    }
+    let mut lost = 0;
+    for c in &acked {
+        let seq = c.seq.expect("acked");
+        if !present.contains(&seq) {
+            lost += 1;
+            anomalies.push(format!("sequential create {seq} acknowledged but gone"));
+        }
+    }
+    let allowed = acked.len() as u64 + log.unknown;
+    if present.len() as u64 > allowed {
+        anomalies.push(format!(
+            "{} sequential nodes exist, but only {} creates were acknowledged and {} unknown",
+            present.len(),
+            acked.len(),
+            log.unknown
+        ));
+    }
+    lost
+}
+
+// ---------------------------------------------------------- ephemerals
+
+#[derive(Debug)]
+enum Fate {
+    /// Closed with an acknowledgement: the node went with it.
+    Closed,
+    /// Dropped without closing: the session must expire.
+    Abandoned,
+    /// The client was told its session expired.
+    Expired,
+    /// Still open at the end (or its close had an unknown outcome).
+    Open,
+}
+
+struct Ephemeral {
+    path: String,
+    /// Whether the create was acknowledged (else its outcome is unknown).
+    acknowledged: bool,
+    session: u64,
+    fate: Fate,
+    client: Option<Client>,
+}
+
+async fn ephemeral_worker(shared: Shared, log: Arc<Mutex<Vec<Ephemeral>>>) {
+    let mut rng = Rng(0xe9e);
+    let mut n = 0;
+    while Instant::now() < shared.deadline {
+        n += 1;
+        let Some(client) = shared.session(n, EPHEMERAL_SESSION_MS).await else {
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            continue;
+        };
+        let path = format!("/eph/e-{n}");
+        let created = client.create(&path, b"", CreateMode::Ephemeral).await;
+        shared.count();
+        if let Err(Error::Server(_) | Error::SessionExpired | Error::NoServer(_)) = created {
+            // Definitely not created; the session still has to end.
+            let _ = client.close().await;
+            continue;
+        }
+        // Keep the session busy for a while, as an owner would.
+        let hold = Instant::now() + Duration::from_millis(300 + rng.below(2500));
+        while Instant::now() < hold.min(shared.deadline) {
+            let _ = client.exists(&path, Consistency::Local, false).await;
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        let session = client.session_id();
+        let fate = if client.session_state() == zab_client::SessionState::Expired {
+            (Fate::Expired, None)
+        } else if Instant::now() >= shared.deadline {
+            (Fate::Open, Some(client))
+        } else if rng.below(2) == 0 {
+            drop(client);
+            (Fate::Abandoned, None)
+        } else {
+            match client.close().await {
+                Ok(()) => (Fate::Closed, None),
+                Err(Error::SessionExpired) => (Fate::Expired, None),
+                // Unknown: the node goes when the session ends, whenever that is.
+                Err(_) => (Fate::Abandoned, None),
+            }
+        };
+        log.lock().expect("ephemeral log").push(Ephemeral {
+            path,
+            acknowledged: created.is_ok(),
+            session,
+            fate: fate.0,
+            client: fate.1,
+        });
+    }
+}
+
+/// A node exists exactly while its session lives.
+async fn check_ephemerals(
+    checker: &Client,
+    log: Vec<Ephemeral>,
+    anomalies: &mut Vec<String>,
+) -> u64 {
+    let mut checked = 0;
+    // Sessions that ended must lose their nodes once expiry has run; the
+    // leader's timers restart after an election, so allow a few timeouts.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    for e in log {
+        checked += 1;
+        match e.fate {
+            Fate::Open => {
+                let client = e.client.expect("open sessions keep their client");
+                match common::retry(|| client.exists(&e.path, Consistency::Linearizable, false))
+                    .await
+                {
+                    Ok(Some(st)) if st.ephemeral_owner == e.session => {}
+                    Ok(Some(st)) => anomalies.push(format!(
+                        "{}: owned by {:#x}, created by {:#x}",
+                        e.path, st.ephemeral_owner, e.session
+                    )),
+                    Ok(None) if e.acknowledged => anomalies.push(format!(
+                        "{}: session {:#x} lives, but its acknowledged ephemeral is gone",
+                        e.path, e.session
+                    )),
+                    Ok(None) => {} // the create's outcome was unknown
+                    Err(Error::SessionExpired) => {
+                        absent_by(checker, &e.path, deadline, anomalies).await;
+                    }
+                    Err(err) => anomalies.push(format!("{}: final check failed: {err}", e.path)),
+                }
+            }
+            Fate::Closed | Fate::Abandoned | Fate::Expired => {
+                absent_by(checker, &e.path, deadline, anomalies).await;
+            }
+        }
+    }
+    checked
+}
+
+async fn absent_by(checker: &Client, path: &str, deadline: Instant, anomalies: &mut Vec<String>) {
+    loop {
+        match common::retry(|| checker.exists(path, Consistency::Linearizable, false)).await {
+            Ok(None) => return,
+            Ok(Some(st)) if Instant::now() >= deadline => {
+                anomalies.push(format!(
+                    "{path}: its session {:#x} ended, but the node is still there",
+                    st.ephemeral_owner
+                ));
+                return;
+            }
+            Ok(Some(_)) => tokio::time::sleep(Duration::from_millis(200)).await,
+            Err(err) => {
+                anomalies.push(format!("{path}: final check failed: {err}"));
+                return;
+            }
+        }
+    }
+}
+
+// ------------------------------------------------------------- watches
+
+/// One watcher session's view: when it registered, and what it received.
+#[derive(Debug, Default)]
+struct WatchLog {
+    registered_at: u64,
+    events: Vec<(WatchEventKind, String, u64)>,
+}
+
+/// Holds a persistent recursive watch on `/r` until it sees `/r/end`
+/// created (or `until` passes); a new session (and log) if one expires.
+async fn watcher(shared: Shared, logs: Arc<Mutex<Vec<WatchLog>>>, until: Instant) {
+    'sessions: while Instant::now() < until {
+        let Some(client) = shared.session(3, SESSION_MS).await else {
+            return;
+        };
+        if common::retry(|| client.add_watch("/r", true)).await.is_err() {
+            continue;
+        }
+        let slot = {
+            let mut logs = logs.lock().expect("watch logs");
+            logs.push(WatchLog {
+                registered_at: client.last_zxid(),
+                events: Vec::new(),
+            });
+            logs.len() - 1
+        };
+        loop {
+            let left = until.saturating_duration_since(Instant::now());
+            match tokio::time::timeout(left, client.next_event()).await {
+                Ok(Some(ev)) => {
+                    let end = ev.path == "/r/end" && ev.kind == WatchEventKind::NodeCreated;
+                    logs.lock().expect("watch logs")[slot]
+                        .events
+                        .push((ev.kind, ev.path, ev.zxid));
+                    if end {
+                        return;
+                    }
+                }
+                Ok(None) => continue 'sessions, // session over
+                Err(_) => return,                // out of time
+            }
+            if client.session_state() == zab_client::SessionState::Expired {
+                continue 'sessions;
+            }
+        }
+    }
+}
+
+/// Events in zxid order; every acknowledged write after registration seen,
+/// unless a `ContinuityLost` covers it.
+fn check_watches(logs: &[WatchLog], acked: &[(String, u64, u64)], anomalies: &mut Vec<String>) {
+    for (w, log) in logs.iter().enumerate() {
+        let mut last = 0;
+        for (kind, path, zxid) in &log.events {
+            if *kind != WatchEventKind::ContinuityLost && *zxid <= last {
+                anomalies.push(format!(
+                    "watcher {w}: {kind:?} on {path} at {zxid:#x} after an event at {last:#x}"
+                ));
+            }
+            last = last.max(*zxid);
+        }
+        let Some(end) = log.events.last().map(|e| e.2) else {
+            continue;
+        };
+        let mut missed = 0;
+        for (key, _, zxid) in acked {
+            if *zxid <= log.registered_at || *zxid > end {
+                continue;
+            }
+            // The first event at or after the write must be the write's
+            // own event, or a ContinuityLost declaring the gap.
+            let first = log.events.iter().find(|e| e.2 >= *zxid);
+            let covered = match first {
+                Some((WatchEventKind::ContinuityLost, _, _)) => true,
+                Some((_, path, z)) if z == zxid && path == key => true,
+                // Several events can share a zxid only for a multi (none
+                // here); look for this key's event at exactly this zxid.
+                _ => log.events.iter().any(|e| e.2 == *zxid && e.1 == *key),
+            };
+            if !covered {
+                missed += 1;
+                if missed <= 5 {
+                    anomalies.push(format!(
+                        "watcher {w}: no event for the acknowledged write of {key} at {zxid:#x}"
+                    ));
+                }
+            }
+        }
+        if missed > 5 {
+            anomalies.push(format!("watcher {w}: {missed} writes missed in all"));
+        }
+    }
+}
+
+// -------------------------------------------------------------- nemesis
+
+async fn nemesis(e: &mut Ensemble, seed: u64, deadline: Instant) -> Vec<String> {
+    let mut rng = Rng(seed ^ 0xdead_beef);
+    let n = e.size();
+    let mut done = Vec::new();
+    while Instant::now() + Duration::from_secs(3) < deadline {
+        tokio::time::sleep(Duration::from_millis(300 + rng.below(1200))).await;
+        let victim = rng.below(n as u64) as usize;
+        let hold = Duration::from_millis(300 + rng.below(2200));
+        let leader = e.leader();
+        let fault = rng.below(10);
+        match fault {
+            0 => {
+                e.kill(victim);
+                tokio::time::sleep(hold).await;
+                e.spawn(victim);
+            }
+            1 => {
+                e.signal(victim, "STOP");
+                tokio::time::sleep(hold).await;
+                e.signal(victim, "CONT");
+            }
+            2 => {
+                if let Some(l) = leader {
+                    e.kill(l);
+                    tokio::time::sleep(hold).await;
+                    e.spawn(l);
+                }
+            }
+            3 => e.isolate(victim),
+            4 => e.isolate(leader.unwrap_or(victim)),
+            5 => {
+                // A minority (at least one server) against the rest.
+                let mut ids: Vec<usize> = (0..n).collect();
+                for i in (1..n).rev() {
+                    ids.swap(i, rng.below(i as u64 + 1) as usize);
+                }
+                let minority = 1 + rng.below((n as u64 - 1) / 2) as usize;
+                let (a, b) = ids.split_at(minority);
+                e.partition(&[a.to_vec(), b.to_vec()]);
+            }
+            6 => {
+                // The leader can hear but not speak.
+                let l = leader.unwrap_or(victim);
+                for j in (0..n).filter(|&j| j != l) {
+                    e.cut(l, j);
+                }
+            }
+            7 => {
+                // The leader can speak but not hear.
+                let l = leader.unwrap_or(victim);
+                for j in (0..n).filter(|&j| j != l) {
+                    e.cut(j, l);
+                }
+            }
+            8 => {
+                for i in 0..n {
+                    for j in (0..n).filter(|&j| j != i) {
+                        if rng.below(2) == 0 {
+                            e.delay(i, j, Duration::from_millis(5 + rng.below(150)));
+                        }
+                    }
+                }
+            }
+            _ => {
+                // A minority killed at once.
+                let count = (n - 1) / 2;
+                let victims: Vec<usize> = (0..count).map(|k| (victim + k) % n).collect();
+                for &v in &victims {
+                    e.kill(v);
+                }
+                tokio::time::sleep(hold).await;
+                for &v in &victims {
+                    e.spawn(v);
+                }
+            }
+        }
+        if (3..=8).contains(&fault) {
+            tokio::time::sleep(hold).await;
+            e.heal();
+        }
+        done.push(
+            [
+                "kill", "pause", "kill-leader", "isolate", "isolate-leader", "partition",
+                "leader-mute", "leader-deaf", "delay", "kill-minority",
+            ][fault as usize]
+                .to_string(),
+        );
+    }
+    e.heal();
+    done
+}
+
+// ------------------------------------------------------------------ run
+
+struct RunReport {
+    ops: u64,
+    lost: u64,
+    anomalies: Vec<String>,
+}
+
+/// One run: `secs` of load and faults on `nodes` servers.
+async fn run_once(nodes: usize, seed: u64, secs: u64) -> RunReport {
+    let mut e = Ensemble::start_proxied(nodes, &format!("nemesis-{nodes}-{seed}")).await;
+    let setup = common::connect_retry(&e.clients, 8000)
         .await
-        .expect("root");
+        .expect("setup session");
+    for path in ["/r", "/seq", "/eph"] {
+        common::retry(|| setup.create(path, b"", CreateMode::Persistent))
+            .await
+            .expect("root");
+    }
     for k in 0..KEYS {
         let key = format!("/r/k{k}");
         common::retry(|| setup.create(&key, b"0", CreateMode::Persistent))
@@ -199,84 +698,107 @@ async fn run_once(seed: u64, secs: u64) -> (u64, u64, Vec<String>) {
         let idx = h.push_invoke(0, format!("/r/k{k}"), Op::Write(0), 0);
         h.complete(idx, 0, Outcome::Ok(Reply::Ok));
     }
-    let tally = Arc::new(Mutex::new(Tally::default()));
     let started = Instant::now();
-    let deadline = started + Duration::from_secs(secs);
+    let shared = Shared {
+        started,
+        deadline: started + Duration::from_secs(secs),
+        servers: e.clients.clone(),
+        history: history.clone(),
+        acked: Arc::new(Mutex::new(Vec::new())),
+        ops: Arc::default(),
+        hung: Arc::default(),
+    };
+    let watch_logs = Arc::new(Mutex::new(Vec::new()));
+    let watch_until = shared.deadline + Duration::from_secs(60);
+    let watcher_task = tokio::spawn(watcher(shared.clone(), watch_logs.clone(), watch_until));
     let mut workers = Vec::new();
     for w in 0..4u64 {
-        let order: Vec<_> = (0..3).map(|i| e.clients[(i + w as usize) % 3]).collect();
-        let client = connect_retry(&order, 4000).await.expect("worker session");
-        let order = order.clone();
-        let shared = Shared {
-            started,
-            deadline,
-            history: history.clone(),
-            tally: tally.clone(),
-        };
-        workers.push(tokio::spawn(worker(
-            client,
-            order,
+        workers.push(tokio::spawn(register_worker(
             w + 1,
             seed * 100 + w,
-            shared,
+            shared.clone(),
         )));
     }
-    // The nemesis: one fault at a time, then heal.
-    let mut rng = Rng(seed ^ 0xdead_beef);
-    let faults = std::env::var("NEMESIS_FAULTS").map_or(true, |v| v != "0");
-    while faults && Instant::now() + Duration::from_secs(3) < deadline {
-        tokio::time::sleep(Duration::from_millis(500 + rng.below(1500))).await;
-        let victim = rng.below(3) as usize;
-        match rng.below(3) {
-            0 => {
-                e.kill(victim);
-                tokio::time::sleep(Duration::from_millis(300 + rng.below(1500))).await;
-                e.spawn(victim);
-            }
-            1 => {
-                e.signal(victim, "STOP");
-                tokio::time::sleep(Duration::from_millis(300 + rng.below(2000))).await;
-                e.signal(victim, "CONT");
-            }
-            _ => {
-                // The leader, if one can be told from the logs.
-                if let Some(l) = e.leader() {
-                    e.kill(l);
-                    tokio::time::sleep(Duration::from_millis(200 + rng.below(1000))).await;
-                    e.spawn(l);
-                }
-            }
-        }
-    }
+    let seq_log = Arc::new(Mutex::new(SeqLog::default()));
+    workers.push(tokio::spawn(sequential_worker(
+        shared.clone(),
+        seq_log.clone(),
+    )));
+    let eph_log = Arc::new(Mutex::new(Vec::new()));
+    workers.push(tokio::spawn(ephemeral_worker(
+        shared.clone(),
+        eph_log.clone(),
+    )));
+
+    let faults = if std::env::var("NEMESIS_FAULTS").is_ok_and(|v| v == "0") {
+        Vec::new()
+    } else {
+        nemesis(&mut e, seed, shared.deadline).await
+    };
+    println!("nemesis done ({} faults); waiting for the workloads", faults.len());
     for w in workers {
         let _ = w.await;
     }
-    // Every acknowledged write must be in the history of its key: the final
-    // linearizable read sees the last one, and the checker covers the rest.
-    let mut anomalies = Vec::new();
-    let reader = e.client(0, 8000).await;
-    let mut last_acked: BTreeMap<String, u64> = BTreeMap::new();
-    let (ops, acked) = {
-        let t = tally.lock().expect("tally");
-        (t.ops, t.acked_writes.clone())
-    };
-    for (k, v) in acked {
-        last_acked.insert(k, v);
+    println!("workloads done; checking");
+
+    let mut anomalies: Vec<String> = shared
+        .hung
+        .lock()
+        .expect("hung")
+        .iter()
+        .map(|op| format!("hung for 30 s: {op}"))
+        .collect();
+    let checker = common::connect_retry(&e.clients, 8000)
+        .await
+        .expect("checker session");
+
+    // The watcher ends when it sees this node created.
+    let _ = common::retry(|| checker.create("/r/end", b"", CreateMode::Persistent)).await;
+    if tokio::time::timeout(Duration::from_secs(30), watcher_task)
+        .await
+        .is_err()
+    {
+        anomalies.push("the watcher never saw /r/end created".into());
     }
+
+    // Registers: the final value of a key with acknowledged writes cannot be
+    // the initial one; the checker covers the rest.
+    let acked = shared.acked.lock().expect("acked").clone();
+    let written: BTreeSet<&str> = acked.iter().map(|(k, _, _)| k.as_str()).collect();
     let mut lost = 0;
     for k in 0..KEYS {
         let key = format!("/r/k{k}");
-        let (data, _) = common::retry(|| reader.get(&key, Consistency::Linearizable))
+        let (data, _) = common::retry(|| checker.get(&key, Consistency::Linearizable))
             .await
             .expect("final read");
-        let v = value_of(&data).unwrap_or(u64::MAX);
-        if v == 0 && last_acked.contains_key(&key) {
+        if value_of(&data) == Some(0) && written.contains(key.as_str()) {
             lost += 1;
             anomalies.push(format!(
                 "{key}: final value is the initial one although writes were acknowledged"
             ));
         }
     }
+
+    // Sequential creates.
+    let (children, _) = common::retry(|| checker.children("/seq", Consistency::Linearizable, false))
+        .await
+        .expect("final children");
+    let present: BTreeSet<u64> = children
+        .iter()
+        .filter_map(|c| c.rsplit('-').next()?.parse().ok())
+        .collect();
+    lost += check_sequential(&seq_log.lock().expect("seq log"), &present, &mut anomalies);
+
+    // Ephemerals.
+    let eph = std::mem::take(&mut *eph_log.lock().expect("ephemeral log"));
+    let ephemerals = check_ephemerals(&checker, eph, &mut anomalies).await;
+
+    // Watches.
+    let watch_logs = std::mem::take(&mut *watch_logs.lock().expect("watch logs"));
+    check_watches(&watch_logs, &acked, &mut anomalies);
+    let watch_events: usize = watch_logs.iter().map(|l| l.events.len()).sum();
+
+    // Linearizability of the registers.
     let h = history.lock().expect("history");
     let unknown = h
         .events()
@@ -288,9 +810,17 @@ async fn run_once(seed: u64, secs: u64) -> (u64, u64, Vec<String>) {
         .iter()
         .filter(|e| matches!(e.outcome, Outcome::Fail(_)))
         .count();
+    let mut kinds: BTreeMap<&str, usize> = BTreeMap::new();
+    for f in &faults {
+        *kinds.entry(f.as_str()).or_default() += 1;
+    }
     println!(
-        "history: {} operations, {unknown} with unknown outcome, {failed} failed",
-        h.len()
+        "run nodes={nodes} seed={seed}: {} register ops ({unknown} unknown, {failed} failed), \
+         {} sequential creates, {ephemerals} ephemeral sessions, {} watchers with {watch_events} events; \
+         faults {kinds:?}",
+        h.len(),
+        seq_log.lock().expect("seq log").creates.len(),
+        watch_logs.len(),
     );
     let budget = Budget {
         steps_max: 200_000_000,
@@ -300,7 +830,7 @@ async fn run_once(seed: u64, secs: u64) -> (u64, u64, Vec<String>) {
         Verdict::Linearizable => {}
         Verdict::NotLinearizable { key, explanation } => {
             anomalies.push(format!("not linearizable on {key}: {}", explanation.text));
-            let dump = std::env::temp_dir().join(format!("nemesis-history-{seed}.txt"));
+            let dump = std::env::temp_dir().join(format!("nemesis-history-{nodes}-{seed}.txt"));
             let lines: Vec<String> = h
                 .events()
                 .iter()
@@ -313,42 +843,74 @@ async fn run_once(seed: u64, secs: u64) -> (u64, u64, Vec<String>) {
         }
         Verdict::Unknown { reason } => anomalies.push(format!("checker gave up: {reason}")),
     }
-    (ops, lost, anomalies)
+    if !anomalies.is_empty() {
+        // Keep the servers' logs for diagnosis.
+        e.keep_logs();
+    }
+    RunReport {
+        ops: shared.ops.load(std::sync::atomic::Ordering::Relaxed),
+        lost,
+        anomalies,
+    }
+}
+
+fn secs_from_env(default: u64) -> u64 {
+    std::env::var("NEMESIS_SECS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+async fn ci_run(nodes: usize, seed: u64) {
+    let r = run_once(nodes, seed, secs_from_env(60)).await;
+    for a in &r.anomalies {
+        println!("anomaly: {a}");
+    }
+    println!(
+        "runs=1 ops={} acked_writes_lost={} anomalies={}",
+        r.ops,
+        r.lost,
+        r.anomalies.len()
+    );
+    assert!(r.ops > 500, "too little load to mean anything: {} ops", r.ops);
+    assert_eq!(r.lost, 0, "{:#?}", r.anomalies);
+    assert!(r.anomalies.is_empty(), "{:#?}", r.anomalies);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn a_short_nemesis_run_is_linearizable() {
-    let (ops, lost, anomalies) = run_once(1, 20).await;
-    println!(
-        "runs=1 ops={ops} acked_writes_lost={lost} anomalies={}",
-        anomalies.len()
-    );
-    assert!(ops > 200, "too little load to mean anything: {ops} ops");
-    assert_eq!(lost, 0);
-    assert!(anomalies.is_empty(), "{anomalies:#?}");
+async fn three_servers_under_faults_stay_linearizable() {
+    ci_run(3, 1).await;
 }
 
-/// `NEMESIS_RUNS` runs of `NEMESIS_SECS` seconds (see scripts/nemesis.sh).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn five_servers_under_faults_stay_linearizable() {
+    ci_run(5, 2).await;
+}
+
+/// `NEMESIS_RUNS` runs of `NEMESIS_SECS` seconds, alternating 3 and 5
+/// servers, seeds from `NEMESIS_SEED` (see scripts/nemesis.sh).
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 #[ignore = "a campaign: run through scripts/nemesis.sh"]
 async fn campaign() {
-    let runs: u64 = std::env::var("NEMESIS_RUNS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(3);
-    let secs: u64 = std::env::var("NEMESIS_SECS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(60);
+    let env = |name: &str, default: u64| {
+        std::env::var(name)
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(default)
+    };
+    let runs = env("NEMESIS_RUNS", 3);
+    let secs = env("NEMESIS_SECS", 60);
+    let first_seed = env("NEMESIS_SEED", 1000);
     let (mut ops, mut lost, mut anomalies) = (0, 0, 0);
     for run in 0..runs {
-        let (o, l, a) = run_once(1000 + run, secs).await;
-        for line in &a {
+        let nodes = if run % 2 == 0 { 3 } else { 5 };
+        let r = run_once(nodes, first_seed + run, secs).await;
+        for line in &r.anomalies {
             println!("run {run}: {line}");
         }
-        ops += o;
-        lost += l;
-        anomalies += a.len();
+        ops += r.ops;
+        lost += r.lost;
+        anomalies += r.anomalies.len();
     }
     println!("runs={runs} ops={ops} acked_writes_lost={lost} anomalies={anomalies}");
     assert_eq!((lost, anomalies), (0, 0));

@@ -3,17 +3,27 @@
 //! log, killed and cleaned up on drop (logs kept if the test failed).
 #![allow(dead_code)] // each suite uses a different part
 
+use std::collections::BTreeMap;
 use std::net::{SocketAddr, TcpListener};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use zab_client::{Client, Error, ErrorCode};
+use zab_tests::proxy::{Direction, Proxy, Rule};
 
 pub struct Ensemble {
     pub dir: PathBuf,
     pub clients: Vec<SocketAddr>,
     procs: Vec<Option<Child>>,
+    /// Keyed (dialer, target), dialer > target; empty unless proxied.
+    proxies: BTreeMap<(usize, usize), Proxy>,
+    /// Keep the data dirs and logs on drop (also kept when a test panics).
+    keep: bool,
+}
+
+fn loopback(port: u16) -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], port))
 }
 
 /// `n` distinct free loopback ports: all listeners are held until every port
@@ -28,21 +38,66 @@ pub fn free_ports(n: usize) -> Vec<u16> {
 }
 
 impl Ensemble {
+    /// `n` servers on loopback whose peers talk to each other directly.
     pub fn start(n: usize, name: &str) -> Ensemble {
-        let dir = std::env::temp_dir().join(format!("zab-cluster-{name}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
         let ports = free_ports(2 * n);
         let (peers, clients) = ports.split_at(n);
-        let mut servers = String::new();
+        let peers: Vec<SocketAddr> = peers.iter().map(|p| loopback(*p)).collect();
+        let mut e = Ensemble::configure(n, name, clients, |_, j| peers[j]);
+        e.spawn_all();
+        e
+    }
+
+    /// `n` servers whose every peer link runs through an in-process
+    /// [`Proxy`], so tests can drop, delay and partition links (one-way
+    /// included) with [`Ensemble::cut`], [`Ensemble::isolate`],
+    /// [`Ensemble::partition`], [`Ensemble::delay`] and [`Ensemble::heal`].
+    ///
+    /// The higher id dials the lower, so the link between `i > j` is one
+    /// connection from `i` to a proxy in front of `j`'s peer port; each server
+    /// gets its own config, in which the other servers' peer addresses are
+    /// those proxies.
+    pub async fn start_proxied(n: usize, name: &str) -> Ensemble {
+        let ports = free_ports(2 * n);
+        let (peers, clients) = ports.split_at(n);
+        let peers: Vec<SocketAddr> = peers.iter().map(|p| loopback(*p)).collect();
+        let mut proxies = BTreeMap::new();
         for i in 0..n {
-            servers.push_str(&format!(
-                "[[servers]]\nid = {}\npeer = \"127.0.0.1:{}\"\nclient = \"127.0.0.1:{}\"\n",
-                i + 1,
-                peers[i],
-                clients[i]
-            ));
+            for j in 0..i {
+                let proxy = Proxy::start(peers[j]).await.expect("a proxy on loopback");
+                proxies.insert((i, j), proxy);
+            }
         }
+        let listed = |i: usize, j: usize| match proxies.get(&(i, j)) {
+            Some(proxy) => proxy.addr(),
+            None => peers[j], // i does not dial j (or j is i itself)
+        };
+        let mut e = Ensemble::configure(n, name, clients, listed);
+        e.proxies = proxies;
+        e.spawn_all();
+        e
+    }
+
+    /// Writes each server's data dir and config; `peer(i, j)` is the address
+    /// server `i`'s config lists for server `j`.
+    fn configure(
+        n: usize,
+        name: &str,
+        clients: &[u16],
+        peer: impl Fn(usize, usize) -> SocketAddr,
+    ) -> Ensemble {
+        let dir = std::env::temp_dir().join(format!("zab-cluster-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
         for i in 0..n {
+            let mut servers = String::new();
+            for j in 0..n {
+                servers.push_str(&format!(
+                    "[[servers]]\nid = {}\npeer = \"{}\"\nclient = \"127.0.0.1:{}\"\n",
+                    j + 1,
+                    peer(i, j),
+                    clients[j]
+                ));
+            }
             let data = dir.join(format!("{}", i + 1));
             std::fs::create_dir_all(&data).expect("data dir");
             let cfg = format!(
@@ -52,18 +107,78 @@ impl Ensemble {
             );
             std::fs::write(data.join("zab.toml"), cfg).expect("config");
         }
-        let mut e = Ensemble {
+        Ensemble {
             dir,
-            clients: clients
-                .iter()
-                .map(|p| SocketAddr::from(([127, 0, 0, 1], *p)))
-                .collect(),
+            clients: clients.iter().map(|p| loopback(*p)).collect(),
             procs: (0..n).map(|_| None).collect(),
-        };
-        for i in 0..n {
-            e.spawn(i);
+            proxies: BTreeMap::new(),
+            keep: false,
         }
-        e
+    }
+
+    /// Keeps the data dirs and server logs after the ensemble is dropped.
+    pub fn keep_logs(&mut self) {
+        self.keep = true;
+    }
+
+    fn spawn_all(&mut self) {
+        for i in 0..self.procs.len() {
+            self.spawn(i);
+        }
+    }
+
+    pub fn size(&self) -> usize {
+        self.procs.len()
+    }
+
+    /// The proxy and direction carrying bytes from server `from` to `to`.
+    fn link(&self, from: usize, to: usize) -> (&Proxy, Direction) {
+        if from > to {
+            (&self.proxies[&(from, to)], Direction::ToTarget)
+        } else {
+            (&self.proxies[&(to, from)], Direction::FromTarget)
+        }
+    }
+
+    /// Drops everything `from` sends to `to` (one way).
+    pub fn cut(&self, from: usize, to: usize) {
+        let (proxy, direction) = self.link(from, to);
+        proxy.set(direction, Rule::DROP);
+    }
+
+    /// Delays everything `from` sends to `to` by `delay` (one way).
+    pub fn delay(&self, from: usize, to: usize, delay: Duration) {
+        let (proxy, direction) = self.link(from, to);
+        proxy.set(direction, Rule { drop: false, delay });
+    }
+
+    /// Cuts server `i` off from every other server, both ways.
+    pub fn isolate(&self, i: usize) {
+        for j in (0..self.size()).filter(|&j| j != i) {
+            self.cut(i, j);
+            self.cut(j, i);
+        }
+    }
+
+    /// Cuts every link between servers in different `groups`, both ways.
+    pub fn partition(&self, groups: &[Vec<usize>]) {
+        for (a, ga) in groups.iter().enumerate() {
+            for gb in &groups[a + 1..] {
+                for &i in ga {
+                    for &j in gb {
+                        self.cut(i, j);
+                        self.cut(j, i);
+                    }
+                }
+            }
+        }
+    }
+
+    /// Every link back to normal.
+    pub fn heal(&self) {
+        for proxy in self.proxies.values() {
+            proxy.heal();
+        }
     }
 
     pub fn spawn(&mut self, i: usize) {
@@ -120,7 +235,7 @@ impl Drop for Ensemble {
         for i in 0..self.procs.len() {
             self.kill(i);
         }
-        if !std::thread::panicking() {
+        if !std::thread::panicking() && !self.keep {
             let _ = std::fs::remove_dir_all(&self.dir);
         } else {
             eprintln!("server logs kept in {}", self.dir.display());
