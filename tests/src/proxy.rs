@@ -158,7 +158,9 @@ async fn pump(mut from: OwnedReadHalf, mut to: OwnedWriteHalf, rules: watch::Rec
                 Ok(n) => n,
             };
             let rule = *read_rules.borrow();
-            if rule.drop {
+            // Once bytes were lost, nothing more may pass: delivering later
+            // bytes after a gap is something TCP never does.
+            if rule.drop || tainted.load(Ordering::Relaxed) {
                 tainted.store(true, Ordering::Relaxed);
                 continue;
             }
@@ -231,11 +233,19 @@ mod tests {
         // Replies dropped: the request reaches the echo server, the echo never returns.
         proxy.set(Direction::FromTarget, Rule::DROP);
         s.write_all(b"lost").await.expect("write");
-        assert_eq!(read_some(&mut s, 300).await, None, "a dropped direction delivered");
+        assert_eq!(
+            read_some(&mut s, 300).await,
+            None,
+            "a dropped direction delivered"
+        );
 
         // Healing closes the tainted stream rather than resuming mid-stream.
         proxy.heal();
-        assert_eq!(read_some(&mut s, 2000).await.as_deref(), Some(&b""[..]), "not closed");
+        assert_eq!(
+            read_some(&mut s, 2000).await.as_deref(),
+            Some(&b""[..]),
+            "not closed"
+        );
 
         // A new connection flows again.
         let mut s = TcpStream::connect(proxy.addr()).await.expect("reconnect");

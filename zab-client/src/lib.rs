@@ -106,12 +106,87 @@ pub enum Consistency {
 }
 
 type ReplyTx = oneshot::Sender<Result<Response, Error>>;
+type EventTx = mpsc::UnboundedSender<WatchEvent>;
+
+/// A request on its way to the connection task.
+struct Call {
+    request: Request,
+    reply: ReplyTx,
+    /// Where this request's watch delivers, if it arms one and succeeds.
+    stream: Option<EventTx>,
+}
 
 struct Pending {
     opcode: OpCode,
     tx: ReplyTx,
     /// The watch this request arms if it succeeds.
     arms: Option<(Armed, String)>,
+    stream: Option<EventTx>,
+}
+
+/// A per-watch event stream's registration in the connection task.
+struct Subscription {
+    kind: Armed,
+    path: String,
+    tx: EventTx,
+}
+
+impl Subscription {
+    /// Whether `event` is one this watch reports.
+    fn wants(&self, event: &WatchEvent) -> bool {
+        use WatchEventKind as K;
+        let here = event.path == self.path;
+        match self.kind {
+            Armed::Data => here && matches!(event.kind, K::NodeDeleted | K::NodeDataChanged),
+            Armed::Exists => {
+                here && matches!(
+                    event.kind,
+                    K::NodeCreated | K::NodeDeleted | K::NodeDataChanged
+                )
+            }
+            Armed::Child => here && matches!(event.kind, K::NodeDeleted | K::NodeChildrenChanged),
+            Armed::Persistent => here,
+            // As in ZooKeeper, a recursive watch reports a child's creation
+            // as NodeCreated, never its parent's NodeChildrenChanged (which
+            // reaches this session only for another watch of it).
+            Armed::Recursive if event.kind == K::NodeChildrenChanged => false,
+            Armed::Recursive => {
+                here || self.path == "/"
+                    || event
+                        .path
+                        .strip_prefix(self.path.as_str())
+                        .is_some_and(|rest| rest.starts_with('/'))
+            }
+        }
+    }
+
+    fn one_shot(&self) -> bool {
+        matches!(self.kind, Armed::Data | Armed::Exists | Armed::Child)
+    }
+}
+
+/// The events of one watch, in the order the server sent them.
+///
+/// A one-shot watch (from [`Client::get_and_watch`],
+/// [`Client::exists_and_watch`], [`Client::children_and_watch`]) yields one
+/// event and then ends; a persistent one ([`Client::add_watch`]) goes on
+/// until the session ends. Across a reconnect the watch is re-armed: a
+/// one-shot watch fires at once if its node changed meanwhile, and a
+/// persistent one yields [`WatchEventKind::ContinuityLost`] (events after
+/// its zxid are complete again) instead of silently skipping changes. The
+/// stream ends (`None`) when the session expires or is closed.
+///
+/// Every event is also delivered to [`Client::next_event`].
+#[derive(Debug)]
+pub struct WatchStream {
+    events: mpsc::UnboundedReceiver<WatchEvent>,
+}
+
+impl WatchStream {
+    /// The next event; `None` once the watch can fire no more. Cancel safe.
+    pub async fn next(&mut self) -> Option<WatchEvent> {
+        self.events.recv().await
+    }
 }
 
 /// Which watch a request armed, to re-register it after a reconnect.
@@ -150,7 +225,7 @@ struct Session {
 
 /// A session with the ensemble.
 pub struct Client {
-    requests: mpsc::UnboundedSender<(Request, ReplyTx)>,
+    requests: mpsc::UnboundedSender<Call>,
     events: Mutex<mpsc::UnboundedReceiver<WatchEvent>>,
     last_zxid: Arc<AtomicU64>,
     session_id: u64,
@@ -168,26 +243,30 @@ impl fmt::Debug for Client {
 impl Client {
     /// Opens a session on one of `servers` (tried in turn from a varying
     /// start, so clients spread over the ensemble).
-    pub async fn connect(servers: &[SocketAddr], timeout_ms: u32) -> Result<Client, Error> {
+    ///
+    /// Servers are `host:port` names or socket addresses; names are resolved
+    /// again at every reconnect, so a server that moved is found where it is
+    /// now.
+    pub async fn connect<A: ToString>(servers: &[A], timeout_ms: u32) -> Result<Client, Error> {
         let start = (std::process::id() as usize + timestamp() as usize) % servers.len().max(1);
-        let order: Vec<SocketAddr> = servers
+        let order: Vec<String> = servers
             .iter()
             .cycle()
             .skip(start)
             .take(servers.len())
-            .copied()
+            .map(ToString::to_string)
             .collect();
         Client::connect_in_order(&order, timeout_ms).await
     }
 
     /// Like [`Client::connect`], but tries `servers` in the order given, at
     /// the first connection and at every reconnect (locality, tests).
-    pub async fn connect_in_order(
-        servers: &[SocketAddr],
+    pub async fn connect_in_order<A: ToString>(
+        servers: &[A],
         timeout_ms: u32,
     ) -> Result<Client, Error> {
         let last_zxid = Arc::new(AtomicU64::new(0));
-        let order = servers.to_vec();
+        let order: Vec<String> = servers.iter().map(ToString::to_string).collect();
         let (stream, session) = open(&order, None, timeout_ms, 0).await?;
         let (requests, rx) = mpsc::unbounded_channel();
         let (events_tx, events_rx) = mpsc::unbounded_channel();
@@ -199,6 +278,7 @@ impl Client {
             armed: std::collections::BTreeSet::new(),
             last_zxid: last_zxid.clone(),
             events: events_tx,
+            subscriptions: Vec::new(),
             states: states_tx,
         };
         tokio::spawn(conn.run(stream, rx));
@@ -222,8 +302,24 @@ impl Client {
 
     /// Queues `request` now; the returned future waits for its reply.
     fn call(&self, request: Request) -> impl std::future::Future<Output = Result<Response, Error>> {
-        let (tx, rx) = oneshot::channel();
-        let sent = self.requests.send((request, tx)).is_ok();
+        self.call_streaming(request, None)
+    }
+
+    /// Like `call`, delivering the watch the request arms to `stream`.
+    fn call_streaming(
+        &self,
+        request: Request,
+        stream: Option<EventTx>,
+    ) -> impl std::future::Future<Output = Result<Response, Error>> {
+        let (reply, rx) = oneshot::channel();
+        let sent = self
+            .requests
+            .send(Call {
+                request,
+                reply,
+                stream,
+            })
+            .is_ok();
         async move {
             if !sent {
                 return Err(Error::ConnectionLoss);
@@ -238,6 +334,8 @@ impl Client {
         self.create_ttl(path, data, mode, 0).await
     }
 
+    /// Creates a TTL node (`PersistentWithTtl` or
+    /// `PersistentSequentialWithTtl`; `ttl_ms` is ignored for other modes).
     pub async fn create_ttl(
         &self,
         path: &str,
@@ -245,6 +343,29 @@ impl Client {
         mode: CreateMode,
         ttl_ms: u64,
     ) -> Result<String, Error> {
+        self.create_full(path, data, mode, ttl_ms)
+            .await
+            .map(|(path, _)| path)
+    }
+
+    /// Like [`Client::create`], also returning the new node's stat (its
+    /// `czxid` is the create's zxid).
+    pub async fn create_with_stat(
+        &self,
+        path: &str,
+        data: &[u8],
+        mode: CreateMode,
+    ) -> Result<(String, Stat), Error> {
+        self.create_full(path, data, mode, 0).await
+    }
+
+    async fn create_full(
+        &self,
+        path: &str,
+        data: &[u8],
+        mode: CreateMode,
+        ttl_ms: u64,
+    ) -> Result<(String, Stat), Error> {
         let request = Request::Create(CreateRequest {
             path: path.into(),
             data: Bytes::copy_from_slice(data),
@@ -252,7 +373,7 @@ impl Client {
             ttl_ms,
         });
         match self.call(request).await? {
-            Response::Create(r) => Ok(r.path),
+            Response::Create(r) => Ok((r.path, r.stat)),
             other => Err(unexpected(other)),
         }
     }
@@ -298,58 +419,130 @@ impl Client {
         self.get_watch(path, consistency, false).await
     }
 
+    /// Reads `path`; with `watch`, arms a one-shot data watch whose event
+    /// arrives on [`Client::next_event`] (see also [`Client::get_and_watch`]).
     pub async fn get_watch(
         &self,
         path: &str,
         consistency: Consistency,
         watch: bool,
     ) -> Result<(Bytes, Stat), Error> {
+        self.get_inner(path, consistency, watch, None).await
+    }
+
+    /// Reads `path` and arms a one-shot watch on its data, returned as its
+    /// own stream: it fires once, when the node's data changes or the node
+    /// is deleted.
+    pub async fn get_and_watch(
+        &self,
+        path: &str,
+        consistency: Consistency,
+    ) -> Result<(Bytes, Stat, WatchStream), Error> {
+        let (tx, events) = mpsc::unbounded_channel();
+        let (data, stat) = self.get_inner(path, consistency, true, Some(tx)).await?;
+        Ok((data, stat, WatchStream { events }))
+    }
+
+    async fn get_inner(
+        &self,
+        path: &str,
+        consistency: Consistency,
+        watch: bool,
+        stream: Option<EventTx>,
+    ) -> Result<(Bytes, Stat), Error> {
         self.fresh(consistency, path).await?;
-        match self
-            .call(Request::GetData {
-                path: path.into(),
-                watch,
-            })
-            .await?
-        {
+        let request = Request::GetData {
+            path: path.into(),
+            watch,
+        };
+        match self.call_streaming(request, stream).await? {
             Response::GetData { data, stat } => Ok((data, stat)),
             other => Err(unexpected(other)),
         }
     }
 
+    /// The node's stat, `None` if absent; with `watch`, arms a one-shot
+    /// watch (created, changed or deleted) whose event arrives on
+    /// [`Client::next_event`] (see also [`Client::exists_and_watch`]).
     pub async fn exists(
         &self,
         path: &str,
         consistency: Consistency,
         watch: bool,
     ) -> Result<Option<Stat>, Error> {
+        self.exists_inner(path, consistency, watch, None).await
+    }
+
+    /// Like [`Client::exists`] with a one-shot watch returned as its own
+    /// stream: it fires once, when the node is created, changed or deleted.
+    pub async fn exists_and_watch(
+        &self,
+        path: &str,
+        consistency: Consistency,
+    ) -> Result<(Option<Stat>, WatchStream), Error> {
+        let (tx, events) = mpsc::unbounded_channel();
+        let stat = self.exists_inner(path, consistency, true, Some(tx)).await?;
+        Ok((stat, WatchStream { events }))
+    }
+
+    async fn exists_inner(
+        &self,
+        path: &str,
+        consistency: Consistency,
+        watch: bool,
+        stream: Option<EventTx>,
+    ) -> Result<Option<Stat>, Error> {
         self.fresh(consistency, path).await?;
-        match self
-            .call(Request::Exists {
-                path: path.into(),
-                watch,
-            })
-            .await?
-        {
+        let request = Request::Exists {
+            path: path.into(),
+            watch,
+        };
+        match self.call_streaming(request, stream).await? {
             Response::Exists(stat) => Ok(stat),
             other => Err(unexpected(other)),
         }
     }
 
+    /// The node's children (names, unordered) and stat; with `watch`, arms a
+    /// one-shot child watch whose event arrives on [`Client::next_event`]
+    /// (see also [`Client::children_and_watch`]).
     pub async fn children(
         &self,
         path: &str,
         consistency: Consistency,
         watch: bool,
     ) -> Result<(Vec<String>, Stat), Error> {
+        self.children_inner(path, consistency, watch, None).await
+    }
+
+    /// Like [`Client::children`] with a one-shot watch returned as its own
+    /// stream: it fires once, when a child is added or removed or the node
+    /// is deleted.
+    pub async fn children_and_watch(
+        &self,
+        path: &str,
+        consistency: Consistency,
+    ) -> Result<(Vec<String>, Stat, WatchStream), Error> {
+        let (tx, events) = mpsc::unbounded_channel();
+        let (children, stat) = self
+            .children_inner(path, consistency, true, Some(tx))
+            .await?;
+        Ok((children, stat, WatchStream { events }))
+    }
+
+    async fn children_inner(
+        &self,
+        path: &str,
+        consistency: Consistency,
+        watch: bool,
+        stream: Option<EventTx>,
+    ) -> Result<(Vec<String>, Stat), Error> {
         self.fresh(consistency, path).await?;
-        match self
-            .call(Request::GetChildren {
-                path: path.into(),
-                watch,
-            })
-            .await?
-        {
+        let request = Request::GetChildren {
+            path: path.into(),
+            watch,
+        };
+        match self.call_streaming(request, stream).await? {
             Response::GetChildren { children, stat } => Ok((children, stat)),
             other => Err(unexpected(other)),
         }
@@ -364,19 +557,22 @@ impl Client {
     }
 
     /// Arms a persistent watch on `path` (and its whole subtree if
-    /// `recursive`); events arrive on [`Client::next_event`].
-    pub async fn add_watch(&self, path: &str, recursive: bool) -> Result<(), Error> {
+    /// `recursive`); its events arrive on the returned stream (and on
+    /// [`Client::next_event`]). Dropping the stream stops only that delivery:
+    /// the watch stays armed for the session.
+    pub async fn add_watch(&self, path: &str, recursive: bool) -> Result<WatchStream, Error> {
         let mode = if recursive {
             zab_proto::AddWatchMode::PersistentRecursive
         } else {
             zab_proto::AddWatchMode::Persistent
         };
-        self.call(Request::AddWatch {
+        let (tx, events) = mpsc::unbounded_channel();
+        let request = Request::AddWatch {
             path: path.into(),
             mode,
-        })
-        .await
-        .map(drop)
+        };
+        self.call_streaming(request, Some(tx)).await?;
+        Ok(WatchStream { events })
     }
 
     /// The current session state.
@@ -415,17 +611,27 @@ fn timestamp() -> u64 {
 /// Connects to the first server that accepts: a new session (`session`
 /// None) or the existing one.
 async fn open(
-    servers: &[SocketAddr],
+    servers: &[String],
     session: Option<&Session>,
     timeout_ms: u32,
     last_zxid: u64,
 ) -> Result<(TcpStream, Session), Error> {
     let mut last_error = String::from("no servers given");
-    for addr in servers {
-        match handshake(*addr, session, timeout_ms, last_zxid).await {
-            Ok(ok) => return Ok(ok),
-            Err(Error::SessionExpired) => return Err(Error::SessionExpired),
-            Err(e) => last_error = format!("{addr}: {e}"),
+    for name in servers {
+        // Resolved now, not once at start: names may move between attempts.
+        let addrs: Vec<SocketAddr> = match tokio::net::lookup_host(name.as_str()).await {
+            Ok(addrs) => addrs.collect(),
+            Err(e) => {
+                last_error = format!("{name}: cannot resolve: {e}");
+                continue;
+            }
+        };
+        for addr in addrs {
+            match handshake(addr, session, timeout_ms, last_zxid).await {
+                Ok(ok) => return Ok(ok),
+                Err(Error::SessionExpired) => return Err(Error::SessionExpired),
+                Err(e) => last_error = format!("{name} ({addr}): {e}"),
+            }
         }
     }
     Err(Error::NoServer(last_error))
@@ -489,21 +695,20 @@ async fn handshake(
 /// The task that owns the socket: sends requests in call order, matches
 /// replies in order, pings when idle, reconnects on loss.
 struct Connection {
-    servers: Vec<SocketAddr>,
+    /// `host:port` names, resolved at each attempt.
+    servers: Vec<String>,
     session: Session,
     /// Watches armed on the server, re-registered after a reconnect.
     armed: std::collections::BTreeSet<(Armed, String)>,
     last_zxid: Arc<AtomicU64>,
     events: mpsc::UnboundedSender<WatchEvent>,
+    /// Per-watch streams ([`WatchStream`]).
+    subscriptions: Vec<Subscription>,
     states: tokio::sync::watch::Sender<SessionState>,
 }
 
 impl Connection {
-    async fn run(
-        mut self,
-        mut stream: TcpStream,
-        mut requests: mpsc::UnboundedReceiver<(Request, ReplyTx)>,
-    ) {
+    async fn run(mut self, mut stream: TcpStream, mut requests: mpsc::UnboundedReceiver<Call>) {
         loop {
             let lost = self.serve(&mut stream, &mut requests).await;
             if !lost {
@@ -539,9 +744,12 @@ impl Connection {
                 }
                 None => {
                     let _ = self.states.send(SessionState::Expired);
+                    // End the event streams: no watch can fire any more.
+                    self.events = mpsc::unbounded_channel().0;
+                    self.subscriptions.clear();
                     // Expired: fail everything from now on.
-                    while let Some((_, tx)) = requests.recv().await {
-                        let _ = tx.send(Err(Error::SessionExpired));
+                    while let Some(call) = requests.recv().await {
+                        let _ = call.reply.send(Err(Error::SessionExpired));
                     }
                     return;
                 }
@@ -554,7 +762,7 @@ impl Connection {
     async fn serve(
         &mut self,
         stream: &mut TcpStream,
-        requests: &mut mpsc::UnboundedReceiver<(Request, ReplyTx)>,
+        requests: &mut mpsc::UnboundedReceiver<Call>,
     ) -> bool {
         let (mut reader, mut writer) = stream.split();
         let mut pending: VecDeque<Pending> = VecDeque::new();
@@ -600,6 +808,7 @@ impl Connection {
                 opcode,
                 tx,
                 arms: None,
+                stream: None,
             });
             if writer.write_all(&out).await.is_err() {
                 return true;
@@ -608,7 +817,7 @@ impl Connection {
         let lost = loop {
             tokio::select! {
                 request = requests.recv(), if !closing => match request {
-                    Some((request, tx)) => {
+                    Some(Call { request, reply: tx, stream }) => {
                         let frame = RequestFrame::Op { xid, request };
                         if frame.body_len() > self.session.max_frame_bytes as usize {
                             // Refused here, typed, rather than by a dropped connection.
@@ -622,7 +831,7 @@ impl Connection {
                         let armed = arms(&request);
                         RequestFrame::Op { xid, request }.encode(&mut out);
                         xid = xid.next();
-                        pending.push_back(Pending { opcode, tx, arms: armed });
+                        pending.push_back(Pending { opcode, tx, arms: armed, stream });
                         if writer.write_all(&out).await.is_err() {
                             break true;
                         }
@@ -662,6 +871,13 @@ impl Connection {
                                 if let Some(p) = pending.pop_front() {
                                     if let (Some(a), Outcome::Ok(_)) = (&p.arms, &reply.outcome) {
                                         self.armed.insert(a.clone());
+                                        if let Some(tx) = p.stream {
+                                            self.subscriptions.push(Subscription {
+                                                kind: a.0,
+                                                path: a.1.clone(),
+                                                tx,
+                                            });
+                                        }
                                     }
                                     let result = match reply.outcome {
                                         Outcome::Ok(r) => Ok(r),
@@ -685,6 +901,14 @@ impl Connection {
                                 for one_shot in fired {
                                     self.armed.remove(&(*one_shot, event.path.clone()));
                                 }
+                                // Each watch's own stream; a one-shot one ends
+                                // with its event, a dropped one is forgotten.
+                                self.subscriptions.retain(|sub| {
+                                    if !sub.wants(&event) {
+                                        return !sub.tx.is_closed();
+                                    }
+                                    sub.tx.send(event.clone()).is_ok() && !sub.one_shot()
+                                });
                                 let _ = self.events.send(event);
                             }
                         }

@@ -43,6 +43,11 @@ use zab_client::{Client, Consistency, CreateMode, Error, ErrorCode, WatchEventKi
 use zab_tests::linearizability::{check, Budget, History, Op, Outcome, Reply, Verdict};
 
 const KEYS: usize = 5;
+/// Workers move to fresh keys every this many seconds. An operation with an
+/// unknown outcome stays open until the end of its key's history, and the
+/// search is exponential in open operations: short per-key histories keep
+/// the check exact (as Jepsen's independent keys do).
+const GENERATION_SECS: u64 = 5;
 /// Pause between a client's operations, so each key's history stays small
 /// enough for an exhaustive check (the search is exponential in overlap).
 const THINK_MS: u64 = 4;
@@ -67,6 +72,17 @@ impl Rng {
     fn below(&mut self, n: u64) -> u64 {
         self.next() % n
     }
+}
+
+fn register_key(generation: u64, k: u64) -> String {
+    format!("/r/g{generation}/k{k}")
+}
+
+/// Every register key a run of `secs` seconds can use.
+fn register_keys(secs: u64) -> Vec<String> {
+    (0..=secs / GENERATION_SECS)
+        .flat_map(|g| (0..KEYS as u64).map(move |k| register_key(g, k)))
+        .collect()
 }
 
 fn value_of(data: &[u8]) -> Option<u64> {
@@ -106,6 +122,11 @@ impl Shared {
         self.ops.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     }
 
+    /// Register `k` of the current generation.
+    fn key(&self, k: u64) -> String {
+        register_key(self.started.elapsed().as_secs() / GENERATION_SECS, k)
+    }
+
     /// `op`, given up on after 30 s: recorded as hung, outcome unknown.
     async fn bounded<T>(
         &self,
@@ -138,7 +159,7 @@ async fn register_worker(mut id: u64, seed: u64, shared: Shared) {
     let mut rng = Rng(seed);
     let mut next_value = id << 32;
     while Instant::now() < shared.deadline {
-        let key = format!("/r/k{}", rng.below(KEYS as u64));
+        let key = shared.key(rng.below(KEYS as u64));
         next_value += 1;
         let value = next_value;
         let op = match rng.below(10) {
@@ -153,71 +174,7 @@ async fn register_worker(mut id: u64, seed: u64, shared: Shared) {
                 _ => Op::Write(value),
             },
         };
-        let idx = shared
-            .history
-            .lock()
-            .expect("history")
-            .push_invoke(id, &key, op, shared.now());
-        let (outcome, zxid) = match op {
-            Op::Read => {
-                let r = shared
-                    .bounded(
-                        format!("read of {key} by session {:#x}", client.session_id()),
-                        client.get(&key, Consistency::Linearizable),
-                    )
-                    .await;
-                match (&r, definite(&r)) {
-                    (Ok((data, st)), _) => (Outcome::Ok(Reply::Read(value_of(data))), Some(st.mzxid)),
-                    (Err(Error::Server(ErrorCode::NoNode)), _) => {
-                        (Outcome::Ok(Reply::Read(None)), None)
-                    }
-                    (_, Some(why)) => (Outcome::Fail(why), None),
-                    (_, None) => (Outcome::Unknown, None),
-                }
-            }
-            Op::Write(new)
-            | Op::Cas {
-                expected_version: _,
-                new,
-            } => {
-                let version = match op {
-                    Op::Cas {
-                        expected_version, ..
-                    } => expected_version,
-                    _ => -1,
-                };
-                let r = shared
-                    .bounded(
-                        format!("write of {key} by session {:#x}", client.session_id()),
-                        client.set(&key, new.to_string().as_bytes(), version),
-                    )
-                    .await;
-                match (&r, definite(&r)) {
-                    (Ok(st), _) => {
-                        shared
-                            .acked
-                            .lock()
-                            .expect("acked")
-                            .push((key.clone(), new, st.mzxid));
-                        (Outcome::Ok(Reply::Ok), Some(st.mzxid))
-                    }
-                    (Err(Error::Server(ErrorCode::BadVersion)), _) if version >= 0 => {
-                        (Outcome::Ok(Reply::BadVersion), None)
-                    }
-                    (_, Some(why)) => (Outcome::Fail(why), None),
-                    (_, None) => (Outcome::Unknown, None),
-                }
-            }
-            Op::Create(_) | Op::Delete => (Outcome::Unknown, None),
-        };
-        {
-            let mut h = shared.history.lock().expect("history");
-            h.complete(idx, shared.now(), outcome);
-            if let Some(z) = zxid {
-                h.set_zxid(idx, z);
-            }
-        }
-        shared.count();
+        register_op(&client, id, &key, op, &shared).await;
         tokio::time::sleep(Duration::from_millis(1 + rng.below(THINK_MS))).await;
         if client.session_state() == zab_client::SessionState::Expired {
             // A new session is a new client in the history.
@@ -226,6 +183,116 @@ async fn register_worker(mut id: u64, seed: u64, shared: Shared) {
                 None => return,
             }
             id += 1000;
+        }
+    }
+}
+
+/// Carries out one register operation, recording it in the history as
+/// client `id`; true if it was a write the server acknowledged.
+async fn register_op(client: &Client, id: u64, key: &str, op: Op, shared: &Shared) -> bool {
+    let idx = shared
+        .history
+        .lock()
+        .expect("history")
+        .push_invoke(id, key, op, shared.now());
+    let (outcome, zxid) = match op {
+        Op::Read => {
+            let r = shared
+                .bounded(
+                    format!("read of {key} by session {:#x}", client.session_id()),
+                    client.get(key, Consistency::Linearizable),
+                )
+                .await;
+            match (&r, definite(&r)) {
+                (Ok((data, st)), _) => (Outcome::Ok(Reply::Read(value_of(data))), Some(st.mzxid)),
+                (Err(Error::Server(ErrorCode::NoNode)), _) => {
+                    (Outcome::Ok(Reply::Read(None)), None)
+                }
+                (_, Some(why)) => (Outcome::Fail(why), None),
+                (_, None) => (Outcome::Unknown, None),
+            }
+        }
+        Op::Write(new) | Op::Cas { new, .. } => {
+            let version = match op {
+                Op::Cas {
+                    expected_version, ..
+                } => expected_version,
+                _ => -1,
+            };
+            let r = shared
+                .bounded(
+                    format!("write of {key} by session {:#x}", client.session_id()),
+                    client.set(key, new.to_string().as_bytes(), version),
+                )
+                .await;
+            match (&r, definite(&r)) {
+                (Ok(st), _) => {
+                    shared
+                        .acked
+                        .lock()
+                        .expect("acked")
+                        .push((key.to_string(), new, st.mzxid));
+                    (Outcome::Ok(Reply::Ok), Some(st.mzxid))
+                }
+                (Err(Error::Server(ErrorCode::BadVersion)), _) if version >= 0 => {
+                    (Outcome::Ok(Reply::BadVersion), None)
+                }
+                (_, Some(why)) => (Outcome::Fail(why), None),
+                (_, None) => (Outcome::Unknown, None),
+            }
+        }
+        Op::Create(_) | Op::Delete => (Outcome::Unknown, None),
+    };
+    let acked = zxid.is_some() && matches!(outcome, Outcome::Ok(Reply::Ok));
+    let mut h = shared.history.lock().expect("history");
+    h.complete(idx, shared.now(), outcome);
+    if let Some(z) = zxid {
+        h.set_zxid(idx, z);
+    }
+    shared.count();
+    acked
+}
+
+/// Writes through one session, then reads the same key through another
+/// on a different server: the read begins after the write was acknowledged,
+/// so it must see it (or something newer). This is the pattern that exposes
+/// a server answering `sync` from a stale view: a read queued on a paused,
+/// deposed leader while a new leader acknowledged the write.
+async fn cross_worker(id: u64, seed: u64, shared: Shared) {
+    let n = shared.servers.len();
+    let mut rng = Rng(seed);
+    let mut sessions = Vec::new();
+    for k in 0..2 {
+        // Pinned to different first servers; reconnects go round from there.
+        let order: Vec<_> = (0..n)
+            .map(|i| shared.servers[(i + k + id as usize) % n])
+            .collect();
+        match connect_retry(&order, SESSION_MS).await {
+            Ok(c) => sessions.push((c, order)),
+            Err(_) => return,
+        }
+    }
+    let mut ids = [id, id + 1];
+    let mut next_value = id << 32;
+    let mut turn = 0usize;
+    while Instant::now() < shared.deadline {
+        let (w, r) = (turn % 2, (turn + 1) % 2);
+        turn += 1;
+        let key = shared.key(rng.below(KEYS as u64));
+        next_value += 1;
+        let acked = register_op(&sessions[w].0, ids[w], &key, Op::Write(next_value), &shared).await;
+        if acked {
+            register_op(&sessions[r].0, ids[r], &key, Op::Read, &shared).await;
+        }
+        tokio::time::sleep(Duration::from_millis(1 + rng.below(THINK_MS))).await;
+        for (slot, (client, order)) in sessions.iter_mut().enumerate() {
+            if client.session_state() == zab_client::SessionState::Expired {
+                match connect_retry(order, SESSION_MS).await {
+                    Ok(c) => *client = c,
+                    Err(_) => return,
+                }
+                ids[slot] += 1000;
+            }
         }
     }
 }
@@ -493,7 +560,10 @@ async fn watcher(shared: Shared, logs: Arc<Mutex<Vec<WatchLog>>>, until: Instant
         let Some(client) = shared.session(3, SESSION_MS).await else {
             return;
         };
-        if common::retry(|| client.add_watch("/r", true)).await.is_err() {
+        if common::retry(|| client.add_watch("/r", true))
+            .await
+            .is_err()
+        {
             continue;
         }
         let slot = {
@@ -517,7 +587,7 @@ async fn watcher(shared: Shared, logs: Arc<Mutex<Vec<WatchLog>>>, until: Instant
                     }
                 }
                 Ok(None) => continue 'sessions, // session over
-                Err(_) => return,                // out of time
+                Err(_) => return,               // out of time
             }
             if client.session_state() == zab_client::SessionState::Expired {
                 continue 'sessions;
@@ -583,7 +653,7 @@ async fn nemesis(e: &mut Ensemble, seed: u64, deadline: Instant) -> Vec<String> 
         let victim = rng.below(n as u64) as usize;
         let hold = Duration::from_millis(300 + rng.below(2200));
         let leader = e.leader();
-        let fault = rng.below(10);
+        let fault = rng.below(11);
         match fault {
             0 => {
                 e.kill(victim);
@@ -637,6 +707,15 @@ async fn nemesis(e: &mut Ensemble, seed: u64, deadline: Instant) -> Vec<String> 
                     }
                 }
             }
+            10 => {
+                // The leader paused long enough for the others to elect a
+                // successor, and woken while its clients still wait on it.
+                if let Some(l) = leader {
+                    e.signal(l, "STOP");
+                    tokio::time::sleep(Duration::from_millis(800 + rng.below(500))).await;
+                    e.signal(l, "CONT");
+                }
+            }
             _ => {
                 // A minority killed at once.
                 let count = (n - 1) / 2;
@@ -656,8 +735,17 @@ async fn nemesis(e: &mut Ensemble, seed: u64, deadline: Instant) -> Vec<String> 
         }
         done.push(
             [
-                "kill", "pause", "kill-leader", "isolate", "isolate-leader", "partition",
-                "leader-mute", "leader-deaf", "delay", "kill-minority",
+                "kill",
+                "pause",
+                "kill-leader",
+                "isolate",
+                "isolate-leader",
+                "partition",
+                "leader-mute",
+                "leader-deaf",
+                "delay",
+                "kill-minority",
+                "pause-leader",
             ][fault as usize]
                 .to_string(),
         );
@@ -685,17 +773,19 @@ async fn run_once(nodes: usize, seed: u64, secs: u64) -> RunReport {
             .await
             .expect("root");
     }
-    for k in 0..KEYS {
-        let key = format!("/r/k{k}");
-        common::retry(|| setup.create(&key, b"0", CreateMode::Persistent))
+    let keys = register_keys(secs);
+    for key in &keys {
+        let parent = &key[..key.rfind('/').expect("a parent")];
+        let _ = common::retry(|| setup.create(parent, b"", CreateMode::Persistent)).await;
+        common::retry(|| setup.create(key, b"0", CreateMode::Persistent))
             .await
             .expect("key");
     }
     let history = Arc::new(Mutex::new(History::default()));
     // The initial values are a write of 0 that completed before anything else.
-    for k in 0..KEYS {
+    for key in &keys {
         let mut h = history.lock().expect("history");
-        let idx = h.push_invoke(0, format!("/r/k{k}"), Op::Write(0), 0);
+        let idx = h.push_invoke(0, key.clone(), Op::Write(0), 0);
         h.complete(idx, 0, Outcome::Ok(Reply::Ok));
     }
     let started = Instant::now();
@@ -719,6 +809,14 @@ async fn run_once(nodes: usize, seed: u64, secs: u64) -> RunReport {
             shared.clone(),
         )));
     }
+    for w in 0..2u64 {
+        // Client ids 11.. (and +1 for the second session), distinct from the above.
+        workers.push(tokio::spawn(cross_worker(
+            11 + 2 * w,
+            seed * 100 + 50 + w,
+            shared.clone(),
+        )));
+    }
     let seq_log = Arc::new(Mutex::new(SeqLog::default()));
     workers.push(tokio::spawn(sequential_worker(
         shared.clone(),
@@ -735,7 +833,10 @@ async fn run_once(nodes: usize, seed: u64, secs: u64) -> RunReport {
     } else {
         nemesis(&mut e, seed, shared.deadline).await
     };
-    println!("nemesis done ({} faults); waiting for the workloads", faults.len());
+    println!(
+        "nemesis done ({} faults); waiting for the workloads",
+        faults.len()
+    );
     for w in workers {
         let _ = w.await;
     }
@@ -766,9 +867,8 @@ async fn run_once(nodes: usize, seed: u64, secs: u64) -> RunReport {
     let acked = shared.acked.lock().expect("acked").clone();
     let written: BTreeSet<&str> = acked.iter().map(|(k, _, _)| k.as_str()).collect();
     let mut lost = 0;
-    for k in 0..KEYS {
-        let key = format!("/r/k{k}");
-        let (data, _) = common::retry(|| checker.get(&key, Consistency::Linearizable))
+    for key in &keys {
+        let (data, _) = common::retry(|| checker.get(key, Consistency::Linearizable))
             .await
             .expect("final read");
         if value_of(&data) == Some(0) && written.contains(key.as_str()) {
@@ -780,9 +880,10 @@ async fn run_once(nodes: usize, seed: u64, secs: u64) -> RunReport {
     }
 
     // Sequential creates.
-    let (children, _) = common::retry(|| checker.children("/seq", Consistency::Linearizable, false))
-        .await
-        .expect("final children");
+    let (children, _) =
+        common::retry(|| checker.children("/seq", Consistency::Linearizable, false))
+            .await
+            .expect("final children");
     let present: BTreeSet<u64> = children
         .iter()
         .filter_map(|c| c.rsplit('-').next()?.parse().ok())
@@ -872,7 +973,11 @@ async fn ci_run(nodes: usize, seed: u64) {
         r.lost,
         r.anomalies.len()
     );
-    assert!(r.ops > 500, "too little load to mean anything: {} ops", r.ops);
+    assert!(
+        r.ops > 500,
+        "too little load to mean anything: {} ops",
+        r.ops
+    );
     assert_eq!(r.lost, 0, "{:#?}", r.anomalies);
     assert!(r.anomalies.is_empty(), "{:#?}", r.anomalies);
 }

@@ -63,8 +63,8 @@ impl Ensemble {
         let peers: Vec<SocketAddr> = peers.iter().map(|p| loopback(*p)).collect();
         let mut proxies = BTreeMap::new();
         for i in 0..n {
-            for j in 0..i {
-                let proxy = Proxy::start(peers[j]).await.expect("a proxy on loopback");
+            for (j, peer) in peers.iter().enumerate().take(i) {
+                let proxy = Proxy::start(*peer).await.expect("a proxy on loopback");
                 proxies.insert((i, j), proxy);
             }
         }
@@ -90,12 +90,11 @@ impl Ensemble {
         let _ = std::fs::remove_dir_all(&dir);
         for i in 0..n {
             let mut servers = String::new();
-            for j in 0..n {
+            for (j, client) in clients.iter().enumerate() {
                 servers.push_str(&format!(
-                    "[[servers]]\nid = {}\npeer = \"{}\"\nclient = \"127.0.0.1:{}\"\n",
+                    "[[servers]]\nid = {}\npeer = \"{}\"\nclient = \"127.0.0.1:{client}\"\n",
                     j + 1,
                     peer(i, j),
-                    clients[j]
                 ));
             }
             let data = dir.join(format!("{}", i + 1));
@@ -183,7 +182,12 @@ impl Ensemble {
 
     pub fn spawn(&mut self, i: usize) {
         let data = self.dir.join(format!("{}", i + 1));
-        let log = std::fs::File::create(data.join("server.log")).expect("log file");
+        // Appended to, so a restarted server's earlier life stays readable.
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(data.join("server.log"))
+            .expect("log file");
         let child = Command::new(env!("CARGO_BIN_EXE_zab-server"))
             .arg("--config")
             .arg(data.join("zab.toml"))

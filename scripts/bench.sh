@@ -1,0 +1,459 @@
+#!/usr/bin/env bash
+# Benchmarks zab against Apache ZooKeeper and etcd on this machine (issue #7).
+#
+#   scripts/bench.sh [--secs N] [--warmup N] [--quick] [--trials N]
+#                    [--systems zab,zk,etcd] [--sessions 1,16,64]
+#                    [--workloads LIST] [--no-failover] [--dir DIR]
+#
+# Each system runs as a 3-server cluster on 127.0.0.1 with its data under one
+# bench directory (default ./data/bench, wiped first), one system at a time
+# (the others are stopped). zab-bench drives the same workloads through each
+# one's client; then each server's resident memory is read from /proc, and
+# for zab and ZooKeeper the leader is killed (-9) --trials times to time the
+# failover (kill until the first successful write). Prints a side-by-side
+# table with ratios (zab / best of ZooKeeper and etcd); raw JSON lines are in
+# DIR/results.jsonl and DIR/failover.jsonl.
+#
+# Installs Debian's zookeeper, etcd-server (and protobuf-compiler, which the
+# etcd client crate needs to build) with apt-get if they are missing.
+# --quick: write, read-local and read-linearizable at 1 and 16 sessions,
+# 3 s each, 5 failover trials. Every wait is bounded; every process this
+# script starts is stopped on exit.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROOT="$PWD"
+
+SECS=10
+WARMUP=2
+TRIALS=20
+SYSTEMS="zab,zk,etcd"
+SESSIONS="1,16,64"
+WORKLOADS="write,write-latency,read-local,read-linearizable,mixed,ephemeral"
+FAILOVER=1
+DIR="$ROOT/data/bench"
+while [ $# -gt 0 ]; do
+    case "$1" in
+        --secs) SECS="$2"; shift 2 ;;
+        --warmup) WARMUP="$2"; shift 2 ;;
+        --trials) TRIALS="$2"; shift 2 ;;
+        --systems) SYSTEMS="$2"; shift 2 ;;
+        --sessions) SESSIONS="$2"; shift 2 ;;
+        --workloads) WORKLOADS="$2"; shift 2 ;;
+        --no-failover) FAILOVER=0; shift ;;
+        --dir) DIR="$2"; shift 2 ;;
+        --quick)
+            SECS=3; WARMUP=1; TRIALS=5; SESSIONS="1,16"
+            WORKLOADS="write,read-local,read-linearizable"
+            shift ;;
+        *) sed -n '2,21p' "$0" | sed 's/^# \{0,1\}//'; exit 2 ;;
+    esac
+done
+case "$DIR" in /*) ;; *) DIR="$ROOT/$DIR" ;; esac
+
+TARGET="${CARGO_TARGET_DIR:-$ROOT/target}"
+BENCH="$TARGET/release/zab-bench"
+ZAB="$TARGET/release/zab-server"
+ZK_CP="/usr/share/java/zookeeper.jar:/usr/share/java/slf4j-simple.jar"
+N=3
+# Ports, clear of scripts/cluster.sh (2181-2183, 2881-2883, 8081-8083).
+ZAB_CLIENT=23180 ZAB_PEER=23280 ZAB_ADMIN=23380
+ZK_CLIENT=24180 ZK_QUORUM=24280 ZK_ELECTION=24380
+ETCD_CLIENT=25180 ETCD_PEER=25280
+
+log() { echo "[bench] $*" >&2; }
+now_ms() { date +%s%3N; }
+
+# --- set-up ---------------------------------------------------------------
+
+install_missing() {
+    local want=()
+    [ -f /usr/share/java/zookeeper.jar ] || want+=(zookeeper)
+    command -v etcd >/dev/null || want+=(etcd-server)
+    command -v protoc >/dev/null || want+=(protobuf-compiler)
+    command -v java >/dev/null || want+=(default-jre-headless)
+    if [ ${#want[@]} -gt 0 ]; then
+        log "installing ${want[*]}"
+        apt-get update -qq
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${want[@]}" >/dev/null
+    fi
+    # Debian's etcd-server may start its own service on 2379: not ours.
+    if pgrep -x etcd >/dev/null 2>&1 && ! [ -f "$DIR/etcd/1/pid" ]; then
+        log "note: an etcd not started by this script is running (pids: $(pgrep -x etcd | tr '\n' ' '))"
+    fi
+}
+
+build() {
+    log "building zab-server and zab-bench (release) into $TARGET"
+    nice -n 15 cargo build --quiet --release -p zab-server -p zab-bench --features zab-bench/etcd
+}
+
+# --- process bookkeeping ----------------------------------------------------
+
+PIDS_FILE=""
+alive() { kill -0 "$1" 2>/dev/null && ! ps -o stat= -p "$1" 2>/dev/null | grep -q Z; }
+
+stop_pid() { # pid: TERM, then KILL after 5 s
+    local pid=$1
+    alive "$pid" || return 0
+    kill "$pid" 2>/dev/null || true
+    for _ in $(seq 1 50); do alive "$pid" || return 0; sleep 0.1; done
+    kill -9 "$pid" 2>/dev/null || true
+}
+
+stop_all() {
+    for f in "$DIR"/*/*/pid; do
+        [ -f "$f" ] || continue
+        stop_pid "$(cat "$f")"
+        rm -f "$f"
+    done
+}
+
+cleanup() {
+    local rc=$?
+    set +e
+    [ -n "${BENCH_PID:-}" ] && kill "$BENCH_PID" 2>/dev/null
+    stop_all
+    exit "$rc"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+wait_until() { # seconds command...: polls every 0.2 s
+    local secs=$1; shift
+    local tries=$((secs * 5))
+    for _ in $(seq 1 "$tries"); do
+        if "$@"; then return 0; fi
+        sleep 0.2
+    done
+    return 1
+}
+
+# --- zab --------------------------------------------------------------------
+
+zab_config() { # id
+    local id=$1 d="$DIR/zab/$1"
+    mkdir -p "$d"
+    {
+        echo "id = $id"
+        echo "data_dir = \"$d\""
+        for j in $(seq 1 $N); do
+            echo "[[servers]]"
+            echo "id = $j"
+            echo "peer = \"127.0.0.1:$((ZAB_PEER + j))\""
+            echo "client = \"127.0.0.1:$((ZAB_CLIENT + j))\""
+            echo "admin = \"127.0.0.1:$((ZAB_ADMIN + j))\""
+        done
+    } > "$d/zab.toml"
+}
+zab_start() { # id
+    local d="$DIR/zab/$1"
+    nohup "$ZAB" --config "$d/zab.toml" >> "$d/server.log" 2>&1 &
+    echo $! > "$d/pid"
+}
+zab_role() { # id -> leading|following|looking|down
+    local st
+    st="$(curl -s --max-time 1 "http://127.0.0.1:$((ZAB_ADMIN + $1))/status" 2>/dev/null || true)"
+    [ -n "$st" ] || { echo down; return; }
+    echo "$st" | sed -n 's/.*"role":"\([a-z]*\)".*/\1/p'
+}
+zab_healthy() { # id
+    [ "$(curl -s -o /dev/null -w '%{http_code}' --max-time 1 "http://127.0.0.1:$((ZAB_ADMIN + $1))/health" 2>/dev/null)" = 200 ]
+}
+zab_client() { echo "127.0.0.1:$((ZAB_CLIENT + $1))"; }
+
+# --- ZooKeeper --------------------------------------------------------------
+
+zk_config() { # id
+    local id=$1 d="$DIR/zk/$1"
+    mkdir -p "$d/data"
+    echo "$id" > "$d/data/myid"
+    {
+        echo "tickTime=2000"
+        echo "initLimit=10"
+        echo "syncLimit=5"
+        echo "dataDir=$d/data"
+        echo "clientPort=$((ZK_CLIENT + id))"
+        echo "clientPortAddress=127.0.0.1"
+        echo "maxClientCnxns=0"
+        echo "autopurge.snapRetainCount=3"
+        echo "autopurge.purgeInterval=1"
+        echo "4lw.commands.whitelist=srvr,ruok,mntr"
+        echo "admin.enableServer=false"
+        for j in $(seq 1 $N); do
+            echo "server.$j=127.0.0.1:$((ZK_QUORUM + j)):$((ZK_ELECTION + j))"
+        done
+    } > "$d/zoo.cfg"
+}
+zk_start() { # id
+    local d="$DIR/zk/$1"
+    nohup java -Xms512m -Xmx512m -XX:+UseG1GC -cp "$ZK_CP" \
+        -Dorg.slf4j.simpleLogger.defaultLogLevel=info \
+        -Dzookeeper.log.dir="$d" \
+        org.apache.zookeeper.server.quorum.QuorumPeerMain "$d/zoo.cfg" >> "$d/server.log" 2>&1 &
+    echo $! > "$d/pid"
+}
+zk_4lw() { # id word
+    timeout 2 bash -c "exec 3<>/dev/tcp/127.0.0.1/$((ZK_CLIENT + $1)) && printf '%s' '$2' >&3 && cat <&3" 2>/dev/null || true
+}
+zk_role() { # id -> leading|following|down
+    case "$(zk_4lw "$1" srvr | sed -n 's/^Mode: //p')" in
+        leader) echo leading ;;
+        follower) echo following ;;
+        *) echo down ;;
+    esac
+}
+zk_healthy() { local r; r="$(zk_role "$1")"; [ "$r" = leading ] || [ "$r" = following ]; }
+zk_client() { echo "127.0.0.1:$((ZK_CLIENT + $1))"; }
+
+# --- etcd -------------------------------------------------------------------
+
+etcd_config() { mkdir -p "$DIR/etcd/$1"; }
+etcd_start() { # id
+    local id=$1 d="$DIR/etcd/$1" cluster="" state=new
+    for j in $(seq 1 $N); do cluster="${cluster:+$cluster,}e$j=http://127.0.0.1:$((ETCD_PEER + j))"; done
+    [ -d "$d/data/member" ] && state=existing
+    nohup etcd --name "e$id" --data-dir "$d/data" \
+        --listen-client-urls "http://127.0.0.1:$((ETCD_CLIENT + id))" \
+        --advertise-client-urls "http://127.0.0.1:$((ETCD_CLIENT + id))" \
+        --listen-peer-urls "http://127.0.0.1:$((ETCD_PEER + id))" \
+        --initial-advertise-peer-urls "http://127.0.0.1:$((ETCD_PEER + id))" \
+        --initial-cluster "$cluster" --initial-cluster-token zab-bench \
+        --initial-cluster-state "$state" \
+        --logger zap --log-outputs stderr >> "$d/server.log" 2>&1 &
+    echo $! > "$d/pid"
+}
+etcd_status() { # id -> JSON of maintenance/status (gRPC gateway)
+    curl -s --max-time 1 -X POST -d '{}' "http://127.0.0.1:$((ETCD_CLIENT + $1))/v3/maintenance/status" 2>/dev/null || true
+}
+etcd_role() { # id -> leading|following|down
+    local st me leader
+    st="$(etcd_status "$1")"
+    me="$(echo "$st" | sed -n 's/.*"member_id":"\([0-9]*\)".*/\1/p')"
+    leader="$(echo "$st" | sed -n 's/.*"leader":"\([0-9]*\)".*/\1/p')"
+    if [ -z "$me" ] || [ -z "$leader" ] || [ "$leader" = 0 ]; then echo down
+    elif [ "$me" = "$leader" ]; then echo leading
+    else echo following; fi
+}
+etcd_healthy() {
+    curl -s --max-time 1 "http://127.0.0.1:$((ETCD_CLIENT + $1))/health" 2>/dev/null | grep -q '"health":"true"'
+}
+etcd_client() { echo "127.0.0.1:$((ETCD_CLIENT + $1))"; }
+
+# --- per-system helpers -----------------------------------------------------
+
+pid_of() { cat "$DIR/$1/$2/pid"; } # system id
+
+all_healthy() { # system: every server serving and exactly one leader
+    local sys=$1 leaders=0
+    for id in $(seq 1 $N); do
+        "${sys}_healthy" "$id" || return 1
+    done
+    for id in $(seq 1 $N); do
+        [ "$("${sys}_role" "$id")" = leading ] && leaders=$((leaders + 1))
+    done
+    [ "$leaders" = 1 ]
+}
+
+leader_of() { # system -> id (empty if none)
+    for id in $(seq 1 $N); do
+        if [ "$("${1}_role" "$id")" = leading ]; then echo "$id"; return; fi
+    done
+}
+
+start_cluster() { # system
+    local sys=$1
+    rm -rf "${DIR:?}/$sys"
+    for id in $(seq 1 $N); do "${sys}_config" "$id"; done
+    for id in $(seq 1 $N); do "${sys}_start" "$id"; done
+    if ! wait_until 60 all_healthy "$sys"; then
+        log "$sys: cluster did not become healthy within 60 s"
+        for id in $(seq 1 $N); do
+            log "$sys/$id: $(alive "$(pid_of "$sys" "$id")" && echo running || echo exited); last log lines:"
+            tail -5 "$DIR/$sys/$id/server.log" >&2 || true
+        done
+        return 1
+    fi
+}
+
+stop_cluster() { # system
+    for id in $(seq 1 $N); do
+        [ -f "$DIR/$1/$id/pid" ] && stop_pid "$(pid_of "$1" "$id")"
+        rm -f "$DIR/$1/$id/pid"
+    done
+}
+
+rss_kib() { sed -n 's/^VmRSS:[[:space:]]*\([0-9]*\) kB/\1/p' "/proc/$1/status" 2>/dev/null || echo 0; }
+
+# --- runs -------------------------------------------------------------------
+
+run_workloads() { # system
+    local sys=$1 leader all="" followers=""
+    leader="$(leader_of "$sys")"
+    for id in $(seq 1 $N); do
+        all="${all:+$all,}$("${sys}_client" "$id")"
+        [ "$id" = "$leader" ] || followers="${followers:+$followers,}$("${sys}_client" "$id")"
+    done
+    log "$sys: leader is server $leader; reads go to $followers"
+    # Bounded: every run stops itself after warm-up + duration (+ request
+    # timeouts); the outer timeout is a backstop.
+    local runs budget
+    runs=$(( $(echo "$WORKLOADS" | tr ',' '\n' | wc -l) * $(echo "$SESSIONS" | tr ',' '\n' | wc -l) ))
+    budget=$(( runs * (SECS + WARMUP + 30) + 60 ))
+    timeout "$budget" "$BENCH" --system "$sys" --servers "$all" --read-servers "$followers" \
+        --workload "$WORKLOADS" --sessions "$SESSIONS" --duration "$SECS" --warmup "$WARMUP" \
+        | tee -a "$DIR/results.jsonl" >&2 || log "$sys: zab-bench failed (exit $?); results so far are kept"
+    local total=0
+    for id in $(seq 1 $N); do
+        local kib
+        kib="$(rss_kib "$(pid_of "$sys" "$id")")"
+        total=$((total + kib))
+        echo "{\"system\":\"$sys\",\"server\":$id,\"rss_kib\":$kib}" >> "$DIR/rss.jsonl"
+    done
+}
+
+since_kill() { # json prefix kill_ms -> ms from the kill to the first write after the pause, or null
+    local end
+    echo "$1" | grep -q "\"$2recovered\":true" || { echo null; return; }
+    end="$(echo "$1" | sed -n "s/.*\"$2gap_end_unix_ms\":\([0-9]*\).*/\1/p")"
+    # The longest pause ended before the kill: the kill caused none longer
+    # than that noise.
+    if [ -z "$end" ] || [ "$end" -lt "$3" ]; then echo 0; else echo $(($end - $3)); fi
+}
+
+failover_trials() { # system
+    local sys=$1
+    for t in $(seq 1 "$TRIALS"); do
+        local leader order="" pid kill_ms line
+        if ! wait_until 60 all_healthy "$sys"; then
+            log "$sys: not healthy before trial $t; stopping the trials"
+            return
+        fi
+        leader="$(leader_of "$sys")"
+        for id in $(seq 1 $N); do [ "$id" = "$leader" ] || order="${order:+$order,}$("${sys}_client" "$id")"; done
+        order="$order,$("${sys}_client" "$leader")"
+        : > "$DIR/failover.err"
+        timeout 60 "$BENCH" --system "$sys" --workload failover --servers "$order" \
+            --duration 40 --op-timeout-ms 500 > "$DIR/failover.out" 2> "$DIR/failover.err" &
+        BENCH_PID=$!
+        if ! wait_until 15 grep -q '^ready' "$DIR/failover.err"; then
+            log "$sys: failover writer never got ready: $(tail -2 "$DIR/failover.err")"
+            kill "$BENCH_PID" 2>/dev/null || true
+            wait "$BENCH_PID" 2>/dev/null || true
+            BENCH_PID=""
+            return
+        fi
+        pid="$(pid_of "$sys" "$leader")"
+        kill_ms="$(now_ms)"
+        kill -9 "$pid"
+        wait "$BENCH_PID" || true
+        BENCH_PID=""
+        line="$(grep '^{' "$DIR/failover.out" | tail -1)"
+        local cluster session
+        cluster="$(since_kill "$line" "" "$kill_ms")"
+        session="$(since_kill "$line" session_ "$kill_ms")"
+        echo "{\"system\":\"$sys\",\"trial\":$t,\"killed\":$leader,\"recovery_ms\":$cluster,\"session_recovery_ms\":$session,\"bench\":${line:-null}}" >> "$DIR/failover.jsonl"
+        log "$sys: trial $t: killed server $leader; first write after $cluster ms (fresh sessions), $session ms (one held session)"
+        [ "$cluster" != null ] || log "$sys: trial $t: no recovery seen: $line $(tail -1 "$DIR/failover.err")"
+        wait "$pid" 2>/dev/null || true
+        "${sys}_start" "$leader"
+    done
+    wait_until 60 all_healthy "$sys" || log "$sys: not healthy after the last trial"
+}
+
+# --- report -----------------------------------------------------------------
+
+pct() { # q: nearest-rank percentile of sorted numbers on stdin
+    awk -v q="$1" '{ a[NR] = $1 } END { i = int(NR * q); if (i < NR * q) i++; if (i < 1) i = 1; print a[i] }'
+}
+field() { sed -n "s/.*\"$1\":\([^,}]*\).*/\1/p" | tr -d '"'; } # name, reads one JSON line
+
+report() {
+    echo
+    echo "== throughput (ops/s) and latency (us), 3 servers each on 127.0.0.1, ${SECS}s per run after ${WARMUP}s warm-up"
+    echo "   ratio = zab / best of zk and etcd (ops/s: higher is better for zab; p99: lower is better for zab)"
+    printf '%-18s %4s | %9s %7s %8s | %9s %7s %8s | %9s %7s %8s | %6s %6s\n' \
+        workload sess "zab ops/s" p50 p99 "zk ops/s" p50 p99 "etcd op/s" p50 p99 "x ops" "x p99"
+    local w s
+    for w in $(echo "$WORKLOADS" | tr ',' ' '); do
+        for s in $(echo "$SESSIONS" | tr ',' ' '); do
+            [ "$w" = write-latency ] && [ "$s" != "$(echo "$SESSIONS" | cut -d, -f1)" ] && continue
+            [ "$w" = write-latency ] && s=1
+            local cells="" zab_ops="" zab_p99="" best_ops="" best_p99="" sys
+            for sys in zab zk etcd; do
+                local line ops p50 p99 errs
+                line="$(grep "\"system\":\"$sys\",\"workload\":\"$w\",\"sessions\":$s," "$DIR/results.jsonl" 2>/dev/null | tail -1 || true)"
+                if [ -z "$line" ]; then cells="$cells$(printf '| %9s %7s %8s ' - - -)"; continue; fi
+                ops="$(echo "$line" | field ops_per_sec)"; p50="$(echo "$line" | field p50_us)"
+                p99="$(echo "$line" | field p99_us)"; errs="$(echo "$line" | field errors)"
+                [ "$errs" != 0 ] && p99="${p99}!"
+                cells="$cells$(printf '| %9.0f %7s %8s ' "$ops" "$p50" "$p99")"
+                p99="${p99%!}"
+                if [ "$sys" = zab ]; then zab_ops=$ops; zab_p99=$p99
+                else
+                    if [ -z "$best_ops" ] || awk "BEGIN{exit !($ops > $best_ops)}"; then best_ops=$ops; fi
+                    if [ -z "$best_p99" ] || [ "$p99" -lt "$best_p99" ]; then best_p99=$p99; fi
+                fi
+            done
+            local rops=- rp99=-
+            if [ -n "$zab_ops" ] && [ -n "$best_ops" ]; then
+                rops="$(awk "BEGIN{ if ($best_ops > 0) printf \"%.2f\", $zab_ops / $best_ops; else print \"-\" }")"
+                rp99="$(awk "BEGIN{ if ($best_p99 > 0) printf \"%.2f\", $zab_p99 / $best_p99; else print \"-\" }")"
+            fi
+            printf '%-18s %4s %s| %6s %6s\n' "$w" "$s" "$cells" "$rops" "$rp99"
+        done
+    done
+    echo "   (! = the run had errors; see $DIR/results.jsonl)"
+    echo
+    echo "== resident memory after the runs (VmRSS, MiB)"
+    local sys
+    for sys in zab zk etcd; do
+        grep -q "\"system\":\"$sys\"" "$DIR/rss.jsonl" 2>/dev/null || continue
+        printf '%-5s' "$sys"
+        grep "\"system\":\"$sys\"" "$DIR/rss.jsonl" | while read -r line; do
+            printf '  server %s: %6.1f' "$(echo "$line" | field server)" "$(awk "BEGIN{print $(echo "$line" | field rss_kib) / 1024}")"
+        done
+        echo
+    done
+    if [ "$FAILOVER" = 1 ] && [ -f "$DIR/failover.jsonl" ]; then
+        echo
+        echo "== leader failover: kill -9 the leader, time until the first successful write (ms)"
+        echo "   fresh = a writer that opens a new session after any failure (cluster availability);"
+        echo "   held  = a writer that keeps one session (what one application session sees)"
+        for sys in zab zk; do
+            local kind key vals n failed
+            for kind in fresh held; do
+                key=recovery_ms; [ "$kind" = held ] && key=session_recovery_ms
+                vals="$(grep "\"system\":\"$sys\"" "$DIR/failover.jsonl" | sed -n "s/.*\"$key\":\([0-9]*\),.*/\1/p" | sort -n || true)"
+                failed="$(grep "\"system\":\"$sys\"" "$DIR/failover.jsonl" | grep -c "\"$key\":null" || true)"
+                n="$(echo "$vals" | grep -c . || true)"
+                [ "$n" -gt 0 ] || { [ "$failed" -gt 0 ] && echo "$sys $kind: no trial recovered ($failed failed)"; continue; }
+                printf '%-5s %-5s trials %2s  p50 %6s  p99 %6s  min %6s  max %6s  (no recovery seen: %s)\n' "$sys" "$kind" "$n" \
+                    "$(echo "$vals" | pct 0.50)" "$(echo "$vals" | pct 0.99)" \
+                    "$(echo "$vals" | head -1)" "$(echo "$vals" | tail -1)" "$failed"
+            done
+        done
+    fi
+}
+
+# --- main -------------------------------------------------------------------
+
+mkdir -p "$DIR"
+install_missing
+build
+stop_all
+rm -f "$DIR/results.jsonl" "$DIR/rss.jsonl" "$DIR/failover.jsonl"
+for sys in $(echo "$SYSTEMS" | tr ',' ' '); do
+    case "$sys" in zab|zk|etcd) ;; *) log "unknown system $sys"; exit 2 ;; esac
+    log "$sys: starting a 3-server cluster under $DIR/$sys"
+    if ! start_cluster "$sys"; then
+        stop_cluster "$sys"
+        continue
+    fi
+    run_workloads "$sys"
+    if [ "$FAILOVER" = 1 ] && [ "$sys" != etcd ]; then
+        log "$sys: $TRIALS failover trials"
+        failover_trials "$sys"
+    fi
+    stop_cluster "$sys"
+done
+report

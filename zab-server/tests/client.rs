@@ -1,0 +1,304 @@
+//! The client's promises, on a real 3-server ensemble: a busy session
+//! survives the leader's death with its ephemerals and watches; a client
+//! never goes back in time across reconnects; a linearizable follower read
+//! sees every write acknowledged before it began; per-watch streams carry
+//! their own watch's events only.
+
+mod common;
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use common::{connect_retry, retry, Ensemble};
+use zab_client::{Consistency, CreateMode, SessionState, WatchEventKind, WatchStream};
+
+async fn next_event(stream: &mut WatchStream, what: &str) -> zab_client::WatchEvent {
+    tokio::time::timeout(Duration::from_secs(10), stream.next())
+        .await
+        .unwrap_or_else(|_| panic!("no event within 10 s: {what}"))
+        .unwrap_or_else(|| panic!("stream ended: {what}"))
+}
+
+/// Skips `ContinuityLost` markers (a reconnect re-arms persistent watches).
+async fn next_change(stream: &mut WatchStream, what: &str) -> zab_client::WatchEvent {
+    loop {
+        let ev = next_event(stream, what).await;
+        if ev.kind != WatchEventKind::ContinuityLost {
+            return ev;
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_busy_session_survives_the_leaders_death() {
+    let mut e = Ensemble::start(3, "busy");
+    let leader = e.wait_for_leader(None).await;
+    let others: Vec<_> = (0..3).filter(|&i| i != leader).collect();
+    // The busy session sits on the leader itself, the hardest place to be.
+    let mut order = vec![e.clients[leader]];
+    order.extend(others.iter().map(|&i| e.clients[i]));
+    let busy = Arc::new(connect_retry(&order, 4000).await.expect("busy session"));
+    let session = busy.session_id();
+    let mut states = busy.session_states();
+    let saw_expired = Arc::new(AtomicBool::new(false));
+    {
+        let saw_expired = saw_expired.clone();
+        tokio::spawn(async move {
+            while states.changed().await.is_ok() {
+                if *states.borrow() == SessionState::Expired {
+                    saw_expired.store(true, Ordering::SeqCst);
+                }
+            }
+        });
+    }
+    retry(|| busy.create("/busy", b"", CreateMode::Persistent))
+        .await
+        .expect("parent");
+    for p in ["/busy/w", "/busy/d", "/busy/n"] {
+        retry(|| busy.create(p, b"0", CreateMode::Persistent))
+            .await
+            .expect("node");
+    }
+    retry(|| busy.create("/busy/e", b"mine", CreateMode::Ephemeral))
+        .await
+        .expect("ephemeral");
+    let mut persistent = busy.add_watch("/busy/w", false).await.expect("watch");
+    let (_, _, mut one_shot) = busy
+        .get_and_watch("/busy/d", Consistency::Linearizable)
+        .await
+        .expect("get and watch");
+
+    // Busy: writes back to back, counting acknowledgements, until told to stop.
+    let stop = Arc::new(AtomicBool::new(false));
+    let acked = Arc::new(AtomicU64::new(0));
+    let load = {
+        let (busy, stop, acked) = (busy.clone(), stop.clone(), acked.clone());
+        tokio::spawn(async move {
+            let deadline = Instant::now() + Duration::from_secs(30);
+            let mut i = 0u64;
+            while !stop.load(Ordering::SeqCst) && Instant::now() < deadline {
+                i += 1;
+                if busy
+                    .set("/busy/n", i.to_string().as_bytes(), -1)
+                    .await
+                    .is_ok()
+                {
+                    acked.fetch_add(1, Ordering::SeqCst);
+                }
+            }
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(acked.load(Ordering::SeqCst) > 0, "no load before the kill");
+
+    e.kill(leader);
+    e.wait_for_leader(Some(leader)).await;
+    let before = acked.load(Ordering::SeqCst);
+    let other = connect_retry(&[e.clients[others[0]]], 4000)
+        .await
+        .expect("other session");
+    retry(|| other.set("/busy/w", b"1", -1))
+        .await
+        .expect("write watched node");
+    retry(|| other.set("/busy/d", b"1", -1))
+        .await
+        .expect("write one-shot watched node");
+
+    let ev = next_change(&mut persistent, "persistent watch after the kill").await;
+    assert_eq!(
+        (ev.kind, ev.path.as_str()),
+        (WatchEventKind::NodeDataChanged, "/busy/w")
+    );
+    let ev = next_event(&mut one_shot, "one-shot watch after the kill").await;
+    assert_eq!(
+        (ev.kind, ev.path.as_str()),
+        (WatchEventKind::NodeDataChanged, "/busy/d")
+    );
+    assert!(
+        tokio::time::timeout(Duration::from_secs(1), one_shot.next())
+            .await
+            .is_ok_and(|ev| ev.is_none()),
+        "a one-shot stream must end after its event"
+    );
+
+    // The load goes on through the new leader, in the same session.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while acked.load(Ordering::SeqCst) <= before + 10 {
+        assert!(
+            Instant::now() < deadline,
+            "writes did not resume after the kill"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    stop.store(true, Ordering::SeqCst);
+    load.await.expect("load task");
+    assert_eq!(busy.session_id(), session);
+    assert!(!saw_expired.load(Ordering::SeqCst), "the session expired");
+    assert_ne!(busy.session_state(), SessionState::Expired);
+    let st = retry(|| other.exists("/busy/e", Consistency::Linearizable, false))
+        .await
+        .expect("exists")
+        .expect("the busy session's ephemeral survived the leader's death");
+    assert_eq!(st.ephemeral_owner, session);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_never_goes_back_in_time_across_reconnects() {
+    let mut e = Ensemble::start(3, "time");
+    let writer = connect_retry(&e.clients, 4000).await.expect("writer");
+    retry(|| writer.create("/t", b"0", CreateMode::Persistent))
+        .await
+        .expect("create");
+    let reader = connect_retry(&e.clients, 4000).await.expect("reader");
+    let stop = Arc::new(AtomicBool::new(false));
+    let load = {
+        let stop = stop.clone();
+        tokio::spawn(async move {
+            let deadline = Instant::now() + Duration::from_secs(60);
+            let mut i = 0u64;
+            while !stop.load(Ordering::SeqCst) && Instant::now() < deadline {
+                i += 1;
+                let _ = writer.set("/t", i.to_string().as_bytes(), -1).await;
+            }
+        })
+    };
+    // Kill each server in turn (the reader is on one of them) and bring it
+    // back behind; local reads in between must never decrease.
+    let (mut last_value, mut last_zxid, mut reads) = (0u64, 0u64, 0u64);
+    for victim in [0usize, 1, 2, 0, 1] {
+        let until = Instant::now() + Duration::from_millis(800);
+        while Instant::now() < until {
+            if let Ok((data, st)) = reader.get("/t", Consistency::Local).await {
+                let v: u64 = std::str::from_utf8(&data)
+                    .expect("utf-8")
+                    .parse()
+                    .expect("a number");
+                assert!(
+                    v >= last_value && st.mzxid >= last_zxid,
+                    "went back in time: read {v} (mzxid {:#x}) after {last_value} ({last_zxid:#x})",
+                    st.mzxid
+                );
+                (last_value, last_zxid) = (v, st.mzxid);
+                reads += 1;
+            }
+            assert!(reader.last_zxid() >= last_zxid);
+        }
+        e.kill(victim);
+        tokio::time::sleep(Duration::from_millis(700)).await;
+        e.spawn(victim);
+    }
+    stop.store(true, Ordering::SeqCst);
+    load.await.expect("load");
+    assert!(reads > 50, "too few reads to mean anything: {reads}");
+    assert!(last_value > 0, "the writer made no progress");
+    assert_ne!(reader.session_state(), SessionState::Expired);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_linearizable_follower_read_sees_every_acknowledged_write() {
+    let e = Ensemble::start(3, "linread");
+    let leader = e.wait_for_leader(None).await;
+    let writer = connect_retry(&[e.clients[leader]], 4000)
+        .await
+        .expect("writer on the leader");
+    retry(|| writer.create("/l", b"0", CreateMode::Persistent))
+        .await
+        .expect("create");
+    let mut readers = Vec::new();
+    for i in (0..3).filter(|&i| i != leader) {
+        readers.push(connect_retry(&[e.clients[i]], 4000).await.expect("reader"));
+    }
+    for i in 1..=300u64 {
+        writer
+            .set("/l", i.to_string().as_bytes(), -1)
+            .await
+            .expect("write");
+        // Issued after the acknowledgement, on a follower.
+        let reader = &readers[i as usize % readers.len()];
+        let (data, _) = reader
+            .get("/l", Consistency::Linearizable)
+            .await
+            .expect("read");
+        assert_eq!(
+            std::str::from_utf8(&data).expect("utf-8"),
+            i.to_string(),
+            "a linearizable read on a follower missed an acknowledged write"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_watch_stream_carries_its_own_events() {
+    let e = Ensemble::start(3, "streams");
+    let c = connect_retry(&e.clients, 4000).await.expect("session");
+    for p in ["/s", "/s/a", "/s/b", "/s/a/x"] {
+        retry(|| c.create(p, b"", CreateMode::Persistent))
+            .await
+            .expect("create");
+    }
+    let mut on_a = c.add_watch("/s/a", false).await.expect("persistent");
+    let mut under_s = c.add_watch("/s", true).await.expect("recursive");
+    let (_, mut b_exists) = c
+        .exists_and_watch("/s/b", Consistency::Local)
+        .await
+        .expect("exists and watch");
+    let (_, _, mut a_children) = c
+        .children_and_watch("/s/a", Consistency::Local)
+        .await
+        .expect("children and watch");
+
+    c.set("/s/b", b"1", -1).await.expect("set b");
+    c.set("/s/a/x", b"1", -1).await.expect("set x");
+    c.create("/s/a/y", b"", CreateMode::Persistent)
+        .await
+        .expect("create y");
+    c.set("/s/a", b"1", -1).await.expect("set a");
+
+    // The recursive watch sees all four changes, in order.
+    let mut seen = Vec::new();
+    for _ in 0..4 {
+        let ev = next_change(&mut under_s, "recursive").await;
+        seen.push((ev.kind, ev.path));
+    }
+    assert_eq!(
+        seen,
+        vec![
+            (WatchEventKind::NodeDataChanged, "/s/b".to_string()),
+            (WatchEventKind::NodeDataChanged, "/s/a/x".to_string()),
+            (WatchEventKind::NodeCreated, "/s/a/y".to_string()),
+            (WatchEventKind::NodeDataChanged, "/s/a".to_string()),
+        ]
+    );
+    // The persistent watch on /s/a sees its child appear and its data change
+    // (ZooKeeper's persistent watches report both), nothing about /s/b.
+    let ev = next_change(&mut on_a, "persistent").await;
+    assert_eq!(
+        (ev.kind, ev.path.as_str()),
+        (WatchEventKind::NodeChildrenChanged, "/s/a")
+    );
+    let ev = next_change(&mut on_a, "persistent").await;
+    assert_eq!(
+        (ev.kind, ev.path.as_str()),
+        (WatchEventKind::NodeDataChanged, "/s/a")
+    );
+    let ev = next_event(&mut b_exists, "exists").await;
+    assert_eq!(
+        (ev.kind, ev.path.as_str()),
+        (WatchEventKind::NodeDataChanged, "/s/b")
+    );
+    assert!(b_exists.next().await.is_none(), "one-shot streams end");
+    let ev = next_event(&mut a_children, "children").await;
+    assert_eq!(
+        (ev.kind, ev.path.as_str()),
+        (WatchEventKind::NodeChildrenChanged, "/s/a")
+    );
+    assert!(a_children.next().await.is_none(), "one-shot streams end");
+    // Nothing else is pending on the persistent stream.
+    assert!(
+        tokio::time::timeout(Duration::from_millis(300), on_a.next())
+            .await
+            .is_err(),
+        "an event that was not /s/a's reached its stream"
+    );
+}
