@@ -1,7 +1,5 @@
 //! The in-tree client, `zab-client`.
 
-use std::net::SocketAddr;
-
 use zab_client::{Client, Consistency, CreateMode, ErrorCode};
 
 use crate::store::{Connect, Read, Result, Store, StoreError};
@@ -27,18 +25,10 @@ impl Store for Zab {
     const NAME: &'static str = "zab";
 
     async fn connect(to: Connect) -> Result<Self> {
-        let servers = to
-            .servers
-            .iter()
-            .map(|s| {
-                s.parse::<SocketAddr>()
-                    .map_err(|_| StoreError(format!("bad server address {s:?}")))
-            })
-            .collect::<Result<Vec<SocketAddr>>>()?;
         let timeout_ms = u32::try_from(to.session_timeout.as_millis()).unwrap_or(u32::MAX);
         // In the order given: the caller decides which server each session
         // uses (spread over the ensemble, or followers only).
-        let client = Client::connect_in_order(&servers, timeout_ms)
+        let client = Client::connect_in_order(&to.servers, timeout_ms)
             .await
             .map_err(err)?;
         Ok(Zab { client })

@@ -12,10 +12,27 @@
 //! consistent, cheapest); `Linearizable` first issues `sync` on the same
 //! server, so the read reflects every write acknowledged before it began.
 //!
+//! Watches come as streams of their own ([`WatchStream`]), and every event
+//! is also on the session-wide [`Client::next_event`]:
+//!
+//! ```no_run
+//! # async fn demo(client: zab_client::Client) -> Result<(), zab_client::Error> {
+//! use zab_client::{Consistency, WatchEventKind};
+//! // Every change under /services, for as long as the session lives.
+//! let mut changes = client.add_watch("/services", true).await?;
+//! while let Some(event) = changes.next().await {
+//!     if event.kind == WatchEventKind::ContinuityLost {
+//!         // Reconnected: changes before event.zxid may have been missed; re-read.
+//!         let (_names, _) = client.children("/services", Consistency::Linearizable, false).await?;
+//!     }
+//! }
+//! # Ok(()) }
+//! ```
+//!
 //! ```no_run
 //! # async fn demo() -> Result<(), zab_client::Error> {
 //! use zab_client::{Client, Consistency, CreateMode};
-//! let client = Client::connect(&["127.0.0.1:2181".parse().unwrap()], 10_000).await?;
+//! let client = Client::connect(&["127.0.0.1:2181"], 10_000).await?;
 //! client.create("/app", b"v1", CreateMode::Persistent).await?;
 //! let (data, _stat) = client.get("/app", Consistency::Linearizable).await?;
 //! assert_eq!(&data[..], b"v1");
@@ -98,10 +115,17 @@ pub enum SessionState {
 /// How fresh a read must be.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Consistency {
-    /// This server's view; may lag the leader. One round trip.
+    /// This server's view: sequentially consistent (this session's own
+    /// writes and everything it has seen are there, and it never goes back
+    /// in time), but it may lag writes other sessions had acknowledged. One
+    /// round trip to this server; no leader involved. The cheapest read.
     Local,
     /// Sync, then read on the same server: reflects every write acknowledged
-    /// before the read began. Two round trips and a leader quorum round.
+    /// (to anyone) before the read began. The sync and the read are sent
+    /// together (one client round trip); the server holds the read until the
+    /// leader has confirmed, with a quorum round, that it still leads and
+    /// this server has applied everything committed before the sync. Costs
+    /// that round (follower → leader → quorum → back) on top of a local read.
     Linearizable,
 }
 
@@ -407,12 +431,28 @@ impl Client {
         }
     }
 
-    async fn fresh(&self, consistency: Consistency, path: &str) -> Result<(), Error> {
-        if consistency == Consistency::Linearizable {
-            // Queued before the read, answered before it: FIFO per session.
-            self.sync(path).await?;
+    /// Sends a read, preceded by a sync for `Linearizable`. Both are queued
+    /// at once: the server answers a session's requests in order and
+    /// evaluates the read only once the sync before it is done, so the read
+    /// needs no round trip of its own. If the sync fails, its error is the
+    /// answer and the read's reply is dropped.
+    async fn read_call(
+        &self,
+        consistency: Consistency,
+        path: &str,
+        request: Request,
+        stream: Option<EventTx>,
+    ) -> Result<Response, Error> {
+        let sync = (consistency == Consistency::Linearizable)
+            .then(|| self.call(Request::Sync { path: path.into() }));
+        let read = self.call_streaming(request, stream);
+        if let Some(sync) = sync {
+            match sync.await? {
+                Response::Sync { .. } => {}
+                other => return Err(unexpected(other)),
+            }
         }
-        Ok(())
+        read.await
     }
 
     pub async fn get(&self, path: &str, consistency: Consistency) -> Result<(Bytes, Stat), Error> {
@@ -450,12 +490,11 @@ impl Client {
         watch: bool,
         stream: Option<EventTx>,
     ) -> Result<(Bytes, Stat), Error> {
-        self.fresh(consistency, path).await?;
         let request = Request::GetData {
             path: path.into(),
             watch,
         };
-        match self.call_streaming(request, stream).await? {
+        match self.read_call(consistency, path, request, stream).await? {
             Response::GetData { data, stat } => Ok((data, stat)),
             other => Err(unexpected(other)),
         }
@@ -492,12 +531,11 @@ impl Client {
         watch: bool,
         stream: Option<EventTx>,
     ) -> Result<Option<Stat>, Error> {
-        self.fresh(consistency, path).await?;
         let request = Request::Exists {
             path: path.into(),
             watch,
         };
-        match self.call_streaming(request, stream).await? {
+        match self.read_call(consistency, path, request, stream).await? {
             Response::Exists(stat) => Ok(stat),
             other => Err(unexpected(other)),
         }
@@ -537,12 +575,11 @@ impl Client {
         watch: bool,
         stream: Option<EventTx>,
     ) -> Result<(Vec<String>, Stat), Error> {
-        self.fresh(consistency, path).await?;
         let request = Request::GetChildren {
             path: path.into(),
             watch,
         };
-        match self.call_streaming(request, stream).await? {
+        match self.read_call(consistency, path, request, stream).await? {
             Response::GetChildren { children, stat } => Ok((children, stat)),
             other => Err(unexpected(other)),
         }

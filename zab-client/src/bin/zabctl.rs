@@ -17,13 +17,13 @@
 //! linearizable (sync, then read). Exit codes: 0 ok, 1 the server said no
 //! (e.g. NoNode), 2 usage, 3 connection trouble.
 
-use std::net::SocketAddr;
 use std::process::ExitCode;
 
 use zab_client::{Client, Consistency, CreateMode, Error, Stat};
 
 struct Opts {
-    servers: Vec<SocketAddr>,
+    /// `host:port`, names allowed (resolved at each connection attempt).
+    servers: Vec<String>,
     json: bool,
     args: Vec<String>,
 }
@@ -44,11 +44,15 @@ fn parse() -> Result<Opts, String> {
     let servers = servers
         .split(',')
         .map(|s| {
-            s.trim()
-                .parse()
-                .map_err(|_| format!("bad server address {s:?}"))
+            let s = s.trim();
+            match s.rsplit_once(':') {
+                Some((host, port)) if !host.is_empty() && port.parse::<u16>().is_ok() => {
+                    Ok(s.to_string())
+                }
+                _ => Err(format!("bad server address {s:?} (want host:port)")),
+            }
         })
-        .collect::<Result<Vec<SocketAddr>, String>>()?;
+        .collect::<Result<Vec<String>, String>>()?;
     Ok(Opts {
         servers,
         json,
