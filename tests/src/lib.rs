@@ -1,6 +1,7 @@
 //! Test support for zab-core: a deterministic simulator and the invariants it
 //! checks. The tests live in `tests/tests/`; the campaign runner is `src/bin/sim.rs`.
 
+pub mod checkers;
 pub mod invariants;
 pub mod linearizability;
 pub mod proxy;

@@ -40,6 +40,9 @@ use std::time::{Duration, Instant};
 
 use common::{connect_retry, Ensemble};
 use zab_client::{Client, Consistency, CreateMode, Error, ErrorCode, WatchEventKind};
+use zab_tests::checkers::{
+    check_sequential, check_watch_log, SequentialCreate, WatchLog, WatchRecord,
+};
 use zab_tests::linearizability::{check, Budget, History, Op, Outcome, Reply, Verdict};
 
 const KEYS: usize = 5;
@@ -299,18 +302,9 @@ async fn cross_worker(id: u64, seed: u64, shared: Shared) {
 
 // ---------------------------------------------------- sequential creates
 
-#[derive(Debug)]
-struct SeqCreate {
-    invoke: u64,
-    complete: u64,
-    /// The sequence number the server gave, if acknowledged; `None` for a
-    /// definite failure; unknown outcomes are only counted.
-    seq: Option<u64>,
-}
-
 #[derive(Default)]
 struct SeqLog {
-    creates: Vec<SeqCreate>,
+    creates: Vec<SequentialCreate>,
     unknown: u64,
 }
 
@@ -336,13 +330,13 @@ async fn sequential_worker(shared: Shared, log: Arc<Mutex<SeqLog>>) {
                     .next()
                     .and_then(|s| s.parse().ok())
                     .expect("a sequential name ends in its number");
-                log.lock().expect("seq log").creates.push(SeqCreate {
+                log.lock().expect("seq log").creates.push(SequentialCreate {
                     invoke,
                     complete,
                     seq: Some(seq),
                 });
             }
-            (_, Some(_)) => log.lock().expect("seq log").creates.push(SeqCreate {
+            (_, Some(_)) => log.lock().expect("seq log").creates.push(SequentialCreate {
                 invoke,
                 complete,
                 seq: None,
@@ -357,57 +351,6 @@ async fn sequential_worker(shared: Shared, log: Arc<Mutex<SeqLog>>) {
             }
         }
     }
-}
-
-/// Unique, in real-time order, and all present at the end.
-fn check_sequential(log: &SeqLog, present: &BTreeSet<u64>, anomalies: &mut Vec<String>) -> u64 {
-    let acked: Vec<&SeqCreate> = log.creates.iter().filter(|c| c.seq.is_some()).collect();
-    let mut seen = BTreeSet::new();
-    for c in &acked {
-        let seq = c.seq.expect("acked");
-        if !seen.insert(seq) {
-            anomalies.push(format!("sequential create: number {seq} given twice"));
-        }
-    }
-    // Real-time order: a create that finished before another began got the
-    // smaller number. Sorted by completion, the running maximum of earlier
-    // completions must stay below each later invocation's number.
-    let mut by_complete: Vec<&&SeqCreate> = acked.iter().collect();
-    by_complete.sort_by_key(|c| c.complete);
-    let mut by_invoke: Vec<&&SeqCreate> = acked.iter().collect();
-    by_invoke.sort_by_key(|c| c.invoke);
-    let (mut i, mut max_done) = (0, None::<u64>);
-    for c in by_invoke {
-        while i < by_complete.len() && by_complete[i].complete < c.invoke {
-            max_done = max_done.max(by_complete[i].seq);
-            i += 1;
-        }
-        if let (Some(done), Some(seq)) = (max_done, c.seq) {
-            if seq <= done {
-                anomalies.push(format!(
-                    "sequential create: number {seq} given after {done} had been acknowledged"
-                ));
-            }
-        }
-    }
-    let mut lost = 0;
-    for c in &acked {
-        let seq = c.seq.expect("acked");
-        if !present.contains(&seq) {
-            lost += 1;
-            anomalies.push(format!("sequential create {seq} acknowledged but gone"));
-        }
-    }
-    let allowed = acked.len() as u64 + log.unknown;
-    if present.len() as u64 > allowed {
-        anomalies.push(format!(
-            "{} sequential nodes exist, but only {} creates were acknowledged and {} unknown",
-            present.len(),
-            acked.len(),
-            log.unknown
-        ));
-    }
-    lost
 }
 
 // ---------------------------------------------------------- ephemerals
@@ -546,13 +489,6 @@ async fn absent_by(checker: &Client, path: &str, deadline: Instant, anomalies: &
 
 // ------------------------------------------------------------- watches
 
-/// One watcher session's view: when it registered, and what it received.
-#[derive(Debug, Default)]
-struct WatchLog {
-    registered_at: u64,
-    events: Vec<(WatchEventKind, String, u64)>,
-}
-
 /// Holds a persistent recursive watch on `/r` until it sees `/r/end`
 /// created (or `until` passes); a new session (and log) if one expires.
 async fn watcher(shared: Shared, logs: Arc<Mutex<Vec<WatchLog>>>, until: Instant) {
@@ -581,7 +517,11 @@ async fn watcher(shared: Shared, logs: Arc<Mutex<Vec<WatchLog>>>, until: Instant
                     let end = ev.path == "/r/end" && ev.kind == WatchEventKind::NodeCreated;
                     logs.lock().expect("watch logs")[slot]
                         .events
-                        .push((ev.kind, ev.path, ev.zxid));
+                        .push(WatchRecord {
+                            continuity_lost: ev.kind == WatchEventKind::ContinuityLost,
+                            path: ev.path,
+                            zxid: ev.zxid,
+                        });
                     if end {
                         return;
                     }
@@ -592,52 +532,6 @@ async fn watcher(shared: Shared, logs: Arc<Mutex<Vec<WatchLog>>>, until: Instant
             if client.session_state() == zab_client::SessionState::Expired {
                 continue 'sessions;
             }
-        }
-    }
-}
-
-/// Events in zxid order; every acknowledged write after registration seen,
-/// unless a `ContinuityLost` covers it.
-fn check_watches(logs: &[WatchLog], acked: &[(String, u64, u64)], anomalies: &mut Vec<String>) {
-    for (w, log) in logs.iter().enumerate() {
-        let mut last = 0;
-        for (kind, path, zxid) in &log.events {
-            if *kind != WatchEventKind::ContinuityLost && *zxid <= last {
-                anomalies.push(format!(
-                    "watcher {w}: {kind:?} on {path} at {zxid:#x} after an event at {last:#x}"
-                ));
-            }
-            last = last.max(*zxid);
-        }
-        let Some(end) = log.events.last().map(|e| e.2) else {
-            continue;
-        };
-        let mut missed = 0;
-        for (key, _, zxid) in acked {
-            if *zxid <= log.registered_at || *zxid > end {
-                continue;
-            }
-            // The first event at or after the write must be the write's
-            // own event, or a ContinuityLost declaring the gap.
-            let first = log.events.iter().find(|e| e.2 >= *zxid);
-            let covered = match first {
-                Some((WatchEventKind::ContinuityLost, _, _)) => true,
-                Some((_, path, z)) if z == zxid && path == key => true,
-                // Several events can share a zxid only for a multi (none
-                // here); look for this key's event at exactly this zxid.
-                _ => log.events.iter().any(|e| e.2 == *zxid && e.1 == *key),
-            };
-            if !covered {
-                missed += 1;
-                if missed <= 5 {
-                    anomalies.push(format!(
-                        "watcher {w}: no event for the acknowledged write of {key} at {zxid:#x}"
-                    ));
-                }
-            }
-        }
-        if missed > 5 {
-            anomalies.push(format!("watcher {w}: {missed} writes missed in all"));
         }
     }
 }
@@ -888,7 +782,16 @@ async fn run_once(nodes: usize, seed: u64, secs: u64) -> RunReport {
         .iter()
         .filter_map(|c| c.rsplit('-').next()?.parse().ok())
         .collect();
-    lost += check_sequential(&seq_log.lock().expect("seq log"), &present, &mut anomalies);
+    {
+        let log = seq_log.lock().expect("seq log");
+        let (seq_lost, seq_anomalies) = check_sequential(&log.creates, log.unknown, &present);
+        lost += seq_lost;
+        anomalies.extend(
+            seq_anomalies
+                .into_iter()
+                .map(|a| format!("sequential create: {a}")),
+        );
+    }
 
     // Ephemerals.
     let eph = std::mem::take(&mut *eph_log.lock().expect("ephemeral log"));
@@ -896,7 +799,14 @@ async fn run_once(nodes: usize, seed: u64, secs: u64) -> RunReport {
 
     // Watches.
     let watch_logs = std::mem::take(&mut *watch_logs.lock().expect("watch logs"));
-    check_watches(&watch_logs, &acked, &mut anomalies);
+    let acked_zxids: Vec<(String, u64)> = acked.iter().map(|(k, _, z)| (k.clone(), *z)).collect();
+    for (w, log) in watch_logs.iter().enumerate() {
+        anomalies.extend(
+            check_watch_log(log, &acked_zxids)
+                .into_iter()
+                .map(|a| format!("watcher {w}: {a}")),
+        );
+    }
     let watch_events: usize = watch_logs.iter().map(|l| l.events.len()).sum();
 
     // Linearizability of the registers.
