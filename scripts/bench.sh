@@ -186,7 +186,10 @@ zk_config() { # id
 }
 zk_start() { # id
     local d="$DIR/zk/$1"
-    nohup java -Xms512m -Xmx512m -XX:+UseG1GC -cp "$ZK_CP" \
+    # The heap ZooKeeper's own zkServer.sh gives a server (ZK_SERVER_HEAP
+    # defaults to 1000 MB in zkEnv.sh), grown on demand rather than fixed, so
+    # resident memory reflects what the server actually uses.
+    nohup java -Xmx1000m -XX:+UseG1GC -cp "$ZK_CP" \
         -Dorg.slf4j.simpleLogger.defaultLogLevel=info \
         -Dzookeeper.log.dir="$d" \
         org.apache.zookeeper.server.quorum.QuorumPeerMain "$d/zoo.cfg" >> "$d/server.log" 2>&1 &

@@ -57,7 +57,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
 
     // Every change anywhere under the root, on another session.
     let tree_watcher = Client::connect(&servers, 10_000).await?;
-    tree_watcher.add_watch(ROOT, true).await?;
+    let mut tree_events = tree_watcher.add_watch(ROOT, true).await?;
 
     put(&admin, "/app/config/db/pool_size", "16").await?;
     put(&admin, "/app/config/features/new_ui", "on").await?;
@@ -65,7 +65,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let size = tokio::time::timeout(Duration::from_secs(10), pool_size.next()).await??;
     println!("pool_size changed to {size}");
     for _ in 0..2 {
-        match tokio::time::timeout(Duration::from_secs(10), tree_watcher.next_event()).await? {
+        match tokio::time::timeout(Duration::from_secs(10), tree_events.next()).await? {
             Some(event) => println!("changed under {ROOT}: {:?} {}", event.kind, event.path),
             None => break,
         }

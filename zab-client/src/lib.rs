@@ -12,8 +12,9 @@
 //! consistent, cheapest); `Linearizable` first issues `sync` on the same
 //! server, so the read reflects every write acknowledged before it began.
 //!
-//! Watches come as streams of their own ([`WatchStream`]), and every event
-//! is also on the session-wide [`Client::next_event`]:
+//! Watches come as streams of their own ([`WatchStream`]); watches armed by
+//! a plain read (`watch: true`) report on the session-wide
+//! [`Client::next_event`]:
 //!
 //! ```no_run
 //! # async fn demo(client: zab_client::Client) -> Result<(), zab_client::Error> {
@@ -156,36 +157,42 @@ struct Subscription {
 }
 
 impl Subscription {
-    /// Whether `event` is one this watch reports.
     fn wants(&self, event: &WatchEvent) -> bool {
-        use WatchEventKind as K;
-        let here = event.path == self.path;
-        match self.kind {
-            Armed::Data => here && matches!(event.kind, K::NodeDeleted | K::NodeDataChanged),
-            Armed::Exists => {
-                here && matches!(
-                    event.kind,
-                    K::NodeCreated | K::NodeDeleted | K::NodeDataChanged
-                )
-            }
-            Armed::Child => here && matches!(event.kind, K::NodeDeleted | K::NodeChildrenChanged),
-            Armed::Persistent => here,
-            // As in ZooKeeper, a recursive watch reports a child's creation
-            // as NodeCreated, never its parent's NodeChildrenChanged (which
-            // reaches this session only for another watch of it).
-            Armed::Recursive if event.kind == K::NodeChildrenChanged => false,
-            Armed::Recursive => {
-                here || self.path == "/"
-                    || event
-                        .path
-                        .strip_prefix(self.path.as_str())
-                        .is_some_and(|rest| rest.starts_with('/'))
-            }
-        }
+        reports(self.kind, &self.path, event)
     }
 
     fn one_shot(&self) -> bool {
         matches!(self.kind, Armed::Data | Armed::Exists | Armed::Child)
+    }
+}
+
+/// Whether a watch of `kind` on `path` reports `event`. The server sends a
+/// session one event per change however many of its watches fire, so the
+/// client routes it to every watch that reports it.
+fn reports(kind: Armed, path: &str, event: &WatchEvent) -> bool {
+    use WatchEventKind as K;
+    let here = event.path == path;
+    match kind {
+        Armed::Data => here && matches!(event.kind, K::NodeDeleted | K::NodeDataChanged),
+        Armed::Exists => {
+            here && matches!(
+                event.kind,
+                K::NodeCreated | K::NodeDeleted | K::NodeDataChanged
+            )
+        }
+        Armed::Child => here && matches!(event.kind, K::NodeDeleted | K::NodeChildrenChanged),
+        Armed::Persistent => here,
+        // As in ZooKeeper, a recursive watch reports a child's creation
+        // as NodeCreated, never its parent's NodeChildrenChanged (which
+        // reaches this session only for another watch of it).
+        Armed::Recursive if event.kind == K::NodeChildrenChanged => false,
+        Armed::Recursive => {
+            here || path == "/"
+                || event
+                    .path
+                    .strip_prefix(path)
+                    .is_some_and(|rest| rest.starts_with('/'))
+        }
     }
 }
 
@@ -200,7 +207,9 @@ impl Subscription {
 /// its zxid are complete again) instead of silently skipping changes. The
 /// stream ends (`None`) when the session expires or is closed.
 ///
-/// Every event is also delivered to [`Client::next_event`].
+/// An event delivered to a watch's own stream is not repeated on
+/// [`Client::next_event`], which carries the events of watches armed
+/// without a stream (`watch: true` reads).
 #[derive(Debug)]
 pub struct WatchStream {
     events: mpsc::UnboundedReceiver<WatchEvent>,
@@ -303,6 +312,7 @@ impl Client {
             last_zxid: last_zxid.clone(),
             events: events_tx,
             subscriptions: Vec::new(),
+            plain: std::collections::BTreeSet::new(),
             states: states_tx,
         };
         tokio::spawn(conn.run(stream, rx));
@@ -594,9 +604,9 @@ impl Client {
     }
 
     /// Arms a persistent watch on `path` (and its whole subtree if
-    /// `recursive`); its events arrive on the returned stream (and on
-    /// [`Client::next_event`]). Dropping the stream stops only that delivery:
-    /// the watch stays armed for the session.
+    /// `recursive`); its events arrive on the returned stream. Dropping the
+    /// stream discards its later events (the watch stays armed on the
+    /// server for the session; the protocol has no way to remove it).
     pub async fn add_watch(&self, path: &str, recursive: bool) -> Result<WatchStream, Error> {
         let mode = if recursive {
             zab_proto::AddWatchMode::PersistentRecursive
@@ -741,6 +751,8 @@ struct Connection {
     events: mpsc::UnboundedSender<WatchEvent>,
     /// Per-watch streams ([`WatchStream`]).
     subscriptions: Vec<Subscription>,
+    /// Watches armed without a stream: they report on `events`.
+    plain: std::collections::BTreeSet<(Armed, String)>,
     states: tokio::sync::watch::Sender<SessionState>,
 }
 
@@ -784,6 +796,7 @@ impl Connection {
                     // End the event streams: no watch can fire any more.
                     self.events = mpsc::unbounded_channel().0;
                     self.subscriptions.clear();
+                    self.plain.clear();
                     // Expired: fail everything from now on.
                     while let Some(call) = requests.recv().await {
                         let _ = call.reply.send(Err(Error::SessionExpired));
@@ -908,12 +921,15 @@ impl Connection {
                                 if let Some(p) = pending.pop_front() {
                                     if let (Some(a), Outcome::Ok(_)) = (&p.arms, &reply.outcome) {
                                         self.armed.insert(a.clone());
-                                        if let Some(tx) = p.stream {
-                                            self.subscriptions.push(Subscription {
+                                        match p.stream {
+                                            Some(tx) => self.subscriptions.push(Subscription {
                                                 kind: a.0,
                                                 path: a.1.clone(),
                                                 tx,
-                                            });
+                                            }),
+                                            None => {
+                                                self.plain.insert(a.clone());
+                                            }
                                         }
                                     }
                                     let result = match reply.outcome {
@@ -939,14 +955,29 @@ impl Connection {
                                     self.armed.remove(&(*one_shot, event.path.clone()));
                                 }
                                 // Each watch's own stream; a one-shot one ends
-                                // with its event, a dropped one is forgotten.
+                                // with its event. A dropped stream still
+                                // takes (and discards) its watch's events.
+                                let mut streamed = false;
                                 self.subscriptions.retain(|sub| {
                                     if !sub.wants(&event) {
-                                        return !sub.tx.is_closed();
+                                        return true;
                                     }
-                                    sub.tx.send(event.clone()).is_ok() && !sub.one_shot()
+                                    let _ = sub.tx.send(event.clone());
+                                    streamed = true;
+                                    !sub.one_shot()
                                 });
-                                let _ = self.events.send(event);
+                                // The session-wide stream gets what a watch
+                                // armed without a stream reports (and anything
+                                // no watch claims), so an application that
+                                // reads only watch streams accumulates nothing.
+                                let plain = self.plain.iter().any(|(k, p)| reports(*k, p, &event));
+                                self.plain.retain(|(k, p)| {
+                                    !(matches!(k, Armed::Data | Armed::Exists | Armed::Child)
+                                        && reports(*k, p, &event))
+                                });
+                                if plain || !streamed {
+                                    let _ = self.events.send(event);
+                                }
                             }
                         }
                     }

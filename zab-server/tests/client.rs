@@ -248,6 +248,12 @@ async fn each_watch_stream_carries_its_own_events() {
         .await
         .expect("children and watch");
 
+    // A plain one-shot watch too: its event also reaches a stream (the
+    // recursive one), and must still be on the session-wide stream.
+    c.get_watch("/s/a/x", Consistency::Local, true)
+        .await
+        .expect("plain data watch");
+
     c.set("/s/b", b"1", -1).await.expect("set b");
     c.set("/s/a/x", b"1", -1).await.expect("set x");
     c.create("/s/a/y", b"", CreateMode::Persistent)
@@ -300,5 +306,21 @@ async fn each_watch_stream_carries_its_own_events() {
             .await
             .is_err(),
         "an event that was not /s/a's reached its stream"
+    );
+    // The session-wide stream has the plain watch's event, and only it:
+    // events streams took are not repeated there.
+    let ev = tokio::time::timeout(Duration::from_secs(5), c.next_event())
+        .await
+        .expect("the plain watch's event")
+        .expect("session alive");
+    assert_eq!(
+        (ev.kind, ev.path.as_str()),
+        (WatchEventKind::NodeDataChanged, "/s/a/x")
+    );
+    assert!(
+        tokio::time::timeout(Duration::from_millis(300), c.next_event())
+            .await
+            .is_err(),
+        "a streamed event was repeated on next_event"
     );
 }

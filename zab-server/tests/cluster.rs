@@ -373,7 +373,7 @@ async fn watches_are_rearmed_after_reconnect_with_catch_up() {
         .get_watch("/w", Consistency::Linearizable, true)
         .await
         .expect("data watch");
-    watcher
+    let mut persistent = watcher
         .add_watch("/w", false)
         .await
         .expect("persistent watch");
@@ -384,11 +384,14 @@ async fn watches_are_rearmed_after_reconnect_with_catch_up() {
         .expect("write during the outage");
     let mut kinds = Vec::new();
     let deadline = Instant::now() + Duration::from_secs(20);
+    // The one-shot watch reports on the session's stream, the persistent
+    // one on its own.
     while kinds.len() < 2 && Instant::now() < deadline {
-        if let Ok(Some(ev)) =
-            tokio::time::timeout(Duration::from_millis(500), watcher.next_event()).await
-        {
-            kinds.push(ev.kind);
+        let wait = Duration::from_millis(500);
+        tokio::select! {
+            Ok(Some(ev)) = tokio::time::timeout(wait, watcher.next_event()) => kinds.push(ev.kind),
+            Ok(Some(ev)) = tokio::time::timeout(wait, persistent.next()) => kinds.push(ev.kind),
+            else => {}
         }
     }
     kinds.sort_by_key(|k| *k as u8);

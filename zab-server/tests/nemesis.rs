@@ -496,12 +496,9 @@ async fn watcher(shared: Shared, logs: Arc<Mutex<Vec<WatchLog>>>, until: Instant
         let Some(client) = shared.session(3, SESSION_MS).await else {
             return;
         };
-        if common::retry(|| client.add_watch("/r", true))
-            .await
-            .is_err()
-        {
+        let Ok(mut stream) = common::retry(|| client.add_watch("/r", true)).await else {
             continue;
-        }
+        };
         let slot = {
             let mut logs = logs.lock().expect("watch logs");
             logs.push(WatchLog {
@@ -512,7 +509,7 @@ async fn watcher(shared: Shared, logs: Arc<Mutex<Vec<WatchLog>>>, until: Instant
         };
         loop {
             let left = until.saturating_duration_since(Instant::now());
-            match tokio::time::timeout(left, client.next_event()).await {
+            match tokio::time::timeout(left, stream.next()).await {
                 Ok(Some(ev)) => {
                     let end = ev.path == "/r/end" && ev.kind == WatchEventKind::NodeCreated;
                     logs.lock().expect("watch logs")[slot]

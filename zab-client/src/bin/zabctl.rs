@@ -199,8 +199,8 @@ async fn run(o: &Opts, c: &Client) -> Result<(), Error> {
             }
         }
         ["watch", path] => {
-            c.add_watch(path, true).await?;
-            while let Some(ev) = c.next_event().await {
+            let mut events = c.add_watch(path, true).await?;
+            while let Some(ev) = events.next().await {
                 if o.json {
                     println!(
                         "{{\"event\":\"{:?}\",\"path\":{},\"zxid\":{}}}",
