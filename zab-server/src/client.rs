@@ -317,6 +317,29 @@ impl Frontend {
                     self.submitted.remove(id);
                 }
             }
+            if let Some((_, id)) = &c.connecting {
+                self.requests.remove(id);
+            }
+        }
+    }
+
+    /// The replica's state was replaced by a snapshot from the leader: the
+    /// changes it skipped fired no watches, and sessions may have ended in
+    /// it. Every connection is closed, so each client reconnects (here or
+    /// elsewhere) and re-arms its watches against the new state: one-shot
+    /// watches fire for what changed, persistent ones get ContinuityLost,
+    /// and a session that ended is told so. ZooKeeper's followers likewise
+    /// drop their clients when they resynchronize.
+    pub fn on_state_replaced(&mut self) {
+        let all: Vec<ConnId> = self.conns.keys().copied().collect();
+        if !all.is_empty() {
+            info!(
+                connections = all.len(),
+                "state replaced by a snapshot; closing client connections"
+            );
+        }
+        for conn in all {
+            self.forget(conn);
         }
     }
 

@@ -217,6 +217,7 @@ impl Driver {
                 self.app.restore(data)?;
                 self.window.clear();
                 self.applied = *zxid;
+                self.frontend.on_state_replaced();
             }
             PersistOp::AcceptedEpoch(_) | PersistOp::CurrentEpoch(_) => {}
         }

@@ -43,7 +43,7 @@ impl Ensemble {
         let ports = free_ports(2 * n);
         let (peers, clients) = ports.split_at(n);
         let peers: Vec<SocketAddr> = peers.iter().map(|p| loopback(*p)).collect();
-        let mut e = Ensemble::configure(n, name, clients, |_, j| peers[j]);
+        let mut e = Ensemble::configure(n, name, clients, "", |_, j| peers[j]);
         e.spawn_all();
         e
     }
@@ -58,6 +58,12 @@ impl Ensemble {
     /// gets its own config, in which the other servers' peer addresses are
     /// those proxies.
     pub async fn start_proxied(n: usize, name: &str) -> Ensemble {
+        Ensemble::start_proxied_with(n, name, "").await
+    }
+
+    /// [`Ensemble::start_proxied`] with `extra` TOML lines in every
+    /// server's config (before the server list), e.g. `snapshot_every_txns = 20`.
+    pub async fn start_proxied_with(n: usize, name: &str, extra: &str) -> Ensemble {
         let ports = free_ports(2 * n);
         let (peers, clients) = ports.split_at(n);
         let peers: Vec<SocketAddr> = peers.iter().map(|p| loopback(*p)).collect();
@@ -72,7 +78,7 @@ impl Ensemble {
             Some(proxy) => proxy.addr(),
             None => peers[j], // i does not dial j (or j is i itself)
         };
-        let mut e = Ensemble::configure(n, name, clients, listed);
+        let mut e = Ensemble::configure(n, name, clients, extra, listed);
         e.proxies = proxies;
         e.spawn_all();
         e
@@ -84,6 +90,7 @@ impl Ensemble {
         n: usize,
         name: &str,
         clients: &[u16],
+        extra: &str,
         peer: impl Fn(usize, usize) -> SocketAddr,
     ) -> Ensemble {
         let dir = std::env::temp_dir().join(format!("zab-cluster-{name}-{}", std::process::id()));
@@ -100,7 +107,7 @@ impl Ensemble {
             let data = dir.join(format!("{}", i + 1));
             std::fs::create_dir_all(&data).expect("data dir");
             let cfg = format!(
-                "id = {}\ndata_dir = \"{}\"\n{servers}",
+                "id = {}\ndata_dir = \"{}\"\n{extra}\n{servers}",
                 i + 1,
                 data.display()
             );
