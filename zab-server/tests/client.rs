@@ -393,3 +393,53 @@ async fn a_watcher_on_a_server_that_installs_a_snapshot_is_told_of_the_gap() {
         }
     }
 }
+
+/// A watcher on a leader that is cut off and deposed, then rejoins the new
+/// leader: every write acknowledged meanwhile must reach it as an event,
+/// or be covered by a ContinuityLost. Checked with the nemesis's checker.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_watcher_on_a_deposed_leader_misses_nothing_silently() {
+    use zab_tests::checkers::{check_watch_log, WatchLog, WatchRecord};
+    let e = Ensemble::start_proxied(3, "deposedwatch").await;
+    let old = e.wait_for_leader(None).await;
+    let other = (0..3).find(|&i| i != old).expect("a follower");
+    let writer = connect_retry(&[e.clients[other]], 4000)
+        .await
+        .expect("writer");
+    retry(|| writer.create("/h", b"0", CreateMode::Persistent))
+        .await
+        .expect("create");
+    let watcher = connect_retry(&[e.clients[old]], 4000)
+        .await
+        .expect("watcher on the leader");
+    let mut events = watcher.add_watch("/h", false).await.expect("watch");
+    let mut log = WatchLog {
+        registered_at: watcher.last_zxid(),
+        events: Vec::new(),
+    };
+    let mut acked = Vec::new();
+    e.isolate(old);
+    for i in 1..=100u32 {
+        let value = i.to_string();
+        let st = retry(|| writer.set("/h", value.as_bytes(), -1))
+            .await
+            .expect("write while the old leader is cut off");
+        acked.push(("/h".to_string(), st.mzxid));
+    }
+    e.heal();
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let st = retry(|| writer.set("/h", b"last", -1)).await.expect("write");
+    acked.push(("/h".to_string(), st.mzxid));
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while log.events.last().is_none_or(|e| e.zxid < st.mzxid) {
+        assert!(Instant::now() < deadline, "the watcher never caught up");
+        let ev = next_event(&mut events, "after the heal").await;
+        log.events.push(WatchRecord {
+            continuity_lost: ev.kind == WatchEventKind::ContinuityLost,
+            path: ev.path,
+            zxid: ev.zxid,
+        });
+    }
+    let anomalies = check_watch_log(&log, &acked);
+    assert!(anomalies.is_empty(), "{anomalies:#?}\n{:#?}", log.events);
+}

@@ -798,11 +798,18 @@ async fn run_once(nodes: usize, seed: u64, secs: u64) -> RunReport {
     let watch_logs = std::mem::take(&mut *watch_logs.lock().expect("watch logs"));
     let acked_zxids: Vec<(String, u64)> = acked.iter().map(|(k, _, z)| (k.clone(), *z)).collect();
     for (w, log) in watch_logs.iter().enumerate() {
-        anomalies.extend(
-            check_watch_log(log, &acked_zxids)
-                .into_iter()
-                .map(|a| format!("watcher {w}: {a}")),
-        );
+        let found = check_watch_log(log, &acked_zxids);
+        if !found.is_empty() {
+            let dump = std::env::temp_dir().join(format!("nemesis-watch-{nodes}-{seed}-{w}.txt"));
+            let mut lines = vec![format!("registered at {:#x}", log.registered_at)];
+            lines.extend(log.events.iter().map(|e| {
+                let kind = if e.continuity_lost { "LOST" } else { "event" };
+                format!("{kind} {} {:#x}", e.path, e.zxid)
+            }));
+            let _ = std::fs::write(&dump, lines.join("\n"));
+            anomalies.push(format!("watcher {w}'s events written to {}", dump.display()));
+        }
+        anomalies.extend(found.into_iter().map(|a| format!("watcher {w}: {a}")));
     }
     let watch_events: usize = watch_logs.iter().map(|l| l.events.len()).sum();
 
