@@ -399,10 +399,25 @@ async fn a_watcher_on_a_server_that_installs_a_snapshot_is_told_of_the_gap() {
 /// or be covered by a ContinuityLost. Checked with the nemesis's checker.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_watcher_on_a_deposed_leader_misses_nothing_silently() {
+    watcher_on_a_cut_off_server_misses_nothing_silently(true).await;
+}
+
+/// The same for a follower cut off and brought back with a DIFF.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_watcher_on_a_lagging_follower_misses_nothing_silently() {
+    watcher_on_a_cut_off_server_misses_nothing_silently(false).await;
+}
+
+async fn watcher_on_a_cut_off_server_misses_nothing_silently(leader: bool) {
     use zab_tests::checkers::{check_watch_log, WatchLog, WatchRecord};
-    let e = Ensemble::start_proxied(3, "deposedwatch").await;
-    let old = e.wait_for_leader(None).await;
-    let other = (0..3).find(|&i| i != old).expect("a follower");
+    let e = Ensemble::start_proxied(3, &format!("cutwatch-{leader}")).await;
+    let l = e.wait_for_leader(None).await;
+    let followers: Vec<usize> = (0..3).filter(|&i| i != l).collect();
+    let (old, other) = if leader {
+        (l, followers[0])
+    } else {
+        (followers[0], l)
+    };
     let writer = connect_retry(&[e.clients[other]], 4000)
         .await
         .expect("writer");
@@ -428,7 +443,9 @@ async fn a_watcher_on_a_deposed_leader_misses_nothing_silently() {
     }
     e.heal();
     tokio::time::sleep(Duration::from_millis(1500)).await;
-    let st = retry(|| writer.set("/h", b"last", -1)).await.expect("write");
+    let st = retry(|| writer.set("/h", b"last", -1))
+        .await
+        .expect("write");
     acked.push(("/h".to_string(), st.mzxid));
     let deadline = Instant::now() + Duration::from_secs(20);
     while log.events.last().is_none_or(|e| e.zxid < st.mzxid) {

@@ -807,7 +807,10 @@ async fn run_once(nodes: usize, seed: u64, secs: u64) -> RunReport {
                 format!("{kind} {} {:#x}", e.path, e.zxid)
             }));
             let _ = std::fs::write(&dump, lines.join("\n"));
-            anomalies.push(format!("watcher {w}'s events written to {}", dump.display()));
+            anomalies.push(format!(
+                "watcher {w}'s events written to {}",
+                dump.display()
+            ));
         }
         anomalies.extend(found.into_iter().map(|a| format!("watcher {w}: {a}")));
     }
