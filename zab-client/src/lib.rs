@@ -655,6 +655,28 @@ fn timestamp() -> u64 {
         .map_or(0, |d| d.as_nanos() as u64)
 }
 
+/// Reads one length-prefixed frame, consuming no byte beyond it.
+async fn read_one_frame(stream: &mut TcpStream) -> Result<Bytes, Error> {
+    let io = |e: std::io::Error| match e.kind() {
+        std::io::ErrorKind::UnexpectedEof => Error::NoServer("closed during the handshake".into()),
+        _ => Error::NoServer(e.to_string()),
+    };
+    let mut frame = BytesMut::new();
+    frame.resize(4, 0);
+    stream.read_exact(&mut frame[..4]).await.map_err(io)?;
+    let len = u32::from_be_bytes([frame[0], frame[1], frame[2], frame[3]]);
+    if len > FRAME_BYTES_DEFAULT {
+        return Err(Error::NoServer(format!(
+            "handshake reply of {len} bytes exceeds {FRAME_BYTES_DEFAULT}"
+        )));
+    }
+    frame.resize(4 + len as usize, 0);
+    stream.read_exact(&mut frame[4..]).await.map_err(io)?;
+    zab_proto::decode_frame(&mut frame, FRAME_BYTES_DEFAULT)
+        .map_err(|e| Error::NoServer(e.to_string()))?
+        .ok_or_else(|| Error::NoServer("incomplete handshake frame".into()))
+}
+
 /// Connects to the first server that accepts: a new session (`session`
 /// None) or the existing one.
 async fn open(
@@ -707,21 +729,12 @@ async fn handshake(
     let mut out = BytesMut::new();
     hello.encode(&mut out);
     stream.write_all(&out).await.map_err(io)?;
-    let mut buf = BytesMut::new();
-    let body = loop {
-        if let Some(body) = zab_proto::decode_frame(&mut buf, FRAME_BYTES_DEFAULT)
-            .map_err(|e| Error::NoServer(e.to_string()))?
-        {
-            break body;
-        }
-        let n = tokio::time::timeout(Duration::from_secs(5), stream.read_buf(&mut buf))
-            .await
-            .map_err(|_| Error::NoServer("handshake timed out".into()))?
-            .map_err(io)?;
-        if n == 0 {
-            return Err(Error::NoServer("closed during the handshake".into()));
-        }
-    };
+    // Read exactly the reply frame and nothing after it: a server may send
+    // watch events for a re-attached session right behind its reply, and
+    // those belong to the connection task, not to a buffer dropped here.
+    let body = tokio::time::timeout(Duration::from_secs(5), read_one_frame(&mut stream))
+        .await
+        .map_err(|_| Error::NoServer("handshake timed out".into()))??;
     match ConnectReply::decode(body).map_err(|e| Error::NoServer(e.to_string()))? {
         ConnectReply::Accepted(r) => Ok((
             stream,
@@ -995,5 +1008,65 @@ impl Connection {
             let _ = p.tx.send(Err(Error::ConnectionLoss));
         }
         lost
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::net::TcpListener;
+
+    /// A server may send a re-attached session's watch events right behind
+    /// its connect reply, in the same TCP segment. The handshake must not
+    /// swallow them.
+    #[tokio::test]
+    async fn frames_right_behind_the_connect_reply_are_not_lost() {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        let server = tokio::spawn(async move {
+            let (mut s, _) = listener.accept().await.expect("accept");
+            let mut buf = BytesMut::new();
+            while zab_proto::decode_frame(&mut buf, FRAME_BYTES_DEFAULT)
+                .expect("frame")
+                .is_none()
+            {
+                s.read_buf(&mut buf).await.expect("read hello");
+            }
+            let mut out = BytesMut::new();
+            ConnectReply::Accepted(zab_proto::ConnectResponse {
+                protocol_version: PROTOCOL_VERSION,
+                timeout_ms: 4000,
+                session_id: 7,
+                password: [1; PASSWORD_BYTES],
+                max_frame_bytes: FRAME_BYTES_DEFAULT,
+                server_id: 1,
+                last_zxid: 5,
+            })
+            .encode(&mut out);
+            ServerFrame::Watch {
+                zxid: 6,
+                event: WatchEvent {
+                    kind: WatchEventKind::NodeDataChanged,
+                    path: "/a".into(),
+                    zxid: 6,
+                },
+            }
+            .encode(&mut out);
+            s.write_all(&out)
+                .await
+                .expect("reply and event in one write");
+            // Keep the connection open while the client reads.
+            tokio::time::sleep(Duration::from_secs(5)).await;
+        });
+        let client = Client::connect(&[addr], 4000).await.expect("connect");
+        let ev = tokio::time::timeout(Duration::from_secs(2), client.next_event())
+            .await
+            .expect("the event behind the reply was lost")
+            .expect("session alive");
+        assert_eq!(
+            (ev.kind, ev.path.as_str(), ev.zxid),
+            (WatchEventKind::NodeDataChanged, "/a", 6)
+        );
+        server.abort();
     }
 }
