@@ -421,6 +421,12 @@ impl Frontend {
                         }
                         self.flush(old, replica);
                     }
+                    // Watches left armed here by an earlier connection of
+                    // this session stay silent until the client re-arms them
+                    // (SetWatches): events the old connection never passed
+                    // on must be declared (ContinuityLost, or a one-shot's
+                    // catch-up) before any later event reaches the new one.
+                    self.watches.forget(hello.session_id);
                     accept(
                         self.me,
                         &mut c,
