@@ -880,10 +880,9 @@ fn secs_from_env(default: u64) -> u64 {
 }
 
 /// Findings of the watch checker: counted by campaigns, but not failing
-/// the CI-sized runs, because of one open problem (issue #6's note): in
-/// roughly one long run in three, a watcher receives no events for about a
-/// second of writes and then resumes without a ContinuityLost. Every other
-/// checker fails the CI runs.
+/// the CI-sized runs until a full campaign has run clean after the three
+/// watch-gap fixes of this checker's first campaigns (docs/testing.md).
+/// Every other checker fails the CI runs.
 fn is_known_watch_gap(anomaly: &str) -> bool {
     anomaly.starts_with("watcher ")
 }
