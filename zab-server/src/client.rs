@@ -332,13 +332,15 @@ impl Frontend {
     /// drop their clients when they resynchronize.
     pub fn on_state_replaced(&mut self) {
         let all: Vec<ConnId> = self.conns.keys().copied().collect();
-        if !all.is_empty() {
-            info!(
-                connections = all.len(),
-                "state replaced by a snapshot; closing client connections"
-            );
+        self.close_all_of(all, "state replaced by a snapshot");
+    }
+
+    /// Closes `conns` (their clients reconnect), saying why once.
+    fn close_all_of(&mut self, conns: Vec<ConnId>, why: &str) {
+        if !conns.is_empty() {
+            info!(connections = conns.len(), why, "closing client connections");
         }
-        for conn in all {
+        for conn in conns {
             self.forget(conn);
         }
     }
@@ -369,15 +371,7 @@ impl Frontend {
             .filter(|(_, c)| c.queue.iter().any(|i| matches!(i, Item::Write { .. })))
             .map(|(conn, _)| *conn)
             .collect();
-        if !doubtful.is_empty() {
-            info!(
-                connections = doubtful.len(),
-                "left broadcast with writes in flight; closing those connections"
-            );
-        }
-        for conn in doubtful {
-            self.forget(conn);
-        }
+        self.close_all_of(doubtful, "left broadcast with writes in flight");
     }
 
     fn on_connect(
