@@ -532,6 +532,25 @@ mod tests {
     use crate::testkit::{node, p, restored, take, z, Ensemble};
     use crate::types::{Epoch, Txn};
 
+    /// Servers 2 (leading) and 3 (following) tell `f` that `elected` won.
+    fn elect(f: &mut crate::node::Node, elected: crate::types::Vote) {
+        for from in [2, 3] {
+            let state = if from == 2 {
+                crate::types::ServerState::Leading
+            } else {
+                crate::types::ServerState::Following
+            };
+            f.handle(Input::Received {
+                from: p(from),
+                msg: Message::Notification {
+                    vote: elected,
+                    round: 1,
+                    state,
+                },
+            });
+        }
+    }
+
     fn established() -> Ensemble {
         let mut e = Ensemble::new(
             (1..=3)
@@ -584,21 +603,7 @@ mod tests {
             zxid: z(4, 0),
             leader: p(2),
         };
-        for from in [2, 3] {
-            let state = if from == 2 {
-                crate::types::ServerState::Leading
-            } else {
-                crate::types::ServerState::Following
-            };
-            f.handle(Input::Received {
-                from: p(from),
-                msg: Message::Notification {
-                    vote: elected,
-                    round: 1,
-                    state,
-                },
-            });
-        }
+        elect(&mut f, elected);
         take(&mut f);
         f.handle(Input::Received {
             from: p(2),
@@ -639,21 +644,7 @@ mod tests {
             zxid: z(0, 0),
             leader: p(2),
         };
-        for from in [2, 3] {
-            let state = if from == 2 {
-                crate::types::ServerState::Leading
-            } else {
-                crate::types::ServerState::Following
-            };
-            f.handle(Input::Received {
-                from: p(from),
-                msg: Message::Notification {
-                    vote: elected,
-                    round: 1,
-                    state,
-                },
-            });
-        }
+        elect(&mut f, elected);
         take(&mut f);
         // The leader was still looking when the first copy arrived and
         // dropped it; the next tick says it again, same attempt.

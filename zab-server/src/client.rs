@@ -451,16 +451,15 @@ impl Frontend {
         let password = self.new_password(session);
         let timeout_ms = negotiate_timeout_ms(hello.timeout_ms, self.tick_ms as u32);
         let id = next_id(&mut self.next_request);
-        let cmd = Command {
-            origin: self.me,
+        let cmd = command(
+            self.me,
             session,
-            xid: 0,
-            time_ms: now_ms() as i64,
-            body: CommandBody::CreateSession {
+            0,
+            CommandBody::CreateSession {
                 timeout_ms,
                 password,
             },
-        };
+        );
         c.session = Some(session);
         c.connecting = Some((
             ConnectRequest {
@@ -558,13 +557,7 @@ impl Frontend {
             RequestFrame::Op { xid, request } => match request {
                 r if is_write(&r) => {
                     let id = next_id(&mut self.next_request);
-                    let cmd = Command {
-                        origin: self.me,
-                        session,
-                        xid: xid.get(),
-                        time_ms: now_ms() as i64,
-                        body: CommandBody::Op(r),
-                    };
+                    let cmd = command(self.me, session, xid.get(), CommandBody::Op(r));
                     c.queue.push_back(Item::Write { xid: xid.get(), id });
                     self.requests.insert(id, (conn, xid.get()));
                     self.submitted.insert(id, std::time::Instant::now());
@@ -575,13 +568,7 @@ impl Frontend {
                 }
                 Request::CloseSession => {
                     let id = next_id(&mut self.next_request);
-                    let cmd = Command {
-                        origin: self.me,
-                        session,
-                        xid: xid.get(),
-                        time_ms: now_ms() as i64,
-                        body: CommandBody::CloseSession,
-                    };
+                    let cmd = command(self.me, session, xid.get(), CommandBody::CloseSession);
                     c.queue.push_back(Item::Write { xid: xid.get(), id });
                     c.queue.push_back(Item::Close);
                     self.requests.insert(id, (conn, xid.get()));
@@ -952,6 +939,17 @@ impl Frontend {
 
     pub fn connections(&self) -> usize {
         self.conns.len()
+    }
+}
+
+/// A client's request as the command this server logs, stamped now.
+fn command(origin: u64, session: u64, xid: i32, body: CommandBody) -> Command {
+    Command {
+        origin,
+        session,
+        xid,
+        time_ms: now_ms() as i64,
+        body,
     }
 }
 
