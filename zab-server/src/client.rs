@@ -198,17 +198,16 @@ async fn connection(
 enum Item {
     /// A write in the log; filled in when applied here.
     Write {
-        xid: i32,
         id: RequestId,
     },
-    /// A read that must wait for the writes before it.
+    /// A read or watch request (AddWatch, RemoveWatches, SetWatches)
+    /// that must wait for the writes before it.
     Read {
         xid: Xid,
         request: Request,
     },
     /// A sync waiting for the leader's confirmation.
     Sync {
-        xid: i32,
         id: RequestId,
     },
     Ready(ServerFrame),
@@ -275,7 +274,11 @@ impl Frontend {
             conns: HashMap::new(),
             by_session: HashMap::new(),
             requests: HashMap::new(),
-            next_request: 1,
+            // Tokens are logged with each command (`Command::request`) and
+            // must not match a request of an earlier run of this server,
+            // whose writes may still commit: a random start makes that
+            // practically impossible.
+            next_request: RandomState::new().hash_one(now_ms()) | 1,
             watches: Watches::default(),
             touched: BTreeSet::new(),
             last_heard: HashMap::new(),
@@ -455,6 +458,7 @@ impl Frontend {
             self.me,
             session,
             0,
+            id,
             CommandBody::CreateSession {
                 timeout_ms,
                 password,
@@ -557,8 +561,8 @@ impl Frontend {
             RequestFrame::Op { xid, request } => match request {
                 r if is_write(&r) => {
                     let id = next_id(&mut self.next_request);
-                    let cmd = command(self.me, session, xid.get(), CommandBody::Op(r));
-                    c.queue.push_back(Item::Write { xid: xid.get(), id });
+                    let cmd = command(self.me, session, xid.get(), id, CommandBody::Op(r));
+                    c.queue.push_back(Item::Write { id });
                     self.requests.insert(id, (conn, xid.get()));
                     self.submitted.insert(id, std::time::Instant::now());
                     inputs.push(Input::Propose {
@@ -568,8 +572,8 @@ impl Frontend {
                 }
                 Request::CloseSession => {
                     let id = next_id(&mut self.next_request);
-                    let cmd = command(self.me, session, xid.get(), CommandBody::CloseSession);
-                    c.queue.push_back(Item::Write { xid: xid.get(), id });
+                    let cmd = command(self.me, session, xid.get(), id, CommandBody::CloseSession);
+                    c.queue.push_back(Item::Write { id });
                     c.queue.push_back(Item::Close);
                     self.requests.insert(id, (conn, xid.get()));
                     inputs.push(Input::Propose {
@@ -579,48 +583,17 @@ impl Frontend {
                 }
                 Request::Sync { .. } => {
                     let id = next_id(&mut self.next_request);
-                    c.queue.push_back(Item::Sync { xid: xid.get(), id });
+                    c.queue.push_back(Item::Sync { id });
                     self.requests.insert(id, (conn, xid.get()));
                     inputs.push(Input::Sync { id });
                 }
-                Request::AddWatch { path, mode } => {
-                    let outcome = if self.watches.count(session) >= WATCHES_MAX {
-                        WireOutcome::Err(ErrorCode::TooManyWatches)
-                    } else if crate::tree::path::validate(&path).is_err() {
-                        WireOutcome::Err(ErrorCode::BadArguments)
-                    } else {
-                        self.watches.add(mode, &path, session);
-                        WireOutcome::Ok(Response::AddWatch)
-                    };
-                    c.queue.push_back(reply(xid.get(), applied, outcome));
-                }
-                Request::RemoveWatches { path, kind } => {
-                    let outcome = if self.watches.remove(kind, &path, session) {
-                        WireOutcome::Ok(Response::RemoveWatches)
-                    } else {
-                        WireOutcome::Err(ErrorCode::NoWatcher)
-                    };
-                    c.queue.push_back(reply(xid.get(), applied, outcome));
-                }
-                Request::SetWatches(set) => {
-                    let events = rearm(&mut self.watches, session, &set, replica);
-                    for (kind, path) in events {
-                        c.queue.push_back(Item::Ready(ServerFrame::Watch {
-                            zxid: applied.0,
-                            event: WatchEvent {
-                                kind,
-                                path,
-                                zxid: applied.0,
-                            },
-                        }));
-                    }
-                    c.queue.push_back(reply(
-                        xid.get(),
-                        applied,
-                        WireOutcome::Ok(Response::SetWatches),
-                    ));
-                }
-                read => c.queue.push_back(Item::Read { xid, request: read }),
+                // Reads and watch requests run in request order, once the
+                // writes before them are applied: a watch armed at that
+                // point reports exactly the changes after its reply's zxid.
+                local => c.queue.push_back(Item::Read {
+                    xid,
+                    request: local,
+                }),
             },
         }
         self.flush(conn, replica);
@@ -702,7 +675,7 @@ impl Frontend {
         }
         fill(
             c,
-            xid,
+            id,
             reply(xid, applied, WireOutcome::Err(ErrorCode::NotLeaderNoQuorum)),
         );
         self.flush(conn, replica);
@@ -716,7 +689,7 @@ impl Frontend {
             return;
         };
         let outcome = WireOutcome::Ok(Response::Sync { zxid: zxid.0 });
-        fill(c, xid, reply(xid, applied, outcome));
+        fill(c, id, reply(xid, applied, outcome));
         self.flush(conn, replica);
     }
 
@@ -762,27 +735,34 @@ impl Frontend {
             if done.origin != self.me {
                 continue;
             }
-            if let Some(&conn) = self.by_session.get(&done.session) {
-                if let Some(c) = self.conns.get_mut(&conn) {
-                    if let Some((hello, id)) = c.connecting.take() {
-                        self.requests.remove(&id);
-                        if matches!(done.outcome, Outcome::SessionCreated) {
-                            let (session, timeout) = (hello.session_id, hello.timeout_ms);
-                            accept(self.me, c, &hello, session, timeout, done.zxid);
-                            self.last_heard.insert(session, now_ms());
-                        }
-                    } else if let Some(id) = fill(
-                        c,
-                        done.xid,
-                        reply(done.xid, done.zxid, wire_outcome(&done.outcome)),
-                    ) {
-                        self.requests.remove(&id);
-                        if let Some(at) = self.submitted.remove(&id) {
-                            self.metrics.commit.observe(at.elapsed());
-                        }
-                        dirty.insert(conn);
+            // The connection that asked, if it is still here: a request
+            // whose connection was closed is no longer in `requests`, and
+            // its reply goes nowhere (the client saw ConnectionLoss).
+            let id = RequestId(done.request);
+            let Some(&(conn, _)) = self.requests.get(&id) else {
+                continue;
+            };
+            self.requests.remove(&id);
+            let Some(c) = self.conns.get_mut(&conn) else {
+                continue;
+            };
+            if c.connecting.as_ref().is_some_and(|(_, cid)| *cid == id) {
+                if let Some((hello, _)) = c.connecting.take() {
+                    if matches!(done.outcome, Outcome::SessionCreated) {
+                        let (session, timeout) = (hello.session_id, hello.timeout_ms);
+                        accept(self.me, c, &hello, session, timeout, done.zxid);
+                        self.last_heard.insert(session, now_ms());
                     }
                 }
+            } else if fill(
+                c,
+                id,
+                reply(done.xid, done.zxid, wire_outcome(&done.outcome)),
+            ) {
+                if let Some(at) = self.submitted.remove(&id) {
+                    self.metrics.commit.observe(at.elapsed());
+                }
+                dirty.insert(conn);
             }
         }
         for conn in dirty {
@@ -808,7 +788,27 @@ impl Frontend {
                 }
                 Some(Item::Read { .. }) => {
                     if let Some(Item::Read { xid, request }) = c.queue.pop_front() {
-                        let outcome = read(&request, replica, &mut self.watches, session);
+                        let outcome = match request {
+                            Request::SetWatches(set) => {
+                                // What changed while the client was away, then
+                                // the reply; later changes fire as applied.
+                                let events = rearm(&mut self.watches, session, &set, replica);
+                                for (kind, path) in events {
+                                    let event = WatchEvent {
+                                        kind,
+                                        path,
+                                        zxid: applied.0,
+                                    };
+                                    let frame = ServerFrame::Watch {
+                                        zxid: applied.0,
+                                        event,
+                                    };
+                                    send(c, &frame);
+                                }
+                                WireOutcome::Ok(Response::SetWatches)
+                            }
+                            request => read(&request, replica, &mut self.watches, session),
+                        };
                         send(
                             c,
                             &ServerFrame::Reply(Reply {
@@ -876,6 +876,7 @@ impl Frontend {
                             origin: self.me,
                             session: 0,
                             xid: 0,
+                            request: 0,
                             time_ms: now as i64,
                             body: CommandBody::DeleteExpired {
                                 path,
@@ -904,6 +905,7 @@ impl Frontend {
                         origin: self.me,
                         session,
                         xid: 0,
+                        request: 0,
                         time_ms: now as i64,
                         body: CommandBody::ExpireSession,
                     };
@@ -942,20 +944,25 @@ impl Frontend {
     }
 }
 
-/// A client's request as the command this server logs, stamped now.
-fn command(origin: u64, session: u64, xid: i32, body: CommandBody) -> Command {
+/// A client's request `id` as the command this server logs, stamped now.
+fn command(origin: u64, session: u64, xid: i32, id: RequestId, body: CommandBody) -> Command {
     Command {
         origin,
         session,
         xid,
+        request: id.0,
         time_ms: now_ms() as i64,
         body,
     }
 }
 
+/// The next request id; never 0 (the token of commands no client awaits).
 fn next_id(counter: &mut u64) -> RequestId {
+    if *counter == 0 {
+        *counter = 1;
+    }
     let id = RequestId(*counter);
-    *counter += 1;
+    *counter = counter.wrapping_add(1);
     id
 }
 
@@ -970,17 +977,16 @@ fn reply(xid: i32, zxid: Zxid, outcome: WireOutcome) -> Item {
     }
 }
 
-/// Replaces the queued write or sync `xid` with its reply; returns its id.
-fn fill(c: &mut Conn, xid: i32, item: Item) -> Option<RequestId> {
-    let pos = c.queue.iter().position(
-        |i| matches!(i, Item::Write { xid: x, .. } | Item::Sync { xid: x, .. } if *x == xid),
-    )?;
-    let id = match c.queue[pos] {
-        Item::Write { id, .. } | Item::Sync { id, .. } => id,
-        _ => return None,
+/// Replaces the queued write or sync `id` with its reply. Matched by id,
+/// not xid: xids repeat across a session's connections.
+fn fill(c: &mut Conn, id: RequestId, item: Item) -> bool {
+    let Some(pos) = c.queue.iter().position(
+        |i| matches!(i, Item::Write { id: x, .. } | Item::Sync { id: x, .. } if *x == id),
+    ) else {
+        return false;
     };
     c.queue[pos] = item;
-    Some(id)
+    true
 }
 
 fn send(c: &Conn, frame: &ServerFrame) {
@@ -989,13 +995,22 @@ fn send(c: &Conn, frame: &ServerFrame) {
     let _ = c.tx.send(out.freeze());
 }
 
+/// Runs a read or watch request against the applied tree.
 fn read(request: &Request, replica: &Replica, watches: &mut Watches, session: u64) -> WireOutcome {
     let tree = &replica.tree;
     let valid = |path: &str| crate::tree::path::validate(path).is_ok();
     let path = match request {
         Request::Exists { path, .. }
         | Request::GetData { path, .. }
-        | Request::GetChildren { path, .. } => path,
+        | Request::GetChildren { path, .. }
+        | Request::AddWatch { path, .. } => path,
+        Request::RemoveWatches { path, kind } => {
+            return if watches.remove(*kind, path, session) {
+                WireOutcome::Ok(Response::RemoveWatches)
+            } else {
+                WireOutcome::Err(ErrorCode::NoWatcher)
+            };
+        }
         _ => return WireOutcome::Err(ErrorCode::Unimplemented),
     };
     if !valid(path) {
@@ -1020,6 +1035,14 @@ fn read(request: &Request, replica: &Replica, watches: &mut Watches, session: u6
             }
             None => WireOutcome::Err(ErrorCode::NoNode),
         },
+        Request::AddWatch { path, mode } => {
+            if watches.count(session) >= WATCHES_MAX {
+                WireOutcome::Err(ErrorCode::TooManyWatches)
+            } else {
+                watches.add(*mode, path, session);
+                WireOutcome::Ok(Response::AddWatch)
+            }
+        }
         Request::GetChildren { path, watch } => match tree.children(path) {
             Some((children, stat)) => {
                 if *watch {
@@ -1106,4 +1129,196 @@ fn wire_outcome(outcome: &Outcome) -> WireOutcome {
 /// Where clients connect.
 pub async fn bind(addr: SocketAddr) -> std::io::Result<TcpListener> {
     TcpListener::bind(addr).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::server::Application;
+    use std::sync::Arc;
+    use zab_core::Epoch;
+    use zab_proto::{AddWatchMode, CreateMode, CreateRequest, OpCode};
+
+    /// A frontend and its replica, with commits applied by hand.
+    struct Harness {
+        fe: Frontend,
+        replica: Replica,
+        counter: u32,
+    }
+
+    /// What one connection received: its connect reply, then frames.
+    struct Received {
+        rx: mpsc::UnboundedReceiver<Bytes>,
+        buf: BytesMut,
+    }
+
+    impl Received {
+        /// Every frame received so far; replies decode as `opcodes`, in order.
+        fn frames(&mut self, opcodes: &[OpCode]) -> Vec<ServerFrame> {
+            while let Ok(b) = self.rx.try_recv() {
+                self.buf.extend_from_slice(&b);
+            }
+            let mut ops = opcodes.iter().copied();
+            let mut out = Vec::new();
+            while let Some(body) = zab_proto::decode_frame(&mut self.buf, u32::MAX).unwrap() {
+                out.push(ServerFrame::decode(body, |_| ops.next()).expect("a server frame"));
+            }
+            out
+        }
+    }
+
+    impl Harness {
+        fn new() -> Harness {
+            Harness {
+                fe: Frontend::new(1, 100, Arc::new(crate::metrics::Metrics::default())),
+                replica: Replica::new(),
+                counter: 0,
+            }
+        }
+
+        /// Commits `inputs`' proposals, in order, as the log would.
+        fn commit(&mut self, inputs: Inputs) {
+            for input in inputs {
+                let Input::Propose { payload, .. } = input else {
+                    panic!("expected a proposal, got {input:?}");
+                };
+                self.counter += 1;
+                let zxid = Zxid::new(Epoch(1), self.counter);
+                self.replica.apply(zxid, &payload).expect("applies");
+                let done = std::mem::take(&mut self.replica.completed);
+                self.fe.on_applied(done, &self.replica);
+            }
+        }
+
+        fn event(&mut self, event: ClientEvent) -> Inputs {
+            let applied = self.replica.tree.last_applied_zxid();
+            self.fe.on_event(event, &self.replica, applied)
+        }
+
+        /// Connects `conn`: a new session (`session` None) or a re-attach.
+        /// Returns the receiver and the session's (id, password).
+        fn connect(
+            &mut self,
+            conn: ConnId,
+            session: Option<(u64, [u8; PASSWORD_BYTES])>,
+        ) -> (Received, (u64, [u8; PASSWORD_BYTES])) {
+            let (tx, rx) = mpsc::unbounded_channel();
+            let (session_id, password) = session.unwrap_or((0, [0; PASSWORD_BYTES]));
+            let hello = ConnectRequest {
+                protocol_version: PROTOCOL_VERSION,
+                last_zxid_seen: 0,
+                timeout_ms: 10_000,
+                session_id,
+                password,
+                max_frame_bytes: zab_proto::FRAME_BYTES_DEFAULT,
+            };
+            let inputs = self.event(ClientEvent::Connected { conn, hello, tx });
+            self.commit(inputs);
+            let mut received = Received {
+                rx,
+                buf: BytesMut::new(),
+            };
+            while let Ok(b) = received.rx.try_recv() {
+                received.buf.extend_from_slice(&b);
+            }
+            let body = zab_proto::decode_frame(&mut received.buf, u32::MAX)
+                .unwrap()
+                .expect("a connect reply");
+            match ConnectReply::decode(body).expect("a connect reply") {
+                ConnectReply::Accepted(r) => (received, (r.session_id, r.password)),
+                ConnectReply::Refused(r) => panic!("refused: {r:?}"),
+            }
+        }
+
+        fn send(&mut self, conn: ConnId, xid: i32, request: Request) -> Inputs {
+            let xid = Xid::new(xid).expect("a request xid");
+            self.event(ClientEvent::Frame {
+                conn,
+                frame: RequestFrame::Op { xid, request },
+            })
+        }
+    }
+
+    fn create(path: &str) -> Request {
+        Request::Create(CreateRequest {
+            path: path.into(),
+            data: Bytes::new(),
+            mode: CreateMode::Persistent,
+            ttl_ms: 0,
+        })
+    }
+
+    /// A session's next connection reuses xids; a write its earlier
+    /// connection left behind that commits later must not answer the new
+    /// connection's request with the same xid (a sync answered that way
+    /// would let a stale read through).
+    #[test]
+    fn a_write_left_by_a_closed_connection_answers_nobody() {
+        let mut h = Harness::new();
+        let (_old, session) = h.connect(1, None);
+        let left_behind = h.send(1, 5, create("/x"));
+        h.event(ClientEvent::Closed { conn: 1 });
+        let (mut new, _) = h.connect(2, Some(session));
+        let own = h.send(2, 5, create("/y"));
+        h.commit(left_behind);
+        assert!(
+            new.frames(&[OpCode::Create]).is_empty(),
+            "the new connection was answered by its predecessor's write"
+        );
+        h.commit(own);
+        let frames = new.frames(&[OpCode::Create]);
+        let [ServerFrame::Reply(reply)] = &frames[..] else {
+            panic!("expected one reply, got {frames:?}");
+        };
+        assert_eq!(reply.xid.get(), 5);
+        match &reply.outcome {
+            WireOutcome::Ok(Response::Create(c)) => assert_eq!(c.path, "/y"),
+            other => panic!("expected /y created, got {other:?}"),
+        }
+    }
+
+    /// A watch request queued behind a write is armed in request order:
+    /// its reply comes first, and every event it reports is after the
+    /// reply's zxid (the client routes events to the watch's stream only
+    /// once the reply has registered it).
+    #[test]
+    fn a_watch_queued_behind_a_write_reports_only_after_its_reply() {
+        let mut h = Harness::new();
+        let (mut watcher, _) = h.connect(1, None);
+        let (_other, _) = h.connect(2, None);
+        let root = h.send(2, 1, create("/r"));
+        h.commit(root);
+        let write = h.send(1, 1, create("/a"));
+        h.send(
+            1,
+            2,
+            Request::AddWatch {
+                path: "/r".into(),
+                mode: AddWatchMode::PersistentRecursive,
+            },
+        );
+        let before = h.send(2, 2, create("/r/before"));
+        h.commit(before);
+        h.commit(write);
+        let after = h.send(2, 3, create("/r/after"));
+        h.commit(after);
+        let frames = watcher.frames(&[OpCode::Create, OpCode::AddWatch]);
+        let mut registered = None;
+        let mut events = Vec::new();
+        for f in &frames {
+            match f {
+                ServerFrame::Reply(r) if r.xid.get() == 2 => registered = Some(r.zxid),
+                ServerFrame::Watch { event, .. } => {
+                    let at = registered.unwrap_or_else(|| {
+                        panic!("event on {} before the AddWatch reply", event.path)
+                    });
+                    assert!(event.zxid > at, "event at {:#x} <= {at:#x}", event.zxid);
+                    events.push(event.path.clone());
+                }
+                _ => {}
+            }
+        }
+        assert!(registered.is_some(), "no AddWatch reply in {frames:?}");
+        assert_eq!(events, ["/r/after"]);
+    }
 }

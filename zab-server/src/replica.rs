@@ -23,7 +23,8 @@ use crate::tree::NodeKind;
 use crate::tree::{Applied, Change, DataTree, Outcome};
 use crate::tree::{PendingChanges, Request as TreeRequest};
 
-const COMMAND_VERSION: u8 = 1;
+/// Version 2 added [`Command::request`]; version 1 records still decode.
+const COMMAND_VERSION: u8 = 2;
 
 /// What a command asks for.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -55,6 +56,11 @@ pub struct Command {
     pub origin: u64,
     pub session: u64,
     pub xid: i32,
+    /// The origin server's token for this request (its `RequestId`), so the
+    /// reply reaches the connection that asked and no other: a session's
+    /// next connection reuses xids, and a write its earlier connection left
+    /// behind may still commit. 0 for commands no client waits on.
+    pub request: u64,
     /// The origin server's clock, ms since the Unix epoch: ctime and mtime.
     pub time_ms: i64,
     pub body: CommandBody,
@@ -67,6 +73,7 @@ impl Command {
         b.put_u64(self.origin);
         b.put_u64(self.session);
         b.put_i32(self.xid);
+        b.put_u64(self.request);
         b.put_i64(self.time_ms);
         match &self.body {
             CommandBody::CreateSession {
@@ -103,12 +110,17 @@ impl Command {
             return Err("command shorter than its header".into());
         }
         let version = data.get_u8();
-        if version != COMMAND_VERSION {
+        if version != 1 && version != COMMAND_VERSION {
             return Err(format!("unknown command version {version}"));
         }
         let origin = data.get_u64();
         let session = data.get_u64();
         let xid = data.get_i32();
+        let request = match version {
+            1 => 0,
+            _ if data.remaining() >= 8 + 8 + 1 => data.get_u64(),
+            _ => return Err("command shorter than its header".into()),
+        };
         let time_ms = data.get_i64();
         let body = match data.get_u8() {
             1 if data.remaining() == 4 + PASSWORD_BYTES => {
@@ -144,6 +156,7 @@ impl Command {
             origin,
             session,
             xid,
+            request,
             time_ms,
             body,
         })
@@ -158,6 +171,8 @@ pub struct Completion {
     pub origin: u64,
     pub session: u64,
     pub xid: i32,
+    /// [`Command::request`].
+    pub request: u64,
     pub outcome: Outcome,
     pub changes: Vec<Change>,
 }
@@ -291,6 +306,7 @@ impl Application for Replica {
             origin: cmd.origin,
             session: cmd.session,
             xid: cmd.xid,
+            request: cmd.request,
             outcome,
             changes,
         });
@@ -350,6 +366,7 @@ mod tests {
             origin: 1,
             session,
             xid,
+            request: 0,
             time_ms: 1_000 + i64::from(xid),
             body,
         }
@@ -362,6 +379,7 @@ mod tests {
             origin: 3,
             session: 0x0100_0000_0000_0001,
             xid: 7,
+            request: 0x1234_5678_9abc,
             time_ms: 123,
             body: CommandBody::Op(Request::SetData(SetDataRequest {
                 path: "/a".into(),
@@ -369,8 +387,19 @@ mod tests {
                 version: -1,
             })),
         };
-        assert_eq!(Command::decode(c.encode()), Ok(c));
+        assert_eq!(Command::decode(c.encode()), Ok(c.clone()));
         assert!(Command::decode(Bytes::from_static(b"\x01garbage")).is_err());
+        // A version-1 record (no request token) from an older log decodes
+        // with token 0, which no connection waits on.
+        let v2 = c.encode();
+        let mut v1 = BytesMut::new();
+        v1.put_u8(1);
+        v1.put_slice(&v2[1..1 + 8 + 8 + 4]);
+        v1.put_slice(&v2[1 + 8 + 8 + 4 + 8..]);
+        assert_eq!(
+            Command::decode(v1.freeze()),
+            Ok(Command { request: 0, ..c })
+        );
     }
 
     #[test]
