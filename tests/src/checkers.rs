@@ -3,7 +3,7 @@
 //! Pure functions over recorded facts, each tested here on good and bad
 //! inputs, so a checker that cannot fail would show.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap};
 
 /// One event a watcher received, in arrival order.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -23,21 +23,60 @@ pub struct WatchLog {
 }
 
 /// Checks one watcher against the acknowledged writes `(path, zxid)` under
-/// its watch: events arrive in zxid order, and every acknowledged write
-/// after registration, up to the last event received, has its own event
-/// unless a `ContinuityLost` declared the gap it falls in. Returns the
-/// anomalies found (at most a handful spelled out, then a count).
+/// its watch (each a change of one node, as register writes are):
+/// - events arrive in zxid order (several at one zxid only for different
+///   paths), and a `ContinuityLost` never goes back before an event already
+///   seen, nor is followed by another event at its own zxid;
+/// - an event at an acknowledged write's zxid is for that write's path (an
+///   event cannot describe a change that never happened there);
+/// - every acknowledged write after registration, up to the last event
+///   received, has its own event unless a `ContinuityLost` declared the gap
+///   it falls in.
+///
+/// Returns the anomalies found (at most a handful spelled out, then a count).
 pub fn check_watch_log(log: &WatchLog, acked: &[(String, u64)]) -> Vec<String> {
     let mut anomalies = Vec::new();
+    let written: HashMap<u64, &str> = acked.iter().map(|(p, z)| (*z, p.as_str())).collect();
     let mut last = 0;
+    // Paths with an event at `last`; `sealed` once a ContinuityLost at
+    // `last` has declared everything up to it.
+    let mut at_last: BTreeSet<&str> = BTreeSet::new();
+    let mut sealed = false;
     for e in &log.events {
-        if !e.continuity_lost && e.zxid <= last {
+        if e.continuity_lost {
+            if e.zxid < last {
+                anomalies.push(format!(
+                    "ContinuityLost at {:#x} after an event at {last:#x}",
+                    e.zxid
+                ));
+            } else {
+                if e.zxid > last {
+                    at_last.clear();
+                }
+                last = e.zxid;
+                sealed = true;
+            }
+            continue;
+        }
+        if e.zxid > last {
+            last = e.zxid;
+            at_last.clear();
+            at_last.insert(&e.path);
+            sealed = false;
+        } else if e.zxid < last || sealed || !at_last.insert(&e.path) {
             anomalies.push(format!(
                 "event on {} at {:#x} after an event at {last:#x}",
                 e.path, e.zxid
             ));
         }
-        last = last.max(e.zxid);
+        if let Some(path) = written.get(&e.zxid) {
+            if *path != e.path {
+                anomalies.push(format!(
+                    "event on {} at {:#x}, where the acknowledged write was to {path}",
+                    e.path, e.zxid
+                ));
+            }
+        }
     }
     let Some(end) = log.events.last().map(|e| e.zxid) else {
         return anomalies;
@@ -203,7 +242,8 @@ mod tests {
             registered_at: 0,
             events: vec![ev("/r/a", 12)],
         };
-        assert_eq!(check_watch_log(&log, &writes(&[("/r/b", 12)])).len(), 1);
+        let a = check_watch_log(&log, &writes(&[("/r/b", 12)]));
+        assert!(a.iter().any(|a| a.contains("no event for")), "{a:?}");
     }
 
     #[test]
@@ -224,6 +264,47 @@ mod tests {
         let a = check_watch_log(&log, &acked);
         assert_eq!(a.len(), 1, "{a:?}");
         assert!(a[0].contains("0x12"), "{a:?}");
+    }
+
+    #[test]
+    fn several_events_at_one_zxid_pass_if_their_paths_differ() {
+        // A multi (or a session's close) changes several nodes at one zxid.
+        let log = WatchLog {
+            registered_at: 0,
+            events: vec![ev("/r/a", 12), ev("/r/b", 12), ev("/r/c", 13)],
+        };
+        assert!(check_watch_log(&log, &[]).is_empty());
+    }
+
+    #[test]
+    fn a_continuity_lost_that_goes_back_is_reported() {
+        let log = WatchLog {
+            registered_at: 0,
+            events: vec![ev("/r/a", 20), lost(15), ev("/r/a", 21)],
+        };
+        let a = check_watch_log(&log, &[]);
+        assert_eq!(a.len(), 1, "{a:?}");
+        assert!(a[0].contains("ContinuityLost at 0xf"), "{a:?}");
+        // An event at the zxid a ContinuityLost already declared.
+        let log = WatchLog {
+            registered_at: 0,
+            events: vec![lost(15), ev("/r/a", 15)],
+        };
+        assert_eq!(check_watch_log(&log, &[]).len(), 1);
+    }
+
+    #[test]
+    fn an_event_at_another_writes_zxid_is_reported() {
+        let log = WatchLog {
+            registered_at: 0,
+            events: vec![ev("/r/a", 11), ev("/r/a", 12)],
+        };
+        let a = check_watch_log(&log, &writes(&[("/r/a", 11), ("/r/b", 12)]));
+        assert!(
+            a.iter()
+                .any(|a| a.contains("where the acknowledged write was to /r/b")),
+            "{a:?}"
+        );
     }
 
     #[test]

@@ -298,9 +298,12 @@ impl Client {
         servers: &[A],
         timeout_ms: u32,
     ) -> Result<Client, Error> {
-        let last_zxid = Arc::new(AtomicU64::new(0));
         let order: Vec<String> = servers.iter().map(ToString::to_string).collect();
-        let (stream, session) = open(&order, None, timeout_ms, 0).await?;
+        let (stream, session, accepted_at) = open(&order, None, timeout_ms, 0).await?;
+        // The session exists from this zxid on: a server that has not
+        // applied it would call the session expired, so it must refuse us
+        // as behind instead, as it does for any zxid we have seen.
+        let last_zxid = Arc::new(AtomicU64::new(accepted_at));
         let (requests, rx) = mpsc::unbounded_channel();
         let (events_tx, events_rx) = mpsc::unbounded_channel();
         let session_id = session.id;
@@ -314,6 +317,7 @@ impl Client {
             subscriptions: Vec::new(),
             plain: std::collections::BTreeSet::new(),
             states: states_tx,
+            next_xid: Xid::FIRST,
         };
         tokio::spawn(conn.run(stream, rx));
         Ok(Client {
@@ -684,7 +688,7 @@ async fn open(
     session: Option<&Session>,
     timeout_ms: u32,
     last_zxid: u64,
-) -> Result<(TcpStream, Session), Error> {
+) -> Result<Opened, Error> {
     let mut last_error = String::from("no servers given");
     for name in servers {
         // Resolved now, not once at start: names may move between attempts.
@@ -706,12 +710,16 @@ async fn open(
     Err(Error::NoServer(last_error))
 }
 
+/// A connection whose handshake succeeded, with the zxid the server had
+/// applied when it accepted.
+type Opened = (TcpStream, Session, u64);
+
 async fn handshake(
     addr: SocketAddr,
     session: Option<&Session>,
     timeout_ms: u32,
     last_zxid: u64,
-) -> Result<(TcpStream, Session), Error> {
+) -> Result<Opened, Error> {
     let io = |e: std::io::Error| Error::NoServer(e.to_string());
     let mut stream = tokio::time::timeout(Duration::from_secs(2), TcpStream::connect(addr))
         .await
@@ -744,6 +752,7 @@ async fn handshake(
                 timeout_ms: r.timeout_ms,
                 max_frame_bytes: r.max_frame_bytes,
             },
+            r.last_zxid,
         )),
         ConnectReply::Refused(r) if r.code == ErrorCode::SessionExpired => {
             Err(Error::SessionExpired)
@@ -767,12 +776,19 @@ struct Connection {
     /// Watches armed without a stream: they report on `events`.
     plain: std::collections::BTreeSet<(Armed, String)>,
     states: tokio::sync::watch::Sender<SessionState>,
+    /// Xids run on across reconnects, as ZooKeeper's do: a reply meant for
+    /// a request sent on an earlier connection can never pass for the reply
+    /// to a newer one.
+    next_xid: Xid,
 }
 
 impl Connection {
     async fn run(mut self, mut stream: TcpStream, mut requests: mpsc::UnboundedReceiver<Call>) {
+        // Watches are re-armed relative to the last zxid seen before the
+        // connection that is being (re)established.
+        let mut rearm_from = self.last_zxid.load(Ordering::SeqCst);
         loop {
-            let lost = self.serve(&mut stream, &mut requests).await;
+            let lost = self.serve(&mut stream, &mut requests, rearm_from).await;
             if !lost {
                 return;
             }
@@ -791,7 +807,9 @@ impl Connection {
                 )
                 .await
                 {
-                    Ok((s, _)) => {
+                    Ok((s, _, accepted_at)) => {
+                        rearm_from = last;
+                        self.last_zxid.fetch_max(accepted_at, Ordering::SeqCst);
                         reconnected = Some(s);
                         break;
                     }
@@ -826,10 +844,10 @@ impl Connection {
         &mut self,
         stream: &mut TcpStream,
         requests: &mut mpsc::UnboundedReceiver<Call>,
+        rearm_from: u64,
     ) -> bool {
         let (mut reader, mut writer) = stream.split();
         let mut pending: VecDeque<Pending> = VecDeque::new();
-        let mut xid = Xid::FIRST;
         let mut buf = BytesMut::with_capacity(16 * 1024);
         let ping_every = Duration::from_millis(u64::from(self.session.timeout_ms / 3).max(100));
         let mut ping = tokio::time::interval(ping_every);
@@ -844,7 +862,7 @@ impl Connection {
             // Re-arm on the new server; it reports what changed meanwhile
             // (or ContinuityLost for persistent watches).
             let mut set = zab_proto::SetWatches {
-                relative_zxid: self.last_zxid.load(Ordering::SeqCst),
+                relative_zxid: rearm_from,
                 ..Default::default()
             };
             for (kind, path) in &self.armed {
@@ -857,15 +875,14 @@ impl Connection {
                 };
                 list.push(path.clone());
             }
-            // One-shot watches fire at most once: re-armed now, forgotten here
-            // until a read arms them again or the server reports them fired.
-            self.armed
-                .retain(|(k, _)| matches!(k, Armed::Persistent | Armed::Recursive));
+            // One-shot watches stay listed until their event arrives (from
+            // the catch-up or later), so a further reconnect re-arms them.
             let request = Request::SetWatches(set);
             let mut out = BytesMut::new();
             let opcode = request.opcode();
+            let xid = self.next_xid;
+            self.next_xid = xid.next();
             RequestFrame::Op { xid, request }.encode(&mut out);
-            xid = xid.next();
             let (tx, _) = oneshot::channel();
             pending.push_back(Pending {
                 opcode,
@@ -881,6 +898,7 @@ impl Connection {
             tokio::select! {
                 request = requests.recv(), if !closing => match request {
                     Some(Call { request, reply: tx, stream }) => {
+                        let xid = self.next_xid;
                         let frame = RequestFrame::Op { xid, request };
                         if frame.body_len() > self.session.max_frame_bytes as usize {
                             // Refused here, typed, rather than by a dropped connection.
@@ -893,7 +911,7 @@ impl Connection {
                         let opcode = request.opcode();
                         let armed = arms(&request);
                         RequestFrame::Op { xid, request }.encode(&mut out);
-                        xid = xid.next();
+                        self.next_xid = xid.next();
                         pending.push_back(Pending { opcode, tx, arms: armed, stream });
                         if writer.write_all(&out).await.is_err() {
                             break true;
@@ -932,8 +950,13 @@ impl Connection {
                             ServerFrame::Reply(reply) => {
                                 self.last_zxid.fetch_max(reply.zxid, Ordering::SeqCst);
                                 if let Some(p) = pending.pop_front() {
-                                    if let (Some(a), Outcome::Ok(_)) = (&p.arms, &reply.outcome) {
-                                        self.armed.insert(a.clone());
+                                    if let (Some(a), Outcome::Ok(r)) = (&p.arms, &reply.outcome) {
+                                        // An exists watch on a node that exists is
+                                        // re-armed as a data watch, so a reconnect
+                                        // reports its deletion (wire-spec.md, SetWatches).
+                                        let existed = matches!(r, Response::Exists(Some(_)));
+                                        let kind = if a.0 == Armed::Exists && existed { Armed::Data } else { a.0 };
+                                        self.armed.insert((kind, a.1.clone()));
                                         match p.stream {
                                             Some(tx) => self.subscriptions.push(Subscription {
                                                 kind: a.0,

@@ -460,3 +460,88 @@ async fn watcher_on_a_cut_off_server_misses_nothing_silently(leader: bool) {
     let anomalies = check_watch_log(&log, &acked);
     assert!(anomalies.is_empty(), "{anomalies:#?}\n{:#?}", log.events);
 }
+
+/// Waits (bounded) for the session's next reconnect after the states seen
+/// so far (mark them seen with `borrow_and_update` before causing it).
+async fn next_reconnect(states: &mut tokio::sync::watch::Receiver<SessionState>, what: &str) {
+    tokio::time::timeout(Duration::from_secs(20), async {
+        loop {
+            states.changed().await.expect("session state sender alive");
+            let now = *states.borrow_and_update();
+            assert_ne!(now, SessionState::Expired, "{what}: session expired");
+            if now == SessionState::Reconnected {
+                return;
+            }
+        }
+    })
+    .await
+    .unwrap_or_else(|_| panic!("no reconnect within 20 s: {what}"));
+}
+
+/// One-shot watches are re-armed at every reconnect until they fire, not
+/// only at the first; an exists watch on a node that existed reports the
+/// node's deletion while the client was away.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_shot_watches_outlive_every_reconnect() {
+    let mut e = Ensemble::start_proxied(3, "oneshot").await;
+    e.wait_for_leader(None).await;
+    let writer = e.client(2, 4000).await;
+    for p in ["/c", "/x"] {
+        retry(|| writer.create(p, b"0", CreateMode::Persistent))
+            .await
+            .expect("create");
+    }
+    // The watcher knows servers 1 and 2 only, so each kill below moves it
+    // to the other one.
+    let watcher = connect_retry(&[e.clients[0], e.clients[1]], 4000)
+        .await
+        .expect("watcher");
+    assert_ne!(
+        watcher.last_zxid(),
+        0,
+        "a new session starts from the zxid it was created at"
+    );
+    let mut states = watcher.session_states();
+    let (_, _, mut data) = watcher
+        .get_and_watch("/c", Consistency::Linearizable)
+        .await
+        .expect("get /c");
+    let (stat, mut gone) = watcher
+        .exists_and_watch("/x", Consistency::Linearizable)
+        .await
+        .expect("exists /x");
+    assert!(stat.is_some());
+
+    // /x is deleted while the watcher's server (1) is cut off, so only the
+    // re-registration on server 2 can report it.
+    e.isolate(0);
+    retry(|| writer.delete("/x", -1)).await.expect("delete /x");
+    let second = e.client(1, 4000).await;
+    let applied = retry(|| second.exists("/x", Consistency::Linearizable, false))
+        .await
+        .expect("exists on server 2");
+    assert!(applied.is_none(), "server 2 has applied the delete");
+    states.borrow_and_update();
+    e.kill(0);
+    next_reconnect(&mut states, "server 1 killed").await;
+    let ev = next_event(&mut gone, "the deletion of /x, reported on reconnect").await;
+    assert_eq!(
+        (ev.kind, ev.path.as_str()),
+        (WatchEventKind::NodeDeleted, "/x")
+    );
+
+    // Second reconnect: back to server 1; the watch on /c must still be armed.
+    e.heal();
+    e.spawn(0);
+    let first = e.client(0, 4000).await;
+    retry(|| first.sync("/")).await.expect("server 1 caught up");
+    states.borrow_and_update();
+    e.kill(1);
+    next_reconnect(&mut states, "server 2 killed").await;
+    retry(|| writer.set("/c", b"1", -1)).await.expect("set /c");
+    let ev = next_event(&mut data, "the change of /c after two reconnects").await;
+    assert_eq!(
+        (ev.kind, ev.path.as_str()),
+        (WatchEventKind::NodeDataChanged, "/c")
+    );
+}
