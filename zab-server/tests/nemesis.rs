@@ -879,28 +879,11 @@ fn secs_from_env(default: u64) -> u64 {
         .unwrap_or(default)
 }
 
-/// Findings of the watch checker: counted by campaigns, but not failing
-/// the CI-sized runs until a full campaign has run clean after the three
-/// watch-gap fixes of this checker's first campaigns (docs/testing.md).
-/// Every other checker fails the CI runs.
-fn is_known_watch_gap(anomaly: &str) -> bool {
-    anomaly.starts_with("watcher ")
-}
-
 async fn ci_run(nodes: usize, seed: u64) {
-    let mut r = run_once(nodes, seed, secs_from_env(60)).await;
+    let r = run_once(nodes, seed, secs_from_env(60)).await;
     for a in &r.anomalies {
         println!("anomaly: {a}");
     }
-    let (watch, others): (Vec<String>, Vec<String>) =
-        r.anomalies.drain(..).partition(|a| is_known_watch_gap(a));
-    if !watch.is_empty() {
-        println!(
-            "KNOWN OPEN PROBLEM (watch gap, see docs/testing.md): {} watch anomalies, not failing CI",
-            watch.len()
-        );
-    }
-    r.anomalies = others;
     println!(
         "runs=1 ops={} acked_writes_lost={} anomalies={}",
         r.ops,
