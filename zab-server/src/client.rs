@@ -1160,7 +1160,9 @@ mod tests {
             }
             let mut ops = opcodes.iter().copied();
             let mut out = Vec::new();
-            while let Some(body) = zab_proto::decode_frame(&mut self.buf, u32::MAX).unwrap() {
+            while let Some(body) =
+                zab_proto::decode_frame(&mut self.buf, u32::MAX).expect("well framed")
+            {
                 out.push(ServerFrame::decode(body, |_| ops.next()).expect("a server frame"));
             }
             out
@@ -1222,7 +1224,7 @@ mod tests {
                 received.buf.extend_from_slice(&b);
             }
             let body = zab_proto::decode_frame(&mut received.buf, u32::MAX)
-                .unwrap()
+                .expect("well framed")
                 .expect("a connect reply");
             match ConnectReply::decode(body).expect("a connect reply") {
                 ConnectReply::Accepted(r) => (received, (r.session_id, r.password)),

@@ -118,7 +118,8 @@ impl Command {
         let xid = data.get_i32();
         let request = match version {
             1 => 0,
-            _ if data.remaining() >= 8 + 8 + 1 => data.get_u64(),
+            // The token, then at least the time and the kind.
+            _ if data.remaining() > 8 + 8 => data.get_u64(),
             _ => return Err("command shorter than its header".into()),
         };
         let time_ms = data.get_i64();
