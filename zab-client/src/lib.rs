@@ -318,6 +318,7 @@ impl Client {
             plain: std::collections::BTreeSet::new(),
             states: states_tx,
             next_xid: Xid::FIRST,
+            rearm_outstanding: false,
         };
         tokio::spawn(conn.run(stream, rx));
         Ok(Client {
@@ -780,12 +781,16 @@ struct Connection {
     /// a request sent on an earlier connection can never pass for the reply
     /// to a newer one.
     next_xid: Xid,
+    /// A SetWatches was sent and its reply has not come: its catch-up may
+    /// have been cut short, so the next one starts from the same zxid.
+    rearm_outstanding: bool,
 }
 
 impl Connection {
     async fn run(mut self, mut stream: TcpStream, mut requests: mpsc::UnboundedReceiver<Call>) {
         // Watches are re-armed relative to the last zxid seen before the
-        // connection that is being (re)established.
+        // connection that is being (re)established, or before the last
+        // one whose re-registration completed.
         let mut rearm_from = self.last_zxid.load(Ordering::SeqCst);
         loop {
             let lost = self.serve(&mut stream, &mut requests, rearm_from).await;
@@ -808,7 +813,9 @@ impl Connection {
                 .await
                 {
                     Ok((s, _, accepted_at)) => {
-                        rearm_from = last;
+                        if !self.rearm_outstanding {
+                            rearm_from = last;
+                        }
                         self.last_zxid.fetch_max(accepted_at, Ordering::SeqCst);
                         reconnected = Some(s);
                         break;
@@ -883,6 +890,7 @@ impl Connection {
             let xid = self.next_xid;
             self.next_xid = xid.next();
             RequestFrame::Op { xid, request }.encode(&mut out);
+            self.rearm_outstanding = true;
             let (tx, _) = oneshot::channel();
             pending.push_back(Pending {
                 opcode,
@@ -950,6 +958,9 @@ impl Connection {
                             ServerFrame::Reply(reply) => {
                                 self.last_zxid.fetch_max(reply.zxid, Ordering::SeqCst);
                                 if let Some(p) = pending.pop_front() {
+                                    if p.opcode == OpCode::SetWatches && matches!(reply.outcome, Outcome::Ok(_)) {
+                                        self.rearm_outstanding = false;
+                                    }
                                     if let (Some(a), Outcome::Ok(r)) = (&p.arms, &reply.outcome) {
                                         // An exists watch on a node that exists is
                                         // re-armed as a data watch, so a reconnect
@@ -1090,6 +1101,102 @@ mod tests {
             (ev.kind, ev.path.as_str(), ev.zxid),
             (WatchEventKind::NodeDataChanged, "/a", 6)
         );
+        server.abort();
+    }
+
+    /// Reads one frame from a fake server's socket.
+    async fn frame(s: &mut TcpStream, buf: &mut BytesMut) -> Option<Bytes> {
+        loop {
+            if let Some(body) = zab_proto::decode_frame(buf, FRAME_BYTES_DEFAULT).expect("frame") {
+                return Some(body);
+            }
+            if s.read_buf(buf).await.ok()? == 0 {
+                return None;
+            }
+        }
+    }
+
+    fn accepted(last_zxid: u64) -> BytesMut {
+        let mut out = BytesMut::new();
+        ConnectReply::Accepted(zab_proto::ConnectResponse {
+            protocol_version: PROTOCOL_VERSION,
+            timeout_ms: 4000,
+            session_id: 7,
+            password: [1; PASSWORD_BYTES],
+            max_frame_bytes: FRAME_BYTES_DEFAULT,
+            server_id: 1,
+            last_zxid,
+        })
+        .encode(&mut out);
+        out
+    }
+
+    /// A reconnect whose re-registration was cut short (no SetWatches reply)
+    /// must not move the next re-registration's base past changes whose
+    /// catch-up never arrived: the next SetWatches starts from the same zxid
+    /// even though the interrupted server had applied more.
+    #[tokio::test]
+    async fn an_interrupted_reregistration_is_repeated_from_the_same_zxid() {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        let (seen_tx, mut seen) = mpsc::unbounded_channel::<u64>();
+        let server = tokio::spawn(async move {
+            // 1: a new session; the client arms a data watch at zxid 5.
+            let (mut s, _) = listener.accept().await.expect("accept");
+            let mut buf = BytesMut::new();
+            frame(&mut s, &mut buf).await.expect("hello");
+            s.write_all(&accepted(5)).await.expect("accept");
+            let body = frame(&mut s, &mut buf).await.expect("GetData");
+            let Ok(RequestFrame::Op { xid, .. }) = RequestFrame::decode(body) else {
+                panic!("expected GetData");
+            };
+            let mut out = BytesMut::new();
+            ServerFrame::Reply(zab_proto::Reply {
+                xid,
+                zxid: 5,
+                outcome: Outcome::Ok(Response::GetData {
+                    data: Bytes::new(),
+                    stat: Stat::default(),
+                }),
+            })
+            .encode(&mut out);
+            s.write_all(&out).await.expect("reply");
+            drop(s);
+            // 2 and 3: a server that has applied up to 20 accepts, takes
+            // the SetWatches and drops the connection before answering.
+            for _ in 0..2 {
+                let (mut s, _) = listener.accept().await.expect("accept");
+                let mut buf = BytesMut::new();
+                frame(&mut s, &mut buf).await.expect("hello");
+                s.write_all(&accepted(20)).await.expect("accept");
+                let body = frame(&mut s, &mut buf).await.expect("SetWatches");
+                match RequestFrame::decode(body) {
+                    Ok(RequestFrame::Op {
+                        request: Request::SetWatches(set),
+                        ..
+                    }) => {
+                        assert_eq!(set.data, ["/c"]);
+                        let _ = seen_tx.send(set.relative_zxid);
+                    }
+                    other => panic!("expected SetWatches, got {other:?}"),
+                }
+            }
+        });
+        let client = Client::connect(&[addr], 4000).await.expect("connect");
+        client
+            .get_watch("/c", Consistency::Local, true)
+            .await
+            .expect("GetData");
+        let mut bases = Vec::new();
+        for _ in 0..2 {
+            let base = tokio::time::timeout(Duration::from_secs(5), seen.recv())
+                .await
+                .expect("a SetWatches within 5 s")
+                .expect("fake server alive");
+            bases.push(base);
+        }
+        assert_eq!(bases, [5, 5], "re-registration bases");
+        drop(client);
         server.abort();
     }
 }

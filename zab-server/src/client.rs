@@ -739,10 +739,10 @@ impl Frontend {
             // whose connection was closed is no longer in `requests`, and
             // its reply goes nowhere (the client saw ConnectionLoss).
             let id = RequestId(done.request);
-            let Some(&(conn, _)) = self.requests.get(&id) else {
+            let Some((conn, _)) = self.requests.remove(&id) else {
                 continue;
             };
-            self.requests.remove(&id);
+            let submitted = self.submitted.remove(&id);
             let Some(c) = self.conns.get_mut(&conn) else {
                 continue;
             };
@@ -759,7 +759,7 @@ impl Frontend {
                 id,
                 reply(done.xid, done.zxid, wire_outcome(&done.outcome)),
             ) {
-                if let Some(at) = self.submitted.remove(&id) {
+                if let Some(at) = submitted {
                     self.metrics.commit.observe(at.elapsed());
                 }
                 dirty.insert(conn);
@@ -783,7 +783,7 @@ impl Frontend {
             match c.queue.front() {
                 Some(Item::Ready(_)) => {
                     if let Some(Item::Ready(frame)) = c.queue.pop_front() {
-                        send(c, &frame);
+                        send(c, &restamped(frame, applied));
                     }
                 }
                 Some(Item::Read { .. }) => {
@@ -820,11 +820,9 @@ impl Frontend {
                     }
                 }
                 Some(Item::Close) => {
-                    // Dropping the sender ends the connection's writer.
-                    self.conns.remove(&conn);
-                    if self.by_session.get(&session) == Some(&conn) {
-                        self.by_session.remove(&session);
-                    }
+                    // Dropping the sender ends the connection's writer; what
+                    // was queued behind the close is dropped with it.
+                    self.forget(conn);
                     return;
                 }
                 Some(Item::Write { .. } | Item::Sync { .. }) | None => return,
@@ -987,6 +985,24 @@ fn fill(c: &mut Conn, id: RequestId, item: Item) -> bool {
     };
     c.queue[pos] = item;
     true
+}
+
+/// A queued frame leaves stamped with what this server has applied now:
+/// header zxids never decrease on a connection (wire-spec lifecycle rule 5),
+/// and every event up to `applied` has already been sent. (A write's reply
+/// filled at its zxid can wait behind an earlier request while events for
+/// later changes go out.)
+fn restamped(frame: ServerFrame, applied: Zxid) -> ServerFrame {
+    match frame {
+        ServerFrame::Reply(mut r) => {
+            r.zxid = r.zxid.max(applied.0);
+            ServerFrame::Reply(r)
+        }
+        ServerFrame::Ping { zxid } => ServerFrame::Ping {
+            zxid: zxid.max(applied.0),
+        },
+        other => other,
+    }
 }
 
 fn send(c: &Conn, frame: &ServerFrame) {
@@ -1181,15 +1197,22 @@ mod tests {
         /// Commits `inputs`' proposals, in order, as the log would.
         fn commit(&mut self, inputs: Inputs) {
             for input in inputs {
+                self.commit_together(vec![input]);
+            }
+        }
+
+        /// Commits `inputs`' proposals as one batch of deliveries.
+        fn commit_together(&mut self, inputs: Inputs) {
+            for input in inputs {
                 let Input::Propose { payload, .. } = input else {
                     panic!("expected a proposal, got {input:?}");
                 };
                 self.counter += 1;
                 let zxid = Zxid::new(Epoch(1), self.counter);
                 self.replica.apply(zxid, &payload).expect("applies");
-                let done = std::mem::take(&mut self.replica.completed);
-                self.fe.on_applied(done, &self.replica);
             }
+            let done = std::mem::take(&mut self.replica.completed);
+            self.fe.on_applied(done, &self.replica);
         }
 
         fn event(&mut self, event: ClientEvent) -> Inputs {
@@ -1277,6 +1300,41 @@ mod tests {
             WireOutcome::Ok(Response::Create(c)) => assert_eq!(c.path, "/y"),
             other => panic!("expected /y created, got {other:?}"),
         }
+    }
+
+    /// Header zxids never decrease on a connection, even when a write's
+    /// reply and an event for a later change come out of one batch.
+    #[test]
+    fn header_zxids_never_decrease_on_a_connection() {
+        let mut h = Harness::new();
+        let (mut watcher, _) = h.connect(1, None);
+        let (_other, _) = h.connect(2, None);
+        let root = h.send(2, 1, create("/r"));
+        h.commit(root);
+        h.send(
+            1,
+            1,
+            Request::AddWatch {
+                path: "/r".into(),
+                mode: AddWatchMode::PersistentRecursive,
+            },
+        );
+        let mut batch = h.send(1, 2, create("/r/mine"));
+        batch.extend(h.send(2, 2, create("/r/theirs")));
+        h.commit_together(batch);
+        let frames = watcher.frames(&[OpCode::AddWatch, OpCode::Create]);
+        let headers: Vec<u64> = frames
+            .iter()
+            .map(|f| match f {
+                ServerFrame::Reply(r) => r.zxid,
+                ServerFrame::Ping { zxid } | ServerFrame::Watch { zxid, .. } => *zxid,
+            })
+            .collect();
+        assert_eq!(frames.len(), 4, "{frames:?}");
+        assert!(
+            headers.windows(2).all(|w| w[0] <= w[1]),
+            "header zxids went back: {headers:x?}"
+        );
     }
 
     /// A watch request queued behind a write is armed in request order:
