@@ -3,7 +3,7 @@
 //! Pure functions over recorded facts, each tested here on good and bad
 //! inputs, so a checker that cannot fail would show.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeSet, HashMap, HashSet};
 
 /// One event a watcher received, in arrival order.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -82,18 +82,33 @@ pub fn check_watch_log(log: &WatchLog, acked: &[(String, u64)]) -> Vec<String> {
         return anomalies;
     };
     let mut missed = 0;
+    // Indexes, so each write costs a lookup rather than a scan: the running
+    // maximum zxid in arrival order (the first event at or after a zxid is
+    // where it first reaches it), and the events that are not markers.
+    let reached: Vec<u64> = log
+        .events
+        .iter()
+        .scan(0, |max, e| {
+            *max = e.zxid.max(*max);
+            Some(*max)
+        })
+        .collect();
+    let seen: HashSet<(u64, &str)> = log
+        .events
+        .iter()
+        .filter(|e| !e.continuity_lost)
+        .map(|e| (e.zxid, e.path.as_str()))
+        .collect();
     for (path, zxid) in acked {
         if *zxid <= log.registered_at || *zxid > end {
             continue;
         }
         // The first event at or after the write must be its own, or a
         // ContinuityLost covering it.
-        let covered = match log.events.iter().find(|e| e.zxid >= *zxid) {
+        let first = reached.partition_point(|max| max < zxid);
+        let covered = match log.events.get(first) {
             Some(e) if e.continuity_lost => true,
-            _ => log
-                .events
-                .iter()
-                .any(|e| !e.continuity_lost && e.zxid == *zxid && e.path == *path),
+            _ => seen.contains(&(*zxid, path.as_str())),
         };
         if !covered {
             missed += 1;

@@ -156,16 +156,6 @@ struct Subscription {
     tx: EventTx,
 }
 
-impl Subscription {
-    fn wants(&self, event: &WatchEvent) -> bool {
-        reports(self.kind, &self.path, event)
-    }
-
-    fn one_shot(&self) -> bool {
-        matches!(self.kind, Armed::Data | Armed::Exists | Armed::Child)
-    }
-}
-
 /// Whether a watch of `kind` on `path` reports `event`. The server sends a
 /// session one event per change however many of its watches fire, so the
 /// client routes it to every watch that reports it.
@@ -230,6 +220,13 @@ enum Armed {
     Child,
     Persistent,
     Recursive,
+}
+
+impl Armed {
+    /// Fires once, then is gone.
+    fn is_one_shot(self) -> bool {
+        matches!(self, Armed::Data | Armed::Exists | Armed::Child)
+    }
 }
 
 fn arms(request: &Request) -> Option<(Armed, String)> {
@@ -958,73 +955,13 @@ impl Connection {
                             ServerFrame::Reply(reply) => {
                                 self.last_zxid.fetch_max(reply.zxid, Ordering::SeqCst);
                                 if let Some(p) = pending.pop_front() {
-                                    if p.opcode == OpCode::SetWatches && matches!(reply.outcome, Outcome::Ok(_)) {
-                                        self.rearm_outstanding = false;
-                                    }
-                                    if let (Some(a), Outcome::Ok(r)) = (&p.arms, &reply.outcome) {
-                                        // An exists watch on a node that exists is
-                                        // re-armed as a data watch, so a reconnect
-                                        // reports its deletion (wire-spec.md, SetWatches).
-                                        let existed = matches!(r, Response::Exists(Some(_)));
-                                        let kind = if a.0 == Armed::Exists && existed { Armed::Data } else { a.0 };
-                                        self.armed.insert((kind, a.1.clone()));
-                                        match p.stream {
-                                            Some(tx) => self.subscriptions.push(Subscription {
-                                                kind: a.0,
-                                                path: a.1.clone(),
-                                                tx,
-                                            }),
-                                            None => {
-                                                self.plain.insert(a.clone());
-                                            }
-                                        }
-                                    }
-                                    let result = match reply.outcome {
-                                        Outcome::Ok(r) => Ok(r),
-                                        Outcome::Err(ErrorCode::SessionExpired) => Err(Error::SessionExpired),
-                                        Outcome::Err(code) => Err(Error::Server(code)),
-                                        Outcome::MultiErr { err, errors } => Err(Error::MultiFailed { err, errors }),
-                                    };
-                                    let _ = p.tx.send(result);
+                                    self.on_reply(p, reply.outcome);
                                 }
                             }
                             ServerFrame::Ping { zxid } => { self.last_zxid.fetch_max(zxid, Ordering::SeqCst); }
                             ServerFrame::Watch { zxid, event } => {
                                 self.last_zxid.fetch_max(zxid, Ordering::SeqCst);
-                                let fired: &[Armed] = match event.kind {
-                                    WatchEventKind::NodeDeleted => &[Armed::Data, Armed::Exists, Armed::Child],
-                                    WatchEventKind::NodeDataChanged => &[Armed::Data, Armed::Exists],
-                                    WatchEventKind::NodeCreated => &[Armed::Exists],
-                                    WatchEventKind::NodeChildrenChanged => &[Armed::Child],
-                                    _ => &[],
-                                };
-                                for one_shot in fired {
-                                    self.armed.remove(&(*one_shot, event.path.clone()));
-                                }
-                                // Each watch's own stream; a one-shot one ends
-                                // with its event. A dropped stream still
-                                // takes (and discards) its watch's events.
-                                let mut streamed = false;
-                                self.subscriptions.retain(|sub| {
-                                    if !sub.wants(&event) {
-                                        return true;
-                                    }
-                                    let _ = sub.tx.send(event.clone());
-                                    streamed = true;
-                                    !sub.one_shot()
-                                });
-                                // The session-wide stream gets what a watch
-                                // armed without a stream reports (and anything
-                                // no watch claims), so an application that
-                                // reads only watch streams accumulates nothing.
-                                let plain = self.plain.iter().any(|(k, p)| reports(*k, p, &event));
-                                self.plain.retain(|(k, p)| {
-                                    !(matches!(k, Armed::Data | Armed::Exists | Armed::Child)
-                                        && reports(*k, p, &event))
-                                });
-                                if plain || !streamed {
-                                    let _ = self.events.send(event);
-                                }
+                                self.on_event(event);
                             }
                         }
                     }
@@ -1043,6 +980,62 @@ impl Connection {
         }
         lost
     }
+
+    /// The reply to `p`: registers the watch it armed, then answers the caller.
+    fn on_reply(&mut self, p: Pending, outcome: Outcome) {
+        if p.opcode == OpCode::SetWatches && matches!(outcome, Outcome::Ok(_)) {
+            self.rearm_outstanding = false;
+        }
+        if let (Some((kind, path)), Outcome::Ok(r)) = (p.arms, &outcome) {
+            // An exists watch on a node that exists is re-armed as a data
+            // watch, so a reconnect reports its deletion (wire-spec.md,
+            // SetWatches).
+            let existed = matches!(r, Response::Exists(Some(_)));
+            let rearm_as = if kind == Armed::Exists && existed {
+                Armed::Data
+            } else {
+                kind
+            };
+            self.armed.insert((rearm_as, path.clone()));
+            match p.stream {
+                Some(tx) => self.subscriptions.push(Subscription { kind, path, tx }),
+                None => {
+                    self.plain.insert((kind, path));
+                }
+            }
+        }
+        let result = match outcome {
+            Outcome::Ok(r) => Ok(r),
+            Outcome::Err(ErrorCode::SessionExpired) => Err(Error::SessionExpired),
+            Outcome::Err(code) => Err(Error::Server(code)),
+            Outcome::MultiErr { err, errors } => Err(Error::MultiFailed { err, errors }),
+        };
+        let _ = p.tx.send(result);
+    }
+
+    /// A watch event: one-shot watches it fires are consumed; it goes to
+    /// every stream whose watch reports it, and to `events` if a watch
+    /// armed without a stream reports it (or none claims it), so an
+    /// application that reads only watch streams accumulates nothing. A
+    /// dropped stream still takes (and discards) its watch's events.
+    fn on_event(&mut self, event: WatchEvent) {
+        let fires_one_shot = |(k, p): &(Armed, String)| k.is_one_shot() && reports(*k, p, &event);
+        self.armed.retain(|w| !fires_one_shot(w));
+        let plain = self.plain.iter().any(|(k, p)| reports(*k, p, &event));
+        self.plain.retain(|w| !fires_one_shot(w));
+        let mut streamed = false;
+        self.subscriptions.retain(|sub| {
+            if !reports(sub.kind, &sub.path, &event) {
+                return true;
+            }
+            let _ = sub.tx.send(event.clone());
+            streamed = true;
+            !sub.kind.is_one_shot()
+        });
+        if plain || !streamed {
+            let _ = self.events.send(event);
+        }
+    }
 }
 
 #[cfg(test)]
@@ -1060,23 +1053,8 @@ mod tests {
         let server = tokio::spawn(async move {
             let (mut s, _) = listener.accept().await.expect("accept");
             let mut buf = BytesMut::new();
-            while zab_proto::decode_frame(&mut buf, FRAME_BYTES_DEFAULT)
-                .expect("frame")
-                .is_none()
-            {
-                s.read_buf(&mut buf).await.expect("read hello");
-            }
-            let mut out = BytesMut::new();
-            ConnectReply::Accepted(zab_proto::ConnectResponse {
-                protocol_version: PROTOCOL_VERSION,
-                timeout_ms: 4000,
-                session_id: 7,
-                password: [1; PASSWORD_BYTES],
-                max_frame_bytes: FRAME_BYTES_DEFAULT,
-                server_id: 1,
-                last_zxid: 5,
-            })
-            .encode(&mut out);
+            frame(&mut s, &mut buf).await.expect("hello");
+            let mut out = accepted(5);
             ServerFrame::Watch {
                 zxid: 6,
                 event: WatchEvent {

@@ -534,12 +534,8 @@ mod tests {
 
     /// Servers 2 (leading) and 3 (following) tell `f` that `elected` won.
     fn elect(f: &mut crate::node::Node, elected: crate::types::Vote) {
-        for from in [2, 3] {
-            let state = if from == 2 {
-                crate::types::ServerState::Leading
-            } else {
-                crate::types::ServerState::Following
-            };
+        use crate::types::ServerState::{Following, Leading};
+        for (from, state) in [(2, Leading), (3, Following)] {
             f.handle(Input::Received {
                 from: p(from),
                 msg: Message::Notification {

@@ -746,13 +746,11 @@ impl Frontend {
             let Some(c) = self.conns.get_mut(&conn) else {
                 continue;
             };
-            if c.connecting.as_ref().is_some_and(|(_, cid)| *cid == id) {
-                if let Some((hello, _)) = c.connecting.take() {
-                    if matches!(done.outcome, Outcome::SessionCreated) {
-                        let (session, timeout) = (hello.session_id, hello.timeout_ms);
-                        accept(self.me, c, &hello, session, timeout, done.zxid);
-                        self.last_heard.insert(session, now_ms());
-                    }
+            if let Some((hello, _)) = c.connecting.take_if(|(_, cid)| *cid == id) {
+                if matches!(done.outcome, Outcome::SessionCreated) {
+                    let (session, timeout) = (hello.session_id, hello.timeout_ms);
+                    accept(self.me, c, &hello, session, timeout, done.zxid);
+                    self.last_heard.insert(session, now_ms());
                 }
             } else if fill(
                 c,
@@ -788,26 +786,11 @@ impl Frontend {
                 }
                 Some(Item::Read { .. }) => {
                     if let Some(Item::Read { xid, request }) = c.queue.pop_front() {
-                        let outcome = match request {
+                        let outcome = match &request {
                             Request::SetWatches(set) => {
-                                // What changed while the client was away, then
-                                // the reply; later changes fire as applied.
-                                let events = rearm(&mut self.watches, session, &set, replica);
-                                for (kind, path) in events {
-                                    let event = WatchEvent {
-                                        kind,
-                                        path,
-                                        zxid: applied.0,
-                                    };
-                                    let frame = ServerFrame::Watch {
-                                        zxid: applied.0,
-                                        event,
-                                    };
-                                    send(c, &frame);
-                                }
-                                WireOutcome::Ok(Response::SetWatches)
+                                catch_up(c, set, replica, &mut self.watches, session, applied)
                             }
-                            request => read(&request, replica, &mut self.watches, session),
+                            request => read(request, replica, &mut self.watches, session),
                         };
                         send(
                             c,
@@ -1011,7 +994,35 @@ fn send(c: &Conn, frame: &ServerFrame) {
     let _ = c.tx.send(out.freeze());
 }
 
-/// Runs a read or watch request against the applied tree.
+/// Re-arms a reconnected session's watches (SetWatches) and sends what
+/// changed while the client was away; the reply follows, and later changes
+/// fire as they are applied.
+fn catch_up(
+    c: &Conn,
+    set: &zab_proto::SetWatches,
+    replica: &Replica,
+    watches: &mut Watches,
+    session: u64,
+    applied: Zxid,
+) -> WireOutcome {
+    for (kind, path) in rearm(watches, session, set, replica) {
+        let event = WatchEvent {
+            kind,
+            path,
+            zxid: applied.0,
+        };
+        send(
+            c,
+            &ServerFrame::Watch {
+                zxid: applied.0,
+                event,
+            },
+        );
+    }
+    WireOutcome::Ok(Response::SetWatches)
+}
+
+/// Runs a read, AddWatch or RemoveWatches against the applied tree.
 fn read(request: &Request, replica: &Replica, watches: &mut Watches, session: u64) -> WireOutcome {
     let tree = &replica.tree;
     let valid = |path: &str| crate::tree::path::validate(path).is_ok();
@@ -1169,11 +1180,16 @@ mod tests {
     }
 
     impl Received {
-        /// Every frame received so far; replies decode as `opcodes`, in order.
-        fn frames(&mut self, opcodes: &[OpCode]) -> Vec<ServerFrame> {
+        /// Moves what arrived into `buf`.
+        fn drain(&mut self) {
             while let Ok(b) = self.rx.try_recv() {
                 self.buf.extend_from_slice(&b);
             }
+        }
+
+        /// Every frame received so far; replies decode as `opcodes`, in order.
+        fn frames(&mut self, opcodes: &[OpCode]) -> Vec<ServerFrame> {
+            self.drain();
             let mut ops = opcodes.iter().copied();
             let mut out = Vec::new();
             while let Some(body) =
@@ -1243,9 +1259,7 @@ mod tests {
                 rx,
                 buf: BytesMut::new(),
             };
-            while let Ok(b) = received.rx.try_recv() {
-                received.buf.extend_from_slice(&b);
-            }
+            received.drain();
             let body = zab_proto::decode_frame(&mut received.buf, u32::MAX)
                 .expect("well framed")
                 .expect("a connect reply");
@@ -1271,6 +1285,13 @@ mod tests {
             mode: CreateMode::Persistent,
             ttl_ms: 0,
         })
+    }
+
+    fn watch_recursive(path: &str) -> Request {
+        Request::AddWatch {
+            path: path.into(),
+            mode: AddWatchMode::PersistentRecursive,
+        }
     }
 
     /// A session's next connection reuses xids; a write its earlier
@@ -1311,14 +1332,7 @@ mod tests {
         let (_other, _) = h.connect(2, None);
         let root = h.send(2, 1, create("/r"));
         h.commit(root);
-        h.send(
-            1,
-            1,
-            Request::AddWatch {
-                path: "/r".into(),
-                mode: AddWatchMode::PersistentRecursive,
-            },
-        );
+        h.send(1, 1, watch_recursive("/r"));
         let mut batch = h.send(1, 2, create("/r/mine"));
         batch.extend(h.send(2, 2, create("/r/theirs")));
         h.commit_together(batch);
@@ -1349,14 +1363,7 @@ mod tests {
         let root = h.send(2, 1, create("/r"));
         h.commit(root);
         let write = h.send(1, 1, create("/a"));
-        h.send(
-            1,
-            2,
-            Request::AddWatch {
-                path: "/r".into(),
-                mode: AddWatchMode::PersistentRecursive,
-            },
-        );
+        h.send(1, 2, watch_recursive("/r"));
         let before = h.send(2, 2, create("/r/before"));
         h.commit(before);
         h.commit(write);
