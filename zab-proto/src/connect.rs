@@ -117,11 +117,10 @@ impl Body for ConnectRequest {
 }
 
 /// The session timeout the server grants: the client's request clamped to
-/// [2, 20] × `tick_ms`.
-pub fn negotiate_timeout_ms(requested_ms: u32, tick_ms: u32) -> u32 {
-    let min = tick_ms.saturating_mul(2);
-    let max = tick_ms.saturating_mul(20);
-    requested_ms.max(min).min(max)
+/// the server's `[min_ms, max_ms]` (its `min_session_timeout_ms` and
+/// `max_session_timeout_ms`). A `max_ms` below `min_ms` grants `min_ms`.
+pub fn negotiate_timeout_ms(requested_ms: u32, min_ms: u32, max_ms: u32) -> u32 {
+    requested_ms.min(max_ms).max(min_ms)
 }
 
 /// The frame limit in force on a connection: the smaller of the client's and
@@ -202,10 +201,11 @@ mod tests {
 
     #[test]
     fn timeout_is_clamped_to_2_to_20_ticks() {
-        assert_eq!(negotiate_timeout_ms(100, 2000), 4000);
-        assert_eq!(negotiate_timeout_ms(10_000, 2000), 10_000);
-        assert_eq!(negotiate_timeout_ms(u32::MAX, 2000), 40_000);
-        assert_eq!(negotiate_timeout_ms(0, u32::MAX), u32::MAX);
+        assert_eq!(negotiate_timeout_ms(100, 2_000, 60_000), 2_000);
+        assert_eq!(negotiate_timeout_ms(30_000, 2_000, 60_000), 30_000);
+        assert_eq!(negotiate_timeout_ms(u32::MAX, 2_000, 60_000), 60_000);
+        assert_eq!(negotiate_timeout_ms(0, u32::MAX, u32::MAX), u32::MAX);
+        assert_eq!(negotiate_timeout_ms(5_000, 4_000, 3_000), 4_000);
     }
 
     #[test]

@@ -49,7 +49,7 @@
 //! let mut to_client = BytesMut::new();
 //! ConnectReply::Accepted(ConnectResponse {
 //!     protocol_version: hello.protocol_version,
-//!     timeout_ms: negotiate_timeout_ms(hello.timeout_ms, 2_000),
+//!     timeout_ms: negotiate_timeout_ms(hello.timeout_ms, 2_000, 60_000),
 //!     session_id: 0x0100_0000_0000_002a,
 //!     password: *b"0123456789abcdef",
 //!     max_frame_bytes: limit,

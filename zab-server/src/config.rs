@@ -47,6 +47,16 @@ pub struct Config {
     /// Largest frame a client may send (bytes).
     #[serde(default = "default_frame_max")]
     pub client_frame_bytes_max: u32,
+    /// The shortest session timeout granted; shorter requests get this.
+    #[serde(default = "default_min_session_timeout_ms")]
+    pub min_session_timeout_ms: u32,
+    /// The longest session timeout granted; longer requests get this.
+    #[serde(default = "default_max_session_timeout_ms")]
+    pub max_session_timeout_ms: u32,
+    /// A connection that has not completed its handshake within this is
+    /// closed.
+    #[serde(default = "default_handshake_timeout_ms")]
+    pub handshake_timeout_ms: u32,
     pub servers: Vec<Member>,
 }
 
@@ -67,6 +77,15 @@ fn default_snapshot_every() -> u64 {
 }
 fn default_frame_max() -> u32 {
     1024 * 1024
+}
+fn default_min_session_timeout_ms() -> u32 {
+    crate::core::SessionLimits::default().min_timeout_ms
+}
+fn default_max_session_timeout_ms() -> u32 {
+    crate::core::SessionLimits::default().max_timeout_ms
+}
+fn default_handshake_timeout_ms() -> u32 {
+    crate::core::SessionLimits::default().handshake_timeout_ms
 }
 
 /// Why a configuration was refused.
@@ -126,7 +145,36 @@ impl Config {
         if self.client_frame_bytes_max < 4096 {
             return bad("client_frame_bytes_max must be at least 4096".into());
         }
+        let ticks2 = self.tick_ms.saturating_mul(2);
+        if u64::from(self.min_session_timeout_ms) < ticks2 {
+            return bad(format!(
+                "min_session_timeout_ms {} is below 2 × tick_ms ({ticks2}): sessions \
+                 could expire between two of the leader's checks",
+                self.min_session_timeout_ms
+            ));
+        }
+        if self.max_session_timeout_ms < self.min_session_timeout_ms {
+            return bad(format!(
+                "max_session_timeout_ms {} is below min_session_timeout_ms {}",
+                self.max_session_timeout_ms, self.min_session_timeout_ms
+            ));
+        }
+        if u64::from(self.handshake_timeout_ms) < ticks2 {
+            return bad(format!(
+                "handshake_timeout_ms {} is below 2 × tick_ms ({ticks2})",
+                self.handshake_timeout_ms
+            ));
+        }
         Ok(())
+    }
+
+    /// The session bounds the server core enforces.
+    pub fn session_limits(&self) -> crate::core::SessionLimits {
+        crate::core::SessionLimits {
+            min_timeout_ms: self.min_session_timeout_ms,
+            max_timeout_ms: self.max_session_timeout_ms,
+            handshake_timeout_ms: self.handshake_timeout_ms,
+        }
     }
 
     pub fn me(&self) -> &Member {
@@ -201,6 +249,10 @@ mod tests {
         let c = Config::parse(GOOD).expect("valid");
         assert_eq!(c.me().client.port(), 2182);
         assert_eq!((c.tick_ms, c.sync_limit, c.init_limit), (100, 5, 20));
+        // ZooKeeper's usual 10–60 s timeouts are granted as asked.
+        assert_eq!(c.session_limits().negotiate(30_000), 30_000);
+        assert_eq!(c.session_limits().negotiate(60_000), 60_000);
+        assert_eq!(c.session_limits().negotiate(100), 2_000);
         assert!(c.membership().is_voter(zab_core::PeerId(1)));
         assert!(!c.membership().is_voter(zab_core::PeerId(3)));
     }
@@ -218,6 +270,17 @@ mod tests {
                 "unknown field",
             ),
             (GOOD.replace("id = 3", "id = 1"), "appears twice"),
+            (
+                GOOD.replace("data_dir", "min_session_timeout_ms = 100\n        data_dir"),
+                "below 2 × tick_ms",
+            ),
+            (
+                GOOD.replace(
+                    "data_dir",
+                    "max_session_timeout_ms = 1000\n        data_dir",
+                ),
+                "below min_session_timeout_ms",
+            ),
             (
                 GOOD.replace("peer = \"127.0.0.1:2888\"", "peer = \"nowhere\""),
                 "invalid socket address",

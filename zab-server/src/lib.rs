@@ -1,12 +1,15 @@
-//! The zab coordination server: durable storage (`storage`), the quorum
-//! transport (`peer`), the driver loop around the protocol core (`server`),
-//! configuration (`config`) and the offline inspector (`inspect`). The
-//! replicated znode tree, sessions, watches and the client protocol follow.
+//! The zab coordination server. `core` is the whole server as one sans-IO
+//! state machine (protocol node, replicated tree, sessions, watches, reply
+//! queues); around it the tokio shell: `server` (the driver loop), `listener`
+//! (client sockets), `peer` (the quorum transport), `storage` (log,
+//! snapshots, group commit) and `admin`; plus `config` and the offline
+//! inspector (`inspect`).
 
 pub mod admin;
-pub mod client;
 pub mod config;
+pub mod core;
 pub mod inspect;
+pub mod listener;
 pub mod metrics;
 pub mod peer;
 pub mod replica;

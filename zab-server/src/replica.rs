@@ -37,6 +37,10 @@ pub enum CommandBody {
     CloseSession,
     /// The leader expired the session.
     ExpireSession,
+    /// The client re-attached its session to the origin server: the
+    /// session's connections on other servers are stale from here on, and
+    /// writes they logged after this fail with SessionMoved.
+    MoveSession,
     /// A write from the client (create, delete, setData, check, multi).
     Op(Request),
     /// The leader removes an empty container or an expired TTL node, as it
@@ -86,6 +90,7 @@ impl Command {
             }
             CommandBody::CloseSession => b.put_u8(2),
             CommandBody::ExpireSession => b.put_u8(3),
+            CommandBody::MoveSession => b.put_u8(6),
             CommandBody::DeleteExpired { path, mzxid, pzxid } => {
                 b.put_u8(5);
                 b.put_u64(mzxid.0);
@@ -135,6 +140,7 @@ impl Command {
             }
             2 if data.is_empty() => CommandBody::CloseSession,
             3 if data.is_empty() => CommandBody::ExpireSession,
+            6 if data.is_empty() => CommandBody::MoveSession,
             4 => {
                 let mut buf = BytesMut::from(&data[..]);
                 let frame = zab_proto::decode_frame(&mut buf, u32::MAX)
@@ -176,12 +182,18 @@ pub struct Completion {
     pub request: u64,
     pub outcome: Outcome,
     pub changes: Vec<Change>,
+    /// A MoveSession that took effect: `origin` owns the session now.
+    pub moved: bool,
 }
 
 #[derive(Debug, Default)]
 pub struct Replica {
     pub tree: DataTree,
     passwords: BTreeMap<u64, [u8; PASSWORD_BYTES]>,
+    /// The server each session is attached to (replicated: set by
+    /// CreateSession and MoveSession). Absent for sessions restored from a
+    /// snapshot of an older build, whose owner is unknown.
+    owners: BTreeMap<u64, u64>,
     /// Completions since the driver last drained them.
     pub completed: Vec<Completion>,
 }
@@ -193,6 +205,18 @@ impl Replica {
 
     pub fn password(&self, session: u64) -> Option<[u8; PASSWORD_BYTES]> {
         self.passwords.get(&session).copied()
+    }
+
+    /// The server `session` is attached to, if known.
+    pub fn owner(&self, session: u64) -> Option<u64> {
+        self.owners.get(&session).copied()
+    }
+
+    /// Whether `cmd` comes from a server the session has moved away from:
+    /// its connection there is stale (ZooKeeper's SessionMoved check).
+    fn is_from_stale_connection(&self, cmd: &Command) -> bool {
+        matches!(cmd.body, CommandBody::Op(_) | CommandBody::CloseSession)
+            && self.owner(cmd.session).is_some_and(|o| o != cmd.origin)
     }
 }
 
@@ -257,6 +281,51 @@ pub fn is_write(request: &Request) -> bool {
     )
 }
 
+impl Replica {
+    /// MoveSession: the origin server owns the session from this zxid on.
+    /// It changes no node but takes its zxid (an ordered no-op), or fails
+    /// with SessionExpired if the session ended before it.
+    fn apply_move(&mut self, zxid: Zxid, cmd: Command) -> Result<(), String> {
+        let open = self.tree.session_timeout_ms(cmd.session).is_some();
+        let txn = if open {
+            crate::tree::Txn::Noop
+        } else {
+            crate::tree::Txn::Error {
+                code: crate::tree::ErrorCode::SessionExpired,
+            }
+        };
+        let Applied { outcome, changes } = self
+            .tree
+            .apply(zxid, cmd.time_ms, &txn)
+            .map_err(|e| format!("applying {zxid} diverged: {e:?}"))?;
+        if open {
+            self.owners.insert(cmd.session, cmd.origin);
+        }
+        self.complete(zxid, &cmd, outcome, changes, open);
+        Ok(())
+    }
+
+    fn complete(
+        &mut self,
+        zxid: Zxid,
+        cmd: &Command,
+        outcome: Outcome,
+        changes: Vec<Change>,
+        moved: bool,
+    ) {
+        self.completed.push(Completion {
+            zxid,
+            origin: cmd.origin,
+            session: cmd.session,
+            xid: cmd.xid,
+            request: cmd.request,
+            outcome,
+            changes,
+            moved,
+        });
+    }
+}
+
 impl Application for Replica {
     fn apply(&mut self, zxid: Zxid, payload: &Bytes) -> Result<(), String> {
         let cmd =
@@ -266,6 +335,7 @@ impl Application for Replica {
                 timeout_ms: *timeout_ms,
             },
             CommandBody::CloseSession | CommandBody::ExpireSession => TreeRequest::CloseSession,
+            CommandBody::MoveSession => return self.apply_move(zxid, cmd),
             CommandBody::Op(r) => {
                 tree_request(r).ok_or_else(|| format!("log record {zxid}: not a write"))?
             }
@@ -280,7 +350,11 @@ impl Application for Replica {
                 .is_some_and(|st| st.mzxid == *mzxid && st.pzxid == *pzxid),
             _ => true,
         };
-        let prepared = if unchanged {
+        let prepared = if self.is_from_stale_connection(&cmd) {
+            Err(crate::tree::Rejected::Op(
+                crate::tree::ErrorCode::SessionMoved,
+            ))
+        } else if unchanged {
             self.tree
                 .prepare(&PendingChanges::new(), cmd.session, &request)
         } else {
@@ -296,21 +370,15 @@ impl Application for Replica {
         match (&cmd.body, &outcome) {
             (CommandBody::CreateSession { password, .. }, Outcome::SessionCreated) => {
                 self.passwords.insert(cmd.session, *password);
+                self.owners.insert(cmd.session, cmd.origin);
             }
-            (CommandBody::CloseSession | CommandBody::ExpireSession, _) => {
+            (CommandBody::CloseSession | CommandBody::ExpireSession, Outcome::SessionClosed) => {
                 self.passwords.remove(&cmd.session);
+                self.owners.remove(&cmd.session);
             }
             _ => {}
         }
-        self.completed.push(Completion {
-            zxid,
-            origin: cmd.origin,
-            session: cmd.session,
-            xid: cmd.xid,
-            request: cmd.request,
-            outcome,
-            changes,
-        });
+        self.complete(zxid, &cmd, outcome, changes, false);
         Ok(())
     }
 
@@ -324,6 +392,12 @@ impl Application for Replica {
             out.put_u64(*session);
             out.put_slice(password);
         }
+        // Owners follow (absent in snapshots of older builds).
+        out.put_u32(self.owners.len() as u32);
+        for (session, owner) in &self.owners {
+            out.put_u64(*session);
+            out.put_u64(*owner);
+        }
         out
     }
 
@@ -333,15 +407,17 @@ impl Application for Replica {
             return Err("snapshot too short".into());
         }
         let len = usize::try_from(b.get_u64()).map_err(|_| "snapshot length overflows")?;
-        if b.remaining() < len + 4 {
+        // Checked: a hostile length near u64::MAX must not wrap.
+        if len.checked_add(4).is_none_or(|need| b.remaining() < need) {
             return Err("snapshot truncated".into());
         }
         let tree = DataTree::deserialize(&b[..len]).map_err(|e| format!("{e:?}"))?;
         b.advance(len);
         let count = b.get_u32() as usize;
-        if b.remaining() != count * (8 + PASSWORD_BYTES) {
-            return Err("snapshot session table has the wrong size".into());
-        }
+        count
+            .checked_mul(8 + PASSWORD_BYTES)
+            .filter(|&n| n <= b.remaining())
+            .ok_or("snapshot session table has the wrong size")?;
         let mut passwords = BTreeMap::new();
         for _ in 0..count {
             let session = b.get_u64();
@@ -349,8 +425,22 @@ impl Application for Replica {
             b.copy_to_slice(&mut password);
             passwords.insert(session, password);
         }
+        let mut owners = BTreeMap::new();
+        if b.has_remaining() {
+            if b.remaining() < 4 {
+                return Err("snapshot owner table truncated".into());
+            }
+            let count = b.get_u32() as usize;
+            if count.checked_mul(16) != Some(b.remaining()) {
+                return Err("snapshot owner table has the wrong size".into());
+            }
+            for _ in 0..count {
+                owners.insert(b.get_u64(), b.get_u64());
+            }
+        }
         self.tree = tree;
         self.passwords = passwords;
+        self.owners = owners;
         self.completed.clear();
         Ok(())
     }

@@ -9,11 +9,11 @@ use tokio::sync::mpsc;
 use tracing::{error, info};
 use zab_core::{Input, Node, PeerId};
 
-use crate::client::Frontend;
 use crate::config::Config;
+use crate::core::{Frontend, ServerCore};
 use crate::peer::{Peers, Transport};
 use crate::replica::Replica;
-use crate::server::{Application, Driver};
+use crate::server::{Application, Driver, ShellClock};
 use crate::storage::group_commit::GroupCommit;
 use crate::storage::{RealFs, Store, StoreConfig};
 
@@ -92,25 +92,31 @@ pub async fn serve(cfg: Config) -> Result<Stop, String> {
     tokio::spawn(transport.run(peer_listener));
     info!(id = cfg.id, peer = %me.peer, client = %me.client, "server started");
 
-    let client_listener = crate::client::bind(me.client)
+    let client_listener = crate::listener::bind(me.client)
         .await
         .map_err(|e| format!("cannot listen for clients on {}: {e}", me.client))?;
     let (clients_tx, clients_rx) = mpsc::channel(INPUT_QUEUE_MAX);
-    tokio::spawn(crate::client::listen(
+    tokio::spawn(crate::listener::listen(
         client_listener,
         clients_tx,
         cfg.client_frame_bytes_max,
     ));
-    let frontend = Frontend::new(cfg.id, cfg.tick_ms, metrics.clone());
-    let (driver, status) = Driver::new(
+    let mut token_seed = [0u8; 8];
+    getrandom::getrandom(&mut token_seed).map_err(|e| format!("no random source: {e}"))?;
+    let frontend = Frontend::new(
+        cfg.id,
+        cfg.session_limits(),
+        u64::from_be_bytes(token_seed),
+        metrics.clone(),
+    );
+    let core = ServerCore::new(
         node,
         app,
         frontend,
-        gc.clone(),
-        peers,
         recovery.replay,
         cfg.snapshot_every_txns,
     );
+    let (driver, status) = Driver::new(core, gc.clone(), peers, ShellClock::default());
     if let Some(admin) = me.admin {
         let listener = TcpListener::bind(admin)
             .await

@@ -1,0 +1,604 @@
+//! The client side of the server core: connections, their handshakes and
+//! sessions. Requests become log commands, syncs and local reads; replies
+//! and watch events go out as [`ClientOutput`]s.
+//!
+//! Ordering: each connection's replies leave in request order. Writes go
+//! through the log; a read queued behind a write of the same connection waits
+//! until that write is applied here (read-your-writes); a sync is answered
+//! once this server has applied everything the leader confirmed. Watch events
+//! are sent as changes are applied, so an event always precedes any reply
+//! that reflects its change.
+//!
+//! Sessions are replicated (created, moved and closed through the log). The
+//! leader expires them ([`super::liveness`]): a session is alive only while
+//! its client sends something (requests or pings); an open connection alone
+//! proves nothing, since a partitioned or paused client leaves its socket
+//! open.
+
+use std::collections::{BTreeSet, HashMap, VecDeque};
+
+use bytes::{Bytes, BytesMut};
+use tracing::{info, warn};
+use zab_core::{Input, RequestId, Role, Zxid};
+use zab_proto::{
+    ConnectRefused, ConnectReply, ConnectRequest, ConnectResponse, ErrorCode, Outcome, Reply,
+    Request, RequestFrame, ServerFrame, Xid, PASSWORD_BYTES, PROTOCOL_VERSION,
+};
+
+use super::{Clock, ConnId, Entropy, SessionLimits};
+use crate::replica::{is_write, Command, CommandBody, Replica};
+use crate::watches::Watches;
+
+/// Requests a connection may have outstanding before it is closed.
+pub const OUTSTANDING_MAX: usize = 10_000;
+/// Watches a session may hold.
+pub const WATCHES_MAX: usize = 100_000;
+
+/// What the core asks of one client connection.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ClientOutput {
+    /// Write these bytes (one or more whole frames) to the connection.
+    Send { conn: ConnId, bytes: Bytes },
+    /// Close the connection once what was sent before is written.
+    Close { conn: ConnId },
+}
+
+/// One item of a connection's reply queue, in request order.
+#[derive(Debug)]
+pub(super) enum Item {
+    /// A write in the log; filled in when applied here.
+    Write {
+        id: RequestId,
+    },
+    /// A read or watch request (AddWatch, RemoveWatches, SetWatches)
+    /// that must wait for the writes before it.
+    Read {
+        xid: Xid,
+        request: Request,
+    },
+    /// A sync waiting for the leader's confirmation.
+    Sync {
+        id: RequestId,
+    },
+    Ready(ServerFrame),
+    /// Close the connection once everything before it is sent.
+    Close,
+}
+
+/// Where a connection is in its life.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum Phase {
+    /// Accepted; no handshake yet, or its session is being created or moved
+    /// here through the log. Bounded by the handshake timeout.
+    Handshaking,
+    /// The session is attached here with this negotiated timeout.
+    Open { timeout_ms: u32 },
+    /// The session was re-attached to another connection (here or on
+    /// another server): requests get SessionMoved and the connection closes.
+    Moved,
+}
+
+#[derive(Debug)]
+pub(super) struct Conn {
+    pub(super) phase: Phase,
+    pub(super) session: Option<u64>,
+    pub(super) queue: VecDeque<Item>,
+    /// The handshake, while the session is created or moved here through
+    /// the log, and the token of that command.
+    pub(super) connecting: Option<(ConnectRequest, RequestId)>,
+    /// Monotonic µs when the client was last heard on this connection (or
+    /// when it opened).
+    pub(super) heard_us: u64,
+}
+
+/// The client-facing state of the server core.
+#[derive(Debug)]
+pub struct Frontend {
+    pub(super) me: u64,
+    pub(super) limits: SessionLimits,
+    /// The time of the input being handled.
+    pub(super) clock: Clock,
+    pub(super) conns: HashMap<ConnId, Conn>,
+    pub(super) by_session: HashMap<u64, ConnId>,
+    /// Writes, syncs and session creations or moves submitted to the core.
+    pub(super) requests: HashMap<RequestId, (ConnId, i32)>,
+    /// When each write was submitted (monotonic µs), for commit latency.
+    pub(super) submitted: HashMap<RequestId, u64>,
+    pub(super) metrics: std::sync::Arc<crate::metrics::Metrics>,
+    pub(super) next_request: u64,
+    pub(super) watches: Watches,
+    /// Sessions heard from since the last tick (relayed to the leader).
+    pub(super) touched: BTreeSet<u64>,
+    /// Leader only: when each session was last heard from, monotonic µs.
+    pub(super) last_heard: HashMap<u64, u64>,
+    /// Leader only: sessions whose expiry is in the log already.
+    pub(super) expiring: BTreeSet<u64>,
+    /// Leader only: expired nodes already proposed for removal, as swept.
+    pub(super) sweeping: BTreeSet<(String, Zxid, Zxid)>,
+    pub(super) leading: bool,
+    pub(super) out: VecDeque<ClientOutput>,
+}
+
+impl Frontend {
+    /// `token_seed` must come from entropy: request tokens are logged with
+    /// each command (`Command::request`) and must not match a request of an
+    /// earlier run of this server, whose writes may still commit.
+    pub fn new(
+        me: u64,
+        limits: SessionLimits,
+        token_seed: u64,
+        metrics: std::sync::Arc<crate::metrics::Metrics>,
+    ) -> Frontend {
+        Frontend {
+            me,
+            limits,
+            clock: Clock::default(),
+            conns: HashMap::new(),
+            by_session: HashMap::new(),
+            requests: HashMap::new(),
+            submitted: HashMap::new(),
+            metrics,
+            next_request: token_seed | 1,
+            watches: Watches::default(),
+            touched: BTreeSet::new(),
+            last_heard: HashMap::new(),
+            expiring: BTreeSet::new(),
+            sweeping: BTreeSet::new(),
+            leading: false,
+            out: VecDeque::new(),
+        }
+    }
+
+    pub fn connections(&self) -> usize {
+        self.conns.len()
+    }
+
+    /// The next output for a connection, in order.
+    pub fn poll_output(&mut self) -> Option<ClientOutput> {
+        self.out.pop_front()
+    }
+
+    pub(super) fn send_bytes(&mut self, conn: ConnId, bytes: Bytes) {
+        self.out.push_back(ClientOutput::Send { conn, bytes });
+    }
+
+    pub(super) fn send_frame(&mut self, conn: ConnId, frame: &ServerFrame) {
+        let mut out = BytesMut::new();
+        frame.encode(&mut out);
+        self.send_bytes(conn, out.freeze());
+    }
+
+    /// A connection was accepted: its handshake is due within the bound.
+    pub fn on_opened(&mut self, conn: ConnId) {
+        self.conns.insert(
+            conn,
+            Conn {
+                phase: Phase::Handshaking,
+                session: None,
+                queue: VecDeque::new(),
+                connecting: None,
+                heard_us: self.clock.mono_us,
+            },
+        );
+    }
+
+    /// The client closed the connection.
+    pub fn on_closed(&mut self, conn: ConnId) {
+        self.forget(conn);
+    }
+
+    /// Drops a connection's state and closes it. The session lives on until
+    /// it expires.
+    pub(super) fn forget(&mut self, conn: ConnId) {
+        let Some(c) = self.conns.remove(&conn) else {
+            return;
+        };
+        self.out.push_back(ClientOutput::Close { conn });
+        if let Some(s) = c.session {
+            if self.by_session.get(&s) == Some(&conn) {
+                self.by_session.remove(&s);
+                self.watches.forget(s);
+            }
+        }
+        for item in &c.queue {
+            if let Item::Write { id, .. } | Item::Sync { id, .. } = item {
+                self.requests.remove(id);
+                self.submitted.remove(id);
+            }
+        }
+        if let Some((_, id)) = &c.connecting {
+            self.requests.remove(id);
+        }
+    }
+
+    /// The replica's state was replaced by a snapshot from the leader: the
+    /// changes it skipped fired no watches, and sessions may have ended in
+    /// it. Every connection is closed, so each client reconnects (here or
+    /// elsewhere) and re-arms its watches against the new state: one-shot
+    /// watches fire for what changed, persistent ones get ContinuityLost,
+    /// and a session that ended is told so. ZooKeeper's followers likewise
+    /// drop their clients when they resynchronize.
+    pub fn on_state_replaced(&mut self) {
+        let all: Vec<ConnId> = self.conns.keys().copied().collect();
+        self.close_all_of(all, "state replaced by a snapshot");
+    }
+
+    /// Closes `conns` (their clients reconnect), saying why once.
+    pub(super) fn close_all_of(&mut self, conns: Vec<ConnId>, why: &str) {
+        if !conns.is_empty() {
+            info!(connections = conns.len(), why, "closing client connections");
+        }
+        for conn in conns {
+            self.forget(conn);
+        }
+    }
+
+    /// The server left the broadcast phase it was in: writes it submitted
+    /// may or may not commit under the next leader, and the core will not
+    /// report on them (a follower's forwarded write can be lost with its
+    /// leader). A client must not wait forever, nor be told a definite
+    /// failure: its connection is closed, so it sees ConnectionLoss and
+    /// reconnects, as ZooKeeper's followers do when they lose the leader.
+    /// Session creations and moves waiting in the log count as writes.
+    pub fn on_role_changed(&mut self, role: Role) {
+        let broadcasting = matches!(
+            role,
+            Role::Leading {
+                phase: zab_core::Phase::Broadcast,
+                ..
+            } | Role::Following {
+                phase: zab_core::Phase::Broadcast,
+                ..
+            }
+        );
+        if broadcasting {
+            return;
+        }
+        let doubtful: Vec<ConnId> = self
+            .conns
+            .iter()
+            .filter(|(_, c)| {
+                c.connecting.is_some() || c.queue.iter().any(|i| matches!(i, Item::Write { .. }))
+            })
+            .map(|(conn, _)| *conn)
+            .collect();
+        self.close_all_of(doubtful, "left broadcast with writes in flight");
+    }
+
+    /// Refuses a handshake and closes the connection.
+    pub(super) fn refuse(&mut self, conn: ConnId, code: ErrorCode, message: String) {
+        let mut out = BytesMut::new();
+        ConnectReply::Refused(ConnectRefused { code, message }).encode(&mut out);
+        self.send_bytes(conn, out.freeze());
+        self.forget(conn);
+    }
+
+    /// The handshake arrived. `entropy` seeds a new session's id and password.
+    pub fn on_hello(
+        &mut self,
+        conn: ConnId,
+        hello: ConnectRequest,
+        entropy: Entropy,
+        replica: &Replica,
+        applied: Zxid,
+    ) -> Vec<Input> {
+        match self.conns.get(&conn) {
+            Some(c) if c.session.is_none() && c.connecting.is_none() => {}
+            // Unknown (already closed), or a second hello: not ours to serve.
+            _ => return Vec::new(),
+        }
+        if hello.last_zxid_seen > applied.0 {
+            // A client never goes back in time (REFERENCE §4).
+            let msg = format!(
+                "this server has applied {applied}, behind the client's {:#x}",
+                hello.last_zxid_seen
+            );
+            self.refuse(conn, ErrorCode::ServerBehind, msg);
+            return Vec::new();
+        }
+        if hello.session_id != 0 {
+            return self.on_resume(conn, hello, replica, applied);
+        }
+        // A new session: created through the log so every server knows it.
+        let session = self.new_session_id(&entropy, replica);
+        let password = entropy.password();
+        let timeout_ms = self.limits.negotiate(hello.timeout_ms);
+        let hello = ConnectRequest {
+            timeout_ms,
+            password,
+            session_id: session,
+            ..hello
+        };
+        let body = CommandBody::CreateSession {
+            timeout_ms,
+            password,
+        };
+        self.submit_handshake(conn, hello, body)
+    }
+
+    /// A client resumes its session here.
+    fn on_resume(
+        &mut self,
+        conn: ConnId,
+        hello: ConnectRequest,
+        replica: &Replica,
+        applied: Zxid,
+    ) -> Vec<Input> {
+        let session = hello.session_id;
+        let known = replica.tree.session_timeout_ms(session);
+        let password = replica.password(session);
+        let timeout_ms = match (known, password) {
+            (Some(timeout_ms), Some(p)) if p == hello.password => timeout_ms,
+            (Some(_), _) => {
+                self.refuse(conn, ErrorCode::AuthFailed, "wrong session password".into());
+                return Vec::new();
+            }
+            (None, _) => {
+                let msg = "the session has expired".into();
+                self.refuse(conn, ErrorCode::SessionExpired, msg);
+                return Vec::new();
+            }
+        };
+        self.touched.insert(session);
+        if replica.owner(session).is_some_and(|o| o != self.me) {
+            // Owned by another server: the move goes through the log, so
+            // every server (the old one included) learns that the session's
+            // earlier connections are stale before this one serves.
+            let hello = ConnectRequest {
+                timeout_ms,
+                ..hello
+            };
+            return self.submit_handshake(conn, hello, CommandBody::MoveSession);
+        }
+        self.attach(conn, &hello, session, timeout_ms, applied);
+        Vec::new()
+    }
+
+    /// Sends a handshake's session creation or move to the log; the
+    /// connection is answered when it is applied.
+    fn submit_handshake(
+        &mut self,
+        conn: ConnId,
+        hello: ConnectRequest,
+        body: CommandBody,
+    ) -> Vec<Input> {
+        let session = hello.session_id;
+        let id = self.next_id();
+        let cmd = self.command(session, 0, id, body);
+        let Some(c) = self.conns.get_mut(&conn) else {
+            return Vec::new();
+        };
+        c.connecting = Some((hello, id));
+        self.requests.insert(id, (conn, 0));
+        vec![Input::Propose {
+            id,
+            payload: cmd.encode(),
+        }]
+    }
+
+    /// Attaches `session` to `conn` and answers the handshake. An earlier
+    /// connection of the session here is done.
+    pub(super) fn attach(
+        &mut self,
+        conn: ConnId,
+        hello: &ConnectRequest,
+        session: u64,
+        timeout_ms: u32,
+        applied: Zxid,
+    ) {
+        if let Some(old) = self.by_session.insert(session, conn) {
+            if old != conn {
+                self.mark_moved(old);
+            }
+        }
+        // Watches left armed here by an earlier connection of this session
+        // stay silent until the client re-arms them (SetWatches): events the
+        // old connection never passed on must be declared (ContinuityLost,
+        // or a one-shot's catch-up) before any later event reaches the new one.
+        self.watches.forget(session);
+        self.touched.insert(session);
+        if self.leading {
+            self.last_heard.insert(session, self.clock.mono_us);
+        }
+        let limit =
+            zab_proto::negotiate_frame_bytes(hello.max_frame_bytes, zab_proto::FRAME_BYTES_DEFAULT)
+                .unwrap_or(zab_proto::FRAME_BYTES_DEFAULT);
+        let mut out = BytesMut::new();
+        ConnectReply::Accepted(ConnectResponse {
+            protocol_version: PROTOCOL_VERSION,
+            timeout_ms,
+            session_id: session,
+            password: hello.password,
+            max_frame_bytes: limit,
+            server_id: self.me,
+            last_zxid: applied.0,
+        })
+        .encode(&mut out);
+        if let Some(c) = self.conns.get_mut(&conn) {
+            c.session = Some(session);
+            c.phase = Phase::Open { timeout_ms };
+            c.heard_us = self.clock.mono_us;
+        }
+        self.send_bytes(conn, out.freeze());
+    }
+
+    /// `conn`'s session is attached elsewhere now: it answers what it has
+    /// queued, then each further request gets SessionMoved and closes it.
+    pub(super) fn mark_moved(&mut self, conn: ConnId) {
+        let Some(c) = self.conns.get_mut(&conn) else {
+            return;
+        };
+        if let Some(s) = c.session {
+            if self.by_session.get(&s) == Some(&conn) {
+                self.by_session.remove(&s);
+                self.watches.forget(s);
+            }
+        }
+        c.phase = Phase::Moved;
+    }
+
+    fn new_session_id(&self, entropy: &Entropy, replica: &Replica) -> u64 {
+        // ZooKeeper's layout keeps the creating server's id in the top byte;
+        // the rest is random, so ids cannot be guessed from each other.
+        let mut low = entropy.session_bits();
+        loop {
+            let id = (self.me << 56) | (low & ((1 << 56) - 1));
+            if low & ((1 << 56) - 1) != 0 && replica.tree.session_timeout_ms(id).is_none() {
+                return id;
+            }
+            low = low.wrapping_mul(0x9e37_79b9_7f4a_7c15).wrapping_add(1);
+        }
+    }
+
+    /// One request frame from an open connection.
+    pub fn on_frame(
+        &mut self,
+        conn: ConnId,
+        frame: RequestFrame,
+        replica: &Replica,
+        applied: Zxid,
+    ) -> Vec<Input> {
+        let now = self.clock.mono_us;
+        let Some(c) = self.conns.get_mut(&conn) else {
+            return Vec::new();
+        };
+        let session = match (c.phase, c.session) {
+            (Phase::Open { .. }, Some(session)) => session,
+            (Phase::Moved, _) => {
+                self.answer_moved(conn, frame, replica);
+                return Vec::new();
+            }
+            // A request before the handshake's answer: not ours to serve.
+            _ => {
+                warn!(conn, "request before the handshake completed; closing");
+                self.forget(conn);
+                return Vec::new();
+            }
+        };
+        c.heard_us = now;
+        self.touched.insert(session);
+        if self.leading {
+            self.last_heard.insert(session, now);
+        }
+        if c.queue.len() >= OUTSTANDING_MAX {
+            warn!(
+                conn,
+                session = format_args!("{session:#x}"),
+                "too many outstanding requests; closing"
+            );
+            c.queue.push_back(Item::Close);
+            self.flush(conn, replica);
+            return Vec::new();
+        }
+        let mut inputs = Vec::new();
+        let item = match frame {
+            RequestFrame::Ping => Item::Ready(ServerFrame::Ping { zxid: applied.0 }),
+            RequestFrame::Op { xid, request } => match request {
+                r if is_write(&r) => {
+                    let id = self.next_id();
+                    let cmd = self.command(session, xid.get(), id, CommandBody::Op(r));
+                    self.requests.insert(id, (conn, xid.get()));
+                    self.submitted.insert(id, now);
+                    inputs.push(Input::Propose {
+                        id,
+                        payload: cmd.encode(),
+                    });
+                    Item::Write { id }
+                }
+                Request::CloseSession => {
+                    let id = self.next_id();
+                    let cmd = self.command(session, xid.get(), id, CommandBody::CloseSession);
+                    self.requests.insert(id, (conn, xid.get()));
+                    inputs.push(Input::Propose {
+                        id,
+                        payload: cmd.encode(),
+                    });
+                    self.push(conn, Item::Write { id });
+                    Item::Close
+                }
+                Request::Sync { .. } => {
+                    let id = self.next_id();
+                    self.requests.insert(id, (conn, xid.get()));
+                    inputs.push(Input::Sync { id });
+                    Item::Sync { id }
+                }
+                // Reads and watch requests run in request order, once the
+                // writes before them are applied: a watch armed at that
+                // point reports exactly the changes after its reply's zxid.
+                local => Item::Read {
+                    xid,
+                    request: local,
+                },
+            },
+        };
+        self.push(conn, item);
+        self.flush(conn, replica);
+        inputs
+    }
+
+    fn push(&mut self, conn: ConnId, item: Item) {
+        if let Some(c) = self.conns.get_mut(&conn) {
+            c.queue.push_back(item);
+        }
+    }
+
+    /// A request on a connection whose session moved: SessionMoved, after
+    /// what was queued before it, and the connection closes (wire-spec §4,
+    /// rule 7).
+    fn answer_moved(&mut self, conn: ConnId, frame: RequestFrame, replica: &Replica) {
+        if let RequestFrame::Op { xid, .. } = frame {
+            // Its header zxid is stamped when it leaves (see `flush`).
+            let moved = Reply {
+                xid,
+                zxid: 0,
+                outcome: Outcome::Err(ErrorCode::SessionMoved),
+            };
+            self.push(conn, Item::Ready(ServerFrame::Reply(moved)));
+        }
+        self.push(conn, Item::Close);
+        self.flush(conn, replica);
+    }
+
+    /// The next request token; never 0 (the token of commands no client awaits).
+    pub(super) fn next_id(&mut self) -> RequestId {
+        if self.next_request == 0 {
+            self.next_request = 1;
+        }
+        let id = RequestId(self.next_request);
+        self.next_request = self.next_request.wrapping_add(1);
+        id
+    }
+
+    /// A request `id` of `session` as the command this server logs, stamped
+    /// with the wall clock (ctime and mtime).
+    pub(super) fn command(
+        &self,
+        session: u64,
+        xid: i32,
+        id: RequestId,
+        body: CommandBody,
+    ) -> Command {
+        Command {
+            origin: self.me,
+            session,
+            xid,
+            request: id.0,
+            time_ms: self.clock.wall_ms,
+            body,
+        }
+    }
+}
+
+impl Entropy {
+    fn session_bits(&self) -> u64 {
+        let mut b = [0u8; 8];
+        b.copy_from_slice(&self.0[..8]);
+        u64::from_be_bytes(b)
+    }
+
+    fn password(&self) -> [u8; PASSWORD_BYTES] {
+        let mut p = [0u8; PASSWORD_BYTES];
+        p.copy_from_slice(&self.0[8..8 + PASSWORD_BYTES]);
+        p
+    }
+}

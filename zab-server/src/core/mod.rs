@@ -1,0 +1,382 @@
+//! The server as one sans-IO state machine: the protocol [`Node`], the
+//! replicated tree ([`Replica`]), and the client side ([`Frontend`]:
+//! connections, sessions, watches, reply queues).
+//!
+//! The shell hands in [`ServerInput`]s, each with the [`Clock`] it read, and
+//! carries out the [`ServerOutput`]s it polls. Nothing in here reads a
+//! clock, draws randomness, spawns or touches a socket or file: a session's
+//! id and password come from [`Entropy`] handed in with its handshake, and
+//! every timeout runs on the monotonic reading of the clock (the wall clock
+//! only stamps ctime/mtime and judges TTLs). The tokio shell
+//! ([`crate::server`]) and the whole-server simulator drive it the same way.
+//!
+//! ```text
+//!   shell ── handle(clock, input) ──▶ ServerCore ── poll() ──▶ outputs
+//!            Tick | Peer(Input)        Node ◀──▶ Replica        Peer / Persist
+//!            ClientOpened | Hello      Frontend (sessions,      ToClient / Close
+//!            ClientFrame | Closed        replies, watches)      WriteSnapshot
+//! ```
+
+mod frontend;
+mod liveness;
+mod reads;
+mod replies;
+#[cfg(test)]
+mod tests;
+
+use std::collections::{BTreeMap, VecDeque};
+
+use bytes::Bytes;
+use tracing::{error, info};
+use zab_core::{Action, Input, Message, Node, PeerId, PersistOp, PersistSeq, Role, Zxid};
+use zab_proto::{ConnectRequest, RequestFrame};
+
+pub use frontend::{ClientOutput, Frontend, OUTSTANDING_MAX, WATCHES_MAX};
+pub use reads::wire_stat;
+
+use crate::replica::Replica;
+use crate::server::Application;
+
+/// A client connection, as the shell numbers them (never reused).
+pub type ConnId = u64;
+
+/// Time as the shell read it for one input.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Clock {
+    /// Monotonic microseconds from any origin: every timeout runs on this.
+    pub mono_us: u64,
+    /// The wall clock, ms since the Unix epoch: only ctime/mtime and TTLs.
+    pub wall_ms: i64,
+}
+
+/// Fresh random bytes for one handshake: a new session's id and password.
+/// A CSPRNG in production, the seed in the simulator.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Entropy(pub [u8; 24]);
+
+/// Session timeouts the server grants, and how long a connection may take
+/// to complete its handshake.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SessionLimits {
+    pub min_timeout_ms: u32,
+    pub max_timeout_ms: u32,
+    pub handshake_timeout_ms: u32,
+}
+
+impl SessionLimits {
+    /// The timeout granted for a request of `requested_ms`.
+    pub fn negotiate(&self, requested_ms: u32) -> u32 {
+        zab_proto::negotiate_timeout_ms(requested_ms, self.min_timeout_ms, self.max_timeout_ms)
+    }
+}
+
+impl Default for SessionLimits {
+    /// 2 s to 60 s, as ZooKeeper's defaults allow with its 2 s tick (whose
+    /// bounds are 2 and 20 ticks); 10 s for a handshake.
+    fn default() -> SessionLimits {
+        SessionLimits {
+            min_timeout_ms: 2_000,
+            max_timeout_ms: 60_000,
+            handshake_timeout_ms: 10_000,
+        }
+    }
+}
+
+/// What the shell hands the core.
+#[derive(Debug)]
+pub enum ServerInput {
+    /// One tick of the shell's timer.
+    Tick,
+    /// A peer message, a peer link's loss, or a durability report: anything
+    /// for the protocol node that the shell's transport or storage produced.
+    Protocol(Input),
+    /// A client connection was accepted.
+    ClientOpened { conn: ConnId },
+    /// Its handshake, with entropy for a new session.
+    ClientHello {
+        conn: ConnId,
+        hello: ConnectRequest,
+        entropy: Entropy,
+    },
+    /// One request frame, decoded at the socket.
+    ClientFrame { conn: ConnId, frame: RequestFrame },
+    /// The client closed the connection (or sent something unreadable).
+    ClientClosed { conn: ConnId },
+}
+
+/// What the core asks of the shell, in order.
+#[derive(Debug)]
+pub enum ServerOutput {
+    /// Send to a peer (FIFO per peer).
+    Peer { to: PeerId, msg: Message },
+    /// Make `op` durable, in `seq` order, then hand in `Input::Persisted`.
+    Persist { seq: PersistSeq, op: PersistOp },
+    /// Bytes for, or the closing of, a client connection.
+    Client(ClientOutput),
+    /// Write this snapshot of the applied state through `zxid` to disk (off
+    /// the driver's thread); the log before it is no longer needed.
+    WriteSnapshot { zxid: Zxid, content: Vec<u8> },
+}
+
+/// Why the core cannot go on: the node must stop.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Fatal(pub String);
+
+impl std::fmt::Display for Fatal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// What the admin endpoint and tests can see.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Status {
+    pub role: Role,
+    pub applied: Zxid,
+    pub last_logged: Zxid,
+    pub znodes: usize,
+    pub sessions: usize,
+    pub connections: usize,
+    pub stats: zab_core::Stats,
+}
+
+#[derive(Debug)]
+pub struct ServerCore {
+    node: Node,
+    replica: Replica,
+    frontend: Frontend,
+    /// Logged transactions after the newest snapshot, by zxid: delivery
+    /// and DIFF streams read them from here instead of going back to disk.
+    window: BTreeMap<Zxid, Bytes>,
+    applied: Zxid,
+    snapshot_every: u64,
+    since_snapshot: u64,
+    out: VecDeque<ServerOutput>,
+}
+
+impl ServerCore {
+    /// `replica` restored from the newest snapshot, `recovered` the log
+    /// records after it.
+    pub fn new(
+        node: Node,
+        replica: Replica,
+        frontend: Frontend,
+        recovered: Vec<zab_core::Txn>,
+        snapshot_every: u64,
+    ) -> ServerCore {
+        let applied = node.delivered();
+        let window = recovered.into_iter().map(|t| (t.zxid, t.payload)).collect();
+        ServerCore {
+            node,
+            replica,
+            frontend,
+            window,
+            applied,
+            snapshot_every: snapshot_every.max(1),
+            since_snapshot: 0,
+            out: VecDeque::new(),
+        }
+    }
+
+    /// Carries out what the node wants at start (its first actions).
+    pub fn start(&mut self, clock: Clock) -> Result<(), Fatal> {
+        self.frontend.clock = clock;
+        self.act()
+    }
+
+    /// Handles one input read at `clock`. An error means the node must stop
+    /// (its state machine diverged or its log has a gap).
+    pub fn handle(&mut self, clock: Clock, input: ServerInput) -> Result<(), Fatal> {
+        // The monotonic clock never goes back, whatever the shell reads.
+        let mono_us = clock.mono_us.max(self.frontend.clock.mono_us);
+        self.frontend.clock = Clock { mono_us, ..clock };
+        let applied = self.applied;
+        match input {
+            ServerInput::Tick => {
+                self.node.handle(Input::Tick);
+                let more = self.frontend.on_tick(self.node.role(), &self.replica);
+                self.feed(more);
+            }
+            ServerInput::Protocol(input) => self.node.handle(input),
+            ServerInput::ClientOpened { conn } => self.frontend.on_opened(conn),
+            ServerInput::ClientHello {
+                conn,
+                hello,
+                entropy,
+            } => {
+                let more = self
+                    .frontend
+                    .on_hello(conn, hello, entropy, &self.replica, applied);
+                self.feed(more);
+            }
+            ServerInput::ClientFrame { conn, frame } => {
+                let more = self.frontend.on_frame(conn, frame, &self.replica, applied);
+                self.feed(more);
+            }
+            ServerInput::ClientClosed { conn } => self.frontend.on_closed(conn),
+        }
+        self.act()
+    }
+
+    /// The next output, in order.
+    pub fn poll(&mut self) -> Option<ServerOutput> {
+        if let Some(o) = self.out.pop_front() {
+            return Some(o);
+        }
+        self.frontend.poll_output().map(ServerOutput::Client)
+    }
+
+    pub fn status(&self) -> Status {
+        Status {
+            role: self.node.role(),
+            applied: self.applied,
+            last_logged: self.node.history().last(),
+            znodes: self.replica.tree.node_count(),
+            sessions: self.replica.tree.sessions().len(),
+            connections: self.frontend.connections(),
+            stats: self.node.stats(),
+        }
+    }
+
+    pub fn replica(&self) -> &Replica {
+        &self.replica
+    }
+
+    pub fn node(&self) -> &Node {
+        &self.node
+    }
+
+    fn feed(&mut self, inputs: Vec<Input>) {
+        for input in inputs {
+            self.node.handle(input);
+        }
+    }
+
+    /// Carries out every pending action of the node, in order. This is the
+    /// one action executor: every environment (the tokio shell, the
+    /// simulator) sees the node only through these outputs.
+    fn act(&mut self) -> Result<(), Fatal> {
+        while let Some(action) = self.node.poll_action() {
+            match action {
+                Action::Send { to, msg } => self.out.push_back(ServerOutput::Peer { to, msg }),
+                Action::Persist { seq, op } => {
+                    self.track(&op)?;
+                    self.out.push_back(ServerOutput::Persist { seq, op });
+                }
+                Action::SendDiff {
+                    to,
+                    epoch,
+                    after,
+                    through,
+                } => {
+                    let range = (
+                        std::ops::Bound::Excluded(after),
+                        std::ops::Bound::Included(through),
+                    );
+                    let txns = self
+                        .window
+                        .range(range)
+                        .map(|(&zxid, payload)| zab_core::Txn {
+                            zxid,
+                            payload: payload.clone(),
+                        });
+                    for msg in zab_core::diff_stream(epoch, after, txns) {
+                        self.out.push_back(ServerOutput::Peer { to, msg });
+                    }
+                }
+                Action::SendSnapshot {
+                    to,
+                    epoch,
+                    join,
+                    zxid,
+                } => {
+                    debug_assert_eq!(zxid, self.applied, "snapshot must be of the applied state");
+                    let data = Bytes::from(self.replica.snapshot());
+                    let msg = Message::Snapshot {
+                        epoch,
+                        join,
+                        zxid,
+                        data,
+                    };
+                    self.out.push_back(ServerOutput::Peer { to, msg });
+                }
+                Action::Deliver { through } => self.deliver(through)?,
+                Action::RoleChanged(role) => {
+                    info!(?role, "role changed");
+                    self.frontend.on_role_changed(role);
+                }
+                Action::SyncDone { id, zxid } => {
+                    self.frontend
+                        .on_sync_done(id, zxid, &self.replica, self.applied)
+                }
+                Action::Reject { id, .. } => {
+                    self.frontend.on_reject(id, &self.replica, self.applied)
+                }
+                Action::Relayed { payload, .. } => self.frontend.on_relayed(payload),
+            }
+        }
+        Ok(())
+    }
+
+    /// Mirrors the node's writes into the in-memory window.
+    fn track(&mut self, op: &PersistOp) -> Result<(), Fatal> {
+        match op {
+            PersistOp::Append(txn) => {
+                self.window.insert(txn.zxid, txn.payload.clone());
+            }
+            PersistOp::Truncate { to } => {
+                self.window.split_off(&Zxid(to.0 + 1));
+            }
+            PersistOp::InstallSnapshot { zxid, data } => {
+                self.replica.restore(data).map_err(Fatal)?;
+                self.window.clear();
+                self.applied = *zxid;
+                self.frontend.on_state_replaced();
+            }
+            PersistOp::AcceptedEpoch(_) | PersistOp::CurrentEpoch(_) => {}
+        }
+        Ok(())
+    }
+
+    fn deliver(&mut self, through: Zxid) -> Result<(), Fatal> {
+        let from = std::ops::Bound::Excluded(self.applied);
+        let to = std::ops::Bound::Included(through);
+        let txns: Vec<(Zxid, Bytes)> = self
+            .window
+            .range((from, to))
+            .map(|(z, p)| (*z, p.clone()))
+            .collect();
+        for (zxid, payload) in txns {
+            if let Err(e) = self.replica.apply(zxid, &payload) {
+                error!(zxid = %zxid, error = %e, "state machine diverged; stopping");
+                return Err(Fatal(e));
+            }
+            self.applied = zxid;
+            self.since_snapshot += 1;
+        }
+        if self.applied != through {
+            return Err(Fatal(format!(
+                "asked to deliver through {through}, but only {} is logged",
+                self.applied
+            )));
+        }
+        let done = std::mem::take(&mut self.replica.completed);
+        self.frontend.on_applied(done, &self.replica);
+        if self.since_snapshot >= self.snapshot_every {
+            self.take_snapshot();
+        }
+        Ok(())
+    }
+
+    /// Asks for a snapshot of the applied state, then trims the window.
+    fn take_snapshot(&mut self) {
+        self.since_snapshot = 0;
+        let zxid = self.applied;
+        let content = self.replica.snapshot();
+        self.out
+            .push_back(ServerOutput::WriteSnapshot { zxid, content });
+        // Followers behind this point get a snapshot instead of a DIFF.
+        self.window = self.window.split_off(&Zxid(zxid.0 + 1));
+        self.node.handle(Input::Compacted { through: zxid });
+    }
+}

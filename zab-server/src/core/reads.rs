@@ -1,0 +1,218 @@
+//! Requests answered from this server's applied tree (reads, AddWatch,
+//! RemoveWatches, SetWatches' catch-up), and the wire forms of the tree's
+//! results.
+
+use zab_proto::{
+    CreateReply, ErrorCode, MultiResult, Outcome as WireOutcome, Request, Response, WatchEvent,
+};
+
+use super::frontend::WATCHES_MAX;
+use crate::replica::Replica;
+use crate::tree::Outcome;
+use crate::tree::Stat as TreeStat;
+use crate::watches::{OneShot, Watches};
+
+/// Re-arms a reconnected session's watches (SetWatches) and returns what
+/// changed while the client was away, to be sent before the reply (their
+/// `zxid` is filled in by the caller); later changes fire as they are applied.
+pub(super) fn catch_up(
+    set: &zab_proto::SetWatches,
+    replica: &Replica,
+    watches: &mut Watches,
+    session: u64,
+) -> Vec<WatchEvent> {
+    rearm(watches, session, set, replica)
+        .into_iter()
+        .map(|(kind, path)| WatchEvent {
+            kind,
+            path,
+            zxid: 0,
+        })
+        .collect()
+}
+
+/// Re-arms watches after a reconnect and reports what changed since the
+/// client's last zxid, as ZooKeeper does: by comparing the zxids in each
+/// node's stat with the client's. Persistent watches cannot be caught up this
+/// way (the changes under them are not recorded), so they get an explicit
+/// `ContinuityLost` instead of a silent gap.
+fn rearm(
+    watches: &mut Watches,
+    session: u64,
+    set: &zab_proto::SetWatches,
+    replica: &Replica,
+) -> Vec<(zab_proto::WatchEventKind, String)> {
+    use zab_proto::WatchEventKind as K;
+    let rel = set.relative_zxid;
+    let mut events = Vec::new();
+    for path in &set.data {
+        match replica.tree.exists(path) {
+            None => events.push((K::NodeDeleted, path.clone())),
+            Some(st) if st.mzxid.0 > rel => events.push((K::NodeDataChanged, path.clone())),
+            Some(_) => watches.arm(OneShot::Data, path, session),
+        }
+    }
+    for path in &set.exists {
+        match replica.tree.exists(path) {
+            Some(st) if st.czxid.0 > rel => events.push((K::NodeCreated, path.clone())),
+            Some(st) if st.mzxid.0 > rel => events.push((K::NodeDataChanged, path.clone())),
+            _ => watches.arm(OneShot::Exists, path, session),
+        }
+    }
+    for path in &set.children {
+        match replica.tree.exists(path) {
+            None => events.push((K::NodeDeleted, path.clone())),
+            Some(st) if st.pzxid.0 > rel => events.push((K::NodeChildrenChanged, path.clone())),
+            Some(_) => watches.arm(OneShot::Child, path, session),
+        }
+    }
+    for (paths, mode) in [
+        (&set.persistent, zab_proto::AddWatchMode::Persistent),
+        (
+            &set.persistent_recursive,
+            zab_proto::AddWatchMode::PersistentRecursive,
+        ),
+    ] {
+        for path in paths {
+            watches.add(mode, path, session);
+            events.push((K::ContinuityLost, path.clone()));
+        }
+    }
+    events
+}
+
+/// Runs a read, AddWatch or RemoveWatches against the applied tree.
+pub(super) fn read(
+    request: &Request,
+    replica: &Replica,
+    watches: &mut Watches,
+    session: u64,
+) -> WireOutcome {
+    let tree = &replica.tree;
+    let valid = |path: &str| crate::tree::path::validate(path).is_ok();
+    let path = match request {
+        Request::Exists { path, .. }
+        | Request::GetData { path, .. }
+        | Request::GetChildren { path, .. }
+        | Request::AddWatch { path, .. } => path,
+        Request::RemoveWatches { path, kind } => {
+            return if watches.remove(*kind, path, session) {
+                WireOutcome::Ok(Response::RemoveWatches)
+            } else {
+                WireOutcome::Err(ErrorCode::NoWatcher)
+            };
+        }
+        _ => return WireOutcome::Err(ErrorCode::Unimplemented),
+    };
+    if !valid(path) {
+        return WireOutcome::Err(ErrorCode::BadArguments);
+    }
+    match request {
+        Request::Exists { path, watch } => {
+            if *watch {
+                watches.arm(OneShot::Exists, path, session);
+            }
+            WireOutcome::Ok(Response::Exists(tree.exists(path).map(wire_stat)))
+        }
+        Request::GetData { path, watch } => match tree.get(path) {
+            Some((data, stat)) => {
+                if *watch {
+                    watches.arm(OneShot::Data, path, session);
+                }
+                WireOutcome::Ok(Response::GetData {
+                    data: data.clone(),
+                    stat: wire_stat(stat),
+                })
+            }
+            None => WireOutcome::Err(ErrorCode::NoNode),
+        },
+        Request::AddWatch { path, mode } => {
+            if watches.count(session) >= WATCHES_MAX {
+                WireOutcome::Err(ErrorCode::TooManyWatches)
+            } else {
+                watches.add(*mode, path, session);
+                WireOutcome::Ok(Response::AddWatch)
+            }
+        }
+        Request::GetChildren { path, watch } => match tree.children(path) {
+            Some((children, stat)) => {
+                if *watch {
+                    watches.arm(OneShot::Child, path, session);
+                }
+                WireOutcome::Ok(Response::GetChildren {
+                    children,
+                    stat: wire_stat(stat),
+                })
+            }
+            None => WireOutcome::Err(ErrorCode::NoNode),
+        },
+        _ => WireOutcome::Err(ErrorCode::Unimplemented),
+    }
+}
+
+pub fn wire_stat(s: TreeStat) -> zab_proto::Stat {
+    zab_proto::Stat {
+        czxid: s.czxid.0,
+        mzxid: s.mzxid.0,
+        ctime: s.ctime_ms,
+        mtime: s.mtime_ms,
+        version: s.version,
+        cversion: s.cversion,
+        aversion: s.aversion,
+        ephemeral_owner: s.ephemeral_owner,
+        data_length: s.data_length,
+        num_children: s.num_children,
+        pzxid: s.pzxid.0,
+    }
+}
+
+fn wire_code(code: crate::tree::ErrorCode) -> ErrorCode {
+    ErrorCode::from_code(code.code())
+}
+
+/// The client-facing result of an applied write.
+pub(super) fn wire_outcome(outcome: &Outcome) -> WireOutcome {
+    match outcome {
+        Outcome::Created { path, stat } => WireOutcome::Ok(Response::Create(CreateReply {
+            path: path.clone(),
+            stat: wire_stat(*stat),
+        })),
+        Outcome::Deleted => WireOutcome::Ok(Response::Delete),
+        Outcome::DataSet { stat } => WireOutcome::Ok(Response::SetData(wire_stat(*stat))),
+        Outcome::Checked => WireOutcome::Ok(Response::Check),
+        Outcome::SessionClosed => WireOutcome::Ok(Response::CloseSession),
+        Outcome::Error(code) => WireOutcome::Err(wire_code(*code)),
+        Outcome::Multi(ops) => {
+            let failed = ops.iter().find_map(|o| match o {
+                Outcome::Error(code) if code.code() != 0 && code.code() != -2 => Some(*code),
+                _ => None,
+            });
+            match failed {
+                Some(err) => WireOutcome::MultiErr {
+                    err: wire_code(err),
+                    errors: ops
+                        .iter()
+                        .map(|o| match o {
+                            Outcome::Error(c) => wire_code(*c),
+                            _ => ErrorCode::Ok,
+                        })
+                        .collect(),
+                },
+                None => WireOutcome::Ok(Response::Multi(
+                    ops.iter()
+                        .map(|o| match o {
+                            Outcome::Created { path, stat } => MultiResult::Create(CreateReply {
+                                path: path.clone(),
+                                stat: wire_stat(*stat),
+                            }),
+                            Outcome::Deleted => MultiResult::Delete,
+                            Outcome::DataSet { stat } => MultiResult::SetData(wire_stat(*stat)),
+                            _ => MultiResult::Check,
+                        })
+                        .collect(),
+                )),
+            }
+        }
+        Outcome::SessionCreated | Outcome::Noop => WireOutcome::Err(ErrorCode::SystemError),
+    }
+}

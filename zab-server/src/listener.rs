@@ -1,0 +1,178 @@
+//! The client port, tokio side: accepts connections and runs one task per
+//! connection that only frames bytes. Everything a connection means (its
+//! handshake, session, replies, timeouts) is decided by the server core
+//! ([`crate::core`]); a task reports what arrived as [`ClientEvent`]s and
+//! writes what the core sends it until the core drops its sender.
+
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::{Arc, Mutex};
+
+use bytes::{Bytes, BytesMut};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::mpsc;
+use tracing::{debug, warn};
+use zab_proto::{negotiate_frame_bytes, ConnectRequest, RequestFrame, HANDSHAKE_FRAME_BYTES_MAX};
+
+use crate::core::ConnId;
+
+/// Connections one client address may hold open (ZooKeeper's maxClientCnxns).
+pub const CONNECTIONS_PER_ADDRESS_MAX: usize = 60;
+
+/// From connection tasks to the driver.
+#[derive(Debug)]
+pub enum ClientEvent {
+    /// A connection was accepted; `tx` carries what the core sends it, and
+    /// dropping `tx` closes it.
+    Opened {
+        conn: ConnId,
+        tx: mpsc::UnboundedSender<Bytes>,
+    },
+    /// The connection's handshake arrived.
+    Hello { conn: ConnId, hello: ConnectRequest },
+    /// One request frame, decoded once, here.
+    Frame { conn: ConnId, frame: RequestFrame },
+    /// The client closed the connection, or sent something unreadable.
+    Closed { conn: ConnId },
+}
+
+type PerAddress = Arc<Mutex<HashMap<IpAddr, usize>>>;
+
+/// Where clients connect.
+pub async fn bind(addr: SocketAddr) -> std::io::Result<TcpListener> {
+    TcpListener::bind(addr).await
+}
+
+/// Accepts clients forever, one task each.
+pub async fn listen(
+    listener: TcpListener,
+    events: mpsc::Sender<ClientEvent>,
+    frame_bytes_max: u32,
+) {
+    let mut next: ConnId = 1;
+    let per_address = PerAddress::default();
+    loop {
+        match listener.accept().await {
+            Ok((stream, addr)) => {
+                if !admit(&per_address, addr.ip()) {
+                    warn!(%addr, "too many connections from this address; refusing");
+                    continue; // dropping the stream closes it
+                }
+                let conn = next;
+                next += 1;
+                let events = events.clone();
+                let per_address = per_address.clone();
+                tokio::spawn(async move {
+                    if let Err(e) = connection(conn, stream, &events, frame_bytes_max).await {
+                        debug!(%addr, conn, error = %e, "client connection ended");
+                    }
+                    let _ = events.send(ClientEvent::Closed { conn }).await;
+                    release(&per_address, addr.ip());
+                });
+            }
+            Err(e) => {
+                warn!(error = %e, "accepting a client failed");
+                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+            }
+        }
+    }
+}
+
+fn admit(per_address: &PerAddress, ip: IpAddr) -> bool {
+    let mut counts = per_address.lock().unwrap_or_else(|e| e.into_inner());
+    let n = counts.entry(ip).or_insert(0);
+    if *n >= CONNECTIONS_PER_ADDRESS_MAX {
+        return false;
+    }
+    *n += 1;
+    true
+}
+
+fn release(per_address: &PerAddress, ip: IpAddr) {
+    let mut counts = per_address.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some(n) = counts.get_mut(&ip) {
+        *n -= 1;
+        if *n == 0 {
+            counts.remove(&ip);
+        }
+    }
+}
+
+/// Runs one connection until either side ends it: the client (EOF, a bad
+/// frame) or the core (it dropped the sender: a refusal, a close, a silent
+/// client, a handshake that never came).
+async fn connection(
+    conn: ConnId,
+    stream: TcpStream,
+    events: &mpsc::Sender<ClientEvent>,
+    frame_bytes_max: u32,
+) -> std::io::Result<()> {
+    let _ = stream.set_nodelay(true);
+    let (mut reader, mut writer) = stream.into_split();
+    let (tx, mut rx) = mpsc::unbounded_channel::<Bytes>();
+    if events.send(ClientEvent::Opened { conn, tx }).await.is_err() {
+        return Ok(());
+    }
+    let write = async move {
+        while let Some(first) = rx.recv().await {
+            let mut out = BytesMut::from(&first[..]);
+            while let Ok(more) = rx.try_recv() {
+                out.extend_from_slice(&more);
+            }
+            if writer.write_all(&out).await.is_err() {
+                return;
+            }
+        }
+        // The core dropped us (close or refusal): flush and end.
+        let _ = writer.shutdown().await;
+    };
+    let read = async move {
+        let mut buf = BytesMut::with_capacity(16 * 1024);
+        let mut limit = None;
+        loop {
+            let frame_limit = limit.unwrap_or(HANDSHAKE_FRAME_BYTES_MAX);
+            match zab_proto::decode_frame(&mut buf, frame_limit) {
+                Ok(Some(body)) => {
+                    let event = match limit {
+                        None => {
+                            let hello = ConnectRequest::decode(body).map_err(|e| {
+                                warn!(conn, error = %e, "malformed handshake; closing the connection");
+                                std::io::Error::other(e)
+                            })?;
+                            limit = Some(
+                                negotiate_frame_bytes(hello.max_frame_bytes, frame_bytes_max)
+                                    .unwrap_or(frame_bytes_max),
+                            );
+                            ClientEvent::Hello { conn, hello }
+                        }
+                        Some(_) => match RequestFrame::decode(body) {
+                            Ok(frame) => ClientEvent::Frame { conn, frame },
+                            Err(e) => {
+                                // A malformed frame closes this connection only.
+                                warn!(conn, error = %e, "malformed request; closing the connection");
+                                return Err(std::io::Error::other(e));
+                            }
+                        },
+                    };
+                    if events.send(event).await.is_err() {
+                        return Ok(());
+                    }
+                    continue;
+                }
+                Ok(None) => {}
+                Err(e) => {
+                    warn!(conn, error = %e, "bad frame; closing the connection");
+                    return Err(std::io::Error::other(e));
+                }
+            }
+            if reader.read_buf(&mut buf).await? == 0 {
+                return Ok(());
+            }
+        }
+    };
+    tokio::select! {
+        () = write => Ok(()),
+        r = read => r,
+    }
+}
