@@ -198,11 +198,23 @@ impl Ensemble {
         let child = Command::new(env!("CARGO_BIN_EXE_zab-server"))
             .arg("--config")
             .arg(data.join("zab.toml"))
+            // The test hook on the wall-clock input (see `step_wall_clock`).
+            .env(
+                "ZAB_TEST_WALL_CLOCK_OFFSET_FILE",
+                data.join("wall-offset-ms"),
+            )
             .stdout(Stdio::null())
             .stderr(log)
             .spawn()
             .expect("start zab-server");
         self.procs[i] = Some(child);
+    }
+
+    /// Steps server `i`'s wall clock to `offset_ms` from the real one (the
+    /// server reads the offset at each tick).
+    pub fn step_wall_clock(&self, i: usize, offset_ms: i64) {
+        let file = self.dir.join(format!("{}", i + 1)).join("wall-offset-ms");
+        std::fs::write(file, offset_ms.to_string()).expect("offset file");
     }
 
     pub fn kill(&mut self, i: usize) {
