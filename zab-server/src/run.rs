@@ -109,6 +109,16 @@ pub async fn serve(cfg: Config) -> Result<Stop, String> {
         u64::from_be_bytes(token_seed),
         metrics.clone(),
     );
+    #[cfg(feature = "defects")]
+    let frontend = match std::env::var("ZAB_SERVER_DEFECT") {
+        Ok(name) => {
+            let defects = crate::core::Defects::named(&name)
+                .ok_or_else(|| format!("unknown server defect {name:?}"))?;
+            tracing::warn!(defect = %name, "running with a deliberately broken server rule");
+            frontend.with_defects(defects)
+        }
+        Err(_) => frontend,
+    };
     let core = ServerCore::new(
         node,
         app,

@@ -116,7 +116,56 @@ pub struct Frontend {
     /// Leader only: expired nodes already proposed for removal, as swept.
     pub(super) sweeping: BTreeSet<(String, Zxid, Zxid)>,
     pub(super) leading: bool,
+    /// Whether this server is in a working quorum (leading or following in
+    /// broadcast): only then does it take handshakes or keep connections.
+    pub(super) broadcasting: bool,
+    pub(super) defects: Defects,
     pub(super) out: VecDeque<ClientOutput>,
+}
+
+/// Deliberately broken rules of the server core, each one a bug this layer
+/// had or could have, so the whole-server simulator and the real-process
+/// tests can show that they catch it. All off unless a test turns one on
+/// (`defects` feature).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Defects {
+    /// An open connection counts as a live session, traffic or not.
+    pub connection_is_liveness: bool,
+    /// The leader times sessions on the wall clock.
+    pub expire_on_wall_clock: bool,
+    /// A resumed session attaches without moving through the log, so its
+    /// old connection elsewhere never learns it is stale.
+    pub no_session_moved: bool,
+    /// AddWatch, RemoveWatches and SetWatches run when they arrive, ahead
+    /// of the replies queued before them.
+    pub watch_requests_ahead_of_replies: bool,
+    /// Replies are matched to requests by (session, xid), not by token.
+    pub replies_by_session_xid: bool,
+}
+
+impl Defects {
+    /// The defect switch called `name`.
+    pub fn named(name: &str) -> Option<Defects> {
+        let mut d = Defects::default();
+        match name {
+            "connection_is_liveness" => d.connection_is_liveness = true,
+            "expire_on_wall_clock" => d.expire_on_wall_clock = true,
+            "no_session_moved" => d.no_session_moved = true,
+            "watch_requests_ahead_of_replies" => d.watch_requests_ahead_of_replies = true,
+            "replies_by_session_xid" => d.replies_by_session_xid = true,
+            _ => return None,
+        }
+        Some(d)
+    }
+
+    /// Every name [`Defects::named`] knows.
+    pub const NAMES: &'static [&'static str] = &[
+        "connection_is_liveness",
+        "expire_on_wall_clock",
+        "no_session_moved",
+        "watch_requests_ahead_of_replies",
+        "replies_by_session_xid",
+    ];
 }
 
 impl Frontend {
@@ -145,7 +194,26 @@ impl Frontend {
             expiring: BTreeSet::new(),
             sweeping: BTreeSet::new(),
             leading: false,
+            broadcasting: false,
+            defects: Defects::default(),
             out: VecDeque::new(),
+        }
+    }
+
+    /// Turns on deliberately broken rules (tests only).
+    #[cfg(feature = "defects")]
+    pub fn with_defects(mut self, defects: Defects) -> Frontend {
+        self.defects = defects;
+        self
+    }
+
+    /// The clock sessions are timed on: monotonic µs (the wall clock, in
+    /// µs, under the `expire_on_wall_clock` defect).
+    pub(super) fn liveness_now(&self) -> u64 {
+        if self.defects.expire_on_wall_clock {
+            (self.clock.wall_ms.max(0) as u64).saturating_mul(1000)
+        } else {
+            self.clock.mono_us
         }
     }
 
@@ -233,15 +301,20 @@ impl Frontend {
         }
     }
 
-    /// The server left the broadcast phase it was in: writes it submitted
-    /// may or may not commit under the next leader, and the core will not
-    /// report on them (a follower's forwarded write can be lost with its
-    /// leader). A client must not wait forever, nor be told a definite
-    /// failure: its connection is closed, so it sees ConnectionLoss and
-    /// reconnects, as ZooKeeper's followers do when they lose the leader.
-    /// Session creations and moves waiting in the log count as writes.
+    /// The server left the broadcast phase it was in: it is no longer part
+    /// of a working quorum. Every connection is closed, as ZooKeeper's
+    /// followers do when they lose the leader:
+    /// - writes it submitted may or may not commit under the next leader,
+    ///   and the core will not report on them (a follower's forwarded write
+    ///   can be lost with its leader); a client must not wait forever, nor
+    ///   be told a definite failure, so it sees ConnectionLoss;
+    /// - the traffic it hears can no longer reach the leader, so a session
+    ///   kept here would expire while its client is talking; its client
+    ///   moves to a server in the quorum instead.
+    ///
+    /// Handshakes are refused until it is back in broadcast.
     pub fn on_role_changed(&mut self, role: Role) {
-        let broadcasting = matches!(
+        self.broadcasting = matches!(
             role,
             Role::Leading {
                 phase: zab_core::Phase::Broadcast,
@@ -251,18 +324,11 @@ impl Frontend {
                 ..
             }
         );
-        if broadcasting {
+        if self.broadcasting {
             return;
         }
-        let doubtful: Vec<ConnId> = self
-            .conns
-            .iter()
-            .filter(|(_, c)| {
-                c.connecting.is_some() || c.queue.iter().any(|i| matches!(i, Item::Write { .. }))
-            })
-            .map(|(conn, _)| *conn)
-            .collect();
-        self.close_all_of(doubtful, "left broadcast with writes in flight");
+        let all: Vec<ConnId> = self.conns.keys().copied().collect();
+        self.close_all_of(all, "left broadcast");
     }
 
     /// Refuses a handshake and closes the connection.
@@ -286,6 +352,11 @@ impl Frontend {
             Some(c) if c.session.is_none() && c.connecting.is_none() => {}
             // Unknown (already closed), or a second hello: not ours to serve.
             _ => return Vec::new(),
+        }
+        if !self.broadcasting {
+            let message = "this server is not in a working quorum right now; try another".into();
+            self.refuse(conn, ErrorCode::NotLeaderNoQuorum, message);
+            return Vec::new();
         }
         if hello.last_zxid_seen > applied.0 {
             // A client never goes back in time (REFERENCE §4).
@@ -340,7 +411,8 @@ impl Frontend {
             }
         };
         self.touched.insert(session);
-        if replica.owner(session).is_some_and(|o| o != self.me) {
+        let moving = replica.owner(session).is_some_and(|o| o != self.me);
+        if moving && !self.defects.no_session_moved {
             // Owned by another server: the move goes through the log, so
             // every server (the old one included) learns that the session's
             // earlier connections are stale before this one serves.
@@ -398,7 +470,7 @@ impl Frontend {
         self.watches.forget(session);
         self.touched.insert(session);
         if self.leading {
-            self.last_heard.insert(session, self.clock.mono_us);
+            self.last_heard.insert(session, self.liveness_now());
         }
         let limit =
             zab_proto::negotiate_frame_bytes(hello.max_frame_bytes, zab_proto::FRAME_BYTES_DEFAULT)
@@ -459,6 +531,7 @@ impl Frontend {
         applied: Zxid,
     ) -> Vec<Input> {
         let now = self.clock.mono_us;
+        let heard = self.liveness_now();
         let Some(c) = self.conns.get_mut(&conn) else {
             return Vec::new();
         };
@@ -478,7 +551,7 @@ impl Frontend {
         c.heard_us = now;
         self.touched.insert(session);
         if self.leading {
-            self.last_heard.insert(session, now);
+            self.last_heard.insert(session, heard);
         }
         if c.queue.len() >= OUTSTANDING_MAX {
             warn!(
@@ -515,6 +588,19 @@ impl Frontend {
                     });
                     self.push(conn, Item::Write { id });
                     Item::Close
+                }
+                r @ (Request::AddWatch { .. }
+                | Request::RemoveWatches { .. }
+                | Request::SetWatches(_))
+                    if self.defects.watch_requests_ahead_of_replies =>
+                {
+                    let outcome = super::reads::read(&r, replica, &mut self.watches, session);
+                    let reply = Reply {
+                        xid,
+                        zxid: applied.0,
+                        outcome,
+                    };
+                    Item::Ready(ServerFrame::Reply(reply))
                 }
                 Request::Sync { .. } => {
                     let id = self.next_id();

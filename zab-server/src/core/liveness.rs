@@ -28,6 +28,10 @@ impl Frontend {
     /// they heard from; the leader expires sessions silent for their timeout.
     pub fn on_tick(&mut self, role: Role, replica: &Replica) -> Vec<Input> {
         self.close_silent();
+        if self.defects.connection_is_liveness {
+            let open = self.by_session.keys().copied();
+            self.touched.extend(open.collect::<Vec<_>>());
+        }
         let leading = matches!(
             role,
             Role::Leading {
@@ -35,7 +39,7 @@ impl Frontend {
                 ..
             }
         );
-        let now = self.clock.mono_us;
+        let now = self.liveness_now();
         if leading && !self.leading {
             // A new leader restarts every session's clock (REFERENCE §4).
             self.last_heard = replica
@@ -71,7 +75,7 @@ impl Frontend {
 
     /// Leader: a follower heard from these sessions.
     pub fn on_relayed(&mut self, mut payload: Bytes) {
-        let now = self.clock.mono_us;
+        let now = self.liveness_now();
         while payload.remaining() >= 8 {
             self.last_heard.insert(payload.get_u64(), now);
         }
@@ -90,7 +94,10 @@ impl Frontend {
                     Phase::Handshaking if quiet_us > handshake_us => {
                         Some((conn, "no handshake within the bound"))
                     }
-                    Phase::Open { timeout_ms } if quiet_us > u64::from(timeout_ms) * 1000 => {
+                    Phase::Open { timeout_ms }
+                        if quiet_us > u64::from(timeout_ms) * 1000
+                            && !self.defects.connection_is_liveness =>
+                    {
                         Some((conn, "client silent for its session timeout"))
                     }
                     Phase::Moved if quiet_us > handshake_us => {
@@ -138,7 +145,7 @@ impl Frontend {
     /// Leader: sessions not heard from for their timeout end, each by one
     /// command that removes its ephemerals at one zxid.
     fn expire(&mut self, replica: &Replica) -> Vec<Input> {
-        let now = self.clock.mono_us;
+        let now = self.liveness_now();
         let mut inputs = Vec::new();
         for (session, timeout_ms) in replica.tree.sessions() {
             let heard = *self.last_heard.entry(session).or_insert(now);

@@ -31,7 +31,7 @@ use tracing::{error, info};
 use zab_core::{Action, Input, Message, Node, PeerId, PersistOp, PersistSeq, Role, Zxid};
 use zab_proto::{ConnectRequest, RequestFrame};
 
-pub use frontend::{ClientOutput, Frontend, OUTSTANDING_MAX, WATCHES_MAX};
+pub use frontend::{ClientOutput, Defects, Frontend, OUTSTANDING_MAX, WATCHES_MAX};
 pub use reads::wire_stat;
 
 use crate::replica::Replica;

@@ -106,7 +106,11 @@ impl Frontend {
     /// `requests`, and its reply goes nowhere (the client saw
     /// ConnectionLoss). Returns the connection to flush.
     fn answer(&mut self, done: &Completion) -> Option<ConnId> {
-        let id = RequestId(done.request);
+        let id = if self.defects.replies_by_session_xid {
+            self.by_session_xid(done)?
+        } else {
+            RequestId(done.request)
+        };
         let (conn, _) = self.requests.remove(&id)?;
         let submitted = self.submitted.remove(&id);
         let c = self.conns.get_mut(&conn)?;
@@ -137,6 +141,20 @@ impl Frontend {
                 .observe(std::time::Duration::from_micros(us));
         }
         Some(conn)
+    }
+
+    /// The `replies_by_session_xid` defect: the request the session's
+    /// current connection here has under `done`'s xid.
+    fn by_session_xid(&self, done: &Completion) -> Option<RequestId> {
+        let token = RequestId(done.request);
+        let Some(&conn) = self.by_session.get(&done.session) else {
+            return Some(token); // a handshake: by its token still
+        };
+        let found = self
+            .requests
+            .iter()
+            .find(|(_, &(c, xid))| c == conn && xid == done.xid);
+        Some(found.map_or(token, |(id, _)| *id))
     }
 
     /// Sends whatever is ready at the head of `conn`'s queue, running reads

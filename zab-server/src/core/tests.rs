@@ -49,6 +49,8 @@ impl Harness {
             mono_us: 1_000_000,
             wall_ms: 1_700_000_000_000,
         };
+        // In a working quorum: only then are handshakes taken.
+        fe.on_role_changed(following());
         Harness {
             fe,
             replica: Replica::new(),
@@ -300,6 +302,22 @@ fn relayed_sessions_stay_alive_at_the_leader() {
         h.advance(4_000);
         h.fe.on_relayed(Bytes::copy_from_slice(&session.to_be_bytes()));
         assert!(!expires(&h.tick(leading()), session));
+    }
+}
+
+/// A server that leaves the quorum closes its connections (their clients
+/// move to a server whose traffic reaches the leader) and refuses
+/// handshakes until it is back.
+#[test]
+fn a_server_out_of_the_quorum_serves_no_sessions() {
+    let mut h = Harness::new();
+    h.connect(1, None);
+    h.fe.on_role_changed(zab_core::Role::Looking);
+    assert!(h.is_closed(1));
+    h.hello(2, None, 10_000);
+    match h.connect_reply(2) {
+        ConnectReply::Refused(r) => assert_eq!(r.code, ErrorCode::NotLeaderNoQuorum),
+        ConnectReply::Accepted(r) => panic!("accepted out of the quorum: {r:?}"),
     }
 }
 
