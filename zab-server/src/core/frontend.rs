@@ -15,7 +15,7 @@
 //! proves nothing, since a partitioned or paused client leaves its socket
 //! open.
 
-use std::collections::{BTreeSet, HashMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 
 use bytes::{Bytes, BytesMut};
 use tracing::{info, warn};
@@ -98,7 +98,9 @@ pub struct Frontend {
     pub(super) limits: SessionLimits,
     /// The time of the input being handled.
     pub(super) clock: Clock,
-    pub(super) conns: HashMap<ConnId, Conn>,
+    /// Ordered, so that what the core does at a tick is the same in every run
+    /// of the same inputs (the simulator replays seeds exactly).
+    pub(super) conns: BTreeMap<ConnId, Conn>,
     pub(super) by_session: HashMap<u64, ConnId>,
     /// Writes, syncs and session creations or moves submitted to the core.
     pub(super) requests: HashMap<RequestId, (ConnId, i32)>,
@@ -182,7 +184,7 @@ impl Frontend {
             me,
             limits,
             clock: Clock::default(),
-            conns: HashMap::new(),
+            conns: BTreeMap::new(),
             by_session: HashMap::new(),
             requests: HashMap::new(),
             submitted: HashMap::new(),

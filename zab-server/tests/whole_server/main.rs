@@ -111,6 +111,20 @@ fn campaign() {
     );
 }
 
+/// A seed replays exactly: same events, same outcome (the printed replay
+/// command must reproduce a failure).
+#[test]
+fn a_seed_replays_exactly() {
+    for seed in [3, 4] {
+        let first = run(seed, Defects::default());
+        assert_eq!(
+            first,
+            run(seed, Defects::default()),
+            "seed {seed} did not replay"
+        );
+    }
+}
+
 /// Each deliberately broken server rule is caught within 200 seeds.
 #[test]
 fn every_defect_is_caught() {

@@ -27,17 +27,19 @@ use zab_core::{
     Epoch, History, Input, Membership, Message, Node, PeerId, PersistOp, PersistSeq, Restored,
     Role, Txn, Zxid,
 };
-use zab_proto::{ConnectRequest, RequestFrame, HANDSHAKE_FRAME_BYTES_MAX};
 use zab_server::core::{
-    ClientOutput, Clock, ConnId, Defects, Entropy, Frontend, ServerCore, ServerInput, ServerOutput,
+    ClientOutput, Clock, ConnId, Defects, Frontend, ServerCore, ServerInput, ServerOutput,
     SessionLimits,
 };
 use zab_server::replica::{Command, CommandBody, Replica};
 use zab_server::server::Application;
 use zab_tests::sim::rng::Rng;
 
-use super::checks::{Hearing, SessionChecker};
-use super::client::{Action, SimClient};
+mod faults;
+mod links;
+
+use super::checks::SessionChecker;
+use super::client::SimClient;
 
 const TICK_US: u64 = 100_000;
 /// Wall-clock time at the simulation's start (ms since the Unix epoch).
@@ -71,7 +73,7 @@ impl SimConfig {
     }
 }
 
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Report {
     pub seed: u64,
     pub servers: usize,
@@ -242,7 +244,7 @@ pub struct Simulation {
     servers: Vec<Server>,
     clients: Vec<SimClient>,
     client_life: Vec<ClientLife>,
-    links: HashMap<ConnId, Link>,
+    links: BTreeMap<ConnId, Link>,
     next_conn: ConnId,
     /// Cut peer links, both directions listed.
     cut: HashSet<(usize, usize)>,
@@ -294,7 +296,7 @@ impl Simulation {
             servers,
             client_life: vec![ClientLife::Active; cfg.clients],
             clients,
-            links: HashMap::new(),
+            links: BTreeMap::new(),
             next_conn: 1,
             cut: HashSet::new(),
             peer_gen: HashMap::new(),
@@ -641,382 +643,6 @@ impl Simulation {
                 }
             }
         }
-    }
-
-    fn client_actions(&mut self, c: usize, actions: Vec<Action>) {
-        for action in actions {
-            match action {
-                Action::Connect { conn, server } => {
-                    let stale = false;
-                    let blackholed = matches!(self.client_life[c], ClientLife::Cut(_));
-                    self.links.insert(
-                        conn,
-                        Link {
-                            client: c,
-                            server,
-                            server_life: self.servers[server].life,
-                            blackholed,
-                            server_open: false,
-                            session: None,
-                            stale,
-                            hello_seen: false,
-                            server_buf: BytesMut::new(),
-                            to_server_at: 0,
-                            to_client_at: 0,
-                        },
-                    );
-                    let delay = self.rng.range(50, 800);
-                    self.after(delay, Event::Accept { conn });
-                    if let Some(old) = self.clients[c].stale.as_ref().map(|s| s.id) {
-                        if let Some(l) = self.links.get_mut(&old) {
-                            l.stale = true;
-                        }
-                    }
-                }
-                Action::Send { conn, bytes } => {
-                    let delay = self.rng.range(50, 800);
-                    if let Some(l) = self.links.get_mut(&conn) {
-                        if !l.blackholed {
-                            let at = l.to_server_at.max(self.now + delay);
-                            l.to_server_at = at;
-                            self.schedule(at, Event::ToServer { conn, bytes });
-                        }
-                    }
-                }
-                Action::Close { conn } => {
-                    let delay = self.rng.range(50, 800);
-                    if let Some(l) = self.links.get_mut(&conn) {
-                        if !l.blackholed {
-                            let at = l.to_server_at.max(self.now + delay);
-                            l.to_server_at = at;
-                            self.schedule(at, Event::ServerSeesClose { conn });
-                        }
-                    }
-                }
-            }
-        }
-    }
-
-    fn on_accept(&mut self, conn: ConnId) {
-        let Some(l) = self.links.get_mut(&conn) else {
-            return;
-        };
-        let server = l.server;
-        if self.servers[server].core.is_none() || l.blackholed {
-            // Refused (or never answered, when cut off): the client's own
-            // handshake timeout deals with a blackholed one.
-            if !l.blackholed {
-                let delay = self.rng.range(50, 800);
-                self.after(delay, Event::ClientSeesClose { conn });
-            }
-            return;
-        }
-        l.server_open = true;
-        l.server_life = self.servers[server].life;
-        self.input(server, ServerInput::ClientOpened { conn });
-    }
-
-    /// Bytes reach the server: framed and decoded as the listener does.
-    fn on_to_server(&mut self, conn: ConnId, bytes: &[u8]) {
-        let Some(l) = self.links.get_mut(&conn) else {
-            return;
-        };
-        let server = l.server;
-        if !l.server_open || self.servers[server].life != l.server_life {
-            return;
-        }
-        l.server_buf.extend_from_slice(bytes);
-        loop {
-            let Some(l) = self.links.get_mut(&conn) else {
-                return;
-            };
-            if !l.server_open {
-                return;
-            }
-            let limit = if l.hello_seen {
-                zab_proto::FRAME_BYTES_DEFAULT
-            } else {
-                HANDSHAKE_FRAME_BYTES_MAX
-            };
-            let body = match zab_proto::decode_frame(&mut l.server_buf, limit) {
-                Ok(Some(body)) => body,
-                Ok(None) => return,
-                Err(e) => {
-                    self.report.violation =
-                        Some(format!("a client frame the server cannot read: {e}"));
-                    return;
-                }
-            };
-            let (session, stale) = (l.session, l.stale);
-            let input = if l.hello_seen {
-                let frame = RequestFrame::decode(body).expect("clients send well-formed frames");
-                if let Some(session) = session {
-                    self.hear(session, server, stale);
-                }
-                ServerInput::ClientFrame { conn, frame }
-            } else {
-                l.hello_seen = true;
-                let hello = ConnectRequest::decode(body).expect("a well-formed hello");
-                if hello.session_id != 0 {
-                    self.hear(hello.session_id, server, false);
-                }
-                let mut entropy = [0u8; 24];
-                for chunk in entropy.chunks_mut(8) {
-                    chunk.copy_from_slice(&self.rng.next_u64().to_be_bytes());
-                }
-                ServerInput::ClientHello {
-                    conn,
-                    hello,
-                    entropy: Entropy(entropy),
-                }
-            };
-            self.input(server, input);
-        }
-    }
-
-    /// Server `i` received traffic of `session`: the checker's evidence.
-    fn hear(&mut self, session: u64, i: usize, stale: bool) {
-        let Some(core) = self.servers[i].core.as_ref() else {
-            return;
-        };
-        let leader = match core.status().role {
-            Role::Leading {
-                phase: zab_core::Phase::Broadcast,
-                ..
-            } => Some(i),
-            Role::Following {
-                leader,
-                phase: zab_core::Phase::Broadcast,
-                ..
-            } => Some(leader.0 as usize - 1),
-            _ => None,
-        };
-        let hearing = leader.filter(|_| !stale).map(|leader| Hearing {
-            at: self.now,
-            server: i,
-            leader,
-        });
-        self.checker.traffic(session, self.now, hearing);
-    }
-
-    fn on_to_client(&mut self, conn: ConnId, bytes: Bytes) {
-        let Some(l) = self.links.get(&conn) else {
-            return;
-        };
-        let c = l.client;
-        if let ClientLife::Paused(until) = self.client_life[c] {
-            // A paused process reads nothing; the bytes wait in its socket.
-            self.schedule(until, Event::ToClient { conn, bytes });
-            return;
-        }
-        let (actions, accepted) = self.clients[c].received(self.now, conn, &bytes);
-        if let Some(session) = accepted {
-            if let Some(l) = self.links.get_mut(&conn) {
-                l.session = Some(session.id);
-            }
-            self.checker
-                .session_accepted(session.id, session.timeout_ms);
-        }
-        self.client_actions(c, actions);
-    }
-
-    fn leader(&self) -> Option<usize> {
-        (0..self.cfg.servers).find(|&i| {
-            self.servers[i].core.as_ref().is_some_and(|c| {
-                matches!(
-                    c.status().role,
-                    Role::Leading {
-                        phase: zab_core::Phase::Broadcast,
-                        ..
-                    }
-                )
-            })
-        })
-    }
-
-    fn crash(&mut self, i: usize) {
-        if self.servers[i].core.take().is_none() {
-            return;
-        }
-        self.leading[i] = false;
-        self.checker.outage(i, None, self.now);
-        // Unsynced writes are lost; its connections close (clients see it).
-        self.servers[i].pending.clear();
-        for j in 0..self.cfg.servers {
-            if j != i {
-                self.break_link(i, j);
-            }
-        }
-        let conns: Vec<ConnId> = self
-            .links
-            .iter()
-            .filter(|(_, l)| l.server == i && l.server_open)
-            .map(|(c, _)| *c)
-            .collect();
-        for conn in conns {
-            let l = self.links.get_mut(&conn).expect("listed");
-            l.server_open = false;
-            if !l.blackholed {
-                let at = l.to_client_at.max(self.now + 100);
-                self.schedule(at, Event::ClientSeesClose { conn });
-            }
-        }
-        let back = self.rng.range(1_000_000, 6_000_000);
-        self.after(back, Event::Restart(i));
-    }
-
-    fn cut_link(&mut self, a: usize, b: usize) {
-        if self.cut.insert((a, b)) {
-            self.cut.insert((b, a));
-            self.checker.outage(a, Some(b), self.now);
-            self.break_link(a, b);
-        }
-    }
-
-    fn nemesis(&mut self) {
-        let n = self.cfg.servers;
-        match self.rng.below(10) {
-            0 => {
-                let i = self.rng.below(n as u64) as usize;
-                self.count("crash");
-                self.crash(i);
-            }
-            1 => {
-                if let Some(l) = self.leader() {
-                    self.count("crash-leader");
-                    self.crash(l);
-                }
-            }
-            2 => {
-                self.count("partition");
-                let side: Vec<bool> = (0..n).map(|_| self.rng.chance(0.5)).collect();
-                for a in 0..n {
-                    for b in a + 1..n {
-                        if side[a] != side[b] {
-                            self.cut_link(a, b);
-                        }
-                    }
-                }
-                let heal = self.rng.range(1_000_000, 6_000_000);
-                self.after(heal, Event::Heal);
-            }
-            3 => {
-                if let Some(l) = self.leader() {
-                    self.count("isolate-leader");
-                    for b in (0..n).filter(|&b| b != l) {
-                        self.cut_link(l, b);
-                    }
-                    let heal = self.rng.range(1_000_000, 6_000_000);
-                    self.after(heal, Event::Heal);
-                }
-            }
-            4 => {
-                let i = match self.leader() {
-                    Some(l) if self.rng.chance(0.7) => l,
-                    _ => self.rng.below(n as u64) as usize,
-                };
-                self.count("wall-clock-step");
-                let step = if self.rng.chance(0.5) {
-                    HOUR_MS
-                } else {
-                    -HOUR_MS
-                };
-                self.servers[i].wall_offset_ms += step;
-            }
-            5 => self.silence_client(false),
-            6 => self.silence_client(true),
-            7 => {
-                let c = self.rng.below(self.cfg.clients as u64) as usize;
-                self.count("client-crash");
-                let actions = self.clients[c].drop_connections();
-                self.client_actions(c, actions);
-                // It comes back as a new process: a new session.
-                self.clients[c].session = None;
-            }
-            8 => {
-                let c = self.rng.below(self.cfg.clients as u64) as usize;
-                let to = self.rng.below(n as u64) as usize;
-                self.count("client-move");
-                self.clients[c].move_session(to);
-            }
-            _ => {
-                let c = self.rng.below(self.cfg.clients as u64) as usize;
-                if self.client_life[c] == ClientLife::Active {
-                    self.count("client-bounce");
-                    let actions = self.clients[c].bounce(self.now, &mut self.next_conn);
-                    self.client_actions(c, actions);
-                }
-            }
-        }
-    }
-
-    /// Cuts a client off (its connections stay open, its bytes vanish) or
-    /// pauses it, for between a third of its timeout and twice it.
-    fn silence_client(&mut self, pause: bool) {
-        let c = self.rng.below(self.cfg.clients as u64) as usize;
-        if self.client_life[c] != ClientLife::Active {
-            return;
-        }
-        let timeout = u64::from(self.clients[c].requested_timeout_ms) * 1000;
-        let until = self.now + self.rng.range(timeout / 3, timeout * 2);
-        if pause {
-            self.count("client-pause");
-            self.client_life[c] = ClientLife::Paused(until);
-        } else {
-            self.count("client-cut");
-            self.client_life[c] = ClientLife::Cut(until);
-            self.blackhole(c, true);
-        }
-        self.schedule(until, Event::ClientBack(c));
-    }
-
-    fn blackhole(&mut self, c: usize, on: bool) {
-        for l in self.links.values_mut().filter(|l| l.client == c) {
-            if on {
-                l.blackholed = true;
-            }
-        }
-    }
-
-    /// Heals partitions (and, once chaos is over, everything): restarts
-    /// crashed servers, reconnects cut links, and at the end of chaos puts
-    /// two clients to permanent silence for the liveness check.
-    fn heal(&mut self) {
-        let chaos_over = self.now >= self.cfg.chaos_ms * 1000;
-        let links: Vec<(usize, usize)> = self.cut.drain().collect();
-        for (a, b) in links {
-            if a < b {
-                self.checker.outage_over(a, Some(b), self.now);
-            }
-        }
-        if !chaos_over || self.calm {
-            return;
-        }
-        self.calm = true;
-        for i in 0..self.cfg.servers {
-            if self.servers[i].core.is_none() {
-                self.boot(i);
-            }
-        }
-        for c in 0..self.cfg.clients {
-            self.client_life[c] = ClientLife::Active;
-        }
-        // The leader's wall clock jumps, then two clients fall silent for
-        // good: one cut off, one paused. Their sessions must end on time.
-        if let Some(l) = self.leader() {
-            let step = if self.rng.chance(0.5) {
-                HOUR_MS
-            } else {
-                -HOUR_MS
-            };
-            self.servers[l].wall_offset_ms += step;
-        }
-        let forever = u64::MAX / 2;
-        let a = self.rng.below(self.cfg.clients as u64) as usize;
-        let b = (a + 1) % self.cfg.clients;
-        self.client_life[a] = ClientLife::Cut(forever);
-        self.blackhole(a, true);
-        self.client_life[b] = ClientLife::Paused(forever);
     }
 
     /// The end-of-run checks: sessions whose clients went silent ended on

@@ -1,0 +1,191 @@
+//! Client connections on the simulated network: connecting, bytes both
+//! ways (FIFO per direction, lost when blackholed), and the server side
+//! framed and decoded exactly as the listener does.
+
+use bytes::{Bytes, BytesMut};
+use zab_core::Role;
+use zab_proto::{ConnectRequest, RequestFrame, HANDSHAKE_FRAME_BYTES_MAX};
+use zab_server::core::{ConnId, Entropy, ServerInput};
+
+use super::super::checks::Hearing;
+use super::super::client::Action;
+use super::{ClientLife, Event, Link, Simulation};
+
+impl Simulation {
+    pub(super) fn client_actions(&mut self, c: usize, actions: Vec<Action>) {
+        for action in actions {
+            match action {
+                Action::Connect { conn, server } => {
+                    let stale = false;
+                    let blackholed = matches!(self.client_life[c], ClientLife::Cut(_));
+                    self.links.insert(
+                        conn,
+                        Link {
+                            client: c,
+                            server,
+                            server_life: self.servers[server].life,
+                            blackholed,
+                            server_open: false,
+                            session: None,
+                            stale,
+                            hello_seen: false,
+                            server_buf: BytesMut::new(),
+                            to_server_at: 0,
+                            to_client_at: 0,
+                        },
+                    );
+                    let delay = self.rng.range(50, 800);
+                    self.after(delay, Event::Accept { conn });
+                    if let Some(old) = self.clients[c].stale.as_ref().map(|s| s.id) {
+                        if let Some(l) = self.links.get_mut(&old) {
+                            l.stale = true;
+                        }
+                    }
+                }
+                Action::Send { conn, bytes } => {
+                    let delay = self.rng.range(50, 800);
+                    if let Some(l) = self.links.get_mut(&conn) {
+                        if !l.blackholed {
+                            let at = l.to_server_at.max(self.now + delay);
+                            l.to_server_at = at;
+                            self.schedule(at, Event::ToServer { conn, bytes });
+                        }
+                    }
+                }
+                Action::Close { conn } => {
+                    let delay = self.rng.range(50, 800);
+                    if let Some(l) = self.links.get_mut(&conn) {
+                        if !l.blackholed {
+                            let at = l.to_server_at.max(self.now + delay);
+                            l.to_server_at = at;
+                            self.schedule(at, Event::ServerSeesClose { conn });
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    pub(super) fn on_accept(&mut self, conn: ConnId) {
+        let Some(l) = self.links.get_mut(&conn) else {
+            return;
+        };
+        let server = l.server;
+        if self.servers[server].core.is_none() || l.blackholed {
+            // Refused (or never answered, when cut off): the client's own
+            // handshake timeout deals with a blackholed one.
+            if !l.blackholed {
+                let delay = self.rng.range(50, 800);
+                self.after(delay, Event::ClientSeesClose { conn });
+            }
+            return;
+        }
+        l.server_open = true;
+        l.server_life = self.servers[server].life;
+        self.input(server, ServerInput::ClientOpened { conn });
+    }
+
+    /// Bytes reach the server: framed and decoded as the listener does.
+    pub(super) fn on_to_server(&mut self, conn: ConnId, bytes: &[u8]) {
+        let Some(l) = self.links.get_mut(&conn) else {
+            return;
+        };
+        let server = l.server;
+        if !l.server_open || self.servers[server].life != l.server_life {
+            return;
+        }
+        l.server_buf.extend_from_slice(bytes);
+        loop {
+            let Some(l) = self.links.get_mut(&conn) else {
+                return;
+            };
+            if !l.server_open {
+                return;
+            }
+            let limit = if l.hello_seen {
+                zab_proto::FRAME_BYTES_DEFAULT
+            } else {
+                HANDSHAKE_FRAME_BYTES_MAX
+            };
+            let body = match zab_proto::decode_frame(&mut l.server_buf, limit) {
+                Ok(Some(body)) => body,
+                Ok(None) => return,
+                Err(e) => {
+                    self.report.violation =
+                        Some(format!("a client frame the server cannot read: {e}"));
+                    return;
+                }
+            };
+            let (session, stale) = (l.session, l.stale);
+            let input = if l.hello_seen {
+                let frame = RequestFrame::decode(body).expect("clients send well-formed frames");
+                if let Some(session) = session {
+                    self.hear(session, server, stale);
+                }
+                ServerInput::ClientFrame { conn, frame }
+            } else {
+                l.hello_seen = true;
+                let hello = ConnectRequest::decode(body).expect("a well-formed hello");
+                if hello.session_id != 0 {
+                    self.hear(hello.session_id, server, false);
+                }
+                let mut entropy = [0u8; 24];
+                for chunk in entropy.chunks_mut(8) {
+                    chunk.copy_from_slice(&self.rng.next_u64().to_be_bytes());
+                }
+                ServerInput::ClientHello {
+                    conn,
+                    hello,
+                    entropy: Entropy(entropy),
+                }
+            };
+            self.input(server, input);
+        }
+    }
+
+    /// Server `i` received traffic of `session`: the checker's evidence.
+    fn hear(&mut self, session: u64, i: usize, stale: bool) {
+        let Some(core) = self.servers[i].core.as_ref() else {
+            return;
+        };
+        let leader = match core.status().role {
+            Role::Leading {
+                phase: zab_core::Phase::Broadcast,
+                ..
+            } => Some(i),
+            Role::Following {
+                leader,
+                phase: zab_core::Phase::Broadcast,
+                ..
+            } => Some(leader.0 as usize - 1),
+            _ => None,
+        };
+        let hearing = leader.filter(|_| !stale).map(|leader| Hearing {
+            at: self.now,
+            server: i,
+            leader,
+        });
+        self.checker.traffic(session, self.now, hearing);
+    }
+
+    pub(super) fn on_to_client(&mut self, conn: ConnId, bytes: Bytes) {
+        let Some(l) = self.links.get(&conn) else {
+            return;
+        };
+        let c = l.client;
+        if let ClientLife::Paused(until) = self.client_life[c] {
+            // A paused process reads nothing; the bytes wait in its socket.
+            self.schedule(until, Event::ToClient { conn, bytes });
+            return;
+        }
+        let (actions, accepted) = self.clients[c].received(self.now, conn, &bytes);
+        if let Some(session) = accepted {
+            if let Some(l) = self.links.get_mut(&conn) {
+                l.session = Some(session.id);
+            }
+            self.checker
+                .session_accepted(session.id, session.timeout_ms);
+        }
+        self.client_actions(c, actions);
+    }
+}
