@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Fault-injection campaign on real processes (see zab-server/tests/nemesis.rs).
+# Fault-injection campaign on real processes (see zab-server/tests/nemesis/).
 #
 #   scripts/nemesis.sh --runs N --secs S [--seed K] [--jobs J] [--power-loss]
 #

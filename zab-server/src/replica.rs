@@ -493,6 +493,43 @@ mod tests {
         );
     }
 
+    /// A write its client sent just as the leader expired the session is
+    /// logged after the expiry: it fails, and does not apply for a session
+    /// that no longer exists (the tree's session check).
+    #[test]
+    fn a_write_logged_after_its_sessions_expiry_fails() {
+        let mut r = Replica::new();
+        let z = |c| Zxid::new(Epoch(1), c);
+        let session = 0x0100_0000_0000_0007;
+        let open = CommandBody::CreateSession {
+            timeout_ms: 4_000,
+            password: [7; PASSWORD_BYTES],
+        };
+        r.apply(z(1), &cmd(session, 0, open)).expect("applies");
+        r.apply(z(2), &cmd(session, 0, CommandBody::ExpireSession))
+            .expect("applies");
+        let create = CommandBody::Op(Request::Create(CreateRequest {
+            path: "/late".into(),
+            data: Bytes::new(),
+            mode: CreateMode::Persistent,
+            ttl_ms: 0,
+        }));
+        r.apply(z(3), &cmd(session, 1, create)).expect("applies");
+        assert!(
+            r.tree.exists("/late").is_none(),
+            "a dead session's write applied"
+        );
+        let last = r.completed.last().expect("a completion");
+        assert!(
+            matches!(
+                last.outcome,
+                Outcome::Error(crate::tree::ErrorCode::SessionExpired)
+            ),
+            "{:?}",
+            last.outcome
+        );
+    }
+
     #[test]
     fn expiry_commands_do_nothing_if_the_node_changed_since_the_sweep() {
         let mut r = Replica::new();

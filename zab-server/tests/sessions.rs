@@ -26,6 +26,10 @@ use zab_proto::{
 };
 use zab_tests::proxy::{Direction, Proxy, Rule};
 
+/// One ensemble at a time: the expiry bounds are tight, and five 3-server
+/// ensembles at once on a 2-core machine would measure the scheduler.
+static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
 /// The servers' tick (the harness's config keeps the default).
 const TICK: Duration = Duration::from_millis(100);
 
@@ -88,6 +92,7 @@ async fn helper_holds_an_ephemeral() {
 /// watcher on another server gets NodeDeleted.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_paused_clients_ephemeral_goes_and_its_watchers_hear_of_it() {
+    let _one = ONE_AT_A_TIME.lock().await;
     let e = Ensemble::start(3, "sessions-sigstop");
     let setup = connect_retry(&e.clients, 10_000).await.expect("a session");
     drop(setup);
@@ -159,6 +164,7 @@ async fn wait_for_state(client: &Client, state: SessionState, within: Duration) 
 /// the client learns that its session expired.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_client_cut_off_with_its_connection_open_expires() {
+    let _one = ONE_AT_A_TIME.lock().await;
     let mut e = Ensemble::start(3, "sessions-cut");
     connect_retry(&e.clients, 10_000).await.expect("a session");
     let leader = e.wait_for_leader(None).await;
@@ -280,22 +286,26 @@ impl Raw {
     }
 }
 
-fn accepted(reply: ConnectReply) -> zab_proto::ConnectResponse {
-    match reply {
-        ConnectReply::Accepted(r) => r,
-        ConnectReply::Refused(r) => panic!("refused: {r:?}"),
-    }
-}
-
 /// Connects a new session to `addr`, retrying while the ensemble elects.
 async fn new_session(addr: SocketAddr, timeout_ms: u32) -> (Raw, zab_proto::ConnectResponse) {
+    open_session(addr, (0, [0; PASSWORD_BYTES]), timeout_ms).await
+}
+
+/// Opens or resumes `session` on `addr`, retrying while the server is not
+/// in a working quorum yet (bounded).
+async fn open_session(
+    addr: SocketAddr,
+    session: (u64, [u8; PASSWORD_BYTES]),
+    timeout_ms: u32,
+) -> (Raw, zab_proto::ConnectResponse) {
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
-        let (raw, reply) = Raw::connect(addr, (0, [0; PASSWORD_BYTES]), timeout_ms).await;
+        let (raw, reply) = Raw::connect(addr, session, timeout_ms).await;
         match reply {
             ConnectReply::Accepted(r) => return (raw, r),
-            ConnectReply::Refused(r) if Instant::now() < deadline => {
-                let _ = r;
+            ConnectReply::Refused(r)
+                if r.code == ErrorCode::NotLeaderNoQuorum && Instant::now() < deadline =>
+            {
                 tokio::time::sleep(Duration::from_millis(100)).await;
             }
             ConnectReply::Refused(r) => panic!("refused: {r:?}"),
@@ -316,11 +326,11 @@ fn create(path: &str) -> Request {
 /// connection gets SessionMoved, has no effect, and the connection closes.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_request_on_a_moved_sessions_old_connection_gets_session_moved() {
+    let _one = ONE_AT_A_TIME.lock().await;
     let e = Ensemble::start(3, "sessions-moved");
     let (mut old, session) = new_session(e.clients[0], 10_000).await;
-    let (mut new, reply) =
-        Raw::connect(e.clients[1], (session.session_id, session.password), 10_000).await;
-    accepted(reply);
+    let credentials = (session.session_id, session.password);
+    let (mut new, _) = open_session(e.clients[1], credentials, 10_000).await;
     // The new connection works ...
     new.send(1, create("/fresh")).await;
     assert!(
@@ -365,6 +375,7 @@ async fn a_request_on_a_moved_sessions_old_connection_gets_session_moved() {
 /// gets 30 s.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_thirty_second_timeout_is_granted_by_default() {
+    let _one = ONE_AT_A_TIME.lock().await;
     let e = Ensemble::start(3, "sessions-30s");
     let (_raw, session) = new_session(e.clients[2], 30_000).await;
     assert_eq!(session.timeout_ms, 30_000);
@@ -375,6 +386,7 @@ async fn a_thirty_second_timeout_is_granted_by_default() {
 /// another, and a silent client still expires on time.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_wall_clock_step_on_the_leader_expires_nothing_early_or_late() {
+    let _one = ONE_AT_A_TIME.lock().await;
     let e = Ensemble::start(3, "sessions-wall-clock");
     connect_retry(&e.clients, 10_000).await.expect("a session");
     let leader = e.wait_for_leader(None).await;

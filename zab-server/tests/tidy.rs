@@ -33,7 +33,7 @@ const LINES_MAX: usize = 800;
 /// exceed. Lower a number when a file shrinks; remove a line when it fits.
 const GRANDFATHERED: &[(&str, usize)] = &[
     ("zab-proto/src/response.rs", 873),
-    ("zab-server/tests/nemesis.rs", 939),
+    ("zab-server/tests/nemesis/main.rs", 823),
     ("zab-server/src/storage/sim_fs.rs", 1131),
     ("zab-client/src/lib.rs", 1180),
     ("tests/src/sim/mod.rs", 1199),

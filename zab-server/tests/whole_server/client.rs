@@ -85,6 +85,8 @@ pub struct SimClient {
     pub violation: Option<String>,
     pub sessions_started: u64,
     pub acked_writes: u64,
+    /// Print every frame received (`ZAB_WHOLE_SIM_TRACE`).
+    pub trace: bool,
 }
 
 impl SimClient {
@@ -101,6 +103,7 @@ impl SimClient {
             violation: None,
             sessions_started: 0,
             acked_writes: 0,
+            trace: false,
         }
     }
 
@@ -315,6 +318,12 @@ impl SimClient {
                     break;
                 }
             };
+            if self.trace {
+                eprintln!(
+                    "          client {}: on {conn}: {frame:?} (front {front:?})",
+                    self.index
+                );
+            }
             match frame {
                 ServerFrame::Ping { .. } => {}
                 ServerFrame::Watch { event, .. } => {
@@ -373,7 +382,14 @@ impl SimClient {
             let path = format!("{ROOT}/c{}-{}", self.index, self.writes);
             out.push(create(c, now, &path, CreateMode::Persistent, false));
         }
-        if let Some(stale) = self.stale.as_mut() {
+        if fresh {
+            // The move ended in a new session (the old one expired while
+            // the client was moving): the old connection is that old
+            // session's, not a stale one of this session.
+            if let Some(old) = self.stale.take() {
+                out.push(Action::Close { conn: old.id });
+            }
+        } else if let Some(stale) = self.stale.as_mut() {
             self.writes += 1;
             let path = format!("{ROOT}/c{}-{}-stale", self.index, self.writes);
             out.push(create(stale, now, &path, CreateMode::Persistent, true));

@@ -187,7 +187,7 @@ impl Simulation {
             }
         }
         for c in 0..self.cfg.clients {
-            self.client_life[c] = ClientLife::Active;
+            self.resume_client(c);
         }
         // The leader's wall clock jumps, then two clients fall silent for
         // good: one cut off, one paused. Their sessions must end on time.

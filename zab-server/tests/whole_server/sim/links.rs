@@ -14,6 +14,9 @@ use super::{ClientLife, Event, Link, Simulation};
 impl Simulation {
     pub(super) fn client_actions(&mut self, c: usize, actions: Vec<Action>) {
         for action in actions {
+            if self.trace {
+                eprintln!("{:>9} µs client {c}: {}", self.now, describe(&action));
+            }
             match action {
                 Action::Connect { conn, server } => {
                     let stale = false;
@@ -173,9 +176,16 @@ impl Simulation {
             return;
         };
         let c = l.client;
-        if let ClientLife::Paused(until) = self.client_life[c] {
+        if self.trace {
+            eprintln!(
+                "{:>9} µs client {c}: received {} bytes on {conn}",
+                self.now,
+                bytes.len()
+            );
+        }
+        if let ClientLife::Paused(_) = self.client_life[c] {
             // A paused process reads nothing; the bytes wait in its socket.
-            self.schedule(until, Event::ToClient { conn, bytes });
+            self.held[c].push_back(Event::ToClient { conn, bytes });
             return;
         }
         let (actions, accepted) = self.clients[c].received(self.now, conn, &bytes);
@@ -187,5 +197,25 @@ impl Simulation {
                 .session_accepted(session.id, session.timeout_ms);
         }
         self.client_actions(c, actions);
+    }
+}
+
+/// One client action, for `ZAB_WHOLE_SIM_TRACE`.
+fn describe(action: &Action) -> String {
+    match action {
+        Action::Connect { conn, server } => format!("connect {conn} to server {}", server + 1),
+        Action::Close { conn } => format!("close {conn}"),
+        Action::Send { conn, bytes } => {
+            let mut buf = BytesMut::from(&bytes[..]);
+            let mut frames = Vec::new();
+            while let Ok(Some(body)) = zab_proto::decode_frame(&mut buf, u32::MAX) {
+                frames.push(match RequestFrame::decode(body.clone()) {
+                    Ok(RequestFrame::Op { xid, request }) => format!("#{} {request:?}", xid.get()),
+                    Ok(RequestFrame::Ping) => "ping".into(),
+                    Err(_) => "hello".into(),
+                });
+            }
+            format!("send on {conn}: {}", frames.join(", "))
+        }
     }
 }

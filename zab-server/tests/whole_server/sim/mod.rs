@@ -19,7 +19,7 @@
 //! the end every server that applied the same zxid holds the same state.
 
 use std::cmp::Reverse;
-use std::collections::{BTreeMap, BinaryHeap, HashMap, HashSet};
+use std::collections::{BTreeMap, BinaryHeap, HashMap, HashSet, VecDeque};
 use std::sync::Arc;
 
 use bytes::{Bytes, BytesMut};
@@ -244,6 +244,8 @@ pub struct Simulation {
     servers: Vec<Server>,
     clients: Vec<SimClient>,
     client_life: Vec<ClientLife>,
+    /// What reached each paused client, waiting in its sockets.
+    held: Vec<VecDeque<Event>>,
     links: BTreeMap<ConnId, Link>,
     next_conn: ConnId,
     /// Cut peer links, both directions listed.
@@ -258,6 +260,10 @@ pub struct Simulation {
     /// Which servers lead in broadcast (a new leader restarts the clocks).
     leading: Vec<bool>,
     calm: bool,
+    /// `ZAB_WHOLE_SIM_TRACE`: print what clients send and receive, and
+    /// each server's role changes.
+    trace: bool,
+    roles: Vec<String>,
     report: Report,
 }
 
@@ -295,6 +301,7 @@ impl Simulation {
             membership,
             servers,
             client_life: vec![ClientLife::Active; cfg.clients],
+            held: (0..cfg.clients).map(|_| VecDeque::new()).collect(),
             clients,
             links: BTreeMap::new(),
             next_conn: 1,
@@ -305,9 +312,15 @@ impl Simulation {
             logged: HashSet::new(),
             leading: Vec::new(),
             calm: false,
+            trace: std::env::var_os("ZAB_WHOLE_SIM_TRACE").is_some(),
+            roles: Vec::new(),
             cfg,
         };
         sim.leading = vec![false; sim.cfg.servers];
+        sim.roles = vec![String::new(); sim.cfg.servers];
+        for c in &mut sim.clients {
+            c.trace = sim.trace;
+        }
         for i in 0..sim.cfg.servers {
             sim.boot(i);
         }
@@ -350,6 +363,15 @@ impl Simulation {
         self.report.sessions = self.clients.iter().map(|c| c.sessions_started).sum();
         self.report.expiries = self.checker.expiries();
         self.report
+    }
+
+    /// Client `c` runs again; it first reads what arrived while it was
+    /// paused, in order.
+    fn resume_client(&mut self, c: usize) {
+        self.client_life[c] = ClientLife::Active;
+        while let Some(event) = self.held[c].pop_front() {
+            self.dispatch(event);
+        }
     }
 
     fn schedule(&mut self, at: u64, event: Event) {
@@ -443,6 +465,18 @@ impl Simulation {
         if leads && !self.leading[i] {
             self.checker.leader_elected(self.now);
         }
+        if self.trace {
+            let role = format!("{:?}", core.node().role());
+            if self.roles[i] != role {
+                eprintln!(
+                    "{:>9} µs server {}: {role} (applied {})",
+                    self.now,
+                    i + 1,
+                    core.status().applied
+                );
+                self.roles[i] = role;
+            }
+        }
         self.leading[i] = leads;
         self.drain(i);
     }
@@ -472,6 +506,9 @@ impl Simulation {
                     );
                 }
                 ServerOutput::WriteSnapshot { zxid, content } => {
+                    if self.trace {
+                        eprintln!("{:>9} µs server {} snapshots at {zxid}", self.now, i + 1);
+                    }
                     self.servers[i].disk.compact(zxid, Bytes::from(content));
                 }
                 ServerOutput::Client(ClientOutput::Send { conn, bytes }) => {
@@ -485,6 +522,9 @@ impl Simulation {
                     }
                 }
                 ServerOutput::Client(ClientOutput::Close { conn }) => {
+                    if self.trace {
+                        eprintln!("{:>9} µs server {} closes {conn}", self.now, i + 1);
+                    }
                     let delay = self.rng.range(50, 800);
                     if let Some(l) = self.links.get_mut(&conn) {
                         if l.server_open {
@@ -603,8 +643,8 @@ impl Simulation {
             Event::ToClient { conn, bytes } => self.on_to_client(conn, bytes),
             Event::ClientSeesClose { conn } => {
                 if let Some(c) = self.links.get(&conn).map(|l| l.client) {
-                    if let ClientLife::Paused(until) = self.client_life[c] {
-                        self.schedule(until, Event::ClientSeesClose { conn });
+                    if let ClientLife::Paused(_) = self.client_life[c] {
+                        self.held[c].push_back(Event::ClientSeesClose { conn });
                         return;
                     }
                     self.clients[c].closed(conn);
@@ -625,7 +665,7 @@ impl Simulation {
             Event::ClientBack(c) => {
                 if let ClientLife::Cut(until) | ClientLife::Paused(until) = self.client_life[c] {
                     if until <= self.now {
-                        self.client_life[c] = ClientLife::Active;
+                        self.resume_client(c);
                     }
                 }
             }

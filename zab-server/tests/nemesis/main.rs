@@ -20,7 +20,9 @@
 //! Meanwhile a nemesis injects one fault at a time and heals it: kill -9 and
 //! restart (a random server, the leader, or a minority at once), SIGSTOP /
 //! SIGCONT, isolating a server or the leader, a majority/minority partition,
-//! one-way partitions around the leader, and delayed links.
+//! one-way partitions around the leader, delayed links, and on the client
+//! path (every workload connects through a proxy per server) the clients of
+//! a server cut off with their connections open or paused (`faults.rs`).
 //!
 //! The CI-sized runs (`three_servers_under_faults_stay_linearizable`,
 //! `five_servers_under_faults_stay_linearizable`) take about a minute each.
@@ -32,7 +34,9 @@
 //! `ZAB_DEFECT=sync_without_quorum`) these runs must fail: see
 //! docs/testing.md.
 
+#[path = "../common/mod.rs"]
 mod common;
+mod faults;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex};
@@ -44,6 +48,8 @@ use zab_tests::checkers::{
     check_sequential, check_watch_log, SequentialCreate, WatchLog, WatchRecord,
 };
 use zab_tests::linearizability::{check, Budget, History, Op, Outcome, Reply, Verdict};
+use zab_tests::proxy::Proxy;
+use zab_tests::sim::rng::Rng;
 
 const KEYS: usize = 5;
 /// Workers move to fresh keys every this many seconds. An operation with an
@@ -59,23 +65,6 @@ const SESSION_MS: u32 = 4000;
 /// Session timeout of the ephemeral workload's sessions: short, so abandoned
 /// ones expire within the run.
 const EPHEMERAL_SESSION_MS: u32 = 1000;
-
-/// A tiny deterministic generator for the workload's choices.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
-    }
-
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
-}
 
 fn register_key(generation: u64, k: u64) -> String {
     format!("/r/g{generation}/k{k}")
@@ -159,7 +148,7 @@ async fn register_worker(mut id: u64, seed: u64, shared: Shared) {
     let Some(mut client) = shared.session(id as usize, SESSION_MS).await else {
         return;
     };
-    let mut rng = Rng(seed);
+    let mut rng = Rng::new(seed);
     let mut next_value = id << 32;
     while Instant::now() < shared.deadline {
         let key = shared.key(rng.below(KEYS as u64));
@@ -263,7 +252,7 @@ async fn register_op(client: &Client, id: u64, key: &str, op: Op, shared: &Share
 /// deposed leader while a new leader acknowledged the write.
 async fn cross_worker(id: u64, seed: u64, shared: Shared) {
     let n = shared.servers.len();
-    let mut rng = Rng(seed);
+    let mut rng = Rng::new(seed);
     let mut sessions = Vec::new();
     for k in 0..2 {
         // Pinned to different first servers; reconnects go round from there.
@@ -312,7 +301,7 @@ async fn sequential_worker(shared: Shared, log: Arc<Mutex<SeqLog>>) {
     let Some(mut client) = shared.session(7, SESSION_MS).await else {
         return;
     };
-    let mut rng = Rng(0x5e9);
+    let mut rng = Rng::new(0x5e9);
     while Instant::now() < shared.deadline {
         let invoke = shared.now();
         let r = shared
@@ -377,7 +366,7 @@ struct Ephemeral {
 }
 
 async fn ephemeral_worker(shared: Shared, log: Arc<Mutex<Vec<Ephemeral>>>) {
-    let mut rng = Rng(0xe9e);
+    let mut rng = Rng::new(0xe9e);
     let mut n = 0;
     while Instant::now() < shared.deadline {
         n += 1;
@@ -535,116 +524,6 @@ async fn watcher(shared: Shared, logs: Arc<Mutex<Vec<WatchLog>>>, until: Instant
 
 // -------------------------------------------------------------- nemesis
 
-async fn nemesis(e: &mut Ensemble, seed: u64, deadline: Instant) -> Vec<String> {
-    let mut rng = Rng(seed ^ 0xdead_beef);
-    let n = e.size();
-    let mut done = Vec::new();
-    while Instant::now() + Duration::from_secs(3) < deadline {
-        tokio::time::sleep(Duration::from_millis(300 + rng.below(1200))).await;
-        let victim = rng.below(n as u64) as usize;
-        let hold = Duration::from_millis(300 + rng.below(2200));
-        let leader = e.leader();
-        let fault = rng.below(11);
-        match fault {
-            0 => {
-                e.kill(victim);
-                tokio::time::sleep(hold).await;
-                e.spawn(victim);
-            }
-            1 => {
-                e.signal(victim, "STOP");
-                tokio::time::sleep(hold).await;
-                e.signal(victim, "CONT");
-            }
-            2 => {
-                if let Some(l) = leader {
-                    e.kill(l);
-                    tokio::time::sleep(hold).await;
-                    e.spawn(l);
-                }
-            }
-            3 => e.isolate(victim),
-            4 => e.isolate(leader.unwrap_or(victim)),
-            5 => {
-                // A minority (at least one server) against the rest.
-                let mut ids: Vec<usize> = (0..n).collect();
-                for i in (1..n).rev() {
-                    ids.swap(i, rng.below(i as u64 + 1) as usize);
-                }
-                let minority = 1 + rng.below((n as u64 - 1) / 2) as usize;
-                let (a, b) = ids.split_at(minority);
-                e.partition(&[a.to_vec(), b.to_vec()]);
-            }
-            6 => {
-                // The leader can hear but not speak.
-                let l = leader.unwrap_or(victim);
-                for j in (0..n).filter(|&j| j != l) {
-                    e.cut(l, j);
-                }
-            }
-            7 => {
-                // The leader can speak but not hear.
-                let l = leader.unwrap_or(victim);
-                for j in (0..n).filter(|&j| j != l) {
-                    e.cut(j, l);
-                }
-            }
-            8 => {
-                for i in 0..n {
-                    for j in (0..n).filter(|&j| j != i) {
-                        if rng.below(2) == 0 {
-                            e.delay(i, j, Duration::from_millis(5 + rng.below(150)));
-                        }
-                    }
-                }
-            }
-            10 => {
-                // The leader paused long enough for the others to elect a
-                // successor, and woken while its clients still wait on it.
-                if let Some(l) = leader {
-                    e.signal(l, "STOP");
-                    tokio::time::sleep(Duration::from_millis(800 + rng.below(500))).await;
-                    e.signal(l, "CONT");
-                }
-            }
-            _ => {
-                // A minority killed at once.
-                let count = (n - 1) / 2;
-                let victims: Vec<usize> = (0..count).map(|k| (victim + k) % n).collect();
-                for &v in &victims {
-                    e.kill(v);
-                }
-                tokio::time::sleep(hold).await;
-                for &v in &victims {
-                    e.spawn(v);
-                }
-            }
-        }
-        if (3..=8).contains(&fault) {
-            tokio::time::sleep(hold).await;
-            e.heal();
-        }
-        done.push(
-            [
-                "kill",
-                "pause",
-                "kill-leader",
-                "isolate",
-                "isolate-leader",
-                "partition",
-                "leader-mute",
-                "leader-deaf",
-                "delay",
-                "kill-minority",
-                "pause-leader",
-            ][fault as usize]
-                .to_string(),
-        );
-    }
-    e.heal();
-    done
-}
-
 // ------------------------------------------------------------------ run
 
 struct RunReport {
@@ -679,11 +558,16 @@ async fn run_once(nodes: usize, seed: u64, secs: u64) -> RunReport {
         let idx = h.push_invoke(0, key.clone(), Op::Write(0), 0);
         h.complete(idx, 0, Outcome::Ok(Reply::Ok));
     }
+    // The workloads reach each server through a proxy on its client path.
+    let mut client_proxies = Vec::new();
+    for addr in &e.clients {
+        client_proxies.push(Proxy::start(*addr).await.expect("a client proxy"));
+    }
     let started = Instant::now();
     let shared = Shared {
         started,
         deadline: started + Duration::from_secs(secs),
-        servers: e.clients.clone(),
+        servers: client_proxies.iter().map(Proxy::addr).collect(),
         history: history.clone(),
         acked: Arc::new(Mutex::new(Vec::new())),
         ops: Arc::default(),
@@ -722,7 +606,7 @@ async fn run_once(nodes: usize, seed: u64, secs: u64) -> RunReport {
     let faults = if std::env::var("NEMESIS_FAULTS").is_ok_and(|v| v == "0") {
         Vec::new()
     } else {
-        nemesis(&mut e, seed, shared.deadline).await
+        faults::nemesis(&mut e, &client_proxies, seed, shared.deadline).await
     };
     println!(
         "nemesis done ({} faults); waiting for the workloads",
