@@ -85,6 +85,11 @@ pub struct SimClient {
     pub violation: Option<String>,
     pub sessions_started: u64,
     pub acked_writes: u64,
+    /// The largest zxid seen in any header or ConnectResponse of the
+    /// session, sent with every hello: a server behind it refuses the
+    /// client (ServerBehind), so the client never goes back in time and
+    /// never resumes on a server that has not seen its session's last move.
+    last_zxid: u64,
     /// Print every frame received (`ZAB_WHOLE_SIM_TRACE`).
     pub trace: bool,
 }
@@ -103,6 +108,7 @@ impl SimClient {
             violation: None,
             sessions_started: 0,
             acked_writes: 0,
+            last_zxid: 0,
             trace: false,
         }
     }
@@ -168,6 +174,12 @@ impl SimClient {
         out
     }
 
+    /// The process restarted: it knows no session and has seen nothing.
+    pub fn forget_session(&mut self) {
+        self.session = None;
+        self.last_zxid = 0;
+    }
+
     /// Asks for the session to be moved to `server` (a nemesis fault).
     pub fn move_session(&mut self, server: usize) {
         self.move_to = Some(server);
@@ -207,7 +219,7 @@ impl SimClient {
         let mut b = BytesMut::new();
         ConnectRequest {
             protocol_version: PROTOCOL_VERSION,
-            last_zxid_seen: 0,
+            last_zxid_seen: self.last_zxid,
             timeout_ms: self.requested_timeout_ms,
             session_id,
             password,
@@ -288,6 +300,7 @@ impl SimClient {
                 match ConnectReply::decode(body) {
                     Ok(ConnectReply::Accepted(r)) => {
                         c.accepted = true;
+                        self.last_zxid = self.last_zxid.max(r.last_zxid);
                         let session = Session {
                             id: r.session_id,
                             password: r.password,
@@ -298,6 +311,7 @@ impl SimClient {
                     Ok(ConnectReply::Refused(r)) => {
                         if matches!(r.code, ErrorCode::SessionExpired | ErrorCode::AuthFailed) {
                             self.session = None;
+                            self.last_zxid = 0;
                         }
                         out.push(Action::Close { conn });
                         self.conn = None;

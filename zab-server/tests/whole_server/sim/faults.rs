@@ -119,7 +119,7 @@ impl Simulation {
                 let actions = self.clients[c].drop_connections();
                 self.client_actions(c, actions);
                 // It comes back as a new process: a new session.
-                self.clients[c].session = None;
+                self.clients[c].forget_session();
             }
             8 => {
                 let c = self.rng.below(self.cfg.clients as u64) as usize;
