@@ -95,6 +95,17 @@ async fn a_busy_session_survives_the_leaders_death() {
     e.kill(leader);
     e.wait_for_leader(Some(leader)).await;
     let before = acked.load(Ordering::SeqCst);
+    // A write acknowledged on the new connection follows its SetWatches
+    // (replies come in request order), so the watches are re-armed before
+    // the other session changes the watched nodes. Without this wait, a
+    // change can land between the reconnect and the re-arm, where a
+    // persistent watch reports only ContinuityLost, which is correct but
+    // not what this test looks for.
+    let rearmed = Instant::now() + Duration::from_secs(10);
+    while acked.load(Ordering::SeqCst) <= before + 1 {
+        assert!(Instant::now() < rearmed, "no write resumed after the kill");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
     let other = connect_retry(&[e.clients[others[0]]], 4000)
         .await
         .expect("other session");
