@@ -8,6 +8,10 @@
 //!     cargo test --release -p zab-server --test whole_server campaign -- --nocapture
 //! ZAB_WHOLE_SIM_SEED=1234 cargo test -p zab-server --test whole_server campaign -- --nocapture
 //! ```
+//!
+//! Also `ZAB_WHOLE_SIM_DEFECT=name` (a broken server rule),
+//! `ZAB_WHOLE_SIM_TRACE=1` (client frames, server roles),
+//! `ZAB_WHOLE_SIM_SERVERS=3|5` and `ZAB_WHOLE_SIM_THREADS=N` (measuring).
 
 mod checks;
 mod client;
@@ -23,7 +27,12 @@ fn env_u64(name: &str) -> Option<u64> {
 }
 
 fn run(seed: u64, defects: Defects) -> Report {
-    Simulation::new(SimConfig::from_seed(seed, defects)).run()
+    let mut cfg = SimConfig::from_seed(seed, defects);
+    // For measuring one size: ZAB_WHOLE_SIM_SERVERS=3 (or 5).
+    if let Some(n) = env_u64("ZAB_WHOLE_SIM_SERVERS") {
+        cfg.servers = n as usize;
+    }
+    Simulation::new(cfg).run()
 }
 
 /// Runs `seeds` on both cores; returns the reports in seed order.
