@@ -85,6 +85,9 @@ pub struct SimClient {
     pub violation: Option<String>,
     pub sessions_started: u64,
     pub acked_writes: u64,
+    /// Persistent nodes whose creation was acknowledged: they must never be
+    /// lost, whatever crashed.
+    pub acked_paths: Vec<String>,
     /// The largest zxid seen in any header or ConnectResponse of the
     /// session, sent with every hello: a server behind it refuses the
     /// client (ServerBehind), so the client never goes back in time and
@@ -108,6 +111,7 @@ impl SimClient {
             violation: None,
             sessions_started: 0,
             acked_writes: 0,
+            acked_paths: Vec::new(),
             last_zxid: 0,
             trace: false,
         }
@@ -358,7 +362,12 @@ impl SimClient {
                         )),
                         Outcome::Ok(Response::Create(r)) if r.path != path => failures
                             .push(format!("asked to create {path}, was answered {}", r.path)),
-                        Outcome::Ok(Response::Create(_)) => self.acked_writes += 1,
+                        Outcome::Ok(Response::Create(r)) => {
+                            self.acked_writes += 1;
+                            if r.path.starts_with(ROOT) && r.path != ROOT {
+                                self.acked_paths.push(r.path);
+                            }
+                        }
                         _ => {}
                     },
                 },

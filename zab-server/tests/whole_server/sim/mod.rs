@@ -424,6 +424,11 @@ impl Simulation {
         let mut cfg = zab_core::Config::new(PeerId(i as u64 + 1), self.membership.clone());
         cfg.init_limit_ticks = 20;
         cfg.sync_limit_ticks = 5;
+        // A broken protocol rule of zab-core's own self-test, to show the
+        // whole-server checks catch protocol bugs too.
+        if let Ok(name) = std::env::var("ZAB_WHOLE_SIM_CORE_DEFECT") {
+            cfg.defects = zab_tests::defect(&name).expect("a zab-core defect");
+        }
         let node = Node::new(cfg, restored).expect("the simulated disk restores");
         let frontend = Frontend::new(
             i as u64 + 1,
@@ -685,6 +690,37 @@ impl Simulation {
         }
     }
 
+    /// Every acknowledged create is in the tree of every server that has
+    /// caught up (applied as much as any), whatever crashed and lost its
+    /// unsynced writes on the way.
+    fn lost_writes(&self) -> Option<String> {
+        let newest = self
+            .servers
+            .iter()
+            .filter_map(|s| s.core.as_ref().map(|c| c.status().applied))
+            .max()?;
+        for (i, s) in self.servers.iter().enumerate() {
+            let Some(core) = &s.core else { continue };
+            if core.status().applied != newest {
+                continue;
+            }
+            for c in &self.clients {
+                if let Some(path) = c
+                    .acked_paths
+                    .iter()
+                    .find(|p| core.replica().tree.exists(p).is_none())
+                {
+                    return Some(format!(
+                        "server {} (applied {newest}) lost {path}, acknowledged to client {}",
+                        i + 1,
+                        c.index
+                    ));
+                }
+            }
+        }
+        None
+    }
+
     /// The end-of-run checks: sessions whose clients went silent ended on
     /// time, and servers that applied the same zxid agree on the state.
     fn finish(&mut self) -> Option<String> {
@@ -697,6 +733,9 @@ impl Simulation {
             .collect();
         let calm_from = self.cfg.chaos_ms * 1000;
         if let Some(v) = self.checker.late(self.now, calm_from, &live) {
+            return Some(v);
+        }
+        if let Some(v) = self.lost_writes() {
             return Some(v);
         }
         let mut by_zxid: BTreeMap<Zxid, (usize, Vec<u8>)> = BTreeMap::new();
