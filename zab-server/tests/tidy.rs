@@ -36,7 +36,6 @@ const GRANDFATHERED: &[(&str, usize)] = &[
     ("zab-server/tests/nemesis/main.rs", 823),
     ("zab-server/src/storage/sim_fs.rs", 1131),
     ("zab-client/src/lib.rs", 1180),
-    ("tests/src/sim/mod.rs", 1199),
     ("zab-core/src/leader.rs", 1308),
     ("zab-core/src/codec.rs", 1312),
     ("tests/src/linearizability.rs", 1509),
