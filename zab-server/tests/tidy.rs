@@ -32,13 +32,11 @@ const LINES_MAX: usize = 800;
 /// Files already longer than [`LINES_MAX`], with the length they may not
 /// exceed. Lower a number when a file shrinks; remove a line when it fits.
 const GRANDFATHERED: &[(&str, usize)] = &[
-    ("zab-proto/src/response.rs", 873),
+    ("tests/src/linearizability.rs", 811),
     ("zab-server/tests/nemesis/main.rs", 823),
-    ("zab-server/src/storage/sim_fs.rs", 1131),
+    ("zab-server/src/storage/sim_fs.rs", 877),
+    ("zab-core/src/leader.rs", 907),
     ("zab-client/src/lib.rs", 1180),
-    ("zab-core/src/leader.rs", 1308),
-    ("zab-core/src/codec.rs", 1312),
-    ("tests/src/linearizability.rs", 1509),
     ("zab-server/tests/crash.rs", 1874),
 ];
 
