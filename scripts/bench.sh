@@ -52,7 +52,9 @@ case "$DIR" in /*) ;; *) DIR="$ROOT/$DIR" ;; esac
 
 TARGET="${CARGO_TARGET_DIR:-$ROOT/target}"
 BENCH="$TARGET/release/zab-bench"
-ZAB="$TARGET/release/zab-server"
+# ZAB_SERVER_BIN runs another zab-server build (scripts/bench-compare.sh
+# points it at a baseline commit's binary); the default is this tree's.
+ZAB="${ZAB_SERVER_BIN:-$TARGET/release/zab-server}"
 ZK_CP="/usr/share/java/zookeeper.jar:/usr/share/java/slf4j-simple.jar"
 N=3
 # Ports, clear of scripts/cluster.sh (2181-2183, 2881-2883, 8081-8083).
