@@ -435,8 +435,9 @@ fn read_multi_errors(r: &mut Reader) -> Result<Vec<ErrorCode>, DecodeError> {
 pub struct ConnectResponse {
     /// The client's protocol version, which the server speaks.
     pub protocol_version: u16,
-    /// The negotiated session timeout: the client's request clamped to
-    /// [2, 20] ticks.
+    /// The negotiated session timeout: the client's request clamped to the
+    /// server's configured bounds (`min_session_timeout_ms`,
+    /// `max_session_timeout_ms`).
     pub timeout_ms: u32,
     /// The session's id (new, or the one the client resumed).
     pub session_id: u64,

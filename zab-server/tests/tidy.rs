@@ -36,7 +36,6 @@ const GRANDFATHERED: &[(&str, usize)] = &[
     ("zab-server/tests/nemesis/main.rs", 823),
     ("zab-server/src/storage/sim_fs.rs", 877),
     ("zab-core/src/leader.rs", 907),
-    ("zab-client/src/lib.rs", 1180),
     ("zab-server/tests/crash.rs", 1874),
 ];
 

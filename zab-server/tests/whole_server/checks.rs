@@ -105,6 +105,11 @@ impl SessionChecker {
         self.leader_since = at;
     }
 
+    /// Whether some leader logged the expiry of `session`.
+    pub fn has_expired(&self, session: u64) -> bool {
+        self.expired.contains_key(&session)
+    }
+
     pub fn expiries(&self) -> u64 {
         self.expired.len() as u64
     }

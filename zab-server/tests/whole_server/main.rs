@@ -19,14 +19,13 @@ mod sim;
 
 use std::time::Instant;
 
-use sim::{Report, SimConfig, Simulation};
-use zab_server::core::Defects;
+use sim::{Broken, Report, SimConfig, Simulation};
 
 fn env_u64(name: &str) -> Option<u64> {
     std::env::var(name).ok().and_then(|v| v.parse().ok())
 }
 
-fn run(seed: u64, defects: Defects) -> Report {
+fn run(seed: u64, defects: Broken) -> Report {
     let mut cfg = SimConfig::from_seed(seed, defects);
     // For measuring one size: ZAB_WHOLE_SIM_SERVERS=3 (or 5).
     if let Some(n) = env_u64("ZAB_WHOLE_SIM_SERVERS") {
@@ -36,7 +35,7 @@ fn run(seed: u64, defects: Defects) -> Report {
 }
 
 /// Runs `seeds` on both cores; returns the reports in seed order.
-fn run_all(seeds: Vec<u64>, defects: Defects) -> Vec<Report> {
+fn run_all(seeds: Vec<u64>, defects: Broken) -> Vec<Report> {
     let threads = std::thread::available_parallelism()
         .map_or(2, |n| n.get())
         .min(8);
@@ -75,8 +74,8 @@ fn campaign() {
         }
     };
     let defects = match std::env::var("ZAB_WHOLE_SIM_DEFECT") {
-        Ok(name) => Defects::named(&name).expect("a known defect"),
-        Err(_) => Defects::default(),
+        Ok(name) => Broken::named(&name).expect("a known defect"),
+        Err(_) => Broken::default(),
     };
     let began = Instant::now();
     let reports = run_all(seeds, defects);
@@ -125,20 +124,21 @@ fn campaign() {
 #[test]
 fn a_seed_replays_exactly() {
     for seed in [3, 4] {
-        let first = run(seed, Defects::default());
+        let first = run(seed, Broken::default());
         assert_eq!(
             first,
-            run(seed, Defects::default()),
+            run(seed, Broken::default()),
             "seed {seed} did not replay"
         );
     }
 }
 
-/// Each deliberately broken server rule is caught within 200 seeds.
+/// Each deliberately broken server or client rule is caught within 200
+/// seeds.
 #[test]
 fn every_defect_is_caught() {
-    for &name in Defects::NAMES {
-        let defects = Defects::named(name).expect("a known defect");
+    for name in Broken::names() {
+        let defects = Broken::named(name).expect("a known defect");
         let mut caught = None;
         for batch in (1..=200u64).collect::<Vec<_>>().chunks(20) {
             let reports = run_all(batch.to_vec(), defects);

@@ -145,7 +145,7 @@ impl Simulation {
         if self.client_life[c] != ClientLife::Active {
             return;
         }
-        let timeout = u64::from(self.clients[c].requested_timeout_ms) * 1000;
+        let timeout = u64::from(self.clients[c].requested_timeout_ms()) * 1000;
         let until = self.now + self.rng.range(timeout / 3, timeout * 2);
         if pause {
             self.count("client-pause");

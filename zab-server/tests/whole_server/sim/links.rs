@@ -39,7 +39,7 @@ impl Simulation {
                     );
                     let delay = self.rng.range(50, 800);
                     self.after(delay, Event::Accept { conn });
-                    if let Some(old) = self.clients[c].stale.as_ref().map(|s| s.id) {
+                    if let Some(old) = self.clients[c].stale_conn() {
                         if let Some(l) = self.links.get_mut(&old) {
                             l.stale = true;
                         }
@@ -188,15 +188,25 @@ impl Simulation {
             self.held[c].push_back(Event::ToClient { conn, bytes });
             return;
         }
-        let (actions, accepted) = self.clients[c].received(self.now, conn, &bytes);
-        if let Some(session) = accepted {
+        let received = self.clients[c].received(self.now, conn, &bytes, &mut self.next_conn);
+        if let Some(session) = received.told_expired {
+            // A server refuses a session as expired only once it applied
+            // the session's expiry, which some leader logged first.
+            if !self.checker.has_expired(session) {
+                self.report.violation = Some(format!(
+                    "client {c} was told its session {session:#x} expired, \
+                     but no leader ever expired it"
+                ));
+            }
+        }
+        if let Some(session) = received.accepted {
             if let Some(l) = self.links.get_mut(&conn) {
                 l.session = Some(session.id);
             }
             self.checker
                 .session_accepted(session.id, session.timeout_ms);
         }
-        self.client_actions(c, actions);
+        self.client_actions(c, received.actions);
     }
 }
 

@@ -23,6 +23,7 @@ use std::collections::{BTreeMap, BinaryHeap, HashMap, HashSet, VecDeque};
 use std::sync::Arc;
 
 use bytes::{Bytes, BytesMut};
+use zab_client::machine::Defects as ClientDefects;
 use zab_core::{
     Epoch, History, Input, Membership, Message, Node, PeerId, PersistOp, PersistSeq, Restored,
     Role, Txn, Zxid,
@@ -39,7 +40,7 @@ mod faults;
 mod links;
 
 use super::checks::SessionChecker;
-use super::client::SimClient;
+use super::client::{ModelClient, RealClient, SimClient};
 
 const TICK_US: u64 = 100_000;
 /// Wall-clock time at the simulation's start (ms since the Unix epoch).
@@ -54,21 +55,66 @@ pub struct SimConfig {
     /// Faults run this long, then everything heals for `calm_ms`.
     pub chaos_ms: u64,
     pub calm_ms: u64,
+    /// Clients `0..real_clients` run zab-client's session machine; the
+    /// rest are wire models.
+    pub real_clients: usize,
     pub defects: Defects,
+    pub client_defects: ClientDefects,
+}
+
+/// Deliberately broken rules, for the simulator's self-test: the server
+/// core's and the client machine's.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Broken {
+    pub server: Defects,
+    pub client: ClientDefects,
+}
+
+impl Broken {
+    const CLIENT_NAMES: &[&str] = &["new_session_zxid_at_zero"];
+
+    pub fn names() -> Vec<&'static str> {
+        Defects::NAMES
+            .iter()
+            .chain(Broken::CLIENT_NAMES)
+            .copied()
+            .collect()
+    }
+
+    pub fn named(name: &str) -> Option<Broken> {
+        if let Some(server) = Defects::named(name) {
+            return Some(Broken {
+                server,
+                ..Broken::default()
+            });
+        }
+        let client = match name {
+            "new_session_zxid_at_zero" => ClientDefects {
+                new_session_zxid_at_zero: true,
+            },
+            _ => return None,
+        };
+        Some(Broken {
+            client,
+            ..Broken::default()
+        })
+    }
 }
 
 impl SimConfig {
-    /// Everything from the seed: 3 or 5 servers, 8 clients, 120 s of
-    /// faults and 25 s of calm.
-    pub fn from_seed(seed: u64, defects: Defects) -> SimConfig {
+    /// Everything from the seed: 3 or 5 servers, 8 real clients and 2 wire
+    /// models, 120 s of faults and 25 s of calm.
+    pub fn from_seed(seed: u64, broken: Broken) -> SimConfig {
         let mut rng = Rng::new(seed ^ 0x5e55_10e5);
         SimConfig {
             seed,
             servers: if rng.chance(0.5) { 3 } else { 5 },
-            clients: 8,
+            clients: 10,
+            real_clients: 6,
             chaos_ms: 120_000,
             calm_ms: 25_000,
-            defects,
+            defects: broken.server,
+            client_defects: broken.client,
         }
     }
 }
@@ -286,7 +332,19 @@ impl Simulation {
             })
             .collect();
         let clients = (0..cfg.clients)
-            .map(|i| SimClient::new(i, rng.range(2_000, 8_000) as u32))
+            .map(|i| {
+                let timeout_ms = rng.range(2_000, 8_000) as u32;
+                if i < cfg.real_clients {
+                    SimClient::Real(Box::new(RealClient::new(
+                        i,
+                        timeout_ms,
+                        cfg.servers,
+                        cfg.client_defects,
+                    )))
+                } else {
+                    SimClient::Model(Box::new(ModelClient::new(i, timeout_ms)))
+                }
+            })
             .collect();
         let mut sim = Simulation {
             report: Report {
@@ -319,7 +377,7 @@ impl Simulation {
         sim.leading = vec![false; sim.cfg.servers];
         sim.roles = vec![String::new(); sim.cfg.servers];
         for c in &mut sim.clients {
-            c.trace = sim.trace;
+            c.set_trace(sim.trace);
         }
         for i in 0..sim.cfg.servers {
             sim.boot(i);
@@ -351,7 +409,7 @@ impl Simulation {
             }
             self.dispatch(next.event);
             if self.report.violation.is_none() {
-                self.report.violation = self.clients.iter().find_map(|c| c.violation.clone());
+                self.report.violation = self.clients.iter().find_map(|c| c.violation().cloned());
             }
         }
         self.now = end;
@@ -359,8 +417,8 @@ impl Simulation {
             self.report.violation = self.finish();
         }
         self.report.sim_ms = self.now / 1000;
-        self.report.acked_writes = self.clients.iter().map(|c| c.acked_writes).sum();
-        self.report.sessions = self.clients.iter().map(|c| c.sessions_started).sum();
+        self.report.acked_writes = self.clients.iter().map(SimClient::acked_writes).sum();
+        self.report.sessions = self.clients.iter().map(SimClient::sessions_started).sum();
         self.report.expiries = self.checker.expiries();
         self.report
     }
@@ -652,7 +710,8 @@ impl Simulation {
                         self.held[c].push_back(Event::ClientSeesClose { conn });
                         return;
                     }
-                    self.clients[c].closed(conn);
+                    let actions = self.clients[c].closed(self.now, conn, &mut self.next_conn);
+                    self.client_actions(c, actions);
                 }
             }
             Event::ClientWake(c) => {
@@ -706,14 +765,14 @@ impl Simulation {
             }
             for c in &self.clients {
                 if let Some(path) = c
-                    .acked_paths
+                    .acked_paths()
                     .iter()
                     .find(|p| core.replica().tree.exists(p).is_none())
                 {
                     return Some(format!(
                         "server {} (applied {newest}) lost {path}, acknowledged to client {}",
                         i + 1,
-                        c.index
+                        c.index()
                     ));
                 }
             }
@@ -729,7 +788,7 @@ impl Simulation {
             .iter()
             .zip(&self.client_life)
             .filter(|(_, life)| **life == ClientLife::Active)
-            .filter_map(|(c, _)| c.session.map(|s| s.id))
+            .filter_map(|(c, _)| c.session_id())
             .collect();
         let calm_from = self.cfg.chaos_ms * 1000;
         if let Some(v) = self.checker.late(self.now, calm_from, &live) {

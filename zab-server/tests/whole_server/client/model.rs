@@ -1,10 +1,12 @@
-//! A simulated client: a small model of what zab-client does on the wire
+//! A model client: a small model of what zab-client does on the wire
 //! (handshake, resume, pings every third of the timeout, leaving a server
 //! silent for two thirds of it, an ephemeral per session, a recursive watch,
 //! writes), speaking through the real codecs. It checks what it can see
 //! itself: every reply answers the request it was sent for, no watch event
 //! precedes its watch's reply, and a moved session's old connection never
-//! applies a write.
+//! applies a write. It also does what the real client never does but a
+//! server must survive: its xids start afresh on every connection, and a
+//! bounce reuses the xid of a write left in flight.
 
 use std::collections::VecDeque;
 
@@ -17,15 +19,7 @@ use zab_proto::{
 use zab_server::core::ConnId;
 use zab_tests::sim::rng::Rng;
 
-/// The root the clients write under and watch.
-pub const ROOT: &str = "/w";
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Session {
-    pub id: u64,
-    pub password: [u8; PASSWORD_BYTES],
-    pub timeout_ms: u32,
-}
+use super::{Action, Received, Session, ROOT};
 
 /// A request waiting for its reply, in order.
 #[derive(Debug)]
@@ -59,16 +53,8 @@ pub struct Conn {
     watch: Watch,
 }
 
-/// What the client asks of the simulated network.
 #[derive(Debug)]
-pub enum Action {
-    Connect { conn: ConnId, server: usize },
-    Send { conn: ConnId, bytes: Bytes },
-    Close { conn: ConnId },
-}
-
-#[derive(Debug)]
-pub struct SimClient {
+pub struct ModelClient {
     pub index: usize,
     pub session: Option<Session>,
     pub conn: Option<Conn>,
@@ -97,9 +83,9 @@ pub struct SimClient {
     pub trace: bool,
 }
 
-impl SimClient {
-    pub fn new(index: usize, requested_timeout_ms: u32) -> SimClient {
-        SimClient {
+impl ModelClient {
+    pub fn new(index: usize, requested_timeout_ms: u32) -> ModelClient {
+        ModelClient {
             index,
             session: None,
             conn: None,
@@ -270,14 +256,8 @@ impl SimClient {
         out
     }
 
-    /// Bytes from the server on `conn`. Returns what to send back, and the
-    /// session accepted by a handshake in them, if any.
-    pub fn received(
-        &mut self,
-        now: u64,
-        conn: ConnId,
-        bytes: &[u8],
-    ) -> (Vec<Action>, Option<Session>) {
+    /// Bytes from the server on `conn`.
+    pub fn received(&mut self, now: u64, conn: ConnId, bytes: &[u8]) -> Received {
         let mut out = Vec::new();
         let mut accepted = None;
         let is_stale = self.stale.as_ref().is_some_and(|c| c.id == conn);
@@ -286,7 +266,7 @@ impl SimClient {
         } else {
             self.conn.as_mut().filter(|c| c.id == conn)
         }) else {
-            return (out, None);
+            return Received::default();
         };
         c.buf.extend_from_slice(bytes);
         c.last_recv_us = now;
@@ -313,13 +293,21 @@ impl SimClient {
                         accepted = Some(session);
                     }
                     Ok(ConnectReply::Refused(r)) => {
+                        let mut told_expired = None;
                         if matches!(r.code, ErrorCode::SessionExpired | ErrorCode::AuthFailed) {
+                            if r.code == ErrorCode::SessionExpired {
+                                told_expired = self.session.map(|s| s.id);
+                            }
                             self.session = None;
                             self.last_zxid = 0;
                         }
                         out.push(Action::Close { conn });
                         self.conn = None;
-                        return (out, None);
+                        return Received {
+                            actions: out,
+                            accepted: None,
+                            told_expired,
+                        };
                     }
                     Err(e) => failures.push(format!("a bad connect reply: {e}")),
                 }
@@ -379,7 +367,11 @@ impl SimClient {
         if let Some(session) = accepted {
             out.extend(self.on_accepted(now, conn, session));
         }
-        (out, accepted)
+        Received {
+            actions: out,
+            accepted,
+            told_expired: None,
+        }
     }
 
     /// A handshake was accepted: a new session makes its ephemeral; every

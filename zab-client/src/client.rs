@@ -1,0 +1,458 @@
+//! The application's handle on a session: typed calls, queued in call
+//! order to the [`Driver`] task that runs the session's [`Machine`].
+//!
+//! [`Machine`]: crate::machine::Machine
+
+use std::fmt;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use bytes::Bytes;
+use tokio::sync::{mpsc, oneshot, Mutex};
+use zab_proto::{
+    CreateMode, CreateRequest, DeleteRequest, ErrorCode, MultiOp, MultiResult, Request, Response,
+    SetDataRequest, Stat, WatchEvent,
+};
+
+use crate::driver::{Call, Driver, EventTx};
+use crate::{Error, SessionState};
+
+/// How fresh a read must be.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Consistency {
+    /// This server's view: sequentially consistent (this session's own
+    /// writes and everything it has seen are there, and it never goes back
+    /// in time), but it may lag writes other sessions had acknowledged. One
+    /// round trip to this server; no leader involved. The cheapest read.
+    Local,
+    /// Sync, then read on the same server: reflects every write acknowledged
+    /// (to anyone) before the read began. The sync and the read are sent
+    /// together (one client round trip); the server holds the read until the
+    /// leader has confirmed, with a quorum round, that it still leads and
+    /// this server has applied everything committed before the sync. Costs
+    /// that round (follower → leader → quorum → back) on top of a local read.
+    Linearizable,
+}
+
+/// The events of one watch, in the order the server sent them.
+///
+/// A one-shot watch (from [`Client::get_and_watch`],
+/// [`Client::exists_and_watch`], [`Client::children_and_watch`]) yields one
+/// event and then ends; a persistent one ([`Client::add_watch`]) goes on
+/// until the session ends. Across a reconnect the watch is re-armed: a
+/// one-shot watch fires at once if its node changed meanwhile, and a
+/// persistent one yields [`WatchEventKind::ContinuityLost`](zab_proto::WatchEventKind::ContinuityLost) (events after
+/// its zxid are complete again) instead of silently skipping changes. The
+/// stream ends (`None`) when the session expires or is closed.
+///
+/// An event delivered to a watch's own stream is not repeated on
+/// [`Client::next_event`], which carries the events of watches armed
+/// without a stream (`watch: true` reads).
+#[derive(Debug)]
+pub struct WatchStream {
+    events: mpsc::UnboundedReceiver<WatchEvent>,
+}
+
+impl WatchStream {
+    /// The next event; `None` once the watch can fire no more. Cancel safe.
+    pub async fn next(&mut self) -> Option<WatchEvent> {
+        self.events.recv().await
+    }
+}
+
+/// A session with the ensemble.
+pub struct Client {
+    requests: mpsc::UnboundedSender<Call>,
+    events: Mutex<mpsc::UnboundedReceiver<WatchEvent>>,
+    last_zxid: Arc<AtomicU64>,
+    session_id: u64,
+    states: tokio::sync::watch::Receiver<SessionState>,
+}
+
+impl fmt::Debug for Client {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Client")
+            .field("session", &format_args!("{:#x}", self.session_id))
+            .finish()
+    }
+}
+
+impl Client {
+    /// Opens a session on one of `servers` (tried in turn from a varying
+    /// start, so clients spread over the ensemble).
+    ///
+    /// Servers are `host:port` names or socket addresses; names are resolved
+    /// again at every reconnect, so a server that moved is found where it is
+    /// now.
+    pub async fn connect<A: ToString>(servers: &[A], timeout_ms: u32) -> Result<Client, Error> {
+        let start = (std::process::id() as usize + timestamp() as usize) % servers.len().max(1);
+        let order: Vec<String> = servers
+            .iter()
+            .cycle()
+            .skip(start)
+            .take(servers.len())
+            .map(ToString::to_string)
+            .collect();
+        Client::connect_in_order(&order, timeout_ms).await
+    }
+
+    /// Like [`Client::connect`], but tries `servers` in the order given, at
+    /// the first connection and at every reconnect (locality, tests).
+    pub async fn connect_in_order<A: ToString>(
+        servers: &[A],
+        timeout_ms: u32,
+    ) -> Result<Client, Error> {
+        let order: Vec<String> = servers.iter().map(ToString::to_string).collect();
+        let last_zxid = Arc::new(AtomicU64::new(0));
+        let (requests, calls) = mpsc::unbounded_channel();
+        let (events_tx, events_rx) = mpsc::unbounded_channel();
+        let (states_tx, states) = tokio::sync::watch::channel(SessionState::Disconnected);
+        let (ready_tx, ready) = oneshot::channel();
+        let driver = Driver::new(
+            order,
+            timeout_ms,
+            events_tx,
+            states_tx,
+            last_zxid.clone(),
+            ready_tx,
+        );
+        tokio::spawn(driver.run(calls));
+        let session = ready.await.unwrap_or(Err(Error::ConnectionLoss))?;
+        Ok(Client {
+            requests,
+            events: Mutex::new(events_rx),
+            last_zxid,
+            session_id: session.id,
+            states,
+        })
+    }
+
+    pub fn session_id(&self) -> u64 {
+        self.session_id
+    }
+
+    /// The newest zxid this client has seen.
+    pub fn last_zxid(&self) -> u64 {
+        self.last_zxid.load(Ordering::SeqCst)
+    }
+
+    /// Queues `request` now; the returned future waits for its reply.
+    fn call(&self, request: Request) -> impl std::future::Future<Output = Result<Response, Error>> {
+        self.call_streaming(request, None)
+    }
+
+    /// Like `call`, delivering the watch the request arms to `stream`.
+    fn call_streaming(
+        &self,
+        request: Request,
+        stream: Option<EventTx>,
+    ) -> impl std::future::Future<Output = Result<Response, Error>> {
+        let (reply, rx) = oneshot::channel();
+        let sent = self
+            .requests
+            .send(Call {
+                request,
+                reply,
+                stream,
+            })
+            .is_ok();
+        async move {
+            if !sent {
+                return Err(Error::ConnectionLoss);
+            }
+            rx.await.unwrap_or(Err(Error::ConnectionLoss))
+        }
+    }
+
+    /// Creates a node; returns its actual path (with a sequence suffix for
+    /// sequential modes).
+    pub async fn create(&self, path: &str, data: &[u8], mode: CreateMode) -> Result<String, Error> {
+        self.create_ttl(path, data, mode, 0).await
+    }
+
+    /// Creates a TTL node (`PersistentWithTtl` or
+    /// `PersistentSequentialWithTtl`; `ttl_ms` is ignored for other modes).
+    pub async fn create_ttl(
+        &self,
+        path: &str,
+        data: &[u8],
+        mode: CreateMode,
+        ttl_ms: u64,
+    ) -> Result<String, Error> {
+        self.create_full(path, data, mode, ttl_ms)
+            .await
+            .map(|(path, _)| path)
+    }
+
+    /// Like [`Client::create`], also returning the new node's stat (its
+    /// `czxid` is the create's zxid).
+    pub async fn create_with_stat(
+        &self,
+        path: &str,
+        data: &[u8],
+        mode: CreateMode,
+    ) -> Result<(String, Stat), Error> {
+        self.create_full(path, data, mode, 0).await
+    }
+
+    async fn create_full(
+        &self,
+        path: &str,
+        data: &[u8],
+        mode: CreateMode,
+        ttl_ms: u64,
+    ) -> Result<(String, Stat), Error> {
+        let request = Request::Create(CreateRequest {
+            path: path.into(),
+            data: Bytes::copy_from_slice(data),
+            mode,
+            ttl_ms,
+        });
+        match self.call(request).await? {
+            Response::Create(r) => Ok((r.path, r.stat)),
+            other => Err(unexpected(other)),
+        }
+    }
+
+    pub async fn delete(&self, path: &str, version: i32) -> Result<(), Error> {
+        let request = Request::Delete(DeleteRequest {
+            path: path.into(),
+            version,
+        });
+        self.call(request).await.map(drop)
+    }
+
+    pub async fn set(&self, path: &str, data: &[u8], version: i32) -> Result<Stat, Error> {
+        let request = Request::SetData(SetDataRequest {
+            path: path.into(),
+            data: Bytes::copy_from_slice(data),
+            version,
+        });
+        match self.call(request).await? {
+            Response::SetData(stat) => Ok(stat),
+            other => Err(unexpected(other)),
+        }
+    }
+
+    /// Waits until this client's server has applied every write the leader
+    /// committed before the sync; returns the zxid it reached.
+    pub async fn sync(&self, path: &str) -> Result<u64, Error> {
+        match self.call(Request::Sync { path: path.into() }).await? {
+            Response::Sync { zxid } => Ok(zxid),
+            other => Err(unexpected(other)),
+        }
+    }
+
+    /// Sends a read, preceded by a sync for `Linearizable`. Both are queued
+    /// at once: the server answers a session's requests in order and
+    /// evaluates the read only once the sync before it is done, so the read
+    /// needs no round trip of its own. If the sync fails, its error is the
+    /// answer and the read's reply is dropped.
+    async fn read_call(
+        &self,
+        consistency: Consistency,
+        path: &str,
+        request: Request,
+        stream: Option<EventTx>,
+    ) -> Result<Response, Error> {
+        let sync = (consistency == Consistency::Linearizable)
+            .then(|| self.call(Request::Sync { path: path.into() }));
+        let read = self.call_streaming(request, stream);
+        if let Some(sync) = sync {
+            match sync.await? {
+                Response::Sync { .. } => {}
+                other => return Err(unexpected(other)),
+            }
+        }
+        read.await
+    }
+
+    pub async fn get(&self, path: &str, consistency: Consistency) -> Result<(Bytes, Stat), Error> {
+        self.get_watch(path, consistency, false).await
+    }
+
+    /// Reads `path`; with `watch`, arms a one-shot data watch whose event
+    /// arrives on [`Client::next_event`] (see also [`Client::get_and_watch`]).
+    pub async fn get_watch(
+        &self,
+        path: &str,
+        consistency: Consistency,
+        watch: bool,
+    ) -> Result<(Bytes, Stat), Error> {
+        self.get_inner(path, consistency, watch, None).await
+    }
+
+    /// Reads `path` and arms a one-shot watch on its data, returned as its
+    /// own stream: it fires once, when the node's data changes or the node
+    /// is deleted.
+    pub async fn get_and_watch(
+        &self,
+        path: &str,
+        consistency: Consistency,
+    ) -> Result<(Bytes, Stat, WatchStream), Error> {
+        let (tx, events) = mpsc::unbounded_channel();
+        let (data, stat) = self.get_inner(path, consistency, true, Some(tx)).await?;
+        Ok((data, stat, WatchStream { events }))
+    }
+
+    async fn get_inner(
+        &self,
+        path: &str,
+        consistency: Consistency,
+        watch: bool,
+        stream: Option<EventTx>,
+    ) -> Result<(Bytes, Stat), Error> {
+        let request = Request::GetData {
+            path: path.into(),
+            watch,
+        };
+        match self.read_call(consistency, path, request, stream).await? {
+            Response::GetData { data, stat } => Ok((data, stat)),
+            other => Err(unexpected(other)),
+        }
+    }
+
+    /// The node's stat, `None` if absent; with `watch`, arms a one-shot
+    /// watch (created, changed or deleted) whose event arrives on
+    /// [`Client::next_event`] (see also [`Client::exists_and_watch`]).
+    pub async fn exists(
+        &self,
+        path: &str,
+        consistency: Consistency,
+        watch: bool,
+    ) -> Result<Option<Stat>, Error> {
+        self.exists_inner(path, consistency, watch, None).await
+    }
+
+    /// Like [`Client::exists`] with a one-shot watch returned as its own
+    /// stream: it fires once, when the node is created, changed or deleted.
+    pub async fn exists_and_watch(
+        &self,
+        path: &str,
+        consistency: Consistency,
+    ) -> Result<(Option<Stat>, WatchStream), Error> {
+        let (tx, events) = mpsc::unbounded_channel();
+        let stat = self.exists_inner(path, consistency, true, Some(tx)).await?;
+        Ok((stat, WatchStream { events }))
+    }
+
+    async fn exists_inner(
+        &self,
+        path: &str,
+        consistency: Consistency,
+        watch: bool,
+        stream: Option<EventTx>,
+    ) -> Result<Option<Stat>, Error> {
+        let request = Request::Exists {
+            path: path.into(),
+            watch,
+        };
+        match self.read_call(consistency, path, request, stream).await? {
+            Response::Exists(stat) => Ok(stat),
+            other => Err(unexpected(other)),
+        }
+    }
+
+    /// The node's children (names, unordered) and stat; with `watch`, arms a
+    /// one-shot child watch whose event arrives on [`Client::next_event`]
+    /// (see also [`Client::children_and_watch`]).
+    pub async fn children(
+        &self,
+        path: &str,
+        consistency: Consistency,
+        watch: bool,
+    ) -> Result<(Vec<String>, Stat), Error> {
+        self.children_inner(path, consistency, watch, None).await
+    }
+
+    /// Like [`Client::children`] with a one-shot watch returned as its own
+    /// stream: it fires once, when a child is added or removed or the node
+    /// is deleted.
+    pub async fn children_and_watch(
+        &self,
+        path: &str,
+        consistency: Consistency,
+    ) -> Result<(Vec<String>, Stat, WatchStream), Error> {
+        let (tx, events) = mpsc::unbounded_channel();
+        let (children, stat) = self
+            .children_inner(path, consistency, true, Some(tx))
+            .await?;
+        Ok((children, stat, WatchStream { events }))
+    }
+
+    async fn children_inner(
+        &self,
+        path: &str,
+        consistency: Consistency,
+        watch: bool,
+        stream: Option<EventTx>,
+    ) -> Result<(Vec<String>, Stat), Error> {
+        let request = Request::GetChildren {
+            path: path.into(),
+            watch,
+        };
+        match self.read_call(consistency, path, request, stream).await? {
+            Response::GetChildren { children, stat } => Ok((children, stat)),
+            other => Err(unexpected(other)),
+        }
+    }
+
+    /// All of `ops` or none, at one zxid; later ops see earlier ones' effects.
+    pub async fn multi(&self, ops: Vec<MultiOp>) -> Result<Vec<MultiResult>, Error> {
+        match self.call(Request::Multi(ops)).await? {
+            Response::Multi(results) => Ok(results),
+            other => Err(unexpected(other)),
+        }
+    }
+
+    /// Arms a persistent watch on `path` (and its whole subtree if
+    /// `recursive`); its events arrive on the returned stream. Dropping the
+    /// stream discards its later events (the watch stays armed on the
+    /// server for the session; the protocol has no way to remove it).
+    pub async fn add_watch(&self, path: &str, recursive: bool) -> Result<WatchStream, Error> {
+        let mode = if recursive {
+            zab_proto::AddWatchMode::PersistentRecursive
+        } else {
+            zab_proto::AddWatchMode::Persistent
+        };
+        let (tx, events) = mpsc::unbounded_channel();
+        let request = Request::AddWatch {
+            path: path.into(),
+            mode,
+        };
+        self.call_streaming(request, Some(tx)).await?;
+        Ok(WatchStream { events })
+    }
+
+    /// The current session state.
+    pub fn session_state(&self) -> SessionState {
+        *self.states.borrow()
+    }
+
+    /// A stream of session state changes (connected, disconnected,
+    /// reconnected, expired): `changed().await`, then `borrow()`.
+    pub fn session_states(&self) -> tokio::sync::watch::Receiver<SessionState> {
+        self.states.clone()
+    }
+
+    /// The next watch event (one-shot or persistent) for this session.
+    pub async fn next_event(&self) -> Option<WatchEvent> {
+        self.events.lock().await.recv().await
+    }
+
+    /// Ends the session: its ephemeral nodes are deleted at once.
+    pub async fn close(self) -> Result<(), Error> {
+        self.call(Request::CloseSession).await.map(drop)
+    }
+}
+
+fn unexpected(r: Response) -> Error {
+    let _ = r;
+    Error::Server(ErrorCode::MarshallingError)
+}
+
+fn timestamp() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as u64)
+}
