@@ -3,7 +3,7 @@
 use bytes::{Bytes, BytesMut};
 use zab_proto::{
     AddWatchMode, ConnectRefused, ConnectRequest, ConnectResponse, CreateMode, CreateReply,
-    CreateRequest, Reply, SetWatches, Stat, WatchEventKind, PASSWORD_BYTES,
+    CreateRequest, Reply, Response, SetWatches, Stat, WatchEvent, WatchEventKind, PASSWORD_BYTES,
 };
 
 use super::*;

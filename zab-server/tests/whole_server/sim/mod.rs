@@ -23,21 +23,22 @@ use std::collections::{BTreeMap, BinaryHeap, HashMap, HashSet, VecDeque};
 use std::sync::Arc;
 
 use bytes::{Bytes, BytesMut};
-use zab_client::machine::Defects as ClientDefects;
 use zab_core::{
     Epoch, History, Input, Membership, Message, Node, PeerId, PersistOp, PersistSeq, Restored,
     Role, Txn, Zxid,
 };
 use zab_server::core::{
-    ClientOutput, Clock, ConnId, Defects, Frontend, ServerCore, ServerInput, ServerOutput,
-    SessionLimits,
+    ClientOutput, Clock, ConnId, Frontend, ServerCore, ServerInput, ServerOutput, SessionLimits,
 };
 use zab_server::replica::{Command, CommandBody, Replica};
 use zab_server::server::Application;
 use zab_tests::sim::rng::Rng;
 
+mod config;
 mod faults;
 mod links;
+
+pub use config::{Broken, Report, SimConfig};
 
 use super::checks::SessionChecker;
 use super::client::{ModelClient, RealClient, SimClient};
@@ -46,91 +47,6 @@ const TICK_US: u64 = 100_000;
 /// Wall-clock time at the simulation's start (ms since the Unix epoch).
 const WALL_START_MS: i64 = 1_800_000_000_000;
 const HOUR_MS: i64 = 3_600_000;
-
-#[derive(Clone, Debug)]
-pub struct SimConfig {
-    pub seed: u64,
-    pub servers: usize,
-    pub clients: usize,
-    /// Faults run this long, then everything heals for `calm_ms`.
-    pub chaos_ms: u64,
-    pub calm_ms: u64,
-    /// Clients `0..real_clients` run zab-client's session machine; the
-    /// rest are wire models.
-    pub real_clients: usize,
-    pub defects: Defects,
-    pub client_defects: ClientDefects,
-}
-
-/// Deliberately broken rules, for the simulator's self-test: the server
-/// core's and the client machine's.
-#[derive(Clone, Copy, Debug, Default)]
-pub struct Broken {
-    pub server: Defects,
-    pub client: ClientDefects,
-}
-
-impl Broken {
-    const CLIENT_NAMES: &[&str] = &["new_session_zxid_at_zero"];
-
-    pub fn names() -> Vec<&'static str> {
-        Defects::NAMES
-            .iter()
-            .chain(Broken::CLIENT_NAMES)
-            .copied()
-            .collect()
-    }
-
-    pub fn named(name: &str) -> Option<Broken> {
-        if let Some(server) = Defects::named(name) {
-            return Some(Broken {
-                server,
-                ..Broken::default()
-            });
-        }
-        let client = match name {
-            "new_session_zxid_at_zero" => ClientDefects {
-                new_session_zxid_at_zero: true,
-            },
-            _ => return None,
-        };
-        Some(Broken {
-            client,
-            ..Broken::default()
-        })
-    }
-}
-
-impl SimConfig {
-    /// Everything from the seed: 3 or 5 servers, 8 real clients and 2 wire
-    /// models, 120 s of faults and 25 s of calm.
-    pub fn from_seed(seed: u64, broken: Broken) -> SimConfig {
-        let mut rng = Rng::new(seed ^ 0x5e55_10e5);
-        SimConfig {
-            seed,
-            servers: if rng.chance(0.5) { 3 } else { 5 },
-            clients: 10,
-            real_clients: 6,
-            chaos_ms: 120_000,
-            calm_ms: 25_000,
-            defects: broken.server,
-            client_defects: broken.client,
-        }
-    }
-}
-
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct Report {
-    pub seed: u64,
-    pub servers: usize,
-    pub sim_ms: u64,
-    pub events: u64,
-    pub sessions: u64,
-    pub expiries: u64,
-    pub acked_writes: u64,
-    pub faults: BTreeMap<&'static str, u64>,
-    pub violation: Option<String>,
-}
 
 #[derive(Debug)]
 enum Event {
