@@ -143,6 +143,10 @@ pub struct Defects {
     pub watch_requests_ahead_of_replies: bool,
     /// Replies are matched to requests by (session, xid), not by token.
     pub replies_by_session_xid: bool,
+    /// Sync is answered from this server's applied state, without the
+    /// leader's quorum round, so a read after it on a lagging follower is
+    /// stale.
+    pub sync_answered_locally: bool,
 }
 
 impl Defects {
@@ -155,6 +159,7 @@ impl Defects {
             "no_session_moved" => d.no_session_moved = true,
             "watch_requests_ahead_of_replies" => d.watch_requests_ahead_of_replies = true,
             "replies_by_session_xid" => d.replies_by_session_xid = true,
+            "sync_answered_locally" => d.sync_answered_locally = true,
             _ => return None,
         }
         Some(d)
@@ -167,6 +172,7 @@ impl Defects {
         "no_session_moved",
         "watch_requests_ahead_of_replies",
         "replies_by_session_xid",
+        "sync_answered_locally",
     ];
 }
 
@@ -601,6 +607,14 @@ impl Frontend {
                         xid,
                         zxid: applied.0,
                         outcome,
+                    };
+                    Item::Ready(ServerFrame::Reply(reply))
+                }
+                Request::Sync { .. } if self.defects.sync_answered_locally => {
+                    let reply = Reply {
+                        xid,
+                        zxid: applied.0,
+                        outcome: Outcome::Ok(zab_proto::Response::Sync { zxid: applied.0 }),
                     };
                     Item::Ready(ServerFrame::Reply(reply))
                 }

@@ -15,6 +15,7 @@
 
 mod checks;
 mod client;
+mod histories;
 mod sim;
 
 use std::time::Instant;
@@ -36,9 +37,15 @@ fn run(seed: u64, defects: Broken) -> Report {
 
 /// Runs `seeds` on both cores; returns the reports in seed order.
 fn run_all(seeds: Vec<u64>, defects: Broken) -> Vec<Report> {
-    let threads = std::thread::available_parallelism()
-        .map_or(2, |n| n.get())
-        .min(8);
+    // For measuring one core: ZAB_WHOLE_SIM_THREADS=1.
+    let threads = env_u64("ZAB_WHOLE_SIM_THREADS").map_or_else(
+        || {
+            std::thread::available_parallelism()
+                .map_or(2, |n| n.get())
+                .min(8)
+        },
+        |n| n.max(1) as usize,
+    );
     let chunks: Vec<Vec<u64>> = (0..threads)
         .map(|t| seeds.iter().copied().skip(t).step_by(threads).collect())
         .collect();
@@ -90,13 +97,15 @@ fn campaign() {
     let failed: Vec<&Report> = reports.iter().filter(|r| r.violation.is_some()).collect();
     println!(
         "whole-server campaign: runs={} servers3={} servers5={} sessions={} expiries={} \
-         acked_writes={} events={} sim_s={sim_s:.0} wall_s={wall:.1} sim_s_per_wall_s={:.0} failures={}",
+         acked_writes={} register_ops={} watch_events={} events={} sim_s={sim_s:.0} wall_s={wall:.1} sim_s_per_wall_s={:.0} failures={}",
         reports.len(),
         reports.iter().filter(|r| r.servers == 3).count(),
         reports.iter().filter(|r| r.servers == 5).count(),
         reports.iter().map(|r| r.sessions).sum::<u64>(),
         reports.iter().map(|r| r.expiries).sum::<u64>(),
         reports.iter().map(|r| r.acked_writes).sum::<u64>(),
+        reports.iter().map(|r| r.checked.register_ops).sum::<u64>(),
+        reports.iter().map(|r| r.checked.watch_events).sum::<u64>(),
         reports.iter().map(|r| r.events).sum::<u64>(),
         sim_s / wall,
         failed.len()

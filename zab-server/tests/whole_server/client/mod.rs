@@ -7,6 +7,7 @@
 //! must survive (xids that start afresh on each connection and repeat a
 //! write's left in flight). Each checks what it can see itself.
 
+mod history;
 mod model;
 mod real;
 

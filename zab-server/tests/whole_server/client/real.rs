@@ -4,7 +4,9 @@
 //! watch on the root, persistent writes. It checks what it can see itself:
 //! every create is answered with its own path, no event of the root
 //! reaches the session's stream (unclaimed) before its watch's reply, and
-//! a moved session's old connection never applies a write.
+//! a moved session's old connection never applies a write. It also records
+//! register operations and its watch streams for the history checkers
+//! (`history.rs`), which the simulation runs at the end over every client.
 
 use std::collections::HashMap;
 
@@ -18,6 +20,7 @@ use zab_proto::{
 use zab_server::core::ConnId;
 use zab_tests::sim::rng::Rng;
 
+use super::history::{RegisterLog, StreamLog};
 use super::{Action, Received, Session, ROOT};
 
 /// What a call was for.
@@ -56,6 +59,11 @@ pub struct RealClient {
     pub acked_writes: u64,
     /// Persistent nodes whose creation was acknowledged.
     pub acked_paths: Vec<String>,
+    /// Acknowledged creates under the root, with their zxids: what the
+    /// watch streams must report.
+    pub acked_under_root: Vec<(String, u64)>,
+    pub registers: RegisterLog,
+    pub streams: Vec<StreamLog>,
     pub trace: bool,
     defects: Defects,
     /// None between sessions: the next wake starts one.
@@ -83,6 +91,7 @@ impl RealClient {
         requested_timeout_ms: u32,
         servers: usize,
         defects: Defects,
+        seed: u64,
     ) -> RealClient {
         RealClient {
             index,
@@ -91,6 +100,9 @@ impl RealClient {
             sessions_started: 0,
             acked_writes: 0,
             acked_paths: Vec::new(),
+            acked_under_root: Vec::new(),
+            registers: RegisterLog::new(index, seed),
+            streams: Vec::new(),
             trace: false,
             defects,
             machine: None,
@@ -174,6 +186,11 @@ impl RealClient {
         if rng.chance(0.25) {
             self.create_next();
         }
+        if rng.chance(0.3) {
+            if let Some(m) = self.machine.as_mut() {
+                self.registers.start_burst(m, now);
+            }
+        }
         out.extend(self.pump(now, next_conn).actions);
         out
     }
@@ -199,8 +216,18 @@ impl RealClient {
         self.calls.insert(call, Call::Create { path, persistent });
     }
 
-    pub fn forget_session(&mut self) {
+    /// The machine is dropped: a register operation in flight stays
+    /// unknown, the watch streams end.
+    fn end_session(&mut self) {
         self.machine = None;
+        self.registers.abandon();
+        for s in &mut self.streams {
+            s.open = false;
+        }
+    }
+
+    pub fn forget_session(&mut self) {
+        self.end_session();
         self.calls.clear();
         self.watch = Watch::None;
     }
@@ -254,7 +281,7 @@ impl RealClient {
         for conn in [self.conn.take(), stale].into_iter().flatten() {
             out.push(Action::Close { conn });
         }
-        self.machine = None;
+        self.end_session();
         out
     }
 
@@ -286,7 +313,6 @@ impl RealClient {
 
     /// Carries out the machine's outputs, as the async client's driver does.
     fn pump(&mut self, now: u64, next_conn: &mut ConnId) -> Received {
-        let ms = now / 1000;
         let mut r = Received::default();
         loop {
             let Some(m) = self.machine.as_mut() else {
@@ -297,12 +323,13 @@ impl RealClient {
                 return r;
             }
             for output in outputs {
-                self.carry_out(ms, output, next_conn, &mut r);
+                self.carry_out(now, output, next_conn, &mut r);
             }
         }
     }
 
-    fn carry_out(&mut self, ms: u64, output: Output, next_conn: &mut ConnId, r: &mut Received) {
+    fn carry_out(&mut self, now: u64, output: Output, next_conn: &mut ConnId, r: &mut Received) {
+        let ms = now / 1000;
         match output {
             Output::Dial { server } => {
                 let conn = *next_conn;
@@ -328,7 +355,22 @@ impl RealClient {
                     r.actions.push(Action::Close { conn });
                 }
             }
-            Output::Reply { call, result } => self.on_reply(call, result),
+            Output::Reply { call, result } => {
+                if !self
+                    .registers
+                    .on_reply(self.machine.as_mut(), call, &result, now)
+                {
+                    self.on_reply(call, result);
+                }
+            }
+            Output::Event {
+                to: Delivery::Stream(call),
+                event,
+            } => {
+                if let Some(s) = self.streams.iter_mut().find(|s| s.call == call && s.open) {
+                    s.record(&event);
+                }
+            }
             Output::Event { to, event } => {
                 let unclaimed = to == Delivery::Session && event.path.starts_with(ROOT);
                 if unclaimed && self.watch == Watch::Requested && !self.watch_unknown {
@@ -338,7 +380,12 @@ impl RealClient {
                     ));
                 }
             }
-            Output::EndStream(_) | Output::EndEvents => {}
+            Output::EndStream(call) => {
+                if let Some(s) = self.streams.iter_mut().find(|s| s.call == call) {
+                    s.open = false;
+                }
+            }
+            Output::EndEvents => {}
             Output::ProtocolViolation { server, why } => {
                 let server = self.order[server];
                 self.fail(format!("server {server} broke the protocol: {why}"));
@@ -346,18 +393,22 @@ impl RealClient {
             Output::State(state) => self.on_state(state, r),
             Output::Finished(_) => {
                 // No server accepted a new session: the next wake tries again.
-                self.machine = None;
+                self.end_session();
                 self.conn = None;
             }
         }
     }
 
-    fn on_reply(&mut self, call: CallId, result: Result<Response, zab_client::Error>) {
-        let Some(call) = self.calls.remove(&call) else {
+    fn on_reply(&mut self, id: CallId, result: Result<Response, zab_client::Error>) {
+        let Some(call) = self.calls.remove(&id) else {
             return;
         };
         match (call, result) {
-            (Call::Watch, Ok(_)) => self.watch = Watch::Registered,
+            (Call::Watch, Ok(_)) => {
+                self.watch = Watch::Registered;
+                let zxid = self.machine.as_ref().map_or(0, Machine::last_zxid);
+                self.streams.push(StreamLog::armed(id, zxid));
+            }
             (Call::Watch, Err(e)) => {
                 self.watch = Watch::None;
                 self.watch_unknown |= e == zab_client::Error::ConnectionLoss;
@@ -371,6 +422,7 @@ impl RealClient {
                 }
                 self.acked_writes += 1;
                 if persistent && path.starts_with(ROOT) && path != ROOT {
+                    self.acked_under_root.push((path.clone(), reply.stat.czxid));
                     self.acked_paths.push(path);
                 }
             }
@@ -438,7 +490,7 @@ impl RealClient {
                 if m.expired_by() == Some(ExpiredBy::Server) {
                     r.told_expired = m.session().map(|s| s.id);
                 }
-                self.machine = None;
+                self.end_session();
                 self.calls.clear();
                 self.watch = Watch::None;
                 if let Some(old) = self.stale.take() {

@@ -7,6 +7,8 @@ use zab_client::machine::Defects as ClientDefects;
 use zab_server::core::Defects;
 use zab_tests::sim::rng::Rng;
 
+use super::super::histories::Checked;
+
 #[derive(Clone, Debug)]
 pub struct SimConfig {
     pub seed: u64,
@@ -88,6 +90,7 @@ pub struct Report {
     pub sessions: u64,
     pub expiries: u64,
     pub acked_writes: u64,
+    pub checked: Checked,
     pub faults: BTreeMap<&'static str, u64>,
     pub violation: Option<String>,
 }

@@ -42,6 +42,7 @@ pub use config::{Broken, Report, SimConfig};
 
 use super::checks::SessionChecker;
 use super::client::{ModelClient, RealClient, SimClient};
+use super::histories::check_histories;
 
 const TICK_US: u64 = 100_000;
 /// Wall-clock time at the simulation's start (ms since the Unix epoch).
@@ -256,6 +257,7 @@ impl Simulation {
                         timeout_ms,
                         cfg.servers,
                         cfg.client_defects,
+                        rng.next_u64(),
                     )))
                 } else {
                     SimClient::Model(Box::new(ModelClient::new(i, timeout_ms)))
@@ -712,6 +714,10 @@ impl Simulation {
         }
         if let Some(v) = self.lost_writes() {
             return Some(v);
+        }
+        match check_histories(&self.clients) {
+            Ok(checked) => self.report.checked = checked,
+            Err(v) => return Some(v),
         }
         let mut by_zxid: BTreeMap<Zxid, (usize, Vec<u8>)> = BTreeMap::new();
         for (i, s) in self.servers.iter().enumerate() {
