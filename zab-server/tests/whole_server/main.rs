@@ -97,7 +97,7 @@ fn campaign() {
     let failed: Vec<&Report> = reports.iter().filter(|r| r.violation.is_some()).collect();
     println!(
         "whole-server campaign: runs={} servers3={} servers5={} sessions={} expiries={} \
-         acked_writes={} register_ops={} watch_events={} events={} sim_s={sim_s:.0} wall_s={wall:.1} sim_s_per_wall_s={:.0} failures={}",
+         acked_writes={} register_ops={} watch_events={} sequential={} events={} sim_s={sim_s:.0} wall_s={wall:.1} sim_s_per_wall_s={:.0} failures={}",
         reports.len(),
         reports.iter().filter(|r| r.servers == 3).count(),
         reports.iter().filter(|r| r.servers == 5).count(),
@@ -106,6 +106,7 @@ fn campaign() {
         reports.iter().map(|r| r.acked_writes).sum::<u64>(),
         reports.iter().map(|r| r.checked.register_ops).sum::<u64>(),
         reports.iter().map(|r| r.checked.watch_events).sum::<u64>(),
+        reports.iter().map(|r| r.checked.sequential).sum::<u64>(),
         reports.iter().map(|r| r.events).sum::<u64>(),
         sim_s / wall,
         failed.len()

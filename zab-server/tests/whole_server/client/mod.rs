@@ -17,7 +17,7 @@ use zab_server::core::ConnId;
 use zab_tests::sim::rng::Rng;
 
 pub use model::ModelClient;
-pub use real::RealClient;
+pub use real::{RealClient, SEQ_PARENT};
 
 /// The root the clients write under and watch.
 pub const ROOT: &str = "/w";

@@ -14,19 +14,31 @@ use bytes::{Bytes, BytesMut};
 use zab_client::machine::{CallId, Defects, ExpiredBy, Machine, Output, SessionState};
 use zab_client::Delivery;
 use zab_proto::{
-    AddWatchMode, CreateMode, CreateRequest, OpCode, Outcome, Request, RequestFrame, Response,
-    ServerFrame, Xid,
+    AddWatchMode, CreateMode, CreateRequest, ErrorCode, OpCode, Outcome, Request, RequestFrame,
+    Response, ServerFrame, Xid,
 };
 use zab_server::core::ConnId;
 use zab_tests::sim::rng::Rng;
 
+use zab_tests::checkers::SequentialCreate;
+
 use super::history::{RegisterLog, StreamLog};
 use super::{Action, Received, Session, ROOT};
+
+/// The parent of the real clients' sequential creates.
+pub const SEQ_PARENT: &str = "/q";
 
 /// What a call was for.
 #[derive(Debug)]
 enum Call {
-    Create { path: String, persistent: bool },
+    Create {
+        path: String,
+        mode: CreateMode,
+    },
+    /// A sequential create under [`SEQ_PARENT`], invoked at this time (µs).
+    Sequential {
+        invoke: u64,
+    },
     Watch,
 }
 
@@ -64,6 +76,12 @@ pub struct RealClient {
     pub acked_under_root: Vec<(String, u64)>,
     pub registers: RegisterLog,
     pub streams: Vec<StreamLog>,
+    /// Sequential creates answered (or definitely refused), and how many
+    /// ended with their outcome unknown.
+    pub sequential: Vec<SequentialCreate>,
+    pub sequential_unknown: u64,
+    /// Acknowledged ephemeral creates, by session.
+    pub acked_ephemerals: Vec<(u64, String)>,
     pub trace: bool,
     defects: Defects,
     /// None between sessions: the next wake starts one.
@@ -103,6 +121,9 @@ impl RealClient {
             acked_under_root: Vec::new(),
             registers: RegisterLog::new(index, seed),
             streams: Vec::new(),
+            sequential: Vec::new(),
+            sequential_unknown: 0,
+            acked_ephemerals: Vec::new(),
             trace: false,
             defects,
             machine: None,
@@ -186,6 +207,9 @@ impl RealClient {
         if rng.chance(0.25) {
             self.create_next();
         }
+        if rng.chance(0.1) {
+            self.create_sequential(now);
+        }
         if rng.chance(0.3) {
             if let Some(m) = self.machine.as_mut() {
                 self.registers.start_burst(m, now);
@@ -205,15 +229,18 @@ impl RealClient {
         let Some(m) = self.machine.as_mut() else {
             return;
         };
-        let request = Request::Create(CreateRequest {
-            path: path.clone(),
-            data: Bytes::from_static(b"v"),
-            mode,
-            ttl_ms: 0,
-        });
+        let call = m.call(create_request(&path, mode), false);
+        self.calls.insert(call, Call::Create { path, mode });
+    }
+
+    fn create_sequential(&mut self, now: u64) {
+        let Some(m) = self.machine.as_mut() else {
+            return;
+        };
+        let prefix = format!("{SEQ_PARENT}/n-");
+        let request = create_request(&prefix, CreateMode::PersistentSequential);
         let call = m.call(request, false);
-        let persistent = mode == CreateMode::Persistent;
-        self.calls.insert(call, Call::Create { path, persistent });
+        self.calls.insert(call, Call::Sequential { invoke: now });
     }
 
     /// The machine is dropped: a register operation in flight stays
@@ -221,6 +248,11 @@ impl RealClient {
     fn end_session(&mut self) {
         self.machine = None;
         self.registers.abandon();
+        for (_, call) in self.calls.drain() {
+            if matches!(call, Call::Sequential { .. }) {
+                self.sequential_unknown += 1;
+            }
+        }
         for s in &mut self.streams {
             s.open = false;
         }
@@ -360,7 +392,7 @@ impl RealClient {
                     .registers
                     .on_reply(self.machine.as_mut(), call, &result, now)
                 {
-                    self.on_reply(call, result);
+                    self.on_reply(now, call, result);
                 }
             }
             Output::Event {
@@ -399,7 +431,7 @@ impl RealClient {
         }
     }
 
-    fn on_reply(&mut self, id: CallId, result: Result<Response, zab_client::Error>) {
+    fn on_reply(&mut self, now: u64, id: CallId, result: Result<Response, zab_client::Error>) {
         let Some(call) = self.calls.remove(&id) else {
             return;
         };
@@ -413,7 +445,8 @@ impl RealClient {
                 self.watch = Watch::None;
                 self.watch_unknown |= e == zab_client::Error::ConnectionLoss;
             }
-            (Call::Create { path, persistent }, Ok(Response::Create(reply))) => {
+            (Call::Sequential { invoke }, result) => self.on_sequential(invoke, now, result),
+            (Call::Create { path, mode }, Ok(Response::Create(reply))) => {
                 if reply.path != path {
                     return self.fail(format!(
                         "asked to create {path}, was answered {}",
@@ -421,7 +454,12 @@ impl RealClient {
                     ));
                 }
                 self.acked_writes += 1;
-                if persistent && path.starts_with(ROOT) && path != ROOT {
+                if mode == CreateMode::Ephemeral {
+                    if let Some(s) = self.machine.as_ref().and_then(Machine::session) {
+                        self.acked_ephemerals.push((s.id, path.clone()));
+                    }
+                }
+                if mode == CreateMode::Persistent && path.starts_with(ROOT) && path != ROOT {
                     self.acked_under_root.push((path.clone(), reply.stat.czxid));
                     self.acked_paths.push(path);
                 }
@@ -431,6 +469,39 @@ impl RealClient {
             }
             (Call::Create { .. }, Err(_)) => {}
         }
+    }
+
+    fn on_sequential(
+        &mut self,
+        invoke: u64,
+        now: u64,
+        result: Result<Response, zab_client::Error>,
+    ) {
+        let seq = match result {
+            Ok(Response::Create(reply)) => {
+                let number = reply
+                    .path
+                    .strip_prefix(SEQ_PARENT)
+                    .and_then(|name| name.strip_prefix("/n-"))
+                    .and_then(|n| n.parse().ok());
+                let Some(n) = number else {
+                    return self.fail(format!("a sequential create answered {}", reply.path));
+                };
+                Some(n)
+            }
+            // Nothing was created: the parent was not there yet.
+            Err(zab_client::Error::Server(ErrorCode::NoNode)) => None,
+            Ok(other) => return self.fail(format!("a sequential create answered {other:?}")),
+            Err(_) => {
+                self.sequential_unknown += 1;
+                return;
+            }
+        };
+        self.sequential.push(SequentialCreate {
+            invoke,
+            complete: now,
+            seq,
+        });
     }
 
     fn on_state(&mut self, state: SessionState, r: &mut Received) {
@@ -453,6 +524,7 @@ impl RealClient {
                 }
                 if self.sessions_started == 1 {
                     self.create(ROOT.into(), CreateMode::Persistent);
+                    self.create(SEQ_PARENT.into(), CreateMode::Persistent);
                 }
                 let path = format!("/e{}-{}", self.index, self.sessions_started);
                 self.create(path, CreateMode::Ephemeral);
@@ -525,4 +597,13 @@ impl RealClient {
             ));
         }
     }
+}
+
+fn create_request(path: &str, mode: CreateMode) -> Request {
+    Request::Create(CreateRequest {
+        path: path.into(),
+        data: Bytes::from_static(b"v"),
+        mode,
+        ttl_ms: 0,
+    })
 }

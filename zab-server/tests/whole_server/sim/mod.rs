@@ -715,7 +715,12 @@ impl Simulation {
         if let Some(v) = self.lost_writes() {
             return Some(v);
         }
-        match check_histories(&self.clients) {
+        let newest = self
+            .servers
+            .iter()
+            .filter_map(|s| s.core.as_ref())
+            .max_by_key(|c| c.status().applied)?;
+        match check_histories(&self.clients, &newest.replica().tree, &self.checker) {
             Ok(checked) => self.report.checked = checked,
             Err(v) => return Some(v),
         }
