@@ -347,6 +347,27 @@ mod tests {
     }
 
     #[test]
+    fn error_codes_the_tree_answers_are_zookeepers() {
+        let expected = [
+            (ErrorCode::Ok, 0),
+            (ErrorCode::RuntimeInconsistency, -2),
+            (ErrorCode::BadArguments, -8),
+            (ErrorCode::NoNode, -101),
+            (ErrorCode::BadVersion, -103),
+            (ErrorCode::NoChildrenForEphemerals, -108),
+            (ErrorCode::NodeExists, -110),
+            (ErrorCode::NotEmpty, -111),
+            (ErrorCode::SessionExpired, -112),
+            (ErrorCode::SessionMoved, -118),
+            (ErrorCode::QuotaExceeded, -125),
+            (ErrorCode::Throttled, -127),
+        ];
+        for (code, number) in expected {
+            assert_eq!(code.code(), number, "{code:?}");
+        }
+    }
+
+    #[test]
     fn error_codes_display_name_value_and_meaning() {
         assert_eq!(
             ErrorCode::NodeExists.to_string(),

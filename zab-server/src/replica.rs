@@ -291,7 +291,7 @@ impl Replica {
             crate::tree::Txn::Noop
         } else {
             crate::tree::Txn::Error {
-                code: crate::tree::ErrorCode::SessionExpired,
+                code: zab_proto::ErrorCode::SessionExpired,
             }
         };
         let Applied { outcome, changes } = self
@@ -347,20 +347,18 @@ impl Application for Replica {
             CommandBody::DeleteExpired { path, mzxid, pzxid } => self
                 .tree
                 .exists(path)
-                .is_some_and(|st| st.mzxid == *mzxid && st.pzxid == *pzxid),
+                .is_some_and(|st| st.mzxid == mzxid.0 && st.pzxid == pzxid.0),
             _ => true,
         };
         let prepared = if self.is_from_stale_connection(&cmd) {
             Err(crate::tree::Rejected::Op(
-                crate::tree::ErrorCode::SessionMoved,
+                zab_proto::ErrorCode::SessionMoved,
             ))
         } else if unchanged {
             self.tree
                 .prepare(&PendingChanges::new(), cmd.session, &request)
         } else {
-            Err(crate::tree::Rejected::Op(
-                crate::tree::ErrorCode::BadVersion,
-            ))
+            Err(crate::tree::Rejected::Op(zab_proto::ErrorCode::BadVersion))
         };
         let txn = prepared.unwrap_or_else(|rejected| rejected.to_txn());
         let Applied { outcome, changes } = self
@@ -523,7 +521,7 @@ mod tests {
         assert!(
             matches!(
                 last.outcome,
-                Outcome::Error(crate::tree::ErrorCode::SessionExpired)
+                Outcome::Error(zab_proto::ErrorCode::SessionExpired)
             ),
             "{:?}",
             last.outcome
@@ -557,8 +555,8 @@ mod tests {
             .expect("set");
         let stale = CommandBody::DeleteExpired {
             path: "/t".into(),
-            mzxid: st.mzxid,
-            pzxid: st.pzxid,
+            mzxid: Zxid(st.mzxid),
+            pzxid: Zxid(st.pzxid),
         };
         r.apply(z(4), &cmd(0, 0, stale)).expect("no-op");
         assert!(
@@ -568,8 +566,8 @@ mod tests {
         let now = r.tree.exists("/t").expect("still there");
         let fresh = CommandBody::DeleteExpired {
             path: "/t".into(),
-            mzxid: now.mzxid,
-            pzxid: now.pzxid,
+            mzxid: Zxid(now.mzxid),
+            pzxid: Zxid(now.pzxid),
         };
         assert_eq!(
             Command::decode(cmd(0, 0, fresh.clone())).map(|c| c.body),

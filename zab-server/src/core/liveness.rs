@@ -14,7 +14,7 @@
 
 use bytes::{Buf, BufMut, Bytes, BytesMut};
 use tracing::{info, warn};
-use zab_core::{Input, Role};
+use zab_core::{Input, Role, Zxid};
 
 use super::frontend::{Frontend, Phase};
 use super::ConnId;
@@ -126,14 +126,11 @@ impl Frontend {
             let Some(st) = replica.tree.exists(&path) else {
                 continue;
             };
-            if !self.sweeping.insert((path.clone(), st.mzxid, st.pzxid)) {
+            let (mzxid, pzxid) = (Zxid(st.mzxid), Zxid(st.pzxid));
+            if !self.sweeping.insert((path.clone(), mzxid, pzxid)) {
                 continue;
             }
-            let body = CommandBody::DeleteExpired {
-                path,
-                mzxid: st.mzxid,
-                pzxid: st.pzxid,
-            };
+            let body = CommandBody::DeleteExpired { path, mzxid, pzxid };
             inputs.push(self.propose_unanswered(0, body));
         }
         if self.sweeping.len() > 10_000 {

@@ -32,7 +32,6 @@ use zab_core::{Action, Input, Message, Node, PeerId, PersistOp, PersistSeq, Role
 use zab_proto::{ConnectRequest, RequestFrame};
 
 pub use frontend::{ClientOutput, Defects, Frontend, OUTSTANDING_MAX, WATCHES_MAX};
-pub use reads::wire_stat;
 
 use crate::replica::Replica;
 use crate::server::Application;

@@ -9,7 +9,6 @@ use zab_proto::{
 use super::frontend::WATCHES_MAX;
 use crate::replica::Replica;
 use crate::tree::Outcome;
-use crate::tree::Stat as TreeStat;
 use crate::watches::{OneShot, Watches};
 
 /// Re-arms a reconnected session's watches (SetWatches) and returns what
@@ -48,21 +47,21 @@ fn rearm(
     for path in &set.data {
         match replica.tree.exists(path) {
             None => events.push((K::NodeDeleted, path.clone())),
-            Some(st) if st.mzxid.0 > rel => events.push((K::NodeDataChanged, path.clone())),
+            Some(st) if st.mzxid > rel => events.push((K::NodeDataChanged, path.clone())),
             Some(_) => watches.arm(OneShot::Data, path, session),
         }
     }
     for path in &set.exists {
         match replica.tree.exists(path) {
-            Some(st) if st.czxid.0 > rel => events.push((K::NodeCreated, path.clone())),
-            Some(st) if st.mzxid.0 > rel => events.push((K::NodeDataChanged, path.clone())),
+            Some(st) if st.czxid > rel => events.push((K::NodeCreated, path.clone())),
+            Some(st) if st.mzxid > rel => events.push((K::NodeDataChanged, path.clone())),
             _ => watches.arm(OneShot::Exists, path, session),
         }
     }
     for path in &set.children {
         match replica.tree.exists(path) {
             None => events.push((K::NodeDeleted, path.clone())),
-            Some(st) if st.pzxid.0 > rel => events.push((K::NodeChildrenChanged, path.clone())),
+            Some(st) if st.pzxid > rel => events.push((K::NodeChildrenChanged, path.clone())),
             Some(_) => watches.arm(OneShot::Child, path, session),
         }
     }
@@ -112,7 +111,7 @@ pub(super) fn read(
             if *watch {
                 watches.arm(OneShot::Exists, path, session);
             }
-            WireOutcome::Ok(Response::Exists(tree.exists(path).map(wire_stat)))
+            WireOutcome::Ok(Response::Exists(tree.exists(path)))
         }
         Request::GetData { path, watch } => match tree.get(path) {
             Some((data, stat)) => {
@@ -121,7 +120,7 @@ pub(super) fn read(
                 }
                 WireOutcome::Ok(Response::GetData {
                     data: data.clone(),
-                    stat: wire_stat(stat),
+                    stat,
                 })
             }
             None => WireOutcome::Err(ErrorCode::NoNode),
@@ -139,10 +138,7 @@ pub(super) fn read(
                 if *watch {
                     watches.arm(OneShot::Child, path, session);
                 }
-                WireOutcome::Ok(Response::GetChildren {
-                    children,
-                    stat: wire_stat(stat),
-                })
+                WireOutcome::Ok(Response::GetChildren { children, stat })
             }
             None => WireOutcome::Err(ErrorCode::NoNode),
         },
@@ -150,38 +146,18 @@ pub(super) fn read(
     }
 }
 
-pub fn wire_stat(s: TreeStat) -> zab_proto::Stat {
-    zab_proto::Stat {
-        czxid: s.czxid.0,
-        mzxid: s.mzxid.0,
-        ctime: s.ctime_ms,
-        mtime: s.mtime_ms,
-        version: s.version,
-        cversion: s.cversion,
-        aversion: s.aversion,
-        ephemeral_owner: s.ephemeral_owner,
-        data_length: s.data_length,
-        num_children: s.num_children,
-        pzxid: s.pzxid.0,
-    }
-}
-
-fn wire_code(code: crate::tree::ErrorCode) -> ErrorCode {
-    ErrorCode::from_code(code.code())
-}
-
 /// The client-facing result of an applied write.
 pub(super) fn wire_outcome(outcome: &Outcome) -> WireOutcome {
     match outcome {
         Outcome::Created { path, stat } => WireOutcome::Ok(Response::Create(CreateReply {
             path: path.clone(),
-            stat: wire_stat(*stat),
+            stat: *stat,
         })),
         Outcome::Deleted => WireOutcome::Ok(Response::Delete),
-        Outcome::DataSet { stat } => WireOutcome::Ok(Response::SetData(wire_stat(*stat))),
+        Outcome::DataSet { stat } => WireOutcome::Ok(Response::SetData(*stat)),
         Outcome::Checked => WireOutcome::Ok(Response::Check),
         Outcome::SessionClosed => WireOutcome::Ok(Response::CloseSession),
-        Outcome::Error(code) => WireOutcome::Err(wire_code(*code)),
+        Outcome::Error(code) => WireOutcome::Err(*code),
         Outcome::Multi(ops) => {
             let failed = ops.iter().find_map(|o| match o {
                 Outcome::Error(code) if code.code() != 0 && code.code() != -2 => Some(*code),
@@ -189,11 +165,11 @@ pub(super) fn wire_outcome(outcome: &Outcome) -> WireOutcome {
             });
             match failed {
                 Some(err) => WireOutcome::MultiErr {
-                    err: wire_code(err),
+                    err,
                     errors: ops
                         .iter()
                         .map(|o| match o {
-                            Outcome::Error(c) => wire_code(*c),
+                            Outcome::Error(c) => *c,
                             _ => ErrorCode::Ok,
                         })
                         .collect(),
@@ -203,10 +179,10 @@ pub(super) fn wire_outcome(outcome: &Outcome) -> WireOutcome {
                         .map(|o| match o {
                             Outcome::Created { path, stat } => MultiResult::Create(CreateReply {
                                 path: path.clone(),
-                                stat: wire_stat(*stat),
+                                stat: *stat,
                             }),
                             Outcome::Deleted => MultiResult::Delete,
-                            Outcome::DataSet { stat } => MultiResult::SetData(wire_stat(*stat)),
+                            Outcome::DataSet { stat } => MultiResult::SetData(*stat),
                             _ => MultiResult::Check,
                         })
                         .collect(),

@@ -6,10 +6,12 @@ use std::collections::{BTreeSet, HashMap};
 use bytes::Bytes;
 use zab_core::Zxid;
 
-use super::error::{ApplyError, Divergence, ErrorCode};
+use zab_proto::{ErrorCode, Stat};
+
+use super::error::{ApplyError, Divergence};
 use super::path::{self, ROOT};
 use super::txn::Txn;
-use super::znode::{Node, NodeKind, Stat};
+use super::znode::{Node, NodeKind};
 
 /// The znode tree of one replica. Deterministic: the same transactions
 /// applied in the same order give the same tree (and the same snapshot bytes).

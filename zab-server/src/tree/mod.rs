@@ -51,9 +51,9 @@ mod znode;
 mod pipeline_tests;
 
 pub use data_tree::{Applied, ApplyResult, Change, ChangeKind, DataTree, Outcome};
-pub use error::{ApplyError, Divergence, ErrorCode};
+pub use error::{ApplyError, Divergence};
 pub use path::{PathError, PATH_BYTES_MAX};
 pub use prepare::{PendingChanges, Rejected, Request, ANY_VERSION, DATA_BYTES_MAX};
 pub use snapshot::{SnapshotDecodeError, SNAPSHOT_FORMAT_VERSION};
 pub use txn::{Txn, TxnDecodeError, TxnHeader, TXN_FORMAT_VERSION};
-pub use znode::{NodeKind, Stat, TTL_MS_MAX};
+pub use znode::{NodeKind, TTL_MS_MAX};

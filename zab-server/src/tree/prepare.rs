@@ -24,10 +24,10 @@ use std::collections::{BTreeSet, HashMap, VecDeque};
 use bytes::Bytes;
 
 use super::data_tree::DataTree;
-use super::error::ErrorCode;
 use super::path::{self, ROOT};
 use super::txn::Txn;
 use super::znode::{NodeKind, TTL_MS_MAX};
+use zab_proto::ErrorCode;
 
 /// The largest node data accepted, in bytes (ZooKeeper's default
 /// `jute.maxbuffer` is about this; the frame limit bounds it too).

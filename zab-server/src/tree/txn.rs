@@ -32,9 +32,9 @@ use std::fmt;
 
 use bytes::{BufMut, Bytes};
 
-use super::error::ErrorCode;
 use super::wire::{put_bytes, put_kind, Malformed, Reader};
 use super::znode::NodeKind;
+use zab_proto::ErrorCode;
 
 /// The payload format version written first in every payload.
 pub const TXN_FORMAT_VERSION: u8 = 1;
@@ -285,10 +285,15 @@ fn decode_body(r: &mut Reader<'_>, in_multi: bool) -> Result<Txn, Malformed> {
         TAG_ERROR => {
             let code_at = r.offset();
             let code = r.i32()?;
-            let code = ErrorCode::from_code(code).ok_or(Malformed {
-                offset: code_at,
-                reason: "unknown error code",
-            })?;
+            let code = match ErrorCode::from_code(code) {
+                ErrorCode::Unknown(_) => {
+                    return Err(Malformed {
+                        offset: code_at,
+                        reason: "unknown error code",
+                    })
+                }
+                known => known,
+            };
             Txn::Error { code }
         }
         TAG_NOOP => Txn::Noop,

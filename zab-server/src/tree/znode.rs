@@ -4,6 +4,7 @@ use std::collections::BTreeSet;
 
 use bytes::Bytes;
 use zab_core::Zxid;
+use zab_proto::Stat;
 
 /// The longest TTL accepted, in ms: ZooKeeper's limit (it keeps TTLs in 40
 /// bits), so a TTL valid there is valid here and the other way round.
@@ -23,33 +24,6 @@ pub enum NodeKind {
     Ttl {
         ttl_ms: u64,
     },
-}
-
-/// The 11 stat fields of REFERENCE §3, in ZooKeeper's wire order.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
-pub struct Stat {
-    /// The zxid that created the node.
-    pub czxid: Zxid,
-    /// The zxid of the last setData (the create's, if none).
-    pub mzxid: Zxid,
-    /// Leader's wall clock at the create, in ms since the Unix epoch.
-    pub ctime_ms: i64,
-    /// Leader's wall clock at the last setData (or the create).
-    pub mtime_ms: i64,
-    /// setData count.
-    pub version: i32,
-    /// Child creates plus child deletes (ephemeral removals included).
-    pub cversion: i32,
-    /// ACL changes: always 0, there are no ACLs yet.
-    pub aversion: i32,
-    /// The owning session of an ephemeral node, else 0 (containers and TTL
-    /// nodes included: unlike ZooKeeper we do not encode them in this field).
-    pub ephemeral_owner: u64,
-    pub data_length: i32,
-    pub num_children: i32,
-    /// The zxid of the last child create or delete; for a node that never had
-    /// one, its own czxid (ZooKeeper's convention).
-    pub pzxid: Zxid,
 }
 
 /// A znode as stored. Fields are laid out for size: the kind is one byte and
@@ -146,19 +120,22 @@ impl Node {
         matches!(self.tag, KindTag::Container | KindTag::Ttl)
     }
 
+    /// The node's stat as clients see it (REFERENCE §3): `aversion` is
+    /// always 0 (no ACLs yet); `ephemeral_owner` is 0 for containers and
+    /// TTL nodes (unlike ZooKeeper, we do not encode them in that field).
     pub(crate) fn stat(&self) -> Stat {
         Stat {
-            czxid: self.czxid,
-            mzxid: self.mzxid,
-            ctime_ms: self.ctime_ms,
-            mtime_ms: self.mtime_ms,
+            czxid: self.czxid.0,
+            mzxid: self.mzxid.0,
+            ctime: self.ctime_ms,
+            mtime: self.mtime_ms,
             version: self.version,
             cversion: self.cversion,
             aversion: 0,
             ephemeral_owner: self.ephemeral_owner(),
             data_length: clamp_i32(self.data.len()),
             num_children: clamp_i32(self.children.len()),
-            pzxid: self.pzxid,
+            pzxid: self.pzxid.0,
         }
     }
 }

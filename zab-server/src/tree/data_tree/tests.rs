@@ -63,10 +63,10 @@ fn create_sets_every_stat_field_and_moves_the_parents() {
         create("/a", b"hello", NodeKind::Persistent, 0, 1),
     );
     let expected = Stat {
-        czxid: z(1),
-        mzxid: z(1),
-        ctime_ms: 1_000,
-        mtime_ms: 1_000,
+        czxid: z(1).0,
+        mzxid: z(1).0,
+        ctime: 1_000,
+        mtime: 1_000,
         version: 0,
         cversion: 0,
         aversion: 0,
@@ -74,7 +74,7 @@ fn create_sets_every_stat_field_and_moves_the_parents() {
         data_length: 5,
         num_children: 0,
         // ZooKeeper's quirk: a new node's pzxid is its own czxid.
-        pzxid: z(1),
+        pzxid: z(1).0,
     };
     assert_eq!(
         applied,
@@ -99,7 +99,7 @@ fn create_sets_every_stat_field_and_moves_the_parents() {
         Stat {
             cversion: 1,
             num_children: 1,
-            pzxid: z(1),
+            pzxid: z(1).0,
             ..Stat::default()
         }
     );
@@ -122,17 +122,17 @@ fn set_data_moves_version_mzxid_mtime_and_length_only() {
     };
     let applied = ok(&mut tree, 2, 2_000, set);
     let expected = Stat {
-        czxid: z(1),
-        mzxid: z(2),
-        ctime_ms: 1_000,
-        mtime_ms: 2_000,
+        czxid: z(1).0,
+        mzxid: z(2).0,
+        ctime: 1_000,
+        mtime: 2_000,
         version: 1,
         cversion: 0,
         aversion: 0,
         ephemeral_owner: 0,
         data_length: 2,
         num_children: 0,
-        pzxid: z(1),
+        pzxid: z(1).0,
     };
     assert_eq!(
         applied,
@@ -143,7 +143,7 @@ fn set_data_moves_version_mzxid_mtime_and_length_only() {
     );
     assert_eq!(stat(&tree, "/a"), expected);
     // The parent does not see a child's setData.
-    assert_eq!(stat(&tree, "/").pzxid, z(1));
+    assert_eq!(stat(&tree, "/").pzxid, z(1).0);
     assert_eq!(stat(&tree, "/").cversion, 1);
 }
 
@@ -154,17 +154,17 @@ fn child_create_and_delete_move_cversion_pzxid_and_num_children() {
     ok(&mut tree, 2, 2_000, persistent("/p/a", 1));
     ok(&mut tree, 3, 3_000, persistent("/p/b", 2));
     let parent = Stat {
-        czxid: z(1),
-        mzxid: z(1),
-        ctime_ms: 1_000,
-        mtime_ms: 1_000,
+        czxid: z(1).0,
+        mzxid: z(1).0,
+        ctime: 1_000,
+        mtime: 1_000,
         version: 0,
         cversion: 2,
         aversion: 0,
         ephemeral_owner: 0,
         data_length: 0,
         num_children: 2,
-        pzxid: z(3),
+        pzxid: z(3).0,
     };
     assert_eq!(stat(&tree, "/p"), parent);
     let applied = ok(
@@ -191,7 +191,7 @@ fn child_create_and_delete_move_cversion_pzxid_and_num_children() {
         Stat {
             cversion: 3,
             num_children: 1,
-            pzxid: z(4),
+            pzxid: z(4).0,
             ..parent
         }
     );
@@ -251,13 +251,13 @@ fn session_close_removes_its_ephemerals_at_one_zxid() {
     assert_eq!(
         stat(&tree, "/p/e2"),
         Stat {
-            czxid: z(4),
-            mzxid: z(4),
-            ctime_ms: 500,
-            mtime_ms: 500,
+            czxid: z(4).0,
+            mzxid: z(4).0,
+            ctime: 500,
+            mtime: 500,
             ephemeral_owner: 7,
             data_length: 1,
-            pzxid: z(4),
+            pzxid: z(4).0,
             ..Stat::default()
         }
     );
@@ -285,16 +285,16 @@ fn session_close_removes_its_ephemerals_at_one_zxid() {
     assert_eq!(
         stat(&tree, "/p"),
         Stat {
-            czxid: z(3),
-            mzxid: z(3),
+            czxid: z(3).0,
+            mzxid: z(3).0,
             cversion: 5,
             num_children: 1,
-            pzxid: z(8),
+            pzxid: z(8).0,
             ..Stat::default()
         }
     );
     assert_eq!(stat(&tree, "/").cversion, 3);
-    assert_eq!(stat(&tree, "/").pzxid, z(8));
+    assert_eq!(stat(&tree, "/").pzxid, z(8).0);
     assert_eq!(stat(&tree, "/").num_children, 1);
 }
 
@@ -328,14 +328,14 @@ fn multi_applies_all_ops_at_one_zxid() {
     assert_eq!(
         stat(&tree, "/a"),
         Stat {
-            czxid: z(1),
-            mzxid: z(1),
-            ctime_ms: 10,
-            mtime_ms: 10,
+            czxid: z(1).0,
+            mzxid: z(1).0,
+            ctime: 10,
+            mtime: 10,
             version: 1,
             cversion: 2,
             data_length: 1,
-            pzxid: z(1),
+            pzxid: z(1).0,
             ..Stat::default()
         }
     );

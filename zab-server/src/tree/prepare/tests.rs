@@ -1,5 +1,7 @@
 use super::*;
-use crate::tree::{Outcome, Stat};
+use zab_proto::Stat;
+
+use crate::tree::Outcome;
 use zab_core::{Epoch, Zxid};
 
 const S: u64 = 0x11;
