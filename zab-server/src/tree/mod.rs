@@ -6,10 +6,15 @@
 //!   The zxid comes from the log record, not the payload (the core assigns it
 //!   after the payload is built). `apply` returns the client's result and the
 //!   ordered `Change`s for the watch manager. An `Err` is a divergence: stop.
-//! - **The leader** turns each client request into a fully resolved
-//!   transaction with `DataTree::prepare`, checked against the tree plus the
-//!   transactions still in flight (`PendingChanges`); see `prepare` for the
-//!   driving loop and the invariants the caller keeps.
+//! - **Resolving a request.** `DataTree::prepare` turns a client request into
+//!   a fully resolved transaction (sequential names, version checks, errors).
+//!   Today every replica calls it at apply time, on the command it applies,
+//!   against its own tree and an empty `PendingChanges` (`replica.rs`): the
+//!   log holds commands, not resolved transactions (docs/design.md).
+//!   `PendingChanges`, an overlay of transactions proposed but not yet
+//!   applied, is *not used in production*: it is kept, with its tests, for
+//!   a leader-side pipeline that resolves requests before proposing them,
+//!   and goes if that pipeline is not built. The loop it was made for:
 //!
 //! ```text
 //!   request ──prepare(tree + pending)──▶ Txn ──encode──▶ zab-core Propose

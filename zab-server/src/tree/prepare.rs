@@ -1,8 +1,11 @@
-//! The leader's half: turning a client request into a resolved transaction,
-//! checked against the tree *plus* the transactions proposed but not yet
-//! applied (`PendingChanges`, ZooKeeper's `outstandingChanges`).
+//! Turning a client request into a resolved transaction, checked against
+//! the tree *plus* the transactions proposed but not yet applied
+//! (`PendingChanges`, ZooKeeper's `outstandingChanges`).
 //!
-//! The driving loop on the leader:
+//! In production every replica calls [`DataTree::prepare`] at apply time
+//! with an empty overlay (see `replica.rs`); the overlay is unused outside
+//! tests, kept for a leader-side pipeline. The driving loop such a leader
+//! would run:
 //!
 //! ```text
 //! match tree.prepare(&pending, session, &request) {
