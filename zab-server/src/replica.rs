@@ -20,8 +20,8 @@ use zab_proto::{CreateMode, MultiOp, Request, RequestFrame, PASSWORD_BYTES};
 
 use crate::server::Application;
 use crate::tree::NodeKind;
+use crate::tree::Request as TreeRequest;
 use crate::tree::{Applied, Change, DataTree, Outcome};
-use crate::tree::{PendingChanges, Request as TreeRequest};
 
 /// Version 2 added [`Command::request`]; version 1 records still decode.
 const COMMAND_VERSION: u8 = 2;
@@ -355,8 +355,7 @@ impl Application for Replica {
                 zab_proto::ErrorCode::SessionMoved,
             ))
         } else if unchanged {
-            self.tree
-                .prepare(&PendingChanges::new(), cmd.session, &request)
+            self.tree.prepare(cmd.session, &request)
         } else {
             Err(crate::tree::Rejected::Op(zab_proto::ErrorCode::BadVersion))
         };

@@ -8,21 +8,9 @@
 //!   ordered `Change`s for the watch manager. An `Err` is a divergence: stop.
 //! - **Resolving a request.** `DataTree::prepare` turns a client request into
 //!   a fully resolved transaction (sequential names, version checks, errors).
-//!   Today every replica calls it at apply time, on the command it applies,
-//!   against its own tree and an empty `PendingChanges` (`replica.rs`): the
-//!   log holds commands, not resolved transactions (docs/design.md).
-//!   `PendingChanges`, an overlay of transactions proposed but not yet
-//!   applied, is *not used in production*: it is kept, with its tests, for
-//!   a leader-side pipeline that resolves requests before proposing them,
-//!   and goes if that pipeline is not built. The loop it was made for:
-//!
-//! ```text
-//!   request ──prepare(tree + pending)──▶ Txn ──encode──▶ zab-core Propose
-//!                                          │ push            │ commit, in zxid order
-//!                                    PendingChanges      decode ──▶ apply ──▶ Outcome, Changes
-//!                                          ▲ retire_oldest                       │
-//!                                          └─────────────────────────────────────┘ (leader)
-//! ```
+//!   Every replica calls it at apply time, on the command it applies, against
+//!   its own tree (`replica.rs`): the log holds commands, not resolved
+//!   transactions (docs/design.md).
 //!
 //! Semantics follow REFERENCE §3 and ZooKeeper, with these deliberate choices:
 //! - `cversion` counts child creates *and* deletes (ephemeral removals
@@ -53,12 +41,12 @@ mod wire;
 mod znode;
 
 #[cfg(test)]
-mod pipeline_tests;
+mod replay_tests;
 
 pub use data_tree::{Applied, ApplyResult, Change, ChangeKind, DataTree, Outcome};
 pub use error::{ApplyError, Divergence};
 pub use path::{PathError, PATH_BYTES_MAX};
-pub use prepare::{PendingChanges, Rejected, Request, ANY_VERSION, DATA_BYTES_MAX};
+pub use prepare::{Rejected, Request, ANY_VERSION, DATA_BYTES_MAX};
 pub use snapshot::{SnapshotDecodeError, SNAPSHOT_FORMAT_VERSION};
 pub use txn::{Txn, TxnDecodeError, TxnHeader, TXN_FORMAT_VERSION};
 pub use znode::{NodeKind, TTL_MS_MAX};

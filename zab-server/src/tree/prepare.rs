@@ -1,28 +1,15 @@
-//! Turning a client request into a resolved transaction, checked against
-//! the tree *plus* the transactions proposed but not yet applied
-//! (`PendingChanges`, ZooKeeper's `outstandingChanges`).
+//! Turning a client request into a resolved transaction (sequential names,
+//! version checks, errors), checked against the tree as this replica has it.
 //!
-//! In production every replica calls [`DataTree::prepare`] at apply time
-//! with an empty overlay (see `replica.rs`); the overlay is unused outside
-//! tests, kept for a leader-side pipeline. The driving loop such a leader
-//! would run:
-//!
-//! ```text
-//! match tree.prepare(&pending, session, &request) {
-//!     Ok(txn) => { pending.push(&tree, &txn); propose(txn) }
-//!     Err(rejected) => { pending.push(&tree, &rejected.to_txn()); propose(rejected.to_txn()) }
-//!                       // or answer at once when the session has nothing in flight
-//! }
-//! on every committed transaction this leader proposed, in order:
-//!     tree.apply(zxid, time_ms, &txn); pending.retire_oldest();
-//! on any role change: pending.clear()
-//! ```
-//!
-//! Invariants the caller keeps: every transaction the leader proposes is
-//! pushed, in proposal order, and retired once applied; a new leader applies
-//! its whole initial history before its first `prepare`.
+//! Every replica calls [`DataTree::prepare`] at apply time, on the command
+//! it is applying (`replica.rs`): the log holds commands, and all replicas
+//! resolve the same commands against the same state. Within a multi, later
+//! ops see earlier ones' effects through a local overlay. A leader-side
+//! pipeline (resolving before proposing, which needs the effects of
+//! transactions still in flight) is issue work, not code: an earlier
+//! overlay for it was never used and was removed.
 
-use std::collections::{BTreeSet, HashMap, VecDeque};
+use std::collections::{BTreeSet, HashMap};
 
 use bytes::Bytes;
 
@@ -137,113 +124,6 @@ impl Rejected {
     }
 }
 
-/// The effects of transactions proposed but not yet applied: for each path
-/// they touch, the node's state after the latest of them (or its absence),
-/// and likewise for sessions. A small overlay the size of the pipeline.
-#[derive(Clone, Debug, Default)]
-pub struct PendingChanges {
-    nodes: HashMap<String, Slot<Option<Meta>>>,
-    sessions: HashMap<u64, Slot<bool>>,
-    queue: VecDeque<Entry>,
-    next_id: u64,
-}
-
-impl PendingChanges {
-    pub fn new() -> PendingChanges {
-        PendingChanges::default()
-    }
-
-    /// Transactions pushed and not yet retired.
-    pub fn len(&self) -> usize {
-        self.queue.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.queue.is_empty()
-    }
-
-    /// Forgets everything in flight (on a role change: the new leader's
-    /// history decides what becomes of it).
-    pub fn clear(&mut self) {
-        *self = PendingChanges::default();
-    }
-
-    /// Records `txn`, just proposed, as the newest transaction in flight.
-    /// `tree` must be the tree `txn` was prepared against (its applied
-    /// transactions already retired from here).
-    pub fn push(&mut self, tree: &DataTree, txn: &Txn) {
-        let id = self.next_id;
-        self.next_id += 1;
-        let mut view = View::new(tree, self);
-        view.effect(txn);
-        let View {
-            nodes, sessions, ..
-        } = view;
-        let mut entry = Entry {
-            id,
-            paths: Vec::with_capacity(nodes.len()),
-            sessions: Vec::with_capacity(sessions.len()),
-        };
-        for (path, value) in nodes {
-            entry.paths.push(path.clone());
-            self.nodes.insert(path, Slot { writer: id, value });
-        }
-        for (session, open) in sessions {
-            entry.sessions.push(session);
-            self.sessions.insert(
-                session,
-                Slot {
-                    writer: id,
-                    value: open,
-                },
-            );
-        }
-        self.queue.push_back(entry);
-    }
-
-    /// Drops the oldest transaction in flight, which the tree has just
-    /// applied. Its effects stay visible where a later one overwrote them.
-    /// Returns false if nothing was in flight (a caller bug worth a log line).
-    pub fn retire_oldest(&mut self) -> bool {
-        let Some(entry) = self.queue.pop_front() else {
-            return false;
-        };
-        for path in entry.paths {
-            if self
-                .nodes
-                .get(&path)
-                .is_some_and(|slot| slot.writer == entry.id)
-            {
-                self.nodes.remove(&path);
-            }
-        }
-        for session in entry.sessions {
-            if self
-                .sessions
-                .get(&session)
-                .is_some_and(|slot| slot.writer == entry.id)
-            {
-                self.sessions.remove(&session);
-            }
-        }
-        true
-    }
-}
-
-#[derive(Clone, Debug)]
-struct Slot<T> {
-    /// The id of the newest pending transaction that set this value.
-    writer: u64,
-    value: T,
-}
-
-#[derive(Clone, Debug)]
-struct Entry {
-    id: u64,
-    paths: Vec<String>,
-    sessions: Vec<u64>,
-}
-
 /// What validation needs to know about a node.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 struct Meta {
@@ -256,16 +136,10 @@ struct Meta {
 }
 
 impl DataTree {
-    /// Checks `request` from `session` against this tree and the changes in
-    /// flight, and resolves it into the transaction to propose. Pure: record
-    /// the result with `PendingChanges::push` once it is proposed.
-    pub fn prepare(
-        &self,
-        pending: &PendingChanges,
-        session: u64,
-        request: &Request,
-    ) -> Result<Txn, Rejected> {
-        let mut view = View::new(self, pending);
+    /// Checks `request` from `session` against this tree and resolves it
+    /// into the transaction to apply. Pure.
+    pub fn prepare(&self, session: u64, request: &Request) -> Result<Txn, Rejected> {
+        let mut view = View::new(self);
         match request {
             Request::CreateSession { timeout_ms } => {
                 if session == 0 || view.session_open(session) {
@@ -311,20 +185,18 @@ impl DataTree {
     }
 }
 
-/// The tree as the next transaction will find it: the tree, then the pending
-/// overlay, then (within a multi, or while pushing) a local overlay.
+/// The tree as the next op will find it: the tree, then (within a multi)
+/// a local overlay of the earlier ops' effects.
 struct View<'a> {
     tree: &'a DataTree,
-    pending: &'a PendingChanges,
     nodes: HashMap<String, Option<Meta>>,
     sessions: HashMap<u64, bool>,
 }
 
 impl<'a> View<'a> {
-    fn new(tree: &'a DataTree, pending: &'a PendingChanges) -> View<'a> {
+    fn new(tree: &'a DataTree) -> View<'a> {
         View {
             tree,
-            pending,
             nodes: HashMap::new(),
             sessions: HashMap::new(),
         }
@@ -333,9 +205,6 @@ impl<'a> View<'a> {
     fn node(&self, path: &str) -> Option<Meta> {
         if let Some(local) = self.nodes.get(path) {
             return *local;
-        }
-        if let Some(slot) = self.pending.nodes.get(path) {
-            return slot.value;
         }
         self.tree.nodes.get(path).map(|n| Meta {
             version: n.version,
@@ -351,19 +220,14 @@ impl<'a> View<'a> {
         if let Some(&open) = self.sessions.get(&session) {
             return open;
         }
-        if let Some(slot) = self.pending.sessions.get(&session) {
-            return slot.value;
-        }
         self.tree.sessions.contains_key(&session)
     }
 
     /// The paths `session` owns in this view.
     fn ephemerals_of(&self, session: u64) -> BTreeSet<String> {
         let tree = self.tree.ephemerals.get(&session).into_iter().flatten();
-        let pending = self.pending.nodes.keys();
         let local = self.nodes.keys();
-        tree.chain(pending)
-            .chain(local)
+        tree.chain(local)
             .filter(|p| self.node(p).is_some_and(|m| m.ephemeral_owner == session))
             .cloned()
             .collect()
@@ -497,10 +361,6 @@ impl<'a> View<'a> {
         }
         if node.num_children > 0 {
             return Err(ErrorCode::NotEmpty);
-        }
-        if self.pending.nodes.contains_key(path) {
-            // Created, changed or given a child since the sweep looked.
-            return Err(ErrorCode::BadVersion);
         }
         Ok(Txn::Delete {
             path: path.to_owned(),

@@ -235,19 +235,17 @@ fn insert(tree: &mut DataTree, path: &str, node: Node) -> Result<(), &'static st
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::tree::{PendingChanges, Request, Txn};
+    use crate::tree::{Request, Txn};
     use bytes::Bytes;
     use zab_core::Epoch;
 
     /// A tree with every kind of node, sessions, deletes and data.
     fn build(tree: &mut DataTree) {
-        let mut pending = PendingChanges::new();
         let mut counter = 0;
         let mut run = |tree: &mut DataTree, session: u64, request: Request| {
             let txn = tree
-                .prepare(&pending, session, &request)
+                .prepare(session, &request)
                 .unwrap_or_else(|e| panic!("{request:?}: {e:?}"));
-            pending.push(tree, &txn);
             counter += 1;
             let applied = tree.apply(
                 Zxid::new(Epoch(2), counter),
@@ -255,7 +253,6 @@ mod tests {
                 &txn,
             );
             applied.unwrap_or_else(|e| panic!("{e}"));
-            assert!(pending.retire_oldest());
         };
         let create = |path: &str, data: &'static [u8], kind, sequential| Request::Create {
             path: path.into(),

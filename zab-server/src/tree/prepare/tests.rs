@@ -1,4 +1,6 @@
 use super::*;
+use std::collections::VecDeque;
+
 use zab_proto::Stat;
 
 use crate::tree::Outcome;
@@ -7,12 +9,12 @@ use zab_core::{Epoch, Zxid};
 const S: u64 = 0x11;
 const OTHER: u64 = 0x22;
 
-/// A leader's tree and pipeline: `propose` prepares and pushes, `commit`
-/// applies the oldest proposal and retires it.
+/// A replica's tree: `propose` resolves a request and applies it at once,
+/// as every replica does at apply time; `commit` hands back the outcomes in
+/// order.
 struct Leader {
     tree: DataTree,
-    pending: PendingChanges,
-    proposed: VecDeque<Txn>,
+    outcomes: VecDeque<Outcome>,
     counter: u32,
 }
 
@@ -20,8 +22,7 @@ impl Leader {
     fn new() -> Leader {
         let mut leader = Leader {
             tree: DataTree::new(),
-            pending: PendingChanges::new(),
-            proposed: VecDeque::new(),
+            outcomes: VecDeque::new(),
             counter: 0,
         };
         leader.propose(S, Request::CreateSession { timeout_ms: 5_000 });
@@ -31,7 +32,7 @@ impl Leader {
     }
 
     fn prepare(&self, session: u64, request: Request) -> Result<Txn, Rejected> {
-        self.tree.prepare(&self.pending, session, &request)
+        self.tree.prepare(session, &request)
     }
 
     fn propose(&mut self, session: u64, request: Request) -> Txn {
@@ -43,28 +44,21 @@ impl Leader {
     }
 
     fn push(&mut self, txn: Txn) {
-        self.pending.push(&self.tree, &txn);
-        self.proposed.push_back(txn);
-    }
-
-    fn commit(&mut self) -> Outcome {
-        let txn = self.proposed.pop_front().expect("something proposed");
         self.counter += 1;
         let zxid = Zxid::new(Epoch(1), self.counter);
         let applied = self
             .tree
             .apply(zxid, 1_000, &txn)
             .unwrap_or_else(|e| panic!("{e}"));
-        assert!(self.pending.retire_oldest());
-        applied.outcome
+        self.outcomes.push_back(applied.outcome);
+    }
+
+    fn commit(&mut self) -> Outcome {
+        self.outcomes.pop_front().expect("something proposed")
     }
 
     fn commit_all(&mut self) {
-        while !self.proposed.is_empty() {
-            self.commit();
-        }
-        assert!(self.pending.is_empty());
-        assert!(self.pending.nodes.is_empty() && self.pending.sessions.is_empty());
+        self.outcomes.clear();
     }
 
     fn stat(&self, path: &str) -> Stat {
@@ -152,7 +146,7 @@ fn sequential_names_count_every_create_and_never_go_back() {
 }
 
 #[test]
-fn pipelined_sequential_creates_get_consecutive_names() {
+fn sequential_creates_from_any_session_get_consecutive_names() {
     let mut l = Leader::new();
     l.propose(S, persistent("/q"));
     let a = l.propose(S, sequential("/q/n-"));
@@ -177,10 +171,6 @@ fn pipelined_sequential_creates_get_consecutive_names() {
             parent_cversion: 2,
         }
     );
-    assert_eq!(l.pending.len(), 3);
-    // Half the pipeline applied: the overlay still answers for the rest.
-    l.commit();
-    l.commit();
     let c = l.propose(S, sequential("/q/n-"));
     assert_eq!(created_path(&c), "/q/n-0000000002");
     l.commit_all();
@@ -189,14 +179,14 @@ fn pipelined_sequential_creates_get_consecutive_names() {
 }
 
 #[test]
-fn creates_and_deletes_in_flight_are_seen() {
+fn creates_and_deletes_before_are_seen() {
     let mut l = Leader::new();
     l.propose(S, persistent("/a"));
     assert_eq!(
         l.prepare(OTHER, persistent("/a")),
         rejected(ErrorCode::NodeExists)
     );
-    // A child of a node that is only in flight.
+    // A child of a node created just before.
     l.propose(S, persistent("/a/b"));
     assert_eq!(
         l.prepare(S, delete("/a", ANY_VERSION)),
@@ -207,7 +197,7 @@ fn creates_and_deletes_in_flight_are_seen() {
         l.prepare(S, delete("/a/b", ANY_VERSION)),
         rejected(ErrorCode::NoNode)
     );
-    // Recreate after a pending delete: the parent's cversion counts both.
+    // Recreate after a delete: the parent's cversion counts both.
     let again = l.propose(S, persistent("/a/b"));
     assert!(
         matches!(
@@ -225,7 +215,7 @@ fn creates_and_deletes_in_flight_are_seen() {
 }
 
 #[test]
-fn version_checks_see_versions_in_flight() {
+fn version_checks_see_the_latest_version() {
     let mut l = Leader::new();
     l.propose(S, persistent("/v"));
     l.commit_all();
@@ -251,9 +241,7 @@ fn version_checks_see_versions_in_flight() {
     );
     let any = l.propose(S, set("/v", ANY_VERSION));
     assert!(matches!(any, Txn::SetData { version: 3, .. }), "{any:?}");
-    // The first applied and retired: the newer in-flight version stays.
-    l.commit();
-    assert_eq!(l.stat("/v").version, 1);
+    assert_eq!(l.stat("/v").version, 3);
     assert_eq!(l.prepare(S, set("/v", 1)), rejected(ErrorCode::BadVersion));
     assert!(l.prepare(S, delete("/v", 3)).is_ok());
     l.commit_all();
@@ -374,7 +362,7 @@ fn a_failed_multi_reports_ok_then_its_error_then_runtime_inconsistency() {
 }
 
 #[test]
-fn ephemerals_cannot_have_children_even_in_flight() {
+fn ephemerals_cannot_have_children() {
     let mut l = Leader::new();
     l.propose(S, create("/e", NodeKind::Ephemeral, false));
     let child = persistent("/e/c");
@@ -485,7 +473,7 @@ fn bad_requests_get_zookeepers_codes() {
 }
 
 #[test]
-fn a_session_closing_in_flight_is_closed_and_its_ephemerals_gone() {
+fn a_closed_session_is_closed_and_its_ephemerals_gone() {
     let mut l = Leader::new();
     l.propose(S, persistent("/locks"));
     l.commit_all();
@@ -501,7 +489,7 @@ fn a_session_closing_in_flight_is_closed_and_its_ephemerals_gone() {
         l.prepare(S, Request::CloseSession),
         rejected(ErrorCode::SessionExpired)
     );
-    // Both ephemerals (applied and in flight) are gone in the view.
+    // Both ephemerals are gone.
     let take = l.propose(OTHER, create("/locks/held", NodeKind::Ephemeral, false));
     assert!(
         matches!(
@@ -525,7 +513,7 @@ fn a_session_closing_in_flight_is_closed_and_its_ephemerals_gone() {
 }
 
 #[test]
-fn delete_expired_rechecks_against_changes_in_flight() {
+fn delete_expired_rechecks_the_node() {
     let mut l = Leader::new();
     l.propose(S, create("/c", NodeKind::Container, false));
     l.propose(S, persistent("/c/x"));
@@ -539,25 +527,13 @@ fn delete_expired_rechecks_against_changes_in_flight() {
     );
     assert_eq!(l.prepare(0, expired("/gone")), rejected(ErrorCode::NoNode));
     l.propose(S, delete("/c/x", ANY_VERSION));
-    // The container's last child is only in flight: wait for the next sweep.
-    assert_eq!(l.prepare(0, expired("/c")), rejected(ErrorCode::BadVersion));
     l.commit_all();
     assert_eq!(l.tree.expired_candidates(0), vec!["/c"]);
     assert_eq!(
         l.prepare(0, expired("/c")),
         Ok(Txn::Delete { path: "/c".into() })
     );
-    // A child being created in flight stops it.
+    // A child created since the sweep looked stops it.
     l.propose(S, persistent("/c/y"));
     assert_eq!(l.prepare(0, expired("/c")), rejected(ErrorCode::NotEmpty));
-}
-
-#[test]
-fn clear_forgets_everything_in_flight() {
-    let mut l = Leader::new();
-    l.propose(S, persistent("/a"));
-    l.pending.clear();
-    assert!(l.pending.is_empty());
-    assert!(!l.pending.retire_oldest());
-    assert!(l.prepare(S, persistent("/a")).is_ok());
 }
