@@ -3,14 +3,13 @@
 //! (re-encoding it reproduces the frame exactly).
 
 use bytes::{BufMut, Bytes, BytesMut};
+use zab_tests::sim::rng::Rng;
 
 use crate::connect::ConnectRequest;
 use crate::frame::{decode_frame, FRAME_BYTES_DEFAULT};
 use crate::request::{OpCode, RequestFrame};
 use crate::response::{ConnectReply, Response, ServerFrame};
-use crate::testkit::{
-    connect_replies, connect_requests, frame_of, request_frames, server_frames, XorShift,
-};
+use crate::testkit::{connect_replies, connect_requests, frame_of, request_frames, server_frames};
 use crate::types::Xid;
 
 /// The opcode a fuzzed reply is decoded as: any fixed function of the xid
@@ -104,18 +103,18 @@ fn valid_frames() -> Vec<Bytes> {
 
 #[test]
 fn fuzz_random_and_mutated_input_never_panics() {
-    let mut rng = XorShift(0x9E37_79B9_7F4A_7C15);
+    let mut rng = Rng::new(0x9E37_79B9_7F4A_7C15);
     let valid = valid_frames();
     let maxes = [0, 1, 16, 64, 4096, FRAME_BYTES_DEFAULT];
     let mut reached = Reached::default();
     for _ in 0..20_000 {
-        let max = maxes[rng.below(maxes.len())];
+        let max = maxes[rng.index(maxes.len())];
         // Raw noise: mostly exercises the length prefix.
-        let len = rng.below(64);
+        let len = rng.index(64);
         drain(&rng.bytes(len), max, &mut reached);
 
         // Noise behind a correct prefix: exercises headers and fields.
-        let body_len = rng.below(96);
+        let body_len = rng.index(96);
         let mut framed = BytesMut::new();
         framed.put_u32(u32::try_from(body_len).unwrap_or(0));
         framed.put_slice(&rng.bytes(body_len));
@@ -123,28 +122,28 @@ fn fuzz_random_and_mutated_input_never_panics() {
 
         // Mutations of valid back-to-back frames.
         let mut wire = Vec::new();
-        for _ in 0..1 + rng.below(3) {
-            wire.extend_from_slice(&valid[rng.below(valid.len())]);
+        for _ in 0..1 + rng.index(3) {
+            wire.extend_from_slice(&valid[rng.index(valid.len())]);
         }
-        for _ in 0..1 + rng.below(4) {
-            match rng.below(5) {
+        for _ in 0..1 + rng.index(4) {
+            match rng.index(5) {
                 0 => {
-                    let at = rng.below(wire.len());
-                    wire[at] ^= 1 << rng.below(8);
+                    let at = rng.index(wire.len());
+                    wire[at] ^= 1 << rng.index(8);
                 }
                 1 => {
-                    let at = rng.below(wire.len());
-                    wire[at] = rng.next() as u8;
+                    let at = rng.index(wire.len());
+                    wire[at] = rng.next_u64() as u8;
                 }
-                2 => wire.truncate(rng.below(wire.len() + 1).max(1)),
+                2 => wire.truncate(rng.index(wire.len() + 1).max(1)),
                 3 => {
-                    let at = rng.below(wire.len() + 1);
-                    wire.insert(at, rng.next() as u8);
+                    let at = rng.index(wire.len() + 1);
+                    wire.insert(at, rng.next_u64() as u8);
                 }
                 _ => {
                     // A huge or odd length/count somewhere in the frame.
-                    let at = rng.below(wire.len());
-                    let value = [u32::MAX, 0x8000_0000, 0, 1, rng.next() as u32][rng.below(5)];
+                    let at = rng.index(wire.len());
+                    let value = [u32::MAX, 0x8000_0000, 0, 1, rng.next_u64() as u32][rng.index(5)];
                     for (i, b) in value.to_be_bytes().into_iter().enumerate() {
                         if let Some(slot) = wire.get_mut(at + i) {
                             *slot = b;
@@ -153,7 +152,7 @@ fn fuzz_random_and_mutated_input_never_panics() {
                 }
             }
         }
-        let max = if rng.below(2) == 0 {
+        let max = if rng.index(2) == 0 {
             FRAME_BYTES_DEFAULT
         } else {
             max

@@ -411,26 +411,3 @@ pub(crate) fn server_frames() -> Vec<(ServerFrame, Option<OpCode>)> {
     }
     frames
 }
-
-/// Marsaglia's xorshift64: deterministic, dependency-free test randomness.
-#[derive(Debug)]
-pub(crate) struct XorShift(pub(crate) u64);
-
-impl XorShift {
-    pub(crate) fn next(&mut self) -> u64 {
-        let mut x = self.0;
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        self.0 = x;
-        x
-    }
-
-    pub(crate) fn below(&mut self, n: usize) -> usize {
-        (self.next() % n as u64) as usize
-    }
-
-    pub(crate) fn bytes(&mut self, len: usize) -> Vec<u8> {
-        (0..len).map(|_| self.next() as u8).collect()
-    }
-}

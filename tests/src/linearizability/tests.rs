@@ -1,4 +1,5 @@
 use super::*;
+use crate::sim::rng::Rng;
 
 const BUDGET: Budget = Budget::steps(10_000_000);
 
@@ -398,34 +399,11 @@ fn exhausted_budget_never_passes_a_linearizable_history() {
     assert!(matches!(verdict, Verdict::Unknown { .. }), "{verdict}");
 }
 
-/// Marsaglia's xorshift64: the tests' only randomness, seeded per case.
-struct XorShift(u64);
-
-impl XorShift {
-    fn new(seed: u64) -> XorShift {
-        // Zero is xorshift's fixed point; mix the seed so it never is.
-        XorShift(seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1)
-    }
-
-    fn next(&mut self) -> u64 {
-        let mut x = self.0;
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        self.0 = x;
-        x
-    }
-
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
-}
-
 /// A history of a correct server: operations take effect one at a time
 /// (every 100 ns) on a sequential model, and each client saw an interval
 /// around that instant. Some outcomes are lost (applied or not), some
 /// fail (not applied).
-fn random_history(rng: &mut XorShift) -> History {
+fn random_history(rng: &mut Rng) -> History {
     let keys = ["a", "b", "c"];
     let keys = &keys[..1 + rng.below(3) as usize];
     let spread_ns = 1 + rng.below(800);
@@ -435,7 +413,7 @@ fn random_history(rng: &mut XorShift) -> History {
 
 /// `len` operations on `keys`, one taking effect every 100 ns, each
 /// seen by its client up to `spread_ns` either side of that.
-fn correct_history(rng: &mut XorShift, keys: &[&str], len: u64, spread_ns: u64) -> History {
+fn correct_history(rng: &mut Rng, keys: &[&str], len: u64, spread_ns: u64) -> History {
     let mut states: BTreeMap<&str, State> = BTreeMap::new();
     let mut h = History::new();
     let mut fresh = 0;
@@ -558,7 +536,7 @@ fn brute_force(events: &[&Event], placed: &mut Vec<bool>, state: State) -> bool 
 
 /// A tiny history with arbitrary replies, repeated values and
 /// coinciding times: as often wrong as right.
-fn arbitrary_history(rng: &mut XorShift) -> History {
+fn arbitrary_history(rng: &mut Rng) -> History {
     let mut h = History::new();
     for _ in 0..1 + rng.below(7) {
         let value = 1 + rng.below(3);
@@ -596,7 +574,7 @@ fn arbitrary_history(rng: &mut XorShift) -> History {
 fn search_agrees_with_the_definition_on_tiny_histories() {
     let mut verdicts = [0, 0];
     for seed in 0..20_000 {
-        let h = arbitrary_history(&mut XorShift::new(seed));
+        let h = arbitrary_history(&mut Rng::new(seed));
         let events: Vec<&Event> = h
             .events
             .iter()
@@ -622,7 +600,7 @@ fn long_history_is_checked_in_near_linear_steps() {
     // prunings and the compact placed-set keep this in linear time and
     // space (a bitset per configuration would take hundreds of MB).
     let len = 20_000;
-    let h = correct_history(&mut XorShift::new(7), &["a"], len, 300);
+    let h = correct_history(&mut Rng::new(7), &["a"], len, 300);
     let verdict = check(&h, Budget::steps(10 * len));
     assert_eq!(verdict, Verdict::Linearizable, "{verdict}");
 }
@@ -630,7 +608,7 @@ fn long_history_is_checked_in_near_linear_steps() {
 #[test]
 fn random_correct_histories_are_linearizable() {
     for seed in 0..500 {
-        let h = random_history(&mut XorShift::new(seed));
+        let h = random_history(&mut Rng::new(seed));
         let verdict = check(&h, BUDGET);
         assert_eq!(verdict, Verdict::Linearizable, "seed {seed}: {verdict}");
     }
@@ -640,7 +618,7 @@ fn random_correct_histories_are_linearizable() {
 fn random_history_with_a_stale_read_is_not_linearizable() {
     let mut mutated = 0;
     for seed in 0..500 {
-        let mut h = random_history(&mut XorShift::new(seed));
+        let mut h = random_history(&mut Rng::new(seed));
         let Some(key) = make_read_impossible(&mut h) else {
             continue;
         };
@@ -659,7 +637,7 @@ fn random_history_with_a_stale_read_is_not_linearizable() {
 #[test]
 fn random_history_with_a_read_of_an_unwritten_value_is_not_linearizable() {
     for seed in 0..500 {
-        let mut rng = XorShift::new(seed);
+        let mut rng = Rng::new(seed);
         let mut h = random_history(&mut rng);
         let reads: Vec<usize> = (0..h.len())
             .filter(|&i| matches!(h.events[i].outcome, Outcome::Ok(Reply::Read(_))))

@@ -1,5 +1,7 @@
-//! The simulator's only source of randomness: SplitMix64, seeded once per run.
-//! Small, fast and fully specified, so a seed replays bit for bit everywhere.
+//! The tests' one source of randomness: SplitMix64, seeded once per run or
+//! case. Small, fast and fully specified, so a seed replays bit for bit
+//! everywhere. The simulators, the checkers' tests and the codecs' fuzz
+//! loops in every crate use it (a dev-dependency on this crate).
 
 #[derive(Clone, Debug)]
 pub struct Rng(u64);
@@ -31,6 +33,16 @@ impl Rng {
     /// True with probability `p`.
     pub fn chance(&mut self, p: f64) -> bool {
         (self.next_u64() >> 11) as f64 / (1u64 << 53) as f64 <= p && p > 0.0
+    }
+
+    /// Uniform in `0..n` as an index (n > 0).
+    pub fn index(&mut self, n: usize) -> usize {
+        self.below(n as u64) as usize
+    }
+
+    /// `len` random bytes.
+    pub fn bytes(&mut self, len: usize) -> Vec<u8> {
+        (0..len).map(|_| self.next_u64() as u8).collect()
     }
 
     pub fn pick<'a, T>(&mut self, items: &'a [T]) -> &'a T {

@@ -1,4 +1,5 @@
 use super::*;
+use zab_tests::sim::rng::Rng;
 
 fn v(epoch: u32, counter: u32, leader: u64) -> Vote {
     Vote {
@@ -461,28 +462,6 @@ fn errors_explain_themselves() {
     }
 }
 
-/// Marsaglia's xorshift64: deterministic, dependency-free test randomness.
-struct XorShift(u64);
-
-impl XorShift {
-    fn next(&mut self) -> u64 {
-        let mut x = self.0;
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        self.0 = x;
-        x
-    }
-
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n as u64) as usize
-    }
-
-    fn bytes(&mut self, len: usize) -> Vec<u8> {
-        (0..len).map(|_| self.next() as u8).collect()
-    }
-}
-
 /// Decodes everything in `bytes` until it needs more input or fails,
 /// checking that whatever decodes is canonical: re-encoding a decoded
 /// message reproduces exactly the frame it came from.
@@ -506,43 +485,43 @@ fn drain(bytes: &[u8], max: usize) {
 
 #[test]
 fn fuzz_random_and_mutated_input_never_panics() {
-    let mut rng = XorShift(0x9E37_79B9_7F4A_7C15);
+    let mut rng = Rng::new(0x9E37_79B9_7F4A_7C15);
     let valid = samples();
     let maxes = [0, 1, 16, 64, FRAME_BYTES_MAX];
     for i in 0..20_000 {
-        let max = maxes[rng.below(maxes.len())];
+        let max = maxes[rng.index(maxes.len())];
         // Raw noise: mostly exercises the length prefix.
-        let len = rng.below(64);
+        let len = rng.index(64);
         drain(&rng.bytes(len), max);
 
         // Noise with a plausible prefix and tag: exercises field parsing.
-        let body_len = rng.below(48);
+        let body_len = rng.index(48);
         let mut body = rng.bytes(body_len);
         if let Some(first) = body.first_mut() {
-            *first = rng.below(23) as u8;
+            *first = rng.index(23) as u8;
         }
         drain(&frame(&body), FRAME_BYTES_MAX);
 
         // Mutations of valid back-to-back frames.
         let mut wire = BytesMut::new();
-        for _ in 0..1 + rng.below(3) {
-            encode(&valid[rng.below(valid.len())], &mut wire);
+        for _ in 0..1 + rng.index(3) {
+            encode(&valid[rng.index(valid.len())], &mut wire);
         }
         let mut wire = wire.to_vec();
-        for _ in 0..1 + rng.below(4) {
-            match rng.below(4) {
+        for _ in 0..1 + rng.index(4) {
+            match rng.index(4) {
                 0 => {
-                    let at = rng.below(wire.len());
-                    wire[at] ^= 1 << rng.below(8);
+                    let at = rng.index(wire.len());
+                    wire[at] ^= 1 << rng.index(8);
                 }
                 1 => {
-                    let at = rng.below(wire.len());
-                    wire[at] = rng.next() as u8;
+                    let at = rng.index(wire.len());
+                    wire[at] = rng.next_u64() as u8;
                 }
-                2 => wire.truncate(rng.below(wire.len() + 1).max(1)),
+                2 => wire.truncate(rng.index(wire.len() + 1).max(1)),
                 _ => {
-                    let at = rng.below(wire.len() + 1);
-                    wire.insert(at, rng.next() as u8);
+                    let at = rng.index(wire.len() + 1);
+                    wire.insert(at, rng.next_u64() as u8);
                 }
             }
         }

@@ -493,34 +493,26 @@ mod tests {
         );
     }
 
-    /// xorshift64: a fixed-seed generator, so failures replay.
-    fn xorshift(state: &mut u64) -> u64 {
-        *state ^= *state << 13;
-        *state ^= *state >> 7;
-        *state ^= *state << 17;
-        *state
-    }
-
     #[test]
     fn random_bytes_and_mutations_never_panic_and_what_decodes_is_canonical() {
-        let mut rng = 0x9e37_79b9_7f4a_7c15u64;
+        let mut rng = zab_tests::sim::rng::Rng::new(0x7e57);
         let payloads: Vec<Vec<u8>> = samples().iter().map(|t| t.to_payload(&header())).collect();
         let mut decoded = 0;
         for i in 0..200_000 {
             let bytes: Vec<u8> = if i % 2 == 0 {
                 // Pure noise, with a valid version byte half the time.
-                let len = (xorshift(&mut rng) % 64) as usize;
-                let mut b: Vec<u8> = (0..len).map(|_| xorshift(&mut rng) as u8).collect();
+                let len = (rng.next_u64() % 64) as usize;
+                let mut b: Vec<u8> = (0..len).map(|_| rng.next_u64() as u8).collect();
                 if i % 4 == 0 && !b.is_empty() {
                     b[0] = TXN_FORMAT_VERSION;
                 }
                 b
             } else {
                 // A valid payload with a few bytes changed.
-                let mut b = payloads[(xorshift(&mut rng) as usize) % payloads.len()].clone();
-                for _ in 0..1 + xorshift(&mut rng) % 3 {
-                    let at = (xorshift(&mut rng) as usize) % b.len();
-                    b[at] = xorshift(&mut rng) as u8;
+                let mut b = payloads[(rng.next_u64() as usize) % payloads.len()].clone();
+                for _ in 0..1 + rng.next_u64() % 3 {
+                    let at = (rng.next_u64() as usize) % b.len();
+                    b[at] = rng.next_u64() as u8;
                 }
                 b
             };
