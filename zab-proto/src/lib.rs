@@ -128,3 +128,4 @@ pub use types::{
     AddWatchMode, CreateMode, ErrorCode, Stat, WatchEventKind, WatcherKind, Xid, ANY_VERSION,
     XID_NOTIFICATION, XID_PING,
 };
+pub use wire::Reader;

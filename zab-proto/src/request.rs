@@ -172,6 +172,22 @@ pub enum Request {
 }
 
 impl Request {
+    /// Appends the request as a server logs it: its opcode, then its body
+    /// exactly as in a frame, without the frame's length and xid.
+    pub fn write_record(&self, dst: &mut impl BufMut) {
+        let mut w = wire::Writer(dst);
+        w.u8(self.opcode().to_u8());
+        write_request(self, &mut w);
+    }
+
+    /// Reads what [`Request::write_record`] wrote, leaving `r` after it.
+    pub fn read_record(r: &mut Reader) -> Result<Request, DecodeError> {
+        let opcode = r.u8("opcode")?;
+        let op = OpCode::from_u8(opcode).ok_or(DecodeError::UnknownOpCode { opcode })?;
+        r.set_message(request_name(op));
+        read_request(op, r)
+    }
+
     pub fn opcode(&self) -> OpCode {
         match self {
             Request::Create(_) => OpCode::Create,

@@ -114,22 +114,24 @@ pub(crate) fn encode_frame(m: &impl Body, dst: &mut impl BufMut) {
     m.write(&mut Writer(dst));
 }
 
-/// A bounds-checked cursor over one frame's body.
+/// A bounds-checked cursor over one frame's body, or over any record built
+/// from the same primitives (the server's log commands use it too).
 ///
 /// `message` names what is being decoded ("Create request"), `field` the
 /// field being read; both end up in [`DecodeError`]s.
-pub(crate) struct Reader {
+#[derive(Debug)]
+pub struct Reader {
     buf: Bytes,
     message: &'static str,
 }
 
 impl Reader {
-    pub(crate) fn new(buf: Bytes, message: &'static str) -> Self {
+    pub fn new(buf: Bytes, message: &'static str) -> Self {
         Reader { buf, message }
     }
 
     /// Renames what is being decoded, for nested parts such as multi ops.
-    pub(crate) fn set_message(&mut self, message: &'static str) {
+    pub fn set_message(&mut self, message: &'static str) {
         self.message = message;
     }
 
@@ -146,7 +148,7 @@ impl Reader {
         Ok(())
     }
 
-    pub(crate) fn u8(&mut self, field: &'static str) -> Result<u8, DecodeError> {
+    pub fn u8(&mut self, field: &'static str) -> Result<u8, DecodeError> {
         self.need(1, field)?;
         Ok(self.buf.get_u8())
     }
@@ -156,31 +158,28 @@ impl Reader {
         Ok(self.buf.get_u16())
     }
 
-    pub(crate) fn u32(&mut self, field: &'static str) -> Result<u32, DecodeError> {
+    pub fn u32(&mut self, field: &'static str) -> Result<u32, DecodeError> {
         self.need(4, field)?;
         Ok(self.buf.get_u32())
     }
 
-    pub(crate) fn i32(&mut self, field: &'static str) -> Result<i32, DecodeError> {
+    pub fn i32(&mut self, field: &'static str) -> Result<i32, DecodeError> {
         self.need(4, field)?;
         Ok(self.buf.get_i32())
     }
 
-    pub(crate) fn u64(&mut self, field: &'static str) -> Result<u64, DecodeError> {
+    pub fn u64(&mut self, field: &'static str) -> Result<u64, DecodeError> {
         self.need(8, field)?;
         Ok(self.buf.get_u64())
     }
 
-    pub(crate) fn i64(&mut self, field: &'static str) -> Result<i64, DecodeError> {
+    pub fn i64(&mut self, field: &'static str) -> Result<i64, DecodeError> {
         self.need(8, field)?;
         Ok(self.buf.get_i64())
     }
 
     /// Fixed-size bytes with no length prefix.
-    pub(crate) fn raw<const N: usize>(
-        &mut self,
-        field: &'static str,
-    ) -> Result<[u8; N], DecodeError> {
+    pub fn raw<const N: usize>(&mut self, field: &'static str) -> Result<[u8; N], DecodeError> {
         self.need(N, field)?;
         let mut out = [0u8; N];
         self.buf.copy_to_slice(&mut out);
@@ -213,7 +212,7 @@ impl Reader {
 
     /// A byte array, sliced from the frame without copying. The inner
     /// length is checked against the rest of the frame first.
-    pub(crate) fn bytes(&mut self, field: &'static str) -> Result<Bytes, DecodeError> {
+    pub fn bytes(&mut self, field: &'static str) -> Result<Bytes, DecodeError> {
         let len = self.u32(field)?;
         let len = usize::try_from(len).unwrap_or(usize::MAX);
         self.need(len, field)?;
@@ -221,7 +220,7 @@ impl Reader {
     }
 
     /// A string; its bytes must be valid UTF-8.
-    pub(crate) fn string(&mut self, field: &'static str) -> Result<String, DecodeError> {
+    pub fn string(&mut self, field: &'static str) -> Result<String, DecodeError> {
         let raw = self.bytes(field)?;
         match std::str::from_utf8(&raw) {
             Ok(s) => Ok(s.to_owned()),
@@ -264,7 +263,7 @@ impl Reader {
     }
 
     /// Ends decoding: the body must have been consumed exactly.
-    pub(crate) fn finish(self) -> Result<(), DecodeError> {
+    pub fn finish(self) -> Result<(), DecodeError> {
         match self.buf.remaining() {
             0 => Ok(()),
             extra => Err(DecodeError::TrailingBytes {

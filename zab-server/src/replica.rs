@@ -16,15 +16,59 @@ use std::collections::BTreeMap;
 
 use bytes::{Buf, BufMut, Bytes, BytesMut};
 use zab_core::Zxid;
-use zab_proto::{CreateMode, MultiOp, Request, RequestFrame, PASSWORD_BYTES};
+use zab_proto::{CreateMode, MultiOp, Reader, Request, RequestFrame, PASSWORD_BYTES};
 
 use crate::server::Application;
 use crate::tree::NodeKind;
 use crate::tree::Request as TreeRequest;
 use crate::tree::{Applied, Change, DataTree, Outcome};
 
-/// Version 2 added [`Command::request`]; version 1 records still decode.
-const COMMAND_VERSION: u8 = 2;
+/// Version 2 added [`Command::request`]; version 3 has a codec of its own on
+/// zab-proto's field-checked [`Reader`] (a client request is written as
+/// its opcode and body, not as a whole client frame). Versions 1 and 2
+/// still decode.
+const COMMAND_VERSION: u8 = 3;
+
+/// Why a log record's payload is not a command.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum CommandDecodeError {
+    Empty,
+    UnknownVersion(u8),
+    /// A command kind this build does not know (a newer server's?).
+    UnknownKind(u8),
+    /// A field is short, trailing bytes follow, or a value is out of range.
+    Field(zab_proto::DecodeError),
+    /// A version 1 or 2 record that does not decode.
+    Legacy(String),
+}
+
+impl std::fmt::Display for CommandDecodeError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            CommandDecodeError::Empty => write!(f, "empty command"),
+            CommandDecodeError::UnknownVersion(v) => write!(f, "unknown command version {v}"),
+            CommandDecodeError::UnknownKind(k) => write!(f, "bad command kind {k}"),
+            CommandDecodeError::Field(e) => write!(f, "command: {e}"),
+            CommandDecodeError::Legacy(e) => write!(f, "command (version 1 or 2): {e}"),
+        }
+    }
+}
+
+impl std::error::Error for CommandDecodeError {}
+
+impl From<zab_proto::DecodeError> for CommandDecodeError {
+    fn from(e: zab_proto::DecodeError) -> Self {
+        CommandDecodeError::Field(e)
+    }
+}
+
+/// Command kinds on the wire.
+const KIND_CREATE_SESSION: u8 = 1;
+const KIND_CLOSE_SESSION: u8 = 2;
+const KIND_EXPIRE_SESSION: u8 = 3;
+const KIND_OP: u8 = 4;
+const KIND_DELETE_EXPIRED: u8 = 5;
+const KIND_MOVE_SESSION: u8 = 6;
 
 /// What a command asks for.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -84,38 +128,80 @@ impl Command {
                 timeout_ms,
                 password,
             } => {
-                b.put_u8(1);
+                b.put_u8(KIND_CREATE_SESSION);
                 b.put_u32(*timeout_ms);
                 b.put_slice(password);
             }
-            CommandBody::CloseSession => b.put_u8(2),
-            CommandBody::ExpireSession => b.put_u8(3),
-            CommandBody::MoveSession => b.put_u8(6),
+            CommandBody::CloseSession => b.put_u8(KIND_CLOSE_SESSION),
+            CommandBody::ExpireSession => b.put_u8(KIND_EXPIRE_SESSION),
+            CommandBody::MoveSession => b.put_u8(KIND_MOVE_SESSION),
             CommandBody::DeleteExpired { path, mzxid, pzxid } => {
-                b.put_u8(5);
+                b.put_u8(KIND_DELETE_EXPIRED);
                 b.put_u64(mzxid.0);
                 b.put_u64(pzxid.0);
+                // Paths are bounded far below u32::MAX by validation.
+                b.put_u32(u32::try_from(path.len()).unwrap_or(u32::MAX));
                 b.put_slice(path.as_bytes());
             }
             CommandBody::Op(request) => {
-                b.put_u8(4);
-                let xid = zab_proto::Xid::new(self.xid.max(1)).unwrap_or(zab_proto::Xid::FIRST);
-                RequestFrame::Op {
-                    xid,
-                    request: request.clone(),
-                }
-                .encode(&mut b);
+                b.put_u8(KIND_OP);
+                request.write_record(&mut b);
             }
         }
         b.freeze()
     }
 
-    pub fn decode(mut data: Bytes) -> Result<Command, String> {
+    pub fn decode(data: Bytes) -> Result<Command, CommandDecodeError> {
+        match data.first() {
+            None => Err(CommandDecodeError::Empty),
+            Some(1 | 2) => Command::decode_legacy(data).map_err(CommandDecodeError::Legacy),
+            Some(&COMMAND_VERSION) => Command::decode_v3(data),
+            Some(&v) => Err(CommandDecodeError::UnknownVersion(v)),
+        }
+    }
+
+    fn decode_v3(data: Bytes) -> Result<Command, CommandDecodeError> {
+        let mut r = Reader::new(data, "log command");
+        r.u8("version")?;
+        let origin = r.u64("origin")?;
+        let session = r.u64("session")?;
+        let xid = r.i32("xid")?;
+        let request = r.u64("request token")?;
+        let time_ms = r.i64("time")?;
+        let body = match r.u8("kind")? {
+            KIND_CREATE_SESSION => CommandBody::CreateSession {
+                timeout_ms: r.u32("timeout")?,
+                password: r.raw("password")?,
+            },
+            KIND_CLOSE_SESSION => CommandBody::CloseSession,
+            KIND_EXPIRE_SESSION => CommandBody::ExpireSession,
+            KIND_MOVE_SESSION => CommandBody::MoveSession,
+            KIND_DELETE_EXPIRED => CommandBody::DeleteExpired {
+                mzxid: Zxid(r.u64("mzxid")?),
+                pzxid: Zxid(r.u64("pzxid")?),
+                path: r.string("path")?,
+            },
+            KIND_OP => CommandBody::Op(Request::read_record(&mut r)?),
+            kind => return Err(CommandDecodeError::UnknownKind(kind)),
+        };
+        r.finish()?;
+        Ok(Command {
+            origin,
+            session,
+            xid,
+            request,
+            time_ms,
+            body,
+        })
+    }
+
+    /// Versions 1 and 2, whose client requests were whole client frames.
+    fn decode_legacy(mut data: Bytes) -> Result<Command, String> {
         if data.remaining() < 1 + 8 + 8 + 4 + 8 + 1 {
             return Err("command shorter than its header".into());
         }
         let version = data.get_u8();
-        if version != 1 && version != COMMAND_VERSION {
+        if version != 1 && version != 2 {
             return Err(format!("unknown command version {version}"));
         }
         let origin = data.get_u64();
@@ -461,25 +547,100 @@ mod tests {
         .encode()
     }
 
-    #[test]
-    fn commands_round_trip() {
-        let c = Command {
+    fn every_kind() -> Vec<Command> {
+        let base = Command {
             origin: 3,
             session: 0x0100_0000_0000_0001,
             xid: 7,
             request: 0x1234_5678_9abc,
             time_ms: 123,
-            body: CommandBody::Op(Request::SetData(SetDataRequest {
+            body: CommandBody::CloseSession,
+        };
+        let bodies = [
+            CommandBody::CreateSession {
+                timeout_ms: 30_000,
+                password: [9; PASSWORD_BYTES],
+            },
+            CommandBody::CloseSession,
+            CommandBody::ExpireSession,
+            CommandBody::MoveSession,
+            CommandBody::DeleteExpired {
+                path: "/c/ttl".into(),
+                mzxid: Zxid(0x1_0000_0004),
+                pzxid: Zxid(0x1_0000_0007),
+            },
+            CommandBody::Op(Request::SetData(SetDataRequest {
                 path: "/a".into(),
                 data: Bytes::from_static(b"v"),
                 version: -1,
             })),
+            CommandBody::Op(Request::Multi(vec![
+                MultiOp::Create(CreateRequest {
+                    path: "/m/n-".into(),
+                    data: Bytes::from_static(b"data"),
+                    mode: CreateMode::PersistentSequential,
+                    ttl_ms: 0,
+                }),
+                MultiOp::Delete(zab_proto::DeleteRequest {
+                    path: "/m/old".into(),
+                    version: 3,
+                }),
+            ])),
+        ];
+        bodies
+            .into_iter()
+            .map(|body| Command {
+                body,
+                ..base.clone()
+            })
+            .collect()
+    }
+
+    /// A client write as version 2 logged it: the header, kind 4, then the
+    /// request as a whole client frame (what older logs hold).
+    fn encode_v2_op(c: &Command) -> BytesMut {
+        let CommandBody::Op(request) = &c.body else {
+            panic!("an op");
         };
-        assert_eq!(Command::decode(c.encode()), Ok(c.clone()));
+        let mut b = BytesMut::new();
+        b.put_u8(2);
+        b.put_u64(c.origin);
+        b.put_u64(c.session);
+        b.put_i32(c.xid);
+        b.put_u64(c.request);
+        b.put_i64(c.time_ms);
+        b.put_u8(4);
+        RequestFrame::Op {
+            xid: zab_proto::Xid::new(c.xid).expect("positive"),
+            request: request.clone(),
+        }
+        .encode(&mut b);
+        b
+    }
+
+    #[test]
+    fn commands_round_trip() {
+        for c in every_kind() {
+            assert_eq!(Command::decode(c.encode()), Ok(c.clone()));
+        }
         assert!(Command::decode(Bytes::from_static(b"\x01garbage")).is_err());
-        // A version-1 record (no request token) from an older log decodes
-        // with token 0, which no connection waits on.
-        let v2 = c.encode();
+        assert_eq!(
+            Command::decode(Bytes::new()),
+            Err(CommandDecodeError::Empty)
+        );
+        assert_eq!(
+            Command::decode(Bytes::from_static(b"\x09")),
+            Err(CommandDecodeError::UnknownVersion(9))
+        );
+    }
+
+    #[test]
+    fn version_1_and_2_records_still_decode() {
+        let c = every_kind().pop().expect("an op");
+        let v2 = encode_v2_op(&c);
+        assert_eq!(Command::decode(v2.clone().freeze()), Ok(c.clone()));
+        // A version-1 record (no request token) decodes with token 0, which
+        // no connection waits on.
         let mut v1 = BytesMut::new();
         v1.put_u8(1);
         v1.put_slice(&v2[1..1 + 8 + 8 + 4]);
@@ -487,6 +648,39 @@ mod tests {
         assert_eq!(
             Command::decode(v1.freeze()),
             Ok(Command { request: 0, ..c })
+        );
+    }
+
+    #[test]
+    fn damaged_commands_never_panic_and_what_decodes_is_canonical() {
+        let valid: Vec<Bytes> = every_kind().iter().map(Command::encode).collect();
+        let mut rng = zab_tests::sim::rng::Rng::new(0xc0de);
+        let mut decoded = 0;
+        for _ in 0..100_000 {
+            let mut b = valid[rng.index(valid.len())].to_vec();
+            for _ in 0..1 + rng.below(3) {
+                match rng.below(3) {
+                    0 if !b.is_empty() => {
+                        let at = rng.index(b.len());
+                        b[at] = rng.next_u64() as u8;
+                    }
+                    1 => b.truncate(rng.index(b.len() + 1)),
+                    _ => {
+                        let n = 1 + rng.index(4);
+                        b.extend(rng.bytes(n));
+                    }
+                }
+            }
+            if let Ok(c) = Command::decode(Bytes::from(b.clone())) {
+                decoded += 1;
+                if b.first() == Some(&COMMAND_VERSION) {
+                    assert_eq!(c.encode().to_vec(), b, "not canonical: {c:?}");
+                }
+            }
+        }
+        assert!(
+            decoded > 1_000,
+            "only {decoded} decoded: the mutations are too harsh"
         );
     }
 
