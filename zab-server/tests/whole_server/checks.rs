@@ -131,14 +131,22 @@ impl SessionChecker {
                 (at - last) / 1000
             );
         }
-        let counted = self.hearings.get(&session)?.iter().rev().find(|h| {
-            h.leader == leader
-                && (h.server == leader
-                    || (h.at + RELAY_WINDOW_US <= at
-                        && !self.outages.iter().any(|o| {
-                            o.affects(h.server, leader) && o.overlaps(h.at, h.at + RELAY_WINDOW_US)
-                        })))
-        })?;
+        // The latest that counts (a resume's hearing is recorded once its
+        // accept is known, so the list is not in time order).
+        let counted = self
+            .hearings
+            .get(&session)?
+            .iter()
+            .filter(|h| {
+                h.leader == leader
+                    && (h.server == leader
+                        || (h.at + RELAY_WINDOW_US <= at
+                            && !self.outages.iter().any(|o| {
+                                o.affects(h.server, leader)
+                                    && o.overlaps(h.at, h.at + RELAY_WINDOW_US)
+                            })))
+            })
+            .max_by_key(|h| h.at)?;
         (at < counted.at + timeout_us).then(|| {
             format!(
                 "session {session:#x} (timeout {timeout_ms} ms) expired by server {} at {} ms, \

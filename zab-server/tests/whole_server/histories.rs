@@ -79,7 +79,7 @@ pub fn check_histories(
     for c in clients {
         let SimClient::Real(c) = c else { continue };
         creates.extend(c.sequential.iter().copied());
-        unknown += c.sequential_unknown;
+        unknown += c.sequential_unknown + c.sequential_in_flight();
         for (session, path) in &c.acked_ephemerals {
             if !sessions.has_expired(*session) && tree.exists(path).is_none() {
                 return Err(format!(

@@ -145,6 +145,15 @@ impl RealClient {
         }
     }
 
+    /// Sequential creates still waiting for their replies (at the end of
+    /// a run: their outcome is unknown).
+    pub fn sequential_in_flight(&self) -> u64 {
+        let waiting = self.calls.values();
+        waiting
+            .filter(|c| matches!(c, Call::Sequential { .. }))
+            .count() as u64
+    }
+
     pub fn session_id(&self) -> Option<u64> {
         self.machine.as_ref()?.session().map(|s| s.id)
     }
@@ -250,6 +259,9 @@ impl RealClient {
         self.registers.abandon();
         for (_, call) in self.calls.drain() {
             if matches!(call, Call::Sequential { .. }) {
+                if self.trace {
+                    println!("client {}: a sequential create left unknown", self.index);
+                }
                 self.sequential_unknown += 1;
             }
         }
@@ -477,6 +489,12 @@ impl RealClient {
         now: u64,
         result: Result<Response, zab_client::Error>,
     ) {
+        if self.trace {
+            println!(
+                "{now:>9} µs client {}: sequential create invoked at {invoke}: {result:?}",
+                self.index
+            );
+        }
         let seq = match result {
             Ok(Response::Create(reply)) => {
                 let number = reply

@@ -4,7 +4,7 @@
 
 use bytes::{Bytes, BytesMut};
 use zab_core::Role;
-use zab_proto::{ConnectRequest, RequestFrame, HANDSHAKE_FRAME_BYTES_MAX};
+use zab_proto::{ConnectReply, ConnectRequest, RequestFrame, HANDSHAKE_FRAME_BYTES_MAX};
 use zab_server::core::{ConnId, Entropy, ServerInput};
 
 use super::super::checks::Hearing;
@@ -32,6 +32,7 @@ impl Simulation {
                             session: None,
                             stale,
                             hello_seen: false,
+                            hello_heard: None,
                             server_buf: BytesMut::new(),
                             to_server_at: 0,
                             to_client_at: 0,
@@ -130,7 +131,12 @@ impl Simulation {
                 l.hello_seen = true;
                 let hello = ConnectRequest::decode(body).expect("a well-formed hello");
                 if hello.session_id != 0 {
-                    self.hear(hello.session_id, server, false);
+                    // Evidence only if the server takes the resume: a
+                    // refused hello (behind, quorum lost) renews nothing.
+                    let heard = self.hearing(server, false);
+                    if let Some(l) = self.links.get_mut(&conn) {
+                        l.hello_heard = Some((hello.session_id, self.now, heard));
+                    }
                 }
                 let mut entropy = [0u8; 24];
                 for chunk in entropy.chunks_mut(8) {
@@ -148,9 +154,13 @@ impl Simulation {
 
     /// Server `i` received traffic of `session`: the checker's evidence.
     fn hear(&mut self, session: u64, i: usize, stale: bool) {
-        let Some(core) = self.servers[i].core.as_ref() else {
-            return;
-        };
+        let hearing = self.hearing(i, stale);
+        self.checker.traffic(session, self.now, hearing);
+    }
+
+    /// What server `i` hearing a session now would prove, if anything.
+    fn hearing(&self, i: usize, stale: bool) -> Option<Hearing> {
+        let core = self.servers[i].core.as_ref()?;
         let leader = match core.status().role {
             Role::Leading {
                 phase: zab_core::Phase::Broadcast,
@@ -163,12 +173,28 @@ impl Simulation {
             } => Some(leader.0 as usize - 1),
             _ => None,
         };
-        let hearing = leader.filter(|_| !stale).map(|leader| Hearing {
+        leader.filter(|_| !stale).map(|leader| Hearing {
             at: self.now,
             server: i,
             leader,
-        });
-        self.checker.traffic(session, self.now, hearing);
+        })
+    }
+
+    /// The server's first bytes on `conn` answer its hello: a resume the
+    /// server accepted counts as the session's traffic from the hello on.
+    pub(super) fn on_handshake_reply(&mut self, conn: ConnId, bytes: &[u8]) {
+        let Some((session, at, heard)) =
+            self.links.get_mut(&conn).and_then(|l| l.hello_heard.take())
+        else {
+            return;
+        };
+        let mut buf = BytesMut::from(bytes);
+        let accepted = match zab_proto::decode_frame(&mut buf, u32::MAX) {
+            Ok(Some(body)) => matches!(ConnectReply::decode(body), Ok(ConnectReply::Accepted(_))),
+            _ => false,
+        };
+        self.checker
+            .traffic(session, at, heard.filter(|_| accepted));
     }
 
     pub(super) fn on_to_client(&mut self, conn: ConnId, bytes: Bytes) {

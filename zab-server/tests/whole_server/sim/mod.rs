@@ -40,7 +40,7 @@ mod links;
 
 pub use config::{Broken, Report, SimConfig};
 
-use super::checks::SessionChecker;
+use super::checks::{Hearing, SessionChecker};
 use super::client::{ModelClient, RealClient, SimClient};
 use super::histories::check_histories;
 
@@ -183,6 +183,9 @@ struct Link {
     session: Option<u64>,
     stale: bool,
     hello_seen: bool,
+    /// A resume's hello reached the server: (session, when, what it would
+    /// prove), counted once the server's reply shows it accepted.
+    hello_heard: Option<(u64, u64, Option<Hearing>)>,
     server_buf: BytesMut,
     to_server_at: u64,
     to_client_at: u64,
@@ -493,6 +496,7 @@ impl Simulation {
                     self.servers[i].disk.compact(zxid, Bytes::from(content));
                 }
                 ServerOutput::Client(ClientOutput::Send { conn, bytes }) => {
+                    self.on_handshake_reply(conn, &bytes);
                     let delay = self.rng.range(50, 800);
                     if let Some(l) = self.links.get_mut(&conn) {
                         if l.server_open && !l.blackholed {
