@@ -18,6 +18,7 @@ pub const DEFECTS: &[&str] = &[
     "vote_with_applied_zxid",
     "sync_without_quorum",
     "skip_trunc",
+    "wiped_server_votes",
 ];
 
 /// The defect switch called `name`, if there is one.
@@ -29,6 +30,7 @@ pub fn defect(name: &str) -> Option<Defects> {
         "vote_with_applied_zxid" => d.vote_with_applied_zxid = true,
         "sync_without_quorum" => d.sync_without_quorum = true,
         "skip_trunc" => d.skip_trunc = true,
+        "wiped_server_votes" => d.wiped_server_votes = true,
         _ => return None,
     }
     Some(d)

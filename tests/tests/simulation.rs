@@ -35,14 +35,19 @@ fn assert_all_pass(start: u64, seeds: u64, sizes: &[usize]) {
     let commits: u64 = reports.iter().map(|r| r.commits).sum();
     let syncs: u64 = reports.iter().map(|r| r.syncs).sum();
     let crashes: u64 = reports.iter().map(|r| r.crashes).sum();
+    let disk_faults: u64 = reports.iter().map(|r| r.disk_faults).sum();
     let sim_s: u64 = reports.iter().map(|r| r.sim_ms).sum::<u64>() / 1000;
-    println!("seeds={seeds} sizes={sizes:?} sim_seconds={sim_s} commits={commits} syncs={syncs} crashes={crashes}");
+    println!("seeds={seeds} sizes={sizes:?} sim_seconds={sim_s} commits={commits} syncs={syncs} crashes={crashes} disk_faults={disk_faults}");
     // A run that did nothing would pass every safety check vacuously.
     assert!(
         commits > seeds * 100,
         "workload too thin: {commits} commits"
     );
     assert!(syncs > seeds * 10, "too few syncs completed: {syncs}");
+    assert!(
+        disk_faults > seeds / 2,
+        "too few disk faults injected: {disk_faults}"
+    );
     assert!(reports.iter().all(|r| r.sim_ms >= CHAOS_MS));
     assert!(
         failures.is_empty(),

@@ -37,9 +37,9 @@
 //!
 //! | Tag | Message           | Fields after the tag                                 |
 //! |----:|-------------------|------------------------------------------------------|
-//! |   1 | `Notification`    | vote, round u64, state                               |
-//! |   2 | `FollowerInfo`    | accepted_epoch, observer bool, join                  |
-//! |   3 | `LeaderInfo`      | term, epoch, join                                    |
+//! |   1 | `Notification`    | vote, round u64, state, standing                     |
+//! |   2 | `FollowerInfo`    | accepted_epoch, observer bool, join, standing        |
+//! |   3 | `LeaderInfo`      | term, epoch, join, ensemble u64                      |
 //! |   4 | `AckEpoch`        | epoch, join, fresh, current_epoch, last_zxid, log_start |
 //! |   5 | `Diff`            | epoch, join                                          |
 //! |   6 | `Trunc`           | epoch, join, to                                      |
@@ -73,7 +73,7 @@ use std::fmt;
 use bytes::{Buf, BufMut, Bytes, BytesMut};
 
 use crate::message::Message;
-use crate::types::{Epoch, PeerId, RequestId, ServerState, Txn, Vote, Zxid};
+use crate::types::{EnsembleId, Epoch, PeerId, RequestId, ServerState, Standing, Txn, Vote, Zxid};
 
 /// Default limit on a frame's body length: 16 MiB. Large enough for snapshot
 /// chunks and client payloads with room to spare, small enough that a corrupt
@@ -378,24 +378,38 @@ fn body_len(msg: &Message) -> u32 {
 fn write_body(msg: &Message, s: &mut impl Sink) {
     s.u8(tag_of(msg));
     match msg {
-        Message::Notification { vote, round, state } => {
+        Message::Notification {
+            vote,
+            round,
+            state,
+            standing,
+        } => {
             write_vote(s, vote);
             s.u64(*round);
             s.u8(state_to_u8(*state));
+            write_standing(s, *standing);
         }
         Message::FollowerInfo {
             accepted_epoch,
             observer,
             join,
+            standing,
         } => {
             s.u32(accepted_epoch.0);
             s.u8(u8::from(*observer));
             s.u64(*join);
+            write_standing(s, *standing);
         }
-        Message::LeaderInfo { term, epoch, join } => {
+        Message::LeaderInfo {
+            term,
+            epoch,
+            join,
+            ensemble,
+        } => {
             s.u32(term.0);
             s.u32(epoch.0);
             s.u64(*join);
+            s.u64(ensemble.0);
         }
         Message::AckEpoch {
             epoch,
@@ -496,6 +510,18 @@ fn write_body(msg: &Message, s: &mut impl Sink) {
     }
 }
 
+/// A standing is its kind (0 member, 1 blank, 2 recovering) and an ensemble
+/// id (always 0 for blank, so the encoding stays canonical).
+fn write_standing(s: &mut impl Sink, standing: Standing) {
+    let kind = match standing {
+        Standing::Member(_) => 0,
+        Standing::Blank => 1,
+        Standing::Recovering(_) => 2,
+    };
+    s.u8(kind);
+    s.u64(standing.ensemble().0);
+}
+
 fn write_vote(s: &mut impl Sink, vote: &Vote) {
     s.u32(vote.epoch.0);
     s.u64(vote.zxid.0);
@@ -544,16 +570,19 @@ fn decode_fields(t: u8, r: &mut Reader) -> Result<Message, CodecError> {
             vote: r.vote()?,
             round: r.u64("round")?,
             state: r.state("state")?,
+            standing: r.standing()?,
         },
         tag::FOLLOWER_INFO => Message::FollowerInfo {
             accepted_epoch: r.epoch("accepted_epoch")?,
             observer: r.bool("observer")?,
             join: r.u64("join")?,
+            standing: r.standing()?,
         },
         tag::LEADER_INFO => Message::LeaderInfo {
             term: r.epoch("term")?,
             epoch: r.epoch("epoch")?,
             join: r.u64("join")?,
+            ensemble: EnsembleId(r.u64("ensemble")?),
         },
         tag::ACK_EPOCH => Message::AckEpoch {
             epoch: r.epoch("epoch")?,
@@ -708,6 +737,17 @@ impl Reader {
             zxid: self.zxid("vote.zxid")?,
             leader: PeerId(self.u64("vote.leader")?),
         })
+    }
+
+    fn standing(&mut self) -> Result<Standing, CodecError> {
+        let kind = self.u8("standing")?;
+        let ensemble = EnsembleId(self.u64("standing.ensemble")?);
+        match kind {
+            0 => Ok(Standing::Member(ensemble)),
+            1 if ensemble.is_none() => Ok(Standing::Blank),
+            2 => Ok(Standing::Recovering(ensemble)),
+            value => Err(self.bad_value("standing", value)),
+        }
     }
 
     fn bool(&mut self, field: &'static str) -> Result<bool, CodecError> {

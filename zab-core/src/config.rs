@@ -2,7 +2,7 @@
 //! Time is counted in ticks; the shell decides how long a tick is.
 
 use crate::quorum::Membership;
-use crate::types::PeerId;
+use crate::types::{EnsembleId, PeerId};
 
 /// Deliberate protocol violations, compiled only with the `defects` feature, so
 /// the simulator can prove that it notices each broken rule. Every switch names
@@ -20,6 +20,9 @@ pub struct Defects {
     pub sync_without_quorum: bool,
     /// Ignore TRUNC and keep the divergent tail (§1.4).
     pub skip_trunc: bool,
+    /// Ignore standings: a wiped, blank or recovering server votes and is
+    /// counted like an intact member (the rule of `types::Standing`).
+    pub wiped_server_votes: bool,
 }
 
 #[derive(Clone, Debug)]
@@ -42,6 +45,9 @@ pub struct Config {
     /// The last zxid counter a leader uses before moving to a new epoch.
     /// ZooKeeper stops at 0xffffffff with an outage; we bump the epoch first.
     pub counter_max: u32,
+    /// The id this node gives a new ensemble if it is the first leader of
+    /// one. The shell draws it at random; it must not be `EnsembleId::NONE`.
+    pub new_ensemble_id: EnsembleId,
     #[cfg(feature = "defects")]
     pub defects: Defects,
 }
@@ -58,6 +64,7 @@ impl Config {
             in_flight_max: 10_000,
             pending_syncs_max: 10_000,
             counter_max: u32::MAX - 1_000,
+            new_ensemble_id: EnsembleId(0x5eed_0000_0000_0000 | id.0),
             #[cfg(feature = "defects")]
             defects: Defects::default(),
         }

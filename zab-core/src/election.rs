@@ -95,7 +95,7 @@ impl Election {
         match state {
             ServerState::Looking => self.on_looking(ctx, from, vote, round),
             ServerState::Following | ServerState::Leading => {
-                if ctx.is_voter(from) {
+                if ctx.believes(from) {
                     self.settled.insert(from, (vote.leader, state, vote, round));
                 }
                 self.check(ctx)
@@ -112,11 +112,18 @@ impl Election {
             }
             return Next::Stay;
         }
+        if !ctx.counts(from) {
+            // A voter whose vote we do not count (blank, recovering, another
+            // standing), or we count nobody's. It learns who leads from the
+            // servers that follow or lead; answering here could echo forever
+            // between two servers that do not count each other.
+            return Next::Stay;
+        }
         if round < ctx.round {
             // A straggler from an older round: bring it up to date. Observers
             // only listen: their rounds are their own, and answering would
             // start an endless exchange with a voter in a lower round.
-            if let (Some(mine), true) = (self.vote, ctx.is_voter(ctx.id())) {
+            if let (Some(mine), true) = (self.vote, ctx.votes()) {
                 self.notify(ctx, from, mine);
             }
             return Next::Stay;
@@ -132,7 +139,7 @@ impl Election {
             // Not a candidate yet; the vote is remembered for when we are.
             return Next::Stay;
         };
-        if !ctx.is_voter(ctx.id()) {
+        if !ctx.votes() {
             return Next::Stay;
         }
         let base = if new_round { ctx.own_vote() } else { mine };
@@ -155,7 +162,7 @@ impl Election {
         if let Some(d) = self.settled_leader(ctx) {
             return self.finish(ctx, d);
         }
-        if !ctx.is_voter(ctx.id()) {
+        if !ctx.votes() {
             return Next::Stay;
         }
         let agreeing = self
@@ -163,7 +170,7 @@ impl Election {
             .iter()
             .filter(|(_, v)| **v == mine)
             .map(|(p, _)| *p);
-        if !ctx.cfg.membership.is_quorum(agreeing) {
+        if !ctx.election_quorum(agreeing) {
             self.decide_at = None;
             return Next::Stay;
         }
@@ -210,7 +217,7 @@ impl Election {
         let backers = self
             .settled
             .iter()
-            .filter(|(_, (l, _, _, _))| *l == leader)
+            .filter(|(p, (l, _, _, _))| *l == leader && ctx.believes(**p))
             .map(|(p, _)| *p);
         ctx.cfg
             .membership
@@ -234,6 +241,7 @@ impl Election {
                 vote,
                 round,
                 state: ServerState::Looking,
+                standing: ctx.standing,
             },
         );
     }
@@ -244,13 +252,17 @@ mod tests {
     use crate::message::Message;
     use crate::node::{Action, Input, Phase, Role};
     use crate::testkit::{history, node, p, restored, sends, take, z};
-    use crate::types::{Epoch, ServerState, Vote, Zxid};
+    use crate::types::{EnsembleId, Epoch, ServerState, Standing, Vote, Zxid};
+
+    /// The standing of the restored test nodes: a history from before ensemble ids.
+    const LEGACY: Standing = Standing::Member(EnsembleId::NONE);
 
     fn looking(vote: Vote, round: u64) -> Message {
         Message::Notification {
             vote,
             round,
             state: ServerState::Looking,
+            standing: LEGACY,
         }
     }
 
@@ -292,6 +304,7 @@ mod tests {
             accepted_epoch: Epoch(1),
             observer: false,
             join: 1,
+            standing: LEGACY,
         };
         assert_eq!(
             sends(&take(&mut n)),
@@ -366,6 +379,7 @@ mod tests {
                 vote: elected,
                 round: 4,
                 state: ServerState::Following,
+                standing: LEGACY,
             },
         });
         assert_eq!(take(&mut n), vec![]);
@@ -376,6 +390,7 @@ mod tests {
                 vote: elected,
                 round: 4,
                 state: ServerState::Leading,
+                standing: LEGACY,
             },
         });
         assert_eq!(
@@ -387,6 +402,7 @@ mod tests {
                         accepted_epoch: Epoch(2),
                         observer: false,
                         join: 1,
+                        standing: LEGACY,
                     },
                 },
                 Action::RoleChanged(Role::Following {
@@ -439,9 +455,21 @@ mod tests {
         );
         let after = crate::testkit::persist_all(&mut follower, &issued);
         let own = vote(1, z(1, 1), 1);
+        // The bootstrap named the ensemble after its first leader, p3.
+        let named = |vote, round| match looking(vote, round) {
+            Message::Notification {
+                vote, round, state, ..
+            } => Message::Notification {
+                vote,
+                round,
+                state,
+                standing: Standing::Member(crate::testkit::new_ensemble(3)),
+            },
+            other => other,
+        };
         assert_eq!(
             sends(&after),
-            vec![(p(2), looking(own, 2)), (p(3), looking(own, 2))]
+            vec![(p(2), named(own, 2)), (p(3), named(own, 2))]
         );
     }
 }

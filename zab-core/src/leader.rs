@@ -12,7 +12,7 @@ use crate::config::defect;
 use crate::election::Decision;
 use crate::message::Message;
 use crate::node::{Action, Ctx, Next, Phase, Role};
-use crate::types::{Epoch, PeerId, PersistSeq, RequestId, Txn, Vote, Zxid};
+use crate::types::{EnsembleId, Epoch, PeerId, PersistSeq, RequestId, Standing, Txn, Vote, Zxid};
 
 #[derive(Debug)]
 pub(crate) struct Leader {
@@ -43,12 +43,17 @@ pub(crate) struct Leader {
     syncs: VecDeque<PendingSync>,
     /// Last tick at which a quorum was known to follow us.
     quorum_seen: u64,
+    /// The ensemble our history belongs to; a new one if we bootstrap it.
+    ensemble: EnsembleId,
 }
 
 /// The leader's view of one learner.
 #[derive(Debug)]
 struct LearnerLink {
     observer: bool,
+    /// Counted towards quorums: a follower whose standing equals ours. A
+    /// follower that lost its state is synchronized but never counted.
+    votes: bool,
     /// The learner's join attempt this link belongs to.
     join: u64,
     stage: Stage,
@@ -123,6 +128,10 @@ impl Leader {
             round_sent: 0,
             syncs: VecDeque::new(),
             quorum_seen: ctx.now,
+            ensemble: match ctx.standing {
+                Standing::Member(e) if !e.is_none() => e,
+                _ => ctx.cfg.new_ensemble_id,
+            },
         };
         let next = leader.progress(ctx);
         (leader, next)
@@ -173,7 +182,7 @@ impl Leader {
         let alive = self
             .learners
             .iter()
-            .filter(|(_, l)| l.stage == Stage::Synced && l.last_heard >= fresh)
+            .filter(|(_, l)| l.votes && l.stage == Stage::Synced && l.last_heard >= fresh)
             .map(|(p, _)| *p)
             .chain([ctx.id()]);
         if ctx.cfg.membership.is_quorum(alive) {
@@ -231,9 +240,10 @@ impl Leader {
             accepted_epoch,
             observer,
             join,
+            standing,
         } = msg
         {
-            return self.on_follower_info(ctx, from, accepted_epoch, observer, join);
+            return self.on_follower_info(ctx, from, accepted_epoch, observer, join, standing);
         }
         let Some(term) = self.term else {
             ctx.stats.dropped += 1;
@@ -274,21 +284,21 @@ impl Leader {
             }
             Message::AckNewLeader { .. } => self.on_ack_newleader(ctx, from),
             Message::Ack { zxid, .. } => {
-                if link.stage == Stage::Synced && !link.observer && zxid > link.acked {
+                if link.stage == Stage::Synced && link.votes && zxid > link.acked {
                     link.acked = zxid;
                     self.advance_commit(ctx);
                 }
                 Next::Stay
             }
             Message::PingAck { round, .. } => {
-                if link.stage == Stage::Synced && !link.observer && round > link.round_acked {
+                if link.stage == Stage::Synced && link.votes && round > link.round_acked {
                     link.round_acked = round;
                     self.answer_syncs(ctx);
                 }
                 Next::Stay
             }
             Message::AckNewEpoch { new_epoch, .. } => {
-                let voter = !link.observer && link.stage == Stage::Synced;
+                let voter = link.votes && link.stage == Stage::Synced;
                 if let Some(bump) = self.bump.as_mut().filter(|b| b.epoch == new_epoch && voter) {
                     bump.acks.insert(from);
                     self.check_bump(ctx);

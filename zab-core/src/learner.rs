@@ -9,20 +9,30 @@
 use std::collections::{BTreeSet, VecDeque};
 
 use bytes::Bytes;
-use tracing::warn;
+use tracing::{info, warn};
 
 use crate::config::defect;
 use crate::election::Decision;
 use crate::leader::message_epoch;
 use crate::message::Message;
 use crate::node::{Action, Ctx, Next, Phase, Role};
-use crate::types::{Epoch, PeerId, PersistSeq, RequestId, ServerState, Txn, Vote, Zxid};
+use crate::types::{
+    EnsembleId, Epoch, PeerId, PersistSeq, RequestId, ServerState, Standing, Txn, Vote, Zxid,
+};
 
 #[derive(Debug)]
 pub(crate) struct Learner {
     elected: Decision,
     leader: PeerId,
     observer: bool,
+    /// Whether our acknowledgements count (see `Ctx::votes`). A voter that
+    /// joins without it (it lost its state) is synchronized, records itself
+    /// intact, and then rejoins as a counted follower.
+    voting: bool,
+    /// The leader's ensemble, learned from LEADERINFO.
+    ensemble: EnsembleId,
+    /// The intact-standing write after which we rejoin as a voter.
+    rejoin: Option<PersistSeq>,
     /// This attempt to join (echoed by the leader's sync messages).
     join: u64,
     /// The leader's term, learned from LEADERINFO.
@@ -68,6 +78,7 @@ enum Stage {
 impl Learner {
     pub(crate) fn start(ctx: &mut Ctx, elected: Decision) -> Learner {
         let observer = !ctx.is_voter(ctx.id());
+        let voting = ctx.votes();
         let leader = elected.vote.leader;
         ctx.joins += 1;
         let join = ctx.joins;
@@ -77,12 +88,16 @@ impl Learner {
                 accepted_epoch: ctx.accepted_epoch,
                 observer,
                 join,
+                standing: ctx.standing,
             },
         );
         Learner {
             elected,
             leader,
             observer,
+            voting,
+            ensemble: EnsembleId::NONE,
+            rejoin: None,
             join,
             term: None,
             stage: Stage::Connecting,
@@ -168,6 +183,7 @@ impl Learner {
                         accepted_epoch: ctx.accepted_epoch,
                         observer: self.observer,
                         join: self.join,
+                        standing: ctx.standing,
                     },
                 );
             }
@@ -253,6 +269,10 @@ impl Learner {
             }
             self.ack_newleader(ctx, term);
         }
+        if self.rejoin.is_some_and(|seq| ctx.persist.is_durable(seq)) {
+            info!(node = %ctx.id(), ensemble = %self.ensemble, "synchronized after losing state; rejoining as a voter");
+            return Next::Learn(self.elected);
+        }
         if let Some((new_epoch, seq)) = self.bump {
             if ctx.persist.is_durable(seq) {
                 self.bump = None;
@@ -276,12 +296,18 @@ impl Learner {
             ctx.stats.dropped += 1;
             return Next::Stay;
         }
-        if let Message::LeaderInfo { term, epoch, join } = msg {
+        if let Message::LeaderInfo {
+            term,
+            epoch,
+            join,
+            ensemble,
+        } = msg
+        {
             if join != self.join {
                 ctx.stats.dropped += 1;
                 return Next::Stay;
             }
-            return self.on_leader_info(ctx, term, epoch);
+            return self.on_leader_info(ctx, term, epoch, ensemble);
         }
         let stale = match &msg {
             Message::Diff { join, .. }
@@ -327,6 +353,11 @@ impl Learner {
                 self.commit = self.commit.max(committed);
                 ctx.emit(Action::RoleChanged(self.role()));
                 self.deliver(ctx);
+                if !self.voting && !self.observer && self.rejoin.is_none() {
+                    // Our history is now the leader's, durably (the write is
+                    // ordered after every synced one): we may vote again.
+                    self.rejoin = Some(ctx.write_intact(self.ensemble));
+                }
                 Next::Stay
             }
             Message::Ping { epoch, round } => {
@@ -358,11 +389,25 @@ impl Learner {
         }
     }
 
-    fn on_leader_info(&mut self, ctx: &mut Ctx, term: Epoch, epoch: Epoch) -> Next {
+    fn on_leader_info(
+        &mut self,
+        ctx: &mut Ctx,
+        term: Epoch,
+        epoch: Epoch,
+        ensemble: EnsembleId,
+    ) -> Next {
         if self.stage != Stage::Connecting {
             ctx.stats.dropped += 1;
             return Next::Stay;
         }
+        let ours = ctx.standing.ensemble();
+        if !ours.is_none() && ours != ensemble {
+            // Following would replace our history with another ensemble's.
+            warn!(node = %ctx.id(), ours = %ours, theirs = %ensemble, "the leader belongs to another ensemble");
+            ctx.stats.protocol_errors += 1;
+            return Next::Looking("the leader belongs to another ensemble");
+        }
+        self.ensemble = ensemble;
         if epoch < ctx.accepted_epoch {
             return Next::Looking("leader's epoch is below our acceptedEpoch");
         }
@@ -440,7 +485,12 @@ impl Learner {
         }
         // Ordered after every synced write: durable means all of them are.
         self.newleader_zxid = zxid;
-        let seq = ctx.write_current_epoch(current_epoch);
+        let mut seq = ctx.write_current_epoch(current_epoch);
+        if self.voting && !self.observer && ctx.standing != Standing::Member(self.ensemble) {
+            // A bootstrap (or the first reign with ensemble ids): adopt the
+            // leader's name for the history we now share, before acknowledging.
+            seq = ctx.write_intact(self.ensemble);
+        }
         self.stage = Stage::AckingNewLeader { seq };
         if defect!(ctx.cfg, ack_newleader_before_durable) {
             let term = self.term.expect("synchronizing implies a term");
@@ -529,7 +579,7 @@ mod tests {
 
     use crate::message::Message;
     use crate::node::{Action, Input, Role};
-    use crate::testkit::{node, p, restored, take, z, Ensemble};
+    use crate::testkit::{new_ensemble, node, p, restored, take, z, Ensemble, LEGACY};
     use crate::types::{Epoch, Txn};
 
     /// Servers 2 (leading) and 3 (following) tell `f` that `elected` won.
@@ -542,6 +592,7 @@ mod tests {
                     vote: elected,
                     round: 1,
                     state,
+                    standing: LEGACY,
                 },
             });
         }
@@ -607,6 +658,7 @@ mod tests {
                 term: Epoch(4),
                 epoch: Epoch(4),
                 join: 1,
+                ensemble: new_ensemble(2),
             },
         });
         let actions = take(&mut f);
@@ -653,6 +705,7 @@ mod tests {
                     accepted_epoch: Epoch(1),
                     observer: false,
                     join: 1,
+                    standing: LEGACY,
                 },
             }]
         );
@@ -695,6 +748,7 @@ mod tests {
             },
             round: 1,
             state,
+            standing: crate::types::Standing::Blank,
         };
         f.handle(Input::Received {
             from: p(3),
@@ -711,6 +765,7 @@ mod tests {
                 term: Epoch(1),
                 epoch: Epoch(1),
                 join: 1,
+                ensemble: new_ensemble(2),
             },
         });
         let issued = take(&mut f);

@@ -69,6 +69,10 @@ pub use message::{diff_stream, Message};
 pub use node::{Action, Input, Node, Phase, RestoreError, Restored, Role, Stats};
 pub use persist::{DurableState, PersistOp};
 pub use quorum::Membership;
-pub use types::{Epoch, PeerId, PersistSeq, RequestId, ServerState, Txn, Vote, Zxid};
+pub use types::{
+    EnsembleId, Epoch, PeerId, PersistSeq, RequestId, ServerState, Standing, Txn, Vote, Zxid,
+};
+#[cfg(test)]
+mod standing_tests;
 #[cfg(test)]
 mod testkit;

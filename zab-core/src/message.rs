@@ -10,17 +10,20 @@
 
 use bytes::Bytes;
 
-use crate::types::{Epoch, RequestId, ServerState, Txn, Vote, Zxid};
+use crate::types::{EnsembleId, Epoch, RequestId, ServerState, Standing, Txn, Vote, Zxid};
 
 #[derive(Clone, PartialEq, Eq, Debug)]
 pub enum Message {
     /// Fast leader election: the sender's current vote, its election round and
     /// its state. Servers that already follow or lead answer a looking server
     /// with the vote that elected their leader, so it can join without an election.
+    /// `standing` says what the sender's disk vouches for: only votes of the
+    /// receiver's own standing count (see [`Standing`]).
     Notification {
         vote: Vote,
         round: u64,
         state: ServerState,
+        standing: Standing,
     },
 
     // ---- discovery ----
@@ -30,16 +33,21 @@ pub enum Message {
     /// discovery and synchronization exchange echoes it, so a message left over
     /// from an earlier attempt (a stale TRUNC, say) is recognised and dropped
     /// rather than applied to the new attempt.
+    /// `standing`: as in `Notification`; the leader counts the learner towards
+    /// its quorums only when it equals the leader's own.
     FollowerInfo {
         accepted_epoch: Epoch,
         observer: bool,
         join: u64,
+        standing: Standing,
     },
-    /// Leader → learner: the epoch to accept (`epoch`) and the leader's term.
+    /// Leader → learner: the epoch to accept (`epoch`), the leader's term, and
+    /// the ensemble its history belongs to (new when this leader bootstraps it).
     LeaderInfo {
         term: Epoch,
         epoch: Epoch,
         join: u64,
+        ensemble: EnsembleId,
     },
     /// Learner → leader, sent once the epoch of LEADERINFO is durable as
     /// acceptedEpoch. `epoch` is the leader's term, like every later message.

@@ -3,7 +3,7 @@
 //! files, threads or randomness: the shell (the server, or the simulator) does
 //! all of that and reports back.
 
-use std::collections::VecDeque;
+use std::collections::{BTreeMap, VecDeque};
 use std::fmt;
 
 use bytes::Bytes;
@@ -16,7 +16,9 @@ use crate::leader::Leader;
 use crate::learner::Learner;
 use crate::message::Message;
 use crate::persist::{DurableState, PersistOp, PersistQueue};
-use crate::types::{Epoch, PeerId, PersistSeq, RequestId, ServerState, Txn, Vote, Zxid};
+use crate::types::{
+    EnsembleId, Epoch, PeerId, PersistSeq, RequestId, ServerState, Standing, Txn, Vote, Zxid,
+};
 
 /// Something that happened to the node.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -120,6 +122,31 @@ pub struct Restored {
     pub current_epoch: Epoch,
     /// The logged zxids, starting after the snapshot the shell loaded.
     pub history: History,
+    /// The ensemble the disk says this history belongs to (`NONE`: not known).
+    pub ensemble: EnsembleId,
+    /// Recovery found lost or damaged durable state (a corrupt record, a
+    /// missing segment, a damaged snapshot without a good fallback...). The
+    /// node then neither votes nor counts until a leader has synchronized it
+    /// ([`PersistOp::Intact`] clears it). A wiped directory needs no flag: it
+    /// restores as blank, and blank servers do not count once an ensemble exists.
+    pub recovering: bool,
+}
+
+impl Restored {
+    /// The standing this disk entitles the node to.
+    pub fn standing(&self) -> Standing {
+        // Epochs alone do not make a member: a server that accepted an epoch
+        // in a bootstrap's discovery but crashed before NEWLEADER holds no
+        // history and acknowledged nothing.
+        let empty = self.history.last() == Zxid::ZERO && self.history.base() == Zxid::ZERO;
+        if self.recovering {
+            Standing::Recovering(self.ensemble)
+        } else if self.ensemble.is_none() && empty {
+            Standing::Blank
+        } else {
+            Standing::Member(self.ensemble)
+        }
+    }
 }
 
 /// A restored state that cannot be right; the node refuses to start.
@@ -182,6 +209,14 @@ pub(crate) struct Ctx {
     pub(crate) round: u64,
     /// Attempts to join a leader so far (see `Message::FollowerInfo`).
     pub(crate) joins: u64,
+    /// Latest standing written (possibly not yet durable), like the epochs.
+    pub(crate) standing: Standing,
+    /// A node without an ensemble id (blank, or from before ids) that heard
+    /// of a named ensemble: it may have been wiped, so it joins as a
+    /// non-voter rather than vote for anything.
+    pub(crate) joining: bool,
+    /// The standing each peer last claimed.
+    pub(crate) peer_standing: BTreeMap<PeerId, Standing>,
     pub(crate) stats: Stats,
     out: VecDeque<Action>,
 }
@@ -276,6 +311,89 @@ impl Ctx {
         self.cfg.membership.is_voter(id)
     }
 
+    /// Whether this node's own vote and acknowledgements count: it is a voter
+    /// whose disk vouches for what it claims (see [`Standing`]).
+    pub(crate) fn votes(&self) -> bool {
+        if !self.is_voter(self.id()) {
+            return false;
+        }
+        if defect!(self.cfg, wiped_server_votes) {
+            return true;
+        }
+        match self.standing {
+            Standing::Member(_) | Standing::Blank => !self.joining,
+            Standing::Recovering(_) => false,
+        }
+    }
+
+    /// Whether a vote or acknowledgement from `peer`, claiming `standing`,
+    /// counts here: only between voters of one and the same standing.
+    pub(crate) fn counts_standing(&self, peer: PeerId, standing: Standing) -> bool {
+        if !self.is_voter(peer) {
+            return false;
+        }
+        if defect!(self.cfg, wiped_server_votes) {
+            return true;
+        }
+        self.votes() && !matches!(standing, Standing::Recovering(_)) && standing == self.standing
+    }
+
+    /// [`Ctx::counts_standing`] for the standing `peer` last claimed (us: [`Ctx::votes`]).
+    pub(crate) fn counts(&self, peer: PeerId) -> bool {
+        if peer == self.id() {
+            return self.votes();
+        }
+        self.peer_standing
+            .get(&peer)
+            .is_some_and(|&s| self.counts_standing(peer, s))
+    }
+
+    /// Whether `peer`'s claim that some server leads can be believed by us: a
+    /// voter believes the peers it counts; a non-voter, intact members of its
+    /// ensemble (any ensemble, when it does not know its own).
+    pub(crate) fn believes(&self, peer: PeerId) -> bool {
+        if self.votes() {
+            return self.counts(peer);
+        }
+        if !self.is_voter(peer) {
+            return false;
+        }
+        let mine = self.standing.ensemble();
+        match self.peer_standing.get(&peer) {
+            Some(Standing::Member(e)) => mine.is_none() || *e == mine,
+            _ => false,
+        }
+    }
+
+    /// Whether `ids` (filtered by [`Ctx::counts`]) can elect: a majority of
+    /// voters, except that a blank ensemble is bootstrapped only by every
+    /// voter, so that a wiped server and a stale one never pass for a new ensemble.
+    pub(crate) fn election_quorum(&self, ids: impl IntoIterator<Item = PeerId>) -> bool {
+        let ids: Vec<PeerId> = ids.into_iter().filter(|&p| self.counts(p)).collect();
+        if self.standing == Standing::Blank && !defect!(self.cfg, wiped_server_votes) {
+            return self.cfg.membership.voters().all(|v| ids.contains(&v));
+        }
+        self.cfg.membership.is_quorum(ids)
+    }
+
+    /// Records a peer's claimed standing. A node without an ensemble id that
+    /// hears of a named ensemble stops voting for the rest of its run.
+    pub(crate) fn heard_standing(&mut self, peer: PeerId, standing: Standing) {
+        self.peer_standing.insert(peer, standing);
+        let named = !standing.ensemble().is_none();
+        if self.standing.ensemble().is_none() && named && !self.joining {
+            info!(node = %self.id(), %peer, ?standing, "an ensemble exists; joining it as a non-voter until synchronized");
+            self.joining = true;
+        }
+    }
+
+    /// Records that this history is an intact copy of `ensemble`'s.
+    pub(crate) fn write_intact(&mut self, ensemble: EnsembleId) -> PersistSeq {
+        self.standing = Standing::Member(ensemble);
+        self.joining = false;
+        self.issue(PersistOp::Intact { ensemble })
+    }
+
     pub(crate) fn peers(&self) -> Vec<PeerId> {
         let me = self.id();
         self.cfg.membership.members().filter(|&p| p != me).collect()
@@ -337,6 +455,7 @@ impl Node {
                 accepted: restored.accepted_epoch,
             });
         }
+        let standing = restored.standing();
         let durable = DurableState {
             accepted_epoch: restored.accepted_epoch,
             current_epoch: restored.current_epoch,
@@ -351,6 +470,9 @@ impl Node {
             now: 0,
             round: 0,
             joins: 0,
+            standing,
+            joining: false,
+            peer_standing: BTreeMap::new(),
             stats: Stats::default(),
             out: VecDeque::new(),
             cfg,
@@ -462,6 +584,17 @@ impl Node {
         self.ctx.current_epoch
     }
 
+    /// What this node's disk entitles it to (latest written).
+    pub fn standing(&self) -> Standing {
+        self.ctx.standing
+    }
+
+    /// Whether this node's vote counts now (false while recovering, or while
+    /// a blank node joins an existing ensemble).
+    pub fn votes(&self) -> bool {
+        self.ctx.votes()
+    }
+
     pub fn stats(&self) -> Stats {
         self.ctx.stats
     }
@@ -491,7 +624,14 @@ impl Node {
             self.ctx.stats.dropped += 1;
             return Next::Stay;
         }
-        if let Message::Notification { vote, round, state } = msg {
+        if let Message::Notification {
+            vote,
+            round,
+            state,
+            standing,
+        } = msg
+        {
+            self.ctx.heard_standing(from, standing);
             return self.on_notification(from, vote, round, state);
         }
         match &mut self.role {
@@ -543,6 +683,7 @@ impl Node {
                     vote: elected,
                     round: elected_round,
                     state: my_state,
+                    standing: self.ctx.standing,
                 },
             );
         }

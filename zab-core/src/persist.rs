@@ -10,7 +10,7 @@ use std::collections::VecDeque;
 
 use bytes::Bytes;
 
-use crate::types::{Epoch, PersistSeq, Txn, Zxid};
+use crate::types::{EnsembleId, Epoch, PersistSeq, Txn, Zxid};
 
 /// One durable write, executed by the shell in sequence order.
 #[derive(Clone, PartialEq, Eq, Debug)]
@@ -26,6 +26,10 @@ pub enum PersistOp {
     /// Install a snapshot received from the leader as the new base of the
     /// history, discarding the log. Volatile until reported durable (§1.3).
     InstallSnapshot { zxid: Zxid, data: Bytes },
+    /// Record that this server's history is an intact, synchronized copy of
+    /// `ensemble`'s: it may vote again (clears a recovering standing). Written
+    /// after the history it vouches for, like the epoch files.
+    Intact { ensemble: EnsembleId },
 }
 
 /// What is on stable storage, as far as the shell has reported.
@@ -51,6 +55,8 @@ enum Pending {
     AcceptedEpoch(Epoch),
     CurrentEpoch(Epoch),
     LastZxid(Zxid),
+    /// Changes nothing the core tracks here (the standing is tracked in `Ctx`).
+    Nothing,
 }
 
 impl PersistQueue {
@@ -73,6 +79,7 @@ impl PersistQueue {
             PersistOp::Append(_)
             | PersistOp::Truncate { .. }
             | PersistOp::InstallSnapshot { .. } => Pending::LastZxid(last_zxid_after),
+            PersistOp::Intact { .. } => Pending::Nothing,
         };
         self.pending.push_back((seq, effect));
         seq
@@ -98,6 +105,7 @@ impl PersistQueue {
                 Pending::AcceptedEpoch(e) => self.durable.accepted_epoch = e,
                 Pending::CurrentEpoch(e) => self.durable.current_epoch = e,
                 Pending::LastZxid(z) => self.durable.last_zxid = z,
+                Pending::Nothing => {}
             }
         }
         changed

@@ -36,11 +36,22 @@ pub(crate) fn history(base: Zxid, runs: &[(u32, u32)]) -> History {
     h
 }
 
+/// The standing of nodes restored with epochs but no ensemble id: a history
+/// from before ensemble ids, counted among its kind.
+pub(crate) const LEGACY: crate::types::Standing =
+    crate::types::Standing::Member(crate::types::EnsembleId::NONE);
+
+/// The ensemble id node `id` names when it is the first leader (`Config::new`'s).
+pub(crate) fn new_ensemble(id: u64) -> crate::types::EnsembleId {
+    Config::new(p(id), Membership::new([p(id)], [])).new_ensemble_id
+}
+
 pub(crate) fn restored(accepted: u32, current: u32, history: History) -> Restored {
     Restored {
         accepted_epoch: Epoch(accepted),
         current_epoch: Epoch(current),
         history,
+        ..Restored::default()
     }
 }
 
@@ -197,7 +208,9 @@ impl Ensemble {
                     PersistOp::Append(txn) => log.push(txn.clone()),
                     PersistOp::Truncate { to } => log.retain(|t| t.zxid <= *to),
                     PersistOp::InstallSnapshot { .. } => log.clear(),
-                    PersistOp::AcceptedEpoch(_) | PersistOp::CurrentEpoch(_) => {}
+                    PersistOp::AcceptedEpoch(_)
+                    | PersistOp::CurrentEpoch(_)
+                    | PersistOp::Intact { .. } => {}
                 }
             }
             Action::SendDiff {

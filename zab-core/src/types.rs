@@ -20,6 +20,58 @@ impl fmt::Display for PeerId {
     }
 }
 
+/// Names one ensemble's history. The first leader of a new ensemble takes it
+/// from its shell (which draws it at random); every member keeps it on disk.
+/// [`EnsembleId::NONE`]: the disk holds no ensemble's history (a brand-new
+/// server, or a wiped one), or a history from before ensemble ids existed.
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default, Debug)]
+pub struct EnsembleId(pub u64);
+
+impl EnsembleId {
+    pub const NONE: EnsembleId = EnsembleId(0);
+
+    pub fn is_none(self) -> bool {
+        self == EnsembleId::NONE
+    }
+}
+
+impl fmt::Display for EnsembleId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{:016x}", self.0)
+    }
+}
+
+/// What a server's disk entitles it to claim. It travels in election
+/// notifications and FOLLOWERINFO, and peers count a server's vote or
+/// acknowledgement only when its standing equals their own: a vote is a
+/// promise about a durable history, and a server that lost its history
+/// cannot keep the promises it made before.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
+pub enum Standing {
+    /// An intact member of the ensemble (`NONE`: a history from before
+    /// ensemble ids; such members count one another until a leader names the
+    /// ensemble).
+    Member(EnsembleId),
+    /// Nothing on disk. A brand-new ensemble is bootstrapped only when every
+    /// voter is blank and agrees; a blank server that hears of an existing
+    /// ensemble (it may have been wiped) joins as a non-voter instead.
+    Blank,
+    /// Recovery found lost or damaged durable state (the ensemble id, if it
+    /// survived). Never votes or counts until an established leader has
+    /// synchronized it again.
+    Recovering(EnsembleId),
+}
+
+impl Standing {
+    /// The ensemble this server's disk names, if any.
+    pub fn ensemble(self) -> EnsembleId {
+        match self {
+            Standing::Member(e) | Standing::Recovering(e) => e,
+            Standing::Blank => EnsembleId::NONE,
+        }
+    }
+}
+
 /// A leader epoch: the high 32 bits of every zxid that leader issues.
 #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default, Debug)]
 pub struct Epoch(pub u32);

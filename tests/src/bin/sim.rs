@@ -90,11 +90,13 @@ fn main() -> ExitCode {
     let wall = began.elapsed().as_secs_f64();
     let mut failures = 0;
     let (mut sim_ms, mut commits, mut elections, mut syncs) = (0u64, 0u64, 0u64, 0u64);
+    let mut disk_faults = 0u64;
     for r in &reports {
         sim_ms += r.sim_ms;
         commits += r.commits;
         elections += r.elections;
         syncs += r.syncs;
+        disk_faults += r.disk_faults;
         if args.verbose {
             println!("{r:?}");
         }
@@ -127,7 +129,7 @@ fn main() -> ExitCode {
         }
     }
     println!(
-        "seeds={} failures={failures} sim_seconds={sim_seconds} commits={commits} elections={elections} syncs={syncs}",
+        "seeds={} failures={failures} sim_seconds={sim_seconds} commits={commits} elections={elections} syncs={syncs} disk_faults={disk_faults}",
         args.seeds
     );
     match (&args.defect, failures) {

@@ -5,7 +5,7 @@
 use std::collections::VecDeque;
 
 use bytes::{Buf, BufMut, Bytes, BytesMut};
-use zab_core::{Epoch, History, PersistOp, PersistSeq, Restored, Txn, Zxid};
+use zab_core::{EnsembleId, Epoch, History, PersistOp, PersistSeq, Restored, Txn, Zxid};
 
 /// Everything a node keeps on disk.
 #[derive(Clone, Debug, Default)]
@@ -15,6 +15,10 @@ pub struct Image {
     pub snapshot: SnapshotState,
     /// Transactions after the snapshot, in zxid order.
     pub log: Vec<Txn>,
+    pub ensemble: EnsembleId,
+    /// Recovery found this disk damaged (a simulated disk fault); cleared by
+    /// `PersistOp::Intact`.
+    pub recovering: bool,
 }
 
 /// The simulated state machine's state: how many transactions of the global
@@ -76,6 +80,10 @@ impl Image {
                 self.snapshot = SnapshotState::decode(data.clone());
                 self.log.clear();
             }
+            PersistOp::Intact { ensemble } => {
+                self.ensemble = *ensemble;
+                self.recovering = false;
+            }
         }
     }
 
@@ -88,6 +96,8 @@ impl Image {
             accepted_epoch: self.accepted_epoch,
             current_epoch: self.current_epoch,
             history,
+            ensemble: self.ensemble,
+            recovering: self.recovering,
         }
     }
 }

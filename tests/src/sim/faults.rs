@@ -183,6 +183,10 @@ impl Simulation {
             self.report.epoch_bumps += node.stats().epoch_bumps;
         }
         slot.disk.crash(keep);
+        if self.cfg.faults.disk_faults && self.rng.chance(0.3) {
+            self.damage_disk(i);
+        }
+        let slot = &mut self.slots[i];
         slot.life += 1;
         slot.paused = false;
         slot.held.clear();
@@ -201,6 +205,47 @@ impl Simulation {
         }
         let down = self.rng.range(200, 5000);
         self.schedule(down, Event::Restart { node: i });
+    }
+
+    /// A disk fault on crashed node `i`, if every other node is intact (so a
+    /// quorum keeps a good copy of every committed transaction): the data
+    /// directory is wiped, or recovery finds damage and keeps only what comes
+    /// before it (a corrupt record, a missing segment), or nothing at all (a
+    /// corrupt snapshot with no good fallback). The last two restore as
+    /// recovering, as the real storage reports them.
+    fn damage_disk(&mut self, i: usize) {
+        for j in 0..self.slots.len() {
+            let disk = &self.slots[j].disk.durable;
+            if self.slots[j].damaged && !disk.recovering && !disk.ensemble.is_none() {
+                self.slots[j].damaged = false;
+            }
+        }
+        if (0..self.slots.len()).any(|j| j != i && self.slots[j].damaged) {
+            return;
+        }
+        let how = self.rng.below(3);
+        self.slots[i].before_fault = Some(self.slots[i].disk.durable.clone());
+        let disk = &mut self.slots[i].disk;
+        let image = &mut disk.durable;
+        match how {
+            0 => *image = disk::Image::default(),
+            1 => {
+                let keep = self.rng.below(image.log.len() as u64 + 1) as usize;
+                image.log.truncate(keep);
+                image.recovering = true;
+            }
+            _ => {
+                image.log.clear();
+                image.snapshot = SnapshotState::default();
+                image.recovering = true;
+            }
+        }
+        disk.view = disk.durable.clone();
+        if self.cfg.trace {
+            println!("{:>7} {:?} DISK FAULT {how}", self.now, self.slots[i].id);
+        }
+        self.slots[i].damaged = true;
+        self.report.disk_faults += 1;
     }
 
     pub(super) fn resume(&mut self, i: usize) {

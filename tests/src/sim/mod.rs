@@ -61,6 +61,9 @@ pub struct FaultMix {
     pub duplication: f64,
     pub reordering: bool,
     pub compaction: bool,
+    /// Some crashes also damage the disk (wipe it, or lose a detected part of
+    /// it), on one server at a time: the others are intact whenever it happens.
+    pub disk_faults: bool,
 }
 
 impl SimConfig {
@@ -79,6 +82,7 @@ impl SimConfig {
             duplication: if rng.chance(0.3) { 0.02 } else { 0.0 },
             reordering: rng.chance(0.2),
             compaction: rng.chance(0.5),
+            disk_faults: rng.chance(0.5),
         };
         let counter_max = if rng.chance(0.2) {
             rng.range(5, 60) as u32
@@ -112,6 +116,7 @@ pub struct Report {
     pub syncs: u64,
     pub writes_acked: u64,
     pub crashes: u64,
+    pub disk_faults: u64,
     pub messages: u64,
     pub epoch_bumps: u64,
     pub violation: Option<Violation>,
@@ -191,6 +196,11 @@ struct Slot {
     newleader: (Epoch, Zxid),
     /// The node's current attempt to join a leader (from its FOLLOWERINFO).
     join: u64,
+    /// A disk fault hit this node and it has not yet been synchronized back
+    /// to an intact member (see `Simulation::damage_disk`).
+    damaged: bool,
+    /// The durable image just before the last disk fault (for `commit_quorum`).
+    before_fault: Option<disk::Image>,
 }
 
 struct Net {
@@ -258,6 +268,8 @@ impl Simulation {
                 held: Vec::new(),
                 newleader: (Epoch(0), Zxid::ZERO),
                 join: 0,
+                damaged: false,
+                before_fault: None,
             })
             .collect();
         let mut sim = Simulation {

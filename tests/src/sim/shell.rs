@@ -167,7 +167,9 @@ impl Simulation {
                 self.slots[i].applied = snap;
                 check
             }
-            PersistOp::AcceptedEpoch(_) | PersistOp::CurrentEpoch(_) => Ok(()),
+            PersistOp::AcceptedEpoch(_) | PersistOp::CurrentEpoch(_) | PersistOp::Intact { .. } => {
+                Ok(())
+            }
         };
         note(&mut self.report, check);
         self.slots[i].disk.write(seq, op);
@@ -214,7 +216,7 @@ impl Simulation {
                 .slots
                 .iter()
                 .filter(|s| self.membership.is_voter(s.id))
-                .map(|s| (s.id, &s.disk.durable));
+                .map(|s| (s.id, &s.disk.durable, s.before_fault.as_ref()));
             let check = inv::commit_quorum::on_commit(id, through, &self.membership, disks);
             note(&mut self.report, check);
         }

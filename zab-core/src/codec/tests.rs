@@ -18,36 +18,43 @@ fn samples() -> Vec<Message> {
             vote: v(3, 9, 2),
             round: u64::MAX,
             state: ServerState::Looking,
+            standing: Standing::Member(EnsembleId(u64::MAX)),
         },
         Message::Notification {
             vote: v(u32::MAX, u32::MAX, u64::MAX),
             round: 0,
             state: ServerState::Following,
+            standing: Standing::Blank,
         },
         Message::Notification {
             vote: v(1, 1, 1),
             round: 5,
             state: ServerState::Leading,
+            standing: Standing::Recovering(EnsembleId(0x0102_0304_0506_0708)),
         },
         Message::Notification {
             vote: v(0, 0, 0),
             round: 1,
             state: ServerState::Observing,
+            standing: Standing::Recovering(EnsembleId::NONE),
         },
         Message::FollowerInfo {
             accepted_epoch: Epoch(4),
             observer: false,
             join: 1,
+            standing: Standing::Member(EnsembleId(9)),
         },
         Message::FollowerInfo {
             accepted_epoch: Epoch(u32::MAX),
             observer: true,
             join: u64::MAX,
+            standing: Standing::Blank,
         },
         Message::LeaderInfo {
             term: Epoch(5),
             epoch: Epoch(6),
             join: 3,
+            ensemble: EnsembleId(u64::MAX),
         },
         Message::AckEpoch {
             epoch: Epoch(6),
@@ -401,15 +408,42 @@ fn trailing_bytes_are_rejected() {
 }
 
 #[test]
+fn a_standing_has_one_encoding() {
+    let info = Message::FollowerInfo {
+        accepted_epoch: Epoch(1),
+        observer: false,
+        join: 0,
+        standing: Standing::Blank,
+    };
+    let wire = encode_to_bytes(&info).to_vec();
+    let kind = wire.len() - 9;
+    let mut unknown = wire.clone();
+    unknown[kind] = 3;
+    assert_eq!(
+        decode_one(&unknown),
+        Err(CodecError::BadValue {
+            kind: "FOLLOWERINFO",
+            field: "standing",
+            value: 3
+        })
+    );
+    // Blank names no ensemble; a blank standing with an id is not canonical.
+    let mut named_blank = wire;
+    named_blank[kind + 8] = 1;
+    assert!(decode_one(&named_blank).is_err());
+}
+
+#[test]
 fn bad_bool_and_state_are_rejected() {
     let info = Message::FollowerInfo {
         accepted_epoch: Epoch(1),
         observer: true,
         join: 0,
+        standing: Standing::Blank,
     };
     let mut wire = encode_to_bytes(&info).to_vec();
-    // The observer flag sits just before the 8-byte join number.
-    let flag = wire.len() - 9;
+    // The observer flag sits before the 8-byte join number and the 9-byte standing.
+    let flag = wire.len() - 18;
     wire[flag] = 2;
     assert_eq!(
         decode_one(&wire),
@@ -422,7 +456,9 @@ fn bad_bool_and_state_are_rejected() {
 
     let note = &samples()[0];
     let mut wire = encode_to_bytes(note).to_vec();
-    *wire.last_mut().expect("non-empty") = 4;
+    // The state byte comes just before the 9-byte standing.
+    let state = wire.len() - 10;
+    wire[state] = 4;
     assert_eq!(
         decode_one(&wire),
         Err(CodecError::BadValue {

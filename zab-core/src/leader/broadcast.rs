@@ -50,7 +50,7 @@ impl Leader {
             let holders = self
                 .learners
                 .iter()
-                .filter(|(_, l)| l.stage == Stage::Synced && l.acked >= z)
+                .filter(|(_, l)| l.votes && l.stage == Stage::Synced && l.acked >= z)
                 .map(|(p, _)| *p)
                 .chain([ctx.id()]);
             if ctx.cfg.membership.is_quorum(holders) {
@@ -160,7 +160,7 @@ impl Leader {
         let mut rounds: Vec<u64> = self
             .learners
             .iter()
-            .filter(|(_, l)| l.stage == Stage::Synced && !l.observer)
+            .filter(|(_, l)| l.stage == Stage::Synced && l.votes)
             .map(|(_, l)| l.round_acked)
             .collect();
         rounds.sort_unstable_by(|a, b| b.cmp(a));
@@ -168,7 +168,7 @@ impl Leader {
             let holders = self
                 .learners
                 .iter()
-                .filter(|(_, l)| l.stage == Stage::Synced && !l.observer && l.round_acked >= r)
+                .filter(|(_, l)| l.stage == Stage::Synced && l.votes && l.round_acked >= r)
                 .map(|(p, _)| *p)
                 .chain([ctx.id()]);
             if ctx.cfg.membership.is_quorum(holders) {

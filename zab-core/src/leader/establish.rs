@@ -16,6 +16,7 @@ impl Leader {
         accepted_epoch: Epoch,
         observer: bool,
         join: u64,
+        standing: Standing,
     ) -> Next {
         if self.learners.get(&from).is_some_and(|l| l.join >= join) {
             // A duplicate or late copy of an attempt we already know.
@@ -27,10 +28,15 @@ impl Leader {
             ctx.stats.protocol_errors += 1;
             return Next::Stay;
         }
+        let votes = !observer && ctx.counts_standing(from, standing);
+        if !observer && !votes {
+            info!(node = %ctx.id(), peer = %from, ?standing, "synchronizing a follower that does not vote (its standing differs from ours)");
+        }
         self.learners.insert(
             from,
             LearnerLink {
                 observer,
+                votes,
                 join,
                 stage: Stage::Info { accepted_epoch },
                 acked: Zxid::ZERO,
@@ -52,9 +58,7 @@ impl Leader {
         // A voter more up to date than us means the election chose wrongly for
         // this quorum; leading would lose its transactions (Zab discovery).
         let ours = (ctx.current_epoch, ctx.history.last());
-        if !link.observer
-            && self.phase == Phase::Discovery
-            && (ack.current_epoch, ack.last_zxid) > ours
+        if link.votes && self.phase == Phase::Discovery && (ack.current_epoch, ack.last_zxid) > ours
         {
             warn!(node = %ctx.id(), peer = %from, "follower is ahead of the leader");
             return Next::Looking("a follower is ahead of the leader");
@@ -85,7 +89,16 @@ impl Leader {
                 }
                 link.stage = Stage::EpochSent;
                 let join = link.join;
-                ctx.send(*peer, Message::LeaderInfo { term, epoch, join });
+                let ensemble = self.ensemble;
+                ctx.send(
+                    *peer,
+                    Message::LeaderInfo {
+                        term,
+                        epoch,
+                        join,
+                        ensemble,
+                    },
+                );
             }
         }
         if self.phase == Phase::Discovery {
@@ -94,14 +107,23 @@ impl Leader {
             let acked = self
                 .learners
                 .iter()
-                .filter(|(_, l)| matches!(l.stage, Stage::EpochAcked { fresh: true, .. }))
+                .filter(|(_, l)| {
+                    l.votes && matches!(l.stage, Stage::EpochAcked { fresh: true, .. })
+                })
                 .map(|(p, _)| *p);
             if !(own_durable && ctx.cfg.membership.is_quorum(acked.chain([ctx.id()]))) {
                 return Next::Stay;
             }
             self.phase = Phase::Synchronization;
             self.newleader_zxid = ctx.history.last();
-            self.own_newleader = Some(ctx.write_current_epoch(self.epoch));
+            let mut seq = ctx.write_current_epoch(self.epoch);
+            if ctx.standing != Standing::Member(self.ensemble) {
+                // A new ensemble (or one from before ensemble ids) is named
+                // by its first leader; recorded after the history it names.
+                info!(node = %ctx.id(), ensemble = %self.ensemble, "naming the ensemble");
+                seq = ctx.write_intact(self.ensemble);
+            }
+            self.own_newleader = Some(seq);
             info!(node = %ctx.id(), epoch = %term, zxid = %self.newleader_zxid, "discovery quorum; synchronizing");
             ctx.emit(Action::RoleChanged(self.role()));
         }
@@ -125,21 +147,26 @@ impl Leader {
     /// Once a quorum (us included) has told us its acceptedEpoch, pick an epoch
     /// above all of them and make it durable as ours.
     pub(super) fn choose_epoch(&mut self, ctx: &mut Ctx) {
-        let infos: Vec<(PeerId, Epoch)> = self
+        // Every learner's promise raises the epoch; only voters make the quorum.
+        let infos: Vec<(PeerId, Epoch, bool)> = self
             .learners
             .iter()
             .filter_map(|(p, l)| match l.stage {
-                Stage::Info { accepted_epoch } => Some((*p, accepted_epoch)),
+                Stage::Info { accepted_epoch } => Some((*p, accepted_epoch, l.votes)),
                 _ => None,
             })
             .collect();
-        let ids = infos.iter().map(|(p, _)| *p).chain([ctx.id()]);
+        let ids = infos
+            .iter()
+            .filter(|(_, _, votes)| *votes)
+            .map(|(p, _, _)| *p)
+            .chain([ctx.id()]);
         if !ctx.cfg.membership.is_quorum(ids) {
             return;
         }
         let highest = infos
             .iter()
-            .map(|(_, e)| *e)
+            .map(|(_, e, _)| *e)
             .fold(ctx.accepted_epoch, Epoch::max);
         let Some(epoch) = highest.checked_next() else {
             warn!(node = %ctx.id(), "a peer reports acceptedEpoch at the end of the epoch space");
@@ -263,7 +290,7 @@ impl Leader {
         let synced = self
             .learners
             .iter()
-            .filter(|(_, l)| l.stage == Stage::Synced)
+            .filter(|(_, l)| l.votes && l.stage == Stage::Synced)
             .map(|(p, _)| *p);
         if !(own && ctx.cfg.membership.is_quorum(synced.chain([ctx.id()]))) {
             return Next::Stay;

@@ -4,7 +4,9 @@ use crate::history::History;
 use crate::message::Message;
 use crate::node::{Action, Input, Node, Phase, Role};
 use crate::persist::PersistOp;
-use crate::testkit::{history, node, p, persist_all, restored, take, z, Ensemble};
+use crate::testkit::{
+    history, new_ensemble, node, p, persist_all, restored, take, z, Ensemble, LEGACY,
+};
 use crate::types::{Epoch, PersistSeq, RequestId, ServerState, Vote, Zxid};
 
 fn from(peer: u64, msg: Message) -> Input {
@@ -29,6 +31,7 @@ fn leader_synchronizing(history: History) -> Node {
             vote: me,
             round: 1,
             state: ServerState::Looking,
+            standing: LEGACY,
         },
     ));
     l.handle(Input::Tick);
@@ -39,6 +42,7 @@ fn leader_synchronizing(history: History) -> Node {
             accepted_epoch: Epoch(2),
             observer: false,
             join: 1,
+            standing: LEGACY,
         },
     ));
     let issued = take(&mut l);
@@ -80,6 +84,7 @@ fn join(l: &mut Node, current_epoch: u32, last_zxid: Zxid) -> Vec<Action> {
             accepted_epoch: Epoch(current_epoch),
             observer: false,
             join: 7,
+            standing: LEGACY,
         },
     ));
     assert_eq!(
@@ -90,6 +95,7 @@ fn join(l: &mut Node, current_epoch: u32, last_zxid: Zxid) -> Vec<Action> {
                 term: Epoch(3),
                 epoch: Epoch(3),
                 join: 7,
+                ensemble: new_ensemble(2),
             },
         }]
     );
@@ -222,6 +228,7 @@ fn a_follower_ahead_of_the_leader_in_discovery_makes_it_abdicate() {
         vote: me,
         round: 1,
         state: ServerState::Looking,
+        standing: LEGACY,
     };
     l.handle(from(3, note));
     l.handle(Input::Tick);
@@ -229,6 +236,7 @@ fn a_follower_ahead_of_the_leader_in_discovery_makes_it_abdicate() {
         accepted_epoch: Epoch(2),
         observer: false,
         join: 1,
+        standing: LEGACY,
     };
     l.handle(from(3, info));
     let issued = take(&mut l);
@@ -349,12 +357,14 @@ fn counter_exhaustion_moves_to_a_new_epoch_without_an_election() {
     assert_eq!(
         seen[..4],
         [
+            // Seqs 1-3 were the bootstrap (acceptedEpoch, currentEpoch, the
+            // ensemble's name), 4-5 the two writes.
             Action::Persist {
-                seq: PersistSeq(5),
+                seq: PersistSeq(6),
                 op: PersistOp::AcceptedEpoch(Epoch(2)),
             },
             Action::Persist {
-                seq: PersistSeq(6),
+                seq: PersistSeq(7),
                 op: PersistOp::CurrentEpoch(Epoch(2)),
             },
             Action::Send {
