@@ -50,7 +50,11 @@ fn two_writes_without_p2() -> (Ensemble, EnsembleId) {
     e.propose(3, b"a");
     e.propose(3, b"b");
     e.tick(1);
-    assert_eq!(e.node(1).history().last().counter(), 2, "p1 has both writes");
+    assert_eq!(
+        e.node(1).history().last().counter(),
+        2,
+        "p1 has both writes"
+    );
     (e, named)
 }
 
@@ -109,7 +113,11 @@ fn a_new_ensemble_needs_every_voter_to_bootstrap() {
         node(2, VOTERS, Restored::default()),
     ]);
     e.tick(40);
-    assert_eq!(leader(&e), None, "two blank servers could be one wiped plus one stale");
+    assert_eq!(
+        leader(&e),
+        None,
+        "two blank servers could be one wiped plus one stale"
+    );
     e.add(node(3, VOTERS, Restored::default()), Vec::new());
     e.tick(5);
     assert_eq!(leader(&e), Some(3));

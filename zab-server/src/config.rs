@@ -215,6 +215,7 @@ impl Config {
                 "ack_newleader_before_durable" => c.defects.ack_newleader_before_durable = true,
                 "vote_with_applied_zxid" => c.defects.vote_with_applied_zxid = true,
                 "skip_trunc" => c.defects.skip_trunc = true,
+                "wiped_server_votes" => c.defects.wiped_server_votes = true,
                 other => tracing::warn!(defect = other, "unknown defect ignored"),
             }
         }

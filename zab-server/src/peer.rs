@@ -22,7 +22,8 @@ use tracing::{debug, info, warn};
 use zab_core::{codec, Input, Message, PeerId};
 
 const MAGIC: &[u8; 4] = b"ZABP";
-const VERSION: u16 = 1;
+/// 2: standings in NOTIFICATION and FOLLOWERINFO, the ensemble in LEADERINFO.
+const VERSION: u16 = 2;
 const HELLO_BYTES: usize = 4 + 2 + 8 + 8;
 /// Messages queued for one peer before the connection is declared stuck.
 pub const SEND_QUEUE_MAX: usize = 16_384;

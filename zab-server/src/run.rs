@@ -31,6 +31,20 @@ fn file_system() -> std::sync::Arc<dyn crate::storage::Fs> {
     RealFs::shared()
 }
 
+/// Storage settings; in test builds (`defects` feature),
+/// `ZAB_STORAGE_DEFECT=cut_corruption_as_torn_tail` breaks the rule that
+/// damage to what was reported durable is never cut as a torn tail.
+fn store_config() -> StoreConfig {
+    #[allow(unused_mut)]
+    let mut c = StoreConfig::default();
+    #[cfg(feature = "defects")]
+    if std::env::var("ZAB_STORAGE_DEFECT").is_ok_and(|v| v == "cut_corruption_as_torn_tail") {
+        tracing::warn!("test mode: damage in the durable log is cut like a torn tail");
+        c.cut_corruption_as_torn_tail = true;
+    }
+    c
+}
+
 /// Why the server stopped.
 #[derive(Debug)]
 pub enum Stop {
@@ -40,8 +54,8 @@ pub enum Stop {
 
 /// Runs one server until it is told to stop or cannot go on.
 pub async fn serve(cfg: Config) -> Result<Stop, String> {
-    let (store, recovery) = Store::open(file_system(), &cfg.data_dir, StoreConfig::default())
-        .map_err(|e| format!("cannot open data directory: {e}"))?;
+    let (store, recovery) = Store::open(file_system(), &cfg.data_dir, store_config())
+        .map_err(|e| format!("cannot open data directory {}: {e}", cfg.data_dir.display()))?;
     let mut app = Replica::new();
     if let Some(snapshot) = &recovery.snapshot {
         app.restore(&snapshot.content).map_err(|e| {
@@ -57,7 +71,15 @@ pub async fn serve(cfg: Config) -> Result<Stop, String> {
             "cut a torn tail from the log"
         );
     }
-    let node = Node::new(cfg.core(), recovery.restored)
+    if let Some(damage) = &recovery.damage {
+        error!(%damage, "rejoining as a non-voter: a leader will resynchronize this server, then it votes again");
+    }
+    let mut core_cfg = cfg.core();
+    let mut id = [0u8; 8];
+    getrandom::getrandom(&mut id).map_err(|e| format!("no random source: {e}"))?;
+    // The name this server gives the ensemble if it is its first leader.
+    core_cfg.new_ensemble_id = zab_core::EnsembleId(u64::from_be_bytes(id).max(1));
+    let node = Node::new(core_cfg, recovery.restored)
         .map_err(|e| format!("cannot start the protocol: {e}"))?;
     let (inputs_tx, inputs_rx) = mpsc::channel::<Input>(INPUT_QUEUE_MAX);
 

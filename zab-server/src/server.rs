@@ -77,6 +77,14 @@ impl Driver {
         loop {
             let input = tokio::select! {
                 _ = ticker.tick() => {
+                    if let Some(cause) = self.gc.failure() {
+                        // Fail-stop: a server that cannot persist must not
+                        // lead or follow (nothing it acknowledges would be
+                        // durable), and must not look healthy. Exiting drops
+                        // every link at once, so the others elect a leader
+                        // that can write within the election timeout.
+                        return Err(format!("storage failed: {cause}"));
+                    }
                     self.publish();
                     ServerInput::Tick
                 }

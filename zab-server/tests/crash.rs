@@ -98,6 +98,7 @@ fn cfg() -> StoreConfig {
             prealloc_bytes: 512,
         },
         snapshots_kept: 2,
+        ..StoreConfig::default()
     }
 }
 
@@ -425,6 +426,7 @@ impl State {
                 self.snapshots = vec![(*zxid, data.clone())];
                 self.records.clear();
             }
+            Step::Op(PersistOp::Intact { .. }) => {}
         }
     }
 
@@ -1207,69 +1209,97 @@ fn torn_tail_is_cut_and_reported_once() {
     assert_replay(&second, &expected, "second reopen");
 }
 
-/// B2: a damaged record in a sealed segment is not a torn tail: recovery
-/// refuses, naming the file and the record's offset.
+/// B2: a damaged record inside what was reported durable is not a torn tail,
+/// in a sealed segment or in the newest: recovery keeps the intact prefix,
+/// says which file and offset, keeps the damaged file aside, and restores
+/// the server as recovering (it never votes from the shortened history),
+/// across restarts, until `Intact` clears it. With the test-only switch that
+/// ignores the durable mark, the damage would pass as a torn tail.
 #[test]
-fn mid_log_damage_is_refused_with_file_and_offset() {
-    let (fs, mut store) = fresh();
-    epochs_and_synced_appends(&mut store, 1, 1, 40);
-    drop(store);
-    let segments = segment_files(&fs);
-    assert!(
-        segments.len() >= 3,
-        "40 records span several segments: {segments:?}"
-    );
-    let sealed = &segments[1];
-    let offsets = record_offsets(&fs.read(sealed).expect("reading the segment"));
-    let (victim, start) = offsets[2];
-    // A byte inside the payload.
-    flip_byte(&fs, sealed, start + record::HEADER_BYTES as u64 + 3);
-
-    let err = open(&fs).expect_err("a damaged sealed segment must be refused");
-    let StorageError::Corrupt {
-        file,
-        offset,
-        reason,
-    } = &err
-    else {
-        panic!("expected Corrupt, got {err:?}");
-    };
-    assert_eq!(file, sealed, "the error names the damaged segment");
-    assert_eq!(
-        *offset,
-        start,
-        "the error points at record {} ({reason})",
-        zs(victim)
-    );
-    let text = err.to_string();
-    assert!(
-        text.contains(&sealed.display().to_string()) && text.contains(&start.to_string()),
-        "the message names file and offset: {text}"
-    );
+fn mid_log_damage_restores_as_recovering_with_file_and_offset() {
+    for newest in [false, true] {
+        let (fs, mut store) = fresh();
+        epochs_and_synced_appends(&mut store, 1, 1, 40);
+        drop(store);
+        let segments = segment_files(&fs);
+        assert!(
+            segments.len() >= 3,
+            "40 records span segments: {segments:?}"
+        );
+        let victim_file = if newest {
+            segments.last()
+        } else {
+            segments.get(1)
+        };
+        let victim_file = victim_file.expect("listed").clone();
+        let offsets = record_offsets(&fs.read(&victim_file).expect("reading the segment"));
+        let (victim, start) = *offsets.last().expect("records");
+        flip_byte(&fs, &victim_file, start + record::HEADER_BYTES as u64 + 3);
+        let mut defective = cfg();
+        defective.cut_corruption_as_torn_tail = true;
+        if newest {
+            let copy = fs.power_loss(CrashMode::DropUnsynced, 0);
+            let (_, r) = Store::open(copy.shared(), &dir(), defective).expect("defective open");
+            assert!(
+                r.damage.is_none(),
+                "the defect takes damage for a torn tail"
+            );
+        }
+        let (mut store, r) = open(&fs).expect("a damaged log restores as recovering");
+        let damage = r.damage.clone().expect("damage is reported");
+        assert!(r.restored.recovering, "{damage}");
+        assert!(
+            damage.contains(&victim_file.display().to_string())
+                && damage.contains(&start.to_string()),
+            "names file and offset of {}: {damage}",
+            zs(victim)
+        );
+        assert_eq!(
+            r.restored.history.last().0,
+            victim.0 - 1,
+            "the intact prefix stays"
+        );
+        let aside = format!("{}.damaged", victim_file.display());
+        assert!(fs.read(Path::new(&aside)).is_ok(), "kept aside: {aside}");
+        drop(store);
+        let (_, again) = open(&fs).expect("reopen");
+        assert!(again.restored.recovering, "recovering survives a restart");
+        (store, _) = open(&fs).expect("reopen");
+        let ensemble = zab_core::EnsembleId(7);
+        store
+            .apply(&PersistOp::Intact { ensemble })
+            .expect("intact");
+        drop(store);
+        let (_, healed) = open(&fs).expect("reopen");
+        assert!(!healed.restored.recovering && healed.damage.is_none());
+        assert_eq!(healed.restored.ensemble, ensemble);
+    }
 }
 
-/// B3: a missing middle segment leaves a gap, which is refused.
+/// B3: a missing middle segment leaves a gap below the durable mark: the
+/// server restores as recovering from the segments before the hole.
 #[test]
-fn missing_middle_segment_is_refused() {
+fn missing_middle_segment_restores_as_recovering() {
     let (fs, mut store) = fresh();
     epochs_and_synced_appends(&mut store, 1, 1, 40);
     drop(store);
     let segments = segment_files(&fs);
     assert!(segments.len() >= 3, "{segments:?}");
     fs.remove(&segments[1]).expect("removing a segment");
-    match open(&fs) {
-        Err(StorageError::Gap { file, last, next }) => {
-            assert_eq!(
-                file, segments[2],
-                "the gap is found at the segment after the hole"
-            );
-            assert_eq!(
-                (last, next),
-                (z(1, RECORDS_PER_SEGMENT), z(1, 2 * RECORDS_PER_SEGMENT + 1))
-            );
-        }
-        other => panic!("expected Gap, got {other:?}"),
-    }
+    let (_, r) = open(&fs).expect("restores");
+    assert!(r.restored.recovering);
+    assert_eq!(r.restored.history.last(), z(1, RECORDS_PER_SEGMENT));
+    let damage = r.damage.expect("reported");
+    assert!(damage.contains("gap"), "{damage}");
+    // Losing the newest segments is caught by the mark alone.
+    let (fs, mut store) = fresh();
+    epochs_and_synced_appends(&mut store, 1, 1, 40);
+    drop(store);
+    let segments = segment_files(&fs);
+    fs.remove(segments.last().expect("listed"))
+        .expect("removing");
+    let (_, r) = open(&fs).expect("restores");
+    assert!(r.restored.recovering, "{:?}", r.damage);
 }
 
 /// B4: a damaged newest snapshot is skipped and reported; recovery starts from
@@ -1511,20 +1541,22 @@ fn group_commit_stops_after_fsync_failure() {
     assert_replay(&r, &expected, "what the writer reported durable");
 }
 
-/// B7: a missing epoch file next to a log is refused, not read as epoch 0;
-/// a torn one is refused as damaged (REFERENCE §1.8).
+/// B7: a missing epoch file next to a log is damage, not epoch 0: the
+/// server restores as recovering; a torn one is damaged (REFERENCE §1.8).
 #[test]
-fn missing_or_torn_epoch_file_is_refused() {
+fn missing_or_torn_epoch_file_is_damage() {
     for name in [epoch_file::ACCEPTED, epoch_file::CURRENT] {
         let (fs, mut store) = fresh();
         epochs_and_synced_appends(&mut store, 1, 1, 5);
         drop(store);
         let path = dir().join(name);
         fs.remove(&path).expect("removing the epoch file");
-        match open(&fs) {
-            Err(StorageError::MissingEpoch { file }) => assert_eq!(file, path),
-            other => panic!("missing {name}: expected MissingEpoch, got {other:?}"),
-        }
+        let (_, r) = open(&fs).expect("restores");
+        assert!(r.restored.recovering, "missing {name}");
+        assert!(r
+            .damage
+            .expect("reported")
+            .contains(&path.display().to_string()));
 
         // Torn (the last byte missing) and damaged (the epoch's digit
         // changed, which only the checksum can tell).
@@ -1546,10 +1578,12 @@ fn missing_or_torn_epoch_file_is_refused() {
             file.write_at(0, &damage(&good))
                 .expect("writing a bad epoch file");
             drop(file);
-            match open(&fs) {
-                Err(StorageError::Corrupt { file, .. }) => assert_eq!(file, path),
-                other => panic!("{how} {name}: expected Corrupt, got {other:?}"),
-            }
+            let (_, r) = open(&fs).expect("restores");
+            assert!(r.restored.recovering, "{how} {name}");
+            assert!(r
+                .damage
+                .expect("reported")
+                .contains(&path.display().to_string()));
         }
     }
 }
@@ -1833,6 +1867,7 @@ fn recovered_payloads_stay_immutable_after_truncate_on_real_fs() {
             prealloc_bytes: 1 << 20,
         },
         snapshots_kept: 2,
+        ..StoreConfig::default()
     };
     let (mut store, _) = Store::open(fs.clone(), &tmp.0, wide).expect("opening");
     apply_all(

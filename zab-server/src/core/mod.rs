@@ -332,7 +332,8 @@ impl ServerCore {
                 self.applied = *zxid;
                 self.frontend.on_state_replaced();
             }
-            PersistOp::AcceptedEpoch(_) | PersistOp::CurrentEpoch(_) => {}
+            PersistOp::AcceptedEpoch(_) | PersistOp::CurrentEpoch(_) | PersistOp::Intact { .. } => {
+            }
         }
         Ok(())
     }

@@ -72,18 +72,10 @@ impl Fs for RealFs {
     }
 
     fn read(&self, path: &Path) -> io::Result<Bytes> {
-        let file = File::open(path)?;
-        if file.metadata()?.len() == 0 {
-            return Ok(Bytes::new());
-        }
-        // SAFETY: the mapping is read-only. Log segments can be truncated and
-        // rewritten in place by TRUNC, so the log never lets a view of a
-        // segment outlive the read (`txn_log.rs: owned` copies what escapes),
-        // and it never truncates a segment while it is reading it. Snapshot
-        // and epoch files are only replaced by rename, never modified.
-        #[allow(unsafe_code)]
-        let map = unsafe { memmap2::Mmap::map(&file)? };
-        Ok(Bytes::from_owner(map))
+        // A plain read, not a memory map: a mapped page that cannot be read
+        // (a bad sector) or allocated (a hole on a full tmpfs) kills the
+        // process with SIGBUS, where read(2) returns an error we can report.
+        fs::read(path).map(Bytes::from)
     }
 
     fn rename(&self, from: &Path, to: &Path) -> io::Result<()> {

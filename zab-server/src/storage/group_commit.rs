@@ -170,6 +170,11 @@ impl GroupCommit {
         }
     }
 
+    /// Why the writer stopped, if a write or fsync failed.
+    pub fn failure(&self) -> Option<String> {
+        self.shared.lock().failed.clone()
+    }
+
     /// fdatasync batches so far.
     pub fn batches(&self) -> u64 {
         self.shared.lock().batches

@@ -11,6 +11,8 @@
 //! acceptedEpoch, currentEpoch        epoch files (text, checksummed)
 //! snap.<gen>.<zxid>                  snapshots (header + checksummed content)
 //! log.<gen>.<first zxid>             log segments (checksummed records)
+//! standing                           durable mark, ensemble id, recovering flag
+//! *.damaged                          damaged files kept aside for the operator
 //! ```
 
 pub mod epoch_file;
@@ -23,6 +25,7 @@ pub mod record;
 #[cfg(any(test, feature = "sim-fs"))]
 pub mod sim_fs;
 pub mod snapshot_file;
+pub mod standing_file;
 pub mod store;
 pub mod txn_log;
 

@@ -12,13 +12,14 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use bytes::Bytes;
-use tracing::{info, warn};
-use zab_core::{Epoch, History, PersistOp, Restored, Txn, Zxid};
+use tracing::{error, info, warn};
+use zab_core::{EnsembleId, Epoch, History, PersistOp, Restored, Txn, Zxid};
 
 use super::epoch_file::{self, ACCEPTED, CURRENT};
 use super::error::{Result, StorageError};
 use super::fs::Fs;
 use super::snapshot_file::{self, Snapshot, SnapshotMeta};
+use super::standing_file::{self, Standing, StandingFile};
 use super::txn_log::{self, LogConfig, TxnLog};
 use super::TEMP_SUFFIX;
 
@@ -27,6 +28,10 @@ pub struct StoreConfig {
     pub log: LogConfig,
     /// Snapshots kept by retention (at least 1); the log they need is kept too.
     pub snapshots_kept: usize,
+    /// Test-only: ignore the durable mark, so damage in what was reported
+    /// durable is cut as if it were a torn tail (the rule this storage keeps).
+    #[cfg(feature = "defects")]
+    pub cut_corruption_as_torn_tail: bool,
 }
 
 impl Default for StoreConfig {
@@ -34,6 +39,8 @@ impl Default for StoreConfig {
         StoreConfig {
             log: LogConfig::default(),
             snapshots_kept: 3,
+            #[cfg(feature = "defects")]
+            cut_corruption_as_torn_tail: false,
         }
     }
 }
@@ -52,6 +59,9 @@ pub struct Recovery {
     pub truncated_bytes: u64,
     /// Snapshots skipped because they were damaged (newest first).
     pub damaged_snapshots: Vec<PathBuf>,
+    /// Why this server restarts as recovering (lost or damaged durable state,
+    /// found now or on an earlier start), if it does.
+    pub damage: Option<String>,
 }
 
 #[derive(Debug)]
@@ -63,6 +73,7 @@ pub struct Store {
     accepted: Epoch,
     current: Epoch,
     snapshots: Vec<SnapshotMeta>,
+    standing: StandingFile,
     failed: Option<String>,
 }
 
@@ -88,22 +99,116 @@ impl Store {
                 Err(e) => return Err(e),
             }
         }
-        let generation = chosen.as_ref().map_or(0, |s| s.meta.generation);
-        let base = chosen.as_ref().map_or(Zxid::ZERO, |s| s.meta.zxid);
-        let has_log = fs
-            .list(dir)
-            .map_err(|e| StorageError::io("list", dir, e))?
+        let mut generation = chosen.as_ref().map_or(0, |s| s.meta.generation);
+        let mut base = chosen.as_ref().map_or(Zxid::ZERO, |s| s.meta.zxid);
+        let names = fs.list(dir).map_err(|e| StorageError::io("list", dir, e))?;
+        let log_generations: Vec<u32> = names
             .iter()
-            .any(|n| txn_log::parse_segment_name(n).is_some());
-        let has_state = has_log || !snapshots.is_empty();
-        let accepted = read_epoch(fs.as_ref(), dir, ACCEPTED, has_state)?;
-        let current = read_epoch(fs.as_ref(), dir, CURRENT, has_state)?;
-        let (mut log, recovered) = TxnLog::open(fs.clone(), dir, generation, cfg.log)?;
+            .filter_map(|n| txn_log::parse_segment_name(n).map(|(g, _)| g))
+            .collect();
+        let has_state = !log_generations.is_empty() || !snapshots.is_empty();
+        let on_disk = standing_file::read(fs.as_ref(), dir)?;
+        let mut damage: Option<String> = None;
+        let mut ensemble = EnsembleId::NONE;
+        let mut mark = None;
+        // Set when no snapshot continues the history the disk vouches for.
+        let mut history_lost = false;
+        let mut newest_generation = log_generations.iter().copied().max().unwrap_or(0);
+        match on_disk {
+            standing_file::Read::Missing if has_state => {
+                warn!(dir = %dir.display(), "no standing file (a data directory from an older version): a bad log tail will be taken for a torn one this once");
+            }
+            standing_file::Read::Missing => {}
+            standing_file::Read::Damaged => {
+                damage = Some(format!(
+                    "{} is damaged",
+                    dir.join(standing_file::STANDING).display()
+                ));
+            }
+            standing_file::Read::Valid(s) => {
+                ensemble = s.ensemble;
+                newest_generation = newest_generation.max(s.generation);
+                if s.recovering {
+                    damage =
+                        Some("damage found on an earlier start; not yet resynchronized".into());
+                }
+                if s.generation == generation {
+                    mark = Some(s.mark);
+                } else if s.generation > generation {
+                    history_lost = true;
+                    damage = Some(format!(
+                        "the snapshot of generation {} is missing or damaged, with no good fallback",
+                        s.generation
+                    ));
+                }
+            }
+        }
+        if log_generations.iter().any(|&g| g > generation) && !history_lost {
+            history_lost = true;
+            damage = Some(format!(
+                "a log of a newer generation than the newest usable snapshot (generation {generation}) exists"
+            ));
+        }
+        #[cfg(feature = "defects")]
+        if cfg.cut_corruption_as_torn_tail {
+            mark = None;
+        }
+        let mut standing = StandingFile::create(
+            &fs,
+            dir,
+            Standing {
+                generation,
+                mark: mark.unwrap_or(Zxid::ZERO),
+                ensemble,
+                recovering: damage.is_some(),
+            },
+        )?;
+        if history_lost {
+            // Nothing here continues a history we can trust: keep every
+            // snapshot and segment aside and start empty, recovering.
+            error!(dir = %dir.display(), damage = damage.as_deref().unwrap_or(""), "durable state lost; setting the whole history aside");
+            quarantine(fs.as_ref(), dir, &names)?;
+            chosen = None;
+            generation = newest_generation + 1;
+            base = Zxid::ZERO;
+            standing.write(Standing {
+                generation,
+                mark: Zxid::ZERO,
+                ensemble,
+                recovering: true,
+            })?;
+        }
+        let accepted = read_epoch(fs.as_ref(), dir, ACCEPTED, has_state, &mut damage)?;
+        let current = read_epoch(fs.as_ref(), dir, CURRENT, has_state, &mut damage)?;
+        let already = damage.is_some();
+        let mut on_damage = |what: &str| -> Result<()> {
+            if !standing.current().recovering {
+                standing.write(Standing {
+                    recovering: true,
+                    ..standing.current()
+                })?;
+            }
+            damage.get_or_insert_with(|| what.to_string());
+            Ok(())
+        };
+        if already {
+            on_damage("")?;
+        }
+        let (mut log, recovered) =
+            TxnLog::open(fs.clone(), dir, generation, cfg.log, mark, &mut on_damage)?;
         if log.last() != Zxid::ZERO && log.last() < base {
             // The snapshot got ahead of the durable log (the state machine
             // applies logged records before their fsync). The snapshot covers
             // all of it; restart the log after it so appends stay contiguous.
             log.reset(generation)?;
+        }
+        if let Some(m) = mark {
+            let end = log.last().max(base);
+            if m > end {
+                on_damage(&format!(
+                    "the log ends at {end} but was reported durable through {m} (a segment is missing or cut short)"
+                ))?;
+            }
         }
         let replay = after_base(dir, base, recovered.records)?;
         let mut history = History::starting_after(base);
@@ -114,12 +219,28 @@ impl Store {
                 next: g.next,
             })?;
         }
+        let (accepted, current) = if damage.is_some() {
+            // Damaged epoch files: the history's own epoch is the least they held.
+            let floor = history.last().epoch();
+            (
+                accepted.max(floor),
+                current.max(floor).min(accepted.max(floor)),
+            )
+        } else {
+            (accepted, current)
+        };
+        standing.mark(generation, log.last().max(base))?;
+        if let Some(d) = &damage {
+            error!(dir = %dir.display(), damage = %d, "this server lost durable state: it rejoins as a non-voter until a leader has synchronized it");
+        }
         info!(
             dir = %dir.display(),
             snapshot = %base,
             last = %history.last(),
             accepted = %accepted,
             current = %current,
+            ensemble = %ensemble,
+            recovering = damage.is_some(),
             "recovered"
         );
         let live: Vec<_> = snapshots
@@ -134,6 +255,7 @@ impl Store {
             accepted,
             current,
             snapshots: live,
+            standing,
             failed: None,
         };
         let recovery = Recovery {
@@ -141,11 +263,14 @@ impl Store {
                 accepted_epoch: accepted,
                 current_epoch: current,
                 history,
+                ensemble,
+                recovering: damage.is_some(),
             },
             snapshot: chosen,
             replay,
             truncated_bytes: recovered.truncated_bytes,
             damaged_snapshots: damaged,
+            damage,
         };
         Ok((store, recovery))
     }
@@ -161,27 +286,54 @@ impl Store {
         match op {
             PersistOp::Append(txn) => self.log.append(txn),
             PersistOp::AcceptedEpoch(e) => {
-                self.log.sync()?;
+                self.sync_log()?;
                 epoch_file::write(self.fs.as_ref(), &self.dir, ACCEPTED, *e)?;
                 self.accepted = *e;
                 Ok(())
             }
             PersistOp::CurrentEpoch(e) => {
-                self.log.sync()?;
+                self.sync_log()?;
                 epoch_file::write(self.fs.as_ref(), &self.dir, CURRENT, *e)?;
                 self.current = *e;
                 Ok(())
             }
             PersistOp::Truncate { to } => self.truncate(*to),
             PersistOp::InstallSnapshot { zxid, data } => self.install(*zxid, data),
+            PersistOp::Intact { ensemble } => {
+                self.sync_log()?;
+                self.standing.write(Standing {
+                    ensemble: *ensemble,
+                    recovering: false,
+                    ..self.standing.current()
+                })
+            }
         }
     }
 
-    /// Makes every applied write durable (one fdatasync of the log).
+    /// Makes every applied write durable: one fdatasync of the log, then the
+    /// durable mark moves (one fdatasync of the standing file) before the
+    /// caller may report anything durable.
     pub fn sync(&mut self) -> Result<()> {
         self.check()?;
-        let result = self.log.sync();
+        let result = self.sync_log();
         self.fail_on(result)
+    }
+
+    fn sync_log(&mut self) -> Result<()> {
+        self.log.sync()?;
+        let generation = self.log.generation();
+        let through = self.log.last().max(self.standing_floor());
+        self.standing.mark(generation, through)
+    }
+
+    /// With an empty log the history ends at the newest snapshot.
+    fn standing_floor(&self) -> Zxid {
+        self.snapshots
+            .iter()
+            .filter(|m| m.generation == self.log.generation())
+            .map(|m| m.zxid)
+            .max()
+            .unwrap_or(Zxid::ZERO)
     }
 
     /// TRUNC is total (REFERENCE §1.4): the log after `to`, and any snapshot
@@ -206,6 +358,13 @@ impl Store {
                 .map_err(|e| StorageError::io("fsync directory", &self.dir, e))?;
             self.snapshots.retain(|m| m.zxid <= to);
         }
+        // The mark comes down first: a crash between the two steps leaves
+        // records past the mark, which recovery cuts as never durable.
+        self.log.sync()?;
+        let current = self.standing.current();
+        if current.mark > to {
+            self.standing.mark(self.log.generation(), to)?;
+        }
         self.log.truncate_after(to)
     }
 
@@ -216,6 +375,7 @@ impl Store {
         let generation = self.log.generation() + 1;
         let meta = snapshot_file::write(self.fs.as_ref(), &self.dir, generation, zxid, content)?;
         self.log.reset(generation)?;
+        self.standing.mark(generation, zxid)?;
         for old in std::mem::take(&mut self.snapshots) {
             self.fs
                 .remove(&old.path)
@@ -350,14 +510,51 @@ impl SnapshotWriter {
     }
 }
 
-fn read_epoch(fs: &dyn Fs, dir: &Path, name: &str, has_state: bool) -> Result<Epoch> {
-    match epoch_file::read(fs, dir, name)? {
+/// Reads an epoch file. A missing or damaged one, while the directory holds
+/// state, is damage: recorded in `damage` and read as epoch 0 (the caller
+/// raises it to the history's epoch).
+fn read_epoch(
+    fs: &dyn Fs,
+    dir: &Path,
+    name: &str,
+    has_state: bool,
+    damage: &mut Option<String>,
+) -> Result<Epoch> {
+    let found = match epoch_file::read(fs, dir, name) {
+        Ok(found) => found,
+        Err(e @ StorageError::Corrupt { .. }) => {
+            damage.get_or_insert_with(|| e.to_string());
+            return Ok(Epoch(0));
+        }
+        Err(e) => return Err(e),
+    };
+    match found {
         Some(e) => Ok(e),
         None if !has_state => Ok(Epoch(0)),
-        None => Err(StorageError::MissingEpoch {
-            file: dir.join(name),
-        }),
+        None => {
+            let e = StorageError::MissingEpoch {
+                file: dir.join(name),
+            };
+            damage.get_or_insert_with(|| e.to_string());
+            Ok(Epoch(0))
+        }
     }
+}
+
+/// Renames every snapshot and log segment in `names` to `<name>.damaged`.
+fn quarantine(fs: &dyn Fs, dir: &Path, names: &[String]) -> Result<()> {
+    for name in names {
+        let ours = txn_log::parse_segment_name(name).is_some() || name.starts_with("snap.");
+        if !ours || name.ends_with(txn_log::DAMAGED_SUFFIX) {
+            continue;
+        }
+        let from = dir.join(name);
+        let to = dir.join(format!("{name}{}", txn_log::DAMAGED_SUFFIX));
+        fs.rename(&from, &to)
+            .map_err(|e| StorageError::io("rename", &from, e))?;
+    }
+    fs.sync_dir(dir)
+        .map_err(|e| StorageError::io("fsync directory", dir, e))
 }
 
 /// The records after the snapshot at `base`, checking they continue it.

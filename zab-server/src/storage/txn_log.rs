@@ -5,14 +5,20 @@
 //! size) and sealed at its exact length, fully synced, before the next one is
 //! created; the directory is fsynced whenever a segment appears or vanishes.
 //!
-//! Recovery rules (see [`TxnLog::open`]):
-//! - sealed segments must be perfect: a bad record, trailing garbage or a zxid
-//!   that does not directly follow the previous one is an error naming the
-//!   file and offset;
-//! - in the last segment the first bad or zero header ends the log and the
-//!   tail is cut off: it can only be writes whose fsync never completed
-//!   (a torn record, or later writes that reached the disk before earlier ones),
-//!   none of which were ever reported durable.
+//! Recovery rules (see [`TxnLog::open`]), given the durable mark (the last
+//! zxid ever reported durable, from `standing_file`):
+//! - the first bad record, trailing garbage, gap or empty sealed segment
+//!   ends the trustworthy log;
+//! - if everything the mark vouches for comes before that point, what follows
+//!   can only be writes whose fsync never completed (a torn record, or later
+//!   writes that reached the disk before earlier ones): a torn tail, cut off;
+//! - otherwise it is **damage**: records this server reported durable (and
+//!   may have acknowledged) are bad or gone. Damage is never cut silently: the
+//!   caller is told first (it records the server as recovering), the damaged
+//!   bytes are kept in `<segment>.damaged`, and the valid prefix stays.
+//!
+//! Without a mark (a data directory from before marks) every bad tail of the
+//! last segment is taken for a torn one, as before.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -81,6 +87,17 @@ pub struct Recovered {
     pub records: Vec<Txn>,
     /// Bytes cut from the tail of the last segment.
     pub truncated_bytes: u64,
+    /// Damage found (already reported to the caller's `on_damage`).
+    pub damage: Option<String>,
+}
+
+/// Suffix of a damaged file kept aside for the operator; never read again.
+pub const DAMAGED_SUFFIX: &str = ".damaged";
+
+/// Where the trustworthy log ends, and why.
+struct Stop {
+    offset: usize,
+    reason: String,
 }
 
 pub fn segment_name(generation: u32, first: Zxid) -> String {
@@ -104,11 +121,16 @@ impl TxnLog {
     /// cutting a torn tail. Segments of older generations are superseded by a
     /// snapshot and deleted; a newer generation than any usable snapshot is an
     /// error the caller reports.
+    ///
+    /// `mark`: the durable mark for this generation, if known. `on_damage` is
+    /// called once, before anything is cut, when recovery finds damage.
     pub fn open(
         fs: Arc<dyn Fs>,
         dir: &Path,
         generation: u32,
         cfg: LogConfig,
+        mark: Option<Zxid>,
+        on_damage: &mut dyn FnMut(&str) -> Result<()>,
     ) -> Result<(TxnLog, Recovered)> {
         let mut names: Vec<(u32, Zxid, String)> = fs
             .list(dir)
@@ -152,25 +174,77 @@ impl TxnLog {
             .collect();
         let mut records = Vec::new();
         let mut truncated_bytes = 0;
+        let mut damage = None;
         let count = ours.len();
-        for (i, (_, first, name)) in ours.into_iter().enumerate() {
+        let mut files = ours.into_iter().enumerate();
+        for (i, (_, first, name)) in files.by_ref() {
             let path = dir.join(&name);
             let is_last = i + 1 == count;
-            let (seg, cut) = log.recover_segment(&path, first, is_last, &mut records)?;
-            truncated_bytes += cut;
+            let (seg, stop) = log.scan_segment(&path, first, is_last, &mut records)?;
+            let Some(stop) = stop else {
+                if seg.last == Zxid::ZERO {
+                    // The newest segment was created but nothing in it became
+                    // durable. Its name promises a first zxid that may never
+                    // come (a TRUNC or a new epoch can follow), so it goes.
+                    log.fs
+                        .remove(&path)
+                        .map_err(|e| StorageError::io("remove", &path, e))?;
+                    log.fs
+                        .sync_dir(dir)
+                        .map_err(|e| StorageError::io("fsync directory", dir, e))?;
+                } else {
+                    log.segments.push(seg);
+                }
+                continue;
+            };
+            let valid_through = records.last().map_or(Zxid::ZERO, |t: &Txn| t.zxid);
+            let vouched = mark.is_some_and(|m| m > valid_through);
+            if is_last && !vouched {
+                // Past everything ever reported durable: a torn tail.
+                warn!(file = %path.display(), offset = stop.offset, reason = %stop.reason, "cutting a torn tail off the log (past the durable mark)");
+                truncated_bytes += log.cut_at(&path, stop.offset)?;
+            } else {
+                let what = format!(
+                    "{} at byte offset {}: {} (the log was reported durable through {}, \
+                     only {valid_through} is intact)",
+                    path.display(),
+                    stop.offset,
+                    stop.reason,
+                    mark.map_or_else(|| "an unknown zxid".to_string(), |m| m.to_string()),
+                );
+                tracing::error!(damage = %what, "the log is damaged");
+                on_damage(&what)?;
+                log.keep_aside(&path)?;
+                log.cut_at(&path, stop.offset)?;
+                for (_, (_, _, later)) in files.by_ref() {
+                    let later = dir.join(later);
+                    log.keep_aside(&later)?;
+                    log.fs
+                        .remove(&later)
+                        .map_err(|e| StorageError::io("remove", &later, e))?;
+                }
+                log.fs
+                    .sync_dir(dir)
+                    .map_err(|e| StorageError::io("fsync directory", dir, e))?;
+                damage = Some(what);
+            }
             if seg.last == Zxid::ZERO {
-                // The newest segment was created but nothing in it became
-                // durable. Its name promises a first zxid that may never come
-                // (a TRUNC or a new epoch can follow), so it goes.
+                // Nothing in the segment survived. Its name promises a first
+                // zxid that may never come (a TRUNC or a new epoch can
+                // follow), so it goes.
                 log.fs
                     .remove(&path)
                     .map_err(|e| StorageError::io("remove", &path, e))?;
                 log.fs
                     .sync_dir(dir)
                     .map_err(|e| StorageError::io("fsync directory", dir, e))?;
-                continue;
+            } else {
+                log.segments.push(Segment {
+                    len: stop.offset as u64,
+                    ..seg
+                });
             }
-            log.segments.push(seg);
+            break;
         }
         if let Some(seg) = log.segments.last() {
             log.last = seg.last;
@@ -189,17 +263,21 @@ impl TxnLog {
             Recovered {
                 records,
                 truncated_bytes,
+                damage,
             },
         ))
     }
 
-    fn recover_segment(
+    /// Reads one segment's valid records into `records`. Returns the segment
+    /// and, if it does not end cleanly, where and why the trustworthy part
+    /// stops (nothing is modified here).
+    fn scan_segment(
         &mut self,
         path: &Path,
         first: Zxid,
         is_last: bool,
         records: &mut Vec<Txn>,
-    ) -> Result<(Segment, u64)> {
+    ) -> Result<(Segment, Option<Stop>)> {
         let data = self
             .fs
             .read(path)
@@ -207,17 +285,20 @@ impl TxnLog {
         let mut offset = 0usize;
         let mut last = Zxid::ZERO;
         let mut prev = records.last().map(|t: &Txn| t.zxid);
+        let mut stop = None;
         loop {
             match record::decode(&data, offset) {
                 Decoded::Record(txn, next) => {
                     let expected_first = offset == 0 && txn.zxid != first;
                     let gap = prev.is_some_and(|p| !p.is_followed_by(txn.zxid));
                     if expected_first || gap {
-                        return Err(StorageError::Gap {
-                            file: path.to_path_buf(),
-                            last: prev.unwrap_or(Zxid::ZERO),
-                            next: txn.zxid,
-                        });
+                        let reason = format!(
+                            "zxid {} follows {}, leaving a gap (is a log segment missing?)",
+                            txn.zxid,
+                            prev.unwrap_or(Zxid::ZERO)
+                        );
+                        stop = Some(Stop { offset, reason });
+                        break;
                     }
                     prev = Some(txn.zxid);
                     last = txn.zxid;
@@ -225,42 +306,31 @@ impl TxnLog {
                     offset = next;
                 }
                 Decoded::End => break,
-                Decoded::Bad(reason) if is_last => {
-                    warn!(file = %path.display(), offset, reason, "cutting a torn tail off the log");
+                Decoded::Bad(reason) => {
+                    stop = Some(Stop {
+                        offset,
+                        reason: reason.to_string(),
+                    });
                     break;
                 }
-                Decoded::Bad(reason) => {
-                    return Err(StorageError::corrupt(path, offset as u64, reason))
-                }
             }
         }
-        let tail = &data[offset..];
-        let mut cut = 0;
-        if is_last {
-            if tail.iter().any(|&b| b != 0) {
-                // Never-acknowledged bytes: remove them so they cannot resurface.
-                let mut file = self
-                    .fs
-                    .open(path)
-                    .map_err(|e| StorageError::io("open", path, e))?;
-                file.set_len(offset as u64)
-                    .and_then(|()| file.sync_data())
-                    .map_err(|e| StorageError::io("truncate torn tail of", path, e))?;
-                cut = tail.len() as u64;
-            }
-        } else if tail.iter().any(|&b| b != 0) {
-            return Err(StorageError::corrupt(
-                path,
-                offset as u64,
-                "data after the end of a sealed segment",
-            ));
+        if stop.is_none() && data[offset..].iter().any(|&b| b != 0) {
+            let reason = if is_last {
+                "bytes after the end-of-log marker"
+            } else {
+                "data after the end of a sealed segment"
+            };
+            stop = Some(Stop {
+                offset,
+                reason: reason.to_string(),
+            });
         }
-        if last == Zxid::ZERO && !is_last {
-            return Err(StorageError::corrupt(
-                path,
-                0,
-                "sealed segment holds no records",
-            ));
+        if stop.is_none() && last == Zxid::ZERO && !is_last {
+            stop = Some(Stop {
+                offset: 0,
+                reason: "sealed segment holds no records".to_string(),
+            });
         }
         let seg = Segment {
             path: path.to_path_buf(),
@@ -268,7 +338,36 @@ impl TxnLog {
             last,
             len: offset as u64,
         };
-        Ok((seg, cut))
+        Ok((seg, stop))
+    }
+
+    /// Cuts `path` at `offset` durably; returns the bytes removed.
+    fn cut_at(&mut self, path: &Path, offset: usize) -> Result<u64> {
+        let mut file = self
+            .fs
+            .open(path)
+            .map_err(|e| StorageError::io("open", path, e))?;
+        let len = file.len().map_err(|e| StorageError::io("stat", path, e))?;
+        file.set_len(offset as u64)
+            .and_then(|()| file.sync_data())
+            .map_err(|e| StorageError::io("truncate", path, e))?;
+        Ok(len.saturating_sub(offset as u64))
+    }
+
+    /// Copies `path` to `<path>.damaged` for the operator (durably).
+    fn keep_aside(&mut self, path: &Path) -> Result<()> {
+        let data = self
+            .fs
+            .read(path)
+            .map_err(|e| StorageError::io("read", path, e))?;
+        let aside = PathBuf::from(format!("{}{DAMAGED_SUFFIX}", path.display()));
+        let mut file = self
+            .fs
+            .create(&aside)
+            .map_err(|e| StorageError::io("create", &aside, e))?;
+        file.write_at(0, &data)
+            .and_then(|()| file.sync_data())
+            .map_err(|e| StorageError::io("write", &aside, e))
     }
 
     pub fn generation(&self) -> u32 {

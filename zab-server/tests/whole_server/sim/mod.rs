@@ -126,6 +126,7 @@ struct Disk {
     current: Epoch,
     snapshot: Option<(Zxid, Bytes)>,
     log: Vec<Txn>,
+    ensemble: zab_core::EnsembleId,
 }
 
 impl Disk {
@@ -147,6 +148,7 @@ impl Disk {
                 self.snapshot = Some((*zxid, data.clone()));
                 self.log.clear();
             }
+            PersistOp::Intact { ensemble } => self.ensemble = *ensemble,
         }
     }
 
@@ -399,6 +401,8 @@ impl Simulation {
             accepted_epoch: s.disk.accepted,
             current_epoch: s.disk.current,
             history,
+            ensemble: s.disk.ensemble,
+            recovering: false,
         };
         let mut cfg = zab_core::Config::new(PeerId(i as u64 + 1), self.membership.clone());
         cfg.init_limit_ticks = 20;
