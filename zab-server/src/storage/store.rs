@@ -83,6 +83,7 @@ impl Store {
         fs.create_dir_all(dir)
             .map_err(|e| StorageError::io("create directory", dir, e))?;
         remove_temp_files(fs.as_ref(), dir)?;
+        probe_space(fs.as_ref(), dir)?;
         let snapshots = snapshot_file::list(fs.as_ref(), dir)?;
         let mut damaged = Vec::new();
         let mut chosen = None;
@@ -571,6 +572,25 @@ fn after_base(dir: &Path, base: Zxid, records: Vec<Txn>) -> Result<Vec<Txn>> {
         }
     }
     Ok(replay)
+}
+
+/// Bytes a starting server must be able to write: a full disk is reported
+/// at start, naming the directory, rather than at the first client write.
+const SPACE_PROBE_BYTES: usize = 64 * 1024;
+
+/// Writes, syncs and removes a temporary file of [`SPACE_PROBE_BYTES`].
+fn probe_space(fs: &dyn Fs, dir: &Path) -> Result<()> {
+    let path = dir.join(format!("space-probe{TEMP_SUFFIX}"));
+    let mut file = fs
+        .create(&path)
+        .map_err(|e| StorageError::io("create", &path, e))?;
+    let written = file
+        .write_at(0, &[0xa5; SPACE_PROBE_BYTES])
+        .and_then(|()| file.sync_data());
+    drop(file);
+    let removed = fs.remove(&path);
+    written.map_err(|e| StorageError::io("write (is the disk full?)", &path, e))?;
+    removed.map_err(|e| StorageError::io("remove", &path, e))
 }
 
 fn remove_temp_files(fs: &dyn Fs, dir: &Path) -> Result<()> {
