@@ -592,7 +592,7 @@ mod tests {
                     vote: elected,
                     round: 1,
                     state,
-                    standing: LEGACY,
+                    standing: f.standing(),
                 },
             });
         }
@@ -705,7 +705,7 @@ mod tests {
                     accepted_epoch: Epoch(1),
                     observer: false,
                     join: 1,
-                    standing: LEGACY,
+                    standing: crate::types::Standing::Blank,
                 },
             }]
         );

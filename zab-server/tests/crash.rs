@@ -1239,7 +1239,7 @@ fn mid_log_damage_restores_as_recovering_with_file_and_offset() {
         defective.cut_corruption_as_torn_tail = true;
         if newest {
             let copy = fs.power_loss(CrashMode::DropUnsynced, 0);
-            let (_, r) = Store::open(copy.shared(), &dir(), defective).expect("defective open");
+            let (_, r) = Store::open(copy.shared(), dir(), defective).expect("defective open");
             assert!(
                 r.damage.is_none(),
                 "the defect takes damage for a torn tail"
