@@ -579,7 +579,7 @@ mod tests {
 
     use crate::message::Message;
     use crate::node::{Action, Input, Role};
-    use crate::testkit::{new_ensemble, node, p, restored, take, z, Ensemble, LEGACY};
+    use crate::testkit::{new_ensemble, node, p, restored, take, z, Ensemble};
     use crate::types::{Epoch, Txn};
 
     /// Servers 2 (leading) and 3 (following) tell `f` that `elected` won.
