@@ -327,7 +327,10 @@ async fn a_server_behind_the_client_refuses_it() {
     retry(|| c.create("/x", b"", CreateMode::Persistent))
         .await
         .expect("write");
-    // A client that has seen a zxid far in this server's future.
+    // Server 2 serves (the bootstrap waits for every voter, so it may still
+    // be joining); then a client that has seen a zxid far in its future.
+    let probe = e.client(1, 4000).await;
+    drop(probe);
     let mut stream = tokio::net::TcpStream::connect(e.clients[1])
         .await
         .expect("connect");
