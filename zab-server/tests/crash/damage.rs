@@ -1,0 +1,96 @@
+//! Damage inside what was reported durable (B2, B3): restored as recovering.
+
+use super::*;
+
+/// B2: a damaged record inside what was reported durable is not a torn tail,
+/// in a sealed segment or in the newest: recovery keeps the intact prefix,
+/// says which file and offset, keeps the damaged file aside, and restores
+/// the server as recovering (it never votes from the shortened history),
+/// across restarts, until `Intact` clears it. With the test-only switch that
+/// ignores the durable mark, the damage would pass as a torn tail.
+#[test]
+fn mid_log_damage_restores_as_recovering_with_file_and_offset() {
+    for newest in [false, true] {
+        let (fs, mut store) = fresh();
+        epochs_and_synced_appends(&mut store, 1, 1, 40);
+        drop(store);
+        let segments = segment_files(&fs);
+        assert!(
+            segments.len() >= 3,
+            "40 records span segments: {segments:?}"
+        );
+        let victim_file = if newest {
+            segments.last()
+        } else {
+            segments.get(1)
+        };
+        let victim_file = victim_file.expect("listed").clone();
+        let offsets = record_offsets(&fs.read(&victim_file).expect("reading the segment"));
+        let (victim, start) = *offsets.last().expect("records");
+        flip_byte(&fs, &victim_file, start + record::HEADER_BYTES as u64 + 3);
+        let mut defective = cfg();
+        defective.cut_corruption_as_torn_tail = true;
+        if newest {
+            let copy = fs.power_loss(CrashMode::DropUnsynced, 0);
+            let (_, r) = Store::open(copy.shared(), dir(), defective).expect("defective open");
+            assert!(
+                r.damage.is_none(),
+                "the defect takes damage for a torn tail"
+            );
+        }
+        let (mut store, r) = open(&fs).expect("a damaged log restores as recovering");
+        let damage = r.damage.clone().expect("damage is reported");
+        assert!(r.restored.recovering, "{damage}");
+        assert!(
+            damage.contains(&victim_file.display().to_string())
+                && damage.contains(&start.to_string()),
+            "names file and offset of {}: {damage}",
+            zs(victim)
+        );
+        assert_eq!(
+            r.restored.history.last().0,
+            victim.0 - 1,
+            "the intact prefix stays"
+        );
+        let aside = format!("{}.damaged", victim_file.display());
+        assert!(fs.read(Path::new(&aside)).is_ok(), "kept aside: {aside}");
+        drop(store);
+        let (_, again) = open(&fs).expect("reopen");
+        assert!(again.restored.recovering, "recovering survives a restart");
+        (store, _) = open(&fs).expect("reopen");
+        let ensemble = zab_core::EnsembleId(7);
+        store
+            .apply(&PersistOp::Intact { ensemble })
+            .expect("intact");
+        drop(store);
+        let (_, healed) = open(&fs).expect("reopen");
+        assert!(!healed.restored.recovering && healed.damage.is_none());
+        assert_eq!(healed.restored.ensemble, ensemble);
+    }
+}
+
+/// B3: a missing middle segment leaves a gap below the durable mark: the
+/// server restores as recovering from the segments before the hole.
+#[test]
+fn missing_middle_segment_restores_as_recovering() {
+    let (fs, mut store) = fresh();
+    epochs_and_synced_appends(&mut store, 1, 1, 40);
+    drop(store);
+    let segments = segment_files(&fs);
+    assert!(segments.len() >= 3, "{segments:?}");
+    fs.remove(&segments[1]).expect("removing a segment");
+    let (_, r) = open(&fs).expect("restores");
+    assert!(r.restored.recovering);
+    assert_eq!(r.restored.history.last(), z(1, RECORDS_PER_SEGMENT));
+    let damage = r.damage.expect("reported");
+    assert!(damage.contains("gap"), "{damage}");
+    // Losing the newest segments is caught by the mark alone.
+    let (fs, mut store) = fresh();
+    epochs_and_synced_appends(&mut store, 1, 1, 40);
+    drop(store);
+    let segments = segment_files(&fs);
+    fs.remove(segments.last().expect("listed"))
+        .expect("removing");
+    let (_, r) = open(&fs).expect("restores");
+    assert!(r.restored.recovering, "{:?}", r.damage);
+}
