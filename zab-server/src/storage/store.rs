@@ -154,6 +154,9 @@ impl Store {
         if cfg.cut_corruption_as_torn_tail {
             mark = None;
         }
+        let accepted = read_epoch(fs.as_ref(), dir, ACCEPTED, has_state, &mut damage)?;
+        let current = read_epoch(fs.as_ref(), dir, CURRENT, has_state, &mut damage)?;
+        // Written before anything is cut: every damage known so far is in it.
         let mut standing = StandingFile::create(
             &fs,
             dir,
@@ -179,9 +182,6 @@ impl Store {
                 recovering: true,
             })?;
         }
-        let accepted = read_epoch(fs.as_ref(), dir, ACCEPTED, has_state, &mut damage)?;
-        let current = read_epoch(fs.as_ref(), dir, CURRENT, has_state, &mut damage)?;
-        let already = damage.is_some();
         let mut on_damage = |what: &str| -> Result<()> {
             if !standing.current().recovering {
                 standing.write(Standing {
@@ -192,9 +192,6 @@ impl Store {
             damage.get_or_insert_with(|| what.to_string());
             Ok(())
         };
-        if already {
-            on_damage("")?;
-        }
         let (mut log, recovered) =
             TxnLog::open(fs.clone(), dir, generation, cfg.log, mark, &mut on_damage)?;
         if log.last() != Zxid::ZERO && log.last() < base {
@@ -223,10 +220,8 @@ impl Store {
         let (accepted, current) = if damage.is_some() {
             // Damaged epoch files: the history's own epoch is the least they held.
             let floor = history.last().epoch();
-            (
-                accepted.max(floor),
-                current.max(floor).min(accepted.max(floor)),
-            )
+            let accepted = accepted.max(floor);
+            (accepted, current.max(floor).min(accepted))
         } else {
             (accepted, current)
         };

@@ -184,14 +184,8 @@ impl TxnLog {
             let Some(stop) = stop else {
                 if seg.last == Zxid::ZERO {
                     // The newest segment was created but nothing in it became
-                    // durable. Its name promises a first zxid that may never
-                    // come (a TRUNC or a new epoch can follow), so it goes.
-                    log.fs
-                        .remove(&path)
-                        .map_err(|e| StorageError::io("remove", &path, e))?;
-                    log.fs
-                        .sync_dir(dir)
-                        .map_err(|e| StorageError::io("fsync directory", dir, e))?;
+                    // durable.
+                    log.remove_empty_segment(&path)?;
                 } else {
                     log.segments.push(seg);
                 }
@@ -229,15 +223,8 @@ impl TxnLog {
                 damage = Some(what);
             }
             if seg.last == Zxid::ZERO {
-                // Nothing in the segment survived. Its name promises a first
-                // zxid that may never come (a TRUNC or a new epoch can
-                // follow), so it goes.
-                log.fs
-                    .remove(&path)
-                    .map_err(|e| StorageError::io("remove", &path, e))?;
-                log.fs
-                    .sync_dir(dir)
-                    .map_err(|e| StorageError::io("fsync directory", dir, e))?;
+                // Nothing in the segment survived.
+                log.remove_empty_segment(&path)?;
             } else {
                 log.segments.push(Segment {
                     len: stop.offset as u64,
@@ -339,6 +326,17 @@ impl TxnLog {
             len: offset as u64,
         };
         Ok((seg, stop))
+    }
+
+    /// Removes a segment that holds no records, durably. Its name promises a
+    /// first zxid that may never come (a TRUNC or a new epoch can follow).
+    fn remove_empty_segment(&mut self, path: &Path) -> Result<()> {
+        self.fs
+            .remove(path)
+            .map_err(|e| StorageError::io("remove", path, e))?;
+        self.fs
+            .sync_dir(&self.dir)
+            .map_err(|e| StorageError::io("fsync directory", &self.dir, e))
     }
 
     /// Cuts `path` at `offset` durably; returns the bytes removed.
