@@ -200,6 +200,21 @@ impl Store {
             // all of it; restart the log after it so appends stay contiguous.
             log.reset(generation)?;
         }
+        let replay = match after_base(base, recovered.records) {
+            Ok(replay) => replay,
+            Err(first) => {
+                // A snapshot fell back to an older one, or the log's first
+                // segment is gone: what lies between is lost, and nothing
+                // after the hole can be replayed.
+                let what = format!(
+                    "the log resumes at {first} after the snapshot at {base}: the transactions between are lost"
+                );
+                error!(dir = %dir.display(), damage = %what, "the log does not continue the snapshot; setting it aside");
+                on_damage(&what)?;
+                log.set_aside_all()?;
+                Vec::new()
+            }
+        };
         if let Some(m) = mark {
             let end = log.last().max(base);
             if m > end {
@@ -208,7 +223,6 @@ impl Store {
                 ))?;
             }
         }
-        let replay = after_base(dir, base, recovered.records)?;
         let mut history = History::starting_after(base);
         for t in &replay {
             history.append(t.zxid).map_err(|g| StorageError::Gap {
@@ -553,20 +567,15 @@ fn quarantine(fs: &dyn Fs, dir: &Path, names: &[String]) -> Result<()> {
         .map_err(|e| StorageError::io("fsync directory", dir, e))
 }
 
-/// The records after the snapshot at `base`, checking they continue it.
-fn after_base(dir: &Path, base: Zxid, records: Vec<Txn>) -> Result<Vec<Txn>> {
+/// The records after the snapshot at `base`, or the first of them if they
+/// do not continue it (a hole).
+fn after_base(base: Zxid, records: Vec<Txn>) -> std::result::Result<Vec<Txn>, Zxid> {
     let covered = records.iter().any(|t| t.zxid == base);
     let replay: Vec<Txn> = records.into_iter().filter(|t| t.zxid > base).collect();
-    if let Some(first) = replay.first() {
-        if !covered && !base.is_followed_by(first.zxid) {
-            return Err(StorageError::Gap {
-                file: dir.to_path_buf(),
-                last: base,
-                next: first.zxid,
-            });
-        }
+    match replay.first() {
+        Some(first) if !covered && !base.is_followed_by(first.zxid) => Err(first.zxid),
+        _ => Ok(replay),
     }
-    Ok(replay)
 }
 
 /// Bytes a starting server must be able to write: a full disk is reported

@@ -552,6 +552,24 @@ impl TxnLog {
         Ok(())
     }
 
+    /// Keeps every segment aside as `<segment>.damaged` and empties the log:
+    /// its records do not continue the history recovery starts from.
+    pub fn set_aside_all(&mut self) -> Result<()> {
+        self.pending.clear();
+        self.active = None;
+        for seg in std::mem::take(&mut self.segments) {
+            self.keep_aside(&seg.path)?;
+            self.fs
+                .remove(&seg.path)
+                .map_err(|e| StorageError::io("remove", &seg.path, e))?;
+        }
+        self.fs
+            .sync_dir(&self.dir)
+            .map_err(|e| StorageError::io("fsync directory", &self.dir, e))?;
+        self.last = Zxid::ZERO;
+        Ok(())
+    }
+
     /// Deletes every segment and starts `generation` (after a snapshot install).
     pub fn reset(&mut self, generation: u32) -> Result<()> {
         self.pending.clear();

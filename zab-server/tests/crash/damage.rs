@@ -94,3 +94,38 @@ fn missing_middle_segment_restores_as_recovering() {
     let (_, r) = open(&fs).expect("restores");
     assert!(r.restored.recovering, "{:?}", r.damage);
 }
+
+/// B3: a log that does not continue the snapshot recovery starts from (its
+/// first segment lost, or the newest snapshot damaged and the older one's
+/// log purged) is damage, not a fatal error: the server restores the
+/// snapshot alone, as recovering, and the unusable segments are kept aside.
+/// (Found by the whole-server simulator's disk faults.)
+#[test]
+fn a_log_that_skips_past_the_snapshot_restores_as_recovering() {
+    let (fs, mut store) = fresh();
+    epochs_and_synced_appends(&mut store, 1, 1, 40);
+    store
+        .write_snapshot(z(1, 5), b"state at 5")
+        .expect("snapshot");
+    drop(store);
+    let segments = segment_files(&fs);
+    assert!(segments.len() >= 3, "{segments:?}");
+    fs.remove(&segments[0]).expect("removing the first segment");
+    let (mut store, r) = open(&fs).expect("restores instead of failing");
+    assert!(r.restored.recovering, "{:?}", r.damage);
+    assert!(r.replay.is_empty(), "nothing after the hole is replayed");
+    assert_eq!(r.restored.history.last(), z(1, 5), "the snapshot stays");
+    let damage = r.damage.expect("reported");
+    assert!(damage.contains("lost"), "{damage}");
+    let aside = format!("{}.damaged", segments[1].display());
+    assert!(fs.read(Path::new(&aside)).is_ok(), "kept aside: {aside}");
+    // Appends continue after the snapshot.
+    store
+        .apply(&PersistOp::Append(txn(1, 6)))
+        .and_then(|()| store.sync())
+        .expect("appends after the snapshot");
+    drop(store);
+    let (_, again) = open(&fs).expect("reopen");
+    assert!(again.restored.recovering);
+    assert_eq!(again.restored.history.last(), z(1, 6));
+}

@@ -22,6 +22,14 @@ pub struct SimConfig {
     pub real_clients: usize,
     pub defects: Defects,
     pub client_defects: ClientDefects,
+    /// Disk faults on (half the seeds): bit flips, lost or cut segments,
+    /// damaged snapshots and metadata, wiped directories, full disks.
+    pub disk_faults: bool,
+    /// Storage's test-only defect: damage in what was reported durable is
+    /// cut as if it were a torn tail.
+    pub cut_corruption_as_torn_tail: bool,
+    /// zab-core's test-only defect: a server that lost its disk votes.
+    pub wiped_server_votes: bool,
 }
 
 /// Deliberately broken rules, for the simulator's self-test: the server
@@ -30,15 +38,20 @@ pub struct SimConfig {
 pub struct Broken {
     pub server: Defects,
     pub client: ClientDefects,
+    pub cut_corruption_as_torn_tail: bool,
+    pub wiped_server_votes: bool,
 }
 
 impl Broken {
     const CLIENT_NAMES: &[&str] = &["new_session_zxid_at_zero"];
+    /// Storage's and zab-core's disk-fault defects.
+    const DISK_NAMES: &[&str] = &["cut_corruption_as_torn_tail", "wiped_server_votes"];
 
     pub fn names() -> Vec<&'static str> {
         Defects::NAMES
             .iter()
             .chain(Broken::CLIENT_NAMES)
+            .chain(Broken::DISK_NAMES)
             .copied()
             .collect()
     }
@@ -54,6 +67,18 @@ impl Broken {
             "new_session_zxid_at_zero" => ClientDefects {
                 new_session_zxid_at_zero: true,
             },
+            "cut_corruption_as_torn_tail" => {
+                return Some(Broken {
+                    cut_corruption_as_torn_tail: true,
+                    ..Broken::default()
+                })
+            }
+            "wiped_server_votes" => {
+                return Some(Broken {
+                    wiped_server_votes: true,
+                    ..Broken::default()
+                })
+            }
             _ => return None,
         };
         Some(Broken {
@@ -65,7 +90,7 @@ impl Broken {
 
 impl SimConfig {
     /// Everything from the seed: 3 or 5 servers, 6 real clients and 4 wire
-    /// models, 120 s of faults and 25 s of calm.
+    /// models, 120 s of faults and 25 s of calm, disk faults or not.
     pub fn from_seed(seed: u64, broken: Broken) -> SimConfig {
         let mut rng = Rng::new(seed ^ 0x5e55_10e5);
         SimConfig {
@@ -77,6 +102,9 @@ impl SimConfig {
             calm_ms: 25_000,
             defects: broken.server,
             client_defects: broken.client,
+            disk_faults: rng.chance(0.5),
+            cut_corruption_as_torn_tail: broken.cut_corruption_as_torn_tail,
+            wiped_server_votes: broken.wiped_server_votes,
         }
     }
 }

@@ -22,14 +22,15 @@ impl Simulation {
         })
     }
 
-    fn crash(&mut self, i: usize) {
+    pub(super) fn crash(&mut self, i: usize) {
         if self.servers[i].core.take().is_none() {
             return;
         }
         self.leading[i] = false;
         self.checker.outage(i, None, self.now);
-        // Unsynced writes are lost; its connections close (clients see it).
-        self.servers[i].pending.clear();
+        // A power loss: unsynced writes are lost, kept in part or torn; its
+        // connections close (clients see it).
+        self.servers[i].disk.power_loss(&mut self.rng);
         for j in 0..self.cfg.servers {
             if j != i {
                 self.break_link(i, j);
@@ -61,9 +62,67 @@ impl Simulation {
         }
     }
 
+    /// A server's storage failed: the injected full disk stops it (the
+    /// real driver exits; here it crashes and comes back later with space
+    /// again); any other failure is a storage bug.
+    pub(super) fn storage_failed(&mut self, i: usize, why: &str) {
+        if self.servers[i].disk.was_full() {
+            self.count("storage-fail-stop");
+            self.crash(i);
+        } else {
+            self.report.violation = Some(format!("server {}: {why}", i + 1));
+        }
+    }
+
+    /// One server's disk is struck while it is down (a crash first), never
+    /// while another's is damaged and not yet resynchronized. Half the time
+    /// the most up-to-date other running server goes down with it, so only
+    /// the damaged server and staler ones remain: the quorum a damaged
+    /// server must never complete.
+    fn disk_fault(&mut self) {
+        let n = self.cfg.servers;
+        if self.servers.iter().any(|s| s.disk.damaged) {
+            return;
+        }
+        let i = match self.leader() {
+            Some(l) if self.rng.chance(0.5) => l,
+            _ => self.rng.below(n as u64) as usize,
+        };
+        self.crash(i);
+        if let Some(kind) = self.servers[i].disk.damage(&mut self.rng) {
+            self.count(kind);
+        }
+        if self.rng.chance(0.5) {
+            let newest = (0..n)
+                .filter(|&j| j != i)
+                .filter_map(|j| Some((self.servers[j].core.as_ref()?.status().applied, j)))
+                .max();
+            if let Some((_, j)) = newest {
+                self.count("crash-with-disk-fault");
+                self.crash(j);
+            }
+        }
+    }
+
+    /// A running server's disk fills: its next write fails.
+    fn disk_full(&mut self) {
+        let n = self.cfg.servers;
+        let i = match self.leader() {
+            Some(l) if self.rng.chance(0.7) => l,
+            _ => self.rng.below(n as u64) as usize,
+        };
+        if self.servers[i].core.is_some() {
+            self.count("disk-full");
+            self.servers[i].disk.fill();
+        }
+    }
+
     pub(super) fn nemesis(&mut self) {
         let n = self.cfg.servers;
-        match self.rng.below(10) {
+        let kinds = if self.cfg.disk_faults { 12 } else { 10 };
+        match self.rng.below(kinds) {
+            10 => self.disk_fault(),
+            11 => self.disk_full(),
             0 => {
                 let i = self.rng.below(n as u64) as usize;
                 self.count("crash");

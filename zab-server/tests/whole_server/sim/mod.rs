@@ -6,8 +6,12 @@
 //! (simulated monotonic and wall time per server), draws entropy, moves
 //! peer messages, persists, and carries client bytes.
 //!
-//! Faults: server crashes (unsynced writes lost) and restarts from their
-//! simulated disks; partitions and an isolated leader; wall-clock steps of
+//! Faults: server crashes (a power loss: unsynced writes lost, kept in part
+//! or torn) and restarts through the real storage recovery (`disk.rs`: the
+//! real `Store` over an in-memory file system); on half the seeds, disk
+//! faults (flipped bits, lost or cut segments, damaged snapshots and
+//! metadata, wiped directories, full disks) on one server at a time;
+//! partitions and an isolated leader; wall-clock steps of
 //! an hour either way on any server; clients cut off with their connection
 //! left open, paused, crashed, moved to another server while the old
 //! connection still works, and bounced (a write left in flight, then the
@@ -23,10 +27,7 @@ use std::collections::{BTreeMap, BinaryHeap, HashMap, HashSet, VecDeque};
 use std::sync::Arc;
 
 use bytes::{Bytes, BytesMut};
-use zab_core::{
-    Epoch, History, Input, Membership, Message, Node, PeerId, PersistOp, PersistSeq, Restored,
-    Role, Txn, Zxid,
-};
+use zab_core::{Input, Membership, Message, Node, PeerId, PersistOp, PersistSeq, Role, Txn, Zxid};
 use zab_server::core::{
     ClientOutput, Clock, ConnId, Frontend, ServerCore, ServerInput, ServerOutput, SessionLimits,
 };
@@ -35,6 +36,7 @@ use zab_server::server::Application;
 use zab_tests::sim::rng::Rng;
 
 mod config;
+mod disk;
 mod faults;
 mod links;
 
@@ -43,6 +45,7 @@ pub use config::{Broken, Report, SimConfig};
 use super::checks::{Hearing, SessionChecker};
 use super::client::{ModelClient, RealClient, SimClient};
 use super::histories::check_histories;
+use disk::ServerDisk;
 
 const TICK_US: u64 = 100_000;
 /// Wall-clock time at the simulation's start (ms since the Unix epoch).
@@ -119,54 +122,10 @@ impl Ord for Scheduled {
     }
 }
 
-/// What a server keeps on its simulated disk.
-#[derive(Debug, Default, Clone)]
-struct Disk {
-    accepted: Epoch,
-    current: Epoch,
-    snapshot: Option<(Zxid, Bytes)>,
-    log: Vec<Txn>,
-    ensemble: zab_core::EnsembleId,
-}
-
-impl Disk {
-    fn base(&self) -> Zxid {
-        self.snapshot.as_ref().map_or(Zxid::ZERO, |(z, _)| *z)
-    }
-
-    fn apply(&mut self, op: &PersistOp) {
-        match op {
-            PersistOp::AcceptedEpoch(e) => self.accepted = *e,
-            PersistOp::CurrentEpoch(e) => self.current = *e,
-            PersistOp::Append(txn) => {
-                if txn.zxid > self.base() {
-                    self.log.push(txn.clone());
-                }
-            }
-            PersistOp::Truncate { to } => self.log.retain(|t| t.zxid <= *to),
-            PersistOp::InstallSnapshot { zxid, data } => {
-                self.snapshot = Some((*zxid, data.clone()));
-                self.log.clear();
-            }
-            PersistOp::Intact { ensemble } => self.ensemble = *ensemble,
-        }
-    }
-
-    /// The shell's periodic snapshot, durable at once.
-    fn compact(&mut self, zxid: Zxid, content: Bytes) {
-        if zxid > self.base() {
-            self.log.retain(|t| t.zxid > zxid);
-            self.snapshot = Some((zxid, content));
-        }
-    }
-}
-
 struct Server {
     core: Option<ServerCore>,
     life: u64,
-    disk: Disk,
-    /// Writes issued but not yet durable, in order.
-    pending: Vec<(PersistSeq, PersistOp)>,
+    disk: ServerDisk,
     disk_free_at: u64,
     mono_origin_us: u64,
     wall_offset_ms: i64,
@@ -246,8 +205,7 @@ impl Simulation {
             .map(|_| Server {
                 core: None,
                 life: 0,
-                disk: Disk::default(),
-                pending: Vec::new(),
+                disk: ServerDisk::new(cfg.cut_corruption_as_torn_tail),
                 disk_free_at: 0,
                 mono_origin_us: rng.below(1 << 40),
                 wall_offset_ms: 0,
@@ -384,35 +342,46 @@ impl Simulation {
         }
         let s = &mut self.servers[i];
         s.life += 1;
-        s.pending.clear();
-        let mut replica = Replica::new();
-        if let Some((_, content)) = &s.disk.snapshot {
-            replica
-                .restore(content)
-                .expect("a snapshot this simulation wrote loads");
-        }
-        let mut history = History::starting_after(s.disk.base());
-        for t in &s.disk.log {
-            history
-                .append(t.zxid)
-                .expect("the simulated log is contiguous");
-        }
-        let restored = Restored {
-            accepted_epoch: s.disk.accepted,
-            current_epoch: s.disk.current,
-            history,
-            ensemble: s.disk.ensemble,
-            recovering: false,
+        let recovery = match s.disk.open() {
+            Ok(r) => r,
+            Err(e) => {
+                self.report.violation = Some(format!("server {} failed to start: {e}", i + 1));
+                return;
+            }
         };
+        let mut replica = Replica::new();
+        if let Some(snapshot) = &recovery.snapshot {
+            if let Err(e) = replica.restore(&snapshot.content) {
+                self.report.violation = Some(format!(
+                    "server {}: snapshot {} does not load: {e}",
+                    i + 1,
+                    snapshot.meta.path.display()
+                ));
+                return;
+            }
+        }
         let mut cfg = zab_core::Config::new(PeerId(i as u64 + 1), self.membership.clone());
         cfg.init_limit_ticks = 20;
         cfg.sync_limit_ticks = 5;
+        cfg.new_ensemble_id = zab_core::EnsembleId(self.rng.next_u64().max(1));
         // A broken protocol rule of zab-core's own self-test, to show the
         // whole-server checks catch protocol bugs too.
         if let Ok(name) = std::env::var("ZAB_WHOLE_SIM_CORE_DEFECT") {
             cfg.defects = zab_tests::defect(&name).expect("a zab-core defect");
         }
-        let node = Node::new(cfg, restored).expect("the simulated disk restores");
+        if self.cfg.wiped_server_votes {
+            cfg.defects.wiped_server_votes = true;
+        }
+        let node = match Node::new(cfg, recovery.restored) {
+            Ok(node) => node,
+            Err(e) => {
+                self.report.violation = Some(format!(
+                    "server {}: recovered state does not start: {e}",
+                    i + 1
+                ));
+                return;
+            }
+        };
         let frontend = Frontend::new(
             i as u64 + 1,
             SessionLimits::default(),
@@ -420,9 +389,8 @@ impl Simulation {
             Arc::new(zab_server::metrics::Metrics::default()),
         )
         .with_defects(self.cfg.defects);
-        let recovered = s.disk.log.clone();
         let snapshot_every = 300;
-        let mut core = ServerCore::new(node, replica, frontend, recovered, snapshot_every);
+        let mut core = ServerCore::new(node, replica, frontend, recovery.replay, snapshot_every);
         let clock = self.clock(i);
         if let Err(e) = core.start(clock) {
             self.report.violation = Some(format!("server {} failed to start: {e}", i + 1));
@@ -479,8 +447,10 @@ impl Simulation {
                     if let PersistOp::Append(txn) = &op {
                         self.observe_logged(i, txn);
                     }
-                    let s = &mut self.servers[i];
-                    s.pending.push((seq, op));
+                    if let Err(e) = self.servers[i].disk.write(seq, &op) {
+                        self.storage_failed(i, &e);
+                        return;
+                    }
                     let lat = self.rng.range(100, 2_000);
                     let at = self.servers[i].disk_free_at.max(self.now) + lat;
                     self.servers[i].disk_free_at = at;
@@ -497,7 +467,7 @@ impl Simulation {
                     if self.trace {
                         eprintln!("{:>9} µs server {} snapshots at {zxid}", self.now, i + 1);
                     }
-                    self.servers[i].disk.compact(zxid, Bytes::from(content));
+                    self.servers[i].disk.snapshot(zxid, &content);
                 }
                 ServerOutput::Client(ClientOutput::Send { conn, bytes }) => {
                     self.on_handshake_reply(conn, &bytes);
@@ -610,10 +580,9 @@ impl Simulation {
                 if s.life != life || s.core.is_none() {
                     return;
                 }
-                let done = s.pending.iter().take_while(|(q, _)| *q <= through).count();
-                let ops: Vec<(PersistSeq, PersistOp)> = s.pending.drain(..done).collect();
-                for (_, op) in &ops {
-                    s.disk.apply(op);
+                if let Err(e) = s.disk.sync(through) {
+                    self.storage_failed(server, &e);
+                    return;
                 }
                 self.input(server, ServerInput::Protocol(Input::Persisted { through }));
             }
