@@ -96,11 +96,12 @@ fn campaign() {
     }
     let failed: Vec<&Report> = reports.iter().filter(|r| r.violation.is_some()).collect();
     println!(
-        "whole-server campaign: runs={} servers3={} servers5={} sessions={} expiries={} \
+        "whole-server campaign: runs={} servers3={} servers5={} with_disk_faults={} sessions={} expiries={} \
          acked_writes={} register_ops={} watch_events={} sequential={} events={} sim_s={sim_s:.0} wall_s={wall:.1} sim_s_per_wall_s={:.0} failures={}",
         reports.len(),
         reports.iter().filter(|r| r.servers == 3).count(),
         reports.iter().filter(|r| r.servers == 5).count(),
+        reports.iter().filter(|r| r.disk_faults).count(),
         reports.iter().map(|r| r.sessions).sum::<u64>(),
         reports.iter().map(|r| r.expiries).sum::<u64>(),
         reports.iter().map(|r| r.acked_writes).sum::<u64>(),

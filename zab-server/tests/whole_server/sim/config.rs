@@ -113,6 +113,8 @@ impl SimConfig {
 pub struct Report {
     pub seed: u64,
     pub servers: usize,
+    /// Whether this run had disk faults on.
+    pub disk_faults: bool,
     pub sim_ms: u64,
     pub events: u64,
     pub sessions: u64,

@@ -231,6 +231,7 @@ impl Simulation {
             report: Report {
                 seed: cfg.seed,
                 servers: cfg.servers,
+                disk_faults: cfg.disk_faults,
                 ..Report::default()
             },
             rng,
