@@ -458,11 +458,27 @@ impl Learner {
             // with it rather than disturb the ensemble with an election.
             return Next::Learn(self.elected);
         }
-        if txn.zxid.epoch() > ctx.accepted_epoch {
+        let epoch = txn.zxid.epoch();
+        if self.stage != Stage::Syncing && epoch > ctx.current_epoch {
+            // The leader proposes in a bumped epoch only after a quorum took
+            // its NEWEPOCH; ours was lost (it is re-sent each tick). This
+            // proposal extends our history exactly where the bump began
+            // (`prev` matched above), which is all NEWEPOCH checks, so adopt
+            // the bump now: nothing of the new epoch may be acknowledged
+            // before currentEpoch covers it, or a server with a higher
+            // currentEpoch and a shorter history would win an election
+            // against the acknowledgements that committed it.
+            if epoch > ctx.accepted_epoch {
+                ctx.write_accepted_epoch(epoch);
+            }
+            let seq = ctx.write_current_epoch(epoch);
+            self.bump = Some((epoch, seq));
+        } else if epoch > ctx.accepted_epoch {
             // A sync stream can carry zxids from an epoch the leader bumped to
             // after our LEADERINFO. Keep "acceptedEpoch covers every logged
-            // zxid" true on disk, which restore checks.
-            ctx.write_accepted_epoch(txn.zxid.epoch());
+            // zxid" true on disk, which restore checks; NEWLEADER then sets
+            // currentEpoch before anything is acknowledged.
+            ctx.write_accepted_epoch(epoch);
         }
         match ctx.append(txn) {
             Ok(_) => Next::Stay,

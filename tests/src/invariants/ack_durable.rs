@@ -1,6 +1,7 @@
 //! Nothing is acknowledged that is not durable (REFERENCE §1.1): when a server
 //! sends ACKEPOCH, ACK(NEWLEADER), ACK or ACK(NEWEPOCH), its *disk* (not its
-//! memory) already holds what the acknowledgement promises.
+//! memory) already holds what the acknowledgement promises; an ACK's zxid is
+//! also covered by the disk's currentEpoch.
 
 use zab_core::{Epoch, Message, PeerId, Zxid};
 
@@ -24,7 +25,13 @@ pub fn on_send(
         Message::AckNewEpoch { new_epoch, .. } => {
             disk.accepted_epoch >= *new_epoch && disk.current_epoch >= *new_epoch
         }
-        Message::Ack { zxid, .. } => disk.contains(*zxid) && disk.last_zxid() >= *zxid,
+        // And currentEpoch covers it: votes order by currentEpoch first, so
+        // an ack from a server whose currentEpoch is below the zxid's epoch
+        // could commit what a server with a higher currentEpoch and a shorter
+        // history would then outvote.
+        Message::Ack { zxid, .. } => {
+            disk.contains(*zxid) && disk.last_zxid() >= *zxid && disk.current_epoch >= zxid.epoch()
+        }
         _ => true,
     };
     if ok {

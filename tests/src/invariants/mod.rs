@@ -58,9 +58,13 @@ pub struct Ghost {
     /// When each sync reached the leader that will answer it:
     /// (leader, origin, id) → time in ms.
     pub sync_arrivals: HashMap<(PeerId, PeerId, RequestId), u64>,
-    /// (leader, follower) → (term, send time) of the latest message delivered
-    /// to the leader that the follower sent while following it in broadcast.
-    pub confirmations: HashMap<(PeerId, PeerId), (Epoch, u64)>,
+    /// (leader, follower, term) → send time of the latest-sent message
+    /// delivered to the leader that the follower sent while following it in
+    /// that term. Keyed by term, and by send time rather than arrival, so a
+    /// late-arriving older message never hides a newer confirmation.
+    pub confirmations: HashMap<(PeerId, PeerId, Epoch), u64>,
+    /// The term of the leader that committed each delivered transaction.
+    pub committed_in: HashMap<Zxid, Epoch>,
 }
 
 impl Ghost {

@@ -25,8 +25,8 @@ pub fn on_answered(
         p == leader
             || ghost
                 .confirmations
-                .get(&(leader, p))
-                .is_some_and(|&(t, at)| t == term && at > arrived)
+                .get(&(leader, p, term))
+                .is_some_and(|&at| at > arrived)
     });
     if membership.is_quorum(confirmed) {
         Ok(())

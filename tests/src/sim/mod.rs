@@ -502,14 +502,12 @@ impl Simulation {
         // when it sent this.
         if let Role::Following { leader, term, .. } = sender_role {
             if leader == to_id {
-                let entry = self
+                let at = self
                     .ghost
                     .confirmations
-                    .entry((to_id, from_id))
-                    .or_insert((term, 0));
-                if entry.0 != term || entry.1 < sent_at {
-                    *entry = (term, sent_at);
-                }
+                    .entry((to_id, from_id, term))
+                    .or_insert(0);
+                *at = (*at).max(sent_at);
             }
         }
         match &msg {

@@ -157,13 +157,22 @@ impl Simulation {
                     gap
                 }
             }
-            PersistOp::Truncate { to } => {
-                inv::committed_never_truncated::on_truncate(&self.ghost, slot.id, view, *to)
-            }
+            PersistOp::Truncate { to } => inv::committed_never_truncated::on_truncate(
+                &self.ghost,
+                slot.id,
+                view,
+                (*to, slot.applied.zxid),
+                learner_term(slot.role),
+            ),
             PersistOp::InstallSnapshot { data, .. } => {
                 let snap = SnapshotState::decode(data.clone());
-                let check =
-                    inv::committed_never_truncated::on_install(&self.ghost, slot.id, view, snap);
+                let check = inv::committed_never_truncated::on_install(
+                    &self.ghost,
+                    slot.id,
+                    view,
+                    snap,
+                    learner_term(slot.role),
+                );
                 self.slots[i].applied = snap;
                 check
             }
@@ -211,7 +220,10 @@ impl Simulation {
             note(&mut self.report, inv::fail("integrity", detail));
             return;
         }
-        if let Role::Leading { .. } = self.slots[i].role {
+        if let Role::Leading { term, .. } = self.slots[i].role {
+            for txn in &txns {
+                self.ghost.committed_in.entry(txn.zxid).or_insert(term);
+            }
             let disks = self
                 .slots
                 .iter()
@@ -336,4 +348,14 @@ impl Simulation {
     }
 
     // ---- workload ----
+}
+
+/// The term of the leader a learner is synchronizing with, if it is one.
+fn learner_term(role: Role) -> Option<Epoch> {
+    match role {
+        Role::Following { term, .. } | Role::Observing { term, .. } if term != Epoch(0) => {
+            Some(term)
+        }
+        _ => None,
+    }
 }

@@ -83,11 +83,16 @@ impl Leader {
     /// (making us its only leader), then continue in it. Writes are held, not
     /// refused, meanwhile, and commits of the old epoch continue.
     pub(super) fn start_bump(&mut self, ctx: &mut Ctx) -> Next {
+        self.start_bump_past(ctx, self.epoch)
+    }
+
+    /// A bump to the epoch after `floor` (at least the next one).
+    pub(super) fn start_bump_past(&mut self, ctx: &mut Ctx, floor: Epoch) -> Next {
         if self.bump.is_some() {
             return Next::Stay;
         }
         let term = self.term.expect("broadcasting implies an epoch");
-        let Some(epoch) = self.epoch.checked_next() else {
+        let Some(epoch) = self.epoch.max(floor).checked_next() else {
             return Next::Looking("epoch space exhausted");
         };
         if ctx.accepted_epoch >= epoch {
@@ -96,7 +101,7 @@ impl Leader {
         ctx.write_accepted_epoch(epoch);
         let own = ctx.write_current_epoch(epoch);
         let last = ctx.history.last();
-        info!(node = %ctx.id(), from = %self.epoch, to = %epoch, "zxid counter exhausted; moving to a new epoch");
+        info!(node = %ctx.id(), from = %self.epoch, to = %epoch, "moving to a new epoch (zxid counter exhausted, or a learner promised a later one)");
         self.bump = Some(Bump {
             epoch,
             last,
@@ -138,6 +143,8 @@ impl Leader {
         while let Some((_, _, payload)) = self.held.pop_front() {
             self.propose(ctx, payload);
         }
+        // Learners that promised an epoch up to this one can follow us now.
+        self.send_leader_info(ctx);
     }
 
     // ---- leadership confirmation (linearizable sync) ----

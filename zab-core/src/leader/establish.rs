@@ -76,29 +76,17 @@ impl Leader {
         if self.term.is_none() {
             self.choose_epoch(ctx);
         }
-        let Some(term) = self.term else {
+        if self.term.is_none() {
             return Next::Stay;
-        };
-        // LEADERINFO to everyone who has asked.
-        let epoch = self.epoch;
-        for (peer, link) in self.learners.iter_mut() {
-            if let Stage::Info { accepted_epoch } = link.stage {
-                if accepted_epoch > epoch {
-                    // It has promised a later leader; it cannot follow us.
-                    continue;
-                }
-                link.stage = Stage::EpochSent;
-                let join = link.join;
-                let ensemble = self.ensemble;
-                ctx.send(
-                    *peer,
-                    Message::LeaderInfo {
-                        term,
-                        epoch,
-                        join,
-                        ensemble,
-                    },
-                );
+        }
+        if let Some(promised) = self.send_leader_info(ctx) {
+            if self.phase == Phase::Broadcast {
+                // A learner promised a later epoch (it tried to lead, or
+                // heard a leader that never got established) and can never
+                // follow us as we are; nor can it be elected while we lead.
+                // Move our zxid epoch past its promise, as a counter bump
+                // does, and it can join.
+                return self.start_bump_past(ctx, promised);
             }
         }
         if self.phase == Phase::Discovery {
@@ -124,7 +112,7 @@ impl Leader {
                 seq = ctx.write_intact(self.ensemble);
             }
             self.own_newleader = Some(seq);
-            info!(node = %ctx.id(), epoch = %term, zxid = %self.newleader_zxid, "discovery quorum; synchronizing");
+            info!(node = %ctx.id(), epoch = %self.epoch, zxid = %self.newleader_zxid, "discovery quorum; synchronizing");
             ctx.emit(Action::RoleChanged(self.role()));
         }
         let ready: Vec<_> = self
@@ -142,6 +130,36 @@ impl Leader {
             return self.try_establish(ctx);
         }
         Next::Stay
+    }
+
+    /// LEADERINFO to every learner that has asked and can follow our epoch;
+    /// returns the highest acceptedEpoch of those that cannot (they promised
+    /// a later one).
+    pub(super) fn send_leader_info(&mut self, ctx: &mut Ctx) -> Option<Epoch> {
+        let term = self.term?;
+        let epoch = self.epoch;
+        let mut promised = None;
+        for (peer, link) in self.learners.iter_mut() {
+            if let Stage::Info { accepted_epoch } = link.stage {
+                if accepted_epoch > epoch {
+                    promised = promised.max(Some(accepted_epoch));
+                    continue;
+                }
+                link.stage = Stage::EpochSent;
+                let join = link.join;
+                let ensemble = self.ensemble;
+                ctx.send(
+                    *peer,
+                    Message::LeaderInfo {
+                        term,
+                        epoch,
+                        join,
+                        ensemble,
+                    },
+                );
+            }
+        }
+        promised
     }
 
     /// Once a quorum (us included) has told us its acceptedEpoch, pick an epoch

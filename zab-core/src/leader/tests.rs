@@ -408,3 +408,55 @@ fn counter_exhaustion_moves_to_a_new_epoch_without_an_election() {
     }
     assert_eq!(e.node(3).stats().elections, 1);
 }
+
+/// A learner that promised a later epoch than the established leader's (it
+/// tried to lead, or heard a leader that never got established) could never
+/// follow it, nor be elected while it leads: the leader moves its zxid epoch
+/// past the promise, as a counter bump does, and the learner joins (seeds
+/// 117176 and others of the protocol simulator, where such a learner stayed
+/// out forever).
+#[test]
+fn a_learner_that_promised_a_later_epoch_gets_one_it_can_follow() {
+    let mut e = Ensemble::new(
+        (1..=3)
+            .map(|id| node(id, &[1, 2, 3], restored(0, 0, Default::default())))
+            .collect(),
+    );
+    e.tick(3);
+    e.propose(3, b"a");
+    let Role::Leading { epoch, .. } = e.node(3).role() else {
+        panic!("p3 leads: {:?}", e.node(3).role());
+    };
+    // p1 comes back having promised epoch + 4.
+    let mut p1 = e.nodes.remove(&p(1)).expect("p1");
+    take(&mut p1);
+    let promised = Epoch(epoch.0 + 4);
+    let standing = p1.standing();
+    e.input(
+        3,
+        from(
+            1,
+            Message::FollowerInfo {
+                accepted_epoch: promised,
+                observer: false,
+                join: 1_000,
+                standing,
+            },
+        ),
+    );
+    let Role::Leading { epoch: now, .. } = e.node(3).role() else {
+        panic!("p3 still leads: {:?}", e.node(3).role());
+    };
+    assert!(now > promised, "moved to {now}, past {promised}");
+    let info = e.seen[&p(3)].iter().find_map(|a| match a {
+        Action::Send {
+            to,
+            msg: Message::LeaderInfo { epoch, join, .. },
+        } if *to == p(1) && *join == 1_000 => Some(*epoch),
+        _ => None,
+    });
+    assert_eq!(info, Some(now), "p1 is offered an epoch it can follow");
+    // The ensemble kept committing.
+    e.propose(3, b"b");
+    assert_eq!(e.node(2).history().last(), z(now.0, 1));
+}

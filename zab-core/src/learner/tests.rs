@@ -232,3 +232,46 @@ fn ack_newleader_only_after_history_and_epoch_are_durable() {
         }]
     );
 }
+
+/// NEWEPOCH was lost, and the leader's first proposal in the bumped epoch
+/// arrives first. The learner adopts the epoch (acceptedEpoch, then
+/// currentEpoch) before it logs the proposal, so its acknowledgement never
+/// covers a zxid its currentEpoch does not: votes order by currentEpoch
+/// first, and a server with a higher currentEpoch and a shorter history
+/// would otherwise outvote the acknowledgements that committed it (seed
+/// 130179 of the protocol simulator).
+#[test]
+fn a_proposal_of_a_bumped_epoch_ahead_of_its_newepoch_adopts_the_epoch_first() {
+    use crate::persist::PersistOp;
+    let mut e = established();
+    let mut f = e.nodes.remove(&p(1)).expect("p1");
+    take(&mut f);
+    let Role::Following { term, .. } = f.role() else {
+        panic!("p1 follows: {:?}", f.role());
+    };
+    let last = f.history().last();
+    let bumped = Epoch(last.epoch().0 + 1);
+    f.handle(Input::Received {
+        from: p(3),
+        msg: proposal(term.0, last, z(bumped.0, 1)),
+    });
+    let ops: Vec<PersistOp> = take(&mut f)
+        .into_iter()
+        .filter_map(|a| match a {
+            Action::Persist { op, .. } => Some(op),
+            _ => None,
+        })
+        .collect();
+    assert!(
+        matches!(
+            ops.as_slice(),
+            [
+                PersistOp::AcceptedEpoch(a),
+                PersistOp::CurrentEpoch(c),
+                PersistOp::Append(t),
+            ] if *a == bumped && *c == bumped && t.zxid == z(bumped.0, 1)
+        ),
+        "{ops:?}"
+    );
+    assert_eq!(f.current_epoch(), bumped);
+}
