@@ -440,6 +440,13 @@ impl Learner {
             ctx.stats.protocol_errors += 1;
             return Next::Looking("snapshot older than applied state");
         }
+        if zxid.epoch() > ctx.accepted_epoch {
+            // The leader bumped its epoch after our LEADERINFO. As for a
+            // sync stream's proposals: acceptedEpoch covers every zxid on
+            // disk, or a crash before NEWLEADER leaves a disk that does not
+            // restore (seed 126250 of the protocol simulator).
+            ctx.write_accepted_epoch(zxid.epoch());
+        }
         ctx.install_snapshot(zxid, data);
         Next::Stay
     }

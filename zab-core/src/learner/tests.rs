@@ -275,3 +275,57 @@ fn a_proposal_of_a_bumped_epoch_ahead_of_its_newepoch_adopts_the_epoch_first() {
     );
     assert_eq!(f.current_epoch(), bumped);
 }
+
+/// The leader bumped its epoch after our LEADERINFO and synchronizes us with
+/// a snapshot of the bumped epoch: acceptedEpoch is raised before the
+/// snapshot is installed, so a crash before NEWLEADER leaves a disk whose
+/// acceptedEpoch covers everything on it (one that restores; seed 126250 of
+/// the protocol simulator left one that did not).
+#[test]
+fn a_snapshot_from_a_bumped_epoch_raises_accepted_epoch_first() {
+    use crate::persist::PersistOp;
+    let mut f = node(1, &[1, 2, 3], restored(0, 0, Default::default()));
+    take(&mut f);
+    let elected = crate::types::Vote {
+        epoch: Epoch(0),
+        zxid: z(0, 0),
+        leader: p(2),
+    };
+    elect(&mut f, elected);
+    take(&mut f);
+    f.handle(Input::Received {
+        from: p(2),
+        msg: Message::LeaderInfo {
+            term: Epoch(1),
+            epoch: Epoch(1),
+            join: 1,
+            ensemble: new_ensemble(2),
+        },
+    });
+    let issued = take(&mut f);
+    crate::testkit::persist_all(&mut f, &issued);
+    f.handle(Input::Received {
+        from: p(2),
+        msg: Message::Snapshot {
+            epoch: Epoch(1),
+            join: 1,
+            zxid: z(2, 4),
+            data: Bytes::from_static(b"state"),
+        },
+    });
+    let ops: Vec<PersistOp> = take(&mut f)
+        .into_iter()
+        .filter_map(|a| match a {
+            Action::Persist { op, .. } => Some(op),
+            _ => None,
+        })
+        .collect();
+    assert!(
+        matches!(
+            ops.as_slice(),
+            [PersistOp::AcceptedEpoch(a), PersistOp::InstallSnapshot { zxid, .. }]
+                if *a == Epoch(2) && *zxid == z(2, 4)
+        ),
+        "{ops:?}"
+    );
+}
