@@ -135,9 +135,17 @@ wait_until() { # seconds command...: polls every 0.2 s
 zab_config() { # id
     local id=$1 d="$DIR/zab/$1"
     mkdir -p "$d"
+    if [ ! -s "$DIR/zab/peer-secret" ]; then
+        (umask 077 && head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n' > "$DIR/zab/peer-secret")
+    fi
     {
         echo "id = $id"
         echo "data_dir = \"$d\""
+        # A binary from before peer authentication (bench-compare.sh's base)
+        # refuses the unknown key; its configs go without it.
+        if grep -qa peer_secret_file "$ZAB"; then
+            echo "peer_secret_file = \"$DIR/zab/peer-secret\""
+        fi
         for j in $(seq 1 $N); do
             echo "[[servers]]"
             echo "id = $j"

@@ -21,12 +21,23 @@ build() {
     fi
 }
 
+# The ensemble's shared peer secret, made once: servers prove their ids to
+# each other with it (docs/security.md).
+secret() {
+    if [ ! -s "$DATA/peer-secret" ]; then
+        mkdir -p "$DATA"
+        (umask 077 && head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n' > "$DATA/peer-secret")
+    fi
+}
+
 config() { # id n
     local id=$1 n=$2
     mkdir -p "$DATA/$id"
+    secret
     {
         echo "id = $id"
         echo "data_dir = \"$DATA/$id\""
+        echo "peer_secret_file = \"$DATA/peer-secret\""
         for j in $(seq 1 "$n"); do
             echo "[[servers]]"
             echo "id = $j"

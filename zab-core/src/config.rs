@@ -48,9 +48,17 @@ pub struct Config {
     /// The id this node gives a new ensemble if it is the first leader of
     /// one. The shell draws it at random; it must not be `EnsembleId::NONE`.
     pub new_ensemble_id: EnsembleId,
+    /// The shell's check of a payload a follower forwards, before the leader
+    /// proposes it (`true`: propose). A check of the bytes alone, so the core
+    /// stays pure; what needs the applied state (a session's owner) is the
+    /// state machine's to enforce when it applies. `None`: propose anything.
+    pub forwarded_check: Option<ForwardedCheck>,
     #[cfg(feature = "defects")]
     pub defects: Defects,
 }
+
+/// See [`Config::forwarded_check`]: the forwarding peer and the payload.
+pub type ForwardedCheck = fn(PeerId, &[u8]) -> Result<(), String>;
 
 impl Config {
     /// Defaults that suit a tick of about 100 ms.
@@ -65,6 +73,7 @@ impl Config {
             pending_syncs_max: 10_000,
             counter_max: u32::MAX - 1_000,
             new_ensemble_id: EnsembleId(0x5eed_0000_0000_0000 | id.0),
+            forwarded_check: None,
             #[cfg(feature = "defects")]
             defects: Defects::default(),
         }

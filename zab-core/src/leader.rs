@@ -7,6 +7,7 @@
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
 use bytes::Bytes;
+use tracing::warn;
 
 use crate::config::defect;
 use crate::election::Decision;
@@ -305,7 +306,17 @@ impl Leader {
                 }
                 Next::Stay
             }
-            Message::Forward { id, payload, .. } => self.on_propose(ctx, Some(from), id, payload),
+            Message::Forward { id, payload, .. } => {
+                if let Some(check) = ctx.cfg.forwarded_check {
+                    if let Err(why) = check(from, &payload) {
+                        warn!(node = %ctx.id(), peer = %from, reason = %why, "refusing a forwarded write");
+                        ctx.stats.protocol_errors += 1;
+                        self.reject(ctx, Some(from), id);
+                        return Next::Stay;
+                    }
+                }
+                self.on_propose(ctx, Some(from), id, payload)
+            }
             Message::Relay { payload, .. } => {
                 if self.phase == Phase::Broadcast {
                     ctx.emit(Action::Relayed {

@@ -61,9 +61,9 @@ pub mod persist;
 pub mod quorum;
 pub mod types;
 
-pub use config::Config;
 #[cfg(feature = "defects")]
 pub use config::Defects;
+pub use config::{Config, ForwardedCheck};
 pub use history::{GapError, History};
 pub use message::{diff_stream, Message};
 pub use node::{Action, Input, Node, Phase, RestoreError, Restored, Role, Stats};

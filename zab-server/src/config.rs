@@ -57,6 +57,19 @@ pub struct Config {
     /// closed.
     #[serde(default = "default_handshake_timeout_ms")]
     pub handshake_timeout_ms: u32,
+    /// A file holding the ensemble's shared peer secret (at least 16 bytes;
+    /// surrounding whitespace is ignored). Every server of an ensemble must
+    /// have the same one: with it, a server proves its id to every peer and
+    /// only authenticated peers reach the protocol. A relative path is taken
+    /// relative to the configuration file.
+    #[serde(default)]
+    pub peer_secret_file: Option<PathBuf>,
+    /// Runs an ensemble without peer authentication: anyone who can reach a
+    /// peer port can then act as any server. For a trusted, isolated network
+    /// only; an ensemble of more than one server needs either this or
+    /// `peer_secret_file`.
+    #[serde(default)]
+    pub insecure_no_peer_auth: bool,
     pub servers: Vec<Member>,
 }
 
@@ -159,6 +172,20 @@ impl Config {
                 self.max_session_timeout_ms, self.min_session_timeout_ms
             ));
         }
+        if self.servers.len() > 1 && self.peer_secret_file.is_none() && !self.insecure_no_peer_auth
+        {
+            return bad(
+                "an ensemble needs `peer_secret_file` (a shared secret that authenticates \
+                 servers to each other; without one anyone who can reach a peer port can act \
+                 as any server), or `insecure_no_peer_auth = true` on a trusted network"
+                    .into(),
+            );
+        }
+        if self.peer_secret_file.is_some() && self.insecure_no_peer_auth {
+            return bad(
+                "`peer_secret_file` and `insecure_no_peer_auth` contradict each other".into(),
+            );
+        }
         if u64::from(self.handshake_timeout_ms) < ticks2 {
             return bad(format!(
                 "handshake_timeout_ms {} is below 2 × tick_ms ({ticks2})",
@@ -166,6 +193,40 @@ impl Config {
             ));
         }
         Ok(())
+    }
+
+    /// Reads the peer secret, if one is configured.
+    pub fn peer_secret(&self) -> Result<Option<crate::peer::PeerSecret>, ConfigError> {
+        let Some(path) = &self.peer_secret_file else {
+            return Ok(None);
+        };
+        let bytes = std::fs::read(path).map_err(|e| {
+            ConfigError(format!(
+                "cannot read peer_secret_file {}: {e}",
+                path.display()
+            ))
+        })?;
+        let trimmed = bytes.trim_ascii();
+        crate::peer::PeerSecret::new(trimmed)
+            .map(Some)
+            .ok_or_else(|| {
+                ConfigError(format!(
+                    "peer_secret_file {} holds {} bytes; a peer secret needs at least {}",
+                    path.display(),
+                    trimmed.len(),
+                    crate::peer::SECRET_BYTES_MIN
+                ))
+            })
+    }
+
+    /// Resolves relative file paths against `dir` (the configuration
+    /// file's directory).
+    pub fn resolve_paths(&mut self, dir: &std::path::Path) {
+        if let Some(p) = &self.peer_secret_file {
+            if p.is_relative() {
+                self.peer_secret_file = Some(dir.join(p));
+            }
+        }
     }
 
     /// The session bounds the server core enforces.
@@ -230,6 +291,7 @@ mod tests {
     const GOOD: &str = r#"
         id = 2
         data_dir = "/tmp/zab/2"
+        peer_secret_file = "/etc/zab/peer-secret"
         [[servers]]
         id = 1
         peer = "127.0.0.1:2888"
@@ -256,6 +318,31 @@ mod tests {
         assert_eq!(c.session_limits().negotiate(100), 2_000);
         assert!(c.membership().is_voter(zab_core::PeerId(1)));
         assert!(!c.membership().is_voter(zab_core::PeerId(3)));
+        let open = GOOD.replace(
+            "peer_secret_file = \"/etc/zab/peer-secret\"",
+            "insecure_no_peer_auth = true",
+        );
+        assert!(
+            Config::parse(&open).is_ok(),
+            "explicitly insecure is allowed"
+        );
+    }
+
+    #[test]
+    fn the_peer_secret_is_read_trimmed_and_must_be_long_enough() {
+        let dir = std::env::temp_dir().join(format!("zab-secret-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("dir");
+        let mut c = Config::parse(&GOOD.replace("/etc/zab/peer-secret", "secret")).expect("valid");
+        c.resolve_paths(&dir);
+        assert_eq!(c.peer_secret_file, Some(dir.join("secret")));
+        let err = c.peer_secret().expect_err("missing file").to_string();
+        assert!(err.contains("cannot read"), "{err}");
+        std::fs::write(dir.join("secret"), "too short\n").expect("write");
+        let err = c.peer_secret().expect_err("short").to_string();
+        assert!(err.contains("9 bytes"), "{err}");
+        std::fs::write(dir.join("secret"), "  a secret of 25 bytes ok\n").expect("write");
+        assert!(c.peer_secret().expect("valid").is_some());
+        let _ = std::fs::remove_dir_all(&dir);
     }
 
     #[test]
@@ -285,6 +372,14 @@ mod tests {
             (
                 GOOD.replace("peer = \"127.0.0.1:2888\"", "peer = \"nowhere\""),
                 "invalid socket address",
+            ),
+            (
+                GOOD.replace("peer_secret_file = \"/etc/zab/peer-secret\"", ""),
+                "needs `peer_secret_file`",
+            ),
+            (
+                GOOD.replace("data_dir", "insecure_no_peer_auth = true\n        data_dir"),
+                "contradict",
             ),
         ];
         for (text, expected) in cases {

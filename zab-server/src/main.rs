@@ -79,6 +79,7 @@ fn run(args: &[String]) -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    cfg.resolve_paths(path.parent().unwrap_or(std::path::Path::new(".")));
     if let Some(id) = id {
         cfg.id = id;
     }

@@ -2,33 +2,65 @@
 //! core's messages in its own frames.
 //!
 //! The server with the higher id dials; the lower one accepts, so each pair
-//! has exactly one connection. A connection opens with a handshake (magic,
-//! protocol version, cluster id, server id) so a stray client or another
-//! ensemble is turned away. Each peer has a bounded send queue: when it
-//! fills, the connection is dropped and rebuilt (the core resynchronizes the
-//! peer), rather than letting one slow peer stall everyone. A peer that sends
-//! a frame the codec rejects is disconnected and logged.
+//! has exactly one connection. A connection opens with a handshake
+//! (`handshake.rs`: magic, protocol version, cluster id, server id, and with
+//! a shared secret a mutual challenge-response) so a stray client, another
+//! ensemble, or a process that lacks the secret is turned away before
+//! anything it sends reaches the core. Inbound handshakes in progress are
+//! capped, so a flood of connections cannot exhaust the server. Each peer
+//! has a bounded send queue: when it fills, the connection is dropped and
+//! rebuilt (the core resynchronizes the peer), rather than letting one slow
+//! peer stall everyone. A peer that sends a frame the codec rejects is
+//! disconnected and logged.
+
+mod handshake;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use bytes::{Buf, BufMut, BytesMut};
+use bytes::BytesMut;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, Semaphore};
 use tracing::{debug, info, warn};
 use zab_core::{codec, Input, Message, PeerId};
 
-const MAGIC: &[u8; 4] = b"ZABP";
-/// 2: standings in NOTIFICATION and FOLLOWERINFO, the ensemble in LEADERINFO.
-const VERSION: u16 = 2;
-const HELLO_BYTES: usize = 4 + 2 + 8 + 8;
+pub use handshake::{HandshakeError, PeerSecret, SECRET_BYTES_MIN, VERSION};
+use handshake::{Hello, Side};
+
 /// Messages queued for one peer before the connection is declared stuck.
 pub const SEND_QUEUE_MAX: usize = 16_384;
+/// Inbound connections allowed to be in their handshake at once; more are
+/// closed at once (each costs a task and a timer until it times out).
+pub const HANDSHAKES_MAX: usize = 64;
 const BACKOFF_MIN: Duration = Duration::from_millis(50);
 const BACKOFF_MAX: Duration = Duration::from_secs(2);
+
+/// Refused connections are logged at most once a second, with how many were
+/// refused since the last line: a flood must not become a flood of log.
+#[derive(Debug, Default)]
+struct RefusalLog {
+    state: Mutex<(Option<std::time::Instant>, u64)>,
+}
+
+impl RefusalLog {
+    /// Counts one refusal; returns the count to log, if a line is due.
+    fn refused(&self) -> Option<u64> {
+        let mut st = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        st.1 += 1;
+        let now = std::time::Instant::now();
+        if st
+            .0
+            .is_some_and(|t| now.duration_since(t) < Duration::from_secs(1))
+        {
+            return None;
+        }
+        st.0 = Some(now);
+        Some(std::mem::take(&mut st.1))
+    }
+}
 
 /// Handles to every peer's send queue, shared with connection tasks.
 #[derive(Clone, Debug, Default)]
@@ -99,6 +131,9 @@ pub struct Transport {
     pub peers: Peers,
     /// Where received messages and disconnects go (the driver).
     pub inputs: mpsc::Sender<Input>,
+    /// The ensemble's shared secret; without one, ids are taken as said
+    /// (only where the configuration explicitly allows it).
+    pub secret: Option<PeerSecret>,
 }
 
 impl Transport {
@@ -111,13 +146,30 @@ impl Transport {
             let t = self.clone();
             tokio::spawn(async move { t.dial_forever(peer, addr).await });
         }
+        let handshakes = Arc::new(Semaphore::new(HANDSHAKES_MAX));
+        let refusals = Arc::new([RefusalLog::default(), RefusalLog::default()]);
         loop {
             match listener.accept().await {
                 Ok((stream, from)) => {
+                    let Ok(permit) = handshakes.clone().try_acquire_owned() else {
+                        debug!(%from, "too many peer handshakes in progress; closing");
+                        continue;
+                    };
                     let t = self.clone();
+                    let refusals = refusals.clone();
                     tokio::spawn(async move {
-                        if let Err(e) = t.accepted(stream).await {
-                            warn!(%from, error = %e, "peer connection refused");
+                        match t.accepted(stream, permit).await {
+                            Ok(()) => {}
+                            Err(e @ HandshakeError::BadProof { .. }) => {
+                                if let Some(n) = refusals[0].refused() {
+                                    warn!(%from, error = %e, refused = n, "peer authentication failed");
+                                }
+                            }
+                            Err(e) => {
+                                if let Some(n) = refusals[1].refused() {
+                                    warn!(%from, error = %e, refused = n, "peer connection refused");
+                                }
+                            }
                         }
                     });
                 }
@@ -135,13 +187,23 @@ impl Transport {
             match TcpStream::connect(addr).await {
                 Ok(mut stream) => {
                     let _ = stream.set_nodelay(true);
-                    match self.handshake(&mut stream).await {
-                        Ok(id) if id == peer => {
+                    let admit = |id: PeerId| {
+                        if id == peer {
+                            Ok(())
+                        } else {
+                            warn!(peer = %peer, %addr, answered = %id, "wrong server at peer address");
+                            Err(HandshakeError::Io(std::io::Error::other("wrong server")))
+                        }
+                    };
+                    match handshake::handshake(&mut stream, &self.hello(), Side::Dialer, admit)
+                        .await
+                    {
+                        Ok(_) => {
                             backoff = BACKOFF_MIN;
                             self.serve(peer, stream).await;
                         }
-                        Ok(id) => {
-                            warn!(peer = %peer, %addr, answered = %id, "wrong server at peer address")
+                        Err(e @ HandshakeError::BadProof { .. }) => {
+                            warn!(peer = %peer, %addr, error = %e, "peer authentication failed")
                         }
                         Err(e) => debug!(peer = %peer, error = %e, "handshake failed"),
                     }
@@ -153,50 +215,35 @@ impl Transport {
         }
     }
 
-    async fn accepted(self, mut stream: TcpStream) -> std::io::Result<()> {
+    async fn accepted(
+        self,
+        mut stream: TcpStream,
+        permit: tokio::sync::OwnedSemaphorePermit,
+    ) -> Result<(), HandshakeError> {
         let _ = stream.set_nodelay(true);
-        let peer = self.handshake(&mut stream).await?;
-        if peer <= self.me || !self.members.iter().any(|(p, _)| *p == peer) {
-            return Err(std::io::Error::other(format!(
-                "server {peer} may not dial us"
-            )));
-        }
+        let me = self.me;
+        let members = &self.members;
+        let admit = |peer: PeerId| {
+            if peer <= me || !members.iter().any(|(p, _)| *p == peer) {
+                Err(HandshakeError::Io(std::io::Error::other(format!(
+                    "server {peer} may not dial us"
+                ))))
+            } else {
+                Ok(())
+            }
+        };
+        let peer = handshake::handshake(&mut stream, &self.hello(), Side::Acceptor, admit).await?;
+        drop(permit);
         self.serve(peer, stream).await;
         Ok(())
     }
 
-    /// Both sides send a hello and check the other's.
-    async fn handshake(&self, stream: &mut TcpStream) -> std::io::Result<PeerId> {
-        let mut hello = BytesMut::with_capacity(HELLO_BYTES);
-        hello.extend_from_slice(MAGIC);
-        hello.put_u16(VERSION);
-        hello.put_u64(self.cluster_id);
-        hello.put_u64(self.me.0);
-        stream.write_all(&hello).await?;
-        let mut theirs = [0u8; HELLO_BYTES];
-        tokio::time::timeout(Duration::from_secs(5), stream.read_exact(&mut theirs))
-            .await
-            .map_err(|_| std::io::Error::other("handshake timed out"))??;
-        let mut b = &theirs[..];
-        if &b[..4] != MAGIC {
-            return Err(std::io::Error::other("not a zab peer (bad magic)"));
+    fn hello(&self) -> Hello {
+        Hello {
+            cluster_id: self.cluster_id,
+            me: self.me,
+            secret: self.secret.clone(),
         }
-        b.advance(4);
-        let version = b.get_u16();
-        let cluster = b.get_u64();
-        let id = PeerId(b.get_u64());
-        if version != VERSION {
-            return Err(std::io::Error::other(format!(
-                "peer protocol version {version}, ours {VERSION}"
-            )));
-        }
-        if cluster != self.cluster_id {
-            return Err(std::io::Error::other(format!(
-                "peer is in cluster {cluster}, ours is {}",
-                self.cluster_id
-            )));
-        }
-        Ok(id)
     }
 
     /// Runs one established connection until either direction fails.

@@ -282,6 +282,9 @@ pub struct Replica {
     owners: BTreeMap<u64, u64>,
     /// Completions since the driver last drained them.
     pub completed: Vec<Completion>,
+    /// Committed records skipped since start because they are not commands
+    /// (see `skip`); not replicated state.
+    pub skipped_records: u64,
 }
 
 impl Replica {
@@ -303,6 +306,34 @@ impl Replica {
     fn is_from_stale_connection(&self, cmd: &Command) -> bool {
         matches!(cmd.body, CommandBody::Op(_) | CommandBody::CloseSession)
             && self.owner(cmd.session).is_some_and(|o| o != cmd.origin)
+    }
+}
+
+/// The leader's check of a command a follower forwards, before it is
+/// proposed (zab-core's `Config::forwarded_check`): it must decode, name the
+/// forwarding server as its origin, be a command a follower may originate
+/// (expiries and sweeps are the leader's own), and a new session must be in
+/// the forwarding server's id space. A session's current owner changes with
+/// the log, so it is checked when the command applies
+/// (`is_from_stale_connection`), alike on every replica.
+pub fn check_forwarded(from: zab_core::PeerId, payload: &[u8]) -> Result<(), String> {
+    let cmd = Command::decode(Bytes::copy_from_slice(payload)).map_err(|e| e.to_string())?;
+    if cmd.origin != from.0 {
+        return Err(format!(
+            "the command names server {} as its origin",
+            cmd.origin
+        ));
+    }
+    match &cmd.body {
+        CommandBody::ExpireSession | CommandBody::DeleteExpired { .. } => {
+            Err("only the leader issues expiries and sweeps".into())
+        }
+        CommandBody::CreateSession { .. } if cmd.session >> 56 != from.0 => Err(format!(
+            "new session {:#x} is outside server {from}'s id space",
+            cmd.session
+        )),
+        CommandBody::Op(r) if tree_request(r).is_none() => Err("a read, not a write".into()),
+        _ => Ok(()),
     }
 }
 
@@ -368,6 +399,21 @@ pub fn is_write(request: &Request) -> bool {
 }
 
 impl Replica {
+    /// A committed record that is not a command this replica can apply
+    /// (garbage a peer forwarded before the leader checked, or a record of
+    /// a later format): an ordered no-op. Every replica decodes the same
+    /// bytes alike, so all skip it and stay identical; stopping instead
+    /// would stop every replica, and again at each restart (the record is
+    /// replayed), taking the ensemble down for good.
+    fn skip(&mut self, zxid: Zxid, why: &str) -> Result<(), String> {
+        tracing::error!(zxid = %zxid, reason = why, "a committed log record is not a command this server can apply; skipping it (an ordered no-op on every replica)");
+        self.skipped_records += 1;
+        self.tree
+            .apply(zxid, 0, &crate::tree::Txn::Noop)
+            .map(|_| ())
+            .map_err(|e| format!("applying {zxid} diverged: {e:?}"))
+    }
+
     /// MoveSession: the origin server owns the session from this zxid on.
     /// It changes no node but takes its zxid (an ordered no-op), or fails
     /// with SessionExpired if the session ended before it.
@@ -414,17 +460,20 @@ impl Replica {
 
 impl Application for Replica {
     fn apply(&mut self, zxid: Zxid, payload: &Bytes) -> Result<(), String> {
-        let cmd =
-            Command::decode(payload.clone()).map_err(|e| format!("log record {zxid}: {e}"))?;
+        let cmd = match Command::decode(payload.clone()) {
+            Ok(cmd) => cmd,
+            Err(e) => return self.skip(zxid, &e.to_string()),
+        };
         let request = match &cmd.body {
             CommandBody::CreateSession { timeout_ms, .. } => TreeRequest::CreateSession {
                 timeout_ms: *timeout_ms,
             },
             CommandBody::CloseSession | CommandBody::ExpireSession => TreeRequest::CloseSession,
             CommandBody::MoveSession => return self.apply_move(zxid, cmd),
-            CommandBody::Op(r) => {
-                tree_request(r).ok_or_else(|| format!("log record {zxid}: not a write"))?
-            }
+            CommandBody::Op(r) => match tree_request(r) {
+                Some(request) => request,
+                None => return self.skip(zxid, "a read, not a write"),
+            },
             CommandBody::DeleteExpired { path, .. } => {
                 TreeRequest::DeleteExpired { path: path.clone() }
             }

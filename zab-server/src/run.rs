@@ -54,6 +54,12 @@ pub enum Stop {
 
 /// Runs one server until it is told to stop or cannot go on.
 pub async fn serve(cfg: Config) -> Result<Stop, String> {
+    // Before storage is touched: a server that cannot authenticate to its
+    // peers must not start.
+    let secret = cfg.peer_secret().map_err(|e| e.to_string())?;
+    if secret.is_none() && cfg.servers.len() > 1 {
+        tracing::warn!("peer authentication is off (insecure_no_peer_auth): anyone who can reach the peer port can act as any server");
+    }
     let (store, recovery) = Store::open(file_system(), &cfg.data_dir, store_config())
         .map_err(|e| format!("cannot open data directory {}: {e}", cfg.data_dir.display()))?;
     let mut app = Replica::new();
@@ -79,6 +85,8 @@ pub async fn serve(cfg: Config) -> Result<Stop, String> {
     getrandom::getrandom(&mut id).map_err(|e| format!("no random source: {e}"))?;
     // The name this server gives the ensemble if it is its first leader.
     core_cfg.new_ensemble_id = zab_core::EnsembleId(u64::from_be_bytes(id).max(1));
+    // What a follower forwards is checked before it becomes a proposal.
+    core_cfg.forwarded_check = Some(crate::replica::check_forwarded);
     let node = Node::new(core_cfg, recovery.restored)
         .map_err(|e| format!("cannot start the protocol: {e}"))?;
     let (inputs_tx, inputs_rx) = mpsc::channel::<Input>(INPUT_QUEUE_MAX);
@@ -110,6 +118,7 @@ pub async fn serve(cfg: Config) -> Result<Stop, String> {
             .collect(),
         peers: peers.clone(),
         inputs: inputs_tx.clone(),
+        secret,
     };
     tokio::spawn(transport.run(peer_listener));
     info!(id = cfg.id, peer = %me.peer, client = %me.client, "server started");

@@ -460,3 +460,43 @@ fn a_learner_that_promised_a_later_epoch_gets_one_it_can_follow() {
     e.propose(3, b"b");
     assert_eq!(e.node(2).history().last(), z(now.0, 1));
 }
+
+/// With a forwarded check, the leader proposes only what passes it: a
+/// refused forward is answered with a rejection, and the follower tells its
+/// shell; what passes is committed as before.
+#[test]
+fn the_leader_proposes_a_forwarded_write_only_if_the_check_passes() {
+    fn check(_: crate::types::PeerId, payload: &[u8]) -> Result<(), String> {
+        if payload.starts_with(b"bad") {
+            Err("bad".into())
+        } else {
+            Ok(())
+        }
+    }
+    let mut e = Ensemble::new(
+        (1..=3)
+            .map(|id| {
+                let mut cfg = crate::testkit::config(id, &[1, 2, 3]);
+                cfg.forwarded_check = Some(check);
+                Node::new(cfg, restored(0, 0, Default::default())).expect("starts")
+            })
+            .collect(),
+    );
+    e.tick(3);
+    let Role::Leading { .. } = e.node(3).role() else {
+        panic!("p3 leads: {:?}", e.node(3).role());
+    };
+    let refused = e.propose(1, b"bad write");
+    assert!(e.seen[&p(1)].contains(&Action::Reject {
+        id: refused,
+        leader: Some(p(3)),
+    }));
+    assert!(e.node(3).stats().protocol_errors > 0);
+    e.propose(1, b"good write");
+    let last = e.node(3).history().last();
+    assert_eq!(last.counter(), 1, "only the good write was proposed");
+    assert_eq!(
+        e.logs[&p(2)].last().map(|t| &t.payload[..]),
+        Some(&b"good write"[..])
+    );
+}

@@ -304,3 +304,107 @@ fn replicas_applying_the_same_commands_agree_byte_for_byte() {
     c.restore(&a.snapshot()).expect("restores");
     assert_eq!(c.snapshot(), a.snapshot());
 }
+
+/// A committed record that is not a command (forwarded garbage, a future
+/// format, a read) is an ordered no-op on every replica, not a stop: the
+/// replicas stay identical and go on applying what follows.
+#[test]
+fn a_committed_record_that_is_not_a_command_is_skipped_alike_everywhere() {
+    let z = |c| Zxid::new(Epoch(1), c);
+    let session = 0x0100_0000_0000_0009;
+    let open = CommandBody::CreateSession {
+        timeout_ms: 4_000,
+        password: [7; PASSWORD_BYTES],
+    };
+    let read = CommandBody::Op(Request::GetData {
+        path: "/".into(),
+        watch: false,
+    });
+    let create = CommandBody::Op(Request::Create(CreateRequest {
+        path: "/after".into(),
+        data: Bytes::new(),
+        mode: CreateMode::Persistent,
+        ttl_ms: 0,
+    }));
+    let records = [
+        cmd(session, 0, open),
+        Bytes::from_static(b"0123456789abcdef"),
+        Bytes::new(),
+        cmd(session, 1, read),
+        cmd(session, 2, create),
+    ];
+    let mut replicas = [Replica::new(), Replica::new()];
+    for r in &mut replicas {
+        for (i, record) in records.iter().enumerate() {
+            r.apply(z(i as u32 + 1), record).expect("never a stop");
+        }
+        assert_eq!(r.skipped_records, 3);
+        assert!(r.tree.exists("/after").is_some(), "what follows applies");
+    }
+    assert_eq!(replicas[0].snapshot(), replicas[1].snapshot());
+}
+
+/// The leader proposes only what a follower may forward: a decodable command
+/// of its own origin, not an expiry or sweep, a new session in its own id
+/// space, a write.
+#[test]
+fn forwarded_commands_are_checked_before_they_are_proposed() {
+    use zab_core::PeerId;
+    let of = |origin: u64, session: u64, body: CommandBody| {
+        Command {
+            origin,
+            session,
+            xid: 1,
+            request: 0,
+            time_ms: 0,
+            body,
+        }
+        .encode()
+    };
+    let create = CommandBody::Op(Request::Create(CreateRequest {
+        path: "/x".into(),
+        data: Bytes::new(),
+        mode: CreateMode::Persistent,
+        ttl_ms: 0,
+    }));
+    let open = CommandBody::CreateSession {
+        timeout_ms: 4_000,
+        password: [1; PASSWORD_BYTES],
+    };
+    let two = PeerId(2);
+    let mine = 2 << 56 | 5;
+    assert_eq!(check_forwarded(two, &of(2, mine, create.clone())), Ok(()));
+    assert_eq!(check_forwarded(two, &of(2, mine, open.clone())), Ok(()));
+    assert_eq!(
+        check_forwarded(two, &of(2, mine, CommandBody::CloseSession)),
+        Ok(())
+    );
+    let refused = [
+        b"0123456789abcdef".to_vec(),
+        of(3, mine, create.clone()).to_vec(),
+        of(2, mine, CommandBody::ExpireSession).to_vec(),
+        of(
+            2,
+            mine,
+            CommandBody::DeleteExpired {
+                path: "/c".into(),
+                mzxid: Zxid(1),
+                pzxid: Zxid(1),
+            },
+        )
+        .to_vec(),
+        of(2, 3 << 56 | 5, open).to_vec(),
+        of(
+            2,
+            mine,
+            CommandBody::Op(Request::GetData {
+                path: "/".into(),
+                watch: false,
+            }),
+        )
+        .to_vec(),
+    ];
+    for payload in refused {
+        assert!(check_forwarded(two, &payload).is_err(), "{payload:?}");
+    }
+}

@@ -15,6 +15,8 @@ use zab_tests::proxy::{Direction, Proxy, Rule};
 pub struct Ensemble {
     pub dir: PathBuf,
     pub clients: Vec<SocketAddr>,
+    /// Each server's own peer listening address.
+    pub peers: Vec<SocketAddr>,
     procs: Vec<Option<Child>>,
     /// Keyed (dialer, target), dialer > target; empty unless proxied.
     proxies: BTreeMap<(usize, usize), Proxy>,
@@ -95,6 +97,14 @@ impl Ensemble {
     ) -> Ensemble {
         let dir = std::env::temp_dir().join(format!("zab-cluster-{name}-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).expect("ensemble dir");
+        // Every server of the ensemble shares one peer secret, as
+        // scripts/cluster.sh sets it up.
+        let secret = dir.join("peer-secret");
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos());
+        std::fs::write(&secret, format!("test-secret-{name}-{nanos:x}\n")).expect("peer secret");
         for i in 0..n {
             let mut servers = String::new();
             for (j, client) in clients.iter().enumerate() {
@@ -107,15 +117,17 @@ impl Ensemble {
             let data = dir.join(format!("{}", i + 1));
             std::fs::create_dir_all(&data).expect("data dir");
             let cfg = format!(
-                "id = {}\ndata_dir = \"{}\"\n{extra}\n{servers}",
+                "id = {}\ndata_dir = \"{}\"\npeer_secret_file = \"{}\"\n{extra}\n{servers}",
                 i + 1,
-                data.display()
+                data.display(),
+                secret.display()
             );
             std::fs::write(data.join("zab.toml"), cfg).expect("config");
         }
         Ensemble {
             dir,
             clients: clients.iter().map(|p| loopback(*p)).collect(),
+            peers: (0..n).map(|j| peer(j, j)).collect(),
             procs: (0..n).map(|_| None).collect(),
             proxies: BTreeMap::new(),
             keep: false,

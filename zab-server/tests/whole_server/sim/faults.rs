@@ -90,6 +90,9 @@ impl Simulation {
         };
         self.crash(i);
         if let Some(kind) = self.servers[i].disk.damage(&mut self.rng) {
+            if self.trace {
+                eprintln!("{:>9} µs server {}: {kind}", self.now, i + 1);
+            }
             self.count(kind);
         }
         if self.rng.chance(0.5) {
@@ -98,6 +101,9 @@ impl Simulation {
                 .filter_map(|j| Some((self.servers[j].core.as_ref()?.status().applied, j)))
                 .max();
             if let Some((_, j)) = newest {
+                if self.trace {
+                    eprintln!("{:>9} µs server {} crashes too", self.now, j + 1);
+                }
                 self.count("crash-with-disk-fault");
                 self.crash(j);
             }

@@ -350,6 +350,18 @@ impl Simulation {
                 return;
             }
         };
+        if self.trace {
+            eprintln!(
+                "{:>9} µs server {} restarts: last {}, accepted {}, current {}, {:?}, damage {:?}",
+                self.now,
+                i + 1,
+                recovery.restored.history.last(),
+                recovery.restored.accepted_epoch,
+                recovery.restored.current_epoch,
+                recovery.restored.standing(),
+                recovery.damage
+            );
+        }
         let mut replica = Replica::new();
         if let Some(snapshot) = &recovery.snapshot {
             if let Err(e) = replica.restore(&snapshot.content) {
@@ -365,6 +377,7 @@ impl Simulation {
         cfg.init_limit_ticks = 20;
         cfg.sync_limit_ticks = 5;
         cfg.new_ensemble_id = zab_core::EnsembleId(self.rng.next_u64().max(1));
+        cfg.forwarded_check = Some(zab_server::replica::check_forwarded);
         // A broken protocol rule of zab-core's own self-test, to show the
         // whole-server checks catch protocol bugs too.
         if let Ok(name) = std::env::var("ZAB_WHOLE_SIM_CORE_DEFECT") {
