@@ -200,7 +200,8 @@ impl Store {
             // all of it; restart the log after it so appends stay contiguous.
             log.reset(generation)?;
         }
-        let replay = match after_base(base, recovered.records) {
+        log.set_floor(base);
+        let replay = match after_base(base, log.chain_start(), recovered.records) {
             Ok(replay) => replay,
             Err(first) => {
                 // A snapshot fell back to an older one, or the log's first
@@ -375,7 +376,10 @@ impl Store {
         if current.mark > to {
             self.standing.mark(self.log.generation(), to)?;
         }
-        self.log.truncate_after(to)
+        self.log.truncate_after(to)?;
+        // If that emptied the log, the next segment follows `to`.
+        self.log.set_floor(to);
+        Ok(())
     }
 
     /// A snapshot received from the leader replaces the whole history. It is
@@ -385,6 +389,7 @@ impl Store {
         let generation = self.log.generation() + 1;
         let meta = snapshot_file::write(self.fs.as_ref(), &self.dir, generation, zxid, content)?;
         self.log.reset(generation)?;
+        self.log.set_floor(zxid);
         self.standing.mark(generation, zxid)?;
         for old in std::mem::take(&mut self.snapshots) {
             self.fs
@@ -568,12 +573,23 @@ fn quarantine(fs: &dyn Fs, dir: &Path, names: &[String]) -> Result<()> {
 }
 
 /// The records after the snapshot at `base`, or the first of them if they
-/// do not continue it (a hole).
-fn after_base(base: Zxid, records: Vec<Txn>) -> std::result::Result<Vec<Txn>, Zxid> {
+/// do not continue it (a hole): by zxid, or by the chain link of the first
+/// segment (`chain`, the zxid it follows), which also catches a lost tail
+/// of an epoch before the next epoch's first counter.
+fn after_base(
+    base: Zxid,
+    chain: Option<Zxid>,
+    records: Vec<Txn>,
+) -> std::result::Result<Vec<Txn>, Zxid> {
     let covered = records.iter().any(|t| t.zxid == base);
     let replay: Vec<Txn> = records.into_iter().filter(|t| t.zxid > base).collect();
     match replay.first() {
-        Some(first) if !covered && !base.is_followed_by(first.zxid) => Err(first.zxid),
+        Some(first)
+            if !covered
+                && (!base.is_followed_by(first.zxid) || chain.is_some_and(|c| c > base)) =>
+        {
+            Err(first.zxid)
+        }
         _ => Ok(replay),
     }
 }

@@ -53,6 +53,12 @@ impl Default for LogConfig {
 struct Segment {
     path: PathBuf,
     first: Zxid,
+    /// The zxid its first record follows, from its name (segments of older
+    /// builds have none). It chains the segments: a segment lost from the
+    /// middle shows as a break in the chain even where the zxids alone
+    /// look contiguous (a lost epoch's tail, followed by the next epoch's
+    /// first counter).
+    prev: Option<Zxid>,
     /// Last zxid in the segment (ZERO while empty).
     last: Zxid,
     /// Bytes of records.
@@ -78,6 +84,9 @@ pub struct TxnLog {
     pending: Vec<u8>,
     /// Segment length including `pending`.
     last: Zxid,
+    /// What the history starts after while the log is empty (the snapshot
+    /// it continues): the chain link of the first segment rolled then.
+    floor: Zxid,
 }
 
 /// What recovery found.
@@ -100,13 +109,30 @@ struct Stop {
     reason: String,
 }
 
-pub fn segment_name(generation: u32, first: Zxid) -> String {
-    format!("log.{generation:08x}.{:016x}", first.0)
+/// `log.<generation>.<first zxid>.<zxid it follows>`, in fixed-width hex.
+pub fn segment_name(generation: u32, first: Zxid, prev: Zxid) -> String {
+    format!("log.{generation:08x}.{:016x}.{:016x}", first.0, prev.0)
+}
+
+/// The zxid a segment's first record follows, if its name says (names of
+/// older builds, `log.<generation>.<first zxid>`, do not).
+pub fn segment_chain(name: &str) -> Option<Zxid> {
+    let rest = name.strip_prefix("log.")?;
+    let mut parts = rest.split('.');
+    let (_, _, prev) = (parts.next()?, parts.next()?, parts.next()?);
+    (prev.len() == 16 && parts.next().is_none())
+        .then(|| u64::from_str_radix(prev, 16).ok().map(Zxid))
+        .flatten()
 }
 
 pub fn parse_segment_name(name: &str) -> Option<(u32, Zxid)> {
     let rest = name.strip_prefix("log.")?;
-    let (generation, first) = rest.split_once('.')?;
+    let (generation, rest) = rest.split_once('.')?;
+    let first = match rest.split_once('.') {
+        Some((first, prev)) if prev.len() == 16 && !prev.contains('.') => first,
+        Some(_) => return None,
+        None => rest,
+    };
     if generation.len() != 8 || first.len() != 16 {
         return None;
     }
@@ -167,6 +193,7 @@ impl TxnLog {
             active: None,
             pending: Vec::new(),
             last: Zxid::ZERO,
+            floor: Zxid::ZERO,
         };
         let ours: Vec<_> = names
             .into_iter()
@@ -180,7 +207,8 @@ impl TxnLog {
         for (i, (_, first, name)) in files.by_ref() {
             let path = dir.join(&name);
             let is_last = i + 1 == count;
-            let (seg, stop) = log.scan_segment(&path, first, is_last, &mut records)?;
+            let chain = segment_chain(&name);
+            let (seg, stop) = log.scan_segment(&path, (first, chain), is_last, &mut records)?;
             let Some(stop) = stop else {
                 if seg.last == Zxid::ZERO {
                     // The newest segment was created but nothing in it became
@@ -261,7 +289,7 @@ impl TxnLog {
     fn scan_segment(
         &mut self,
         path: &Path,
-        first: Zxid,
+        (first, chain): (Zxid, Option<Zxid>),
         is_last: bool,
         records: &mut Vec<Txn>,
     ) -> Result<(Segment, Option<Stop>)> {
@@ -278,6 +306,19 @@ impl TxnLog {
                 Decoded::Record(txn, next) => {
                     let expected_first = offset == 0 && txn.zxid != first;
                     let gap = prev.is_some_and(|p| !p.is_followed_by(txn.zxid));
+                    // The segment names what it follows; the log before it
+                    // must end there.
+                    let broken =
+                        offset == 0 && prev.is_some() && chain.is_some_and(|c| Some(c) != prev);
+                    if broken {
+                        let reason = format!(
+                            "the segment follows {} but the log before it ends at {} (a segment is missing)",
+                            chain.unwrap_or(Zxid::ZERO),
+                            prev.unwrap_or(Zxid::ZERO)
+                        );
+                        stop = Some(Stop { offset, reason });
+                        break;
+                    }
                     if expected_first || gap {
                         let reason = format!(
                             "zxid {} follows {}, leaving a gap (is a log segment missing?)",
@@ -322,6 +363,7 @@ impl TxnLog {
         let seg = Segment {
             path: path.to_path_buf(),
             first,
+            prev: chain,
             last,
             len: offset as u64,
         };
@@ -375,6 +417,20 @@ impl TxnLog {
     /// The last zxid appended (durable or not); ZERO when empty.
     pub fn last(&self) -> Zxid {
         self.last
+    }
+
+    /// Sets what the history starts after while the log is empty (the
+    /// snapshot the log continues).
+    pub fn set_floor(&mut self, floor: Zxid) {
+        self.floor = floor;
+    }
+
+    /// The zxid the first segment holding records follows, if its name says.
+    pub fn chain_start(&self) -> Option<Zxid> {
+        self.segments
+            .iter()
+            .find(|s| s.last != Zxid::ZERO)
+            .and_then(|s| s.prev)
     }
 
     /// The first zxid held, if any.
@@ -462,7 +518,12 @@ impl TxnLog {
                 .remove(&seg.path)
                 .map_err(|e| StorageError::io("remove", &seg.path, e))?;
         }
-        let path = self.dir.join(segment_name(self.generation, first));
+        let prev = if self.last == Zxid::ZERO {
+            self.floor
+        } else {
+            self.last
+        };
+        let path = self.dir.join(segment_name(self.generation, first, prev));
         let mut file = self
             .fs
             .create(&path)
@@ -480,6 +541,7 @@ impl TxnLog {
         self.segments.push(Segment {
             path,
             first,
+            prev: Some(prev),
             last: Zxid::ZERO,
             len: 0,
         });

@@ -83,7 +83,7 @@ fn missing_middle_segment_restores_as_recovering() {
     assert!(r.restored.recovering);
     assert_eq!(r.restored.history.last(), z(1, RECORDS_PER_SEGMENT));
     let damage = r.damage.expect("reported");
-    assert!(damage.contains("gap"), "{damage}");
+    assert!(damage.contains("a segment is missing"), "{damage}");
     // Losing the newest segments is caught by the mark alone.
     let (fs, mut store) = fresh();
     epochs_and_synced_appends(&mut store, 1, 1, 40);
@@ -128,4 +128,51 @@ fn a_log_that_skips_past_the_snapshot_restores_as_recovering() {
     let (_, again) = open(&fs).expect("reopen");
     assert!(again.restored.recovering);
     assert_eq!(again.restored.history.last(), z(1, 6));
+}
+
+/// B3: a lost segment that held the tail of an epoch leaves zxids that look
+/// contiguous (the next epoch's first counter follows any counter of the
+/// one before), and the mark is still met; the segments' chain links (each
+/// names the zxid it follows) show the hole. Found by the whole-server
+/// simulator (seed 104128), where such a server rejoined as a member and
+/// an acknowledged write was lost.
+#[test]
+fn a_lost_segment_that_ended_an_epoch_restores_as_recovering() {
+    let (fs, mut store) = fresh();
+    epochs_and_synced_appends(&mut store, 1, 1, 3 * RECORDS_PER_SEGMENT);
+    epochs_and_synced_appends(&mut store, 2, 1, 4);
+    drop(store);
+    let segments = segment_files(&fs);
+    assert!(segments.len() >= 4, "{segments:?}");
+    // The third segment holds (1, 25..=36), the last of epoch 1.
+    let third = &segments[2];
+    assert!(
+        third
+            .display()
+            .to_string()
+            .contains(&format!("{:016x}.", z(1, 2 * RECORDS_PER_SEGMENT + 1).0)),
+        "{third:?}"
+    );
+    fs.remove(third).expect("removing a segment");
+    let (_, r) = open(&fs).expect("restores");
+    let damage = r.damage.clone().expect("the hole is found");
+    assert!(r.restored.recovering, "{damage}");
+    assert!(damage.contains("a segment is missing"), "{damage}");
+    assert_eq!(r.restored.history.last(), z(1, 2 * RECORDS_PER_SEGMENT));
+    // The first segment lost instead, with a snapshot before the hole: the
+    // chain link of the first segment left shows it.
+    let (fs, mut store) = fresh();
+    epochs_and_synced_appends(&mut store, 1, 1, 2 * RECORDS_PER_SEGMENT);
+    store
+        .write_snapshot(z(1, 5), b"state at 5")
+        .expect("snapshot");
+    epochs_and_synced_appends(&mut store, 2, 1, 4);
+    drop(store);
+    let segments = segment_files(&fs);
+    fs.remove(&segments[0]).expect("removing the first segment");
+    fs.remove(&segments[1])
+        .expect("and the second: epoch 1's tail");
+    let (_, r) = open(&fs).expect("restores");
+    assert!(r.restored.recovering, "{:?}", r.damage);
+    assert_eq!(r.restored.history.last(), z(1, 5), "the snapshot alone");
 }
