@@ -72,6 +72,13 @@ fn run_all(seeds: Vec<u64>, defects: Broken) -> Vec<Report> {
 /// environment: every run is clean.
 #[test]
 fn campaign() {
+    if std::env::var_os("ZAB_WHOLE_SIM_TRACE").is_some() {
+        // The servers' own log lines, interleaved with the trace.
+        let _ = tracing_subscriber::fmt()
+            .with_writer(std::io::stderr)
+            .without_time()
+            .try_init();
+    }
     let seeds: Vec<u64> = match env_u64("ZAB_WHOLE_SIM_SEED") {
         Some(seed) => vec![seed],
         None => {

@@ -121,11 +121,10 @@ impl Simulation {
                 }
             };
             let (session, stale) = (l.session, l.stale);
+            let mut heard = None;
             let input = if l.hello_seen {
                 let frame = RequestFrame::decode(body).expect("clients send well-formed frames");
-                if let Some(session) = session {
-                    self.hear(session, server, stale);
-                }
+                heard = session.map(|session| (session, self.hearing(server, stale)));
                 ServerInput::ClientFrame { conn, frame }
             } else {
                 l.hello_seen = true;
@@ -149,13 +148,16 @@ impl Simulation {
                 }
             };
             self.input(server, input);
+            // Evidence only if the server took the frame: one it answers by
+            // closing the connection (the session moved away through the
+            // log, perhaps by a resume the client had given up on) renews
+            // nothing.
+            if let Some((session, hearing)) = heard {
+                if self.links.get(&conn).is_some_and(|l| l.server_open) {
+                    self.checker.traffic(session, self.now, hearing);
+                }
+            }
         }
-    }
-
-    /// Server `i` received traffic of `session`: the checker's evidence.
-    fn hear(&mut self, session: u64, i: usize, stale: bool) {
-        let hearing = self.hearing(i, stale);
-        self.checker.traffic(session, self.now, hearing);
     }
 
     /// What server `i` hearing a session now would prove, if anything.
