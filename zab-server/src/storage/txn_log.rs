@@ -617,26 +617,25 @@ impl TxnLog {
     /// Keeps every segment aside as `<segment>.damaged` and empties the log:
     /// its records do not continue the history recovery starts from.
     pub fn set_aside_all(&mut self) -> Result<()> {
-        self.pending.clear();
-        self.active = None;
-        for seg in std::mem::take(&mut self.segments) {
-            self.keep_aside(&seg.path)?;
-            self.fs
-                .remove(&seg.path)
-                .map_err(|e| StorageError::io("remove", &seg.path, e))?;
-        }
-        self.fs
-            .sync_dir(&self.dir)
-            .map_err(|e| StorageError::io("fsync directory", &self.dir, e))?;
-        self.last = Zxid::ZERO;
-        Ok(())
+        self.remove_all_segments(true)
     }
 
     /// Deletes every segment and starts `generation` (after a snapshot install).
     pub fn reset(&mut self, generation: u32) -> Result<()> {
+        self.remove_all_segments(false)?;
+        self.generation = generation;
+        Ok(())
+    }
+
+    /// Empties the log, durably; with `keep_aside`, copies of the segments
+    /// stay as `<segment>.damaged`.
+    fn remove_all_segments(&mut self, keep_aside: bool) -> Result<()> {
         self.pending.clear();
         self.active = None;
-        for seg in self.segments.drain(..) {
+        for seg in std::mem::take(&mut self.segments) {
+            if keep_aside {
+                self.keep_aside(&seg.path)?;
+            }
             self.fs
                 .remove(&seg.path)
                 .map_err(|e| StorageError::io("remove", &seg.path, e))?;
@@ -644,7 +643,6 @@ impl TxnLog {
         self.fs
             .sync_dir(&self.dir)
             .map_err(|e| StorageError::io("fsync directory", &self.dir, e))?;
-        self.generation = generation;
         self.last = Zxid::ZERO;
         Ok(())
     }
