@@ -173,20 +173,31 @@ impl Drop for SmallDisk {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_full_disk_on_the_leader_fails_over_and_a_full_disk_refuses_to_start() {
     let mut e = Ensemble::start(3, "enospc");
-    let leader = e.wait_for_leader(None).await;
-    e.kill(leader);
-    // The leader's data directory moves onto a small tmpfs (the test's own
-    // mount; its config and log come along).
-    let dir = data_dir(&e, leader);
+    e.wait_for_leader(None).await;
+    // Server 3's data directory moves onto a small tmpfs (the test's own
+    // mount; its config and log come along), and server 3 is made the
+    // leader: with equal histories the highest id wins an election.
+    let victim = 2;
+    e.kill(victim);
+    let dir = data_dir(&e, victim);
     let keep = tempdir_copy(&dir);
     let Some(disk) = SmallDisk::mount(&dir, "16m") else {
         eprintln!("SKIPPED: mounting a tmpfs needs CAP_SYS_ADMIN, which this host does not give");
         return;
     };
     copy_dir(&keep, &dir);
-    e.spawn(leader);
-    let leader = e.wait_for_leader(None).await;
-    assert_eq!(leader, data_dir_index(&e, &dir), "it leads again");
+    e.spawn(victim);
+    let mut leader = e.wait_for_leader(None).await;
+    if leader != victim {
+        // Once server 3 serves (it has the leader's history), fail the
+        // leader over: of the two left, server 3 has the highest id.
+        drop(e.client(victim, 4000).await);
+        e.kill(leader);
+        let next = e.wait_for_leader(Some(leader)).await;
+        e.spawn(leader);
+        leader = next;
+    }
+    assert_eq!(leader, data_dir_index(&e, &dir), "server 3 leads");
     let servers: Vec<_> = e.clients.clone();
     let c = common::connect_retry(&servers, 4000)
         .await
