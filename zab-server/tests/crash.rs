@@ -1456,53 +1456,6 @@ fn group_commit_stops_after_fsync_failure() {
     assert_replay(&r, &expected, "what the writer reported durable");
 }
 
-/// B7: a missing epoch file next to a log is damage, not epoch 0: the
-/// server restores as recovering; a torn one is damaged (REFERENCE §1.8).
-#[test]
-fn missing_or_torn_epoch_file_is_damage() {
-    for name in [epoch_file::ACCEPTED, epoch_file::CURRENT] {
-        let (fs, mut store) = fresh();
-        epochs_and_synced_appends(&mut store, 1, 1, 5);
-        drop(store);
-        let path = dir().join(name);
-        fs.remove(&path).expect("removing the epoch file");
-        let (_, r) = open(&fs).expect("restores");
-        assert!(r.restored.recovering, "missing {name}");
-        assert!(r
-            .damage
-            .expect("reported")
-            .contains(&path.display().to_string()));
-
-        // Torn (the last byte missing) and damaged (the epoch's digit
-        // changed, which only the checksum can tell).
-        fn torn(good: &[u8]) -> Vec<u8> {
-            good[..good.len() - 1].to_vec()
-        }
-        fn changed(good: &[u8]) -> Vec<u8> {
-            let mut bad = good.to_vec();
-            bad[0] = if bad[0] == b'3' { b'5' } else { b'3' };
-            bad
-        }
-        type Damage = fn(&[u8]) -> Vec<u8>;
-        for (how, damage) in [("torn", torn as Damage), ("changed", changed)] {
-            let (fs, mut store) = fresh();
-            epochs_and_synced_appends(&mut store, 1, 1, 5);
-            drop(store);
-            let good = fs.read(&path).expect("reading the epoch file");
-            let mut file = fs.create(&path).expect("replacing the epoch file");
-            file.write_at(0, &damage(&good))
-                .expect("writing a bad epoch file");
-            drop(file);
-            let (_, r) = open(&fs).expect("restores");
-            assert!(r.restored.recovering, "{how} {name}");
-            assert!(r
-                .damage
-                .expect("reported")
-                .contains(&path.display().to_string()));
-        }
-    }
-}
-
 /// B8: a crash after the installed snapshot's rename is durable but before
 /// the old generation's segments are gone must not replay the old history on
 /// top of the snapshot (REFERENCE §1.3).

@@ -35,7 +35,7 @@ const GRANDFATHERED: &[(&str, usize)] = &[
     ("tests/src/linearizability.rs", 811),
     ("zab-server/tests/nemesis/main.rs", 823),
     ("zab-server/src/storage/sim_fs.rs", 877),
-    ("zab-server/tests/crash.rs", 1819),
+    ("zab-server/tests/crash.rs", 1780),
 ];
 
 fn root() -> PathBuf {
