@@ -66,9 +66,15 @@ impl Ensemble {
     /// [`Ensemble::start_proxied`] with `extra` TOML lines in every
     /// server's config (before the server list), e.g. `snapshot_every_txns = 20`.
     pub async fn start_proxied_with(n: usize, name: &str, extra: &str) -> Ensemble {
-        let ports = free_ports(2 * n);
-        let (peers, clients) = ports.split_at(n);
-        let peers: Vec<SocketAddr> = peers.iter().map(|p| loopback(*p)).collect();
+        // Every port stays held until all are chosen, the proxies' own
+        // included: a proxy binding a port just released for a server would
+        // leave that server unable to start.
+        let bind = || TcpListener::bind("127.0.0.1:0").expect("a free port on loopback");
+        let held_peers: Vec<TcpListener> = (0..n).map(|_| bind()).collect();
+        let peers: Vec<SocketAddr> = held_peers
+            .iter()
+            .map(|l| l.local_addr().expect("bound"))
+            .collect();
         let mut proxies = BTreeMap::new();
         for i in 0..n {
             for (j, peer) in peers.iter().enumerate().take(i) {
@@ -76,6 +82,14 @@ impl Ensemble {
                 proxies.insert((i, j), proxy);
             }
         }
+        let held_clients: Vec<TcpListener> = (0..n).map(|_| bind()).collect();
+        let clients: Vec<u16> = held_clients
+            .iter()
+            .map(|l| l.local_addr().expect("bound").port())
+            .collect();
+        drop(held_peers);
+        drop(held_clients);
+        let clients = &clients[..];
         let listed = |i: usize, j: usize| match proxies.get(&(i, j)) {
             Some(proxy) => proxy.addr(),
             None => peers[j], // i does not dial j (or j is i itself)
