@@ -174,12 +174,9 @@ impl Drop for SmallDisk {
 async fn a_full_disk_on_the_leader_fails_over_and_a_full_disk_refuses_to_start() {
     let mut e = Ensemble::start(3, "enospc");
     e.wait_for_leader(None).await;
-    // Every server joins first (one that never finished joining is blank
-    // and does not vote; docs/disk-faults.md).
-    for i in 0..3 {
-        let c = e.client(i, 4000).await;
-        retry(|| c.sync("/")).await.expect("every server serves");
-    }
+    // (wait_for_leader also waits until every server has joined: one that
+    // never did is blank and does not vote. No session yet: the data
+    // directory must stay small enough to copy onto the test's tmpfs.)
     // Server 3's data directory moves onto a small tmpfs (the test's own
     // mount; its config and log come along), and server 3 is made the
     // leader: with equal histories the highest id wins an election.
