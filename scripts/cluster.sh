@@ -37,7 +37,8 @@ config() { # id n
     {
         echo "id = $id"
         echo "data_dir = \"$DATA/$id\""
-        echo "peer_secret_file = \"$DATA/peer-secret\""
+        # Absolute: a relative path is read relative to the config file.
+        echo "peer_secret_file = \"$(cd "$DATA" && pwd)/peer-secret\""
         for j in $(seq 1 "$n"); do
             echo "[[servers]]"
             echo "id = $j"
