@@ -58,7 +58,7 @@ pub struct Config {
 }
 
 /// See [`Config::forwarded_check`]: the forwarding peer and the payload.
-pub type ForwardedCheck = fn(PeerId, &[u8]) -> Result<(), String>;
+pub type ForwardedCheck = fn(PeerId, &bytes::Bytes) -> Result<(), String>;
 
 impl Config {
     /// Defaults that suit a tick of about 100 ms.

@@ -316,8 +316,9 @@ impl Replica {
 /// the forwarding server's id space. A session's current owner changes with
 /// the log, so it is checked when the command applies
 /// (`is_from_stale_connection`), alike on every replica.
-pub fn check_forwarded(from: zab_core::PeerId, payload: &[u8]) -> Result<(), String> {
-    let cmd = Command::decode(Bytes::copy_from_slice(payload)).map_err(|e| e.to_string())?;
+pub fn check_forwarded(from: zab_core::PeerId, payload: &Bytes) -> Result<(), String> {
+    // Zero-copy: the decoded command shares the payload's buffer.
+    let cmd = Command::decode(payload.clone()).map_err(|e| e.to_string())?;
     if cmd.origin != from.0 {
         return Err(format!(
             "the command names server {} as its origin",

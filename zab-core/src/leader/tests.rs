@@ -466,7 +466,7 @@ fn a_learner_that_promised_a_later_epoch_gets_one_it_can_follow() {
 /// shell; what passes is committed as before.
 #[test]
 fn the_leader_proposes_a_forwarded_write_only_if_the_check_passes() {
-    fn check(_: crate::types::PeerId, payload: &[u8]) -> Result<(), String> {
+    fn check(_: crate::types::PeerId, payload: &Bytes) -> Result<(), String> {
         if payload.starts_with(b"bad") {
             Err("bad".into())
         } else {

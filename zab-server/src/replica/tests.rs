@@ -143,7 +143,7 @@ fn damaged_commands_never_panic_and_what_decodes_is_canonical() {
         if let Ok(c) = Command::decode(Bytes::from(b.clone())) {
             decoded += 1;
             if b.first() == Some(&COMMAND_VERSION) {
-                assert_eq!(c.encode().to_vec(), b, "not canonical: {c:?}");
+                assert_eq!(c.encode(), b, "not canonical: {c:?}");
             }
         }
     }
@@ -380,9 +380,9 @@ fn forwarded_commands_are_checked_before_they_are_proposed() {
         Ok(())
     );
     let refused = [
-        b"0123456789abcdef".to_vec(),
-        of(3, mine, create.clone()).to_vec(),
-        of(2, mine, CommandBody::ExpireSession).to_vec(),
+        Bytes::from_static(b"0123456789abcdef"),
+        of(3, mine, create.clone()),
+        of(2, mine, CommandBody::ExpireSession),
         of(
             2,
             mine,
@@ -391,9 +391,8 @@ fn forwarded_commands_are_checked_before_they_are_proposed() {
                 mzxid: Zxid(1),
                 pzxid: Zxid(1),
             },
-        )
-        .to_vec(),
-        of(2, 3 << 56 | 5, open).to_vec(),
+        ),
+        of(2, 3 << 56 | 5, open),
         of(
             2,
             mine,
@@ -401,8 +400,7 @@ fn forwarded_commands_are_checked_before_they_are_proposed() {
                 path: "/".into(),
                 watch: false,
             }),
-        )
-        .to_vec(),
+        ),
     ];
     for payload in refused {
         assert!(check_forwarded(two, &payload).is_err(), "{payload:?}");
