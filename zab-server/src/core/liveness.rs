@@ -52,6 +52,23 @@ impl Frontend {
             info!("leading: session clocks restarted");
         }
         self.leading = leading;
+        let relaying = matches!(
+            role,
+            Role::Following {
+                phase: zab_core::Phase::Broadcast,
+                ..
+            } | Role::Observing {
+                phase: zab_core::Phase::Broadcast,
+                ..
+            }
+        );
+        if !leading && !relaying {
+            // Keep what clients said while this server is between leaders or
+            // still syncing: the new leader restarts every session's clock
+            // when it starts, and these touches must reach it after that, or
+            // a session that pinged all along expires on a slow rejoin.
+            return Vec::new();
+        }
         let touched = std::mem::take(&mut self.touched);
         if !leading {
             if touched.is_empty() {

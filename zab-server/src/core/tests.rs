@@ -291,6 +291,27 @@ fn the_leader_expires_on_the_monotonic_clock_only() {
     );
 }
 
+/// A ping heard while this follower is still syncing with a new leader is
+/// relayed once it broadcasts, not dropped: the new leader restarted every
+/// session's clock when it started, and a slow rejoin must not expire a
+/// session whose client pinged all along.
+#[test]
+fn touches_heard_while_syncing_reach_the_leader_later() {
+    let mut h = Harness::new();
+    let (session, _) = h.connect(1, None);
+    h.tick(following());
+    h.advance(1_000);
+    h.frame(1, RequestFrame::Ping);
+    let syncing = zab_core::Role::Following {
+        leader: zab_core::PeerId(2),
+        term: Epoch(2),
+        phase: zab_core::Phase::Synchronization,
+    };
+    assert_eq!(relayed(&h.tick(syncing)), Vec::<u64>::new());
+    h.advance(100);
+    assert_eq!(relayed(&h.tick(following())), vec![session]);
+}
+
 /// A session heard on a follower (relayed) is alive at the leader.
 #[test]
 fn relayed_sessions_stay_alive_at_the_leader() {
