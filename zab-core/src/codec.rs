@@ -59,6 +59,9 @@
 //! |  20 | `Sync`            | epoch, id                                            |
 //! |  21 | `SyncReply`       | epoch, id, zxid                                      |
 //! |  22 | `Relay`           | epoch, payload bytes                                 |
+//! |  23 | snapshot begin    | epoch, join, zxid, total u64 (see [`StreamDecoder`]) |
+//! |  24 | snapshot chunk    | raw bytes: the rest of the frame                     |
+//! |  25 | snapshot end      | crc32 u32 of the whole snapshot                      |
 //!
 //! # Untrusted input
 //!
@@ -107,6 +110,10 @@ pub enum CodecError {
         field: &'static str,
         value: u8,
     },
+    /// A streamed snapshot's frames broke the stream's rules (see
+    /// [`StreamDecoder`]): out of order, longer than announced, over the
+    /// receiver's limit, or failing its checksum. Nothing of it was kept.
+    BadSnapshotStream { reason: &'static str },
 }
 
 impl fmt::Display for CodecError {
@@ -148,6 +155,11 @@ impl fmt::Display for CodecError {
                 f,
                 "{kind} message has invalid value {value} in field `{field}`; \
                  the peer runs an incompatible version or its encoder is broken"
+            ),
+            CodecError::BadSnapshotStream { reason } => write!(
+                f,
+                "peer's streamed snapshot is invalid: {reason}; \
+                 the transfer is discarded (the leader sends a new one)"
             ),
         }
     }
@@ -198,6 +210,14 @@ pub fn encode_to_bytes(msg: &Message) -> Bytes {
 /// Other errors consume the offending frame. Any error means the stream
 /// cannot be trusted and the connection should be closed.
 pub fn decode(src: &mut BytesMut, frame_bytes_max: usize) -> Result<Option<Message>, CodecError> {
+    match take_frame(src, frame_bytes_max)? {
+        Some(body) => decode_body(body).map(Some),
+        None => Ok(None),
+    }
+}
+
+/// Takes one frame's body off the front of `src`, as [`decode`] describes.
+fn take_frame(src: &mut BytesMut, frame_bytes_max: usize) -> Result<Option<Bytes>, CodecError> {
     let Some(len) = peek_body_len(src) else {
         return Ok(None);
     };
@@ -220,8 +240,7 @@ pub fn decode(src: &mut BytesMut, frame_bytes_max: usize) -> Result<Option<Messa
         return Ok(None);
     }
     src.advance(LEN_PREFIX);
-    let body = src.split_to(len).freeze();
-    decode_body(body).map(Some)
+    Ok(Some(src.split_to(len).freeze()))
 }
 
 // ---------------------------------------------------------------------------
@@ -255,6 +274,10 @@ mod tag {
     pub const SYNC: u8 = 20;
     pub const SYNC_REPLY: u8 = 21;
     pub const RELAY: u8 = 22;
+    // Frames of a streamed snapshot (see `stream`); never a message alone.
+    pub const SNAPSHOT_BEGIN: u8 = 23;
+    pub const SNAPSHOT_CHUNK: u8 = 24;
+    pub const SNAPSHOT_END: u8 = 25;
 }
 
 fn tag_of(msg: &Message) -> u8 {
@@ -796,5 +819,8 @@ impl Reader {
     }
 }
 
+mod stream;
 #[cfg(test)]
 mod tests;
+
+pub use stream::{frames, StreamDecoder, CHUNK_BYTES, SNAPSHOT_BYTES_MAX};

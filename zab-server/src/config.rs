@@ -85,6 +85,10 @@ fn default_init_limit() -> u32 {
 fn default_sync_limit() -> u32 {
     5
 }
+/// The largest client frame a server may allow: a write is forwarded and
+/// proposed inside one peer frame, with its command header around it.
+pub const CLIENT_FRAME_BYTES_CEILING: u32 = zab_core::codec::FRAME_BYTES_MAX as u32 - 64 * 1024;
+
 fn default_snapshot_every() -> u64 {
     100_000
 }
@@ -157,6 +161,14 @@ impl Config {
         }
         if self.client_frame_bytes_max < 4096 {
             return bad("client_frame_bytes_max must be at least 4096".into());
+        }
+        if self.client_frame_bytes_max > CLIENT_FRAME_BYTES_CEILING {
+            return bad(format!(
+                "client_frame_bytes_max {} is above {CLIENT_FRAME_BYTES_CEILING}: a write \
+                 that large could not be replicated (a peer frame carries at most {} bytes)",
+                self.client_frame_bytes_max,
+                zab_core::codec::FRAME_BYTES_MAX
+            ));
         }
         let ticks2 = self.tick_ms.saturating_mul(2);
         if u64::from(self.min_session_timeout_ms) < ticks2 {
@@ -235,6 +247,7 @@ impl Config {
             min_timeout_ms: self.min_session_timeout_ms,
             max_timeout_ms: self.max_session_timeout_ms,
             handshake_timeout_ms: self.handshake_timeout_ms,
+            frame_bytes_max: self.client_frame_bytes_max,
         }
     }
 
@@ -380,6 +393,13 @@ mod tests {
             (
                 GOOD.replace("data_dir", "insecure_no_peer_auth = true\n        data_dir"),
                 "contradict",
+            ),
+            (
+                GOOD.replace(
+                    "data_dir",
+                    "client_frame_bytes_max = 17825792\n        data_dir",
+                ),
+                "could not be replicated",
             ),
         ];
         for (text, expected) in cases {

@@ -1,5 +1,8 @@
 //! Quorum transport: one TCP connection per pair of servers, carrying the
-//! core's messages in its own frames.
+//! core's messages in its own frames. A snapshot larger than a chunk is
+//! streamed as bounded frames (`zab_core::codec::frames`) and reassembled,
+//! checked and handed to the core whole ([`codec::StreamDecoder`]), so no
+//! tree is too large to send to a follower.
 //!
 //! The server with the higher id dials; the lower one accepts, so each pair
 //! has exactly one connection. A connection opens with a handshake
@@ -119,6 +122,29 @@ impl Peers {
         v.sort();
         v
     }
+}
+
+/// Whether `msg` crosses the link as a stream of chunks (a snapshot larger
+/// than one chunk).
+fn is_streamed(msg: &Message) -> bool {
+    matches!(msg, Message::Snapshot { data, .. } if data.len() > codec::CHUNK_BYTES)
+}
+
+/// Writes what is batched in `buf`, then `msg`'s frames one by one: the
+/// socket paces the transfer, and no frame copies the snapshot.
+async fn write_streamed(
+    writer: &mut tokio::net::tcp::OwnedWriteHalf,
+    buf: &mut BytesMut,
+    msg: &Message,
+) -> std::io::Result<()> {
+    writer.write_all(buf).await?;
+    buf.clear();
+    let frames = codec::frames(msg, codec::CHUNK_BYTES);
+    debug!(frames = frames.len(), "streaming a snapshot");
+    for frame in frames {
+        writer.write_all(&frame).await?;
+    }
+    Ok(())
 }
 
 /// Static facts every connection needs.
@@ -262,12 +288,19 @@ impl Transport {
         let write = async move {
             let mut buf = BytesMut::new();
             while let Some(msg) = rx.recv().await {
-                codec::encode(&msg, &mut buf);
-                // Batch whatever else is already queued into the same write.
-                while buf.len() < 1 << 20 {
-                    match rx.try_recv() {
-                        Ok(m) => codec::encode(&m, &mut buf),
-                        Err(_) => break,
+                let mut next = Some(msg);
+                // Batch whatever else is already queued into the same write;
+                // a large snapshot goes out as its own stream of chunks.
+                while let Some(msg) = next.take() {
+                    if is_streamed(&msg) {
+                        if write_streamed(&mut writer, &mut buf, &msg).await.is_err() {
+                            return;
+                        }
+                    } else {
+                        codec::encode(&msg, &mut buf);
+                    }
+                    if buf.len() < 1 << 20 {
+                        next = rx.try_recv().ok();
                     }
                 }
                 if writer.write_all(&buf).await.is_err() {
@@ -279,8 +312,10 @@ impl Transport {
         let inputs = self.inputs.clone();
         let read = async move {
             let mut buf = BytesMut::with_capacity(64 * 1024);
+            let mut decoder =
+                codec::StreamDecoder::new(codec::FRAME_BYTES_MAX, codec::SNAPSHOT_BYTES_MAX);
             loop {
-                match codec::decode(&mut buf, codec::FRAME_BYTES_MAX) {
+                match decoder.decode(&mut buf) {
                     Ok(Some(msg)) => {
                         if inputs
                             .send(Input::Received { from: peer, msg })

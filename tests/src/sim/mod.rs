@@ -248,6 +248,9 @@ pub struct Simulation {
 /// A run that needs more events than this is livelocked (a message storm);
 /// a healthy 150 s run needs well under a million.
 const EVENTS_MAX: u64 = 20_000_000;
+/// Snapshot chunk size on simulated links (the transport's is 1 MiB): the
+/// simulated snapshot is 16 bytes, so each crosses in four chunks.
+const SIM_CHUNK_BYTES: usize = 4;
 
 impl Simulation {
     pub fn new(cfg: SimConfig) -> Simulation {
@@ -488,7 +491,9 @@ impl Simulation {
         let mut buf = bytes
             .try_into_mut()
             .unwrap_or_else(|shared| BytesMut::from(&shared[..]));
-        let msg = match codec::decode(&mut buf, codec::FRAME_BYTES_MAX) {
+        let mut decoder =
+            codec::StreamDecoder::new(codec::FRAME_BYTES_MAX, codec::SNAPSHOT_BYTES_MAX);
+        let msg = match decoder.decode(&mut buf) {
             Ok(Some(msg)) if buf.is_empty() => msg,
             other => {
                 let detail = format!("frame did not round-trip: {other:?}");

@@ -117,7 +117,10 @@ impl Simulation {
         if self.net.blocked.contains(&(from, to)) || self.rng.chance(self.net.loss) {
             return;
         }
-        let bytes = codec::encode_to_bytes(&msg);
+        // Snapshots cross as the transport sends them: streamed in chunks
+        // far smaller than the simulated states, so every transfer
+        // exercises reassembly and its checksum.
+        let bytes = Bytes::from(codec::frames(&msg, SIM_CHUNK_BYTES).concat());
         let copies = if self.rng.chance(self.net.duplication) {
             2
         } else {

@@ -89,6 +89,9 @@ pub(super) struct Conn {
     /// Monotonic µs when the client was last heard on this connection (or
     /// when it opened).
     pub(super) heard_us: u64,
+    /// The frame limit negotiated in its handshake: no frame sent to it is
+    /// larger ([`super::limits`]).
+    pub(super) frame_bytes_max: u32,
 }
 
 /// The client-facing state of the server core.
@@ -238,8 +241,14 @@ impl Frontend {
         self.out.push_back(ClientOutput::Send { conn, bytes });
     }
 
-    pub(super) fn send_frame(&mut self, conn: ConnId, frame: &ServerFrame) {
-        let mut out = BytesMut::new();
+    /// Sends `frame`, or `FrameTooLarge` for a reply over the connection's
+    /// limit.
+    pub(super) fn send_frame(&mut self, conn: ConnId, frame: ServerFrame) {
+        let Some(c) = self.conns.get(&conn) else {
+            return;
+        };
+        let frame = super::limits::fitted(frame, c.frame_bytes_max);
+        let mut out = BytesMut::with_capacity(4 + frame.body_len());
         frame.encode(&mut out);
         self.send_bytes(conn, out.freeze());
     }
@@ -254,6 +263,7 @@ impl Frontend {
                 queue: VecDeque::new(),
                 connecting: None,
                 heard_us: self.clock.mono_us,
+                frame_bytes_max: self.limits.frame_bytes_max,
             },
         );
     }
@@ -480,9 +490,9 @@ impl Frontend {
         if self.leading {
             self.last_heard.insert(session, self.liveness_now());
         }
-        let limit =
-            zab_proto::negotiate_frame_bytes(hello.max_frame_bytes, zab_proto::FRAME_BYTES_DEFAULT)
-                .unwrap_or(zab_proto::FRAME_BYTES_DEFAULT);
+        let server_max = self.limits.frame_bytes_max;
+        let limit = zab_proto::negotiate_frame_bytes(hello.max_frame_bytes, server_max)
+            .unwrap_or(server_max);
         let mut out = BytesMut::new();
         ConnectReply::Accepted(ConnectResponse {
             protocol_version: PROTOCOL_VERSION,
@@ -498,6 +508,7 @@ impl Frontend {
             c.session = Some(session);
             c.phase = Phase::Open { timeout_ms };
             c.heard_us = self.clock.mono_us;
+            c.frame_bytes_max = limit;
         }
         self.send_bytes(conn, out.freeze());
     }
@@ -571,10 +582,23 @@ impl Frontend {
             self.flush(conn, replica);
             return Vec::new();
         }
+        let limit = c.frame_bytes_max;
         let mut inputs = Vec::new();
         let item = match frame {
             RequestFrame::Ping => Item::Ready(ServerFrame::Ping { zxid: applied.0 }),
             RequestFrame::Op { xid, request } => match request {
+                r if is_write(&r)
+                    && !(super::limits::write_reply_fits(xid, &r, limit)
+                        && super::limits::data_readable(&r, self.limits.frame_bytes_max)) =>
+                {
+                    // Refused before the log: nothing of it is applied.
+                    let multi = matches!(r, Request::Multi(_));
+                    Item::Ready(ServerFrame::Reply(Reply {
+                        xid,
+                        zxid: applied.0,
+                        outcome: super::limits::too_large(multi),
+                    }))
+                }
                 r if is_write(&r) => {
                     let id = self.next_id();
                     let cmd = self.command(session, xid.get(), id, CommandBody::Op(r));

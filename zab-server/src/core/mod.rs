@@ -18,6 +18,7 @@
 //! ```
 
 mod frontend;
+mod limits;
 mod liveness;
 mod reads;
 mod replies;
@@ -53,13 +54,15 @@ pub struct Clock {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Entropy(pub [u8; 24]);
 
-/// Session timeouts the server grants, and how long a connection may take
-/// to complete its handshake.
+/// What the server grants a client connection: its session's timeout
+/// bounds, how long it may take to complete its handshake, and the largest
+/// frame it may send or be sent (a client asking more gets this).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct SessionLimits {
     pub min_timeout_ms: u32,
     pub max_timeout_ms: u32,
     pub handshake_timeout_ms: u32,
+    pub frame_bytes_max: u32,
 }
 
 impl SessionLimits {
@@ -71,12 +74,13 @@ impl SessionLimits {
 
 impl Default for SessionLimits {
     /// 2 s to 60 s, as ZooKeeper's defaults allow with its 2 s tick (whose
-    /// bounds are 2 and 20 ticks); 10 s for a handshake.
+    /// bounds are 2 and 20 ticks); 10 s for a handshake; 1 MiB frames.
     fn default() -> SessionLimits {
         SessionLimits {
             min_timeout_ms: 2_000,
             max_timeout_ms: 60_000,
             handshake_timeout_ms: 10_000,
+            frame_bytes_max: zab_proto::FRAME_BYTES_DEFAULT,
         }
     }
 }

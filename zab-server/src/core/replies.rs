@@ -96,7 +96,7 @@ impl Frontend {
                 };
                 let zxid = done.zxid.0;
                 let event = zab_proto::WatchEvent { kind, path, zxid };
-                self.send_frame(conn, &ServerFrame::Watch { zxid, event });
+                self.send_frame(conn, ServerFrame::Watch { zxid, event });
             }
         }
     }
@@ -169,7 +169,7 @@ impl Frontend {
             match c.queue.front() {
                 Some(Item::Ready(_)) => {
                     if let Some(Item::Ready(frame)) = c.queue.pop_front() {
-                        self.send_frame(conn, &restamped(frame, applied));
+                        self.send_frame(conn, restamped(frame, applied));
                     }
                 }
                 Some(Item::Read { .. }) => {
@@ -182,7 +182,7 @@ impl Frontend {
                             for event in events {
                                 let zxid = applied.0;
                                 let event = zab_proto::WatchEvent { zxid, ..event };
-                                self.send_frame(conn, &ServerFrame::Watch { zxid, event });
+                                self.send_frame(conn, ServerFrame::Watch { zxid, event });
                             }
                             WireOutcome::Ok(Response::SetWatches)
                         }
@@ -193,7 +193,7 @@ impl Frontend {
                         zxid: applied.0,
                         outcome,
                     });
-                    self.send_frame(conn, &frame);
+                    self.send_frame(conn, frame);
                 }
                 Some(Item::Close) => {
                     // What was queued behind the close is dropped with it.

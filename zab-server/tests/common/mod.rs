@@ -42,10 +42,15 @@ pub fn free_ports(n: usize) -> Vec<u16> {
 impl Ensemble {
     /// `n` servers on loopback whose peers talk to each other directly.
     pub fn start(n: usize, name: &str) -> Ensemble {
+        Ensemble::start_with(n, name, "")
+    }
+
+    /// [`Ensemble::start`] with `extra` TOML lines in every server's config.
+    pub fn start_with(n: usize, name: &str, extra: &str) -> Ensemble {
         let ports = free_ports(2 * n);
         let (peers, clients) = ports.split_at(n);
         let peers: Vec<SocketAddr> = peers.iter().map(|p| loopback(*p)).collect();
-        let mut e = Ensemble::configure(n, name, clients, "", |_, j| peers[j]);
+        let mut e = Ensemble::configure(n, name, clients, extra, |_, j| peers[j]);
         e.spawn_all();
         e
     }

@@ -534,6 +534,7 @@ impl Simulation {
         if self.cut.contains(&(from, to)) || self.servers[to].core.is_none() {
             return;
         }
+        let msg = through_the_codec(msg);
         let gen = *self.peer_gen.get(&(from, to)).unwrap_or(&0);
         let delay = self.rng.range(100, 2_000);
         let at = self
@@ -735,5 +736,26 @@ impl Simulation {
             }
         }
         None
+    }
+}
+
+/// Snapshot chunk size on simulated links (the transport's is 1 MiB): small
+/// enough that every real tree's snapshot is streamed.
+const SIM_CHUNK_BYTES: usize = 256;
+
+/// `msg` as the peer at the other end decodes it from the transport's frames
+/// (snapshots streamed in chunks, reassembled and checksummed).
+fn through_the_codec(msg: Message) -> Message {
+    let mut wire = bytes::BytesMut::new();
+    for frame in zab_core::codec::frames(&msg, SIM_CHUNK_BYTES) {
+        wire.extend_from_slice(&frame);
+    }
+    let mut decoder = zab_core::codec::StreamDecoder::new(
+        zab_core::codec::FRAME_BYTES_MAX,
+        zab_core::codec::SNAPSHOT_BYTES_MAX,
+    );
+    match decoder.decode(&mut wire) {
+        Ok(Some(decoded)) if wire.is_empty() && decoded == msg => decoded,
+        other => panic!("a peer message did not survive the codec: {other:?}"),
     }
 }

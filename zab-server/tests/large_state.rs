@@ -1,0 +1,183 @@
+//! Large state and limits on real processes: a tree far larger than any peer
+//! frame is transferred to a follower that lost everything, and it serves
+//! again; replies and writes past the frame limit are refused cleanly.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::{retry, Ensemble};
+use zab_client::{Consistency, CreateMode, CreateRequest, Error, ErrorCode, MultiOp};
+
+/// Nodes of [`DATA_BYTES`] each: 40 MB in all, more than twice the 16 MiB a
+/// single peer frame may carry, so only a streamed snapshot can move it.
+const NODES: usize = 40;
+const DATA_BYTES: usize = 1_000_000;
+
+fn payload(k: usize) -> Vec<u8> {
+    (0..DATA_BYTES)
+        .map(|i| ((i * 31 + k) % 251) as u8)
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_wiped_follower_rejoins_a_tree_larger_than_any_frame() {
+    // Frequent snapshots trim the leader's log, so the wiped follower can
+    // only be brought back by a snapshot of the whole tree.
+    let mut e = Ensemble::start_with(3, "bigsnap", "snapshot_every_txns = 8");
+    let leader = e.wait_for_leader(None).await;
+    let victim = (leader + 1) % 3;
+    let writer = e.client(leader, 10_000).await;
+    for k in 0..NODES {
+        let (path, data) = (format!("/big{k}"), payload(k));
+        retry(|| writer.create(&path, &data, CreateMode::Persistent))
+            .await
+            .expect("a 1 MB create");
+    }
+    e.kill(victim);
+    let dir = e.dir.join(format!("{}", victim + 1));
+    for entry in std::fs::read_dir(&dir).expect("data dir").flatten() {
+        let name = entry.file_name();
+        if name != "zab.toml" && name != "server.log" {
+            std::fs::remove_file(entry.path()).expect("wiping");
+        }
+    }
+    let wiped_at = Instant::now();
+    e.spawn(victim);
+    let reader = e.client(victim, 10_000).await;
+    let newest = format!("/big{}", NODES - 1);
+    let (last, _) = retry(|| reader.get(&newest, Consistency::Local))
+        .await
+        .expect("the rejoined follower serves");
+    eprintln!(
+        "a wiped follower served a {} MB tree {:?} after its restart",
+        NODES * DATA_BYTES / 1_000_000,
+        wiped_at.elapsed()
+    );
+    assert_eq!(&last[..], &payload(NODES - 1)[..]);
+    for k in 0..NODES {
+        let (data, _) = reader
+            .get(&format!("/big{k}"), Consistency::Local)
+            .await
+            .expect("read from the rejoined follower");
+        assert!(
+            data[..] == payload(k)[..],
+            "node {k} differs after the transfer"
+        );
+    }
+    let log = std::fs::read_to_string(dir.join("server.log")).unwrap_or_default();
+    assert!(
+        !log.contains("exceeds the limit"),
+        "the transfer hit a frame limit:\n{log}"
+    );
+    // Nothing is lost on the rest of the ensemble either.
+    writer
+        .create("/after", b"x", CreateMode::Persistent)
+        .await
+        .expect("the ensemble still takes writes");
+    tokio::time::timeout(Duration::from_secs(20), async {
+        retry(|| reader.get("/after", Consistency::Linearizable)).await
+    })
+    .await
+    .expect("in time")
+    .expect("the follower follows after the transfer");
+}
+
+fn create_op(path: String, mode: CreateMode) -> MultiOp {
+    MultiOp::Create(CreateRequest {
+        path,
+        data: bytes::Bytes::new(),
+        mode,
+        ttl_ms: 0,
+    })
+}
+
+/// Replies and writes against the 1 MiB frame limit the client negotiates:
+/// a listing too large for one frame is answered FrameTooLarge and the
+/// connection goes on serving; a multi whose reply would not fit applies
+/// nothing; data that no client could read back is not written.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replies_over_the_frame_limit_are_refused_and_the_connection_stays_usable() {
+    let e = Ensemble::start(3, "limits");
+    e.wait_for_leader(None).await;
+    let c = e.client(0, 10_000).await;
+    retry(|| c.create("/dir", b"", CreateMode::Persistent))
+        .await
+        .expect("parent");
+    // 6,000 children of 200-byte names: a 1.2 MB listing.
+    let name = "n".repeat(190);
+    for batch in 0..60 {
+        let ops = (0..100)
+            .map(|k| {
+                create_op(
+                    format!("/dir/{name}{batch:03}{k:03}"),
+                    CreateMode::Persistent,
+                )
+            })
+            .collect();
+        c.multi(ops).await.expect("a batch of creates");
+    }
+    let (_, stat) = c.get("/dir", Consistency::Local).await.expect("stat");
+    assert_eq!(stat.num_children, 6_000);
+    assert_eq!(
+        c.children("/dir", Consistency::Local, false)
+            .await
+            .map(|(names, _)| names.len()),
+        Err(Error::Server(ErrorCode::FrameTooLarge))
+    );
+    // The same connection serves the next request.
+    assert_eq!(
+        c.exists("/dir", Consistency::Local, false)
+            .await
+            .expect("exists")
+            .map(|s| s.num_children),
+        Some(6_000)
+    );
+    let session = c.session_id();
+
+    // 15,000 sequential creates: the request is ~0.6 MB, its reply would be
+    // ~1.6 MB. Refused whole, before anything is applied.
+    let ops = (0..15_000)
+        .map(|k| create_op(format!("/q{k}-"), CreateMode::PersistentSequential))
+        .collect();
+    match c.multi(ops).await {
+        Err(Error::MultiFailed { err, errors }) => {
+            assert_eq!(err, ErrorCode::FrameTooLarge);
+            assert!(errors.is_empty(), "{errors:?}");
+        }
+        other => panic!("an oversized multi was not refused: {other:?}"),
+    }
+    c.sync("/").await.expect("sync");
+    let (root, _) = c
+        .children("/", Consistency::Linearizable, false)
+        .await
+        .expect("ls /");
+    assert!(
+        !root.iter().any(|n| n.starts_with('q')),
+        "part of a refused multi was applied: {:?}",
+        root.iter()
+            .filter(|n| n.starts_with('q'))
+            .take(5)
+            .collect::<Vec<_>>()
+    );
+
+    // Data whose read-back could not fit a 1 MiB frame is not written,
+    // though the create itself fits.
+    let data = vec![7u8; 1024 * 1024 - 40];
+    assert_eq!(
+        c.create("/edge", &data, CreateMode::Persistent).await,
+        Err(Error::Server(ErrorCode::FrameTooLarge))
+    );
+    assert_eq!(
+        c.exists("/edge", Consistency::Linearizable, false).await,
+        Ok(None)
+    );
+    // Just under the bound, it is written and read back whole.
+    let data = vec![7u8; 1024 * 1024 - 100];
+    c.create("/edge", &data, CreateMode::Persistent)
+        .await
+        .expect("a create at the bound");
+    let (read, _) = c.get("/edge", Consistency::Local).await.expect("read back");
+    assert_eq!(read.len(), data.len());
+    assert_eq!(c.session_id(), session, "the session never changed");
+}
