@@ -516,10 +516,14 @@ impl Application for Replica {
     }
 
     fn snapshot(&self) -> Vec<u8> {
-        let tree = self.tree.serialize();
-        let mut out = Vec::with_capacity(tree.len() + 8 + self.passwords.len() * 24);
-        out.put_u64(tree.len() as u64);
-        out.extend_from_slice(&tree);
+        // The tree is written in place after a length patched in afterwards:
+        // a snapshot of a large tree is never copied.
+        let mut out = Vec::new();
+        out.put_u64(0);
+        self.tree.serialize_into(&mut out);
+        let tree_len = (out.len() - 8) as u64;
+        out[..8].copy_from_slice(&tree_len.to_be_bytes());
+        out.reserve(8 + self.passwords.len() * 24 + self.owners.len() * 16);
         out.put_u32(self.passwords.len() as u32);
         for (session, password) in &self.passwords {
             out.put_u64(*session);

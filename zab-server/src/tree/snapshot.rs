@@ -56,6 +56,14 @@ impl std::error::Error for SnapshotDecodeError {}
 impl DataTree {
     /// The canonical snapshot of this tree.
     pub fn serialize(&self) -> Vec<u8> {
+        let mut out = Vec::new();
+        self.serialize_into(&mut out);
+        out
+    }
+
+    /// Appends the canonical snapshot of this tree to `out` (reserving what
+    /// it needs once), so a caller that frames it copies nothing.
+    pub fn serialize_into(&self, out: &mut Vec<u8>) {
         let mut sessions: Vec<(u64, u32)> = self.sessions.iter().map(|(&s, &t)| (s, t)).collect();
         sessions.sort_unstable();
         let mut nodes: Vec<(&String, &Node)> = self.nodes.iter().collect();
@@ -65,7 +73,7 @@ impl DataTree {
             .iter()
             .map(|(p, n)| NODE_BYTES_MIN + 8 + p.len() + n.data.len())
             .sum();
-        let mut out = Vec::with_capacity(32 + sessions.len() * SESSION_BYTES + node_bytes);
+        out.reserve(32 + sessions.len() * SESSION_BYTES + node_bytes);
         out.put_slice(MAGIC);
         out.put_u8(SNAPSHOT_FORMAT_VERSION);
         out.put_u64(self.last_applied.0);
@@ -76,8 +84,8 @@ impl DataTree {
         }
         out.put_u32(count(nodes.len()));
         for (path, node) in nodes {
-            put_bytes(&mut out, path.as_bytes());
-            put_bytes(&mut out, &node.data);
+            put_bytes(out, path.as_bytes());
+            put_bytes(out, &node.data);
             out.put_u64(node.czxid.0);
             out.put_u64(node.mzxid.0);
             out.put_u64(node.pzxid.0);
@@ -86,10 +94,9 @@ impl DataTree {
             out.put_i32(node.version);
             out.put_i32(node.cversion);
             out.put_i32(node.child_creates);
-            put_kind(&mut out, node.kind());
+            put_kind(out, node.kind());
             out.put_u64(node.ephemeral_owner());
         }
-        out
     }
 
     /// Rebuilds a tree from `serialize`'s bytes, checking every structural
