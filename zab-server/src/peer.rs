@@ -28,13 +28,19 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{mpsc, Semaphore};
 use tracing::{debug, info, warn};
-use zab_core::{codec, Input, Message, PeerId};
+use zab_core::{codec, Epoch, Input, Message, PeerId, Zxid};
+
+use crate::replica::FrozenState;
 
 pub use handshake::{HandshakeError, PeerSecret, SECRET_BYTES_MIN, VERSION};
 use handshake::{Hello, Side};
 
 /// Messages queued for one peer before the connection is declared stuck.
-pub const SEND_QUEUE_MAX: usize = 16_384;
+/// Room for several seconds of proposals and commits at full write rate
+/// (tens of MB at most): a follower receiving a snapshot of a large tree
+/// takes that long to drain its queue, and a smaller bound would drop it
+/// mid-transfer, again and again.
+pub const SEND_QUEUE_MAX: usize = 262_144;
 /// Inbound connections allowed to be in their handshake at once; more are
 /// closed at once (each costs a task and a timer until it times out).
 pub const HANDSHAKES_MAX: usize = 64;
@@ -74,17 +80,53 @@ pub struct Peers {
 /// One live connection's send queue and its kill switch.
 #[derive(Clone, Debug)]
 struct Link {
-    tx: mpsc::Sender<Message>,
+    tx: mpsc::Sender<Outgoing>,
     kill: Arc<tokio::sync::Notify>,
+}
+
+/// One item of a peer's send queue, sent in order.
+#[derive(Debug)]
+enum Outgoing {
+    Message(Message),
+    /// A snapshot the connection's writer encodes (on a blocking thread, so
+    /// neither the driver nor the runtime waits) and then streams.
+    Snapshot {
+        epoch: Epoch,
+        join: u64,
+        zxid: Zxid,
+        state: FrozenState,
+    },
 }
 
 impl Peers {
     /// Queues `msg` for `to`. Dropped if there is no connection (the protocol
     /// treats it as lost); a full queue closes the connection.
     pub fn send(&self, to: PeerId, msg: Message) {
+        self.enqueue(to, Outgoing::Message(msg));
+    }
+
+    /// Queues a snapshot of `state` for `to`, in order with its messages.
+    pub fn send_snapshot(
+        &self,
+        to: PeerId,
+        epoch: Epoch,
+        join: u64,
+        zxid: Zxid,
+        state: FrozenState,
+    ) {
+        let item = Outgoing::Snapshot {
+            epoch,
+            join,
+            zxid,
+            state,
+        };
+        self.enqueue(to, item);
+    }
+
+    fn enqueue(&self, to: PeerId, item: Outgoing) {
         let mut queues = self.queues.lock().unwrap_or_else(|e| e.into_inner());
         if let Some(link) = queues.get(&to) {
-            if let Err(mpsc::error::TrySendError::Full(_)) = link.tx.try_send(msg) {
+            if let Err(mpsc::error::TrySendError::Full(_)) = link.tx.try_send(item) {
                 warn!(peer = %to, "send queue full; dropping the connection");
                 link.kill.notify_one();
                 queues.remove(&to);
@@ -104,7 +146,7 @@ impl Peers {
         }
     }
 
-    fn detach(&self, peer: PeerId, tx: &mpsc::Sender<Message>) {
+    fn detach(&self, peer: PeerId, tx: &mpsc::Sender<Outgoing>) {
         let mut queues = self.queues.lock().unwrap_or_else(|e| e.into_inner());
         if queues.get(&peer).is_some_and(|l| l.tx.same_channel(tx)) {
             queues.remove(&peer);
@@ -275,7 +317,7 @@ impl Transport {
     /// Runs one established connection until either direction fails.
     async fn serve(&self, peer: PeerId, stream: TcpStream) {
         info!(peer = %peer, "peer connected");
-        let (tx, mut rx) = mpsc::channel::<Message>(SEND_QUEUE_MAX);
+        let (tx, mut rx) = mpsc::channel::<Outgoing>(SEND_QUEUE_MAX);
         let kill = Arc::new(tokio::sync::Notify::new());
         self.peers.attach(
             peer,
@@ -287,11 +329,37 @@ impl Transport {
         let (mut reader, mut writer) = stream.into_split();
         let write = async move {
             let mut buf = BytesMut::new();
-            while let Some(msg) = rx.recv().await {
-                let mut next = Some(msg);
+            while let Some(item) = rx.recv().await {
+                let mut next = Some(item);
                 // Batch whatever else is already queued into the same write;
                 // a large snapshot goes out as its own stream of chunks.
-                while let Some(msg) = next.take() {
+                while let Some(item) = next.take() {
+                    let msg = match item {
+                        Outgoing::Message(msg) => msg,
+                        Outgoing::Snapshot {
+                            epoch,
+                            join,
+                            zxid,
+                            state,
+                        } => {
+                            // What is batched goes first: encoding a large
+                            // tree takes a while.
+                            if writer.write_all(&buf).await.is_err() {
+                                return;
+                            }
+                            buf.clear();
+                            let encoded = tokio::task::spawn_blocking(move || state.encode());
+                            let Ok(data) = encoded.await else {
+                                return;
+                            };
+                            Message::Snapshot {
+                                epoch,
+                                join,
+                                zxid,
+                                data: data.into(),
+                            }
+                        }
+                    };
                     if is_streamed(&msg) {
                         if write_streamed(&mut writer, &mut buf, &msg).await.is_err() {
                             return;

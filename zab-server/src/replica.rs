@@ -21,7 +21,7 @@ use zab_proto::{CreateMode, MultiOp, Reader, Request, RequestFrame, PASSWORD_BYT
 use crate::server::Application;
 use crate::tree::NodeKind;
 use crate::tree::Request as TreeRequest;
-use crate::tree::{Applied, Change, DataTree, Outcome};
+use crate::tree::{Applied, Change, DataTree, FrozenTree, Outcome};
 
 /// Version 2 added [`Command::request`]; version 3 has a codec of its own on
 /// zab-proto's field-checked [`Reader`] (a client request is written as
@@ -292,6 +292,17 @@ impl Replica {
         Replica::default()
     }
 
+    /// The replicated state as it is now, for a snapshot encoded later and
+    /// elsewhere: O(1) in the tree's size (see [`FrozenTree`]), O(sessions)
+    /// for the session tables.
+    pub fn freeze(&self) -> FrozenState {
+        FrozenState {
+            tree: self.tree.freeze(),
+            passwords: self.passwords.clone(),
+            owners: self.owners.clone(),
+        }
+    }
+
     pub fn password(&self, session: u64) -> Option<[u8; PASSWORD_BYTES]> {
         self.passwords.get(&session).copied()
     }
@@ -459,6 +470,41 @@ impl Replica {
     }
 }
 
+/// The replicated state frozen at one zxid: what a snapshot (to disk, or to
+/// a lagging follower) holds, encoded off the thread that keeps applying.
+#[derive(Clone, Debug)]
+pub struct FrozenState {
+    tree: FrozenTree,
+    passwords: BTreeMap<u64, [u8; PASSWORD_BYTES]>,
+    owners: BTreeMap<u64, u64>,
+}
+
+impl FrozenState {
+    /// The snapshot bytes [`Application::restore`] reads. The tree is
+    /// written in place after a length patched in afterwards, so a large
+    /// tree is never copied.
+    pub fn encode(&self) -> Vec<u8> {
+        let mut out = Vec::new();
+        out.put_u64(0);
+        self.tree.serialize_into(&mut out);
+        let tree_len = (out.len() - 8) as u64;
+        out[..8].copy_from_slice(&tree_len.to_be_bytes());
+        out.reserve(8 + self.passwords.len() * 24 + self.owners.len() * 16);
+        out.put_u32(self.passwords.len() as u32);
+        for (session, password) in &self.passwords {
+            out.put_u64(*session);
+            out.put_slice(password);
+        }
+        // Owners follow (absent in snapshots of older builds).
+        out.put_u32(self.owners.len() as u32);
+        for (session, owner) in &self.owners {
+            out.put_u64(*session);
+            out.put_u64(*owner);
+        }
+        out
+    }
+}
+
 impl Application for Replica {
     fn apply(&mut self, zxid: Zxid, payload: &Bytes) -> Result<(), String> {
         let cmd = match Command::decode(payload.clone()) {
@@ -516,26 +562,7 @@ impl Application for Replica {
     }
 
     fn snapshot(&self) -> Vec<u8> {
-        // The tree is written in place after a length patched in afterwards:
-        // a snapshot of a large tree is never copied.
-        let mut out = Vec::new();
-        out.put_u64(0);
-        self.tree.serialize_into(&mut out);
-        let tree_len = (out.len() - 8) as u64;
-        out[..8].copy_from_slice(&tree_len.to_be_bytes());
-        out.reserve(8 + self.passwords.len() * 24 + self.owners.len() * 16);
-        out.put_u32(self.passwords.len() as u32);
-        for (session, password) in &self.passwords {
-            out.put_u64(*session);
-            out.put_slice(password);
-        }
-        // Owners follow (absent in snapshots of older builds).
-        out.put_u32(self.owners.len() as u32);
-        for (session, owner) in &self.owners {
-            out.put_u64(*session);
-            out.put_u64(*owner);
-        }
-        out
+        self.freeze().encode()
     }
 
     fn restore(&mut self, data: &[u8]) -> Result<(), String> {

@@ -138,13 +138,24 @@ impl Driver {
                     // Its writer flushes what was sent before, then closes.
                     self.conns.remove(&conn);
                 }
-                ServerOutput::WriteSnapshot { zxid, content } => {
+                ServerOutput::PeerSnapshot {
+                    to,
+                    epoch,
+                    join,
+                    zxid,
+                    state,
+                } => self.peers.send_snapshot(to, epoch, join, zxid, state),
+                ServerOutput::WriteSnapshot { zxid, state } => {
                     let writer = self.gc.snapshot_writer();
                     let gc = self.gc.clone();
-                    tokio::task::spawn_blocking(move || match writer.write(zxid, &content) {
-                        Ok(meta) => gc.adopt_snapshot(meta),
-                        Err(e) => {
-                            warn!(zxid = %zxid, error = %e, "snapshot failed; the log is kept")
+                    tokio::task::spawn_blocking(move || {
+                        let content = state.encode();
+                        drop(state);
+                        match writer.write(zxid, &content) {
+                            Ok(meta) => gc.adopt_snapshot(meta),
+                            Err(e) => {
+                                warn!(zxid = %zxid, error = %e, "snapshot failed; the log is kept")
+                            }
                         }
                     });
                 }

@@ -34,7 +34,7 @@ use zab_proto::{ConnectRequest, RequestFrame};
 
 pub use frontend::{ClientOutput, Defects, Frontend, OUTSTANDING_MAX, WATCHES_MAX};
 
-use crate::replica::Replica;
+use crate::replica::{FrozenState, Replica};
 use crate::server::Application;
 
 /// A client connection, as the shell numbers them (never reused).
@@ -116,9 +116,21 @@ pub enum ServerOutput {
     Persist { seq: PersistSeq, op: PersistOp },
     /// Bytes for, or the closing of, a client connection.
     Client(ClientOutput),
-    /// Write this snapshot of the applied state through `zxid` to disk (off
-    /// the driver's thread); the log before it is no longer needed.
-    WriteSnapshot { zxid: Zxid, content: Vec<u8> },
+    /// Send `to` a snapshot of `state` (the applied state through `zxid`),
+    /// in order with the messages before and after it: the shell encodes it
+    /// off the driver's thread (a large tree takes a while) and sends
+    /// `Message::Snapshot { epoch, join, zxid, data }`.
+    PeerSnapshot {
+        to: PeerId,
+        epoch: zab_core::Epoch,
+        join: u64,
+        zxid: Zxid,
+        state: FrozenState,
+    },
+    /// Encode this snapshot of the applied state through `zxid` and write
+    /// it to disk, off the driver's thread; the log before it is no longer
+    /// needed.
+    WriteSnapshot { zxid: Zxid, state: FrozenState },
 }
 
 /// Why the core cannot go on: the node must stop.
@@ -294,14 +306,13 @@ impl ServerCore {
                     zxid,
                 } => {
                     debug_assert_eq!(zxid, self.applied, "snapshot must be of the applied state");
-                    let data = Bytes::from(self.replica.snapshot());
-                    let msg = Message::Snapshot {
+                    self.out.push_back(ServerOutput::PeerSnapshot {
+                        to,
                         epoch,
                         join,
                         zxid,
-                        data,
-                    };
-                    self.out.push_back(ServerOutput::Peer { to, msg });
+                        state: self.replica.freeze(),
+                    });
                 }
                 Action::Deliver { through } => self.deliver(through)?,
                 Action::RoleChanged(role) => {
@@ -376,9 +387,9 @@ impl ServerCore {
     fn take_snapshot(&mut self) {
         self.since_snapshot = 0;
         let zxid = self.applied;
-        let content = self.replica.snapshot();
+        let state = self.replica.freeze();
         self.out
-            .push_back(ServerOutput::WriteSnapshot { zxid, content });
+            .push_back(ServerOutput::WriteSnapshot { zxid, state });
         // Followers behind this point get a snapshot instead of a DIFF.
         self.window = self.window.split_off(&Zxid(zxid.0 + 1));
         self.node.handle(Input::Compacted { through: zxid });

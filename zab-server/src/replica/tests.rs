@@ -406,3 +406,74 @@ fn forwarded_commands_are_checked_before_they_are_proposed() {
         assert!(check_forwarded(two, &payload).is_err(), "{payload:?}");
     }
 }
+
+/// A frozen state is the state at the moment it was taken, whatever is
+/// applied after it (creates, data changes, deletes, a session's end): the
+/// snapshot it encodes later is byte for byte the one of that moment, and
+/// the live replica goes on changing.
+#[test]
+fn a_frozen_state_encodes_the_moment_it_was_taken() {
+    let create = |xid, path: &str, mode| {
+        cmd(
+            5,
+            xid,
+            CommandBody::Op(Request::Create(CreateRequest {
+                path: path.into(),
+                data: Bytes::from_static(b"before"),
+                mode,
+                ttl_ms: 0,
+            })),
+        )
+    };
+    let session = cmd(
+        5,
+        0,
+        CommandBody::CreateSession {
+            timeout_ms: 4000,
+            password: [9; 16],
+        },
+    );
+    let mut r = Replica::new();
+    let mut zxid = 0;
+    let mut apply = |r: &mut Replica, payload: &Bytes| {
+        zxid += 1;
+        r.apply(Zxid::new(Epoch(1), zxid), payload)
+            .expect("applies");
+    };
+    apply(&mut r, &session);
+    apply(&mut r, &create(1, "/a", CreateMode::Persistent));
+    for k in 0..200 {
+        apply(
+            &mut r,
+            &create(2, &format!("/a/n{k}"), CreateMode::Persistent),
+        );
+    }
+    apply(&mut r, &create(3, "/a/e", CreateMode::Ephemeral));
+    let expected = r.snapshot();
+    let frozen = r.freeze();
+    // After it: data changes, deletes, creates and the session's end.
+    for k in 0..100 {
+        let set = CommandBody::Op(Request::SetData(SetDataRequest {
+            path: format!("/a/n{k}"),
+            data: Bytes::from_static(b"after"),
+            version: -1,
+        }));
+        apply(&mut r, &cmd(5, 4, set));
+        let delete = CommandBody::Op(Request::Delete(zab_proto::DeleteRequest {
+            path: format!("/a/n{}", 100 + k),
+            version: -1,
+        }));
+        apply(&mut r, &cmd(5, 5, delete));
+    }
+    apply(&mut r, &create(6, "/b", CreateMode::Persistent));
+    apply(&mut r, &cmd(5, 7, CommandBody::CloseSession));
+    assert_eq!(frozen.encode(), expected, "the frozen state moved");
+    assert_ne!(r.snapshot(), expected, "the live replica did not move");
+    let (data, _) = r.tree.get("/a/n0").expect("/a/n0");
+    assert_eq!(&data[..], b"after");
+    let mut restored = Replica::new();
+    restored.restore(&frozen.encode()).expect("restores");
+    let (data, _) = restored.tree.get("/a/n0").expect("/a/n0");
+    assert_eq!(&data[..], b"before");
+    assert!(restored.tree.get("/a/e").is_some() && restored.tree.get("/b").is_none());
+}

@@ -9,6 +9,7 @@ use zab_core::Zxid;
 use zab_proto::{ErrorCode, Stat};
 
 use super::error::{ApplyError, Divergence};
+use super::node_map::NodeMap;
 use super::path::{self, ROOT};
 use super::txn::Txn;
 use super::znode::{Node, NodeKind};
@@ -17,8 +18,9 @@ use super::znode::{Node, NodeKind};
 /// applied in the same order give the same tree (and the same snapshot bytes).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct DataTree {
-    /// Every node by full path; the root is always present.
-    pub(crate) nodes: HashMap<String, Node>,
+    /// Every node by full path; the root is always present. Cheap to clone
+    /// (see [`NodeMap`]), which is how a snapshot freezes it.
+    pub(crate) nodes: NodeMap,
     /// Open sessions: id → negotiated timeout.
     pub(crate) sessions: HashMap<u64, u32>,
     /// Ephemeral paths by owning session (sessions without any are absent).
@@ -85,8 +87,8 @@ impl Default for DataTree {
 impl DataTree {
     /// A tree with only the root, before any transaction.
     pub fn new() -> DataTree {
-        let mut nodes = HashMap::new();
-        nodes.insert(ROOT.to_owned(), Node::root());
+        let mut nodes = NodeMap::new();
+        nodes.insert(ROOT, Node::root());
         DataTree {
             nodes,
             sessions: HashMap::new(),
@@ -304,11 +306,8 @@ impl DataTree {
                         tree: node.version,
                     });
                 }
-                let node = self
-                    .nodes
-                    .get_mut(path.as_str())
-                    .ok_or_else(|| no_node(path))?;
-                node.data = data.clone();
+                let node = self.node_mut(path).ok_or_else(|| no_node(path))?;
+                node.data = owned(data);
                 node.version = *version;
                 node.mzxid = at.zxid;
                 node.mtime_ms = at.time_ms;
@@ -354,8 +353,7 @@ impl DataTree {
             return Err(Divergence::NodeExists { path: path.into() });
         }
         let parent = self
-            .nodes
-            .get_mut(parent_path)
+            .node_mut(parent_path)
             .ok_or_else(|| Divergence::NoParent { path: path.into() })?;
         if parent.is_ephemeral() {
             return Err(Divergence::EphemeralParent { path: path.into() });
@@ -372,7 +370,7 @@ impl DataTree {
         parent.pzxid = at.zxid;
         parent.children.insert(name.into());
 
-        let node = Node::new(kind, ephemeral_owner, data.clone(), at.zxid, at.time_ms);
+        let node = Node::new(kind, ephemeral_owner, owned(data), at.zxid, at.time_ms);
         let stat = node.stat();
         if node.is_expirable() {
             self.expirable.insert(path.to_owned());
@@ -383,7 +381,7 @@ impl DataTree {
                 .or_default()
                 .insert(path.to_owned());
         }
-        self.nodes.insert(path.to_owned(), node);
+        self.nodes.insert(path, node);
         at.change(path, ChangeKind::Created);
         at.change(parent_path, ChangeKind::ChildrenChanged);
         Ok(stat)
@@ -418,8 +416,7 @@ impl DataTree {
             return Err(Divergence::NotEmpty { path: path.into() });
         }
         let parent = self
-            .nodes
-            .get_mut(parent_path)
+            .node_mut(parent_path)
             .ok_or_else(|| Divergence::NoParent { path: path.into() })?;
         parent.children.remove(name);
         parent.cversion = parent.cversion.wrapping_add(1);
@@ -445,6 +442,12 @@ impl DataTree {
     fn existing(&self, path: &str) -> Result<&Node, Divergence> {
         self.nodes.get(path).ok_or_else(|| no_node(path))
     }
+
+    /// The node at `path` to change in place, copied first if a frozen view
+    /// (a snapshot being written) still shares it.
+    pub(crate) fn node_mut(&mut self, path: &str) -> Option<&mut Node> {
+        self.nodes.get_mut(path)
+    }
 }
 
 /// The zxid and time a transaction applies at, and the changes it made so far.
@@ -461,6 +464,13 @@ impl At<'_> {
             kind,
         });
     }
+}
+
+/// A node's data in an allocation of its own. What a transaction carries is
+/// a slice of a larger buffer (a command, a peer connection's read buffer);
+/// a long-lived node holding such a slice would keep the whole buffer alive.
+fn owned(data: &Bytes) -> Bytes {
+    Bytes::copy_from_slice(data)
 }
 
 fn valid_path(path: &str) -> Result<(), Divergence> {

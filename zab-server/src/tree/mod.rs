@@ -33,6 +33,7 @@
 
 mod data_tree;
 mod error;
+mod node_map;
 pub mod path;
 mod prepare;
 mod snapshot;
@@ -47,6 +48,6 @@ pub use data_tree::{Applied, ApplyResult, Change, ChangeKind, DataTree, Outcome}
 pub use error::{ApplyError, Divergence};
 pub use path::{PathError, PATH_BYTES_MAX};
 pub use prepare::{Rejected, Request, ANY_VERSION, DATA_BYTES_MAX};
-pub use snapshot::{SnapshotDecodeError, SNAPSHOT_FORMAT_VERSION};
+pub use snapshot::{FrozenTree, SnapshotDecodeError, SNAPSHOT_FORMAT_VERSION};
 pub use txn::{Txn, TxnDecodeError, TxnHeader, TXN_FORMAT_VERSION};
 pub use znode::{NodeKind, TTL_MS_MAX};

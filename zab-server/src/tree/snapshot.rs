@@ -21,6 +21,7 @@ use bytes::BufMut;
 use zab_core::Zxid;
 
 use super::data_tree::DataTree;
+use super::node_map::NodeMap;
 use super::path::{self, ROOT};
 use super::wire::{put_bytes, put_kind, Malformed, Reader};
 use super::znode::{Node, NodeKind};
@@ -53,20 +54,31 @@ impl fmt::Display for SnapshotDecodeError {
 
 impl std::error::Error for SnapshotDecodeError {}
 
-impl DataTree {
-    /// The canonical snapshot of this tree.
+/// A tree frozen at one zxid for its snapshot. Taking one is O(1) in the
+/// number of nodes (the node map is copy-on-write: see [`NodeMap`]), and it is
+/// `Send`, so it is serialized on another thread while the tree it came from
+/// goes on applying transactions.
+#[derive(Clone, Debug)]
+pub struct FrozenTree {
+    nodes: NodeMap,
+    sessions: HashMap<u64, u32>,
+    last_applied: Zxid,
+}
+
+impl FrozenTree {
+    /// The canonical snapshot of the tree as it was when frozen.
     pub fn serialize(&self) -> Vec<u8> {
         let mut out = Vec::new();
         self.serialize_into(&mut out);
         out
     }
 
-    /// Appends the canonical snapshot of this tree to `out` (reserving what
-    /// it needs once), so a caller that frames it copies nothing.
+    /// Appends the canonical snapshot to `out` (reserving what it needs
+    /// once), so a caller that frames it copies nothing.
     pub fn serialize_into(&self, out: &mut Vec<u8>) {
         let mut sessions: Vec<(u64, u32)> = self.sessions.iter().map(|(&s, &t)| (s, t)).collect();
         sessions.sort_unstable();
-        let mut nodes: Vec<(&String, &Node)> = self.nodes.iter().collect();
+        let mut nodes: Vec<(&str, &Node)> = self.nodes.iter().collect();
         nodes.sort_unstable_by(|a, b| a.0.cmp(b.0));
 
         let node_bytes: usize = nodes
@@ -97,6 +109,22 @@ impl DataTree {
             put_kind(out, node.kind());
             out.put_u64(node.ephemeral_owner());
         }
+    }
+}
+
+impl DataTree {
+    /// The tree as it is now, for a snapshot written later or elsewhere.
+    pub fn freeze(&self) -> FrozenTree {
+        FrozenTree {
+            nodes: self.nodes.clone(),
+            sessions: self.sessions.clone(),
+            last_applied: self.last_applied,
+        }
+    }
+
+    /// The canonical snapshot of this tree.
+    pub fn serialize(&self) -> Vec<u8> {
+        self.freeze().serialize()
     }
 
     /// Rebuilds a tree from `serialize`'s bytes, checking every structural
@@ -144,7 +172,7 @@ fn decode(r: &mut Reader<'_>) -> Result<DataTree, Malformed> {
 
     let node_count = r.count(NODE_BYTES_MIN)?;
     let mut tree = DataTree {
-        nodes: HashMap::with_capacity(node_count),
+        nodes: NodeMap::new(),
         sessions,
         ephemerals: HashMap::new(),
         expirable: Default::default(),
@@ -213,8 +241,7 @@ fn insert(tree: &mut DataTree, path: &str, node: Node) -> Result<(), &'static st
         }
         Some((parent_path, name)) => {
             let parent = tree
-                .nodes
-                .get_mut(parent_path)
+                .node_mut(parent_path)
                 .ok_or("a node without its parent")?;
             if parent.is_ephemeral() {
                 return Err("a child of an ephemeral node");
@@ -235,7 +262,7 @@ fn insert(tree: &mut DataTree, path: &str, node: Node) -> Result<(), &'static st
     if node.is_expirable() {
         tree.expirable.insert(path.to_owned());
     }
-    tree.nodes.insert(path.to_owned(), node);
+    tree.nodes.insert(path, node);
     Ok(())
 }
 

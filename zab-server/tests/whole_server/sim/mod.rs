@@ -477,11 +477,27 @@ impl Simulation {
                         },
                     );
                 }
-                ServerOutput::WriteSnapshot { zxid, content } => {
+                ServerOutput::PeerSnapshot {
+                    to,
+                    epoch,
+                    join,
+                    zxid,
+                    state,
+                } => {
+                    let data = state.encode().into();
+                    let msg = Message::Snapshot {
+                        epoch,
+                        join,
+                        zxid,
+                        data,
+                    };
+                    self.send_peer(i, to.0 as usize - 1, msg);
+                }
+                ServerOutput::WriteSnapshot { zxid, state } => {
                     if self.trace {
                         eprintln!("{:>9} µs server {} snapshots at {zxid}", self.now, i + 1);
                     }
-                    self.servers[i].disk.snapshot(zxid, &content);
+                    self.servers[i].disk.snapshot(zxid, &state.encode());
                 }
                 ServerOutput::Client(ClientOutput::Send { conn, bytes }) => {
                     self.on_handshake_reply(conn, &bytes);
