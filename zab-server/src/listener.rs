@@ -3,15 +3,23 @@
 //! handshake, session, replies, timeouts) is decided by the server core
 //! ([`crate::core`]); a task reports what arrived as [`ClientEvent`]s and
 //! writes what the core sends it until the core drops its sender.
+//!
+//! What the core sends waits in a per-connection queue whose size in bytes
+//! is tracked ([`Backlog`]). A client that does not read its replies fills
+//! it: past [`BACKLOG_SOFT_BYTES`] its connection is no longer read (no new
+//! requests, so no new replies), and past the hard bound the shell closes
+//! it. Server memory stays bounded whatever a client does.
 
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, Notify};
 use tracing::{debug, warn};
 use zab_proto::{negotiate_frame_bytes, ConnectRequest, RequestFrame, HANDSHAKE_FRAME_BYTES_MAX};
 
@@ -20,15 +28,64 @@ use crate::core::ConnId;
 /// Connections one client address may hold open (ZooKeeper's maxClientCnxns).
 pub const CONNECTIONS_PER_ADDRESS_MAX: usize = 60;
 
+/// Bytes queued for a connection above which it is no longer read.
+pub const BACKLOG_SOFT_BYTES: usize = 2 << 20;
+/// Bytes queued, beyond the connection's frame limit, at which it is closed.
+pub const BACKLOG_HARD_EXTRA_BYTES: usize = 8 << 20;
+
+/// What the core queued for one connection and its socket has not taken yet.
+#[derive(Debug)]
+pub struct Backlog {
+    bytes: AtomicUsize,
+    /// The writer drained below the soft bound: reading may resume.
+    drained: Notify,
+    /// The shell gave up on the connection: end it now, queue and all.
+    kill: Notify,
+    /// The core closed the connection: flush what is queued, within
+    /// [`CLOSE_FLUSH`], then end it.
+    closing: Notify,
+}
+
+/// How long a closed connection may take to take what was queued for it.
+const CLOSE_FLUSH: Duration = Duration::from_secs(2);
+
+/// The shell's end of a connection: its queue and its backlog.
+#[derive(Debug)]
+pub struct ConnTx {
+    tx: mpsc::UnboundedSender<Bytes>,
+    backlog: Arc<Backlog>,
+    hard_bytes: usize,
+}
+
+impl ConnTx {
+    /// Queues `bytes`. False if the client has let more pile up than the
+    /// hard bound: the connection is then being killed, and the caller
+    /// forgets it.
+    pub fn send(&self, bytes: Bytes) -> bool {
+        let queued = self.backlog.bytes.fetch_add(bytes.len(), Ordering::AcqRel) + bytes.len();
+        if queued > self.hard_bytes {
+            self.backlog.kill.notify_one();
+            return false;
+        }
+        let _ = self.tx.send(bytes);
+        true
+    }
+}
+
+impl Drop for ConnTx {
+    /// The core is done with the connection: a client that is not reading
+    /// must not keep it (and its queue) open forever.
+    fn drop(&mut self) {
+        self.backlog.closing.notify_one();
+    }
+}
+
 /// From connection tasks to the driver.
 #[derive(Debug)]
 pub enum ClientEvent {
     /// A connection was accepted; `tx` carries what the core sends it, and
     /// dropping `tx` closes it.
-    Opened {
-        conn: ConnId,
-        tx: mpsc::UnboundedSender<Bytes>,
-    },
+    Opened { conn: ConnId, tx: ConnTx },
     /// The connection's handshake arrived.
     Hello { conn: ConnId, hello: ConnectRequest },
     /// One request frame, decoded once, here.
@@ -111,9 +168,21 @@ async fn connection(
     let _ = stream.set_nodelay(true);
     let (mut reader, mut writer) = stream.into_split();
     let (tx, mut rx) = mpsc::unbounded_channel::<Bytes>();
+    let backlog = Arc::new(Backlog {
+        bytes: AtomicUsize::new(0),
+        drained: Notify::new(),
+        kill: Notify::new(),
+        closing: Notify::new(),
+    });
+    let tx = ConnTx {
+        tx,
+        backlog: backlog.clone(),
+        hard_bytes: frame_bytes_max as usize + BACKLOG_HARD_EXTRA_BYTES,
+    };
     if events.send(ClientEvent::Opened { conn, tx }).await.is_err() {
         return Ok(());
     }
+    let writer_backlog = backlog.clone();
     let write = async move {
         while let Some(first) = rx.recv().await {
             let mut out = BytesMut::from(&first[..]);
@@ -123,14 +192,25 @@ async fn connection(
             if writer.write_all(&out).await.is_err() {
                 return;
             }
+            let before = writer_backlog.bytes.fetch_sub(out.len(), Ordering::AcqRel);
+            if before - out.len() <= BACKLOG_SOFT_BYTES {
+                writer_backlog.drained.notify_waiters();
+            }
         }
         // The core dropped us (close or refusal): flush and end.
         let _ = writer.shutdown().await;
     };
+    let reader_backlog = backlog.clone();
     let read = async move {
         let mut buf = BytesMut::with_capacity(16 * 1024);
         let mut limit = None;
         loop {
+            // Backpressure: a client that does not take its replies sends
+            // no more requests until it does.
+            while reader_backlog.bytes.load(Ordering::Acquire) > BACKLOG_SOFT_BYTES {
+                let drained = reader_backlog.drained.notified();
+                let _ = tokio::time::timeout(Duration::from_millis(100), drained).await;
+            }
             let frame_limit = limit.unwrap_or(HANDSHAKE_FRAME_BYTES_MAX);
             match zab_proto::decode_frame(&mut buf, frame_limit) {
                 Ok(Some(body)) => {
@@ -171,8 +251,19 @@ async fn connection(
             }
         }
     };
+    tokio::pin!(write);
     tokio::select! {
-        () = write => Ok(()),
+        () = &mut write => Ok(()),
         r = read => r,
+        () = backlog.kill.notified() => {
+            warn!(conn, "the client does not read its replies; closing the connection");
+            Ok(())
+        }
+        () = backlog.closing.notified() => {
+            if tokio::time::timeout(CLOSE_FLUSH, &mut write).await.is_err() {
+                debug!(conn, "closed connection did not take its last replies in time");
+            }
+            Ok(())
+        }
     }
 }

@@ -14,7 +14,7 @@ use tracing::warn;
 use zab_core::{Input, Zxid};
 
 use crate::core::{ClientOutput, Clock, ConnId, Entropy, ServerCore, ServerInput, ServerOutput};
-use crate::listener::ClientEvent;
+use crate::listener::{ClientEvent, ConnTx};
 use crate::peer::Peers;
 use crate::storage::group_commit::GroupCommit;
 
@@ -39,7 +39,7 @@ pub struct Driver {
     gc: Arc<GroupCommit>,
     peers: Peers,
     /// Each open client connection's writer; dropping one closes it.
-    conns: HashMap<ConnId, mpsc::UnboundedSender<Bytes>>,
+    conns: HashMap<ConnId, ConnTx>,
     clock: ShellClock,
     status: watch::Sender<Status>,
 }
@@ -131,7 +131,10 @@ impl Driver {
                 ServerOutput::Persist { seq, op } => self.gc.submit(seq, op),
                 ServerOutput::Client(ClientOutput::Send { conn, bytes }) => {
                     if let Some(tx) = self.conns.get(&conn) {
-                        let _ = tx.send(bytes);
+                        if !tx.send(bytes) {
+                            // Killed for not reading; the task reports it closed.
+                            self.conns.remove(&conn);
+                        }
                     }
                 }
                 ServerOutput::Client(ClientOutput::Close { conn }) => {

@@ -181,3 +181,117 @@ async fn replies_over_the_frame_limit_are_refused_and_the_connection_stays_usabl
     assert_eq!(read.len(), data.len());
     assert_eq!(c.session_id(), session, "the session never changed");
 }
+
+/// Opens a raw session on `addr` (negotiating a 1 MiB frame limit) and
+/// returns the stream, the handshake answered.
+async fn raw_session(addr: std::net::SocketAddr) -> tokio::net::TcpStream {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use zab_proto::{ConnectReply, ConnectRequest, FRAME_BYTES_DEFAULT, PROTOCOL_VERSION};
+    let mut stream = tokio::net::TcpStream::connect(addr).await.expect("connect");
+    let mut out = bytes::BytesMut::new();
+    ConnectRequest {
+        protocol_version: PROTOCOL_VERSION,
+        last_zxid_seen: 0,
+        timeout_ms: 4_000,
+        session_id: 0,
+        password: [0; 16],
+        max_frame_bytes: FRAME_BYTES_DEFAULT,
+    }
+    .encode(&mut out);
+    stream.write_all(&out).await.expect("hello");
+    let mut buf = bytes::BytesMut::new();
+    let body = loop {
+        if let Some(b) = zab_proto::decode_frame(&mut buf, FRAME_BYTES_DEFAULT).expect("frame") {
+            break b;
+        }
+        let n = tokio::time::timeout(Duration::from_secs(10), stream.read_buf(&mut buf))
+            .await
+            .expect("a handshake answer in time")
+            .expect("read");
+        assert!(n > 0, "closed during the handshake");
+    };
+    match ConnectReply::decode(body).expect("reply") {
+        ConnectReply::Accepted(_) => stream,
+        ConnectReply::Refused(r) => panic!("refused: {r:?}"),
+    }
+}
+
+/// Clients that pipeline reads of a 1 MB node and never read the replies
+/// cannot grow the server's memory: their connections stop being read once
+/// their queue is full, and they are closed; everyone else is served.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn clients_that_never_read_cannot_exhaust_memory() {
+    use tokio::io::AsyncWriteExt;
+    use zab_proto::{Request, RequestFrame, Xid};
+    let e = Ensemble::start(3, "noread");
+    e.wait_for_leader(None).await;
+    let c = e.client(0, 10_000).await;
+    let big = vec![1u8; 1_000_000];
+    retry(|| c.create("/big", &big, CreateMode::Persistent))
+        .await
+        .expect("a 1 MB node");
+    let before = e.rss_bytes(0).expect("server 1 runs");
+    let mut frame = bytes::BytesMut::new();
+    for xid in 1..=64 {
+        RequestFrame::Op {
+            xid: Xid::new(xid).expect("xid"),
+            request: Request::GetData {
+                path: "/big".into(),
+                watch: false,
+            },
+        }
+        .encode(&mut frame);
+    }
+    let frame = frame.freeze();
+    let mut hogs = Vec::new();
+    for _ in 0..3 {
+        let mut stream = raw_session(e.clients[0]).await;
+        let frame = frame.clone();
+        hogs.push(tokio::spawn(async move {
+            // Write requests until the server stops taking them and then
+            // closes the connection; bounded at 60 s and 10,000 rounds.
+            let started = Instant::now();
+            for _ in 0..10_000 {
+                let write = stream.write_all(&frame);
+                match tokio::time::timeout(Duration::from_secs(60), write).await {
+                    Ok(Ok(())) => {}
+                    Ok(Err(_)) => return Some(started.elapsed()),
+                    Err(_) => return None,
+                }
+            }
+            None
+        }));
+    }
+    let mut peak = before;
+    let deadline = Instant::now() + Duration::from_secs(8);
+    while Instant::now() < deadline {
+        peak = peak.max(e.rss_bytes(0).unwrap_or(0));
+        // Others are still served meanwhile.
+        c.exists("/big", Consistency::Local, false)
+            .await
+            .expect("another client is served");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    for hog in hogs {
+        let closed = hog.await.expect("task");
+        assert!(
+            closed.is_some(),
+            "a client that never reads was never closed"
+        );
+        eprintln!(
+            "a never-reading client was closed after {:?}",
+            closed.unwrap_or_default()
+        );
+    }
+    let growth = peak.saturating_sub(before);
+    eprintln!(
+        "server RSS {} MiB before, peak {} MiB with three never-reading clients",
+        before >> 20,
+        peak >> 20
+    );
+    assert!(
+        growth < 64 << 20,
+        "three clients that never read grew the server by {} MiB",
+        growth >> 20
+    );
+}

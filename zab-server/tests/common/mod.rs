@@ -248,6 +248,14 @@ impl Ensemble {
         std::fs::write(file, offset_ms.to_string()).expect("offset file");
     }
 
+    /// Server `i`'s resident memory in bytes, if it runs.
+    pub fn rss_bytes(&self, i: usize) -> Option<u64> {
+        let pid = self.procs[i].as_ref()?.id();
+        let statm = std::fs::read_to_string(format!("/proc/{pid}/statm")).ok()?;
+        let pages: u64 = statm.split_whitespace().nth(1)?.parse().ok()?;
+        Some(pages * 4096)
+    }
+
     pub fn kill(&mut self, i: usize) {
         if let Some(mut c) = self.procs[i].take() {
             let _ = c.kill();
