@@ -47,6 +47,12 @@ pub struct Config {
     /// Largest frame a client may send (bytes).
     #[serde(default = "default_frame_max")]
     pub client_frame_bytes_max: u32,
+    /// Watches one session may hold; arming past it is `TooManyWatches`.
+    #[serde(default = "default_watches_per_session")]
+    pub max_watches_per_session: usize,
+    /// Watches this server's sessions may hold in all.
+    #[serde(default = "default_watches_per_server")]
+    pub max_watches_per_server: usize,
     /// The shortest session timeout granted; shorter requests get this.
     #[serde(default = "default_min_session_timeout_ms")]
     pub min_session_timeout_ms: u32,
@@ -88,6 +94,14 @@ fn default_sync_limit() -> u32 {
 /// The largest client frame a server may allow: a write is forwarded and
 /// proposed inside one peer frame, with its command header around it.
 pub const CLIENT_FRAME_BYTES_CEILING: u32 = zab_core::codec::FRAME_BYTES_MAX as u32 - 64 * 1024;
+
+fn default_watches_per_session() -> usize {
+    crate::watches::WatchLimits::default().per_session
+}
+
+fn default_watches_per_server() -> usize {
+    crate::watches::WatchLimits::default().per_server
+}
 
 fn default_snapshot_every() -> u64 {
     100_000
@@ -248,6 +262,10 @@ impl Config {
             max_timeout_ms: self.max_session_timeout_ms,
             handshake_timeout_ms: self.handshake_timeout_ms,
             frame_bytes_max: self.client_frame_bytes_max,
+            watches: crate::watches::WatchLimits {
+                per_session: self.max_watches_per_session,
+                per_server: self.max_watches_per_server,
+            },
         }
     }
 

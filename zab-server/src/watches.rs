@@ -8,7 +8,8 @@
 //! connection's session and are fired in zxid order as changes are applied,
 //! before the reply that carries the change's zxid.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::Arc;
 
 use zab_proto::{AddWatchMode, WatchEventKind, WatcherKind};
 
@@ -17,13 +18,53 @@ use crate::tree::{Change, ChangeKind};
 /// Whoever holds a watch: a session on this server.
 pub type Watcher = u64;
 
+/// How many watches may be armed: per session and on this server in all.
+/// Re-arming a watch that is already armed never counts against them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct WatchLimits {
+    pub per_session: usize,
+    pub per_server: usize,
+}
+
+impl Default for WatchLimits {
+    /// 100,000 per session (wire-spec §11) and 2,000,000 per server (about
+    /// 200 MB of watch state at most).
+    fn default() -> WatchLimits {
+        WatchLimits {
+            per_session: 100_000,
+            per_server: 2_000_000,
+        }
+    }
+}
+
+/// A watch could not be armed: the session's or the server's limit is
+/// reached.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TooManyWatches;
+
+/// The five kinds of watch, each with its own path index.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+enum Slot {
+    Data,
+    Exists,
+    Child,
+    Persistent,
+    Recursive,
+}
+
+const SLOTS: usize = 5;
+
+type Index = BTreeMap<Arc<str>, BTreeSet<Watcher>>;
+
+/// The watches of this server's sessions, indexed both ways: by path (to
+/// fire them) and by session (to count them in O(1) and forget a session's
+/// in time proportional to its own).
 #[derive(Debug, Default)]
 pub struct Watches {
-    data: BTreeMap<String, BTreeSet<Watcher>>,
-    exists: BTreeMap<String, BTreeSet<Watcher>>,
-    child: BTreeMap<String, BTreeSet<Watcher>>,
-    persistent: BTreeMap<String, BTreeSet<Watcher>>,
-    recursive: BTreeMap<String, BTreeSet<Watcher>>,
+    by_path: [Index; SLOTS],
+    by_watcher: HashMap<Watcher, BTreeSet<(Slot, Arc<str>)>>,
+    total: usize,
+    limits: WatchLimits,
 }
 
 /// Which one-shot watch a read arms.
@@ -34,108 +75,181 @@ pub enum OneShot {
     Child,
 }
 
+impl From<OneShot> for Slot {
+    fn from(kind: OneShot) -> Slot {
+        match kind {
+            OneShot::Data => Slot::Data,
+            OneShot::Exists => Slot::Exists,
+            OneShot::Child => Slot::Child,
+        }
+    }
+}
+
+impl From<AddWatchMode> for Slot {
+    fn from(mode: AddWatchMode) -> Slot {
+        match mode {
+            AddWatchMode::Persistent => Slot::Persistent,
+            AddWatchMode::PersistentRecursive => Slot::Recursive,
+        }
+    }
+}
+
 impl Watches {
-    pub fn arm(&mut self, kind: OneShot, path: &str, who: Watcher) {
-        let map = match kind {
-            OneShot::Data => &mut self.data,
-            OneShot::Exists => &mut self.exists,
-            OneShot::Child => &mut self.child,
-        };
-        map.entry(path.to_string()).or_default().insert(who);
+    pub fn new(limits: WatchLimits) -> Watches {
+        Watches {
+            limits,
+            ..Watches::default()
+        }
     }
 
-    pub fn add(&mut self, mode: AddWatchMode, path: &str, who: Watcher) {
-        let map = match mode {
-            AddWatchMode::Persistent => &mut self.persistent,
-            AddWatchMode::PersistentRecursive => &mut self.recursive,
+    /// Arms a one-shot watch (a read's).
+    pub fn arm(&mut self, kind: OneShot, path: &str, who: Watcher) -> Result<(), TooManyWatches> {
+        self.insert(kind.into(), path, who)
+    }
+
+    /// Arms a persistent watch (AddWatch's).
+    pub fn add(
+        &mut self,
+        mode: AddWatchMode,
+        path: &str,
+        who: Watcher,
+    ) -> Result<(), TooManyWatches> {
+        self.insert(mode.into(), path, who)
+    }
+
+    /// Whether `who` could arm `new` more watches now.
+    pub fn has_room(&self, who: Watcher, new: usize) -> bool {
+        self.count(who).saturating_add(new) <= self.limits.per_session
+            && self.total.saturating_add(new) <= self.limits.per_server
+    }
+
+    /// Whether `who` holds this watch already (arming it again is free).
+    fn holds(&self, slot: Slot, path: &str, who: Watcher) -> bool {
+        self.by_path[slot as usize]
+            .get(path)
+            .is_some_and(|set| set.contains(&who))
+    }
+
+    fn insert(&mut self, slot: Slot, path: &str, who: Watcher) -> Result<(), TooManyWatches> {
+        if self.holds(slot, path, who) {
+            return Ok(());
+        }
+        if !self.has_room(who, 1) {
+            return Err(TooManyWatches);
+        }
+        let index = &mut self.by_path[slot as usize];
+        let key = match index.get_key_value(path) {
+            Some((key, _)) => key.clone(),
+            None => Arc::from(path),
         };
-        map.entry(path.to_string()).or_default().insert(who);
+        index.entry(key.clone()).or_default().insert(who);
+        self.by_watcher.entry(who).or_default().insert((slot, key));
+        self.total += 1;
+        Ok(())
+    }
+
+    /// Drops `who`'s watch in `slot` on `path` from the session index (the
+    /// path index is the caller's).
+    fn unhold(&mut self, slot: Slot, path: &str, who: Watcher) {
+        if let Some(held) = self.by_watcher.get_mut(&who) {
+            if held.remove(&(slot, Arc::from(path))) {
+                self.total -= 1;
+            }
+            if held.is_empty() {
+                self.by_watcher.remove(&who);
+            }
+        }
     }
 
     /// Removes `who`'s watches of `kind` on `path`; whether any existed.
     pub fn remove(&mut self, kind: WatcherKind, path: &str, who: Watcher) -> bool {
-        let maps: Vec<&mut BTreeMap<String, BTreeSet<Watcher>>> = match kind {
-            WatcherKind::Children => vec![&mut self.child],
-            WatcherKind::Data => vec![&mut self.data, &mut self.exists],
-            WatcherKind::Any => vec![&mut self.data, &mut self.exists, &mut self.child],
-            WatcherKind::Persistent => vec![&mut self.persistent],
-            WatcherKind::PersistentRecursive => vec![&mut self.recursive],
+        let slots: &[Slot] = match kind {
+            WatcherKind::Children => &[Slot::Child],
+            WatcherKind::Data => &[Slot::Data, Slot::Exists],
+            WatcherKind::Any => &[Slot::Data, Slot::Exists, Slot::Child],
+            WatcherKind::Persistent => &[Slot::Persistent],
+            WatcherKind::PersistentRecursive => &[Slot::Recursive],
         };
         let mut found = false;
-        for map in maps {
-            if let Some(set) = map.get_mut(path) {
-                found |= set.remove(&who);
+        for &slot in slots {
+            let index = &mut self.by_path[slot as usize];
+            let Some(set) = index.get_mut(path) else {
+                continue;
+            };
+            if set.remove(&who) {
+                found = true;
                 if set.is_empty() {
-                    map.remove(path);
+                    index.remove(path);
                 }
+                self.unhold(slot, path, who);
             }
         }
         found
     }
 
-    /// Drops every watch of `who` (its session ended).
+    /// Drops every watch of `who` (its session ended or moved), in time
+    /// proportional to its own watches.
     pub fn forget(&mut self, who: Watcher) {
-        for map in [
-            &mut self.data,
-            &mut self.exists,
-            &mut self.child,
-            &mut self.persistent,
-            &mut self.recursive,
-        ] {
-            map.retain(|_, set| {
+        let Some(held) = self.by_watcher.remove(&who) else {
+            return;
+        };
+        self.total -= held.len();
+        for (slot, path) in held {
+            let index = &mut self.by_path[slot as usize];
+            if let Some(set) = index.get_mut(&path) {
                 set.remove(&who);
-                !set.is_empty()
-            });
+                if set.is_empty() {
+                    index.remove(&path);
+                }
+            }
         }
     }
 
-    /// Watches held by `who`, for re-registration elsewhere.
+    /// Watches held by `who`, in O(1).
     pub fn count(&self, who: Watcher) -> usize {
-        [
-            &self.data,
-            &self.exists,
-            &self.child,
-            &self.persistent,
-            &self.recursive,
-        ]
-        .iter()
-        .map(|m| m.values().filter(|s| s.contains(&who)).count())
-        .sum()
+        self.by_watcher.get(&who).map_or(0, BTreeSet::len)
+    }
+
+    /// Watches held on this server in all.
+    pub fn total(&self) -> usize {
+        self.total
     }
 
     /// The events one change fires, disarming the one-shot watches it used.
+    /// Recursive watches are found by the change's ancestors, so the cost
+    /// is the path's depth, not the number of recursive watches.
     pub fn fire(&mut self, change: &Change) -> Vec<(Watcher, WatchEventKind, String)> {
         let path = change.path.as_str();
-        let (kind, one_shot): (
-            WatchEventKind,
-            Vec<&mut BTreeMap<String, BTreeSet<Watcher>>>,
-        ) = match change.kind {
-            ChangeKind::Created => (WatchEventKind::NodeCreated, vec![&mut self.exists]),
+        let (kind, one_shot): (WatchEventKind, &[Slot]) = match change.kind {
+            ChangeKind::Created => (WatchEventKind::NodeCreated, &[Slot::Exists]),
             ChangeKind::Deleted => (
                 WatchEventKind::NodeDeleted,
-                vec![&mut self.data, &mut self.exists, &mut self.child],
+                &[Slot::Data, Slot::Exists, Slot::Child],
             ),
-            ChangeKind::DataChanged => (
-                WatchEventKind::NodeDataChanged,
-                vec![&mut self.data, &mut self.exists],
-            ),
-            ChangeKind::ChildrenChanged => {
-                (WatchEventKind::NodeChildrenChanged, vec![&mut self.child])
+            ChangeKind::DataChanged => {
+                (WatchEventKind::NodeDataChanged, &[Slot::Data, Slot::Exists])
             }
+            ChangeKind::ChildrenChanged => (WatchEventKind::NodeChildrenChanged, &[Slot::Child]),
         };
         let mut who = BTreeSet::new();
-        for map in one_shot {
-            if let Some(set) = map.remove(path) {
+        for &slot in one_shot {
+            if let Some(set) = self.by_path[slot as usize].remove(path) {
+                for &w in &set {
+                    self.unhold(slot, path, w);
+                }
                 who.extend(set);
             }
         }
-        if let Some(set) = self.persistent.get(path) {
+        if let Some(set) = self.by_path[Slot::Persistent as usize].get(path) {
             who.extend(set.iter().copied());
         }
         if change.kind != ChangeKind::ChildrenChanged {
-            for (prefix, set) in &self.recursive {
-                if covers(prefix, path) {
-                    who.extend(set.iter().copied());
+            let recursive = &self.by_path[Slot::Recursive as usize];
+            if !recursive.is_empty() {
+                for prefix in ancestors(path) {
+                    if let Some(set) = recursive.get(prefix) {
+                        who.extend(set.iter().copied());
+                    }
                 }
             }
         }
@@ -145,11 +259,16 @@ impl Watches {
     }
 }
 
-/// Whether a recursive watch on `prefix` covers `path`.
-fn covers(prefix: &str, path: &str) -> bool {
-    prefix == "/"
-        || path == prefix
-        || (path.starts_with(prefix) && path.as_bytes().get(prefix.len()) == Some(&b'/'))
+/// `path` and every ancestor of it, the root included: the prefixes whose
+/// recursive watches cover it.
+fn ancestors(path: &str) -> impl Iterator<Item = &str> {
+    let cuts = path
+        .char_indices()
+        .filter(|&(i, c)| c == '/' && i > 0)
+        .map(|(i, _)| i);
+    std::iter::once("/")
+        .chain(cuts.map(move |i| &path[..i]))
+        .chain((path != "/").then_some(path))
 }
 
 #[cfg(test)]
@@ -166,9 +285,9 @@ mod tests {
     #[test]
     fn one_shot_watches_fire_once_and_persistent_ones_stay() {
         let mut w = Watches::default();
-        w.arm(OneShot::Data, "/a", 1);
-        w.arm(OneShot::Exists, "/a", 2);
-        w.add(AddWatchMode::Persistent, "/a", 3);
+        w.arm(OneShot::Data, "/a", 1).expect("room");
+        w.arm(OneShot::Exists, "/a", 2).expect("room");
+        w.add(AddWatchMode::Persistent, "/a", 3).expect("room");
         let fired = w.fire(&change("/a", ChangeKind::DataChanged));
         let who: Vec<_> = fired.iter().map(|(w, _, _)| *w).collect();
         assert_eq!(who, vec![1, 2, 3]);
@@ -186,7 +305,8 @@ mod tests {
     #[test]
     fn recursive_watches_cover_the_subtree_but_not_siblings() {
         let mut w = Watches::default();
-        w.add(AddWatchMode::PersistentRecursive, "/app", 7);
+        w.add(AddWatchMode::PersistentRecursive, "/app", 7)
+            .expect("room");
         assert_eq!(w.fire(&change("/app/x/y", ChangeKind::Created)).len(), 1);
         assert_eq!(w.fire(&change("/apple", ChangeKind::Created)).len(), 0);
         assert_eq!(
@@ -198,8 +318,8 @@ mod tests {
     #[test]
     fn get_watches_do_not_see_creation_and_child_watches_see_deletion() {
         let mut w = Watches::default();
-        w.arm(OneShot::Data, "/n", 1);
-        w.arm(OneShot::Child, "/n", 2);
+        w.arm(OneShot::Data, "/n", 1).expect("room");
+        w.arm(OneShot::Child, "/n", 2).expect("room");
         assert!(w.fire(&change("/n", ChangeKind::Created)).is_empty());
         let who: Vec<_> = w
             .fire(&change("/n", ChangeKind::Deleted))
@@ -207,5 +327,69 @@ mod tests {
             .map(|e| e.0)
             .collect();
         assert_eq!(who, vec![1, 2]);
+    }
+
+    #[test]
+    fn the_root_recursive_watch_covers_everything() {
+        let mut w = Watches::default();
+        w.add(AddWatchMode::PersistentRecursive, "/", 1)
+            .expect("room");
+        w.add(AddWatchMode::PersistentRecursive, "/a/b", 2)
+            .expect("room");
+        let who = |w: &mut Watches, path| -> Vec<Watcher> {
+            w.fire(&change(path, ChangeKind::DataChanged))
+                .into_iter()
+                .map(|e| e.0)
+                .collect()
+        };
+        assert_eq!(who(&mut w, "/"), vec![1]);
+        assert_eq!(who(&mut w, "/a"), vec![1]);
+        assert_eq!(who(&mut w, "/a/b"), vec![1, 2]);
+        assert_eq!(who(&mut w, "/a/b/c/d"), vec![1, 2]);
+        assert_eq!(who(&mut w, "/a/bc"), vec![1]);
+    }
+
+    #[test]
+    fn counts_follow_every_arming_firing_removal_and_forgetting() {
+        let mut w = Watches::default();
+        w.arm(OneShot::Data, "/a", 1).expect("room");
+        w.arm(OneShot::Data, "/a", 1).expect("re-arming is free");
+        w.arm(OneShot::Child, "/a", 1).expect("room");
+        w.add(AddWatchMode::Persistent, "/b", 1).expect("room");
+        w.arm(OneShot::Data, "/a", 2).expect("room");
+        assert_eq!((w.count(1), w.count(2), w.total()), (3, 1, 4));
+        w.fire(&change("/a", ChangeKind::DataChanged));
+        assert_eq!((w.count(1), w.count(2), w.total()), (2, 0, 2));
+        assert!(w.remove(WatcherKind::Children, "/a", 1));
+        assert!(!w.remove(WatcherKind::Children, "/a", 1));
+        assert_eq!(w.count(1), 1);
+        w.forget(1);
+        assert_eq!((w.count(1), w.total()), (0, 0));
+        assert!(w.fire(&change("/b", ChangeKind::DataChanged)).is_empty());
+    }
+
+    #[test]
+    fn limits_apply_per_session_and_per_server() {
+        let mut w = Watches::new(WatchLimits {
+            per_session: 3,
+            per_server: 5,
+        });
+        for k in 0..3 {
+            w.arm(OneShot::Exists, &format!("/s1/{k}"), 1)
+                .expect("room");
+        }
+        assert_eq!(w.arm(OneShot::Exists, "/s1/x", 1), Err(TooManyWatches));
+        assert_eq!(
+            w.add(AddWatchMode::Persistent, "/s1/x", 1),
+            Err(TooManyWatches)
+        );
+        w.arm(OneShot::Exists, "/s1/0", 1)
+            .expect("an armed watch re-arms at the limit");
+        w.arm(OneShot::Exists, "/s2/0", 2).expect("room");
+        w.arm(OneShot::Exists, "/s2/1", 2).expect("room");
+        assert_eq!(w.arm(OneShot::Exists, "/s3/0", 3), Err(TooManyWatches));
+        assert!(!w.has_room(3, 1));
+        w.forget(1);
+        assert!(w.has_room(3, 3) && !w.has_room(3, 4));
     }
 }

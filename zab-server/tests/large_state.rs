@@ -295,3 +295,89 @@ async fn clients_that_never_read_cannot_exhaust_memory() {
         growth >> 20
     );
 }
+
+/// Arms `paths` as exists-watches (on nodes that do not exist) with 64 in
+/// flight; returns the rate in arms/s.
+async fn arm_exists(c: &std::sync::Arc<zab_client::Client>, paths: std::ops::Range<usize>) -> f64 {
+    let started = Instant::now();
+    let n = paths.len();
+    let mut tasks = tokio::task::JoinSet::new();
+    let per_task = n.div_ceil(64);
+    let start = paths.start;
+    for t in 0..64 {
+        let c = c.clone();
+        let from = start + t * per_task;
+        let to = (from + per_task).min(paths.end);
+        tasks.spawn(async move {
+            for k in from..to {
+                c.exists(&format!("/absent/w{k}"), Consistency::Local, true)
+                    .await
+                    .expect("an exists watch within the limit");
+            }
+        });
+    }
+    while let Some(done) = tasks.join_next().await {
+        done.expect("arming task");
+    }
+    n as f64 / started.elapsed().as_secs_f64()
+}
+
+/// One limit on every path that arms a watch: 100,000 per session by
+/// default; past it exists, getData and getChildren watches and AddWatch
+/// fail with TooManyWatches (nothing read or armed), a watch already armed
+/// re-arms, and arming stays O(1) (the last 10,000 arm as fast as the first).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn watches_stop_at_the_limit_on_every_path() {
+    let e = Ensemble::start(3, "watchcap");
+    e.wait_for_leader(None).await;
+    let c = std::sync::Arc::new(e.client(0, 20_000).await);
+    retry(|| c.create("/n", b"x", CreateMode::Persistent))
+        .await
+        .expect("a node to watch");
+    let started = Instant::now();
+    let first = arm_exists(&c, 0..10_000).await;
+    arm_exists(&c, 10_000..90_000).await;
+    let last = arm_exists(&c, 90_000..99_998).await;
+    eprintln!(
+        "100,000 watches armed in {:?}: first 10,000 at {first:.0}/s, last at {last:.0}/s",
+        started.elapsed()
+    );
+    // Two left: a data watch and a persistent one take them.
+    c.get_watch("/n", Consistency::Local, true)
+        .await
+        .expect("the 99,999th watch");
+    let _stream = c.add_watch("/n", false).await.expect("the 100,000th watch");
+    let refused = Err(Error::Server(ErrorCode::TooManyWatches));
+    assert_eq!(
+        c.exists("/absent/one-more", Consistency::Local, true)
+            .await
+            .map(|_| ()),
+        refused
+    );
+    assert_eq!(
+        c.get_watch("/", Consistency::Local, true).await.map(|_| ()),
+        refused
+    );
+    assert_eq!(
+        c.children("/n", Consistency::Local, true).await.map(|_| ()),
+        refused
+    );
+    assert_eq!(
+        c.add_watch("/n", true).await.map(|_| ()),
+        refused,
+        "a recursive watch past the limit"
+    );
+    // Re-arming what is armed is no new watch; reads without one still work.
+    c.exists("/absent/w5", Consistency::Local, true)
+        .await
+        .expect("re-arming an armed watch");
+    c.children("/n", Consistency::Local, false)
+        .await
+        .expect("a read that arms nothing");
+    // Another session has its own 100,000.
+    let other = e.client(0, 20_000).await;
+    other
+        .exists("/absent/w0", Consistency::Local, true)
+        .await
+        .expect("another session's watch");
+}

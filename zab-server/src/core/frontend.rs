@@ -31,8 +31,6 @@ use crate::watches::Watches;
 
 /// Requests a connection may have outstanding before it is closed.
 pub const OUTSTANDING_MAX: usize = 10_000;
-/// Watches a session may hold.
-pub const WATCHES_MAX: usize = 100_000;
 
 /// What the core asks of one client connection.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -199,7 +197,7 @@ impl Frontend {
             submitted: HashMap::new(),
             metrics,
             next_request: token_seed | 1,
-            watches: Watches::default(),
+            watches: Watches::new(limits.watches),
             touched: BTreeSet::new(),
             last_heard: HashMap::new(),
             expiring: BTreeSet::new(),

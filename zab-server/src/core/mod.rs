@@ -32,7 +32,7 @@ use tracing::{error, info};
 use zab_core::{Action, Input, Message, Node, PeerId, PersistOp, PersistSeq, Role, Zxid};
 use zab_proto::{ConnectRequest, RequestFrame};
 
-pub use frontend::{ClientOutput, Defects, Frontend, OUTSTANDING_MAX, WATCHES_MAX};
+pub use frontend::{ClientOutput, Defects, Frontend, OUTSTANDING_MAX};
 
 use crate::replica::{FrozenState, Replica};
 use crate::server::Application;
@@ -63,6 +63,8 @@ pub struct SessionLimits {
     pub max_timeout_ms: u32,
     pub handshake_timeout_ms: u32,
     pub frame_bytes_max: u32,
+    /// Watches a session, and this server in all, may hold.
+    pub watches: crate::watches::WatchLimits,
 }
 
 impl SessionLimits {
@@ -81,6 +83,7 @@ impl Default for SessionLimits {
             max_timeout_ms: 60_000,
             handshake_timeout_ms: 10_000,
             frame_bytes_max: zab_proto::FRAME_BYTES_DEFAULT,
+            watches: crate::watches::WatchLimits::default(),
         }
     }
 }
@@ -150,6 +153,8 @@ pub struct Status {
     pub applied: Zxid,
     pub last_logged: Zxid,
     pub znodes: usize,
+    /// Watches armed on this server, all sessions.
+    pub watches: usize,
     pub sessions: usize,
     pub connections: usize,
     pub stats: zab_core::Stats,
@@ -247,6 +252,7 @@ impl ServerCore {
             applied: self.applied,
             last_logged: self.node.history().last(),
             znodes: self.replica.tree.node_count(),
+            watches: self.frontend.watches.total(),
             sessions: self.replica.tree.sessions().len(),
             connections: self.frontend.connections(),
             stats: self.node.stats(),

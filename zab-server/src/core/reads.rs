@@ -6,7 +6,6 @@ use zab_proto::{
     CreateReply, ErrorCode, MultiResult, Outcome as WireOutcome, Request, Response, WatchEvent,
 };
 
-use super::frontend::WATCHES_MAX;
 use crate::replica::Replica;
 use crate::tree::Outcome;
 use crate::watches::{OneShot, Watches};
@@ -14,20 +13,41 @@ use crate::watches::{OneShot, Watches};
 /// Re-arms a reconnected session's watches (SetWatches) and returns what
 /// changed while the client was away, to be sent before the reply (their
 /// `zxid` is filled in by the caller); later changes fire as they are applied.
+///
+/// All or nothing: an invalid path is `BadArguments`, and a set that could
+/// take the session or the server past its watch limit is `TooManyWatches`;
+/// either way nothing is armed and nothing is reported.
 pub(super) fn catch_up(
     set: &zab_proto::SetWatches,
     replica: &Replica,
     watches: &mut Watches,
     session: u64,
-) -> Vec<WatchEvent> {
-    rearm(watches, session, set, replica)
+) -> Result<Vec<WatchEvent>, ErrorCode> {
+    let lists = [
+        &set.data,
+        &set.exists,
+        &set.children,
+        &set.persistent,
+        &set.persistent_recursive,
+    ];
+    let paths = lists.iter().flat_map(|l| l.iter());
+    if !paths
+        .clone()
+        .all(|p| crate::tree::path::validate(p).is_ok())
+    {
+        return Err(ErrorCode::BadArguments);
+    }
+    if !watches.has_room(session, paths.count()) {
+        return Err(ErrorCode::TooManyWatches);
+    }
+    Ok(rearm(watches, session, set, replica)
         .into_iter()
         .map(|(kind, path)| WatchEvent {
             kind,
             path,
             zxid: 0,
         })
-        .collect()
+        .collect())
 }
 
 /// Re-arms watches after a reconnect and reports what changed since the
@@ -42,27 +62,31 @@ fn rearm(
     replica: &Replica,
 ) -> Vec<(zab_proto::WatchEventKind, String)> {
     use zab_proto::WatchEventKind as K;
+    // The caller made room for every path, so arming cannot fail.
+    let mut arm = |kind, path: &str| {
+        let _ = watches.arm(kind, path, session);
+    };
     let rel = set.relative_zxid;
     let mut events = Vec::new();
     for path in &set.data {
         match replica.tree.exists(path) {
             None => events.push((K::NodeDeleted, path.clone())),
             Some(st) if st.mzxid > rel => events.push((K::NodeDataChanged, path.clone())),
-            Some(_) => watches.arm(OneShot::Data, path, session),
+            Some(_) => arm(OneShot::Data, path),
         }
     }
     for path in &set.exists {
         match replica.tree.exists(path) {
             Some(st) if st.czxid > rel => events.push((K::NodeCreated, path.clone())),
             Some(st) if st.mzxid > rel => events.push((K::NodeDataChanged, path.clone())),
-            _ => watches.arm(OneShot::Exists, path, session),
+            _ => arm(OneShot::Exists, path),
         }
     }
     for path in &set.children {
         match replica.tree.exists(path) {
             None => events.push((K::NodeDeleted, path.clone())),
             Some(st) if st.pzxid > rel => events.push((K::NodeChildrenChanged, path.clone())),
-            Some(_) => watches.arm(OneShot::Child, path, session),
+            Some(_) => arm(OneShot::Child, path),
         }
     }
     for (paths, mode) in [
@@ -73,7 +97,7 @@ fn rearm(
         ),
     ] {
         for path in paths {
-            watches.add(mode, path, session);
+            let _ = watches.add(mode, path, session);
             events.push((K::ContinuityLost, path.clone()));
         }
     }
@@ -106,40 +130,37 @@ pub(super) fn read(
     if !valid(path) {
         return WireOutcome::Err(ErrorCode::BadArguments);
     }
+    // A watch that cannot be armed fails the read: nothing is read or
+    // armed (wire-spec §11).
+    let too_many = |_| WireOutcome::Err(ErrorCode::TooManyWatches);
+    let mut arm = |watch: bool, kind| match watch {
+        true => watches.arm(kind, path, session),
+        false => Ok(()),
+    };
     match request {
-        Request::Exists { path, watch } => {
-            if *watch {
-                watches.arm(OneShot::Exists, path, session);
-            }
-            WireOutcome::Ok(Response::Exists(tree.exists(path)))
-        }
+        Request::Exists { path, watch } => match arm(*watch, OneShot::Exists) {
+            Ok(()) => WireOutcome::Ok(Response::Exists(tree.exists(path))),
+            Err(e) => too_many(e),
+        },
         Request::GetData { path, watch } => match tree.get(path) {
-            Some((data, stat)) => {
-                if *watch {
-                    watches.arm(OneShot::Data, path, session);
-                }
-                WireOutcome::Ok(Response::GetData {
+            Some((data, stat)) => match arm(*watch, OneShot::Data) {
+                Ok(()) => WireOutcome::Ok(Response::GetData {
                     data: data.clone(),
                     stat,
-                })
-            }
+                }),
+                Err(e) => too_many(e),
+            },
             None => WireOutcome::Err(ErrorCode::NoNode),
         },
-        Request::AddWatch { path, mode } => {
-            if watches.count(session) >= WATCHES_MAX {
-                WireOutcome::Err(ErrorCode::TooManyWatches)
-            } else {
-                watches.add(*mode, path, session);
-                WireOutcome::Ok(Response::AddWatch)
-            }
-        }
+        Request::AddWatch { path, mode } => match watches.add(*mode, path, session) {
+            Ok(()) => WireOutcome::Ok(Response::AddWatch),
+            Err(e) => too_many(e),
+        },
         Request::GetChildren { path, watch } => match tree.children(path) {
-            Some((children, stat)) => {
-                if *watch {
-                    watches.arm(OneShot::Child, path, session);
-                }
-                WireOutcome::Ok(Response::GetChildren { children, stat })
-            }
+            Some((children, stat)) => match arm(*watch, OneShot::Child) {
+                Ok(()) => WireOutcome::Ok(Response::GetChildren { children, stat }),
+                Err(e) => too_many(e),
+            },
             None => WireOutcome::Err(ErrorCode::NoNode),
         },
         _ => WireOutcome::Err(ErrorCode::Unimplemented),

@@ -178,13 +178,17 @@ impl Frontend {
                     };
                     let outcome = match &request {
                         Request::SetWatches(set) => {
-                            let events = catch_up(set, replica, &mut self.watches, session);
-                            for event in events {
-                                let zxid = applied.0;
-                                let event = zab_proto::WatchEvent { zxid, ..event };
-                                self.send_frame(conn, ServerFrame::Watch { zxid, event });
+                            match catch_up(set, replica, &mut self.watches, session) {
+                                Ok(events) => {
+                                    for event in events {
+                                        let zxid = applied.0;
+                                        let event = zab_proto::WatchEvent { zxid, ..event };
+                                        self.send_frame(conn, ServerFrame::Watch { zxid, event });
+                                    }
+                                    WireOutcome::Ok(Response::SetWatches)
+                                }
+                                Err(code) => WireOutcome::Err(code),
                             }
-                            WireOutcome::Ok(Response::SetWatches)
                         }
                         request => read(request, replica, &mut self.watches, session),
                     };

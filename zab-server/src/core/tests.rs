@@ -550,3 +550,57 @@ fn a_watch_queued_behind_a_write_reports_only_after_its_reply() {
     assert!(registered.is_some(), "no AddWatch reply in {frames:?}");
     assert_eq!(events, ["/r/after"]);
 }
+
+fn set_watches(exists: &[&str], persistent: &[&str]) -> Request {
+    Request::SetWatches(zab_proto::SetWatches {
+        relative_zxid: 0,
+        data: Vec::new(),
+        exists: exists.iter().map(|p| p.to_string()).collect(),
+        children: Vec::new(),
+        persistent: persistent.iter().map(|p| p.to_string()).collect(),
+        persistent_recursive: Vec::new(),
+    })
+}
+
+fn reply_outcome(frame: &ServerFrame) -> Option<&zab_proto::Outcome> {
+    match frame {
+        ServerFrame::Reply(r) => Some(&r.outcome),
+        _ => None,
+    }
+}
+
+/// SetWatches is held to the same watch limit as every other way of arming
+/// one, and arms only valid paths: all of its watches or none.
+#[test]
+fn set_watches_is_all_or_nothing_within_the_limit() {
+    let mut h = Harness::new();
+    h.fe.watches = crate::watches::Watches::new(crate::watches::WatchLimits {
+        per_session: 3,
+        per_server: 100,
+    });
+    let (session, _) = h.connect(1, None);
+    h.frames(1, &[]);
+    h.send(1, 1, set_watches(&["/a", "/b"], &["/c", "/d"]));
+    h.send(1, 2, set_watches(&["/a", "bad path"], &[]));
+    h.send(1, 3, set_watches(&["/a", "/b"], &["/c"]));
+    let frames = h.frames(1, &[OpCode::SetWatches; 3]);
+    let outcomes: Vec<_> = frames.iter().filter_map(reply_outcome).collect();
+    assert_eq!(
+        outcomes[..2],
+        [
+            &zab_proto::Outcome::Err(ErrorCode::TooManyWatches),
+            &zab_proto::Outcome::Err(ErrorCode::BadArguments),
+        ]
+    );
+    assert!(matches!(outcomes[2], zab_proto::Outcome::Ok(_)));
+    // Only the third request armed anything: its three watches.
+    assert_eq!(h.fe.watches.count(session), 3);
+    let events = frames
+        .iter()
+        .filter(|f| matches!(f, ServerFrame::Watch { .. }))
+        .count();
+    assert_eq!(
+        events, 1,
+        "one ContinuityLost, for the third's persistent watch"
+    );
+}
