@@ -1,4 +1,5 @@
 use super::*;
+use std::error::Error;
 use zab_tests::sim::rng::Rng;
 
 fn v(epoch: u32, counter: u32, leader: u64) -> Vote {

@@ -55,7 +55,7 @@ impl fmt::Display for SnapshotDecodeError {
 impl std::error::Error for SnapshotDecodeError {}
 
 /// A tree frozen at one zxid for its snapshot. Taking one is O(1) in the
-/// number of nodes (the node map is copy-on-write: see [`NodeMap`]), and it is
+/// number of nodes (the node map is sharded copy-on-write: see `node_map.rs`), and it is
 /// `Send`, so it is serialized on another thread while the tree it came from
 /// goes on applying transactions.
 #[derive(Clone, Debug)]
