@@ -301,7 +301,7 @@ error_codes! {
     EphemeralOnLocalSession = -120, "reserved: there are no local sessions";
     NoWatcher = -121, "remove_watches: no matching watch is registered";
     RequestTimeout = -122, "the server did not complete the request in time; a write's outcome is unknown";
-    QuotaExceeded = -125, "a per-session quota (ephemeral nodes) is exhausted";
+    QuotaExceeded = -125, "a quota is exhausted (the server's data quota); nothing was applied";
     Throttled = -127, "the server is overloaded and shed the request; retry with backoff";
     ServerBehind = -900, "handshake: the server has not applied the client's last seen zxid yet";
     FrameTooLarge = -901, "the reply would exceed the negotiated frame limit; nothing was applied";

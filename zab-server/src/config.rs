@@ -53,6 +53,11 @@ pub struct Config {
     /// Watches this server's sessions may hold in all.
     #[serde(default = "default_watches_per_server")]
     pub max_watches_per_server: usize,
+    /// Bytes of paths and data the tree may hold before this server refuses
+    /// writes that would add more (`QuotaExceeded`); deletes and shrinking
+    /// writes are always taken.
+    #[serde(default = "default_data_quota")]
+    pub max_data_bytes: u64,
     /// The shortest session timeout granted; shorter requests get this.
     #[serde(default = "default_min_session_timeout_ms")]
     pub min_session_timeout_ms: u32,
@@ -94,6 +99,10 @@ fn default_sync_limit() -> u32 {
 /// The largest client frame a server may allow: a write is forwarded and
 /// proposed inside one peer frame, with its command header around it.
 pub const CLIENT_FRAME_BYTES_CEILING: u32 = zab_core::codec::FRAME_BYTES_MAX as u32 - 64 * 1024;
+
+fn default_data_quota() -> u64 {
+    crate::core::DATA_BYTES_QUOTA_DEFAULT
+}
 
 fn default_watches_per_session() -> usize {
     crate::watches::WatchLimits::default().per_session
@@ -266,6 +275,7 @@ impl Config {
                 per_session: self.max_watches_per_session,
                 per_server: self.max_watches_per_server,
             },
+            data_bytes_max: self.max_data_bytes,
         }
     }
 

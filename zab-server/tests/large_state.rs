@@ -381,3 +381,51 @@ async fn watches_stop_at_the_limit_on_every_path() {
         .await
         .expect("another session's watch");
 }
+
+/// A data quota: past it, writes that add data are refused with
+/// QuotaExceeded (a multi as a whole), while deletes and shrinking writes
+/// go on, and room comes back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_data_quota_refuses_growth_but_never_cleanup() {
+    let e = Ensemble::start_with(3, "quota", "max_data_bytes = 2500000");
+    e.wait_for_leader(None).await;
+    let c = e.client(0, 10_000).await;
+    let mb = vec![3u8; 1_000_000];
+    retry(|| c.create("/a", &mb, CreateMode::Persistent))
+        .await
+        .expect("1 MB within the quota");
+    c.create("/b", &mb, CreateMode::Persistent)
+        .await
+        .expect("2 MB within the quota");
+    let over = Err(Error::Server(ErrorCode::QuotaExceeded));
+    assert_eq!(c.create("/c", &mb, CreateMode::Persistent).await, over);
+    assert_eq!(
+        c.exists("/c", Consistency::Linearizable, false).await,
+        Ok(None)
+    );
+    match c
+        .multi(vec![
+            MultiOp::SetData(zab_client::SetDataRequest {
+                path: "/a".into(),
+                data: bytes::Bytes::from_static(b"shrinks"),
+                version: -1,
+            }),
+            MultiOp::Create(CreateRequest {
+                path: "/m".into(),
+                data: vec![0u8; 600_000].into(),
+                mode: CreateMode::Persistent,
+                ttl_ms: 0,
+            }),
+        ])
+        .await
+    {
+        Err(Error::MultiFailed { err, .. }) => assert_eq!(err, ErrorCode::QuotaExceeded),
+        other => panic!("a multi over the quota was not refused: {other:?}"),
+    }
+    // Shrinking and deleting are always taken; then there is room again.
+    c.set("/a", b"small", -1).await.expect("a shrinking write");
+    c.delete("/b", -1).await.expect("a delete");
+    c.create("/c", &mb, CreateMode::Persistent)
+        .await
+        .expect("room again after cleanup");
+}

@@ -18,7 +18,7 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 
 use bytes::{Bytes, BytesMut};
-use tracing::{info, warn};
+use tracing::{debug, info, warn};
 use zab_core::{Input, RequestId, Role, Zxid};
 use zab_proto::{
     ConnectRefused, ConnectReply, ConnectRequest, ConnectResponse, ErrorCode, Outcome, Reply,
@@ -594,7 +594,28 @@ impl Frontend {
                     Item::Ready(ServerFrame::Reply(Reply {
                         xid,
                         zxid: applied.0,
-                        outcome: super::limits::too_large(multi),
+                        outcome: super::limits::refused(multi, ErrorCode::FrameTooLarge),
+                    }))
+                }
+                r if is_write(&r)
+                    && replica
+                        .tree
+                        .data_bytes()
+                        .saturating_add(super::limits::data_added(&r, &replica.tree))
+                        > self.limits.data_bytes_max =>
+                {
+                    debug!(
+                        conn,
+                        quota = self.limits.data_bytes_max,
+                        "the tree's data quota is reached; refusing a write"
+                    );
+                    Item::Ready(ServerFrame::Reply(Reply {
+                        xid,
+                        zxid: applied.0,
+                        outcome: super::limits::refused(
+                            matches!(r, Request::Multi(_)),
+                            ErrorCode::QuotaExceeded,
+                        ),
                     }))
                 }
                 r if is_write(&r) => {

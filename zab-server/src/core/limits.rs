@@ -27,23 +27,24 @@ pub(super) fn fitted(frame: ServerFrame, limit: u32) -> ServerFrame {
             ServerFrame::Reply(Reply {
                 xid: r.xid,
                 zxid: r.zxid,
-                outcome: too_large(multi),
+                outcome: refused(multi, ErrorCode::FrameTooLarge),
             })
         }
         other => other,
     }
 }
 
-/// The `FrameTooLarge` outcome, in a multi's error layout for a multi (an
-/// empty per-op list: the failure is no one op's).
-pub(super) fn too_large(multi: bool) -> Outcome {
+/// A request refused before it was proposed, with `code`: in a multi's
+/// error layout for a multi (an empty per-op list: the failure is no one
+/// op's).
+pub(super) fn refused(multi: bool, code: ErrorCode) -> Outcome {
     if multi {
         Outcome::MultiErr {
-            err: ErrorCode::FrameTooLarge,
+            err: code,
             errors: Vec::new(),
         }
     } else {
-        Outcome::Err(ErrorCode::FrameTooLarge)
+        Outcome::Err(code)
     }
 }
 
@@ -91,6 +92,38 @@ pub(super) fn data_readable(request: &Request, server_limit: u32) -> bool {
             MultiOp::Delete(_) | MultiOp::Check(_) => true,
         }),
         _ => true,
+    }
+}
+
+/// The bytes of paths and data `request` (a write) could add to `tree`:
+/// what the data quota is checked against before the write is proposed.
+/// A SetData counts only what it grows the node by, so shrinking data or
+/// deleting is always possible over quota.
+pub(super) fn data_added(request: &Request, tree: &crate::tree::DataTree) -> u64 {
+    let created = |c: &zab_proto::CreateRequest| {
+        let suffix = if c.mode.is_sequential() {
+            SEQUENCE_DIGITS
+        } else {
+            0
+        };
+        (c.path.len() + suffix + c.data.len()) as u64
+    };
+    let grown = |path: &str, data: &bytes::Bytes| {
+        let now = tree.get(path).map_or(0, |(d, _)| d.len());
+        data.len().saturating_sub(now) as u64
+    };
+    match request {
+        Request::Create(c) => created(c),
+        Request::SetData(s) => grown(&s.path, &s.data),
+        Request::Multi(ops) => ops
+            .iter()
+            .map(|op| match op {
+                MultiOp::Create(c) => created(c),
+                MultiOp::SetData(s) => grown(&s.path, &s.data),
+                MultiOp::Delete(_) | MultiOp::Check(_) => 0,
+            })
+            .sum(),
+        _ => 0,
     }
 }
 

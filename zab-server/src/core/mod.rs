@@ -65,6 +65,9 @@ pub struct SessionLimits {
     pub frame_bytes_max: u32,
     /// Watches a session, and this server in all, may hold.
     pub watches: crate::watches::WatchLimits,
+    /// Bytes of paths and data the tree may hold before this server refuses
+    /// its clients' writes that would add more (`QuotaExceeded`).
+    pub data_bytes_max: u64,
 }
 
 impl SessionLimits {
@@ -73,6 +76,10 @@ impl SessionLimits {
         zab_proto::negotiate_timeout_ms(requested_ms, self.min_timeout_ms, self.max_timeout_ms)
     }
 }
+
+/// The default data quota: 8 GiB of paths and data, about what a server
+/// with 16 GiB of memory holds with room for its snapshots.
+pub const DATA_BYTES_QUOTA_DEFAULT: u64 = 8 << 30;
 
 impl Default for SessionLimits {
     /// 2 s to 60 s, as ZooKeeper's defaults allow with its 2 s tick (whose
@@ -84,6 +91,7 @@ impl Default for SessionLimits {
             handshake_timeout_ms: 10_000,
             frame_bytes_max: zab_proto::FRAME_BYTES_DEFAULT,
             watches: crate::watches::WatchLimits::default(),
+            data_bytes_max: DATA_BYTES_QUOTA_DEFAULT,
         }
     }
 }

@@ -28,6 +28,8 @@ pub struct DataTree {
     /// Containers and TTL nodes, the only candidates for removal by the leader.
     pub(crate) expirable: BTreeSet<String>,
     pub(crate) last_applied: Zxid,
+    /// Bytes of paths and data in all nodes: what a data quota limits.
+    pub(crate) data_bytes: u64,
 }
 
 /// What applying one transaction did.
@@ -95,6 +97,7 @@ impl DataTree {
             ephemerals: HashMap::new(),
             expirable: BTreeSet::new(),
             last_applied: Zxid::ZERO,
+            data_bytes: 1,
         }
     }
 
@@ -145,6 +148,11 @@ impl DataTree {
     /// Nodes in the tree, the root included.
     pub fn node_count(&self) -> usize {
         self.nodes.len()
+    }
+
+    /// Bytes of paths and data in all nodes (the root's path included).
+    pub fn data_bytes(&self) -> u64 {
+        self.data_bytes
     }
 
     /// The zxid of the last applied transaction (zero for a new tree).
@@ -307,7 +315,10 @@ impl DataTree {
                     });
                 }
                 let node = self.node_mut(path).ok_or_else(|| no_node(path))?;
+                let old = node.data.len() as u64;
                 node.data = owned(data);
+                self.data_bytes = self.data_bytes - old + data.len() as u64;
+                let node = self.node_mut(path).ok_or_else(|| no_node(path))?;
                 node.version = *version;
                 node.mzxid = at.zxid;
                 node.mtime_ms = at.time_ms;
@@ -382,6 +393,7 @@ impl DataTree {
                 .insert(path.to_owned());
         }
         self.nodes.insert(path, node);
+        self.data_bytes += (path.len() + data.len()) as u64;
         at.change(path, ChangeKind::Created);
         at.change(parent_path, ChangeKind::ChildrenChanged);
         Ok(stat)
@@ -422,6 +434,7 @@ impl DataTree {
         parent.cversion = parent.cversion.wrapping_add(1);
         parent.pzxid = at.zxid;
         let node = self.nodes.remove(path).ok_or_else(|| no_node(path))?;
+        self.data_bytes -= (path.len() + node.data.len()) as u64;
         if node.is_expirable() {
             self.expirable.remove(path);
         }

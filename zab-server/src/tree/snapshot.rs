@@ -177,6 +177,7 @@ fn decode(r: &mut Reader<'_>) -> Result<DataTree, Malformed> {
         ephemerals: HashMap::new(),
         expirable: Default::default(),
         last_applied,
+        data_bytes: 0,
     };
     let mut previous: Option<String> = None;
     for _ in 0..node_count {
@@ -262,6 +263,7 @@ fn insert(tree: &mut DataTree, path: &str, node: Node) -> Result<(), &'static st
     if node.is_expirable() {
         tree.expirable.insert(path.to_owned());
     }
+    tree.data_bytes += (path.len() + node.data.len()) as u64;
     tree.nodes.insert(path, node);
     Ok(())
 }
@@ -375,6 +377,12 @@ mod tests {
         assert_eq!(back.last_applied_zxid(), Zxid::new(Epoch(2), 15));
         // The rebuilt indexes work: containers/TTL and ephemerals.
         assert_eq!(back.expired_candidates(i64::MAX), vec!["/t"]);
+        // The data size, kept as the tree changed, is what the nodes hold.
+        let held: usize = tree.nodes.iter().map(|(p, n)| p.len() + n.data.len()).sum();
+        assert_eq!(
+            (tree.data_bytes(), back.data_bytes()),
+            (held as u64, held as u64)
+        );
         let empty = DataTree::new();
         assert_eq!(DataTree::deserialize(&empty.serialize()), Ok(empty));
     }
