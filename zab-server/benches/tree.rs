@@ -4,7 +4,9 @@
 //! memory per znode (RSS growth), lookups/s, and what a snapshot costs the
 //! driver: the stall is `freeze()` (the point-in-time view) plus the extra
 //! copying that changes pay while a view is alive, set against encoding the
-//! whole snapshot, which the shell does on another thread.
+//! whole snapshot, which the shell does on another thread; and how much
+//! memory comes back once every znode is deleted. It runs on the server
+//! binary's allocator (jemalloc with its background thread).
 
 use std::time::Instant;
 
@@ -13,6 +15,9 @@ use zab_core::{Epoch, Zxid};
 use zab_proto::{CreateMode, CreateRequest, Request, SetDataRequest, PASSWORD_BYTES};
 use zab_server::replica::{Command, CommandBody, Replica};
 use zab_server::server::Application;
+
+#[global_allocator]
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 
 fn rss_bytes() -> u64 {
     let statm = std::fs::read_to_string("/proc/self/statm").unwrap_or_default();
@@ -64,6 +69,7 @@ fn main() {
         .ok()
         .and_then(|s| s.parse().ok())
         .unwrap_or(1_000_000);
+    tikv_jemalloc_ctl::background_thread::write(true).expect("jemalloc background thread");
     let parents = 1_000u32;
     let data = Bytes::from(vec![b'x'; 128]);
     let mut r = Replica::new();
@@ -156,5 +162,29 @@ fn main() {
         "encode after the view is gone: {:.3} s ({} MB)",
         started.elapsed().as_secs_f64(),
         encoded_again.len() >> 20
+    );
+    drop(encoded_again);
+
+    // Memory comes back once the nodes are gone (as after an ephemeral-heavy
+    // run whose sessions closed).
+    let full = rss_bytes();
+    for k in 0..znodes {
+        let path = format!("/p{}/n{k}", k % parents);
+        let delete = CommandBody::Op(Request::Delete(zab_proto::DeleteRequest {
+            path,
+            version: -1,
+        }));
+        r.apply(next(), &command(1, delete)).expect("delete");
+        r.completed.clear();
+    }
+    // jemalloc's background thread returns freed pages over its decay time
+    // (10 s by default).
+    std::thread::sleep(std::time::Duration::from_secs(15));
+    let after = rss_bytes();
+    println!(
+        "after deleting every znode: RSS {} MiB of {} MiB at full size ({} MiB before the tree)",
+        after >> 20,
+        full >> 20,
+        rss_before >> 20
     );
 }
