@@ -397,6 +397,58 @@ impl Client {
         }
     }
 
+    /// One page of the node's children, in ascending bytewise order, after
+    /// the name `after` ("" for the first page): at most `max` names (0: as
+    /// many as fit one reply), the node's stat, and whether more follow
+    /// (pass the last name as the next `after`). Lists a node of any size,
+    /// where [`Client::children`] fails with `FrameTooLarge`.
+    pub async fn children_page(
+        &self,
+        path: &str,
+        after: &str,
+        max: u32,
+        consistency: Consistency,
+    ) -> Result<(Vec<String>, Stat, bool), Error> {
+        let request = Request::GetChildrenPage {
+            path: path.into(),
+            after: after.into(),
+            max,
+            watch: false,
+        };
+        match self.read_call(consistency, path, request, None).await? {
+            Response::GetChildrenPage {
+                children,
+                stat,
+                more,
+            } => Ok((children, stat, more)),
+            other => Err(unexpected(other)),
+        }
+    }
+
+    /// Every child of the node, in ascending order, page by page (the first
+    /// page read with `consistency`, the rest locally after it: the listing
+    /// is not one snapshot if children change meanwhile, but names it sees
+    /// come once each, in order).
+    pub async fn all_children(
+        &self,
+        path: &str,
+        consistency: Consistency,
+    ) -> Result<Vec<String>, Error> {
+        let (mut names, _, mut more) = self.children_page(path, "", 0, consistency).await?;
+        while more {
+            let after = names.last().cloned().unwrap_or_default();
+            let (page, _, next) = self
+                .children_page(path, &after, 0, Consistency::Local)
+                .await?;
+            if page.is_empty() {
+                break;
+            }
+            names.extend(page);
+            more = next;
+        }
+        Ok(names)
+    }
+
     /// All of `ops` or none, at one zxid; later ops see earlier ones' effects.
     pub async fn multi(&self, ops: Vec<MultiOp>) -> Result<Vec<MultiResult>, Error> {
         match self.call(Request::Multi(ops)).await? {

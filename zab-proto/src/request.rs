@@ -31,6 +31,7 @@ wire_enum! {
         RemoveWatches = 11,
         SetWatches = 12,
         CloseSession = 13,
+        GetChildrenPage = 15,
     }
 }
 
@@ -169,6 +170,17 @@ pub enum Request {
     /// Ends the session (its ephemeral nodes go at one zxid); the server
     /// replies, then closes the connection.
     CloseSession,
+    /// One page of a node's children, in bytewise order, starting after the
+    /// name `after` ("" for the first page): at most `max` names (0: no
+    /// count limit), and never more than fit the connection's frame. The
+    /// reply says whether more follow; the last name is the next cursor.
+    /// `watch` arms the same watch as GetChildren's.
+    GetChildrenPage {
+        path: String,
+        after: String,
+        max: u32,
+        watch: bool,
+    },
 }
 
 impl Request {
@@ -196,6 +208,7 @@ impl Request {
             Request::GetData { .. } => OpCode::GetData,
             Request::SetData(_) => OpCode::SetData,
             Request::GetChildren { .. } => OpCode::GetChildren,
+            Request::GetChildrenPage { .. } => OpCode::GetChildrenPage,
             Request::Check(_) => OpCode::Check,
             Request::Multi(_) => OpCode::Multi,
             Request::Sync { .. } => OpCode::Sync,
@@ -289,6 +302,7 @@ fn request_name(op: OpCode) -> &'static str {
         OpCode::RemoveWatches => "RemoveWatches request",
         OpCode::SetWatches => "SetWatches request",
         OpCode::CloseSession => "CloseSession request",
+        OpCode::GetChildrenPage => "GetChildrenPage request",
     }
 }
 
@@ -347,6 +361,17 @@ fn write_request<S: Sink>(request: &Request, s: &mut S) {
             s.strs(&w.persistent_recursive);
         }
         Request::CloseSession => {}
+        Request::GetChildrenPage {
+            path,
+            after,
+            max,
+            watch,
+        } => {
+            s.str(path);
+            s.str(after);
+            s.u32(*max);
+            s.bool(*watch);
+        }
     }
 }
 
@@ -395,6 +420,12 @@ fn read_request(op: OpCode, r: &mut Reader) -> Result<Request, DecodeError> {
         OpCode::SetData => Request::SetData(read_set_data(r)?),
         OpCode::GetChildren => Request::GetChildren {
             path: r.string("path")?,
+            watch: r.bool("watch")?,
+        },
+        OpCode::GetChildrenPage => Request::GetChildrenPage {
+            path: r.string("path")?,
+            after: r.string("after")?,
+            max: r.u32("max")?,
             watch: r.bool("watch")?,
         },
         OpCode::Check => Request::Check(read_check(r)?),
@@ -564,7 +595,7 @@ mod tests {
 
     #[test]
     fn unknown_opcodes_are_typed_errors() {
-        for opcode in [0u8, 15, 99, 255] {
+        for opcode in [0u8, 16, 99, 255] {
             let body = raw_body(&[0, 0, 0, 1, opcode]);
             assert_eq!(
                 RequestFrame::decode(body),

@@ -72,6 +72,13 @@ pub enum Response {
         stat: Stat,
     },
     Check,
+    /// One page of children's names, in bytewise order, the parent's stat,
+    /// and whether more names follow the last one.
+    GetChildrenPage {
+        children: Vec<String>,
+        stat: Stat,
+        more: bool,
+    },
     /// One result per op, in op order.
     Multi(Vec<MultiResult>),
     /// The zxid the server had applied when it answered: every write
@@ -95,6 +102,7 @@ impl Response {
             Response::GetData { .. } => OpCode::GetData,
             Response::SetData(_) => OpCode::SetData,
             Response::GetChildren { .. } => OpCode::GetChildren,
+            Response::GetChildrenPage { .. } => OpCode::GetChildrenPage,
             Response::Check => OpCode::Check,
             Response::Multi(_) => OpCode::Multi,
             Response::Sync { .. } => OpCode::Sync,
@@ -312,6 +320,7 @@ fn reply_name(op: OpCode) -> &'static str {
         OpCode::RemoveWatches => "RemoveWatches reply",
         OpCode::SetWatches => "SetWatches reply",
         OpCode::CloseSession => "CloseSession reply",
+        OpCode::GetChildrenPage => "GetChildrenPage reply",
     }
 }
 
@@ -332,6 +341,15 @@ fn write_response<S: Sink>(response: &Response, s: &mut S) {
         Response::GetChildren { children, stat } => {
             s.strs(children);
             stat.write(s);
+        }
+        Response::GetChildrenPage {
+            children,
+            stat,
+            more,
+        } => {
+            s.strs(children);
+            stat.write(s);
+            s.bool(*more);
         }
         Response::Multi(results) => write_multi_results(results, s),
         Response::Sync { zxid } => s.u64(*zxid),
@@ -379,6 +397,11 @@ fn read_response(op: OpCode, r: &mut Reader) -> Result<Response, DecodeError> {
         OpCode::GetChildren => Response::GetChildren {
             children: r.strings("children")?,
             stat: Stat::read(r)?,
+        },
+        OpCode::GetChildrenPage => Response::GetChildrenPage {
+            children: r.strings("children")?,
+            stat: Stat::read(r)?,
+            more: r.bool("more")?,
         },
         OpCode::Check => Response::Check,
         OpCode::Multi => Response::Multi(read_multi_results(r)?),

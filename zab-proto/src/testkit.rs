@@ -261,6 +261,15 @@ pub(crate) fn request_frames() -> Vec<RequestFrame> {
             }),
         ),
         op(15, Request::CloseSession),
+        op(
+            16,
+            Request::GetChildrenPage {
+                path: s("/big"),
+                after: s("n-0000000041"),
+                max: 500,
+                watch: true,
+            },
+        ),
     ];
     for &mode in CreateMode::ALL {
         frames.push(op(20, Request::Create(create("/m", b"d", mode, 1))));
@@ -355,6 +364,14 @@ pub(crate) fn server_frames() -> Vec<(ServerFrame, Option<OpCode>)> {
         ok(14, Response::AddWatch),
         ok(15, Response::RemoveWatches),
         ok(16, Response::SetWatches),
+        ok(
+            17,
+            Response::GetChildrenPage {
+                children: vec!["n-0000000042".into(), "n-0000000043".into()],
+                stat: stat(),
+                more: true,
+            },
+        ),
         ok(i32::MAX, Response::CloseSession),
     ];
     let failed = |x: i32, opcode: OpCode, outcome: Outcome| {

@@ -1,6 +1,7 @@
 //! Large state and limits on real processes: a tree far larger than any peer
 //! frame is transferred to a follower that lost everything, and it serves
-//! again; replies and writes past the frame limit are refused cleanly.
+//! again; replies and writes past the frame limit are refused cleanly, and
+//! a listing too large for one reply is paged.
 
 mod common;
 
@@ -132,6 +133,21 @@ async fn replies_over_the_frame_limit_are_refused_and_the_connection_stays_usabl
             .expect("exists")
             .map(|s| s.num_children),
         Some(6_000)
+    );
+    // Paged, the whole listing comes back, in order, each page in a frame.
+    let all = c
+        .all_children("/dir", Consistency::Linearizable)
+        .await
+        .expect("a paged listing");
+    assert_eq!(all.len(), 6_000);
+    assert!(all.windows(2).all(|w| w[0] < w[1]), "pages out of order");
+    let (page, stat, more) = c
+        .children_page("/dir", &all[99], 100, Consistency::Local)
+        .await
+        .expect("a page of 100");
+    assert_eq!(
+        (page.as_slice(), stat.num_children, more),
+        (&all[100..200], 6_000, true)
     );
     let session = c.session_id();
 

@@ -645,7 +645,8 @@ impl Frontend {
                 | Request::SetWatches(_))
                     if self.defects.watch_requests_ahead_of_replies =>
                 {
-                    let outcome = super::reads::read(&r, replica, &mut self.watches, session);
+                    let outcome =
+                        super::reads::read(&r, replica, &mut self.watches, session, limit);
                     let reply = Reply {
                         xid,
                         zxid: applied.0,

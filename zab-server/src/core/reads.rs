@@ -104,12 +104,18 @@ fn rearm(
     events
 }
 
-/// Runs a read, AddWatch or RemoveWatches against the applied tree.
+/// What a GetChildrenPage reply spends besides its names: the reply header,
+/// the list's count, the stat and the `more` flag, with room to spare.
+const PAGE_OVERHEAD_BYTES: usize = 16 + 4 + 68 + 1 + 32;
+
+/// Runs a read, AddWatch or RemoveWatches against the applied tree, for a
+/// connection whose frame limit is `frame_limit`.
 pub(super) fn read(
     request: &Request,
     replica: &Replica,
     watches: &mut Watches,
     session: u64,
+    frame_limit: u32,
 ) -> WireOutcome {
     let tree = &replica.tree;
     let valid = |path: &str| crate::tree::path::validate(path).is_ok();
@@ -117,6 +123,7 @@ pub(super) fn read(
         Request::Exists { path, .. }
         | Request::GetData { path, .. }
         | Request::GetChildren { path, .. }
+        | Request::GetChildrenPage { path, .. }
         | Request::AddWatch { path, .. } => path,
         Request::RemoveWatches { path, kind } => {
             return if watches.remove(*kind, path, session) {
@@ -163,6 +170,25 @@ pub(super) fn read(
             },
             None => WireOutcome::Err(ErrorCode::NoNode),
         },
+        Request::GetChildrenPage {
+            path,
+            after,
+            max,
+            watch,
+        } => {
+            let budget = (frame_limit as usize).saturating_sub(PAGE_OVERHEAD_BYTES);
+            match tree.children_page(path, after, *max as usize, budget) {
+                Some((children, stat, more)) => match arm(*watch, OneShot::Child) {
+                    Ok(()) => WireOutcome::Ok(Response::GetChildrenPage {
+                        children,
+                        stat,
+                        more,
+                    }),
+                    Err(e) => too_many(e),
+                },
+                None => WireOutcome::Err(ErrorCode::NoNode),
+            }
+        }
         _ => WireOutcome::Err(ErrorCode::Unimplemented),
     }
 }

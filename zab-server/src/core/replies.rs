@@ -176,6 +176,7 @@ impl Frontend {
                     let Some(Item::Read { xid, request }) = c.queue.pop_front() else {
                         continue;
                     };
+                    let limit = c.frame_bytes_max;
                     let outcome = match &request {
                         Request::SetWatches(set) => {
                             match catch_up(set, replica, &mut self.watches, session) {
@@ -190,7 +191,7 @@ impl Frontend {
                                 Err(code) => WireOutcome::Err(code),
                             }
                         }
-                        request => read(request, replica, &mut self.watches, session),
+                        request => read(request, replica, &mut self.watches, session, limit),
                     };
                     let frame = ServerFrame::Reply(Reply {
                         xid,

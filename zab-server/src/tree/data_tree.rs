@@ -115,6 +115,37 @@ impl DataTree {
         Some((names, node.stat()))
     }
 
+    /// One page of the node's child names, in order, after the name
+    /// `after` ("" for the first page): at most `max` names (0: any number)
+    /// whose encoded size (4 + length each) stays within `budget` bytes,
+    /// but at least one if any follow. Also the stat, and whether more
+    /// names follow.
+    pub fn children_page(
+        &self,
+        path: &str,
+        after: &str,
+        max: usize,
+        budget: usize,
+    ) -> Option<(Vec<String>, Stat, bool)> {
+        use std::ops::Bound::{Excluded, Unbounded};
+        let node = self.nodes.get(path)?;
+        let max = if max == 0 { usize::MAX } else { max };
+        let mut names = Vec::new();
+        let mut used = 0usize;
+        let mut rest = node.children.range::<str, _>((Excluded(after), Unbounded));
+        let mut more = false;
+        for name in rest.by_ref() {
+            let cost = 4 + name.len();
+            if names.len() == max || (!names.is_empty() && used + cost > budget) {
+                more = true;
+                break;
+            }
+            used += cost;
+            names.push(String::from(&**name));
+        }
+        Some((names, node.stat(), more))
+    }
+
     /// The node's stat, if it exists.
     pub fn exists(&self, path: &str) -> Option<Stat> {
         self.nodes.get(path).map(Node::stat)
