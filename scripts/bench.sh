@@ -4,6 +4,7 @@
 #   scripts/bench.sh [--secs N] [--warmup N] [--quick] [--trials N]
 #                    [--systems zab,zk,etcd] [--sessions 1,16,64]
 #                    [--workloads LIST] [--no-failover] [--dir DIR]
+#                    [--scale N] [--zk-heap-mb M]
 #
 # Each system runs as a 3-server cluster on 127.0.0.1 with its data under one
 # bench directory (default ./data/bench, wiped first), one system at a time
@@ -19,6 +20,13 @@
 # --quick: write, read-local and read-linearizable at 1 and 16 sessions,
 # 3 s each, 5 failover trials. Every wait is bounded; every process this
 # script starts is stopped on exit.
+# --scale N: instead of the matrix, each system (default zab,zk) loads N
+# znodes of 128 B over 64 sessions, then takes --secs of writes at 64
+# sessions (snapshots included: zab snapshots every 100,000 transactions by
+# default, ZooKeeper by its snapCount); it reports the load rate, RSS per
+# server and bytes per znode, the data directories' size, the write rate,
+# p99/p999 and errors, and the leader changes seen (polled every second).
+# ZooKeeper gets --zk-heap-mb (default 3000 with --scale, else 1000).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT="$PWD"
@@ -31,16 +39,20 @@ SESSIONS="1,16,64"
 WORKLOADS="write,write-latency,read-local,read-linearizable,mixed,ephemeral"
 FAILOVER=1
 DIR="$ROOT/data/bench"
+SCALE=""
+ZK_HEAP_MB=""
 while [ $# -gt 0 ]; do
     case "$1" in
         --secs) SECS="$2"; shift 2 ;;
         --warmup) WARMUP="$2"; shift 2 ;;
         --trials) TRIALS="$2"; shift 2 ;;
-        --systems) SYSTEMS="$2"; shift 2 ;;
+        --systems) SYSTEMS="$2"; SYSTEMS_SET="$2"; shift 2 ;;
         --sessions) SESSIONS="$2"; shift 2 ;;
         --workloads) WORKLOADS="$2"; shift 2 ;;
         --no-failover) FAILOVER=0; shift ;;
         --dir) DIR="$2"; shift 2 ;;
+        --scale) SCALE="$2"; SYSTEMS="${SYSTEMS_SET:-zab,zk}"; shift 2 ;;
+        --zk-heap-mb) ZK_HEAP_MB="$2"; shift 2 ;;
         --quick)
             SECS=3; WARMUP=1; TRIALS=5; SESSIONS="1,16"
             WORKLOADS="write,read-local,read-linearizable"
@@ -199,7 +211,7 @@ zk_start() { # id
     # The heap ZooKeeper's own zkServer.sh gives a server (ZK_SERVER_HEAP
     # defaults to 1000 MB in zkEnv.sh), grown on demand rather than fixed, so
     # resident memory reflects what the server actually uses.
-    nohup java -Xmx1000m -XX:+UseG1GC -cp "$ZK_CP" \
+    nohup java "-Xmx${ZK_HEAP_MB}m" -XX:+UseG1GC -cp "$ZK_CP" \
         -Dorg.slf4j.simpleLogger.defaultLogLevel=info \
         -Dzookeeper.log.dir="$d" \
         org.apache.zookeeper.server.quorum.QuorumPeerMain "$d/zoo.cfg" >> "$d/server.log" 2>&1 &
@@ -321,6 +333,58 @@ run_workloads() { # system
         kib="$(rss_kib "$(pid_of "$sys" "$id")")"
         total=$((total + kib))
         echo "{\"system\":\"$sys\",\"server\":$id,\"rss_kib\":$kib}" >> "$DIR/rss.jsonl"
+    done
+}
+
+# --- scale mode --------------------------------------------------------------
+
+scale_run() { # system: load $SCALE znodes, then $SECS of writes at 64 sessions
+    local sys=$1 all="" leader changes=0 t0 t1
+    for id in $(seq 1 $N); do all="${all:+$all,}$("${sys}_client" "$id")"; done
+    log "$sys: loading $SCALE znodes of 128 B over 64 sessions"
+    t0="$(now_ms)"
+    timeout 3600 "$BENCH" --system "$sys" --servers "$all" --workload load --keys "$SCALE" \
+        --sessions 64 --duration 3000 --warmup 0 --op-timeout-ms 10000 \
+        | sed 's/^{/{"phase":"load",/' | tee -a "$DIR/scale.jsonl" >&2 || log "$sys: load failed"
+    t1="$(now_ms)"
+    local total=0
+    for id in $(seq 1 $N); do total=$((total + $(rss_kib "$(pid_of "$sys" "$id")"))); done
+    local disk
+    disk="$(du -sk "$DIR/$sys" | cut -f1)"
+    echo "{"phase":"size","system":"$sys","znodes":$SCALE,"load_s":$(( (t1 - t0) / 1000 )),"rss_kib_all":$total,"bytes_per_znode_per_server":$(( total * 1024 / N / SCALE )),"disk_kib_all":$disk}" \
+        | tee -a "$DIR/scale.jsonl" >&2
+    log "$sys: $SECS s of writes at 64 sessions, watching the leader"
+    leader="$(leader_of "$sys")"
+    "$BENCH" --system "$sys" --servers "$all" --workload write --sessions 64 \
+        --duration "$SECS" --warmup 1 | sed 's/^{/{"phase":"write",/' >> "$DIR/scale.jsonl" &
+    BENCH_PID=$!
+    while alive "$BENCH_PID"; do
+        local now
+        now="$(leader_of "$sys")"
+        if [ "$now" != "$leader" ]; then changes=$((changes + 1)); leader="$now"; fi
+        sleep 1
+    done
+    wait "$BENCH_PID" || log "$sys: write run failed"
+    BENCH_PID=""
+    tail -1 "$DIR/scale.jsonl" >&2
+    echo "{"phase":"leader","system":"$sys","leader_changes":$changes}" | tee -a "$DIR/scale.jsonl" >&2
+}
+
+scale_report() {
+    echo
+    echo "scale: $SCALE znodes of 128 B, 3 servers on 127.0.0.1, $(nproc) cores; raw lines in $DIR/scale.jsonl"
+    for sys in $(echo "$SYSTEMS" | tr ',' ' '); do
+        local load size write lead
+        load="$(grep ""phase":"load","system":"$sys"" "$DIR/scale.jsonl" | tail -1)"
+        size="$(grep ""phase":"size","system":"$sys"" "$DIR/scale.jsonl" | tail -1)"
+        write="$(grep ""phase":"write","system":"$sys"" "$DIR/scale.jsonl" | tail -1)"
+        lead="$(grep ""phase":"leader","system":"$sys"" "$DIR/scale.jsonl" | tail -1)"
+        printf '%-4s load %8s/s (errors %s)  RSS %6s MiB all  %4s B/znode/server  disk %6s MiB  writes@64 %7s/s p99 %6s us p999 %7s us errors %s  leader changes %s\n' "$sys" \
+            "$(echo "$load" | field ops_per_sec | cut -d. -f1)" "$(echo "$load" | field errors)" \
+            "$(( $(echo "$size" | field rss_kib_all) / 1024 ))" "$(echo "$size" | field bytes_per_znode_per_server)" \
+            "$(( $(echo "$size" | field disk_kib_all) / 1024 ))" \
+            "$(echo "$write" | field ops_per_sec | cut -d. -f1)" "$(echo "$write" | field p99_us)" \
+            "$(echo "$write" | field p999_us)" "$(echo "$write" | field errors)" "$(echo "$lead" | field leader_changes)"
     done
 }
 
@@ -454,7 +518,20 @@ mkdir -p "$DIR"
 install_missing
 build
 stop_all
-rm -f "$DIR/results.jsonl" "$DIR/rss.jsonl" "$DIR/failover.jsonl"
+rm -f "$DIR/results.jsonl" "$DIR/rss.jsonl" "$DIR/failover.jsonl" "$DIR/scale.jsonl"
+if [ -z "$ZK_HEAP_MB" ]; then
+    if [ -n "$SCALE" ]; then ZK_HEAP_MB=3000; else ZK_HEAP_MB=1000; fi
+fi
+if [ -n "$SCALE" ]; then
+    for sys in $(echo "$SYSTEMS" | tr ',' ' '); do
+        case "$sys" in zab|zk) ;; *) log "--scale runs zab and zk only"; exit 2 ;; esac
+        log "$sys: starting a 3-server cluster under $DIR/$sys"
+        if start_cluster "$sys"; then scale_run "$sys"; fi
+        stop_cluster "$sys"
+    done
+    scale_report
+    exit 0
+fi
 for sys in $(echo "$SYSTEMS" | tr ',' ' '); do
     case "$sys" in zab|zk|etcd) ;; *) log "unknown system $sys"; exit 2 ;; esac
     log "$sys: starting a 3-server cluster under $DIR/$sys"

@@ -63,6 +63,10 @@ impl Store for Etcd {
         Ok(())
     }
 
+    async fn create(&self, key: &str, value: &[u8]) -> Result<()> {
+        self.write(key, value).await
+    }
+
     async fn create_ephemeral(&self, key: &str, value: &[u8]) -> Result<()> {
         let mut kv = self.client.kv_client();
         let options = PutOptions::new().with_lease(self.lease);

@@ -15,6 +15,7 @@
 //!   --op-timeout-ms N     per request (default 5000; failover 500)
 //!   --spread-all          give each session every server (rotated), not one
 //!   --table               also print a human table after the JSON lines
+//!   --keys N              load: keys to create in all (default 1000000)
 //! ```
 //!
 //! Prints one JSON object per run on stdout. Sessions are placed
@@ -57,6 +58,7 @@ struct Opts {
     op_timeout: Option<Duration>,
     spread_all: bool,
     table: bool,
+    keys: u64,
 }
 
 fn list(s: &str) -> Vec<String> {
@@ -95,6 +97,7 @@ fn parse(args: impl Iterator<Item = String>) -> Result<Opts, String> {
         op_timeout: None,
         spread_all: false,
         table: false,
+        keys: 1_000_000,
     };
     let mut it = args;
     while let Some(flag) = it.next() {
@@ -137,6 +140,11 @@ fn parse(args: impl Iterator<Item = String>) -> Result<Opts, String> {
             "--op-timeout-ms" => opts.op_timeout = Some(millis(&value()?, "--op-timeout-ms")?),
             "--spread-all" => opts.spread_all = true,
             "--table" => opts.table = true,
+            "--keys" => {
+                opts.keys = value()?
+                    .parse()
+                    .map_err(|_| "--keys needs a count".to_string())?;
+            }
             "-h" | "--help" => return Err(String::new()),
             other => return Err(format!("unknown argument {other:?}")),
         }
@@ -234,6 +242,7 @@ async fn drive<S: Store>(opts: &Opts) -> Result<(), store::StoreError> {
                 session_timeout: opts.session_timeout,
                 op_timeout: opts.op_timeout,
                 all_servers_per_session: opts.spread_all,
+                keys: opts.keys,
             };
             let result = workload::run::<S>(&plan).await?;
             println!("{}", result.json());

@@ -56,6 +56,9 @@ pub trait Store: Sized + Send + Sync + 'static {
     /// do not exist yet.
     fn ensure(&self, key: &str, value: &[u8]) -> impl Future<Output = Result<()>> + Send;
 
+    /// Creates a new persistent key under `/bench` (which exists).
+    fn create(&self, key: &str, value: &[u8]) -> impl Future<Output = Result<()>> + Send;
+
     /// Overwrites an existing key.
     fn write(&self, key: &str, value: &[u8]) -> impl Future<Output = Result<()>> + Send;
 

@@ -35,6 +35,10 @@ pub enum Workload {
     /// Create then delete an ephemeral key (etcd: put with a lease, delete);
     /// each of the two requests counts as one op.
     Ephemeral,
+    /// Create persistent keys of 128 bytes, each new, until the plan's
+    /// `keys` exist (or the time is up): the scale mode's load phase. Not
+    /// part of `all`.
+    Load,
 }
 
 impl Workload {
@@ -55,11 +59,15 @@ impl Workload {
             Workload::ReadLinearizable => "read-linearizable",
             Workload::Mixed => "mixed",
             Workload::Ephemeral => "ephemeral",
+            Workload::Load => "load",
         }
     }
 
     pub fn parse(s: &str) -> Option<Workload> {
-        Workload::ALL.into_iter().find(|w| w.name() == s)
+        Workload::ALL
+            .into_iter()
+            .chain([Workload::Load])
+            .find(|w| w.name() == s)
     }
 
     /// Whether sessions go to the read servers (followers) rather than being
@@ -94,6 +102,8 @@ pub struct Plan {
     pub op_timeout: Option<Duration>,
     /// Give each session the whole list (rotated) rather than one server.
     pub all_servers_per_session: bool,
+    /// Load: keys to create in all (split over the sessions).
+    pub keys: u64,
 }
 
 /// The servers session `i` is given: its own first, the rest after it when
@@ -180,8 +190,10 @@ pub async fn run<S: Store>(plan: &Plan) -> Result<RunResult, StoreError> {
     for (i, store) in stores.into_iter().enumerate() {
         let workload = plan.workload;
         let op_timeout = plan.op_timeout.unwrap_or(OP_TIMEOUT_DEFAULT);
+        let quota = plan.keys.div_ceil(sessions as u64);
         loops.push(tokio::spawn(async move {
-            let tally = session_loop(&store, workload, i, measure_from, stop, op_timeout).await;
+            let limits = (stop, op_timeout, quota);
+            let tally = session_loop(&store, workload, i, measure_from, limits).await;
             store.close().await;
             tally
         }));
@@ -201,7 +213,11 @@ pub async fn run<S: Store>(plan: &Plan) -> Result<RunResult, StoreError> {
             total.first_error = tally.first_error;
         }
     }
-    let secs = plan.duration.as_secs_f64();
+    // A load ends when its keys exist: its rate is over the time it took.
+    let secs = plan
+        .duration
+        .as_secs_f64()
+        .min(measure_from.elapsed().as_secs_f64());
     let h = &total.latency_us;
     Ok(RunResult {
         system: S::NAME,
@@ -226,8 +242,7 @@ async fn session_loop<S: Store>(
     workload: Workload,
     index: usize,
     measure_from: Instant,
-    stop: Instant,
-    op_timeout: Duration,
+    (stop, op_timeout, quota): (Instant, Duration, u64),
 ) -> Tally {
     let mut tally = Tally::new();
     let value = value();
@@ -236,7 +251,7 @@ async fn session_loop<S: Store>(
     let mut serial: u64 = 0;
     loop {
         let began = Instant::now();
-        if began >= stop {
+        if began >= stop || (workload == Workload::Load && serial >= quota) {
             break;
         }
         // Ephemeral is two requests per round: each one is timed and counted.
@@ -265,6 +280,14 @@ async fn session_loop<S: Store>(
                         None,
                     ]
                 }
+            }
+            Workload::Load => {
+                let k = format!("/bench/l{index}-{serial}");
+                let created = timed(op_timeout, store.create(&k, &value)).await;
+                if created.0.is_ok() {
+                    serial += 1;
+                }
+                [Some(created), None]
             }
             Workload::Ephemeral => {
                 serial += 1;

@@ -59,6 +59,10 @@ impl Store for Zab {
             .map_err(err)
     }
 
+    async fn create(&self, key: &str, value: &[u8]) -> Result<()> {
+        exists_ok(self.client.create(key, value, CreateMode::Persistent).await)
+    }
+
     async fn create_ephemeral(&self, key: &str, value: &[u8]) -> Result<()> {
         self.client
             .create(key, value, CreateMode::Ephemeral)

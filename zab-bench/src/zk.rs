@@ -59,6 +59,11 @@ impl Store for ZooKeeper {
         self.client.get_data(key).await.map(drop).map_err(err)
     }
 
+    async fn create(&self, key: &str, value: &[u8]) -> Result<()> {
+        let options = zk::CreateMode::Persistent.with_acls(zk::Acls::anyone_all());
+        exists_ok(self.client.create(key, value, &options).await)
+    }
+
     async fn create_ephemeral(&self, key: &str, value: &[u8]) -> Result<()> {
         let options = zk::CreateMode::Ephemeral.with_acls(zk::Acls::anyone_all());
         self.client
