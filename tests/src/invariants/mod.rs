@@ -68,6 +68,19 @@ pub struct Ghost {
 }
 
 impl Ghost {
+    /// Whether `zxid` was committed in a term before `epoch`: by the term of
+    /// the leader that committed it, not the epoch in the zxid (after an
+    /// epoch bump a zxid's epoch runs ahead of its leader's term, and a
+    /// transaction proposed under one leader can be committed by a later
+    /// one). A leader of an earlier term established after a later term
+    /// committed more is harmless (see `primary_integrity`) and must not be
+    /// held to what the later term did.
+    pub fn committed_before(&self, zxid: Zxid, epoch: Epoch) -> bool {
+        self.committed_in
+            .get(&zxid)
+            .map_or(zxid.epoch() < epoch, |term| *term < epoch)
+    }
+
     /// Whether `zxid` is in the delivered order (which is sorted by zxid).
     pub fn is_delivered(&self, zxid: Zxid) -> bool {
         self.delivered

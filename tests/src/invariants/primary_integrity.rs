@@ -6,6 +6,13 @@
 //! committed more. No message-based protocol can rule that out, and it is
 //! harmless: that leader can neither commit nor confirm a sync, because its
 //! quorum has moved on.
+//!
+//! "Committed in an epoch" is the term of the leader that committed it
+//! (`Ghost::committed_in`), not the epoch in its zxid: after an epoch bump
+//! a zxid's epoch runs ahead of its leader's term, and a transaction
+//! proposed under one leader can be committed by a later one (seed 201084:
+//! a zxid of epoch 0x6f committed in term 0x71, then a stale leader of term
+//! 0x70 established without it, which is the harmless case above).
 
 use zab_core::{Epoch, PeerId};
 
@@ -13,7 +20,6 @@ use super::{fail, Check, Ghost};
 use crate::sim::disk::Image;
 
 pub fn on_established(ghost: &Ghost, leader: PeerId, epoch: Epoch, history: &Image) -> Check {
-    let before = ghost.delivered.partition_point(|(z, _)| z.epoch() < epoch);
     let base = history.snapshot.len as usize;
     if base > ghost.delivered.len() {
         return fail(
@@ -21,7 +27,10 @@ pub fn on_established(ghost: &Ghost, leader: PeerId, epoch: Epoch, history: &Ima
             format!("{leader:?}'s snapshot holds {base} txns, more than were ever committed"),
         );
     }
-    for (zxid, payload) in ghost.delivered.get(base..before).unwrap_or_default() {
+    for (zxid, payload) in ghost.delivered.get(base..).unwrap_or_default() {
+        if !ghost.committed_before(*zxid, epoch) {
+            continue;
+        }
         let held = history
             .position(*zxid)
             .ok()
