@@ -120,27 +120,23 @@ fn main() {
     let freeze_s = started.elapsed().as_secs_f64();
     // 100,000 changes while the view is alive pay for copy-on-write...
     let changes = 100_000u32;
-    let started = Instant::now();
-    for k in 0..changes {
-        let k = k.wrapping_mul(2_654_435_761) % znodes;
-        r.apply(next(), &set(format!("/p{}/n{k}", k % parents), &data))
-            .expect("set");
-        r.completed.clear();
-    }
-    let shared_s = started.elapsed().as_secs_f64();
+    let mut set_many = |r: &mut Replica| {
+        let started = Instant::now();
+        for k in 0..changes {
+            let k = k.wrapping_mul(2_654_435_761) % znodes;
+            r.apply(next(), &set(format!("/p{}/n{k}", k % parents), &data))
+                .expect("set");
+            r.completed.clear();
+        }
+        started.elapsed().as_secs_f64()
+    };
+    let shared_s = set_many(&mut r);
     let started = Instant::now();
     let bytes = frozen.encode();
     let encode_s = started.elapsed().as_secs_f64();
     drop(frozen);
     // ...and the same changes again without one, as the baseline.
-    let started = Instant::now();
-    for k in 0..changes {
-        let k = k.wrapping_mul(2_654_435_761) % znodes;
-        r.apply(next(), &set(format!("/p{}/n{k}", k % parents), &data))
-            .expect("set");
-        r.completed.clear();
-    }
-    let alone_s = started.elapsed().as_secs_f64();
+    let alone_s = set_many(&mut r);
     println!(
         "snapshot of {} MB: encode {:.3} s (off the driver; the stall before this change), \
          freeze {:.6} s on the driver = {:.5}x of it",
