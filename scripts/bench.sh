@@ -351,7 +351,8 @@ scale_run() { # system: load $SCALE znodes, then $SECS of writes at 64 sessions
     for id in $(seq 1 $N); do total=$((total + $(rss_kib "$(pid_of "$sys" "$id")"))); done
     local disk
     disk="$(du -sk "$DIR/$sys" | cut -f1)"
-    echo "{"phase":"size","system":"$sys","znodes":$SCALE,"load_s":$(( (t1 - t0) / 1000 )),"rss_kib_all":$total,"bytes_per_znode_per_server":$(( total * 1024 / N / SCALE )),"disk_kib_all":$disk}" \
+    printf '{"phase":"size","system":"%s","znodes":%s,"load_s":%s,"rss_kib_all":%s,"bytes_per_znode_per_server":%s,"disk_kib_all":%s}\n' \
+        "$sys" "$SCALE" "$(( (t1 - t0) / 1000 ))" "$total" "$(( total * 1024 / N / SCALE ))" "$disk" \
         | tee -a "$DIR/scale.jsonl" >&2
     log "$sys: $SECS s of writes at 64 sessions, watching the leader"
     leader="$(leader_of "$sys")"
@@ -367,7 +368,7 @@ scale_run() { # system: load $SCALE znodes, then $SECS of writes at 64 sessions
     wait "$BENCH_PID" || log "$sys: write run failed"
     BENCH_PID=""
     tail -1 "$DIR/scale.jsonl" >&2
-    echo "{"phase":"leader","system":"$sys","leader_changes":$changes}" | tee -a "$DIR/scale.jsonl" >&2
+    printf '{"phase":"leader","system":"%s","leader_changes":%s}\n' "$sys" "$changes" | tee -a "$DIR/scale.jsonl" >&2
 }
 
 scale_report() {
@@ -375,10 +376,10 @@ scale_report() {
     echo "scale: $SCALE znodes of 128 B, 3 servers on 127.0.0.1, $(nproc) cores; raw lines in $DIR/scale.jsonl"
     for sys in $(echo "$SYSTEMS" | tr ',' ' '); do
         local load size write lead
-        load="$(grep ""phase":"load","system":"$sys"" "$DIR/scale.jsonl" | tail -1)"
-        size="$(grep ""phase":"size","system":"$sys"" "$DIR/scale.jsonl" | tail -1)"
-        write="$(grep ""phase":"write","system":"$sys"" "$DIR/scale.jsonl" | tail -1)"
-        lead="$(grep ""phase":"leader","system":"$sys"" "$DIR/scale.jsonl" | tail -1)"
+        load="$(grep "\"phase\":\"load\",\"system\":\"$sys\"" "$DIR/scale.jsonl" | tail -1)"
+        size="$(grep "\"phase\":\"size\",\"system\":\"$sys\"" "$DIR/scale.jsonl" | tail -1)"
+        write="$(grep "\"phase\":\"write\",\"system\":\"$sys\"" "$DIR/scale.jsonl" | tail -1)"
+        lead="$(grep "\"phase\":\"leader\",\"system\":\"$sys\"" "$DIR/scale.jsonl" | tail -1)"
         printf '%-4s load %8s/s (errors %s)  RSS %6s MiB all  %4s B/znode/server  disk %6s MiB  writes@64 %7s/s p99 %6s us p999 %7s us errors %s  leader changes %s\n' "$sys" \
             "$(echo "$load" | field ops_per_sec | cut -d. -f1)" "$(echo "$load" | field errors)" \
             "$(( $(echo "$size" | field rss_kib_all) / 1024 ))" "$(echo "$size" | field bytes_per_znode_per_server)" \
