@@ -14,7 +14,6 @@
 //! one at a time.
 
 use std::collections::HashMap;
-use std::hash::{Hash, Hasher};
 use std::sync::Arc;
 
 use super::znode::Node;
@@ -39,12 +38,15 @@ impl NodeMap {
         }
     }
 
-    /// The shard of `path`: a fixed hash (not the shards' own random one),
-    /// so a path always lands in the same shard.
+    /// The shard of `path`: FNV-1a, fixed (a path always lands in the same
+    /// shard) and cheap next to the shard map's own keyed hash, which keeps
+    /// hostile paths from colliding within a shard.
     fn shard_of(path: &str) -> usize {
-        let mut h = std::collections::hash_map::DefaultHasher::new();
-        path.hash(&mut h);
-        (h.finish() as usize) % SHARDS
+        let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+        for &b in path.as_bytes() {
+            h = (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3);
+        }
+        (h as usize) % SHARDS
     }
 
     pub(crate) fn len(&self) -> usize {
