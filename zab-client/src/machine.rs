@@ -586,8 +586,21 @@ impl Machine {
     }
 
     fn on_reply(&mut self, sent: Sent, outcome: Outcome) {
-        if sent.opcode == OpCode::SetWatches && matches!(outcome, Outcome::Ok(_)) {
-            self.rearm_outstanding = false;
+        let refused = |code| matches!(code, ErrorCode::TooManyWatches | ErrorCode::BadArguments);
+        match (&outcome, sent.opcode) {
+            (Outcome::Ok(_), OpCode::SetWatches) => self.rearm_outstanding = false,
+            (Outcome::Err(code), OpCode::SetWatches) if refused(*code) => {
+                // The server will not re-arm them, here or anywhere (all
+                // or nothing): say so to every watch rather than let them
+                // wait in silence.
+                self.rearm_outstanding = false;
+                let (events, ended) = self.watches.lost(self.last_zxid);
+                for (to, event) in events {
+                    self.out.push(Output::Event { to, event });
+                }
+                self.out.extend(ended.into_iter().map(Output::EndStream));
+            }
+            _ => {}
         }
         let Some(call) = sent.call else {
             return;

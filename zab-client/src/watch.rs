@@ -180,6 +180,36 @@ impl Watches {
         Some(set)
     }
 
+    /// The server refused to re-arm the session's watches (SetWatches failed,
+    /// say past its watch limit): none is armed any more. Every watch is
+    /// dropped; each delivery target gets one `ContinuityLost` per path it
+    /// watched, so the application knows to re-read and re-watch. Returns
+    /// the events and the streams to end after them.
+    pub(crate) fn lost(&mut self, zxid: u64) -> (Vec<(Delivery, WatchEvent)>, Vec<CallId>) {
+        self.armed.clear();
+        let mut events: Vec<(Delivery, WatchEvent)> = Vec::new();
+        let mut ended = Vec::new();
+        for w in self.watchers.drain(..) {
+            let event = WatchEvent {
+                kind: WatchEventKind::ContinuityLost,
+                path: w.path,
+                zxid,
+            };
+            if !events
+                .iter()
+                .any(|(to, e)| *to == w.to && e.path == event.path)
+            {
+                events.push((w.to, event));
+            }
+            if let Delivery::Stream(call) = w.to {
+                if !ended.contains(&call) {
+                    ended.push(call);
+                }
+            }
+        }
+        (events, ended)
+    }
+
     /// The session ended: no watch can fire any more. Returns the streams
     /// to end.
     pub(crate) fn clear(&mut self) -> Vec<CallId> {

@@ -496,6 +496,51 @@ fn a_failed_watching_read_ends_its_stream_and_arms_nothing() {
     assert_eq!(m.take_outputs(), [Output::State(SessionState::Reconnected)]);
 }
 
+/// A server that refuses to re-arm the session's watches (past its watch
+/// limit) arms none of them: every watch hears ContinuityLost and is
+/// dropped, its stream ends, and later reconnects re-arm nothing.
+#[test]
+fn a_refused_rearm_tells_every_watch_it_is_lost() {
+    let mut m = connected();
+    let watch = m.call(get("/c", true), true);
+    m.take_outputs();
+    m.received(10, &reply(1, 15, got()));
+    m.take_outputs();
+    m.call(get("/d", true), false);
+    m.take_outputs();
+    m.received(11, &reply(2, 15, got()));
+    m.take_outputs();
+    m.connection_lost(100);
+    m.take_outputs();
+    m.dialed(101);
+    m.take_outputs();
+    m.received(102, &accepted(0x55, 20));
+    m.take_outputs();
+    m.received(103, &reply(3, 20, Outcome::Err(ErrorCode::TooManyWatches)));
+    let lost = |to, path: &str| Output::Event {
+        to,
+        event: WatchEvent {
+            kind: WatchEventKind::ContinuityLost,
+            path: path.into(),
+            zxid: 20,
+        },
+    };
+    assert_eq!(
+        m.take_outputs(),
+        [
+            lost(Delivery::Stream(watch), "/c"),
+            lost(Delivery::Session, "/d"),
+            Output::EndStream(watch),
+        ]
+    );
+    m.connection_lost(200);
+    m.take_outputs();
+    m.dialed(201);
+    m.take_outputs();
+    m.received(202, &accepted(0x55, 20));
+    assert_eq!(m.take_outputs(), [Output::State(SessionState::Reconnected)]);
+}
+
 #[test]
 fn closing_sends_close_session_and_finishes_at_its_reply() {
     let mut m = connected();
