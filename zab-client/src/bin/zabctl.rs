@@ -174,8 +174,9 @@ async fn run(o: &Opts, c: &Client) -> Result<(), Error> {
             c.sync(path).await?;
             while let Some(p) = stack.pop() {
                 println!("{p}");
-                let (mut kids, _) = c.children(&p, Consistency::Local, false).await?;
-                kids.sort();
+                // Paged: a node with more children than one reply holds
+                // is listed whole (names come sorted).
+                let kids = c.all_children(&p, Consistency::Local).await?;
                 for k in kids.into_iter().rev() {
                     stack.push(if p == "/" {
                         format!("/{k}")
@@ -186,7 +187,7 @@ async fn run(o: &Opts, c: &Client) -> Result<(), Error> {
             }
         }
         ["ls", path] => {
-            let (kids, _) = c.children(path, Consistency::Linearizable, false).await?;
+            let kids = c.all_children(path, Consistency::Linearizable).await?;
             if o.json {
                 println!(
                     "[{}]",
