@@ -44,6 +44,10 @@ pub struct Config {
     /// Log records between snapshots.
     #[serde(default = "default_snapshot_every")]
     pub snapshot_every_txns: u64,
+    /// A snapshot is also taken once this many bytes of transactions were
+    /// applied since the last one (they are held in memory until then).
+    #[serde(default = "default_snapshot_every_bytes")]
+    pub snapshot_every_bytes: usize,
     /// Largest frame a client may send (bytes).
     #[serde(default = "default_frame_max")]
     pub client_frame_bytes_max: u32,
@@ -110,6 +114,10 @@ fn default_watches_per_session() -> usize {
 
 fn default_watches_per_server() -> usize {
     crate::watches::WatchLimits::default().per_server
+}
+
+fn default_snapshot_every_bytes() -> usize {
+    crate::core::SNAPSHOT_EVERY_BYTES_DEFAULT
 }
 
 fn default_snapshot_every() -> u64 {

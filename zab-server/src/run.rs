@@ -156,7 +156,8 @@ pub async fn serve(cfg: Config) -> Result<Stop, String> {
         frontend,
         recovery.replay,
         cfg.snapshot_every_txns,
-    );
+    )
+    .with_snapshot_every_bytes(cfg.snapshot_every_bytes);
     let (driver, status) = Driver::new(core, gc.clone(), peers, ShellClock::default());
     if let Some(admin) = me.admin {
         let listener = TcpListener::bind(admin)

@@ -543,3 +543,40 @@ async fn memory_returns_after_an_ephemeral_heavy_run() {
         after >> 20
     );
 }
+
+/// Snapshots come by bytes as well as by count: with the default count
+/// (100,000) a few large writes still trigger one, so the window of recent
+/// transactions held in memory stays bounded in bytes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn large_writes_trigger_snapshots_by_bytes() {
+    let e = Ensemble::start_with(3, "snapbytes", "snapshot_every_bytes = 4000000");
+    e.wait_for_leader(None).await;
+    let c = e.client(0, 10_000).await;
+    let snapshots = |i: usize| {
+        std::fs::read_dir(e.dir.join(format!("{}", i + 1)))
+            .map(|d| {
+                d.flatten()
+                    .filter(|f| f.file_name().to_string_lossy().starts_with("snap."))
+                    .count()
+            })
+            .unwrap_or(0)
+    };
+    let before = snapshots(0);
+    let mb = vec![5u8; 1_000_000];
+    retry(|| c.create("/w", &mb, CreateMode::Persistent))
+        .await
+        .expect("a 1 MB create");
+    for _ in 0..9 {
+        c.set("/w", &mb, -1).await.expect("a 1 MB write");
+    }
+    // Ten writes of 1 MB pass 4 MB twice; the snapshots are written off
+    // the driver, so give them a moment.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while snapshots(0) < before + 1 && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(
+        snapshots(0) > before,
+        "no snapshot after 10 MB of writes with snapshot_every_bytes = 4 MB"
+    );
+}

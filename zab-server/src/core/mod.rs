@@ -24,8 +24,9 @@ mod reads;
 mod replies;
 #[cfg(test)]
 mod tests;
+mod window;
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::VecDeque;
 
 use bytes::Bytes;
 use tracing::{error, info};
@@ -96,6 +97,11 @@ impl Default for SessionLimits {
     }
 }
 
+/// Payload bytes applied after which a snapshot is due anyway: bounds the
+/// in-memory window of recent transactions (large writes would otherwise
+/// pile up for `snapshot_every_txns` of them).
+pub const SNAPSHOT_EVERY_BYTES_DEFAULT: usize = 256 << 20;
+
 /// What the shell hands the core.
 #[derive(Debug)]
 pub enum ServerInput {
@@ -163,6 +169,9 @@ pub struct Status {
     pub znodes: usize,
     /// Watches armed on this server, all sessions.
     pub watches: usize,
+    /// Payload bytes of the logged transactions kept in memory since the
+    /// newest snapshot.
+    pub window_bytes: usize,
     pub sessions: usize,
     pub connections: usize,
     pub stats: zab_core::Stats,
@@ -175,10 +184,14 @@ pub struct ServerCore {
     frontend: Frontend,
     /// Logged transactions after the newest snapshot, by zxid: delivery
     /// and DIFF streams read them from here instead of going back to disk.
-    window: BTreeMap<Zxid, Bytes>,
+    window: window::Window,
     applied: Zxid,
     snapshot_every: u64,
     since_snapshot: u64,
+    /// A snapshot is also due once this many payload bytes were applied
+    /// since the last one, so the window stays bounded in bytes too.
+    snapshot_every_bytes: usize,
+    since_snapshot_bytes: usize,
     out: VecDeque<ServerOutput>,
 }
 
@@ -193,7 +206,7 @@ impl ServerCore {
         snapshot_every: u64,
     ) -> ServerCore {
         let applied = node.delivered();
-        let window = recovered.into_iter().map(|t| (t.zxid, t.payload)).collect();
+        let window = window::Window::new(recovered.into_iter().map(|t| (t.zxid, t.payload)));
         ServerCore {
             node,
             replica,
@@ -202,8 +215,18 @@ impl ServerCore {
             applied,
             snapshot_every: snapshot_every.max(1),
             since_snapshot: 0,
+            snapshot_every_bytes: SNAPSHOT_EVERY_BYTES_DEFAULT,
+            since_snapshot_bytes: 0,
             out: VecDeque::new(),
         }
+    }
+
+    /// Takes a snapshot once `bytes` of transactions were applied since the
+    /// last one, whatever their count (default
+    /// [`SNAPSHOT_EVERY_BYTES_DEFAULT`]).
+    pub fn with_snapshot_every_bytes(mut self, bytes: usize) -> ServerCore {
+        self.snapshot_every_bytes = bytes.max(1);
+        self
     }
 
     /// Carries out what the node wants at start (its first actions).
@@ -261,6 +284,7 @@ impl ServerCore {
             last_logged: self.node.history().last(),
             znodes: self.replica.tree.node_count(),
             watches: self.frontend.watches.total(),
+            window_bytes: self.window.bytes(),
             sessions: self.replica.tree.sessions().len(),
             connections: self.frontend.connections(),
             stats: self.node.stats(),
@@ -298,17 +322,13 @@ impl ServerCore {
                     after,
                     through,
                 } => {
-                    let range = (
-                        std::ops::Bound::Excluded(after),
-                        std::ops::Bound::Included(through),
-                    );
-                    let txns = self
-                        .window
-                        .range(range)
-                        .map(|(&zxid, payload)| zab_core::Txn {
-                            zxid,
-                            payload: payload.clone(),
-                        });
+                    let txns =
+                        self.window
+                            .range(after, through)
+                            .map(|(zxid, payload)| zab_core::Txn {
+                                zxid,
+                                payload: payload.clone(),
+                            });
                     for msg in zab_core::diff_stream(epoch, after, txns) {
                         self.out.push_back(ServerOutput::Peer { to, msg });
                     }
@@ -353,7 +373,7 @@ impl ServerCore {
                 self.window.insert(txn.zxid, txn.payload.clone());
             }
             PersistOp::Truncate { to } => {
-                self.window.split_off(&Zxid(to.0 + 1));
+                self.window.truncate_after(*to);
             }
             PersistOp::InstallSnapshot { zxid, data } => {
                 self.replica.restore(data).map_err(Fatal)?;
@@ -368,12 +388,10 @@ impl ServerCore {
     }
 
     fn deliver(&mut self, through: Zxid) -> Result<(), Fatal> {
-        let from = std::ops::Bound::Excluded(self.applied);
-        let to = std::ops::Bound::Included(through);
         let txns: Vec<(Zxid, Bytes)> = self
             .window
-            .range((from, to))
-            .map(|(z, p)| (*z, p.clone()))
+            .range(self.applied, through)
+            .map(|(z, p)| (z, p.clone()))
             .collect();
         for (zxid, payload) in txns {
             if let Err(e) = self.replica.apply(zxid, &payload) {
@@ -382,6 +400,7 @@ impl ServerCore {
             }
             self.applied = zxid;
             self.since_snapshot += 1;
+            self.since_snapshot_bytes += payload.len();
         }
         if self.applied != through {
             return Err(Fatal(format!(
@@ -391,7 +410,9 @@ impl ServerCore {
         }
         let done = std::mem::take(&mut self.replica.completed);
         self.frontend.on_applied(done, &self.replica);
-        if self.since_snapshot >= self.snapshot_every {
+        if self.since_snapshot >= self.snapshot_every
+            || self.since_snapshot_bytes >= self.snapshot_every_bytes
+        {
             self.take_snapshot();
         }
         Ok(())
@@ -400,12 +421,13 @@ impl ServerCore {
     /// Asks for a snapshot of the applied state, then trims the window.
     fn take_snapshot(&mut self) {
         self.since_snapshot = 0;
+        self.since_snapshot_bytes = 0;
         let zxid = self.applied;
         let state = self.replica.freeze();
         self.out
             .push_back(ServerOutput::WriteSnapshot { zxid, state });
         // Followers behind this point get a snapshot instead of a DIFF.
-        self.window = self.window.split_off(&Zxid(zxid.0 + 1));
+        self.window.trim_through(zxid);
         self.node.handle(Input::Compacted { through: zxid });
     }
 }
