@@ -319,9 +319,7 @@ async fn multi_is_all_or_nothing_and_expired_nodes_are_removed() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_server_behind_the_client_refuses_it() {
-    use bytes::BytesMut;
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    use zab_proto::{ConnectReply, ConnectRequest, FRAME_BYTES_DEFAULT, PROTOCOL_VERSION};
+    use zab_proto::ConnectReply;
     let e = Ensemble::start(3, "behind");
     let c = e.client(0, 4000).await;
     retry(|| c.create("/x", b"", CreateMode::Persistent))
@@ -331,32 +329,8 @@ async fn a_server_behind_the_client_refuses_it() {
     // be joining); then a client that has seen a zxid far in its future.
     let probe = e.client(1, 4000).await;
     drop(probe);
-    let mut stream = tokio::net::TcpStream::connect(e.clients[1])
-        .await
-        .expect("connect");
-    let mut out = BytesMut::new();
-    ConnectRequest {
-        protocol_version: PROTOCOL_VERSION,
-        last_zxid_seen: 0x7fff_0000_0000_0000,
-        timeout_ms: 4000,
-        session_id: 0,
-        password: [0; 16],
-        max_frame_bytes: FRAME_BYTES_DEFAULT,
-    }
-    .encode(&mut out);
-    stream.write_all(&out).await.expect("send hello");
-    let mut buf = BytesMut::new();
-    let body = loop {
-        if let Some(b) = zab_proto::decode_frame(&mut buf, FRAME_BYTES_DEFAULT).expect("frame") {
-            break b;
-        }
-        let n = tokio::time::timeout(Duration::from_secs(5), stream.read_buf(&mut buf))
-            .await
-            .expect("answer in time")
-            .expect("read");
-        assert!(n > 0, "closed without an answer");
-    };
-    match ConnectReply::decode(body).expect("reply") {
+    let (_stream, reply) = common::raw_handshake(e.clients[1], 0x7fff_0000_0000_0000).await;
+    match reply {
         ConnectReply::Refused(r) => assert_eq!(r.code, ErrorCode::ServerBehind),
         ConnectReply::Accepted(_) => panic!("a lagging server accepted a client from its future"),
     }

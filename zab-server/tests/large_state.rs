@@ -198,37 +198,11 @@ async fn replies_over_the_frame_limit_are_refused_and_the_connection_stays_usabl
     assert_eq!(c.session_id(), session, "the session never changed");
 }
 
-/// Opens a raw session on `addr` (negotiating a 1 MiB frame limit) and
-/// returns the stream, the handshake answered.
+/// Opens a raw session on `addr`, below the client library.
 async fn raw_session(addr: std::net::SocketAddr) -> tokio::net::TcpStream {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    use zab_proto::{ConnectReply, ConnectRequest, FRAME_BYTES_DEFAULT, PROTOCOL_VERSION};
-    let mut stream = tokio::net::TcpStream::connect(addr).await.expect("connect");
-    let mut out = bytes::BytesMut::new();
-    ConnectRequest {
-        protocol_version: PROTOCOL_VERSION,
-        last_zxid_seen: 0,
-        timeout_ms: 4_000,
-        session_id: 0,
-        password: [0; 16],
-        max_frame_bytes: FRAME_BYTES_DEFAULT,
-    }
-    .encode(&mut out);
-    stream.write_all(&out).await.expect("hello");
-    let mut buf = bytes::BytesMut::new();
-    let body = loop {
-        if let Some(b) = zab_proto::decode_frame(&mut buf, FRAME_BYTES_DEFAULT).expect("frame") {
-            break b;
-        }
-        let n = tokio::time::timeout(Duration::from_secs(10), stream.read_buf(&mut buf))
-            .await
-            .expect("a handshake answer in time")
-            .expect("read");
-        assert!(n > 0, "closed during the handshake");
-    };
-    match ConnectReply::decode(body).expect("reply") {
-        ConnectReply::Accepted(_) => stream,
-        ConnectReply::Refused(r) => panic!("refused: {r:?}"),
+    match common::raw_handshake(addr, 0).await {
+        (stream, zab_proto::ConnectReply::Accepted(_)) => stream,
+        (_, zab_proto::ConnectReply::Refused(r)) => panic!("refused: {r:?}"),
     }
 }
 

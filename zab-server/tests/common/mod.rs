@@ -395,3 +395,41 @@ impl Ensemble {
             .unwrap_or(false)
     }
 }
+
+/// A raw client handshake on `addr`, below the client library: sends a
+/// ConnectRequest for a new session (1 MiB frames, 4 s timeout) claiming
+/// `last_zxid_seen`, and returns the stream with the server's answer.
+pub async fn raw_handshake(
+    addr: SocketAddr,
+    last_zxid_seen: u64,
+) -> (tokio::net::TcpStream, zab_proto::ConnectReply) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use zab_proto::{ConnectReply, ConnectRequest, FRAME_BYTES_DEFAULT, PROTOCOL_VERSION};
+    let mut stream = tokio::net::TcpStream::connect(addr).await.expect("connect");
+    let mut out = bytes::BytesMut::new();
+    ConnectRequest {
+        protocol_version: PROTOCOL_VERSION,
+        last_zxid_seen,
+        timeout_ms: 4_000,
+        session_id: 0,
+        password: [0; 16],
+        max_frame_bytes: FRAME_BYTES_DEFAULT,
+    }
+    .encode(&mut out);
+    stream.write_all(&out).await.expect("send hello");
+    let mut buf = bytes::BytesMut::new();
+    let body = loop {
+        if let Some(b) = zab_proto::decode_frame(&mut buf, FRAME_BYTES_DEFAULT).expect("frame") {
+            break b;
+        }
+        let n = tokio::time::timeout(Duration::from_secs(10), stream.read_buf(&mut buf))
+            .await
+            .expect("a handshake answer in time")
+            .expect("read");
+        assert!(n > 0, "closed during the handshake");
+    };
+    (
+        stream,
+        ConnectReply::decode(body).expect("a handshake reply"),
+    )
+}
