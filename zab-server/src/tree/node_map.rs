@@ -84,8 +84,15 @@ impl NodeMap {
         if !shard.contains_key(path) {
             return None;
         }
-        let removed = Arc::make_mut(shard).remove(path);
+        let map = Arc::make_mut(shard);
+        let removed = map.remove(path);
         self.len -= usize::from(removed.is_some());
+        // Give back the room of a shard that emptied out (a hash map never
+        // shrinks by itself): after an ephemeral-heavy run the tree's
+        // memory returns, not just its nodes'.
+        if map.capacity() > 64 && map.capacity() > 4 * map.len() {
+            map.shrink_to(2 * map.len());
+        }
         removed
     }
 
