@@ -166,23 +166,29 @@ impl Peers {
     }
 }
 
-/// Whether `msg` crosses the link as a stream of chunks (a snapshot larger
-/// than one chunk).
-fn is_streamed(msg: &Message) -> bool {
-    matches!(msg, Message::Snapshot { data, .. } if data.len() > codec::CHUNK_BYTES)
-}
-
-/// Writes what is batched in `buf`, then `msg`'s frames one by one: the
-/// socket paces the transfer, and no frame copies the snapshot.
-async fn write_streamed(
+/// Writes what is batched in `buf`, then encodes `state` off the runtime
+/// and writes its snapshot frame by frame (streamed in chunks if large):
+/// the socket paces the transfer, and no frame copies the snapshot.
+async fn write_snapshot(
     writer: &mut tokio::net::tcp::OwnedWriteHalf,
     buf: &mut BytesMut,
-    msg: &Message,
+    (epoch, join, zxid): (Epoch, u64, Zxid),
+    state: FrozenState,
 ) -> std::io::Result<()> {
+    // What is batched goes first: encoding a large tree takes a while.
     writer.write_all(buf).await?;
     buf.clear();
-    let frames = codec::frames(msg, codec::CHUNK_BYTES);
-    debug!(frames = frames.len(), "streaming a snapshot");
+    let data = tokio::task::spawn_blocking(move || state.encode())
+        .await
+        .map_err(std::io::Error::other)?;
+    let msg = Message::Snapshot {
+        epoch,
+        join,
+        zxid,
+        data: data.into(),
+    };
+    let frames = codec::frames(&msg, codec::CHUNK_BYTES);
+    debug!(frames = frames.len(), "sending a snapshot");
     for frame in frames {
         writer.write_all(&frame).await?;
     }
@@ -334,38 +340,22 @@ impl Transport {
                 // Batch whatever else is already queued into the same write;
                 // a large snapshot goes out as its own stream of chunks.
                 while let Some(item) = next.take() {
-                    let msg = match item {
-                        Outgoing::Message(msg) => msg,
+                    match item {
+                        Outgoing::Message(msg) => codec::encode(&msg, &mut buf),
                         Outgoing::Snapshot {
                             epoch,
                             join,
                             zxid,
                             state,
                         } => {
-                            // What is batched goes first: encoding a large
-                            // tree takes a while.
-                            if writer.write_all(&buf).await.is_err() {
+                            let header = (epoch, join, zxid);
+                            if write_snapshot(&mut writer, &mut buf, header, state)
+                                .await
+                                .is_err()
+                            {
                                 return;
                             }
-                            buf.clear();
-                            let encoded = tokio::task::spawn_blocking(move || state.encode());
-                            let Ok(data) = encoded.await else {
-                                return;
-                            };
-                            Message::Snapshot {
-                                epoch,
-                                join,
-                                zxid,
-                                data: data.into(),
-                            }
                         }
-                    };
-                    if is_streamed(&msg) {
-                        if write_streamed(&mut writer, &mut buf, &msg).await.is_err() {
-                            return;
-                        }
-                    } else {
-                        codec::encode(&msg, &mut buf);
                     }
                     if buf.len() < 1 << 20 {
                         next = rx.try_recv().ok();

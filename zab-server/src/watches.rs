@@ -56,13 +56,21 @@ const SLOTS: usize = 5;
 
 type Index = BTreeMap<Arc<str>, BTreeSet<Watcher>>;
 
+/// One session's watches, by kind: the paths share their allocation with
+/// the path index, and are found by `&str` (no allocation to remove one).
+#[derive(Debug, Default)]
+struct Held {
+    paths: [BTreeSet<Arc<str>>; SLOTS],
+    len: usize,
+}
+
 /// The watches of this server's sessions, indexed both ways: by path (to
 /// fire them) and by session (to count them in O(1) and forget a session's
 /// in time proportional to its own).
 #[derive(Debug, Default)]
 pub struct Watches {
     by_path: [Index; SLOTS],
-    by_watcher: HashMap<Watcher, BTreeSet<(Slot, Arc<str>)>>,
+    by_watcher: HashMap<Watcher, Held>,
     total: usize,
     limits: WatchLimits,
 }
@@ -143,7 +151,9 @@ impl Watches {
             None => Arc::from(path),
         };
         index.entry(key.clone()).or_default().insert(who);
-        self.by_watcher.entry(who).or_default().insert((slot, key));
+        let held = self.by_watcher.entry(who).or_default();
+        held.paths[slot as usize].insert(key);
+        held.len += 1;
         self.total += 1;
         Ok(())
     }
@@ -152,10 +162,11 @@ impl Watches {
     /// path index is the caller's).
     fn unhold(&mut self, slot: Slot, path: &str, who: Watcher) {
         if let Some(held) = self.by_watcher.get_mut(&who) {
-            if held.remove(&(slot, Arc::from(path))) {
+            if held.paths[slot as usize].remove(path) {
+                held.len -= 1;
                 self.total -= 1;
             }
-            if held.is_empty() {
+            if held.len == 0 {
                 self.by_watcher.remove(&who);
             }
         }
@@ -193,13 +204,14 @@ impl Watches {
         let Some(held) = self.by_watcher.remove(&who) else {
             return;
         };
-        self.total -= held.len();
-        for (slot, path) in held {
-            let index = &mut self.by_path[slot as usize];
-            if let Some(set) = index.get_mut(&path) {
-                set.remove(&who);
-                if set.is_empty() {
-                    index.remove(&path);
+        self.total -= held.len;
+        for (index, paths) in self.by_path.iter_mut().zip(held.paths) {
+            for path in paths {
+                if let Some(set) = index.get_mut(&path) {
+                    set.remove(&who);
+                    if set.is_empty() {
+                        index.remove(&path);
+                    }
                 }
             }
         }
@@ -207,7 +219,7 @@ impl Watches {
 
     /// Watches held by `who`, in O(1).
     pub fn count(&self, who: Watcher) -> usize {
-        self.by_watcher.get(&who).map_or(0, BTreeSet::len)
+        self.by_watcher.get(&who).map_or(0, |h| h.len)
     }
 
     /// Watches held on this server in all.

@@ -585,40 +585,24 @@ impl Frontend {
         let item = match frame {
             RequestFrame::Ping => Item::Ready(ServerFrame::Ping { zxid: applied.0 }),
             RequestFrame::Op { xid, request } => match request {
-                r if is_write(&r)
-                    && !(super::limits::write_reply_fits(xid, &r, limit)
-                        && super::limits::data_readable(&r, self.limits.frame_bytes_max)) =>
-                {
-                    // Refused before the log: nothing of it is applied.
-                    let multi = matches!(r, Request::Multi(_));
-                    Item::Ready(ServerFrame::Reply(Reply {
-                        xid,
-                        zxid: applied.0,
-                        outcome: super::limits::refused(multi, ErrorCode::FrameTooLarge),
-                    }))
-                }
-                r if is_write(&r)
-                    && replica
-                        .tree
-                        .data_bytes()
-                        .saturating_add(super::limits::data_added(&r, &replica.tree))
-                        > self.limits.data_bytes_max =>
-                {
-                    debug!(
-                        conn,
-                        quota = self.limits.data_bytes_max,
-                        "the tree's data quota is reached; refusing a write"
-                    );
-                    Item::Ready(ServerFrame::Reply(Reply {
-                        xid,
-                        zxid: applied.0,
-                        outcome: super::limits::refused(
-                            matches!(r, Request::Multi(_)),
-                            ErrorCode::QuotaExceeded,
-                        ),
-                    }))
-                }
                 r if is_write(&r) => {
+                    if let Some(code) =
+                        super::limits::refusal(xid, &r, limit, &self.limits, &replica.tree)
+                    {
+                        // Refused before the log: nothing of it is applied.
+                        debug!(conn, ?code, "refusing a write before proposing it");
+                        let multi = matches!(r, Request::Multi(_));
+                        self.push(
+                            conn,
+                            Item::Ready(ServerFrame::Reply(Reply {
+                                xid,
+                                zxid: applied.0,
+                                outcome: super::limits::refused(multi, code),
+                            })),
+                        );
+                        self.flush(conn, replica);
+                        return inputs;
+                    }
                     let id = self.next_id();
                     let cmd = self.command(session, xid.get(), id, CommandBody::Op(r));
                     self.requests.insert(id, (conn, xid.get()));

@@ -48,10 +48,70 @@ pub(super) fn refused(multi: bool, code: ErrorCode) -> Outcome {
     }
 }
 
+/// Bytes a reply spends besides its paths and data, with room to spare:
+/// header, stat, counts, opcodes. Below this plus the paths and data, a
+/// reply surely fits, and the exact size need not be built.
+const REPLY_SLACK_BYTES: usize = 256;
+/// The same, per op of a multi.
+const OP_SLACK_BYTES: usize = 128;
+
+/// Why this server refuses `request` (a write from a connection whose frame
+/// limit is `limit`) before proposing it, if it does: its reply might not
+/// fit (`FrameTooLarge`), its data could not be read back
+/// (`FrameTooLarge`), or it would take the tree past the data quota
+/// (`QuotaExceeded`). The common case costs a few additions: the exact
+/// checks run only when a cheap bound says they might fail.
+pub(super) fn refusal(
+    xid: Xid,
+    request: &Request,
+    limit: u32,
+    limits: &super::SessionLimits,
+    tree: &crate::tree::DataTree,
+) -> Option<ErrorCode> {
+    if !write_reply_fits(xid, request, limit) || !data_readable(request, limits.frame_bytes_max) {
+        return Some(ErrorCode::FrameTooLarge);
+    }
+    let quota = limits.data_bytes_max;
+    let surely_within = tree.data_bytes().saturating_add(data_bound(request)) <= quota;
+    if !surely_within && tree.data_bytes().saturating_add(data_added(request, tree)) > quota {
+        return Some(ErrorCode::QuotaExceeded);
+    }
+    None
+}
+
+/// The paths and data of `request`'s ops, sequential names at full length:
+/// at least what it can add to the tree, and what its reply can echo.
+fn data_bound(request: &Request) -> u64 {
+    let create = |c: &zab_proto::CreateRequest| c.path.len() + SEQUENCE_DIGITS + c.data.len();
+    let bytes = match request {
+        Request::Create(c) => create(c),
+        Request::SetData(s) => s.data.len(),
+        Request::Multi(ops) => ops
+            .iter()
+            .map(|op| match op {
+                MultiOp::Create(c) => create(c),
+                MultiOp::SetData(s) => s.path.len() + s.data.len(),
+                MultiOp::Delete(d) => d.path.len(),
+                MultiOp::Check(c) => c.path.len(),
+            })
+            .sum(),
+        _ => 0,
+    };
+    bytes as u64
+}
+
 /// Whether every reply `request` (a write) can get fits `limit`: its
 /// success reply with every sequential name at full length. Error replies
 /// are never larger than a success's.
 pub(super) fn write_reply_fits(xid: Xid, request: &Request, limit: u32) -> bool {
+    let ops = match request {
+        Request::Multi(ops) => ops.len(),
+        _ => 1,
+    };
+    let bound = REPLY_SLACK_BYTES + ops * OP_SLACK_BYTES + data_bound(request) as usize;
+    if bound <= limit as usize {
+        return true;
+    }
     let response = match request {
         Request::Create(c) => Response::Create(created(&c.path, c.mode.is_sequential())),
         Request::Multi(ops) => Response::Multi(ops.iter().map(largest_result).collect()),
@@ -73,6 +133,9 @@ pub(super) fn write_reply_fits(xid: Xid, request: &Request, limit: u32) -> bool 
 /// so it is judged here, before the log.)
 pub(super) fn data_readable(request: &Request, server_limit: u32) -> bool {
     let readable = |data: &bytes::Bytes| {
+        if data.len() + REPLY_SLACK_BYTES <= server_limit as usize {
+            return true;
+        }
         let reply = ServerFrame::Reply(Reply {
             xid: Xid::new(1).expect("1 is a request xid"),
             zxid: 0,
@@ -99,7 +162,7 @@ pub(super) fn data_readable(request: &Request, server_limit: u32) -> bool {
 /// what the data quota is checked against before the write is proposed.
 /// A SetData counts only what it grows the node by, so shrinking data or
 /// deleting is always possible over quota.
-pub(super) fn data_added(request: &Request, tree: &crate::tree::DataTree) -> u64 {
+fn data_added(request: &Request, tree: &crate::tree::DataTree) -> u64 {
     let created = |c: &zab_proto::CreateRequest| {
         let suffix = if c.mode.is_sequential() {
             SEQUENCE_DIGITS
