@@ -10,8 +10,8 @@ use std::sync::Arc;
 use bytes::Bytes;
 use tokio::sync::{mpsc, oneshot, Mutex};
 use zab_proto::{
-    CreateMode, CreateRequest, DeleteRequest, ErrorCode, MultiOp, MultiResult, Request, Response,
-    SetDataRequest, Stat, WatchEvent,
+    Acl, CreateMode, CreateRequest, DeleteRequest, ErrorCode, MultiOp, MultiResult, Request,
+    Response, SetDataRequest, Stat, WatchEvent,
 };
 
 use crate::driver::{Call, Driver, EventTx};
@@ -179,9 +179,59 @@ impl Client {
         mode: CreateMode,
         ttl_ms: u64,
     ) -> Result<String, Error> {
-        self.create_full(path, data, mode, ttl_ms)
+        self.create_full(path, data, mode, ttl_ms, None)
             .await
             .map(|(path, _)| path)
+    }
+
+    /// Creates a node with `acl` (ZooKeeper's model: see [`Acl`]); a plain
+    /// [`Client::create`] gives the node [`Acl::open_unsafe`]. Use
+    /// [`Acl::creator_all`] for a node only this connection's identities
+    /// (after [`Client::add_auth`]) may touch.
+    pub async fn create_with_acl(
+        &self,
+        path: &str,
+        data: &[u8],
+        mode: CreateMode,
+        acl: Vec<Acl>,
+    ) -> Result<String, Error> {
+        self.create_full(path, data, mode, 0, Some(acl))
+            .await
+            .map(|(path, _)| path)
+    }
+
+    /// The node's ACL and stat. Needs READ or ADMIN on it; without ADMIN,
+    /// digest entries come back as `user:x`.
+    pub async fn get_acl(&self, path: &str) -> Result<(Vec<Acl>, Stat), Error> {
+        match self.call(Request::GetAcl { path: path.into() }).await? {
+            Response::GetAcl { acl, stat } => Ok((acl, stat)),
+            other => Err(unexpected(other)),
+        }
+    }
+
+    /// Replaces the node's ACL if its `aversion` is `version` (-1: any).
+    /// Needs ADMIN on the node.
+    pub async fn set_acl(&self, path: &str, acl: Vec<Acl>, version: i32) -> Result<Stat, Error> {
+        let request = Request::SetAcl {
+            path: path.into(),
+            acl,
+            version,
+        };
+        match self.call(request).await? {
+            Response::SetAcl(stat) => Ok(stat),
+            other => Err(unexpected(other)),
+        }
+    }
+
+    /// Proves an identity on this session's connections: scheme `digest`
+    /// with `user:password`. The client sends it again on every reconnect,
+    /// before anything else. Fails with `AuthFailed` for other schemes.
+    pub async fn add_auth(&self, scheme: &str, auth: &[u8]) -> Result<(), Error> {
+        let request = Request::AddAuth {
+            scheme: scheme.into(),
+            auth: Bytes::copy_from_slice(auth),
+        };
+        self.call(request).await.map(drop)
     }
 
     /// Like [`Client::create`], also returning the new node's stat (its
@@ -192,7 +242,7 @@ impl Client {
         data: &[u8],
         mode: CreateMode,
     ) -> Result<(String, Stat), Error> {
-        self.create_full(path, data, mode, 0).await
+        self.create_full(path, data, mode, 0, None).await
     }
 
     async fn create_full(
@@ -201,12 +251,14 @@ impl Client {
         data: &[u8],
         mode: CreateMode,
         ttl_ms: u64,
+        acl: Option<Vec<Acl>>,
     ) -> Result<(String, Stat), Error> {
         let request = Request::Create(CreateRequest {
             path: path.into(),
             data: Bytes::copy_from_slice(data),
             mode,
             ttl_ms,
+            acl,
         });
         match self.call(request).await? {
             Response::Create(r) => Ok((r.path, r.stat)),

@@ -63,8 +63,8 @@ pub use error::Error;
 pub use machine::SessionState;
 pub use watch::Delivery;
 pub use zab_proto::{
-    CheckRequest, CreateMode, CreateRequest, DeleteRequest, ErrorCode, MultiOp, MultiResult,
-    SetDataRequest, Stat, WatchEvent, WatchEventKind,
+    digest_id, Acl, CheckRequest, CreateMode, CreateRequest, DeleteRequest, ErrorCode, MultiOp,
+    MultiResult, Perms, SetDataRequest, Stat, WatchEvent, WatchEventKind,
 };
 
 #[cfg(test)]

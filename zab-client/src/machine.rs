@@ -131,6 +131,10 @@ pub struct Machine {
     rearm_outstanding: bool,
     /// CloseSession was sent: no more calls go out.
     closing: bool,
+    /// Credentials sent with AddAuth, in order: a server knows them per
+    /// connection, so they are sent again first on every reconnect (before
+    /// the re-registration of watches, which must pass the same ACLs).
+    credentials: Vec<(String, bytes::Bytes)>,
     defects: Defects,
     out: Vec<Output>,
 }
@@ -169,6 +173,7 @@ impl Machine {
             rearm_from: 0,
             rearm_outstanding: false,
             closing: false,
+            credentials: Vec::new(),
             defects,
             out: Vec::new(),
         };
@@ -521,6 +526,11 @@ impl Machine {
         } else {
             SessionState::Reconnected
         }));
+        if !fresh {
+            for (scheme, auth) in self.credentials.clone() {
+                self.send(None, Request::AddAuth { scheme, auth }, None);
+            }
+        }
         if let Some(set) = self.watches.rearm(self.rearm_from) {
             // Re-arm on the new server; it reports what changed meanwhile
             // (or ContinuityLost for persistent watches).
@@ -586,7 +596,12 @@ impl Machine {
     }
 
     fn on_reply(&mut self, sent: Sent, outcome: Outcome) {
-        let refused = |code| matches!(code, ErrorCode::TooManyWatches | ErrorCode::BadArguments);
+        let refused = |code| {
+            matches!(
+                code,
+                ErrorCode::TooManyWatches | ErrorCode::BadArguments | ErrorCode::NoAuth
+            )
+        };
         match (&outcome, sent.opcode) {
             (Outcome::Ok(_), OpCode::SetWatches) => self.rearm_outstanding = false,
             (Outcome::Err(code), OpCode::SetWatches) if refused(*code) => {
@@ -640,6 +655,12 @@ impl Machine {
             unreachable!("built as an op above");
         };
         self.closing |= matches!(request, Request::CloseSession);
+        if let Request::AddAuth { scheme, auth } = &request {
+            let credential = (scheme.clone(), auth.clone());
+            if !self.credentials.contains(&credential) {
+                self.credentials.push(credential);
+            }
+        }
         let to = if streamed {
             Delivery::Stream(call)
         } else {

@@ -92,6 +92,7 @@
 //! newer server can add codes. The encoding is canonical: a frame that
 //! decodes re-encodes to the same bytes.
 
+mod acl;
 mod connect;
 mod error;
 mod frame;
@@ -107,6 +108,7 @@ mod spec;
 #[cfg(test)]
 mod testkit;
 
+pub use acl::{digest_id, Acl, Perms};
 pub use connect::{
     negotiate_frame_bytes, negotiate_timeout_ms, ConnectRequest, MAGIC, PASSWORD_BYTES,
     PROTOCOL_VERSION,

@@ -9,6 +9,7 @@
 
 use bytes::{BufMut, Bytes};
 
+use crate::acl::{read_acls, write_acls, Acl};
 use crate::error::DecodeError;
 use crate::types::{AddWatchMode, CreateMode, WatcherKind, Xid, XID_PING};
 use crate::wire::{self, wire_enum, Body, Reader, Sink};
@@ -32,6 +33,12 @@ wire_enum! {
         SetWatches = 12,
         CloseSession = 13,
         GetChildrenPage = 15,
+        /// A Create with an explicit ACL (a plain Create gives the node
+        /// [`Acl::open_unsafe`]).
+        CreateAcl = 16,
+        GetAcl = 17,
+        SetAcl = 18,
+        AddAuth = 19,
     }
 }
 
@@ -41,11 +48,21 @@ wire_enum! {
 pub const PING_OPCODE: u8 = 14;
 
 impl OpCode {
+    /// The opcode whose reply layout answers this one: a CreateAcl is
+    /// answered as a Create ([`Response::opcode`](crate::Response::opcode)
+    /// of its reply is `Create`); every other opcode answers itself.
+    pub const fn reply(self) -> OpCode {
+        match self {
+            OpCode::CreateAcl => OpCode::Create,
+            other => other,
+        }
+    }
+
     /// Whether the op may appear inside a multi.
     pub const fn is_multi_op(self) -> bool {
         matches!(
             self,
-            OpCode::Create | OpCode::Delete | OpCode::SetData | OpCode::Check
+            OpCode::Create | OpCode::CreateAcl | OpCode::Delete | OpCode::SetData | OpCode::Check
         )
     }
 }
@@ -60,6 +77,20 @@ pub struct CreateRequest {
     /// Time to live for the TTL modes (must be positive); 0 for the others.
     /// A mismatch is answered with `BadArguments`, not a decode error.
     pub ttl_ms: u64,
+    /// The node's ACL; `None` is [`Acl::open_unsafe`]. Sent as opcode
+    /// [`OpCode::CreateAcl`] when present, [`OpCode::Create`] when not, so
+    /// every create has one encoding.
+    pub acl: Option<Vec<Acl>>,
+}
+
+impl CreateRequest {
+    /// The opcode this create is sent as.
+    pub fn opcode(&self) -> OpCode {
+        match self.acl {
+            Some(_) => OpCode::CreateAcl,
+            None => OpCode::Create,
+        }
+    }
 }
 
 /// Deletes a node if its version matches (`-1`, [`ANY_VERSION`], matches
@@ -118,7 +149,7 @@ pub enum MultiOp {
 impl MultiOp {
     pub fn opcode(&self) -> OpCode {
         match self {
-            MultiOp::Create(_) => OpCode::Create,
+            MultiOp::Create(c) => c.opcode(),
             MultiOp::Delete(_) => OpCode::Delete,
             MultiOp::SetData(_) => OpCode::SetData,
             MultiOp::Check(_) => OpCode::Check,
@@ -181,6 +212,26 @@ pub enum Request {
         max: u32,
         watch: bool,
     },
+    /// The node's ACL and stat. Needs READ or ADMIN on the node; digest
+    /// ids are shown only to a caller with ADMIN.
+    GetAcl {
+        path: String,
+    },
+    /// Replaces the node's ACL if its `aversion` matches `version` (-1:
+    /// any). Needs ADMIN on the node.
+    SetAcl {
+        path: String,
+        acl: Vec<Acl>,
+        version: i32,
+    },
+    /// Adds an identity to this connection: scheme `digest` with
+    /// `user:password` as `auth`. Connections start with only their
+    /// address (`ip`) and, over TLS, their certificate (`x509`); a client
+    /// sends its AddAuths again after every reconnect.
+    AddAuth {
+        scheme: String,
+        auth: Bytes,
+    },
 }
 
 impl Request {
@@ -202,7 +253,7 @@ impl Request {
 
     pub fn opcode(&self) -> OpCode {
         match self {
-            Request::Create(_) => OpCode::Create,
+            Request::Create(c) => c.opcode(),
             Request::Delete(_) => OpCode::Delete,
             Request::Exists { .. } => OpCode::Exists,
             Request::GetData { .. } => OpCode::GetData,
@@ -216,6 +267,9 @@ impl Request {
             Request::RemoveWatches { .. } => OpCode::RemoveWatches,
             Request::SetWatches(_) => OpCode::SetWatches,
             Request::CloseSession => OpCode::CloseSession,
+            Request::GetAcl { .. } => OpCode::GetAcl,
+            Request::SetAcl { .. } => OpCode::SetAcl,
+            Request::AddAuth { .. } => OpCode::AddAuth,
         }
     }
 }
@@ -303,12 +357,17 @@ fn request_name(op: OpCode) -> &'static str {
         OpCode::SetWatches => "SetWatches request",
         OpCode::CloseSession => "CloseSession request",
         OpCode::GetChildrenPage => "GetChildrenPage request",
+        OpCode::CreateAcl => "CreateAcl request",
+        OpCode::GetAcl => "GetAcl request",
+        OpCode::SetAcl => "SetAcl request",
+        OpCode::AddAuth => "AddAuth request",
     }
 }
 
 fn multi_op_name(op: OpCode) -> &'static str {
     match op {
         OpCode::Create => "Create op in a Multi request",
+        OpCode::CreateAcl => "CreateAcl op in a Multi request",
         OpCode::Delete => "Delete op in a Multi request",
         OpCode::SetData => "SetData op in a Multi request",
         _ => "Check op in a Multi request",
@@ -372,6 +431,16 @@ fn write_request<S: Sink>(request: &Request, s: &mut S) {
             s.u32(*max);
             s.bool(*watch);
         }
+        Request::GetAcl { path } => s.str(path),
+        Request::SetAcl { path, acl, version } => {
+            s.str(path);
+            write_acls(acl, s);
+            s.i32(*version);
+        }
+        Request::AddAuth { scheme, auth } => {
+            s.str(scheme);
+            s.bytes(auth);
+        }
     }
 }
 
@@ -380,6 +449,9 @@ fn write_create<S: Sink>(c: &CreateRequest, s: &mut S) {
     s.bytes(&c.data);
     s.u8(c.mode.to_u8());
     s.u64(c.ttl_ms);
+    if let Some(acl) = &c.acl {
+        write_acls(acl, s);
+    }
 }
 
 fn write_delete<S: Sink>(d: &DeleteRequest, s: &mut S) {
@@ -407,7 +479,8 @@ const MULTI_OP_BYTES_MIN: usize = 1 + 4 + 4;
 
 fn read_request(op: OpCode, r: &mut Reader) -> Result<Request, DecodeError> {
     Ok(match op {
-        OpCode::Create => Request::Create(read_create(r)?),
+        OpCode::Create => Request::Create(read_create(r, false)?),
+        OpCode::CreateAcl => Request::Create(read_create(r, true)?),
         OpCode::Delete => Request::Delete(read_delete(r)?),
         OpCode::Exists => Request::Exists {
             path: r.string("path")?,
@@ -450,6 +523,18 @@ fn read_request(op: OpCode, r: &mut Reader) -> Result<Request, DecodeError> {
             persistent_recursive: r.strings("persistent_recursive")?,
         }),
         OpCode::CloseSession => Request::CloseSession,
+        OpCode::GetAcl => Request::GetAcl {
+            path: r.string("path")?,
+        },
+        OpCode::SetAcl => Request::SetAcl {
+            path: r.string("path")?,
+            acl: read_acls(r)?,
+            version: r.i32("version")?,
+        },
+        OpCode::AddAuth => Request::AddAuth {
+            scheme: r.string("scheme")?,
+            auth: r.bytes("auth")?,
+        },
     })
 }
 
@@ -465,7 +550,8 @@ fn read_multi(r: &mut Reader) -> Result<Vec<MultiOp>, DecodeError> {
         }
         r.set_message(multi_op_name(op));
         ops.push(match op {
-            OpCode::Create => MultiOp::Create(read_create(r)?),
+            OpCode::Create => MultiOp::Create(read_create(r, false)?),
+            OpCode::CreateAcl => MultiOp::Create(read_create(r, true)?),
             OpCode::Delete => MultiOp::Delete(read_delete(r)?),
             OpCode::SetData => MultiOp::SetData(read_set_data(r)?),
             _ => MultiOp::Check(read_check(r)?),
@@ -475,12 +561,13 @@ fn read_multi(r: &mut Reader) -> Result<Vec<MultiOp>, DecodeError> {
     Ok(ops)
 }
 
-fn read_create(r: &mut Reader) -> Result<CreateRequest, DecodeError> {
+fn read_create(r: &mut Reader, with_acl: bool) -> Result<CreateRequest, DecodeError> {
     Ok(CreateRequest {
         path: r.string("path")?,
         data: r.bytes("data")?,
         mode: r.enum_u8("mode", CreateMode::from_u8)?,
         ttl_ms: r.u64("ttl_ms")?,
+        acl: if with_acl { Some(read_acls(r)?) } else { None },
     })
 }
 
@@ -595,7 +682,7 @@ mod tests {
 
     #[test]
     fn unknown_opcodes_are_typed_errors() {
-        for opcode in [0u8, 16, 99, 255] {
+        for opcode in [0u8, 20, 99, 255] {
             let body = raw_body(&[0, 0, 0, 1, opcode]);
             assert_eq!(
                 RequestFrame::decode(body),

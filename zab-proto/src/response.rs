@@ -17,6 +17,7 @@ use std::fmt;
 
 use bytes::{BufMut, Bytes};
 
+use crate::acl::{read_acls, write_acls, Acl};
 use crate::connect::PASSWORD_BYTES;
 use crate::error::DecodeError;
 use crate::request::OpCode;
@@ -90,10 +91,20 @@ pub enum Response {
     RemoveWatches,
     SetWatches,
     CloseSession,
+    /// The node's ACL (digest ids shown as `user:x` to a caller without
+    /// ADMIN on the node) and its stat.
+    GetAcl {
+        acl: Vec<Acl>,
+        stat: Stat,
+    },
+    /// The node's metadata after the change (`aversion` moved by one).
+    SetAcl(Stat),
+    AddAuth,
 }
 
 impl Response {
-    /// The opcode of the request this answers.
+    /// The opcode of the request this answers (a CreateAcl is answered
+    /// with a Create reply, so `Create` for both).
     pub fn opcode(&self) -> OpCode {
         match self {
             Response::Create(_) => OpCode::Create,
@@ -110,6 +121,9 @@ impl Response {
             Response::RemoveWatches => OpCode::RemoveWatches,
             Response::SetWatches => OpCode::SetWatches,
             Response::CloseSession => OpCode::CloseSession,
+            Response::GetAcl { .. } => OpCode::GetAcl,
+            Response::SetAcl(_) => OpCode::SetAcl,
+            Response::AddAuth => OpCode::AddAuth,
         }
     }
 
@@ -321,6 +335,10 @@ fn reply_name(op: OpCode) -> &'static str {
         OpCode::SetWatches => "SetWatches reply",
         OpCode::CloseSession => "CloseSession reply",
         OpCode::GetChildrenPage => "GetChildrenPage reply",
+        OpCode::CreateAcl => "CreateAcl reply",
+        OpCode::GetAcl => "GetAcl reply",
+        OpCode::SetAcl => "SetAcl reply",
+        OpCode::AddAuth => "AddAuth reply",
     }
 }
 
@@ -353,7 +371,13 @@ fn write_response<S: Sink>(response: &Response, s: &mut S) {
         }
         Response::Multi(results) => write_multi_results(results, s),
         Response::Sync { zxid } => s.u64(*zxid),
+        Response::GetAcl { acl, stat } => {
+            write_acls(acl, s);
+            stat.write(s);
+        }
+        Response::SetAcl(stat) => stat.write(s),
         Response::Delete
+        | Response::AddAuth
         | Response::Check
         | Response::AddWatch
         | Response::RemoveWatches
@@ -382,7 +406,7 @@ fn write_multi_results<S: Sink>(results: &[MultiResult], s: &mut S) {
 
 fn read_response(op: OpCode, r: &mut Reader) -> Result<Response, DecodeError> {
     Ok(match op {
-        OpCode::Create => Response::Create(read_create_reply(r)?),
+        OpCode::Create | OpCode::CreateAcl => Response::Create(read_create_reply(r)?),
         OpCode::Delete => Response::Delete,
         OpCode::Exists => Response::Exists(if r.bool("stat present")? {
             Some(Stat::read(r)?)
@@ -412,6 +436,12 @@ fn read_response(op: OpCode, r: &mut Reader) -> Result<Response, DecodeError> {
         OpCode::RemoveWatches => Response::RemoveWatches,
         OpCode::SetWatches => Response::SetWatches,
         OpCode::CloseSession => Response::CloseSession,
+        OpCode::GetAcl => Response::GetAcl {
+            acl: read_acls(r)?,
+            stat: Stat::read(r)?,
+        },
+        OpCode::SetAcl => Response::SetAcl(Stat::read(r)?),
+        OpCode::AddAuth => Response::AddAuth,
     })
 }
 

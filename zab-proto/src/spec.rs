@@ -196,6 +196,7 @@ fn dumps() -> Vec<Dump> {
             data: Bytes::from_static(b"hi"),
             mode: CreateMode::EphemeralSequential,
             ttl_ms: 0,
+            acl: None,
         }),
     };
     let frame = frame_of(|b| m.encode(b));

@@ -5,6 +5,7 @@ use std::fmt::Debug;
 
 use bytes::{Buf, Bytes, BytesMut};
 
+use crate::acl::{Acl, Perms};
 use crate::connect::{ConnectRequest, PASSWORD_BYTES, PROTOCOL_VERSION};
 use crate::error::DecodeError;
 use crate::frame::{FRAME_BYTES_DEFAULT, LEN_PREFIX_BYTES};
@@ -146,7 +147,16 @@ fn create(path: &str, data: &'static [u8], mode: CreateMode, ttl_ms: u64) -> Cre
         data: Bytes::from_static(data),
         mode,
         ttl_ms,
+        acl: None,
     }
+}
+
+fn acls() -> Vec<Acl> {
+    vec![
+        Acl::new(Perms::READ, "world", "anyone"),
+        Acl::new(Perms::ALL, "digest", "bob:fyVmFCwVbTJYrznoSu1koqYEYF0="),
+        Acl::new(Perms::NONE, "ip", "10.0.0.0/8"),
+    ]
 }
 
 /// At least one frame per opcode, every enum value, and a multi with every
@@ -245,6 +255,10 @@ pub(crate) fn request_frames() -> Vec<RequestFrame> {
                     path: s("/old"),
                     version: 12,
                 }),
+                MultiOp::Create(CreateRequest {
+                    acl: Some(acls()),
+                    ..create("/q/mine", b"", CreateMode::Ephemeral, 0)
+                }),
             ]),
         ),
         op(12, Request::Sync { path: s("/") }),
@@ -268,6 +282,36 @@ pub(crate) fn request_frames() -> Vec<RequestFrame> {
                 after: s("n-0000000041"),
                 max: 500,
                 watch: true,
+            },
+        ),
+        op(
+            17,
+            Request::Create(CreateRequest {
+                acl: Some(acls()),
+                ..create("/secret", b"s", CreateMode::Persistent, 0)
+            }),
+        ),
+        op(
+            18,
+            Request::Create(CreateRequest {
+                acl: Some(vec![]),
+                ..create("/empty-acl", b"", CreateMode::Persistent, 0)
+            }),
+        ),
+        op(19, Request::GetAcl { path: s("/secret") }),
+        op(
+            23,
+            Request::SetAcl {
+                path: s("/secret"),
+                acl: acls(),
+                version: 4,
+            },
+        ),
+        op(
+            24,
+            Request::AddAuth {
+                scheme: s("digest"),
+                auth: Bytes::from_static(b"bob:secret"),
             },
         ),
     ];
@@ -373,6 +417,15 @@ pub(crate) fn server_frames() -> Vec<(ServerFrame, Option<OpCode>)> {
             },
         ),
         ok(i32::MAX, Response::CloseSession),
+        ok(
+            17,
+            Response::GetAcl {
+                acl: acls(),
+                stat: stat(),
+            },
+        ),
+        ok(18, Response::SetAcl(stat())),
+        ok(19, Response::AddAuth),
     ];
     let failed = |x: i32, opcode: OpCode, outcome: Outcome| {
         (

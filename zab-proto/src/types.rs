@@ -80,7 +80,7 @@ pub struct Stat {
     pub version: i32,
     /// Number of child creations plus deletions.
     pub cversion: i32,
-    /// Number of ACL changes (always 0: there are no ACLs yet).
+    /// Number of setAcl calls on the node.
     pub aversion: i32,
     /// Session id owning an ephemeral node; 0 for every other kind.
     pub ephemeral_owner: u64,
@@ -287,15 +287,15 @@ error_codes! {
     ReconfigInProgress = -14, "reserved for dynamic reconfiguration";
     ApiError = -100, "ZooKeeper's base of API errors; not sent";
     NoNode = -101, "the node (for create: its parent) does not exist";
-    NoAuth = -102, "not authorized (reserved: there are no ACLs yet)";
+    NoAuth = -102, "the caller's identities lack the permission the node's ACL requires";
     BadVersion = -103, "the expected version is not the node's current version";
     NoChildrenForEphemerals = -108, "ephemeral nodes cannot have children";
     NodeExists = -110, "the node already exists";
     NotEmpty = -111, "the node has children";
     SessionExpired = -112, "the session expired or was closed; start a new session";
     InvalidCallback = -113, "ZooKeeper client side; not sent";
-    InvalidAcl = -114, "reserved: there are no ACLs yet";
-    AuthFailed = -115, "handshake: the session password is wrong";
+    InvalidAcl = -114, "the ACL is empty, names an unknown scheme or a malformed id, or uses `auth` without an identity";
+    AuthFailed = -115, "handshake: the session password is wrong; AddAuth: an unknown scheme or malformed credentials";
     SessionMoved = -118, "the session is attached to another connection now";
     NotReadOnly = -119, "reserved: there is no read-only mode";
     EphemeralOnLocalSession = -120, "reserved: there are no local sessions";

@@ -254,7 +254,7 @@ impl Reader {
         Ok(out)
     }
 
-    pub(crate) fn bad_value(&self, field: &'static str, value: u8) -> DecodeError {
+    pub fn bad_value(&self, field: &'static str, value: u8) -> DecodeError {
         DecodeError::BadValue {
             message: self.message,
             field,

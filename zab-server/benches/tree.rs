@@ -49,6 +49,7 @@ fn create(path: String, data: &Bytes) -> Bytes {
             data: data.clone(),
             mode: CreateMode::Persistent,
             ttl_ms: 0,
+            acl: None,
         })),
     )
 }

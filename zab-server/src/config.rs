@@ -85,6 +85,12 @@ pub struct Config {
     /// `peer_secret_file`.
     #[serde(default)]
     pub insecure_no_peer_auth: bool,
+    /// The super user, as the digest id `user:base64(sha1(user:password))`
+    /// (ZooKeeper's `superDigest`; `zabctl digest user:password` prints
+    /// one): a connection that proves it with AddAuth `digest` passes every
+    /// ACL check. None by default.
+    #[serde(default)]
+    pub super_digest: Option<String>,
     pub servers: Vec<Member>,
 }
 
@@ -234,6 +240,17 @@ impl Config {
                 "handshake_timeout_ms {} is below 2 × tick_ms ({ticks2})",
                 self.handshake_timeout_ms
             ));
+        }
+        if let Some(digest) = &self.super_digest {
+            let probe = [zab_proto::Acl::new(zab_proto::Perms::ALL, "digest", digest)];
+            if crate::acl::resolve(&probe, &crate::acl::Caller::anonymous()).is_err() {
+                return bad(
+                    "super_digest must be a digest id `user:base64(sha1(user:password))` \
+                     (28 base64 characters after the colon); `zabctl digest user:password` \
+                     prints one"
+                        .into(),
+                );
+            }
         }
         Ok(())
     }

@@ -2,9 +2,10 @@
 //! state machine (protocol node, replicated tree, sessions, watches, reply
 //! queues); around it the tokio shell: `server` (the driver loop), `listener`
 //! (client sockets), `peer` (the quorum transport), `storage` (log,
-//! snapshots, group commit) and `admin`; plus `config` and the offline
-//! inspector (`inspect`).
+//! snapshots, group commit) and `admin`; plus `config`, access control
+//! (`acl`) and the offline inspector (`inspect`).
 
+pub mod acl;
 pub mod admin;
 pub mod config;
 pub mod core;

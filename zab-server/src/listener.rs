@@ -83,9 +83,13 @@ impl Drop for ConnTx {
 /// From connection tasks to the driver.
 #[derive(Debug)]
 pub enum ClientEvent {
-    /// A connection was accepted; `tx` carries what the core sends it, and
-    /// dropping `tx` closes it.
-    Opened { conn: ConnId, tx: ConnTx },
+    /// A connection from `ip` was accepted; `tx` carries what the core
+    /// sends it, and dropping `tx` closes it.
+    Opened {
+        conn: ConnId,
+        ip: IpAddr,
+        tx: ConnTx,
+    },
     /// The connection's handshake arrived.
     Hello { conn: ConnId, hello: ConnectRequest },
     /// One request frame, decoded once, here.
@@ -121,7 +125,8 @@ pub async fn listen(
                 let events = events.clone();
                 let per_address = per_address.clone();
                 tokio::spawn(async move {
-                    if let Err(e) = connection(conn, stream, &events, frame_bytes_max).await {
+                    let ip = addr.ip();
+                    if let Err(e) = connection((conn, ip), stream, &events, frame_bytes_max).await {
                         debug!(%addr, conn, error = %e, "client connection ended");
                     }
                     let _ = events.send(ClientEvent::Closed { conn }).await;
@@ -160,7 +165,7 @@ fn release(per_address: &PerAddress, ip: IpAddr) {
 /// frame) or the core (it dropped the sender: a refusal, a close, a silent
 /// client, a handshake that never came).
 async fn connection(
-    conn: ConnId,
+    (conn, ip): (ConnId, IpAddr),
     stream: TcpStream,
     events: &mpsc::Sender<ClientEvent>,
     frame_bytes_max: u32,
@@ -179,7 +184,11 @@ async fn connection(
         backlog: backlog.clone(),
         hard_bytes: frame_bytes_max as usize + BACKLOG_HARD_EXTRA_BYTES,
     };
-    if events.send(ClientEvent::Opened { conn, tx }).await.is_err() {
+    if events
+        .send(ClientEvent::Opened { conn, ip, tx })
+        .await
+        .is_err()
+    {
         return Ok(());
     }
     let writer_backlog = backlog.clone();

@@ -18,6 +18,7 @@ use bytes::{Buf, BufMut, Bytes, BytesMut};
 use zab_core::Zxid;
 use zab_proto::{CreateMode, MultiOp, Reader, Request, RequestFrame, PASSWORD_BYTES};
 
+use crate::acl::Caller;
 use crate::server::Application;
 use crate::tree::NodeKind;
 use crate::tree::Request as TreeRequest;
@@ -28,6 +29,14 @@ use crate::tree::{Applied, Change, DataTree, FrozenTree, Outcome};
 /// its opcode and body, not as a whole client frame). Versions 1 and 2
 /// still decode.
 const COMMAND_VERSION: u8 = 3;
+
+/// The caller of commands that record none: sessions, expiries, sweeps
+/// (which no ACL governs) and writes logged before ACLs existed.
+static ANONYMOUS: Caller = Caller {
+    ip: None,
+    ids: Vec::new(),
+    superuser: false,
+};
 
 /// Why a log record's payload is not a command.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -69,6 +78,7 @@ const KIND_EXPIRE_SESSION: u8 = 3;
 const KIND_OP: u8 = 4;
 const KIND_DELETE_EXPIRED: u8 = 5;
 const KIND_MOVE_SESSION: u8 = 6;
+const KIND_OP_AS: u8 = 7;
 
 /// What a command asks for.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -85,7 +95,12 @@ pub enum CommandBody {
     /// session's connections on other servers are stale from here on, and
     /// writes they logged after this fail with SessionMoved.
     MoveSession,
-    /// A write from the client (create, delete, setData, check, multi).
+    /// A write from the client (create, delete, setData, check, multi,
+    /// setAcl) and who made it, for the ACL checks every replica runs.
+    OpAs(Caller, Request),
+    /// A write recorded before ACLs existed: applied as
+    /// [`Caller::anonymous`]'s (every node was open then, so the verdicts
+    /// are unchanged). Decoded from old logs, never written by this build.
     Op(Request),
     /// The leader removes an empty container or an expired TTL node, as it
     /// stood at the sweep (`mzxid`, `pzxid`): if anything changed since,
@@ -147,6 +162,11 @@ impl Command {
                 b.put_u8(KIND_OP);
                 request.write_record(&mut b);
             }
+            CommandBody::OpAs(caller, request) => {
+                b.put_u8(KIND_OP_AS);
+                caller.write(&mut b);
+                request.write_record(&mut b);
+            }
         }
         b.freeze()
     }
@@ -182,6 +202,10 @@ impl Command {
                 path: r.string("path")?,
             },
             KIND_OP => CommandBody::Op(Request::read_record(&mut r)?),
+            KIND_OP_AS => {
+                let caller = Caller::read(&mut r)?;
+                CommandBody::OpAs(caller, Request::read_record(&mut r)?)
+            }
             kind => return Err(CommandDecodeError::UnknownKind(kind)),
         };
         r.finish()?;
@@ -315,8 +339,10 @@ impl Replica {
     /// Whether `cmd` comes from a server the session has moved away from:
     /// its connection there is stale (ZooKeeper's SessionMoved check).
     fn is_from_stale_connection(&self, cmd: &Command) -> bool {
-        matches!(cmd.body, CommandBody::Op(_) | CommandBody::CloseSession)
-            && self.owner(cmd.session).is_some_and(|o| o != cmd.origin)
+        matches!(
+            cmd.body,
+            CommandBody::Op(_) | CommandBody::OpAs(..) | CommandBody::CloseSession
+        ) && self.owner(cmd.session).is_some_and(|o| o != cmd.origin)
     }
 }
 
@@ -344,7 +370,9 @@ pub fn check_forwarded(from: zab_core::PeerId, payload: &Bytes) -> Result<(), St
             "new session {:#x} is outside server {from}'s id space",
             cmd.session
         )),
-        CommandBody::Op(r) if tree_request(r).is_none() => Err("a read, not a write".into()),
+        CommandBody::Op(r) | CommandBody::OpAs(_, r) if tree_request(r).is_none() => {
+            Err("a read, not a write".into())
+        }
         _ => Ok(()),
     }
 }
@@ -366,6 +394,7 @@ pub fn tree_request(request: &Request) -> Option<TreeRequest> {
                 data: c.data.clone(),
                 kind,
                 sequential: c.mode.is_sequential(),
+                acl: c.acl.clone(),
             }
         }
         Request::Delete(d) => TreeRequest::Delete {
@@ -380,6 +409,11 @@ pub fn tree_request(request: &Request) -> Option<TreeRequest> {
         Request::Check(c) => TreeRequest::Check {
             path: c.path.clone(),
             version: c.version,
+        },
+        Request::SetAcl { path, acl, version } => TreeRequest::SetAcl {
+            path: path.clone(),
+            acl: acl.clone(),
+            version: *version,
         },
         Request::Multi(ops) => TreeRequest::Multi(
             ops.iter()
@@ -407,6 +441,7 @@ pub fn is_write(request: &Request) -> bool {
             | Request::SetData(_)
             | Request::Check(_)
             | Request::Multi(_)
+            | Request::SetAcl { .. }
     )
 }
 
@@ -517,7 +552,7 @@ impl Application for Replica {
             },
             CommandBody::CloseSession | CommandBody::ExpireSession => TreeRequest::CloseSession,
             CommandBody::MoveSession => return self.apply_move(zxid, cmd),
-            CommandBody::Op(r) => match tree_request(r) {
+            CommandBody::Op(r) | CommandBody::OpAs(_, r) => match tree_request(r) {
                 Some(request) => request,
                 None => return self.skip(zxid, "a read, not a write"),
             },
@@ -537,7 +572,11 @@ impl Application for Replica {
                 zab_proto::ErrorCode::SessionMoved,
             ))
         } else if unchanged {
-            self.tree.prepare(cmd.session, &request)
+            let caller = match &cmd.body {
+                CommandBody::OpAs(caller, _) => caller,
+                _ => &ANONYMOUS,
+            };
+            self.tree.prepare_as(cmd.session, caller, &request)
         } else {
             Err(crate::tree::Rejected::Op(zab_proto::ErrorCode::BadVersion))
         };

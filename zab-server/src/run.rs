@@ -139,7 +139,8 @@ pub async fn serve(cfg: Config) -> Result<Stop, String> {
         cfg.session_limits(),
         u64::from_be_bytes(token_seed),
         metrics.clone(),
-    );
+    )
+    .with_super_digest(cfg.super_digest.clone());
     #[cfg(feature = "defects")]
     let frontend = match std::env::var("ZAB_SERVER_DEFECT") {
         Ok(name) => {

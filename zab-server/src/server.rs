@@ -106,9 +106,9 @@ impl Driver {
 
     fn client_input(&mut self, event: ClientEvent) -> ServerInput {
         match event {
-            ClientEvent::Opened { conn, tx } => {
+            ClientEvent::Opened { conn, ip, tx } => {
                 self.conns.insert(conn, tx);
-                ServerInput::ClientOpened { conn }
+                ServerInput::ClientOpened { conn, ip: Some(ip) }
             }
             ClientEvent::Hello { conn, hello } => ServerInput::ClientHello {
                 conn,

@@ -18,6 +18,19 @@ use crate::tree::{Change, ChangeKind};
 /// Whoever holds a watch: a session on this server.
 pub type Watcher = u64;
 
+/// One event a change fires for one watcher.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Fired {
+    pub watcher: Watcher,
+    pub kind: WatchEventKind,
+    /// The node that changed.
+    pub path: String,
+    /// Reported only by a recursive watch on an ancestor of `path`: the
+    /// watcher was never checked for READ on this node, so the caller
+    /// checks before sending it.
+    pub below: bool,
+}
+
 /// How many watches may be armed: per session and on this server in all.
 /// Re-arming a watch that is already armed never counts against them.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -230,7 +243,7 @@ impl Watches {
     /// The events one change fires, disarming the one-shot watches it used.
     /// Recursive watches are found by the change's ancestors, so the cost
     /// is the path's depth, not the number of recursive watches.
-    pub fn fire(&mut self, change: &Change) -> Vec<(Watcher, WatchEventKind, String)> {
+    pub fn fire(&mut self, change: &Change) -> Vec<Fired> {
         let path = change.path.as_str();
         let (kind, one_shot): (WatchEventKind, &[Slot]) = match change.kind {
             ChangeKind::Created => (WatchEventKind::NodeCreated, &[Slot::Exists]),
@@ -255,19 +268,37 @@ impl Watches {
         if let Some(set) = self.by_path[Slot::Persistent as usize].get(path) {
             who.extend(set.iter().copied());
         }
+        let mut below = BTreeSet::new();
         if change.kind != ChangeKind::ChildrenChanged {
             let recursive = &self.by_path[Slot::Recursive as usize];
             if !recursive.is_empty() {
                 for prefix in ancestors(path) {
                     if let Some(set) = recursive.get(prefix) {
-                        who.extend(set.iter().copied());
+                        match prefix == path {
+                            true => who.extend(set.iter().copied()),
+                            false => below.extend(set.iter().copied()),
+                        }
                     }
                 }
             }
         }
-        who.into_iter()
-            .map(|w| (w, kind, path.to_string()))
-            .collect()
+        let below = below
+            .into_iter()
+            .filter(|w| !who.contains(w))
+            .collect::<Vec<_>>();
+        let fired = who.into_iter().map(|w| Fired {
+            watcher: w,
+            kind,
+            path: path.to_string(),
+            below: false,
+        });
+        let under = below.into_iter().map(|w| Fired {
+            watcher: w,
+            kind,
+            path: path.to_string(),
+            below: true,
+        });
+        fired.chain(under).collect()
     }
 }
 
@@ -291,6 +322,7 @@ mod tests {
         Change {
             path: path.to_string(),
             kind,
+            acl: crate::tree::open_acl(),
         }
     }
 
@@ -301,15 +333,15 @@ mod tests {
         w.arm(OneShot::Exists, "/a", 2).expect("room");
         w.add(AddWatchMode::Persistent, "/a", 3).expect("room");
         let fired = w.fire(&change("/a", ChangeKind::DataChanged));
-        let who: Vec<_> = fired.iter().map(|(w, _, _)| *w).collect();
+        let who: Vec<_> = fired.iter().map(|f| f.watcher).collect();
         assert_eq!(who, vec![1, 2, 3]);
         assert!(fired
             .iter()
-            .all(|(_, k, _)| *k == WatchEventKind::NodeDataChanged));
+            .all(|f| f.kind == WatchEventKind::NodeDataChanged && !f.below));
         let again: Vec<_> = w
             .fire(&change("/a", ChangeKind::DataChanged))
             .into_iter()
-            .map(|e| e.0)
+            .map(|e| e.watcher)
             .collect();
         assert_eq!(again, vec![3], "one-shot watches are gone");
     }
@@ -336,7 +368,7 @@ mod tests {
         let who: Vec<_> = w
             .fire(&change("/n", ChangeKind::Deleted))
             .into_iter()
-            .map(|e| e.0)
+            .map(|e| e.watcher)
             .collect();
         assert_eq!(who, vec![1, 2]);
     }
@@ -351,12 +383,22 @@ mod tests {
         let who = |w: &mut Watches, path| -> Vec<Watcher> {
             w.fire(&change(path, ChangeKind::DataChanged))
                 .into_iter()
-                .map(|e| e.0)
+                .map(|e| e.watcher)
                 .collect()
         };
         assert_eq!(who(&mut w, "/"), vec![1]);
         assert_eq!(who(&mut w, "/a"), vec![1]);
-        assert_eq!(who(&mut w, "/a/b"), vec![1, 2]);
+        assert_eq!(
+            who(&mut w, "/a/b"),
+            vec![2, 1],
+            "its own first, then ancestors'"
+        );
+        let below: Vec<(Watcher, bool)> = w
+            .fire(&change("/a/b", ChangeKind::DataChanged))
+            .into_iter()
+            .map(|f| (f.watcher, f.below))
+            .collect();
+        assert_eq!(below, vec![(2, false), (1, true)]);
         assert_eq!(who(&mut w, "/a/b/c/d"), vec![1, 2]);
         assert_eq!(who(&mut w, "/a/bc"), vec![1]);
     }

@@ -252,6 +252,7 @@ async fn multi_is_all_or_nothing_and_expired_nodes_are_removed() {
             data: bytes::Bytes::new(),
             mode: CreateMode::Persistent,
             ttl_ms: 0,
+            acl: None,
         })
     };
     let ok = c

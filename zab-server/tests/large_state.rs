@@ -90,6 +90,7 @@ fn create_op(path: String, mode: CreateMode) -> MultiOp {
         data: bytes::Bytes::new(),
         mode,
         ttl_ms: 0,
+        acl: None,
     })
 }
 
@@ -405,6 +406,7 @@ async fn the_data_quota_refuses_growth_but_never_cleanup() {
                 data: vec![0u8; 600_000].into(),
                 mode: CreateMode::Persistent,
                 ttl_ms: 0,
+                acl: None,
             }),
         ])
         .await
@@ -436,6 +438,7 @@ async fn create_many(
                     data: vec![b'e'; 128].into(),
                     mode,
                     ttl_ms: 0,
+                    acl: None,
                 })
             })
             .collect();

@@ -45,6 +45,7 @@ fn payloads(victim: u64) -> Vec<Bytes> {
             data: Bytes::from_static(b"by the rogue"),
             mode: CreateMode::Persistent,
             ttl_ms: 0,
+            acl: None,
         }))),
         forged(CommandBody::ExpireSession),
         Bytes::from_static(b"0123456789abcdef"),

@@ -319,6 +319,7 @@ fn create(path: &str) -> Request {
         data: bytes::Bytes::new(),
         mode: zab_proto::CreateMode::Persistent,
         ttl_ms: 0,
+        acl: None,
     })
 }
 

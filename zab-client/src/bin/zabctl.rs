@@ -1,8 +1,10 @@
 //! `zabctl`: a command-line client for the zab coordination service.
 //!
 //! ```text
-//! zabctl [--servers HOST:PORT,...] [--json] COMMAND
-//!   create [-e] [-s] [-c] [--ttl MS] PATH [DATA]
+//! zabctl [--servers HOST:PORT,...] [--auth digest:USER:PASSWORD] [--json] COMMAND
+//!   create [-e] [-s] [-c] [--ttl MS] [--acl ACL] PATH [DATA]
+//!   getacl PATH         setacl [-v AVERSION] PATH ACL
+//!   digest USER:PASSWORD  (offline: the digest id for ACLs and super_digest)
 //!   get PATH            set [-v VERSION] PATH DATA      delete [-v VERSION] PATH
 //!   ls [-R] PATH        stat PATH                        sync PATH
 //!   watch PATH          (streams events under PATH until Ctrl-C)
@@ -10,8 +12,12 @@
 //!                       create PATH DATA | set PATH DATA [VERSION] |
 //!                       delete PATH [VERSION] | check PATH VERSION
 //!   cluster status      each server's /status (admin ports from ZAB_ADMIN,
-//!                       default 127.0.0.1:8081-8083)
+//!                       default 127.0.0.1:8081-8083))
 //! ```
+//! ACLs are written as ZooKeeper's zkCli.sh writes them, comma-separated:
+//! `world:anyone:r,digest:bob:HASH:cdrwa,ip:10.0.0.0/8:rw,auth::cdrwa`.
+//! `--auth` (repeatable; also `ZAB_AUTH`, `;`-separated) proves identities
+//! on the session before the command runs.
 //! Servers come from `--servers`, else `ZAB_SERVERS`, else the ensemble that
 //! `scripts/cluster.sh up` starts (127.0.0.1:2181-2183). Reads are
 //! linearizable (sync, then read). Exit codes: 0 ok, 1 the server said no
@@ -19,12 +25,14 @@
 
 use std::process::ExitCode;
 
-use zab_client::{Client, Consistency, CreateMode, Error, Stat};
+use zab_client::{Acl, Client, Consistency, CreateMode, Error, Stat};
 
 struct Opts {
     /// `host:port`, names allowed (resolved at each connection attempt).
     servers: Vec<String>,
     json: bool,
+    /// `(scheme, credentials)` for AddAuth.
+    auth: Vec<(String, String)>,
     args: Vec<String>,
 }
 
@@ -33,14 +41,30 @@ fn parse() -> Result<Opts, String> {
         .unwrap_or_else(|_| "127.0.0.1:2181,127.0.0.1:2182,127.0.0.1:2183".into());
     let mut json = false;
     let mut args = Vec::new();
+    let mut auth_specs: Vec<String> = std::env::var("ZAB_AUTH")
+        .map(|v| v.split(';').map(String::from).collect())
+        .unwrap_or_default();
     let mut it = std::env::args().skip(1);
     while let Some(a) = it.next() {
         match a.as_str() {
             "--servers" => servers = it.next().ok_or("--servers needs a list")?,
+            "--auth" => auth_specs.push(it.next().ok_or("--auth needs scheme:credentials")?),
             "--json" => json = true,
             _ => args.push(a),
         }
     }
+    let auth = auth_specs
+        .iter()
+        .filter(|s| !s.is_empty())
+        .map(|s| match s.split_once(':') {
+            Some((scheme, cred)) if !scheme.is_empty() => {
+                Ok((scheme.to_string(), cred.to_string()))
+            }
+            _ => Err(format!(
+                "bad --auth {s:?} (want scheme:credentials, e.g. digest:bob:pw)"
+            )),
+        })
+        .collect::<Result<Vec<_>, String>>()?;
     let servers = servers
         .split(',')
         .map(|s| {
@@ -56,6 +80,7 @@ fn parse() -> Result<Opts, String> {
     Ok(Opts {
         servers,
         json,
+        auth,
         args,
     })
 }
@@ -92,6 +117,7 @@ async fn run(o: &Opts, c: &Client) -> Result<(), Error> {
         ["create", rest @ ..] => {
             let (mut e, mut s, mut cont, mut ttl, mut pos) =
                 (false, false, false, 0u64, Vec::new());
+            let mut acl = None;
             let mut i = 0;
             while i < rest.len() {
                 match rest[i] {
@@ -101,6 +127,11 @@ async fn run(o: &Opts, c: &Client) -> Result<(), Error> {
                     "--ttl" => {
                         i += 1;
                         ttl = rest.get(i).and_then(|v| v.parse().ok()).ok_or_else(usage)?;
+                    }
+                    "--acl" => {
+                        i += 1;
+                        let text = rest.get(i).ok_or_else(usage)?;
+                        acl = Some(Acl::parse_list(text).ok_or_else(usage)?);
                     }
                     p => pos.push(p),
                 }
@@ -117,7 +148,13 @@ async fn run(o: &Opts, c: &Client) -> Result<(), Error> {
                 (_, true, _, false) => CreateMode::PersistentSequential,
                 _ => CreateMode::Persistent,
             };
-            let created = c.create_ttl(path, data.as_bytes(), mode, ttl).await?;
+            let created = match acl {
+                Some(acl) if ttl == 0 => {
+                    c.create_with_acl(path, data.as_bytes(), mode, acl).await?
+                }
+                Some(_) => return Err(usage()),
+                None => c.create_ttl(path, data.as_bytes(), mode, ttl).await?,
+            };
             if o.json {
                 println!("{{\"path\":{}}}", quote(&created))
             } else {
@@ -161,6 +198,42 @@ async fn run(o: &Opts, c: &Client) -> Result<(), Error> {
             }
             None => return Err(Error::Server(zab_client::ErrorCode::NoNode)),
         },
+        ["getacl", path] => {
+            c.sync(path).await?;
+            let (acl, stat) = c.get_acl(path).await?;
+            if o.json {
+                let entries: Vec<String> = acl
+                    .iter()
+                    .map(|a| {
+                        format!(
+                            "{{\"scheme\":{},\"id\":{},\"perms\":{}}}",
+                            quote(&a.scheme),
+                            quote(&a.id),
+                            quote(&a.perms.letters())
+                        )
+                    })
+                    .collect();
+                println!(
+                    "{{\"acl\":[{}],\"aversion\":{}}}",
+                    entries.join(","),
+                    stat.aversion
+                );
+            } else {
+                for a in acl {
+                    println!("{a}");
+                }
+            }
+        }
+        ["setacl", rest @ ..] if rest.len() >= 2 => {
+            let n = rest.len();
+            let acl = Acl::parse_list(rest[n - 1]).ok_or_else(usage)?;
+            let stat = c.set_acl(rest[n - 2], acl, version(rest)).await?;
+            if o.json {
+                println!("{}", stat_json(&stat))
+            } else {
+                println!("aversion = {}", stat.aversion)
+            }
+        }
         ["sync", path] => {
             let zxid = c.sync(path).await?;
             if o.json {
@@ -249,6 +322,7 @@ fn parse_multi(text: &str) -> Option<Vec<zab_client::MultiOp>> {
                     data: data(rest.first().copied().unwrap_or("")),
                     mode: CreateMode::Persistent,
                     ttl_ms: 0,
+                    acl: None,
                 }),
                 ["set", path, value, rest @ ..] => MultiOp::SetData(SetDataRequest {
                     path: path.to_string(),
@@ -309,7 +383,7 @@ async fn main() -> ExitCode {
     let opts = match parse() {
         Ok(o) if !o.args.is_empty() => o,
         Ok(_) => {
-            eprintln!("usage: zabctl [--servers LIST] [--json] create|get|set|delete|ls|stat|sync|watch ...");
+            eprintln!("usage: zabctl [--servers LIST] [--auth digest:USER:PW] [--json] create|get|set|delete|ls|stat|sync|watch|getacl|setacl|digest ...");
             return ExitCode::from(2);
         }
         Err(e) => {
@@ -320,6 +394,20 @@ async fn main() -> ExitCode {
     if opts.args.len() == 2 && opts.args[0] == "cluster" && opts.args[1] == "status" {
         return cluster_status(opts.json).await;
     }
+    if let [cmd, credentials] = opts.args.as_slice() {
+        if cmd == "digest" {
+            return match credentials.split_once(':') {
+                Some((user, password)) if !user.is_empty() => {
+                    println!("{}", zab_client::digest_id(user, password));
+                    ExitCode::SUCCESS
+                }
+                _ => {
+                    eprintln!("zabctl: digest wants USER:PASSWORD");
+                    ExitCode::from(2)
+                }
+            };
+        }
+    }
     let client = match Client::connect(&opts.servers, 10_000).await {
         Ok(c) => c,
         Err(e) => {
@@ -327,7 +415,14 @@ async fn main() -> ExitCode {
             return ExitCode::from(3);
         }
     };
-    let result = run(&opts, &client).await;
+    let mut result = Ok(());
+    for (scheme, credentials) in &opts.auth {
+        result = result.and(client.add_auth(scheme, credentials.as_bytes()).await);
+    }
+    let result = match result {
+        Ok(()) => run(&opts, &client).await,
+        Err(e) => Err(e),
+    };
     let _ = client.close().await;
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -392,6 +392,7 @@ fn a_request_over_the_negotiated_frame_limit_fails_typed_and_is_not_sent() {
             data: Bytes::from(vec![0; 5_000]),
             mode: CreateMode::Persistent,
             ttl_ms: 0,
+            acl: None,
         }),
         false,
     );

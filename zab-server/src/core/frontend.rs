@@ -16,6 +16,7 @@
 //! open.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
+use std::net::IpAddr;
 
 use bytes::{Bytes, BytesMut};
 use tracing::{debug, info, warn};
@@ -26,6 +27,7 @@ use zab_proto::{
 };
 
 use super::{Clock, ConnId, Entropy, SessionLimits};
+use crate::acl::{self, Caller, IDENTITIES_PER_CONNECTION_MAX};
 use crate::replica::{is_write, Command, CommandBody, Replica};
 use crate::watches::Watches;
 
@@ -90,6 +92,10 @@ pub(super) struct Conn {
     /// The frame limit negotiated in its handshake: no frame sent to it is
     /// larger ([`super::limits`]).
     pub(super) frame_bytes_max: u32,
+    /// Who is asking on this connection: its address and what it proved
+    /// (AddAuth). Per connection, as in ZooKeeper: a client proves itself
+    /// again after a reconnect.
+    pub(super) caller: Caller,
 }
 
 /// The client-facing state of the server core.
@@ -123,6 +129,9 @@ pub struct Frontend {
     /// broadcast): only then does it take handshakes or keep connections.
     pub(super) broadcasting: bool,
     pub(super) defects: Defects,
+    /// The super user's digest id (`user:base64(sha1(user:password))`): a
+    /// connection that proves it passes every ACL check.
+    pub(super) super_digest: Option<String>,
     pub(super) out: VecDeque<ClientOutput>,
 }
 
@@ -205,8 +214,15 @@ impl Frontend {
             leading: false,
             broadcasting: false,
             defects: Defects::default(),
+            super_digest: None,
             out: VecDeque::new(),
         }
+    }
+
+    /// Names the super user by its digest id (ZooKeeper's `superDigest`).
+    pub fn with_super_digest(mut self, digest_id: Option<String>) -> Frontend {
+        self.super_digest = digest_id;
+        self
     }
 
     /// Turns on deliberately broken rules (tests only).
@@ -251,8 +267,9 @@ impl Frontend {
         self.send_bytes(conn, out.freeze());
     }
 
-    /// A connection was accepted: its handshake is due within the bound.
-    pub fn on_opened(&mut self, conn: ConnId) {
+    /// A connection from `ip` was accepted: its handshake is due within
+    /// the bound.
+    pub fn on_opened(&mut self, conn: ConnId, ip: Option<IpAddr>) {
         self.conns.insert(
             conn,
             Conn {
@@ -262,8 +279,40 @@ impl Frontend {
                 connecting: None,
                 heard_us: self.clock.mono_us,
                 frame_bytes_max: self.limits.frame_bytes_max,
+                caller: Caller {
+                    ip,
+                    ..Caller::default()
+                },
             },
         );
+    }
+
+    /// AddAuth: the identity the credentials prove is added to the
+    /// connection's caller at once (requests already queued behind it run
+    /// with it, as in ZooKeeper). Failures change nothing.
+    fn add_auth(&mut self, conn: ConnId, scheme: &str, auth: &[u8]) -> Outcome {
+        let Some(c) = self.conns.get_mut(&conn) else {
+            return Outcome::Err(ErrorCode::ConnectionLoss);
+        };
+        let id = match acl::authenticate(scheme, auth) {
+            Ok(id) => id,
+            Err(code) => {
+                debug!(conn, scheme, "AddAuth refused");
+                return Outcome::Err(code);
+            }
+        };
+        if c.caller.ids.contains(&id) {
+            return Outcome::Ok(zab_proto::Response::AddAuth);
+        }
+        if c.caller.ids.len() >= IDENTITIES_PER_CONNECTION_MAX {
+            return Outcome::Err(ErrorCode::AuthFailed);
+        }
+        if self.super_digest.as_deref() == Some(id.id.as_str()) {
+            info!(conn, "a connection authenticated as the super user");
+            c.caller.superuser = true;
+        }
+        c.caller.ids.push(id);
+        Outcome::Ok(zab_proto::Response::AddAuth)
     }
 
     /// The client closed the connection.
@@ -604,7 +653,9 @@ impl Frontend {
                         return inputs;
                     }
                     let id = self.next_id();
-                    let cmd = self.command(session, xid.get(), id, CommandBody::Op(r));
+                    let caller = self.conns.get(&conn).map(|c| c.caller.clone());
+                    let body = CommandBody::OpAs(caller.unwrap_or_default(), r);
+                    let cmd = self.command(session, xid.get(), id, body);
                     self.requests.insert(id, (conn, xid.get()));
                     self.submitted.insert(id, now);
                     inputs.push(Input::Propose {
@@ -629,8 +680,9 @@ impl Frontend {
                 | Request::SetWatches(_))
                     if self.defects.watch_requests_ahead_of_replies =>
                 {
-                    let outcome =
-                        super::reads::read(&r, replica, &mut self.watches, session, limit);
+                    let caller = self.conns.get(&conn).map(|c| c.caller.clone());
+                    let who = (session, &caller.unwrap_or_default());
+                    let outcome = super::reads::read(&r, replica, &mut self.watches, who, limit);
                     let reply = Reply {
                         xid,
                         zxid: applied.0,
@@ -645,6 +697,14 @@ impl Frontend {
                         outcome: Outcome::Ok(zab_proto::Response::Sync { zxid: applied.0 }),
                     };
                     Item::Ready(ServerFrame::Reply(reply))
+                }
+                Request::AddAuth { scheme, auth } => {
+                    let outcome = self.add_auth(conn, &scheme, &auth);
+                    Item::Ready(ServerFrame::Reply(Reply {
+                        xid,
+                        zxid: applied.0,
+                        outcome,
+                    }))
                 }
                 Request::Sync { .. } => {
                     let id = self.next_id();

@@ -222,6 +222,7 @@ mod tests {
             data: Bytes::new(),
             mode,
             ttl_ms: 0,
+            acl: None,
         })
     }
 

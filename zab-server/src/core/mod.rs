@@ -110,8 +110,11 @@ pub enum ServerInput {
     /// A peer message, a peer link's loss, or a durability report: anything
     /// for the protocol node that the shell's transport or storage produced.
     Protocol(Input),
-    /// A client connection was accepted.
-    ClientOpened { conn: ConnId },
+    /// A client connection was accepted from `ip` (the `ip` ACL scheme).
+    ClientOpened {
+        conn: ConnId,
+        ip: Option<std::net::IpAddr>,
+    },
     /// Its handshake, with entropy for a new session.
     ClientHello {
         conn: ConnId,
@@ -249,7 +252,7 @@ impl ServerCore {
                 self.feed(more);
             }
             ServerInput::Protocol(input) => self.node.handle(input),
-            ServerInput::ClientOpened { conn } => self.frontend.on_opened(conn),
+            ServerInput::ClientOpened { conn, ip } => self.frontend.on_opened(conn, ip),
             ServerInput::ClientHello {
                 conn,
                 hello,

@@ -3,9 +3,11 @@
 //! results.
 
 use zab_proto::{
-    CreateReply, ErrorCode, MultiResult, Outcome as WireOutcome, Request, Response, WatchEvent,
+    CreateReply, ErrorCode, MultiResult, Outcome as WireOutcome, Perms, Request, Response,
+    WatchEvent,
 };
 
+use crate::acl::{self, Caller};
 use crate::replica::Replica;
 use crate::tree::Outcome;
 use crate::watches::{OneShot, Watches};
@@ -14,14 +16,16 @@ use crate::watches::{OneShot, Watches};
 /// changed while the client was away, to be sent before the reply (their
 /// `zxid` is filled in by the caller); later changes fire as they are applied.
 ///
-/// All or nothing: an invalid path is `BadArguments`, and a set that could
-/// take the session or the server past its watch limit is `TooManyWatches`;
-/// either way nothing is armed and nothing is reported.
+/// All or nothing: an invalid path is `BadArguments`, an existing node the
+/// caller may not READ is `NoAuth` (a watch is a read: re-arming must not
+/// leak what arming could not), and a set that could take the session or
+/// the server past its watch limit is `TooManyWatches`; either way nothing
+/// is armed and nothing is reported.
 pub(super) fn catch_up(
     set: &zab_proto::SetWatches,
     replica: &Replica,
     watches: &mut Watches,
-    session: u64,
+    (session, caller): (u64, &Caller),
 ) -> Result<Vec<WatchEvent>, ErrorCode> {
     let lists = [
         &set.data,
@@ -36,6 +40,15 @@ pub(super) fn catch_up(
         .all(|p| crate::tree::path::validate(p).is_ok())
     {
         return Err(ErrorCode::BadArguments);
+    }
+    let readable = |p: &String| {
+        replica
+            .tree
+            .acl(p)
+            .is_none_or(|(acl, _)| caller.permits(acl, Perms::READ))
+    };
+    if !paths.clone().all(readable) {
+        return Err(ErrorCode::NoAuth);
     }
     if !watches.has_room(session, paths.count()) {
         return Err(ErrorCode::TooManyWatches);
@@ -108,13 +121,15 @@ fn rearm(
 /// the list's count, the stat and the `more` flag, with room to spare.
 const PAGE_OVERHEAD_BYTES: usize = 16 + 4 + 68 + 1 + 32;
 
-/// Runs a read, AddWatch or RemoveWatches against the applied tree, for a
-/// connection whose frame limit is `frame_limit`.
+/// Runs a read, AddWatch or RemoveWatches against the applied tree, for
+/// `caller` on a connection whose frame limit is `frame_limit`. Every read
+/// of an existing node, and every watch on one, needs READ on it (`NoAuth`
+/// otherwise, before anything is armed); getAcl needs READ or ADMIN.
 pub(super) fn read(
     request: &Request,
     replica: &Replica,
     watches: &mut Watches,
-    session: u64,
+    (session, caller): (u64, &Caller),
     frame_limit: u32,
 ) -> WireOutcome {
     let tree = &replica.tree;
@@ -124,6 +139,7 @@ pub(super) fn read(
         | Request::GetData { path, .. }
         | Request::GetChildren { path, .. }
         | Request::GetChildrenPage { path, .. }
+        | Request::GetAcl { path }
         | Request::AddWatch { path, .. } => path,
         Request::RemoveWatches { path, kind } => {
             return if watches.remove(*kind, path, session) {
@@ -136,6 +152,24 @@ pub(super) fn read(
     };
     if !valid(path) {
         return WireOutcome::Err(ErrorCode::BadArguments);
+    }
+    if let Some((acl, stat)) = tree.acl(path) {
+        if let Request::GetAcl { .. } = request {
+            return match caller.permits(acl, Perms::ADMIN) {
+                true => WireOutcome::Ok(Response::GetAcl {
+                    acl: acl.to_vec(),
+                    stat,
+                }),
+                false if caller.permits(acl, Perms::READ) => WireOutcome::Ok(Response::GetAcl {
+                    acl: acl::redact(acl),
+                    stat,
+                }),
+                false => WireOutcome::Err(ErrorCode::NoAuth),
+            };
+        }
+        if !caller.permits(acl, Perms::READ) {
+            return WireOutcome::Err(ErrorCode::NoAuth);
+        }
     }
     // A watch that cannot be armed fails the read: nothing is read or
     // armed (wire-spec §11).
@@ -189,6 +223,7 @@ pub(super) fn read(
                 None => WireOutcome::Err(ErrorCode::NoNode),
             }
         }
+        Request::GetAcl { .. } => WireOutcome::Err(ErrorCode::NoNode),
         _ => WireOutcome::Err(ErrorCode::Unimplemented),
     }
 }
@@ -202,6 +237,7 @@ pub(super) fn wire_outcome(outcome: &Outcome) -> WireOutcome {
         })),
         Outcome::Deleted => WireOutcome::Ok(Response::Delete),
         Outcome::DataSet { stat } => WireOutcome::Ok(Response::SetData(*stat)),
+        Outcome::AclSet { stat } => WireOutcome::Ok(Response::SetAcl(*stat)),
         Outcome::Checked => WireOutcome::Ok(Response::Check),
         Outcome::SessionClosed => WireOutcome::Ok(Response::CloseSession),
         Outcome::Error(code) => WireOutcome::Err(*code),

@@ -88,12 +88,23 @@ impl Frontend {
     }
 
     /// Sends the events `done` fires to the connections of their sessions.
+    /// A recursive watch reports a change below its own path only to a
+    /// watcher that may READ the changed node (CVE-2024-23944).
     fn fire_watches(&mut self, done: &Completion) {
         for change in &done.changes {
-            for (session, kind, path) in self.watches.fire(change) {
-                let Some(&conn) = self.by_session.get(&session) else {
+            for fired in self.watches.fire(change) {
+                let Some(&conn) = self.by_session.get(&fired.watcher) else {
                     continue;
                 };
+                if fired.below
+                    && !self
+                        .conns
+                        .get(&conn)
+                        .is_some_and(|c| c.caller.permits(&change.acl, zab_proto::Perms::READ))
+                {
+                    continue;
+                }
+                let (kind, path) = (fired.kind, fired.path);
                 let zxid = done.zxid.0;
                 let event = zab_proto::WatchEvent { kind, path, zxid };
                 self.send_frame(conn, ServerFrame::Watch { zxid, event });
@@ -179,7 +190,8 @@ impl Frontend {
                     let limit = c.frame_bytes_max;
                     let outcome = match &request {
                         Request::SetWatches(set) => {
-                            match catch_up(set, replica, &mut self.watches, session) {
+                            let who = (session, &c.caller);
+                            match catch_up(set, replica, &mut self.watches, who) {
                                 Ok(events) => {
                                     for event in events {
                                         let zxid = applied.0;
@@ -191,7 +203,10 @@ impl Frontend {
                                 Err(code) => WireOutcome::Err(code),
                             }
                         }
-                        request => read(request, replica, &mut self.watches, session, limit),
+                        request => {
+                            let who = (session, &c.caller);
+                            read(request, replica, &mut self.watches, who, limit)
+                        }
                     };
                     let frame = ServerFrame::Reply(Reply {
                         xid,

@@ -138,7 +138,7 @@ impl Harness {
         };
         self.entropy += 1;
         let entropy = Entropy([self.entropy; 24]);
-        self.fe.on_opened(conn);
+        self.fe.on_opened(conn, None);
         let applied = self.replica.tree.last_applied_zxid();
         let inputs = self
             .fe
@@ -346,7 +346,7 @@ fn a_server_out_of_the_quorum_serves_no_sessions() {
 #[test]
 fn a_connection_without_a_handshake_is_closed() {
     let mut h = Harness::new();
-    h.fe.on_opened(7);
+    h.fe.on_opened(7, None);
     h.advance(9_900);
     h.tick(following());
     assert!(!h.is_closed(7));
@@ -447,6 +447,7 @@ fn create(path: &str) -> Request {
         data: Bytes::new(),
         mode: CreateMode::Persistent,
         ttl_ms: 0,
+        acl: None,
     })
 }
 
@@ -604,3 +605,5 @@ fn set_watches_is_all_or_nothing_within_the_limit() {
         "one ContinuityLost, for the third's persistent watch"
     );
 }
+
+mod acl;

@@ -49,6 +49,7 @@ fn every_kind() -> Vec<Command> {
                 data: Bytes::from_static(b"data"),
                 mode: CreateMode::PersistentSequential,
                 ttl_ms: 0,
+                acl: None,
             }),
             MultiOp::Delete(zab_proto::DeleteRequest {
                 path: "/m/old".into(),
@@ -173,6 +174,7 @@ fn a_write_logged_after_its_sessions_expiry_fails() {
         data: Bytes::new(),
         mode: CreateMode::Persistent,
         ttl_ms: 0,
+        acl: None,
     }));
     r.apply(z(3), &cmd(session, 1, create)).expect("applies");
     assert!(
@@ -199,6 +201,7 @@ fn expiry_commands_do_nothing_if_the_node_changed_since_the_sweep() {
         data: Bytes::new(),
         mode: CreateMode::PersistentWithTtl,
         ttl_ms: 10,
+        acl: None,
     });
     let session = CommandBody::CreateSession {
         timeout_ms: 4000,
@@ -258,6 +261,7 @@ fn replicas_applying_the_same_commands_agree_byte_for_byte() {
                 data: Bytes::new(),
                 mode: CreateMode::Persistent,
                 ttl_ms: 0,
+                acl: None,
             })),
         ),
         cmd(
@@ -268,6 +272,7 @@ fn replicas_applying_the_same_commands_agree_byte_for_byte() {
                 data: Bytes::from_static(b"x"),
                 mode: CreateMode::EphemeralSequential,
                 ttl_ms: 0,
+                acl: None,
             })),
         ),
         cmd(
@@ -278,6 +283,7 @@ fn replicas_applying_the_same_commands_agree_byte_for_byte() {
                 data: Bytes::new(),
                 mode: CreateMode::Persistent,
                 ttl_ms: 0,
+                acl: None,
             })),
         ),
         cmd(5, 4, CommandBody::ExpireSession),
@@ -325,6 +331,7 @@ fn a_committed_record_that_is_not_a_command_is_skipped_alike_everywhere() {
         data: Bytes::new(),
         mode: CreateMode::Persistent,
         ttl_ms: 0,
+        acl: None,
     }));
     let records = [
         cmd(session, 0, open),
@@ -366,6 +373,7 @@ fn forwarded_commands_are_checked_before_they_are_proposed() {
         data: Bytes::new(),
         mode: CreateMode::Persistent,
         ttl_ms: 0,
+        acl: None,
     }));
     let open = CommandBody::CreateSession {
         timeout_ms: 4_000,
@@ -422,6 +430,7 @@ fn a_frozen_state_encodes_the_moment_it_was_taken() {
                 data: Bytes::from_static(b"before"),
                 mode,
                 ttl_ms: 0,
+                acl: None,
             })),
         )
     };

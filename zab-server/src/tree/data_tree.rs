@@ -1,7 +1,8 @@
 //! `DataTree`: the replicated znode tree and its sessions, changed only by
 //! applying committed transactions in zxid order.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeSet, HashMap, HashSet};
+use std::sync::Arc;
 
 use bytes::Bytes;
 use zab_core::Zxid;
@@ -12,7 +13,8 @@ use super::error::{ApplyError, Divergence};
 use super::node_map::NodeMap;
 use super::path::{self, ROOT};
 use super::txn::Txn;
-use super::znode::{Node, NodeKind};
+use super::znode::{open_acl, Node, NodeKind};
+use crate::acl::AclRef;
 
 /// The znode tree of one replica. Deterministic: the same transactions
 /// applied in the same order give the same tree (and the same snapshot bytes).
@@ -30,6 +32,68 @@ pub struct DataTree {
     pub(crate) last_applied: Zxid,
     /// Bytes of paths and data in all nodes: what a data quota limits.
     pub(crate) data_bytes: u64,
+    /// One shared allocation per distinct ACL.
+    pub(crate) acls: AclInterner,
+}
+
+/// The distinct ACLs nodes hold (other than the open one, which
+/// [`open_acl`] shares process-wide), so a million nodes with one ACL hold
+/// one copy of it, as ZooKeeper's ACL cache does. An entry goes when the
+/// last node holding it does. A cache, not state: trees compare equal
+/// whatever it holds.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct AclInterner {
+    lists: HashSet<AclRef>,
+    /// Entries after the last prune: the next prune is due at twice this.
+    pruned_len: usize,
+}
+
+impl PartialEq for AclInterner {
+    fn eq(&self, _: &AclInterner) -> bool {
+        true
+    }
+}
+
+impl Eq for AclInterner {}
+
+impl AclInterner {
+    /// The shared allocation for `acl`'s list.
+    pub(crate) fn intern(&mut self, acl: &AclRef) -> AclRef {
+        let open = open_acl();
+        if Arc::ptr_eq(acl, &open) || **acl == *open {
+            return open;
+        }
+        if let Some(known) = self.lists.get(&**acl) {
+            return known.clone();
+        }
+        if self.lists.len() >= 2 * self.pruned_len.max(64) {
+            self.prune();
+        }
+        self.lists.insert(acl.clone());
+        acl.clone()
+    }
+
+    /// A node let go of `acl` (the caller holds the one other reference):
+    /// drop the entry if nothing else holds it (frozen views still holding
+    /// it keep it until a later prune).
+    fn release(&mut self, acl: &AclRef) {
+        if Arc::strong_count(acl) <= 2 {
+            self.lists.remove(&**acl);
+        }
+    }
+
+    /// Drops entries only the interner holds (ones a frozen view still
+    /// held when their last node let go). Amortized: run when the set has
+    /// doubled since the last time.
+    fn prune(&mut self) {
+        self.lists.retain(|acl| Arc::strong_count(acl) > 1);
+        self.pruned_len = self.lists.len();
+    }
+
+    /// Distinct ACLs held (the open one not counted).
+    pub(crate) fn len(&self) -> usize {
+        self.lists.len()
+    }
 }
 
 /// What applying one transaction did.
@@ -55,6 +119,9 @@ pub enum Outcome {
     DataSet {
         stat: Stat,
     },
+    AclSet {
+        stat: Stat,
+    },
     Checked,
     /// One outcome per op. A failed multi gives only `Error`s: `Ok` before the
     /// failing op, its code, then `RuntimeInconsistency`.
@@ -68,6 +135,10 @@ pub enum Outcome {
 pub struct Change {
     pub path: String,
     pub kind: ChangeKind,
+    /// The ACL of the node that changed (of the node as it was, for a
+    /// deletion): a recursive watch reports the change only to a watcher
+    /// that may read it.
+    pub acl: AclRef,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -98,6 +169,7 @@ impl DataTree {
             expirable: BTreeSet::new(),
             last_applied: Zxid::ZERO,
             data_bytes: 1,
+            acls: AclInterner::default(),
         }
     }
 
@@ -106,6 +178,16 @@ impl DataTree {
     /// The node's data and stat.
     pub fn get(&self, path: &str) -> Option<(&Bytes, Stat)> {
         self.nodes.get(path).map(|n| (&n.data, n.stat()))
+    }
+
+    /// The node's ACL and stat.
+    pub fn acl(&self, path: &str) -> Option<(&AclRef, Stat)> {
+        self.nodes.get(path).map(|n| (&n.acl, n.stat()))
+    }
+
+    /// Distinct ACLs the tree's nodes hold, besides the open one.
+    pub fn distinct_acls(&self) -> usize {
+        self.acls.len()
     }
 
     /// The node's child names (last segments), sorted, and its stat.
@@ -318,9 +400,16 @@ impl DataTree {
                 ephemeral_owner,
                 kind,
                 parent_cversion,
+                acl,
             } => {
-                let stat =
-                    self.create(at, path, data, *ephemeral_owner, *kind, *parent_cversion)?;
+                let stat = self.create(
+                    at,
+                    path,
+                    data,
+                    (*ephemeral_owner, *kind),
+                    *parent_cversion,
+                    acl,
+                )?;
                 Ok(Outcome::Created {
                     path: path.clone(),
                     stat,
@@ -354,8 +443,30 @@ impl DataTree {
                 node.mzxid = at.zxid;
                 node.mtime_ms = at.time_ms;
                 let stat = node.stat();
-                at.change(path, ChangeKind::DataChanged);
+                let acl = node.acl.clone();
+                at.change(path, ChangeKind::DataChanged, acl);
                 Ok(Outcome::DataSet { stat })
+            }
+            Txn::SetAcl {
+                path,
+                acl,
+                aversion,
+            } => {
+                let node = self.existing(path)?;
+                if *aversion != node.aversion.wrapping_add(1) {
+                    return Err(Divergence::Version {
+                        path: path.clone(),
+                        txn: *aversion,
+                        tree: node.aversion,
+                    });
+                }
+                let acl = self.acls.intern(acl);
+                let node = self.node_mut(path).ok_or_else(|| no_node(path))?;
+                node.aversion = *aversion;
+                let old = std::mem::replace(&mut node.acl, acl);
+                let stat = node.stat();
+                self.acls.release(&old);
+                Ok(Outcome::AclSet { stat })
             }
             Txn::Check { path, version } => {
                 let node = self.existing(path)?;
@@ -383,9 +494,9 @@ impl DataTree {
         at: &mut At<'_>,
         path: &str,
         data: &Bytes,
-        ephemeral_owner: u64,
-        kind: NodeKind,
+        (ephemeral_owner, kind): (u64, NodeKind),
         parent_cversion: i32,
+        acl: &AclRef,
     ) -> Result<Stat, Divergence> {
         valid_path(path)?;
         let (parent_path, name) =
@@ -411,8 +522,17 @@ impl DataTree {
         parent.child_creates = parent.child_creates.wrapping_add(1);
         parent.pzxid = at.zxid;
         parent.children.insert(name.into());
+        let parent_acl = parent.acl.clone();
 
-        let node = Node::new(kind, ephemeral_owner, owned(data), at.zxid, at.time_ms);
+        let acl = self.acls.intern(acl);
+        let node = Node::new(
+            kind,
+            ephemeral_owner,
+            owned(data),
+            at.zxid,
+            at.time_ms,
+            acl.clone(),
+        );
         let stat = node.stat();
         if node.is_expirable() {
             self.expirable.insert(path.to_owned());
@@ -425,8 +545,8 @@ impl DataTree {
         }
         self.nodes.insert(path, node);
         self.data_bytes += (path.len() + data.len()) as u64;
-        at.change(path, ChangeKind::Created);
-        at.change(parent_path, ChangeKind::ChildrenChanged);
+        at.change(path, ChangeKind::Created, acl);
+        at.change(parent_path, ChangeKind::ChildrenChanged, parent_acl);
         Ok(stat)
     }
 
@@ -464,6 +584,7 @@ impl DataTree {
         parent.children.remove(name);
         parent.cversion = parent.cversion.wrapping_add(1);
         parent.pzxid = at.zxid;
+        let parent_acl = parent.acl.clone();
         let node = self.nodes.remove(path).ok_or_else(|| no_node(path))?;
         self.data_bytes -= (path.len() + node.data.len()) as u64;
         if node.is_expirable() {
@@ -478,8 +599,11 @@ impl DataTree {
                 }
             }
         }
-        at.change(path, ChangeKind::Deleted);
-        at.change(parent_path, ChangeKind::ChildrenChanged);
+        let acl = node.acl.clone();
+        drop(node);
+        self.acls.release(&acl);
+        at.change(path, ChangeKind::Deleted, acl);
+        at.change(parent_path, ChangeKind::ChildrenChanged, parent_acl);
         Ok(())
     }
 
@@ -502,10 +626,11 @@ struct At<'a> {
 }
 
 impl At<'_> {
-    fn change(&mut self, path: &str, kind: ChangeKind) {
+    fn change(&mut self, path: &str, kind: ChangeKind, acl: AclRef) {
         self.changes.push(Change {
             path: path.to_owned(),
             kind,
+            acl,
         });
     }
 }

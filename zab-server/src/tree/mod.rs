@@ -21,7 +21,8 @@
 //!   number of children ever created under the parent, never going back.
 //! - Containers and TTL nodes report `ephemeral_owner == 0`; ZooKeeper encodes
 //!   them as magic owner values. Use `DataTree::kind` to tell them apart.
-//! - `aversion` is always 0: there are no ACLs yet.
+//! - ACLs are ZooKeeper's (`crate::acl`); writes are checked in `prepare`
+//!   against the caller the command records, so every replica agrees.
 //! - Versions and cversions wrap at i32 like Java's; a sequential create
 //!   under a parent whose 32-bit create counter wrapped is refused
 //!   (BadArguments) rather than handed a name that sorts first.
@@ -50,4 +51,4 @@ pub use path::{PathError, PATH_BYTES_MAX};
 pub use prepare::{Rejected, Request, ANY_VERSION, DATA_BYTES_MAX};
 pub use snapshot::{FrozenTree, SnapshotDecodeError, SNAPSHOT_FORMAT_VERSION};
 pub use txn::{Txn, TxnDecodeError, TxnHeader, TXN_FORMAT_VERSION};
-pub use znode::{NodeKind, TTL_MS_MAX};
+pub use znode::{open_acl, NodeKind, TTL_MS_MAX};

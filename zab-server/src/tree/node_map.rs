@@ -131,6 +131,7 @@ mod tests {
             Bytes::from_static(data),
             Zxid(1),
             0,
+            super::super::open_acl(),
         )
     }
 

@@ -10,13 +10,16 @@
 //! overlay for it was never used and was removed.
 
 use std::collections::{BTreeSet, HashMap};
+use std::sync::Arc;
 
 use bytes::Bytes;
+use zab_proto::{Acl, Perms};
 
 use super::data_tree::DataTree;
 use super::path::{self, ROOT};
 use super::txn::Txn;
-use super::znode::{NodeKind, TTL_MS_MAX};
+use super::znode::{open_acl, NodeKind, TTL_MS_MAX};
+use crate::acl::{self, AclRef, Caller};
 use zab_proto::ErrorCode;
 
 /// The largest node data accepted, in bytes (ZooKeeper's default
@@ -36,12 +39,14 @@ pub enum Request {
     /// Closes the session given to `prepare`, removing its ephemerals.
     CloseSession,
     /// `kind: Ephemeral` makes the node owned by the requesting session.
-    /// `sequential` appends the parent's create counter to `path`.
+    /// `sequential` appends the parent's create counter to `path`. `acl`
+    /// as asked (`None`: the open ACL); resolved against the caller here.
     Create {
         path: String,
         data: Bytes,
         kind: NodeKind,
         sequential: bool,
+        acl: Option<Vec<Acl>>,
     },
     Delete {
         path: String,
@@ -59,6 +64,12 @@ pub enum Request {
     },
     /// All or nothing, at one zxid; ops: Create, Delete, SetData, Check.
     Multi(Vec<Request>),
+    /// Replaces the node's ACL if its aversion is `version` (or -1).
+    SetAcl {
+        path: String,
+        acl: Vec<Acl>,
+        version: i32,
+    },
     /// The leader's removal of a candidate from `expired_candidates`.
     /// Refused if anything about the node is in flight (it will be looked at
     /// again on the next sweep). Not tied to a session.
@@ -125,21 +136,38 @@ impl Rejected {
 }
 
 /// What validation needs to know about a node.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 struct Meta {
     version: i32,
     cversion: i32,
+    aversion: i32,
     child_creates: i32,
     num_children: usize,
     ephemeral_owner: u64,
     kind: NodeKind,
+    acl: AclRef,
 }
 
 impl DataTree {
-    /// Checks `request` from `session` against this tree and resolves it
-    /// into the transaction to apply. Pure.
+    /// [`DataTree::prepare_as`] for a caller every ACL lets through (the
+    /// super user): the tree's own tests, and requests no client made.
     pub fn prepare(&self, session: u64, request: &Request) -> Result<Txn, Rejected> {
-        let mut view = View::new(self);
+        let superuser = Caller {
+            superuser: true,
+            ..Caller::default()
+        };
+        self.prepare_as(session, &superuser, request)
+    }
+
+    /// Checks `request` from `session`, made by `caller`, against this tree
+    /// (ACLs included) and resolves it into the transaction to apply. Pure.
+    pub fn prepare_as(
+        &self,
+        session: u64,
+        caller: &Caller,
+        request: &Request,
+    ) -> Result<Txn, Rejected> {
+        let mut view = View::new(self, caller);
         match request {
             Request::CreateSession { timeout_ms } => {
                 if session == 0 || view.session_open(session) {
@@ -168,6 +196,9 @@ impl DataTree {
                         code,
                         op_count: ops.len(),
                     };
+                    if matches!(op, Request::SetAcl { .. }) {
+                        return Err(fail(ErrorCode::BadArguments));
+                    }
                     let txn = view.op(session, op).map_err(fail)?;
                     // Later ops see this one's effects.
                     view.effect(&txn);
@@ -189,14 +220,16 @@ impl DataTree {
 /// a local overlay of the earlier ops' effects.
 struct View<'a> {
     tree: &'a DataTree,
+    caller: &'a Caller,
     nodes: HashMap<String, Option<Meta>>,
     sessions: HashMap<u64, bool>,
 }
 
 impl<'a> View<'a> {
-    fn new(tree: &'a DataTree) -> View<'a> {
+    fn new(tree: &'a DataTree, caller: &'a Caller) -> View<'a> {
         View {
             tree,
+            caller,
             nodes: HashMap::new(),
             sessions: HashMap::new(),
         }
@@ -204,16 +237,27 @@ impl<'a> View<'a> {
 
     fn node(&self, path: &str) -> Option<Meta> {
         if let Some(local) = self.nodes.get(path) {
-            return *local;
+            return local.clone();
         }
         self.tree.nodes.get(path).map(|n| Meta {
             version: n.version,
             cversion: n.cversion,
+            aversion: n.aversion,
             child_creates: n.child_creates,
             num_children: n.children.len(),
             ephemeral_owner: n.ephemeral_owner(),
             kind: n.kind(),
+            acl: n.acl.clone(),
         })
+    }
+
+    /// NoAuth unless the node's ACL grants the caller `wanted`.
+    fn allowed(&self, node: &Meta, wanted: Perms) -> Result<(), ErrorCode> {
+        if self.caller.permits(&node.acl, wanted) {
+            Ok(())
+        } else {
+            Err(ErrorCode::NoAuth)
+        }
     }
 
     fn session_open(&self, session: u64) -> bool {
@@ -242,13 +286,20 @@ impl<'a> View<'a> {
                 data,
                 kind,
                 sequential,
-            } => self.create(session, path, data, *kind, *sequential),
+                acl,
+            } => self.create(session, path, data, (*kind, *sequential), acl.as_deref()),
+            // ZooKeeper's order: the node, DELETE on its parent, version,
+            // children.
             Request::Delete { path, version } => {
                 if path == ROOT {
                     return Err(ErrorCode::BadArguments);
                 }
                 let node = self.existing(path)?;
-                check_version(node, *version)?;
+                if let Some((parent_path, _)) = path::split(path) {
+                    let parent = self.node(parent_path).ok_or(ErrorCode::NoNode)?;
+                    self.allowed(&parent, Perms::DELETE)?;
+                }
+                check_version(&node, *version)?;
                 if node.num_children > 0 {
                     return Err(ErrorCode::NotEmpty);
                 }
@@ -263,7 +314,8 @@ impl<'a> View<'a> {
                     return Err(ErrorCode::BadArguments);
                 }
                 let node = self.existing(path)?;
-                check_version(node, *version)?;
+                self.allowed(&node, Perms::WRITE)?;
+                check_version(&node, *version)?;
                 Ok(Txn::SetData {
                     path: path.clone(),
                     data: data.clone(),
@@ -272,10 +324,25 @@ impl<'a> View<'a> {
             }
             Request::Check { path, version } => {
                 let node = self.existing(path)?;
-                check_version(node, *version)?;
+                self.allowed(&node, Perms::READ)?;
+                check_version(&node, *version)?;
                 Ok(Txn::Check {
                     path: path.clone(),
                     version: node.version,
+                })
+            }
+            // ZooKeeper's order: the ACL asked for, the node, ADMIN, aversion.
+            Request::SetAcl { path, acl, version } => {
+                let acl = acl::resolve(acl, self.caller)?;
+                let node = self.existing(path)?;
+                self.allowed(&node, Perms::ADMIN)?;
+                if *version != ANY_VERSION && *version != node.aversion {
+                    return Err(ErrorCode::BadVersion);
+                }
+                Ok(Txn::SetAcl {
+                    path: path.clone(),
+                    acl: Arc::new(acl),
+                    aversion: node.aversion.wrapping_add(1),
                 })
             }
             Request::CreateSession { .. }
@@ -286,14 +353,15 @@ impl<'a> View<'a> {
     }
 
     /// ZooKeeper's order of checks (PrepRequestProcessor): arguments, path,
-    /// parent, name, existence, ephemeral parent.
+    /// ACL asked for, parent, CREATE on the parent, name, existence,
+    /// ephemeral parent.
     fn create(
         &self,
         session: u64,
         path: &str,
         data: &Bytes,
-        kind: NodeKind,
-        sequential: bool,
+        (kind, sequential): (NodeKind, bool),
+        acl: Option<&[Acl]>,
     ) -> Result<Txn, ErrorCode> {
         let kind_ok = match kind {
             NodeKind::Ttl { ttl_ms } => (1..=TTL_MS_MAX).contains(&ttl_ms),
@@ -310,6 +378,10 @@ impl<'a> View<'a> {
             path::validate(path)
         };
         valid.map_err(|_| ErrorCode::BadArguments)?;
+        let acl = match acl {
+            None => open_acl(),
+            Some(asked) => Arc::new(acl::resolve(asked, self.caller)?),
+        };
         if !sequential && path == ROOT {
             return Err(ErrorCode::NodeExists);
         }
@@ -321,6 +393,7 @@ impl<'a> View<'a> {
             None => return Err(ErrorCode::BadArguments),
         };
         let parent = self.node(parent_path).ok_or(ErrorCode::NoNode)?;
+        self.allowed(&parent, Perms::CREATE)?;
         let path = if sequential {
             if parent.child_creates < 0 {
                 // The 32-bit counter wrapped: refuse rather than hand out
@@ -351,6 +424,7 @@ impl<'a> View<'a> {
             },
             kind,
             parent_cversion: parent.cversion.wrapping_add(1),
+            acl,
         })
     }
 
@@ -393,15 +467,18 @@ impl<'a> View<'a> {
                 ephemeral_owner,
                 kind,
                 parent_cversion,
+                acl,
                 ..
             } => {
                 let meta = Meta {
                     version: 0,
                     cversion: 0,
+                    aversion: 0,
                     child_creates: 0,
                     num_children: 0,
                     ephemeral_owner: *ephemeral_owner,
                     kind: *kind,
+                    acl: acl.clone(),
                 };
                 self.nodes.insert(path.clone(), Some(meta));
                 if let Some((parent_path, _)) = path::split(path) {
@@ -414,6 +491,14 @@ impl<'a> View<'a> {
             }
             Txn::Delete { path } => self.remove(path),
             Txn::SetData { path, version, .. } => self.update(path, |m| m.version = *version),
+            Txn::SetAcl {
+                path,
+                acl,
+                aversion,
+            } => self.update(path, |m| {
+                m.acl = acl.clone();
+                m.aversion = *aversion;
+            }),
             Txn::Multi(ops) => {
                 for op in ops {
                     self.effect(op);
@@ -441,7 +526,7 @@ impl<'a> View<'a> {
     }
 }
 
-fn check_version(node: Meta, expected: i32) -> Result<(), ErrorCode> {
+fn check_version(node: &Meta, expected: i32) -> Result<(), ErrorCode> {
     if expected == ANY_VERSION || expected == node.version {
         Ok(())
     } else {
@@ -449,5 +534,7 @@ fn check_version(node: Meta, expected: i32) -> Result<(), ErrorCode> {
     }
 }
 
+#[cfg(test)]
+mod acl_tests;
 #[cfg(test)]
 mod tests;

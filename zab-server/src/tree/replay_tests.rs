@@ -47,6 +47,7 @@ fn random_op(rng: &mut Rng) -> Request {
                 data: Bytes::from(vec![rng.next_u64() as u8; below(rng, 4)]),
                 kind,
                 sequential,
+                acl: None,
             }
         }
         2 => Request::Delete {

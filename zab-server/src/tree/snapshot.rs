@@ -3,35 +3,47 @@
 //! storage layer's snapshot file adds the header and checksum.
 //!
 //! ```text
-//! snapshot := "ZTRE" version:u8 (=1) last_applied:u64
+//! snapshot := "ZTRE" version:u8 (=2) last_applied:u64
 //!             session_count:u32 (session:u64 timeout_ms:u32)*   ascending ids
 //!             node_count:u32 node*                              ascending paths, root first
 //! node     := path data czxid:u64 mzxid:u64 pzxid:u64 ctime_ms:i64 mtime_ms:i64
 //!             version:i32 cversion:i32 child_creates:i32 kind ephemeral_owner:u64
+//!             aversion:i32 acl_index:u32 [acl]
+//! acl      := count:u32 (perms:u8 scheme id)*
 //! ```
+//!
+//! ACL lists are numbered by first appearance: a node whose `acl_index`
+//! equals the number of lists seen so far introduces a new list, written
+//! right after it; any smaller index refers back. A million nodes with the
+//! open ACL cost 8 bytes each, and every distinct list is written once.
+//! Version 1 (before ACLs) still decodes: every node open, aversion 0.
 //!
 //! Paths sort bytewise, so a parent always precedes its children. Children
 //! lists, child counts, the ephemerals index and the container/TTL index are
 //! not stored: they are rebuilt, and so cannot disagree with the nodes.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::fmt;
+use std::sync::Arc;
 
 use bytes::BufMut;
 use zab_core::Zxid;
+use zab_proto::Acl;
 
 use super::data_tree::DataTree;
 use super::node_map::NodeMap;
 use super::path::{self, ROOT};
-use super::wire::{put_bytes, put_kind, Malformed, Reader};
-use super::znode::{Node, NodeKind};
+use super::wire::{put_acls, put_bytes, put_kind, Malformed, Reader};
+use super::znode::{open_acl, Node, NodeKind};
+use crate::acl::AclRef;
 
 /// The snapshot format version written after the magic.
-pub const SNAPSHOT_FORMAT_VERSION: u8 = 1;
+pub const SNAPSHOT_FORMAT_VERSION: u8 = 2;
 
 const MAGIC: &[u8; 4] = b"ZTRE";
 const SESSION_BYTES: usize = 8 + 4;
-/// The smallest encoded node: empty path and data, a one-byte kind.
+/// The smallest encoded node of version 1: empty path and data, a
+/// one-byte kind. Version 2 adds the aversion and the ACL index.
 const NODE_BYTES_MIN: usize = 4 + 4 + 3 * 8 + 2 * 8 + 3 * 4 + 1 + 8;
 
 /// Snapshot bytes that are not a valid tree: `offset` is where the failed
@@ -95,6 +107,7 @@ impl FrozenTree {
             out.put_u32(timeout_ms);
         }
         out.put_u32(count(nodes.len()));
+        let mut acl_index = AclIndex::default();
         for (path, node) in nodes {
             put_bytes(out, path.as_bytes());
             put_bytes(out, &node.data);
@@ -108,6 +121,34 @@ impl FrozenTree {
             out.put_i32(node.child_creates);
             put_kind(out, node.kind());
             out.put_u64(node.ephemeral_owner());
+            out.put_i32(node.aversion);
+            acl_index.put(out, &node.acl);
+        }
+    }
+}
+
+/// Numbers ACL lists by first appearance while a snapshot is written: by
+/// allocation first (one hash of a pointer per node), by content when an
+/// allocation is new, so equal lists get one number whatever shares them.
+#[derive(Default)]
+struct AclIndex<'a> {
+    by_ptr: HashMap<*const Vec<Acl>, u32>,
+    by_content: HashMap<&'a Vec<Acl>, u32>,
+}
+
+impl<'a> AclIndex<'a> {
+    fn put(&mut self, out: &mut Vec<u8>, acl: &'a AclRef) {
+        let ptr = Arc::as_ptr(acl);
+        if let Some(&i) = self.by_ptr.get(&ptr) {
+            out.put_u32(i);
+            return;
+        }
+        let next = count(self.by_content.len());
+        let i = *self.by_content.entry(&**acl).or_insert(next);
+        self.by_ptr.insert(ptr, i);
+        out.put_u32(i);
+        if i == next {
+            put_acls(out, acl);
         }
     }
 }
@@ -145,7 +186,8 @@ fn count(n: usize) -> u32 {
 
 fn decode(r: &mut Reader<'_>) -> Result<DataTree, Malformed> {
     r.magic(MAGIC)?;
-    if r.u8()? != SNAPSHOT_FORMAT_VERSION {
+    let version = r.u8()?;
+    if version != 1 && version != SNAPSHOT_FORMAT_VERSION {
         return Err(Malformed {
             offset: MAGIC.len(),
             reason: "unknown snapshot format version",
@@ -178,11 +220,18 @@ fn decode(r: &mut Reader<'_>) -> Result<DataTree, Malformed> {
         expirable: Default::default(),
         last_applied,
         data_bytes: 0,
+        acls: Default::default(),
     };
+    let mut lists: Vec<AclRef> = Vec::new();
+    let mut seen: HashSet<AclRef> = HashSet::new();
     let mut previous: Option<String> = None;
     for _ in 0..node_count {
         let at = r.offset();
-        let (path, node) = decode_node(r)?;
+        let (path, mut node) = decode_node(r)?;
+        if version >= 2 {
+            node.aversion = r.i32()?;
+            node.acl = decode_acl_ref(r, (&mut lists, &mut seen), &mut tree)?;
+        }
         let bad = |reason| Malformed { offset: at, reason };
         let in_order = match &previous {
             None => path == ROOT,
@@ -200,6 +249,35 @@ fn decode(r: &mut Reader<'_>) -> Result<DataTree, Malformed> {
     }
     r.finish()?;
     Ok(tree)
+}
+
+/// A node's ACL index, and the list it introduces if it is a new one. A new
+/// list must differ from every earlier one (the encoding is canonical).
+fn decode_acl_ref(
+    r: &mut Reader<'_>,
+    (lists, seen): (&mut Vec<AclRef>, &mut HashSet<AclRef>),
+    tree: &mut DataTree,
+) -> Result<AclRef, Malformed> {
+    let at = r.offset();
+    let index = r.u32()? as usize;
+    if let Some(known) = lists.get(index) {
+        return Ok(known.clone());
+    }
+    if index != lists.len() {
+        return Err(Malformed {
+            offset: at,
+            reason: "ACL index refers to no list",
+        });
+    }
+    let list = tree.acls.intern(&Arc::new(r.acls()?));
+    if !seen.insert(list.clone()) {
+        return Err(Malformed {
+            offset: at,
+            reason: "an ACL list written twice",
+        });
+    }
+    lists.push(list.clone());
+    Ok(list)
 }
 
 fn decode_node(r: &mut Reader<'_>) -> Result<(String, Node), Malformed> {
@@ -222,7 +300,7 @@ fn decode_node(r: &mut Reader<'_>) -> Result<(String, Node), Malformed> {
             reason: "node kind and owner disagree",
         });
     }
-    let mut node = Node::new(kind, owner, data, czxid, ctime_ms);
+    let mut node = Node::new(kind, owner, data, czxid, ctime_ms, open_acl());
     node.mzxid = mzxid;
     node.pzxid = pzxid;
     node.mtime_ms = mtime_ms;
@@ -295,6 +373,7 @@ mod tests {
             data: Bytes::from_static(data),
             kind,
             sequential,
+            acl: None,
         };
         run(tree, 11, Request::CreateSession { timeout_ms: 4_000 });
         run(tree, 5, Request::CreateSession { timeout_ms: 6_000 });
@@ -456,10 +535,10 @@ mod tests {
             DataTree::deserialize(&tree.serialize()).map_err(|e| e.reason),
             Err("paths not ascending from the root")
         );
-        // The empty tree's snapshot without its root, the node count zeroed.
-        let root_bytes = NODE_BYTES_MIN + "/".len();
+        // The empty tree's snapshot cut after its header (magic, version,
+        // last applied, no sessions, the node count), the count zeroed.
         let mut no_nodes = DataTree::new().serialize();
-        no_nodes.truncate(no_nodes.len() - root_bytes);
+        no_nodes.truncate(4 + 1 + 8 + 4 + 4);
         let n = no_nodes.len();
         no_nodes[n - 4..].copy_from_slice(&0u32.to_be_bytes());
         assert_eq!(

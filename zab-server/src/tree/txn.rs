@@ -13,14 +13,16 @@
 //! txn     := tag:u8 fields              (big-endian, strings u32-length-prefixed)
 //!   1 CreateSession  session:u64 timeout_ms:u32
 //!   2 CloseSession   session:u64
-//!   3 Create         path data ephemeral_owner:u64 kind parent_cversion:i32
+//!   3 Create         path data ephemeral_owner:u64 kind parent_cversion:i32 acl
 //!   4 Delete         path
 //!   5 SetData        path data version:i32
 //!   6 Check          path version:i32
 //!   7 Multi          count:u32 txn*       (ops: Create, Delete, SetData, Check, Error)
 //!   8 Error          code:i32
 //!   9 Noop
+//!  10 SetAcl         path acl aversion:i32
 //! kind    := 0 persistent | 1 ephemeral | 2 container | 3 ttl ttl_ms:u64
+//! acl     := count:u32 (perms:u8 scheme id)*
 //! ```
 //!
 //! The encoding is canonical: every value has exactly one encoding, and
@@ -32,8 +34,9 @@ use std::fmt;
 
 use bytes::{BufMut, Bytes};
 
-use super::wire::{put_bytes, put_kind, Malformed, Reader};
+use super::wire::{put_acls, put_bytes, put_kind, Malformed, Reader};
 use super::znode::NodeKind;
+use crate::acl::AclRef;
 use zab_proto::ErrorCode;
 
 /// The payload format version written first in every payload.
@@ -70,6 +73,8 @@ pub enum Txn {
         kind: NodeKind,
         /// The parent's cversion after this create.
         parent_cversion: i32,
+        /// The node's ACL, resolved (no `auth` entries left).
+        acl: AclRef,
     },
     Delete {
         path: String,
@@ -89,6 +94,12 @@ pub enum Txn {
     /// All ops at one zxid. A failed multi holds only `Error`s: `Ok` for the
     /// ops before the failing one, its code, then `RuntimeInconsistency`.
     Multi(Vec<Txn>),
+    /// Replaces a node's ACL; `aversion` is the node's aversion after it.
+    SetAcl {
+        path: String,
+        acl: AclRef,
+        aversion: i32,
+    },
     /// A request that failed the leader's checks. It changes nothing but
     /// still takes a zxid, so its reply is ordered after the session's earlier
     /// writes (as in ZooKeeper).
@@ -158,6 +169,7 @@ impl Txn {
                 ephemeral_owner,
                 kind,
                 parent_cversion,
+                acl,
             } => {
                 dst.put_u8(TAG_CREATE);
                 put_bytes(dst, path.as_bytes());
@@ -165,6 +177,17 @@ impl Txn {
                 dst.put_u64(*ephemeral_owner);
                 put_kind(dst, *kind);
                 dst.put_i32(*parent_cversion);
+                put_acls(dst, acl);
+            }
+            Txn::SetAcl {
+                path,
+                acl,
+                aversion,
+            } => {
+                dst.put_u8(TAG_SET_ACL);
+                put_bytes(dst, path.as_bytes());
+                put_acls(dst, acl);
+                dst.put_i32(*aversion);
             }
             Txn::Delete { path } => {
                 dst.put_u8(TAG_DELETE);
@@ -230,6 +253,7 @@ const TAG_CHECK: u8 = 6;
 const TAG_MULTI: u8 = 7;
 const TAG_ERROR: u8 = 8;
 const TAG_NOOP: u8 = 9;
+const TAG_SET_ACL: u8 = 10;
 
 fn decode_payload(r: &mut Reader<'_>) -> Result<(TxnHeader, Txn), Malformed> {
     if r.u8()? != TXN_FORMAT_VERSION {
@@ -262,6 +286,12 @@ fn decode_body(r: &mut Reader<'_>, in_multi: bool) -> Result<Txn, Malformed> {
             ephemeral_owner: r.u64()?,
             kind: r.kind()?,
             parent_cversion: r.i32()?,
+            acl: std::sync::Arc::new(r.acls()?),
+        },
+        TAG_SET_ACL if !in_multi => Txn::SetAcl {
+            path: r.string()?,
+            acl: std::sync::Arc::new(r.acls()?),
+            aversion: r.i32()?,
         },
         TAG_DELETE => Txn::Delete { path: r.string()? },
         TAG_SET_DATA => Txn::SetData {
@@ -324,6 +354,7 @@ mod tests {
             ephemeral_owner: 0x1234_5678_9abc_def0,
             kind: NodeKind::Ephemeral,
             parent_cversion: 43,
+            acl: crate::tree::znode::open_acl(),
         };
         vec![
             Txn::CreateSession {
@@ -338,6 +369,10 @@ mod tests {
                 ephemeral_owner: 0,
                 kind: NodeKind::Ttl { ttl_ms: 1 << 39 },
                 parent_cversion: -7,
+                acl: std::sync::Arc::new(vec![
+                    zab_proto::Acl::new(zab_proto::Perms::READ, "ip", "10.0.0.0/8"),
+                    zab_proto::Acl::new(zab_proto::Perms::ALL, "digest", "bob:x"),
+                ]),
             },
             Txn::Create {
                 path: "/c".into(),
@@ -345,6 +380,16 @@ mod tests {
                 ephemeral_owner: 0,
                 kind: NodeKind::Container,
                 parent_cversion: 1,
+                acl: crate::tree::znode::open_acl(),
+            },
+            Txn::SetAcl {
+                path: "/secret".into(),
+                acl: std::sync::Arc::new(vec![zab_proto::Acl::new(
+                    zab_proto::Perms::NONE,
+                    "world",
+                    "anyone",
+                )]),
+                aversion: 7,
             },
             Txn::Delete {
                 path: "/a/b".into(),

@@ -3,6 +3,7 @@
 //! checks every length against what is left before it allocates.
 
 use bytes::{BufMut, Bytes};
+use zab_proto::{Acl, Perms};
 
 use super::znode::NodeKind;
 
@@ -30,6 +31,16 @@ pub(crate) fn put_kind(dst: &mut impl BufMut, kind: NodeKind) {
             dst.put_u8(3);
             dst.put_u64(ttl_ms);
         }
+    }
+}
+
+/// An ACL list: `count:u32 (perms:u8 scheme id)*` (strings length-prefixed).
+pub(crate) fn put_acls(dst: &mut impl BufMut, acl: &[Acl]) {
+    dst.put_u32(u32::try_from(acl.len()).unwrap_or(u32::MAX));
+    for entry in acl {
+        dst.put_u8(entry.perms.bits());
+        put_bytes(dst, entry.scheme.as_bytes());
+        put_bytes(dst, entry.id.as_bytes());
     }
 }
 
@@ -136,6 +147,25 @@ impl<'a> Reader<'a> {
     /// a log segment or snapshot alive (that would pin the whole buffer).
     pub(crate) fn bytes(&mut self) -> Result<Bytes, Malformed> {
         Ok(Bytes::copy_from_slice(self.slice()?))
+    }
+
+    /// What [`put_acls`] wrote; permission bits beyond ADMIN are refused.
+    pub(crate) fn acls(&mut self) -> Result<Vec<Acl>, Malformed> {
+        let count = self.count(1 + 4 + 4)?;
+        let mut out = Vec::with_capacity(count);
+        for _ in 0..count {
+            let at = self.pos;
+            let perms = Perms::from_bits(self.u8()?).ok_or(Malformed {
+                offset: at,
+                reason: "ACL permission bits out of range",
+            })?;
+            out.push(Acl {
+                perms,
+                scheme: self.string()?,
+                id: self.string()?,
+            });
+        }
+        Ok(out)
     }
 
     pub(crate) fn string(&mut self) -> Result<String, Malformed> {

@@ -2,9 +2,20 @@
 
 use std::collections::BTreeSet;
 
+use std::sync::{Arc, OnceLock};
+
 use bytes::Bytes;
 use zab_core::Zxid;
-use zab_proto::Stat;
+use zab_proto::{Acl, Stat};
+
+use crate::acl::AclRef;
+
+/// The open ACL (`world:anyone:cdrwa`), one allocation shared by every node
+/// that has it: the root, and every node made by a plain Create.
+pub fn open_acl() -> AclRef {
+    static OPEN: OnceLock<AclRef> = OnceLock::new();
+    OPEN.get_or_init(|| Arc::new(Acl::open_unsafe())).clone()
+}
 
 /// The longest TTL accepted, in ms: ZooKeeper's limit (it keeps TTLs in 40
 /// bits), so a TTL valid there is valid here and the other way round.
@@ -38,6 +49,8 @@ pub(crate) struct Node {
     pub(crate) mtime_ms: i64,
     pub(crate) version: i32,
     pub(crate) cversion: i32,
+    /// setAcl calls on the node.
+    pub(crate) aversion: i32,
     /// Children ever created here: the next sequential suffix. Unlike
     /// `cversion` it does not count deletes (see the module docs).
     pub(crate) child_creates: i32,
@@ -46,6 +59,8 @@ pub(crate) struct Node {
     owner_or_ttl: u64,
     /// Child names (last segment only), sorted.
     pub(crate) children: BTreeSet<Box<str>>,
+    /// Who may do what (shared with every node whose list is the same).
+    pub(crate) acl: AclRef,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -65,6 +80,7 @@ impl Node {
         data: Bytes,
         zxid: Zxid,
         time_ms: i64,
+        acl: AclRef,
     ) -> Node {
         let (tag, owner_or_ttl) = match kind {
             NodeKind::Persistent => (KindTag::Persistent, 0),
@@ -81,16 +97,25 @@ impl Node {
             mtime_ms: time_ms,
             version: 0,
             cversion: 0,
+            aversion: 0,
             child_creates: 0,
             tag,
             owner_or_ttl,
             children: BTreeSet::new(),
+            acl,
         }
     }
 
     /// The root: everything zero, as in ZooKeeper.
     pub(crate) fn root() -> Node {
-        Node::new(NodeKind::Persistent, 0, Bytes::new(), Zxid::ZERO, 0)
+        Node::new(
+            NodeKind::Persistent,
+            0,
+            Bytes::new(),
+            Zxid::ZERO,
+            0,
+            open_acl(),
+        )
     }
 
     pub(crate) fn kind(&self) -> NodeKind {
@@ -120,8 +145,8 @@ impl Node {
         matches!(self.tag, KindTag::Container | KindTag::Ttl)
     }
 
-    /// The node's stat as clients see it (REFERENCE §3): `aversion` is
-    /// always 0 (no ACLs yet); `ephemeral_owner` is 0 for containers and
+    /// The node's stat as clients see it (REFERENCE §3): `ephemeral_owner`
+    /// is 0 for containers and
     /// TTL nodes (unlike ZooKeeper, we do not encode them in that field).
     pub(crate) fn stat(&self) -> Stat {
         Stat {
@@ -131,7 +156,7 @@ impl Node {
             mtime: self.mtime_ms,
             version: self.version,
             cversion: self.cversion,
-            aversion: 0,
+            aversion: self.aversion,
             ephemeral_owner: self.ephemeral_owner(),
             data_length: clamp_i32(self.data.len()),
             num_children: clamp_i32(self.children.len()),
@@ -159,7 +184,7 @@ mod tests {
             (NodeKind::Container, 0, 0),
             (NodeKind::Ttl { ttl_ms: 5_000 }, 0, 0),
         ] {
-            let node = Node::new(kind, owner, Bytes::new(), z, 1);
+            let node = Node::new(kind, owner, Bytes::new(), z, 1, open_acl());
             assert_eq!(node.kind(), kind);
             assert_eq!(node.ephemeral_owner(), expected_owner);
             assert_eq!(node.stat().ephemeral_owner, expected_owner);
@@ -169,9 +194,11 @@ mod tests {
     #[test]
     fn node_stays_small() {
         // Memory per znode matters (benchmarks against ZooKeeper): keep the
-        // struct at 15 words; grow it only on purpose.
+        // struct at 17 words; grow it only on purpose. (ACLs added two: a
+        // pointer to a list shared by every node that has it, and the
+        // aversion with padding.)
         assert!(
-            std::mem::size_of::<Node>() <= 120,
+            std::mem::size_of::<Node>() <= 136,
             "{}",
             std::mem::size_of::<Node>()
         );

@@ -18,6 +18,7 @@ fn create(
         ephemeral_owner: owner,
         kind,
         parent_cversion,
+        acl: crate::tree::open_acl(),
     }
 }
 
@@ -29,6 +30,7 @@ fn change(path: &str, kind: ChangeKind) -> Change {
     Change {
         path: path.into(),
         kind,
+        acl: crate::tree::open_acl(),
     }
 }
 

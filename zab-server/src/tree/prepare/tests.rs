@@ -74,6 +74,7 @@ fn create(path: &str, kind: NodeKind, sequential: bool) -> Request {
         data: Bytes::new(),
         kind,
         sequential,
+        acl: None,
     }
 }
 
@@ -159,6 +160,7 @@ fn sequential_creates_from_any_session_get_consecutive_names() {
             ephemeral_owner: 0,
             kind: NodeKind::Persistent,
             parent_cversion: 1,
+            acl: crate::tree::open_acl(),
         }
     );
     assert_eq!(
@@ -169,6 +171,7 @@ fn sequential_creates_from_any_session_get_consecutive_names() {
             ephemeral_owner: OTHER,
             kind: NodeKind::Ephemeral,
             parent_cversion: 2,
+            acl: crate::tree::open_acl(),
         }
     );
     let c = l.propose(S, sequential("/q/n-"));
@@ -272,6 +275,7 @@ fn multi_later_ops_see_earlier_ones_and_all_apply_at_one_zxid() {
                 ephemeral_owner: 0,
                 kind: NodeKind::Persistent,
                 parent_cversion: 1,
+                acl: crate::tree::open_acl(),
             },
             Txn::Create {
                 path: "/m/c-0000000000".into(),
@@ -279,6 +283,7 @@ fn multi_later_ops_see_earlier_ones_and_all_apply_at_one_zxid() {
                 ephemeral_owner: 0,
                 kind: NodeKind::Persistent,
                 parent_cversion: 1,
+                acl: crate::tree::open_acl(),
             },
             Txn::SetData {
                 path: "/m".into(),
@@ -424,6 +429,7 @@ fn bad_requests_get_zookeepers_codes() {
                 data: big.clone(),
                 kind: NodeKind::Persistent,
                 sequential: false,
+                acl: None,
             },
             ErrorCode::BadArguments,
         ),

@@ -95,6 +95,7 @@ impl RegisterLog {
                     data,
                     mode: CreateMode::Persistent,
                     ttl_ms: 0,
+                    acl: None,
                 }),
             ),
             60..=89 => {

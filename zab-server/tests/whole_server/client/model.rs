@@ -435,6 +435,7 @@ fn create(c: &mut Conn, now: u64, path: &str, mode: CreateMode, stale: bool) -> 
         data: Bytes::from_static(b"v"),
         mode,
         ttl_ms: 0,
+        acl: None,
     });
     send(c, now, request)
 }

@@ -565,6 +565,7 @@ impl RealClient {
                             data: Bytes::from_static(b"v"),
                             mode: CreateMode::Persistent,
                             ttl_ms: 0,
+                            acl: None,
                         }),
                     }
                     .encode(&mut bytes);
@@ -623,5 +624,6 @@ fn create_request(path: &str, mode: CreateMode) -> Request {
         data: Bytes::from_static(b"v"),
         mode,
         ttl_ms: 0,
+        acl: None,
     })
 }

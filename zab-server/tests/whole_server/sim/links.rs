@@ -86,7 +86,7 @@ impl Simulation {
         }
         l.server_open = true;
         l.server_life = self.servers[server].life;
-        self.input(server, ServerInput::ClientOpened { conn });
+        self.input(server, ServerInput::ClientOpened { conn, ip: None });
     }
 
     /// Bytes reach the server: framed and decoded as the listener does.
