@@ -52,6 +52,27 @@ pub const IDENTITIES_PER_CONNECTION_MAX: usize = 16;
 /// The longest credential AddAuth takes, in bytes.
 pub const AUTH_BYTES_MAX: usize = 1024;
 
+/// Entries an ACL may have, and bytes an entry's scheme and id may take:
+/// what one node's ACL can cost is bounded (it is charged to the data
+/// quota too: [`charge`]).
+pub const ACL_ENTRIES_MAX: usize = 64;
+pub const ACL_ID_BYTES_MAX: usize = 1024;
+
+/// What a node's ACL counts against the data quota: nothing for the open
+/// ACL every plain create gives, else its encoded size. Counted per node
+/// (not per shared list), so the figure is the same on every replica
+/// whatever it shares.
+pub fn charge(acl: &[Acl]) -> u64 {
+    if acl == zab_proto::Acl::open_unsafe().as_slice() {
+        return 0;
+    }
+    let entries: usize = acl
+        .iter()
+        .map(|a| 1 + 8 + a.scheme.len() + a.id.len())
+        .sum();
+    (4 + entries) as u64
+}
+
 impl Caller {
     /// A caller with no address and no identity: only `world:anyone`
     /// entries match. Commands logged before ACLs existed replay as this
@@ -191,11 +212,13 @@ fn prefix_eq(a: &[u8], b: &[u8], bits: u32) -> bool {
 /// The ACL a create or setAcl asks for, made concrete for `caller` as
 /// ZooKeeper does it: each entry checked, `auth` entries replaced by the
 /// caller's proved identities (with the entry's permissions), duplicates
-/// dropped. `InvalidAcl` for an empty list, an unknown scheme, a malformed
-/// id, or `auth` from a caller with no identity. Pure, so every replica
+/// dropped. `InvalidAcl` for an empty list, more than [`ACL_ENTRIES_MAX`]
+/// entries or an entry over [`ACL_ID_BYTES_MAX`], an unknown scheme, a
+/// malformed id, or `auth` from a caller with no identity. Pure, so every replica
 /// resolving the same command gets the same list.
 pub fn resolve(requested: &[Acl], caller: &Caller) -> Result<Vec<Acl>, ErrorCode> {
-    if requested.is_empty() {
+    let too_big = |a: &Acl| a.scheme.len() + a.id.len() > ACL_ID_BYTES_MAX;
+    if requested.is_empty() || requested.len() > ACL_ENTRIES_MAX || requested.iter().any(too_big) {
         return Err(ErrorCode::InvalidAcl);
     }
     let mut out: Vec<Acl> = Vec::with_capacity(requested.len());
@@ -220,6 +243,10 @@ pub fn resolve(requested: &[Acl], caller: &Caller) -> Result<Vec<Acl>, ErrorCode
             "x509" if !entry.id.is_empty() => push(entry.clone()),
             _ => return Err(ErrorCode::InvalidAcl),
         }
+    }
+    // `auth` entries multiply by the caller's identities.
+    if out.len() > ACL_ENTRIES_MAX {
+        return Err(ErrorCode::InvalidAcl);
     }
     Ok(out)
 }
@@ -340,6 +367,10 @@ mod tests {
             let acl = [Acl::new(Perms::READ, scheme, id)];
             assert_eq!(resolve(&acl, &anyone), invalid, "{scheme}:{id}");
         }
+        let many = vec![Acl::new(Perms::READ, "world", "anyone"); ACL_ENTRIES_MAX + 1];
+        assert_eq!(resolve(&many, &anyone), invalid);
+        let long = [Acl::new(Perms::READ, "x509", "C".repeat(ACL_ID_BYTES_MAX))];
+        assert_eq!(resolve(&long, &anyone), invalid);
         let twice = [
             Acl::new(Perms::READ, "world", "anyone"),
             Acl::new(Perms::READ, "world", "anyone"),

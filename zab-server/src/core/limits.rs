@@ -82,7 +82,10 @@ pub(super) fn refusal(
 /// The paths and data of `request`'s ops, sequential names at full length:
 /// at least what it can add to the tree, and what its reply can echo.
 fn data_bound(request: &Request) -> u64 {
-    let create = |c: &zab_proto::CreateRequest| c.path.len() + SEQUENCE_DIGITS + c.data.len();
+    let create = |c: &zab_proto::CreateRequest| {
+        let acl = c.acl.as_deref().map_or(0, crate::acl::charge) as usize;
+        c.path.len() + SEQUENCE_DIGITS + c.data.len() + acl
+    };
     let bytes = match request {
         Request::Create(c) => create(c),
         Request::SetData(s) => s.data.len(),
@@ -95,6 +98,7 @@ fn data_bound(request: &Request) -> u64 {
                 MultiOp::Check(c) => c.path.len(),
             })
             .sum(),
+        Request::SetAcl { acl, .. } => crate::acl::charge(acl) as usize,
         _ => 0,
     };
     bytes as u64
@@ -169,7 +173,8 @@ fn data_added(request: &Request, tree: &crate::tree::DataTree) -> u64 {
         } else {
             0
         };
-        (c.path.len() + suffix + c.data.len()) as u64
+        let acl = c.acl.as_deref().map_or(0, crate::acl::charge);
+        (c.path.len() + suffix + c.data.len()) as u64 + acl
     };
     let grown = |path: &str, data: &bytes::Bytes| {
         let now = tree.get(path).map_or(0, |(d, _)| d.len());
@@ -186,6 +191,10 @@ fn data_added(request: &Request, tree: &crate::tree::DataTree) -> u64 {
                 MultiOp::Delete(_) | MultiOp::Check(_) => 0,
             })
             .sum(),
+        Request::SetAcl { path, acl, .. } => {
+            let now = tree.acl(path).map_or(0, |(a, _)| crate::acl::charge(a));
+            crate::acl::charge(acl).saturating_sub(now)
+        }
         _ => 0,
     }
 }

@@ -30,7 +30,8 @@ pub struct DataTree {
     /// Containers and TTL nodes, the only candidates for removal by the leader.
     pub(crate) expirable: BTreeSet<String>,
     pub(crate) last_applied: Zxid,
-    /// Bytes of paths and data in all nodes: what a data quota limits.
+    /// Bytes of paths, data and ACLs other than the open one
+    /// ([`crate::acl::charge`]) in all nodes: what a data quota limits.
     pub(crate) data_bytes: u64,
     /// One shared allocation per distinct ACL.
     pub(crate) acls: AclInterner,
@@ -461,10 +462,12 @@ impl DataTree {
                     });
                 }
                 let acl = self.acls.intern(acl);
+                let added = crate::acl::charge(&acl);
                 let node = self.node_mut(path).ok_or_else(|| no_node(path))?;
                 node.aversion = *aversion;
                 let old = std::mem::replace(&mut node.acl, acl);
                 let stat = node.stat();
+                self.data_bytes = self.data_bytes - crate::acl::charge(&old) + added;
                 self.acls.release(&old);
                 Ok(Outcome::AclSet { stat })
             }
@@ -544,7 +547,7 @@ impl DataTree {
                 .insert(path.to_owned());
         }
         self.nodes.insert(path, node);
-        self.data_bytes += (path.len() + data.len()) as u64;
+        self.data_bytes += (path.len() + data.len()) as u64 + crate::acl::charge(&acl);
         at.change(path, ChangeKind::Created, acl);
         at.change(parent_path, ChangeKind::ChildrenChanged, parent_acl);
         Ok(stat)
@@ -586,7 +589,7 @@ impl DataTree {
         parent.pzxid = at.zxid;
         let parent_acl = parent.acl.clone();
         let node = self.nodes.remove(path).ok_or_else(|| no_node(path))?;
-        self.data_bytes -= (path.len() + node.data.len()) as u64;
+        self.data_bytes -= (path.len() + node.data.len()) as u64 + crate::acl::charge(&node.acl);
         if node.is_expirable() {
             self.expirable.remove(path);
         }

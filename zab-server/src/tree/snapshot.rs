@@ -341,7 +341,7 @@ fn insert(tree: &mut DataTree, path: &str, node: Node) -> Result<(), &'static st
     if node.is_expirable() {
         tree.expirable.insert(path.to_owned());
     }
-    tree.data_bytes += (path.len() + node.data.len()) as u64;
+    tree.data_bytes += (path.len() + node.data.len()) as u64 + crate::acl::charge(&node.acl);
     tree.nodes.insert(path, node);
     Ok(())
 }
@@ -464,6 +464,48 @@ mod tests {
         );
         let empty = DataTree::new();
         assert_eq!(DataTree::deserialize(&empty.serialize()), Ok(empty));
+    }
+
+    /// A snapshot written before ACLs (format 1, the same fields without
+    /// aversion and ACL) restores to the same tree, every node open.
+    #[test]
+    fn format_1_snapshots_still_restore() {
+        let tree = built();
+        let mut v1 = Vec::new();
+        v1.put_slice(MAGIC);
+        v1.put_u8(1);
+        v1.put_u64(tree.last_applied.0);
+        let mut sessions = tree.sessions();
+        sessions.sort_unstable();
+        v1.put_u32(sessions.len() as u32);
+        for (session, timeout_ms) in sessions {
+            v1.put_u64(session);
+            v1.put_u32(timeout_ms);
+        }
+        let mut nodes: Vec<(&str, &Node)> = tree.nodes.iter().collect();
+        nodes.sort_unstable_by(|a, b| a.0.cmp(b.0));
+        v1.put_u32(nodes.len() as u32);
+        for (path, node) in nodes {
+            put_bytes(&mut v1, path.as_bytes());
+            put_bytes(&mut v1, &node.data);
+            for z in [node.czxid, node.mzxid, node.pzxid] {
+                v1.put_u64(z.0);
+            }
+            v1.put_i64(node.ctime_ms);
+            v1.put_i64(node.mtime_ms);
+            v1.put_i32(node.version);
+            v1.put_i32(node.cversion);
+            v1.put_i32(node.child_creates);
+            put_kind(&mut v1, node.kind());
+            v1.put_u64(node.ephemeral_owner());
+        }
+        let back = DataTree::deserialize(&v1).expect("a format 1 snapshot");
+        assert_eq!(back, tree);
+        assert!(back
+            .nodes
+            .iter()
+            .all(|(_, n)| Arc::ptr_eq(&n.acl, &open_acl())));
+        assert_eq!(back.serialize(), tree.serialize(), "written as format 2");
     }
 
     #[test]

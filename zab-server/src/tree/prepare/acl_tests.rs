@@ -300,6 +300,7 @@ fn a_multi_is_checked_op_by_op_and_applies_nothing_if_one_is_refused() {
 fn one_copy_per_distinct_acl_and_snapshots_keep_them() {
     let mut t = Tree::new();
     let bob = user("bob", "secret");
+    let empty = t.tree.data_bytes();
     for i in 0..200 {
         t.run(&bob, create(&format!("/n{i:03}"), Some(Acl::creator_all())))
             .expect("create");
@@ -323,6 +324,21 @@ fn one_copy_per_distinct_acl_and_snapshots_keep_them() {
         t.run(&bob, delete(&format!("/n{i:03}"))).expect("delete");
     }
     assert_eq!(t.tree.distinct_acls(), 1, "a list goes with its last node");
+
+    // ACLs other than the open one count against the data quota, per node.
+    let charge = crate::acl::charge(&ip);
+    assert!(charge > 0);
+    assert_eq!(t.tree.data_bytes(), empty + "/ip".len() as u64 + charge);
+    let root = Caller {
+        superuser: true,
+        ..Caller::anonymous()
+    };
+    t.run(&root, set_acl("/ip", Acl::open_unsafe(), -1))
+        .expect("reopen");
+    assert_eq!(t.tree.data_bytes(), empty + "/ip".len() as u64);
+    t.run(&root, set_acl("/ip", ip, -1)).expect("close");
+    t.run(&root, delete("/ip")).expect("delete");
+    assert_eq!(t.tree.data_bytes(), empty);
 }
 
 #[test]
