@@ -60,6 +60,48 @@ impl WatchStream {
     }
 }
 
+/// A client being configured: see [`Client::builder`].
+#[derive(Debug, Clone)]
+pub struct Builder {
+    servers: Vec<String>,
+    timeout_ms: u32,
+    in_order: bool,
+    tls: Option<crate::Tls>,
+}
+
+impl Builder {
+    /// The session timeout asked for (the server clamps it); 10 s unless
+    /// set.
+    pub fn session_timeout_ms(mut self, timeout_ms: u32) -> Builder {
+        self.timeout_ms = timeout_ms;
+        self
+    }
+
+    /// Tries the servers in the order given, at the first connection and
+    /// at every reconnect (locality, tests), instead of from a varying
+    /// start that spreads clients over the ensemble.
+    pub fn in_order(mut self) -> Builder {
+        self.in_order = true;
+        self
+    }
+
+    /// Connects over TLS (the servers must have `[client_tls]`).
+    pub fn tls(mut self, tls: crate::Tls) -> Builder {
+        self.tls = Some(tls);
+        self
+    }
+
+    /// Opens the session.
+    pub async fn connect(self) -> Result<Client, Error> {
+        let mut order = self.servers;
+        if !self.in_order && !order.is_empty() {
+            let start = (std::process::id() as usize + timestamp() as usize) % order.len();
+            order.rotate_left(start);
+        }
+        Client::open(order, self.timeout_ms, self.tls).await
+    }
+}
+
 /// A session with the ensemble.
 pub struct Client {
     requests: mpsc::UnboundedSender<Call>,
@@ -85,15 +127,21 @@ impl Client {
     /// again at every reconnect, so a server that moved is found where it is
     /// now.
     pub async fn connect<A: ToString>(servers: &[A], timeout_ms: u32) -> Result<Client, Error> {
-        let start = (std::process::id() as usize + timestamp() as usize) % servers.len().max(1);
-        let order: Vec<String> = servers
-            .iter()
-            .cycle()
-            .skip(start)
-            .take(servers.len())
-            .map(ToString::to_string)
-            .collect();
-        Client::connect_in_order(&order, timeout_ms).await
+        Client::builder(servers)
+            .session_timeout_ms(timeout_ms)
+            .connect()
+            .await
+    }
+
+    /// A client to configure before it connects (TLS, server order,
+    /// session timeout).
+    pub fn builder<A: ToString>(servers: &[A]) -> Builder {
+        Builder {
+            servers: servers.iter().map(ToString::to_string).collect(),
+            timeout_ms: 10_000,
+            in_order: false,
+            tls: None,
+        }
     }
 
     /// Like [`Client::connect`], but tries `servers` in the order given, at
@@ -102,14 +150,25 @@ impl Client {
         servers: &[A],
         timeout_ms: u32,
     ) -> Result<Client, Error> {
-        let order: Vec<String> = servers.iter().map(ToString::to_string).collect();
+        Client::builder(servers)
+            .session_timeout_ms(timeout_ms)
+            .in_order()
+            .connect()
+            .await
+    }
+
+    async fn open(
+        order: Vec<String>,
+        timeout_ms: u32,
+        tls: Option<crate::Tls>,
+    ) -> Result<Client, Error> {
         let last_zxid = Arc::new(AtomicU64::new(0));
         let (requests, calls) = mpsc::unbounded_channel();
         let (events_tx, events_rx) = mpsc::unbounded_channel();
         let (states_tx, states) = tokio::sync::watch::channel(SessionState::Disconnected);
         let (ready_tx, ready) = oneshot::channel();
         let driver = Driver::new(
-            order,
+            (order, tls),
             timeout_ms,
             events_tx,
             states_tx,

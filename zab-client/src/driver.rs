@@ -12,7 +12,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::BytesMut;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::time::Instant;
@@ -33,18 +33,23 @@ pub(crate) struct Call {
     pub stream: Option<EventTx>,
 }
 
-type Dialing = Pin<Box<dyn Future<Output = Result<TcpStream, String>> + Send>>;
+/// A connection to a server: plain TCP or TLS over it.
+trait Stream: AsyncRead + AsyncWrite + Unpin + Send {}
+impl<T: AsyncRead + AsyncWrite + Unpin + Send> Stream for T {}
+
+type Dialing = Pin<Box<dyn Future<Output = Result<Box<dyn Stream>, String>> + Send>>;
 
 enum Socket {
     None,
     Dialing(Dialing),
-    Open(TcpStream),
+    Open(Box<dyn Stream>),
 }
 
 pub(crate) struct Driver {
     machine: Machine,
     /// `host:port` names, resolved at each dial.
     servers: Vec<String>,
+    tls: Option<crate::Tls>,
     /// The instant the machine's time counts from.
     epoch: Instant,
     socket: Socket,
@@ -60,7 +65,7 @@ pub(crate) struct Driver {
 
 impl Driver {
     pub(crate) fn new(
-        servers: Vec<String>,
+        (servers, tls): (Vec<String>, Option<crate::Tls>),
         timeout_ms: u32,
         events: EventTx,
         states: watch::Sender<SessionState>,
@@ -70,6 +75,7 @@ impl Driver {
         Driver {
             machine: Machine::new(servers.len(), timeout_ms, 0),
             servers,
+            tls,
             epoch: Instant::now(),
             socket: Socket::None,
             replies: HashMap::new(),
@@ -100,7 +106,7 @@ impl Driver {
                 .map(|ms| self.epoch + Duration::from_millis(ms));
             enum Woke {
                 Call(Option<Call>),
-                Dialed(Result<TcpStream, String>),
+                Dialed(Result<Box<dyn Stream>, String>),
                 Read(std::io::Result<usize>),
                 Timer,
             }
@@ -134,7 +140,6 @@ impl Driver {
                     self.machine.shutdown();
                 }
                 Woke::Dialed(Ok(stream)) => {
-                    let _ = stream.set_nodelay(true);
                     self.socket = Socket::Open(stream);
                     self.machine.dialed(now);
                 }
@@ -174,7 +179,7 @@ impl Driver {
         match output {
             Output::Dial { server } => {
                 let name = self.servers[server].clone();
-                self.socket = Socket::Dialing(Box::pin(dial(name)));
+                self.socket = Socket::Dialing(Box::pin(dial(name, self.tls.clone())));
             }
             Output::Send(bytes) => {
                 if let Socket::Open(stream) = &mut self.socket {
@@ -229,9 +234,19 @@ impl Driver {
 }
 
 /// Resolves `name` (now, not once at start: names may move between
-/// attempts) and connects to the first of its addresses that accepts.
-async fn dial(name: String) -> Result<TcpStream, String> {
-    let addrs: Vec<SocketAddr> = tokio::net::lookup_host(name.as_str())
+/// attempts), connects to the first of its addresses that accepts, and runs
+/// the TLS handshake over it if `tls` is set.
+async fn dial(name: String, tls: Option<crate::Tls>) -> Result<Box<dyn Stream>, String> {
+    let tcp = dial_tcp(&name).await?;
+    let _ = tcp.set_nodelay(true);
+    match tls {
+        None => Ok(Box::new(tcp)),
+        Some(tls) => Ok(Box::new(tls.connect(&name, tcp).await?)),
+    }
+}
+
+async fn dial_tcp(name: &str) -> Result<TcpStream, String> {
+    let addrs: Vec<SocketAddr> = tokio::net::lookup_host(name)
         .await
         .map_err(|e| format!("{name}: cannot resolve: {e}"))?
         .collect();

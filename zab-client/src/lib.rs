@@ -56,11 +56,13 @@ mod driver;
 mod error;
 pub mod machine;
 pub mod recipes;
+mod tls;
 mod watch;
 
-pub use client::{Client, Consistency, WatchStream};
+pub use client::{Builder, Client, Consistency, WatchStream};
 pub use error::Error;
 pub use machine::SessionState;
+pub use tls::Tls;
 pub use watch::Delivery;
 pub use zab_proto::{
     digest_id, Acl, CheckRequest, CreateMode, CreateRequest, DeleteRequest, ErrorCode, MultiOp,

@@ -91,6 +91,9 @@ pub struct Config {
     /// ACL check. None by default.
     #[serde(default)]
     pub super_digest: Option<String>,
+    /// TLS on the client port (every connection); none by default.
+    #[serde(default)]
+    pub client_tls: Option<crate::tls::ClientTls>,
     pub servers: Vec<Member>,
 }
 
@@ -286,6 +289,9 @@ impl Config {
             if p.is_relative() {
                 self.peer_secret_file = Some(dir.join(p));
             }
+        }
+        if let Some(tls) = &mut self.client_tls {
+            tls.resolve_paths(dir);
         }
     }
 

@@ -17,5 +17,6 @@ pub mod replica;
 pub mod run;
 pub mod server;
 pub mod storage;
+pub mod tls;
 pub mod tree;
 pub mod watches;

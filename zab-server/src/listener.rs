@@ -17,9 +17,10 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::net::TcpListener;
 use tokio::sync::{mpsc, Notify};
+use tokio_rustls::TlsAcceptor;
 use tracing::{debug, warn};
 use zab_proto::{negotiate_frame_bytes, ConnectRequest, RequestFrame, HANDSHAKE_FRAME_BYTES_MAX};
 
@@ -48,6 +49,31 @@ pub struct Backlog {
 
 /// How long a closed connection may take to take what was queued for it.
 const CLOSE_FLUSH: Duration = Duration::from_secs(2);
+
+/// How the client port treats its connections.
+#[derive(Clone)]
+pub struct ListenerConfig {
+    /// The largest frame a client may send or be sent.
+    pub frame_bytes_max: u32,
+    /// How long a TLS handshake, or a frame the client has begun, may go
+    /// without progress before the connection is closed: a client that
+    /// stops half-way holds nothing for long. (A connection between frames
+    /// is the core's to judge: its handshake bound, then its session's
+    /// timeout.)
+    pub stall: Duration,
+    /// TLS on every connection, if configured (`[client_tls]`).
+    pub tls: Option<TlsAcceptor>,
+}
+
+impl std::fmt::Debug for ListenerConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ListenerConfig")
+            .field("frame_bytes_max", &self.frame_bytes_max)
+            .field("stall", &self.stall)
+            .field("tls", &self.tls.is_some())
+            .finish()
+    }
+}
 
 /// The shell's end of a connection: its queue and its backlog.
 #[derive(Debug)]
@@ -83,11 +109,13 @@ impl Drop for ConnTx {
 /// From connection tasks to the driver.
 #[derive(Debug)]
 pub enum ClientEvent {
-    /// A connection from `ip` was accepted; `tx` carries what the core
-    /// sends it, and dropping `tx` closes it.
+    /// A connection from `ip` was accepted (over TLS with a verified
+    /// client certificate: `x509` is its subject); `tx` carries what the
+    /// core sends it, and dropping `tx` closes it.
     Opened {
         conn: ConnId,
         ip: IpAddr,
+        x509: Option<String>,
         tx: ConnTx,
     },
     /// The connection's handshake arrived.
@@ -106,11 +134,7 @@ pub async fn bind(addr: SocketAddr) -> std::io::Result<TcpListener> {
 }
 
 /// Accepts clients forever, one task each.
-pub async fn listen(
-    listener: TcpListener,
-    events: mpsc::Sender<ClientEvent>,
-    frame_bytes_max: u32,
-) {
+pub async fn listen(listener: TcpListener, events: mpsc::Sender<ClientEvent>, cfg: ListenerConfig) {
     let mut next: ConnId = 1;
     let per_address = PerAddress::default();
     loop {
@@ -124,9 +148,34 @@ pub async fn listen(
                 next += 1;
                 let events = events.clone();
                 let per_address = per_address.clone();
+                let cfg = cfg.clone();
                 tokio::spawn(async move {
+                    let _ = stream.set_nodelay(true);
                     let ip = addr.ip();
-                    if let Err(e) = connection((conn, ip), stream, &events, frame_bytes_max).await {
+                    let ended = match &cfg.tls {
+                        None => {
+                            let (reader, writer) = stream.into_split();
+                            let peer = (conn, ip, None);
+                            connection(peer, (reader, writer), &events, &cfg).await
+                        }
+                        Some(acceptor) => {
+                            match tokio::time::timeout(cfg.stall, acceptor.accept(stream)).await {
+                                Ok(Ok(tls)) => {
+                                    let (_, session) = tls.get_ref();
+                                    let x509 = session
+                                        .peer_certificates()
+                                        .and_then(|chain| chain.first())
+                                        .and_then(crate::tls::subject);
+                                    let (reader, writer) = tokio::io::split(tls);
+                                    let peer = (conn, ip, x509);
+                                    connection(peer, (reader, writer), &events, &cfg).await
+                                }
+                                Ok(Err(e)) => Err(e),
+                                Err(_) => Err(std::io::Error::other("no TLS handshake in time")),
+                            }
+                        }
+                    };
+                    if let Err(e) = ended {
                         debug!(%addr, conn, error = %e, "client connection ended");
                     }
                     let _ = events.send(ClientEvent::Closed { conn }).await;
@@ -164,14 +213,17 @@ fn release(per_address: &PerAddress, ip: IpAddr) {
 /// Runs one connection until either side ends it: the client (EOF, a bad
 /// frame) or the core (it dropped the sender: a refusal, a close, a silent
 /// client, a handshake that never came).
-async fn connection(
-    (conn, ip): (ConnId, IpAddr),
-    stream: TcpStream,
+async fn connection<R, W>(
+    (conn, ip, x509): (ConnId, IpAddr, Option<String>),
+    (mut reader, mut writer): (R, W),
     events: &mpsc::Sender<ClientEvent>,
-    frame_bytes_max: u32,
-) -> std::io::Result<()> {
-    let _ = stream.set_nodelay(true);
-    let (mut reader, mut writer) = stream.into_split();
+    cfg: &ListenerConfig,
+) -> std::io::Result<()>
+where
+    R: AsyncRead + Unpin,
+    W: AsyncWrite + Unpin,
+{
+    let frame_bytes_max = cfg.frame_bytes_max;
     let (tx, mut rx) = mpsc::unbounded_channel::<Bytes>();
     let backlog = Arc::new(Backlog {
         bytes: AtomicUsize::new(0),
@@ -184,11 +236,8 @@ async fn connection(
         backlog: backlog.clone(),
         hard_bytes: frame_bytes_max as usize + BACKLOG_HARD_EXTRA_BYTES,
     };
-    if events
-        .send(ClientEvent::Opened { conn, ip, tx })
-        .await
-        .is_err()
-    {
+    let opened = ClientEvent::Opened { conn, ip, x509, tx };
+    if events.send(opened).await.is_err() {
         return Ok(());
     }
     let writer_backlog = backlog.clone();
@@ -255,7 +304,21 @@ async fn connection(
                     return Err(std::io::Error::other(e));
                 }
             }
-            if reader.read_buf(&mut buf).await? == 0 {
+            // Between frames the core judges the connection (its
+            // handshake bound, its session's timeout); inside one, the
+            // client must keep sending.
+            let read = if buf.is_empty() {
+                reader.read_buf(&mut buf).await?
+            } else {
+                match tokio::time::timeout(cfg.stall, reader.read_buf(&mut buf)).await {
+                    Ok(read) => read?,
+                    Err(_) => {
+                        warn!(conn, "a frame stalled half-way; closing the connection");
+                        return Ok(());
+                    }
+                }
+            };
+            if read == 0 {
                 return Ok(());
             }
         }

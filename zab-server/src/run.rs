@@ -127,10 +127,19 @@ pub async fn serve(cfg: Config) -> Result<Stop, String> {
         .await
         .map_err(|e| format!("cannot listen for clients on {}: {e}", me.client))?;
     let (clients_tx, clients_rx) = mpsc::channel(INPUT_QUEUE_MAX);
+    let tls = match &cfg.client_tls {
+        Some(t) => Some(t.acceptor()?),
+        None => None,
+    };
+    let listener_cfg = crate::listener::ListenerConfig {
+        frame_bytes_max: cfg.client_frame_bytes_max,
+        stall: Duration::from_millis(u64::from(cfg.handshake_timeout_ms)),
+        tls,
+    };
     tokio::spawn(crate::listener::listen(
         client_listener,
         clients_tx,
-        cfg.client_frame_bytes_max,
+        listener_cfg,
     ));
     let mut token_seed = [0u8; 8];
     getrandom::getrandom(&mut token_seed).map_err(|e| format!("no random source: {e}"))?;

@@ -106,9 +106,13 @@ impl Driver {
 
     fn client_input(&mut self, event: ClientEvent) -> ServerInput {
         match event {
-            ClientEvent::Opened { conn, ip, tx } => {
+            ClientEvent::Opened { conn, ip, x509, tx } => {
                 self.conns.insert(conn, tx);
-                ServerInput::ClientOpened { conn, ip: Some(ip) }
+                ServerInput::ClientOpened {
+                    conn,
+                    ip: Some(ip),
+                    x509,
+                }
             }
             ClientEvent::Hello { conn, hello } => ServerInput::ClientHello {
                 conn,

@@ -1,7 +1,8 @@
 //! `zabctl`: a command-line client for the zab coordination service.
 //!
 //! ```text
-//! zabctl [--servers HOST:PORT,...] [--auth digest:USER:PASSWORD] [--json] COMMAND
+//! zabctl [--servers HOST:PORT,...] [--auth digest:USER:PASSWORD]
+//!        [--tls-ca FILE [--tls-cert FILE --tls-key FILE]] [--json] COMMAND
 //!   create [-e] [-s] [-c] [--ttl MS] [--acl ACL] PATH [DATA]
 //!   getacl PATH         setacl [-v AVERSION] PATH ACL
 //!   digest USER:PASSWORD  (offline: the digest id for ACLs and super_digest)
@@ -17,7 +18,10 @@
 //! ACLs are written as ZooKeeper's zkCli.sh writes them, comma-separated:
 //! `world:anyone:r,digest:bob:HASH:cdrwa,ip:10.0.0.0/8:rw,auth::cdrwa`.
 //! `--auth` (repeatable; also `ZAB_AUTH`, `;`-separated) proves identities
-//! on the session before the command runs.
+//! on the session before the command runs. `--tls-ca` (also `ZAB_TLS_CA`)
+//! connects over TLS trusting that CA; `--tls-cert`/`--tls-key` (also
+//! `ZAB_TLS_CERT`, `ZAB_TLS_KEY`) present a client certificate, the
+//! session's `x509` identity.
 //! Servers come from `--servers`, else `ZAB_SERVERS`, else the ensemble that
 //! `scripts/cluster.sh up` starts (127.0.0.1:2181-2183). Reads are
 //! linearizable (sync, then read). Exit codes: 0 ok, 1 the server said no
@@ -33,6 +37,8 @@ struct Opts {
     json: bool,
     /// `(scheme, credentials)` for AddAuth.
     auth: Vec<(String, String)>,
+    /// CA, then client certificate and key files, for TLS.
+    tls: (Option<String>, Option<String>, Option<String>),
     args: Vec<String>,
 }
 
@@ -44,10 +50,15 @@ fn parse() -> Result<Opts, String> {
     let mut auth_specs: Vec<String> = std::env::var("ZAB_AUTH")
         .map(|v| v.split(';').map(String::from).collect())
         .unwrap_or_default();
+    let env = |name: &str| std::env::var(name).ok();
+    let mut tls = (env("ZAB_TLS_CA"), env("ZAB_TLS_CERT"), env("ZAB_TLS_KEY"));
     let mut it = std::env::args().skip(1);
     while let Some(a) = it.next() {
         match a.as_str() {
             "--servers" => servers = it.next().ok_or("--servers needs a list")?,
+            "--tls-ca" => tls.0 = Some(it.next().ok_or("--tls-ca needs a file")?),
+            "--tls-cert" => tls.1 = Some(it.next().ok_or("--tls-cert needs a file")?),
+            "--tls-key" => tls.2 = Some(it.next().ok_or("--tls-key needs a file")?),
             "--auth" => auth_specs.push(it.next().ok_or("--auth needs scheme:credentials")?),
             "--json" => json = true,
             _ => args.push(a),
@@ -81,6 +92,7 @@ fn parse() -> Result<Opts, String> {
         servers,
         json,
         auth,
+        tls,
         args,
     })
 }
@@ -343,6 +355,23 @@ fn parse_multi(text: &str) -> Option<Vec<zab_client::MultiOp>> {
         .collect()
 }
 
+/// The TLS settings the flags name, if any.
+fn tls_config(
+    (ca, cert, key): &(Option<String>, Option<String>, Option<String>),
+) -> Result<Option<zab_client::Tls>, String> {
+    use std::path::Path;
+    let identity = match (cert, key) {
+        (Some(c), Some(k)) => Some((Path::new(c), Path::new(k))),
+        (None, None) => None,
+        _ => return Err("--tls-cert and --tls-key go together".into()),
+    };
+    match ca {
+        Some(ca) => zab_client::Tls::from_files(Path::new(ca), identity).map(Some),
+        None if identity.is_some() => Err("--tls-cert needs --tls-ca".into()),
+        None => Ok(None),
+    }
+}
+
 /// `zabctl cluster status`: every server's admin /status, without a session.
 async fn cluster_status(json: bool) -> ExitCode {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -408,7 +437,16 @@ async fn main() -> ExitCode {
             };
         }
     }
-    let client = match Client::connect(&opts.servers, 10_000).await {
+    let mut builder = Client::builder(&opts.servers);
+    match tls_config(&opts.tls) {
+        Ok(Some(tls)) => builder = builder.tls(tls),
+        Ok(None) => {}
+        Err(e) => {
+            eprintln!("zabctl: {e}");
+            return ExitCode::from(2);
+        }
+    }
+    let client = match builder.connect().await {
         Ok(c) => c,
         Err(e) => {
             eprintln!("zabctl: {e}");

@@ -267,9 +267,17 @@ impl Frontend {
         self.send_bytes(conn, out.freeze());
     }
 
-    /// A connection from `ip` was accepted: its handshake is due within
+    /// A connection from `ip` was accepted, with the subject of its TLS
+    /// client certificate if it presented one: its handshake is due within
     /// the bound.
-    pub fn on_opened(&mut self, conn: ConnId, ip: Option<IpAddr>) {
+    pub fn on_opened(&mut self, conn: ConnId, ip: Option<IpAddr>, x509: Option<String>) {
+        let ids = x509
+            .map(|subject| acl::Identity {
+                scheme: "x509".into(),
+                id: subject,
+            })
+            .into_iter()
+            .collect();
         self.conns.insert(
             conn,
             Conn {
@@ -281,7 +289,8 @@ impl Frontend {
                 frame_bytes_max: self.limits.frame_bytes_max,
                 caller: Caller {
                     ip,
-                    ..Caller::default()
+                    ids,
+                    superuser: false,
                 },
             },
         );

@@ -110,10 +110,13 @@ pub enum ServerInput {
     /// A peer message, a peer link's loss, or a durability report: anything
     /// for the protocol node that the shell's transport or storage produced.
     Protocol(Input),
-    /// A client connection was accepted from `ip` (the `ip` ACL scheme).
+    /// A client connection was accepted from `ip` (the `ip` ACL scheme),
+    /// with the subject of its verified TLS client certificate, if any (the
+    /// `x509` scheme).
     ClientOpened {
         conn: ConnId,
         ip: Option<std::net::IpAddr>,
+        x509: Option<String>,
     },
     /// Its handshake, with entropy for a new session.
     ClientHello {
@@ -252,7 +255,7 @@ impl ServerCore {
                 self.feed(more);
             }
             ServerInput::Protocol(input) => self.node.handle(input),
-            ServerInput::ClientOpened { conn, ip } => self.frontend.on_opened(conn, ip),
+            ServerInput::ClientOpened { conn, ip, x509 } => self.frontend.on_opened(conn, ip, x509),
             ServerInput::ClientHello {
                 conn,
                 hello,

@@ -138,7 +138,7 @@ impl Harness {
         };
         self.entropy += 1;
         let entropy = Entropy([self.entropy; 24]);
-        self.fe.on_opened(conn, None);
+        self.fe.on_opened(conn, None, None);
         let applied = self.replica.tree.last_applied_zxid();
         let inputs = self
             .fe
@@ -346,7 +346,7 @@ fn a_server_out_of_the_quorum_serves_no_sessions() {
 #[test]
 fn a_connection_without_a_handshake_is_closed() {
     let mut h = Harness::new();
-    h.fe.on_opened(7, None);
+    h.fe.on_opened(7, None, None);
     h.advance(9_900);
     h.tick(following());
     assert!(!h.is_closed(7));

@@ -86,7 +86,14 @@ impl Simulation {
         }
         l.server_open = true;
         l.server_life = self.servers[server].life;
-        self.input(server, ServerInput::ClientOpened { conn, ip: None });
+        self.input(
+            server,
+            ServerInput::ClientOpened {
+                conn,
+                ip: None,
+                x509: None,
+            },
+        );
     }
 
     /// Bytes reach the server: framed and decoded as the listener does.

@@ -1,0 +1,277 @@
+//! The client port over TLS on a real ensemble: the client library and
+//! zabctl connect with the test CA, a plain-TCP client is refused, a client
+//! certificate is the connection's `x509` identity for ACLs, and a client
+//! that stops half-way through the TLS handshake or a frame is cut off.
+//! Certificates are made fresh by each run (rcgen).
+
+mod common;
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use common::{retry, Ensemble};
+use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, KeyPair, SanType};
+use tokio::io::AsyncWriteExt;
+use zab_client::{Acl, Client, Consistency, CreateMode, Error, ErrorCode, Perms, Tls};
+
+struct Pki {
+    dir: PathBuf,
+    ca: String,
+    /// The client certificate's subject, as the server names it.
+    alice: String,
+}
+
+impl Pki {
+    /// A CA, a server certificate for 127.0.0.1, and a client certificate
+    /// for "alice", as PEM files in `dir`.
+    fn make(dir: &Path) -> Pki {
+        std::fs::create_dir_all(dir).expect("pki dir");
+        let ca_key = KeyPair::generate().expect("key");
+        let mut ca = CertificateParams::new(Vec::<String>::new()).expect("params");
+        ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        ca.distinguished_name
+            .push(DnType::CommonName, "zab test CA");
+        let ca_cert = ca.self_signed(&ca_key).expect("CA");
+
+        let server_key = KeyPair::generate().expect("key");
+        let mut server = CertificateParams::new(vec!["localhost".to_string()]).expect("params");
+        server
+            .subject_alt_names
+            .push(SanType::IpAddress("127.0.0.1".parse().expect("ip")));
+        let server_cert = server
+            .signed_by(&server_key, &ca_cert, &ca_key)
+            .expect("server cert");
+
+        let alice_key = KeyPair::generate().expect("key");
+        let mut alice = CertificateParams::new(Vec::<String>::new()).expect("params");
+        alice.distinguished_name.push(DnType::CommonName, "alice");
+        alice
+            .distinguished_name
+            .push(DnType::OrganizationName, "zab");
+        let alice_cert = alice
+            .signed_by(&alice_key, &ca_cert, &ca_key)
+            .expect("client cert");
+
+        let write = |name: &str, pem: String| {
+            std::fs::write(dir.join(name), pem).expect("pem file");
+        };
+        write("ca.pem", ca_cert.pem());
+        write("server.pem", server_cert.pem());
+        write("server.key", server_key.serialize_pem());
+        write("alice.pem", alice_cert.pem());
+        write("alice.key", alice_key.serialize_pem());
+        Pki {
+            dir: dir.to_path_buf(),
+            ca: ca_cert.pem(),
+            alice: zab_server::tls::subject(alice_cert.der()).expect("a subject"),
+        }
+    }
+
+    fn path(&self, name: &str) -> PathBuf {
+        self.dir.join(name)
+    }
+
+    fn config(&self) -> String {
+        format!(
+            "[client_tls]\ncert_file = \"{}\"\nkey_file = \"{}\"\nclient_ca_file = \"{}\"\n",
+            self.path("server.pem").display(),
+            self.path("server.key").display(),
+            self.path("ca.pem").display(),
+        )
+    }
+
+    fn anonymous(&self) -> Tls {
+        Tls::from_pem(self.ca.as_bytes(), None).expect("tls")
+    }
+
+    fn alice(&self) -> Tls {
+        Tls::from_files(
+            &self.path("ca.pem"),
+            Some((&self.path("alice.pem"), &self.path("alice.key"))),
+        )
+        .expect("tls with a client certificate")
+    }
+}
+
+/// The `zabctl` binary (another package's, so cargo does not build it for
+/// this package's tests): built here, next to the server binary, as
+/// escargot and assert_cmd do it.
+fn zabctl() -> PathBuf {
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let status = Command::new(cargo)
+        .args(["build", "--quiet", "-p", "zab-client", "--bin", "zabctl"])
+        .status()
+        .expect("cargo runs");
+    assert!(status.success(), "building zabctl failed");
+    let server = PathBuf::from(env!("CARGO_BIN_EXE_zab-server"));
+    server.with_file_name("zabctl")
+}
+
+async fn tls_client(e: &Ensemble, i: usize, tls: Tls) -> Client {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        match Client::builder(&[e.clients[i]])
+            .tls(tls.clone())
+            .connect()
+            .await
+        {
+            Ok(c) => return c,
+            Err(err) if Instant::now() < deadline => {
+                let _ = err;
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            Err(err) => panic!("no TLS session on server {}: {err}", i + 1),
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn clients_and_zabctl_speak_tls_and_certificates_are_identities() {
+    let dir = std::env::temp_dir().join(format!("zab-tls-{}", std::process::id()));
+    let pki = Pki::make(&dir);
+    let e = Ensemble::start_with(3, "tls", &pki.config());
+    e.wait_for_leader(None).await;
+
+    let alice = tls_client(&e, 0, pki.alice()).await;
+    let mine = vec![Acl::new(Perms::ALL, "x509", pki.alice.clone())];
+    retry(|| alice.create_with_acl("/alice", b"hers", CreateMode::Persistent, mine.clone()))
+        .await
+        .expect("alice's node");
+    // Another server, over TLS but without a certificate: not alice.
+    let other = tls_client(&e, 1, pki.anonymous()).await;
+    match other.get("/alice", Consistency::Linearizable).await {
+        Err(Error::Server(ErrorCode::NoAuth)) => {}
+        got => panic!("expected NoAuth, got {got:?}"),
+    }
+    let alice_there = tls_client(&e, 1, pki.alice()).await;
+    let (data, _) = alice_there
+        .get("/alice", Consistency::Linearizable)
+        .await
+        .expect("alice on another server");
+    assert_eq!(&data[..], b"hers");
+
+    // A plain-TCP client gets no session from a TLS port.
+    let plain = tokio::time::timeout(
+        Duration::from_secs(15),
+        Client::connect(&[e.clients[2]], 4_000),
+    )
+    .await;
+    assert!(
+        matches!(plain, Ok(Err(_)) | Err(_)),
+        "a plain client got a session on a TLS port"
+    );
+
+    // zabctl over TLS, with and without the client certificate.
+    let zabctl_bin = zabctl();
+    let zabctl = |args: &[&str], cert: bool| {
+        let mut cmd = Command::new(&zabctl_bin);
+        cmd.args(["--servers", &e.clients[2].to_string()]);
+        cmd.args(["--tls-ca", pki.path("ca.pem").to_str().expect("utf-8")]);
+        if cert {
+            cmd.args(["--tls-cert", pki.path("alice.pem").to_str().expect("utf-8")]);
+            cmd.args(["--tls-key", pki.path("alice.key").to_str().expect("utf-8")]);
+        }
+        cmd.args(args).output().expect("zabctl runs")
+    };
+    let out = zabctl(&["get", "/alice"], true);
+    assert!(out.status.success(), "{out:?}");
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "hers");
+    let out = zabctl(&["get", "/alice"], false);
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "NoAuth is the server saying no: {out:?}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Connections that stall in their TLS handshake are cut off within the
+/// bound, and the address's connection slots come back: they cannot lock
+/// out the clients that share the address.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stalled_tls_handshakes_are_cut_off_and_free_their_slots() {
+    let dir = std::env::temp_dir().join(format!("zab-tls-stall-{}", std::process::id()));
+    let pki = Pki::make(&dir);
+    let extra = format!("handshake_timeout_ms = 1000\n{}", pki.config());
+    let e = Ensemble::start_with(1, "tls-stall", &extra);
+    e.wait_for_leader(None).await;
+    let addr = e.clients[0];
+    // Every slot of this address taken by connections that never finish
+    // their TLS handshake ...
+    let mut stalled = Vec::new();
+    for _ in 0..zab_server::listener::CONNECTIONS_PER_ADDRESS_MAX {
+        let mut s = tokio::net::TcpStream::connect(addr).await.expect("connect");
+        s.write_all(b"\x16\x03\x01")
+            .await
+            .expect("half a record header");
+        stalled.push(s);
+    }
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let started = Instant::now();
+    // Within the bound they are gone and a real client gets in.
+    let client = tls_client(&e, 0, pki.anonymous()).await;
+    let waited = started.elapsed();
+    assert!(
+        waited < Duration::from_secs(10),
+        "locked out for {waited:?} behind stalled handshakes"
+    );
+    for mut s in stalled {
+        let mut b = [0u8; 1];
+        let closed = tokio::time::timeout(
+            Duration::from_secs(5),
+            tokio::io::AsyncReadExt::read(&mut s, &mut b),
+        )
+        .await;
+        assert!(
+            matches!(closed, Ok(Ok(0)) | Ok(Err(_))),
+            "a stalled handshake stayed open: {closed:?}"
+        );
+    }
+    retry(|| client.create("/ok", b"", CreateMode::Persistent))
+        .await
+        .expect("the ensemble serves");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// A plain-TCP client that sends half a frame and stops is cut off within
+/// the bound, long before its session's timeout.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_half_sent_frame_is_cut_off() {
+    let e = Ensemble::start_with(1, "half-frame", "handshake_timeout_ms = 1000\n");
+    let addr = e.clients[0];
+    e.wait_for_leader(None).await;
+    let (mut s, reply) = common::raw_handshake(addr, 0).await;
+    assert!(
+        matches!(reply, zab_proto::ConnectReply::Accepted(_)),
+        "{reply:?}"
+    );
+    // A 1,000-byte frame's length prefix and 10 bytes of it; then silence.
+    s.write_all(&1000u32.to_be_bytes()).await.expect("prefix");
+    s.write_all(&[0u8; 10]).await.expect("part");
+    s.flush().await.expect("flush");
+    let started = Instant::now();
+    let mut b = [0u8; 64];
+    let closed = loop {
+        match tokio::time::timeout(
+            Duration::from_secs(20),
+            tokio::io::AsyncReadExt::read(&mut s, &mut b),
+        )
+        .await
+        {
+            Ok(Ok(0)) | Ok(Err(_)) => break true,
+            Ok(Ok(_)) => continue, // a ping reply or the like
+            Err(_) => break false,
+        }
+    };
+    assert!(closed, "a half-sent frame kept its connection for 20 s");
+    let waited = started.elapsed();
+    assert!(
+        waited < Duration::from_secs(15),
+        "cut off after {waited:?}, not within the 1 s bound (session timeout 60 s)"
+    );
+    std::io::stderr()
+        .write_all(format!("half frame cut off after {waited:?}\n").as_bytes())
+        .ok();
+}
