@@ -71,7 +71,7 @@ impl Tls {
 
     /// Runs the TLS handshake on `tcp` for the server dialled as `name`
     /// (`host:port`).
-    pub(crate) async fn connect(
+    pub async fn connect(
         &self,
         name: &str,
         tcp: tokio::net::TcpStream,

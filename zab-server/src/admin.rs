@@ -1,71 +1,93 @@
 //! The admin port: `GET /health` (200 when serving, 503 otherwise), `GET
 //! /status` (JSON: role, leader, epoch, zxids, counts) and `GET /metrics`
-//! (Prometheus text). A deliberately tiny HTTP/1.0 responder on loopback:
-//! one request per connection, bounded request size, no keep-alive.
+//! (Prometheus text). A deliberately tiny HTTP/1.0 responder: one request
+//! per connection, bounded request size and time, no keep-alive; over TLS
+//! when `[admin_tls]` is configured.
 
 use std::fmt::Write as _;
 
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use std::time::Duration;
+
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
+use tokio_rustls::TlsAcceptor;
 use zab_core::{Phase, Role};
 
 use crate::server::Status;
 
 const REQUEST_BYTES_MAX: usize = 8 * 1024;
+/// How long a request (and a TLS handshake) may take to arrive.
+const REQUEST_TIME_MAX: Duration = Duration::from_secs(2);
 
 pub async fn serve(
-    listener: TcpListener,
+    (listener, tls): (TcpListener, Option<TlsAcceptor>),
     status: watch::Receiver<Status>,
     id: u64,
     metrics: std::sync::Arc<crate::metrics::Metrics>,
 ) {
     loop {
-        let Ok((mut stream, _)) = listener.accept().await else {
+        let Ok((stream, _)) = listener.accept().await else {
             continue;
         };
         let status = status.borrow().clone();
         let metrics = metrics.clone();
+        let tls = tls.clone();
         tokio::spawn(async move {
-            let mut buf = vec![0u8; REQUEST_BYTES_MAX];
-            let mut len = 0;
-            while len < buf.len() {
-                match tokio::time::timeout(
-                    std::time::Duration::from_secs(2),
-                    stream.read(&mut buf[len..]),
-                )
-                .await
-                {
-                    Ok(Ok(0)) | Err(_) | Ok(Err(_)) => break,
-                    Ok(Ok(n)) => len += n,
-                }
-                if buf[..len].windows(4).any(|w| w == b"\r\n\r\n") {
-                    break;
+            match tls {
+                None => answer(stream, &status, id, &metrics).await,
+                Some(acceptor) => {
+                    if let Ok(Ok(stream)) =
+                        tokio::time::timeout(REQUEST_TIME_MAX, acceptor.accept(stream)).await
+                    {
+                        answer(stream, &status, id, &metrics).await;
+                    }
                 }
             }
-            let request = String::from_utf8_lossy(&buf[..len]);
-            let path = request.split_whitespace().nth(1).unwrap_or("/");
-            let (code, kind, mut body) = respond(path, &status, id);
-            if path == "/metrics" {
-                metrics.fsync.render(
-                    "zab_fsync_seconds",
-                    "Group-commit batch: apply and fdatasync.",
-                    &mut body,
-                );
-                metrics.commit.render(
-                    "zab_commit_seconds",
-                    "Client write: arrival to reply.",
-                    &mut body,
-                );
-            }
-            let head = format!(
-                "HTTP/1.0 {code}\r\nContent-Type: {kind}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
-                body.len()
-            );
-            let _ = stream.write_all(head.as_bytes()).await;
-            let _ = stream.write_all(body.as_bytes()).await;
         });
     }
+}
+
+/// Reads one request from `stream` and answers it.
+async fn answer<S: AsyncRead + AsyncWrite + Unpin>(
+    mut stream: S,
+    status: &Status,
+    id: u64,
+    metrics: &crate::metrics::Metrics,
+) {
+    let mut buf = vec![0u8; REQUEST_BYTES_MAX];
+    let mut len = 0;
+    while len < buf.len() {
+        match tokio::time::timeout(REQUEST_TIME_MAX, stream.read(&mut buf[len..])).await {
+            Ok(Ok(0)) | Err(_) | Ok(Err(_)) => break,
+            Ok(Ok(n)) => len += n,
+        }
+        if buf[..len].windows(4).any(|w| w == b"\r\n\r\n") {
+            break;
+        }
+    }
+    let request = String::from_utf8_lossy(&buf[..len]);
+    let path = request.split_whitespace().nth(1).unwrap_or("/");
+    let (code, kind, mut body) = respond(path, status, id);
+    if path == "/metrics" {
+        metrics.fsync.render(
+            "zab_fsync_seconds",
+            "Group-commit batch: apply and fdatasync.",
+            &mut body,
+        );
+        metrics.commit.render(
+            "zab_commit_seconds",
+            "Client write: arrival to reply.",
+            &mut body,
+        );
+    }
+    let head = format!(
+        "HTTP/1.0 {code}\r\nContent-Type: {kind}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        body.len()
+    );
+    let _ = stream.write_all(head.as_bytes()).await;
+    let _ = stream.write_all(body.as_bytes()).await;
+    let _ = stream.shutdown().await;
 }
 
 fn serving(role: &Role) -> bool {

@@ -93,7 +93,12 @@ pub struct Config {
     pub super_digest: Option<String>,
     /// TLS on the client port (every connection); none by default.
     #[serde(default)]
-    pub client_tls: Option<crate::tls::ClientTls>,
+    pub client_tls: Option<crate::tls::PortTls>,
+    /// TLS on the admin port (with `client_ca_file` and
+    /// `require_client_cert`, only holders of a certificate from that CA
+    /// may ask); none by default.
+    #[serde(default)]
+    pub admin_tls: Option<crate::tls::PortTls>,
     pub servers: Vec<Member>,
 }
 
@@ -290,7 +295,10 @@ impl Config {
                 self.peer_secret_file = Some(dir.join(p));
             }
         }
-        if let Some(tls) = &mut self.client_tls {
+        for tls in [&mut self.client_tls, &mut self.admin_tls]
+            .into_iter()
+            .flatten()
+        {
             tls.resolve_paths(dir);
         }
     }

@@ -128,7 +128,7 @@ pub async fn serve(cfg: Config) -> Result<Stop, String> {
         .map_err(|e| format!("cannot listen for clients on {}: {e}", me.client))?;
     let (clients_tx, clients_rx) = mpsc::channel(INPUT_QUEUE_MAX);
     let tls = match &cfg.client_tls {
-        Some(t) => Some(t.acceptor()?),
+        Some(t) => Some(t.acceptor().map_err(|e| format!("client_tls: {e}"))?),
         None => None,
     };
     let listener_cfg = crate::listener::ListenerConfig {
@@ -173,8 +173,12 @@ pub async fn serve(cfg: Config) -> Result<Stop, String> {
         let listener = TcpListener::bind(admin)
             .await
             .map_err(|e| format!("cannot listen for admin requests on {admin}: {e}"))?;
+        let tls = match &cfg.admin_tls {
+            Some(t) => Some(t.acceptor().map_err(|e| format!("admin_tls: {e}"))?),
+            None => None,
+        };
         tokio::spawn(crate::admin::serve(
-            listener,
+            (listener, tls),
             status,
             cfg.id,
             metrics.clone(),

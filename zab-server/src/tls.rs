@@ -1,6 +1,7 @@
-//! TLS on the client port (rustls, on ring): the server's certificate chain
-//! and key from PEM files and, with a client CA, client certificates whose
-//! subject becomes the connection's `x509` identity for ACLs.
+//! TLS on the client and admin ports (rustls, on ring): the server's
+//! certificate chain and key from PEM files and, with a client CA, client
+//! certificates; on the client port a certificate's subject becomes the
+//! connection's `x509` identity for ACLs.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -12,11 +13,12 @@ use tokio_rustls::rustls::server::WebPkiClientVerifier;
 use tokio_rustls::rustls::{self, RootCertStore, ServerConfig};
 use tokio_rustls::TlsAcceptor;
 
-/// `[client_tls]` in a server's configuration. Relative paths are taken
-/// relative to the configuration file.
+/// TLS settings of a port: `[client_tls]` and `[admin_tls]` in a server's
+/// configuration. Relative paths are taken relative to the configuration
+/// file.
 #[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct ClientTls {
+pub struct PortTls {
     /// The server's certificate chain, PEM, leaf first.
     pub cert_file: PathBuf,
     /// Its private key, PEM (PKCS#8, PKCS#1 or SEC1).
@@ -31,7 +33,7 @@ pub struct ClientTls {
     pub require_client_cert: bool,
 }
 
-impl ClientTls {
+impl PortTls {
     pub fn resolve_paths(&mut self, dir: &Path) {
         for p in [&mut self.cert_file, &mut self.key_file] {
             if p.is_relative() {
@@ -50,7 +52,7 @@ impl ClientTls {
         let certs = read_certs(&self.cert_file)?;
         let key = PrivateKeyDer::from_pem_file(&self.key_file).map_err(|e| {
             format!(
-                "client_tls.key_file {}: no usable private key: {e}",
+                "key_file {}: no usable private key: {e}",
                 self.key_file.display()
             )
         })?;
@@ -64,15 +66,15 @@ impl ClientTls {
             .map_err(|e| format!("TLS setup: {e}"))?;
         let builder = match &self.client_ca_file {
             None if self.require_client_cert => {
-                return Err("client_tls.require_client_cert needs client_ca_file".into())
+                return Err("require_client_cert needs client_ca_file".into())
             }
             None => builder.with_no_client_auth(),
             Some(ca_file) => {
                 let mut roots = RootCertStore::empty();
                 for cert in read_certs(ca_file)? {
-                    roots.add(cert).map_err(|e| {
-                        format!("client_tls.client_ca_file {}: {e}", ca_file.display())
-                    })?;
+                    roots
+                        .add(cert)
+                        .map_err(|e| format!("client_ca_file {}: {e}", ca_file.display()))?;
                 }
                 let verifier = WebPkiClientVerifier::builder_with_provider(roots.into(), provider);
                 let verifier = if self.require_client_cert {
@@ -82,13 +84,13 @@ impl ClientTls {
                 };
                 let verifier = verifier
                     .build()
-                    .map_err(|e| format!("client_tls.client_ca_file: {e}"))?;
+                    .map_err(|e| format!("client_ca_file: {e}"))?;
                 builder.with_client_cert_verifier(verifier)
             }
         };
         let config = builder
             .with_single_cert(certs, key)
-            .map_err(|e| format!("client_tls: certificate and key do not go together: {e}"))?;
+            .map_err(|e| format!("certificate and key do not go together: {e}"))?;
         Ok(TlsAcceptor::from(Arc::new(config)))
     }
 }

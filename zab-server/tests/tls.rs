@@ -275,3 +275,74 @@ async fn a_half_sent_frame_is_cut_off() {
         .write_all(format!("half frame cut off after {waited:?}\n").as_bytes())
         .ok();
 }
+
+/// The admin port over TLS with client certificates required: a plain
+/// HTTP request and a TLS client without a certificate get nothing; a
+/// holder of a certificate from the CA gets its answer.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_admin_port_answers_only_certificate_holders_over_tls() {
+    use tokio::io::AsyncReadExt;
+    let dir = std::env::temp_dir().join(format!("zab-admin-tls-{}", std::process::id()));
+    let pki = Pki::make(&dir);
+    let tls = zab_server::tls::PortTls {
+        cert_file: pki.path("server.pem"),
+        key_file: pki.path("server.key"),
+        client_ca_file: Some(pki.path("ca.pem")),
+        require_client_cert: true,
+    };
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("a port");
+    let addr = listener.local_addr().expect("bound");
+    let status = zab_server::server::Status {
+        role: zab_core::Role::Looking,
+        applied: zab_core::Zxid::ZERO,
+        last_logged: zab_core::Zxid::ZERO,
+        znodes: 1,
+        watches: 0,
+        window_bytes: 0,
+        sessions: 0,
+        connections: 0,
+        stats: Default::default(),
+    };
+    let (_keep, status) = tokio::sync::watch::channel(status);
+    let acceptor = tls.acceptor().expect("admin TLS");
+    tokio::spawn(zab_server::admin::serve(
+        (listener, Some(acceptor)),
+        status,
+        1,
+        Default::default(),
+    ));
+    let request = b"GET /health HTTP/1.0\r\n\r\n";
+    // Plain HTTP: the bytes are not a TLS hello; nothing comes back.
+    let mut plain = tokio::net::TcpStream::connect(addr).await.expect("connect");
+    plain.write_all(request).await.expect("write");
+    let mut got = Vec::new();
+    let _ = tokio::time::timeout(Duration::from_secs(5), plain.read_to_end(&mut got)).await;
+    assert!(
+        !got.starts_with(b"HTTP/"),
+        "plain HTTP answered over a TLS port"
+    );
+    // TLS without a client certificate: the handshake is refused.
+    let ask = |tls: Tls| async move {
+        let tcp = tokio::net::TcpStream::connect(addr).await.ok()?;
+        let name = addr.to_string();
+        let mut s = tls.connect(&name, tcp).await.ok()?;
+        s.write_all(request).await.ok()?;
+        let mut out = Vec::new();
+        s.read_to_end(&mut out).await.ok()?;
+        Some(out)
+    };
+    // (Under TLS 1.3 the refusal may come after the client's handshake
+    // ended: then its read fails or ends empty.)
+    let anonymous = tokio::time::timeout(Duration::from_secs(5), ask(pki.anonymous())).await;
+    let answered = matches!(&anonymous, Ok(Some(out)) if out.starts_with(b"HTTP/"));
+    assert!(!answered, "answered a client without a certificate");
+    let alice = tokio::time::timeout(Duration::from_secs(5), ask(pki.alice()))
+        .await
+        .expect("an answer within 5 s")
+        .expect("an HTTP answer");
+    let text = String::from_utf8_lossy(&alice);
+    assert!(text.starts_with("HTTP/1.0 503"), "{text}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
