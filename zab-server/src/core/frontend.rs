@@ -26,6 +26,8 @@ use zab_proto::{
     Request, RequestFrame, ServerFrame, Xid, PASSWORD_BYTES, PROTOCOL_VERSION,
 };
 
+use subtle::ConstantTimeEq;
+
 use super::{Clock, ConnId, Entropy, SessionLimits};
 use crate::acl::{self, Caller, IDENTITIES_PER_CONNECTION_MAX};
 use crate::replica::{is_write, Command, CommandBody, Replica};
@@ -473,7 +475,9 @@ impl Frontend {
         let known = replica.tree.session_timeout_ms(session);
         let password = replica.password(session);
         let timeout_ms = match (known, password) {
-            (Some(timeout_ms), Some(p)) if p == hello.password => timeout_ms,
+            // Compared in constant time: how long a refusal takes tells a
+            // guesser nothing about how much of a password was right.
+            (Some(timeout_ms), Some(p)) if bool::from(p.ct_eq(&hello.password)) => timeout_ms,
             (Some(_), _) => {
                 self.refuse(conn, ErrorCode::AuthFailed, "wrong session password".into());
                 return Vec::new();
