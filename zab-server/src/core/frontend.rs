@@ -15,8 +15,8 @@
 //! proves nothing, since a partitioned or paused client leaves its socket
 //! open.
 
+use core::net::IpAddr;
 use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
-use std::net::IpAddr;
 
 use bytes::{Bytes, BytesMut};
 use tracing::{debug, info, warn};
@@ -29,7 +29,7 @@ use zab_proto::{
 use subtle::ConstantTimeEq;
 
 use super::{Clock, ConnId, Entropy, SessionLimits};
-use crate::acl::{self, Caller, IDENTITIES_PER_CONNECTION_MAX};
+use crate::acl::{self, Caller};
 use crate::replica::{is_write, Command, CommandBody, Replica};
 use crate::watches::Watches;
 
@@ -296,34 +296,6 @@ impl Frontend {
                 },
             },
         );
-    }
-
-    /// AddAuth: the identity the credentials prove is added to the
-    /// connection's caller at once (requests already queued behind it run
-    /// with it, as in ZooKeeper). Failures change nothing.
-    fn add_auth(&mut self, conn: ConnId, scheme: &str, auth: &[u8]) -> Outcome {
-        let Some(c) = self.conns.get_mut(&conn) else {
-            return Outcome::Err(ErrorCode::ConnectionLoss);
-        };
-        let id = match acl::authenticate(scheme, auth) {
-            Ok(id) => id,
-            Err(code) => {
-                debug!(conn, scheme, "AddAuth refused");
-                return Outcome::Err(code);
-            }
-        };
-        if c.caller.ids.contains(&id) {
-            return Outcome::Ok(zab_proto::Response::AddAuth);
-        }
-        if c.caller.ids.len() >= IDENTITIES_PER_CONNECTION_MAX {
-            return Outcome::Err(ErrorCode::AuthFailed);
-        }
-        if self.super_digest.as_deref() == Some(id.id.as_str()) {
-            info!(conn, "a connection authenticated as the super user");
-            c.caller.superuser = true;
-        }
-        c.caller.ids.push(id);
-        Outcome::Ok(zab_proto::Response::AddAuth)
     }
 
     /// The client closed the connection.

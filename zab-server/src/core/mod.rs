@@ -18,6 +18,7 @@
 //! ```
 
 mod frontend;
+mod identity;
 mod limits;
 mod liveness;
 mod reads;
@@ -115,7 +116,7 @@ pub enum ServerInput {
     /// `x509` scheme).
     ClientOpened {
         conn: ConnId,
-        ip: Option<std::net::IpAddr>,
+        ip: Option<core::net::IpAddr>,
         x509: Option<String>,
     },
     /// Its handshake, with entropy for a new session.

@@ -60,9 +60,8 @@ impl Eq for AclInterner {}
 impl AclInterner {
     /// The shared allocation for `acl`'s list.
     pub(crate) fn intern(&mut self, acl: &AclRef) -> AclRef {
-        let open = open_acl();
-        if Arc::ptr_eq(acl, &open) || **acl == *open {
-            return open;
+        if crate::acl::is_open(acl) {
+            return open_acl();
         }
         if let Some(known) = self.lists.get(&**acl) {
             return known.clone();
