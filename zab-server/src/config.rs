@@ -91,6 +91,10 @@ pub struct Config {
     /// ACL check. None by default.
     #[serde(default)]
     pub super_digest: Option<String>,
+    /// A super user by TLS client certificate: its subject as the `x509`
+    /// scheme names it (e.g. `CN=admin, O=example`). None by default.
+    #[serde(default)]
+    pub super_x509: Option<String>,
     /// TLS on the client port (every connection); none by default.
     #[serde(default)]
     pub client_tls: Option<crate::tls::PortTls>,
@@ -261,6 +265,19 @@ impl Config {
             }
         }
         Ok(())
+    }
+
+    /// The identities that pass every ACL check.
+    pub fn superusers(&self) -> Vec<crate::acl::Identity> {
+        let digest = self.super_digest.iter().map(|id| ("digest", id));
+        let x509 = self.super_x509.iter().map(|id| ("x509", id));
+        digest
+            .chain(x509)
+            .map(|(scheme, id)| crate::acl::Identity {
+                scheme: scheme.into(),
+                id: id.clone(),
+            })
+            .collect()
     }
 
     /// Reads the peer secret, if one is configured.

@@ -149,7 +149,7 @@ pub async fn serve(cfg: Config) -> Result<Stop, String> {
         u64::from_be_bytes(token_seed),
         metrics.clone(),
     )
-    .with_super_digest(cfg.super_digest.clone());
+    .with_superusers(cfg.superusers());
     #[cfg(feature = "defects")]
     let frontend = match std::env::var("ZAB_SERVER_DEFECT") {
         Ok(name) => {

@@ -131,7 +131,9 @@ async fn tls_client(e: &Ensemble, i: usize, tls: Tls) -> Client {
 async fn clients_and_zabctl_speak_tls_and_certificates_are_identities() {
     let dir = std::env::temp_dir().join(format!("zab-tls-{}", std::process::id()));
     let pki = Pki::make(&dir);
-    let e = Ensemble::start_with(3, "tls", &pki.config());
+    // Alice is also the super user, by her certificate.
+    let extra = format!("super_x509 = \"{}\"\n{}", pki.alice, pki.config());
+    let e = Ensemble::start_with(3, "tls", &extra);
     e.wait_for_leader(None).await;
 
     let alice = tls_client(&e, 0, pki.alice()).await;
@@ -151,6 +153,25 @@ async fn clients_and_zabctl_speak_tls_and_certificates_are_identities() {
         .await
         .expect("alice on another server");
     assert_eq!(&data[..], b"hers");
+    // A node no identity may touch: only the super user (alice, by
+    // certificate) still can.
+    let nobody = vec![Acl::new(
+        Perms::ALL,
+        "digest",
+        zab_client::digest_id("nobody", "lost"),
+    )];
+    alice
+        .create_with_acl("/locked", b"", CreateMode::Persistent, nobody)
+        .await
+        .expect("create");
+    alice_there
+        .set("/locked", b"super", -1)
+        .await
+        .expect("the super user writes");
+    match other.set("/locked", b"x", -1).await {
+        Err(Error::Server(ErrorCode::NoAuth)) => {}
+        got => panic!("expected NoAuth, got {got:?}"),
+    }
 
     // A plain-TCP client gets no session from a TLS port.
     let plain = tokio::time::timeout(

@@ -131,9 +131,9 @@ pub struct Frontend {
     /// broadcast): only then does it take handshakes or keep connections.
     pub(super) broadcasting: bool,
     pub(super) defects: Defects,
-    /// The super user's digest id (`user:base64(sha1(user:password))`): a
-    /// connection that proves it passes every ACL check.
-    pub(super) super_digest: Option<String>,
+    /// The super users' identities (a digest id, a certificate subject): a
+    /// connection that proves one passes every ACL check.
+    pub(super) superusers: Vec<acl::Identity>,
     pub(super) out: VecDeque<ClientOutput>,
 }
 
@@ -216,14 +216,15 @@ impl Frontend {
             leading: false,
             broadcasting: false,
             defects: Defects::default(),
-            super_digest: None,
+            superusers: Vec::new(),
             out: VecDeque::new(),
         }
     }
 
-    /// Names the super user by its digest id (ZooKeeper's `superDigest`).
-    pub fn with_super_digest(mut self, digest_id: Option<String>) -> Frontend {
-        self.super_digest = digest_id;
+    /// Names the super users: digest ids (ZooKeeper's `superDigest`) and
+    /// certificate subjects (its x509 `superUser`).
+    pub fn with_superusers(mut self, superusers: Vec<acl::Identity>) -> Frontend {
+        self.superusers = superusers;
         self
     }
 
@@ -273,13 +274,14 @@ impl Frontend {
     /// client certificate if it presented one: its handshake is due within
     /// the bound.
     pub fn on_opened(&mut self, conn: ConnId, ip: Option<IpAddr>, x509: Option<String>) {
-        let ids = x509
+        let ids: Vec<acl::Identity> = x509
             .map(|subject| acl::Identity {
                 scheme: "x509".into(),
                 id: subject,
             })
             .into_iter()
             .collect();
+        let superuser = ids.iter().any(|id| self.superusers.contains(id));
         self.conns.insert(
             conn,
             Conn {
@@ -289,11 +291,7 @@ impl Frontend {
                 connecting: None,
                 heard_us: self.clock.mono_us,
                 frame_bytes_max: self.limits.frame_bytes_max,
-                caller: Caller {
-                    ip,
-                    ids,
-                    superuser: false,
-                },
+                caller: Caller { ip, ids, superuser },
             },
         );
     }

@@ -30,7 +30,7 @@ impl Frontend {
         if c.caller.ids.len() >= IDENTITIES_PER_CONNECTION_MAX {
             return Outcome::Err(ErrorCode::AuthFailed);
         }
-        if self.super_digest.as_deref() == Some(id.id.as_str()) {
+        if self.superusers.contains(&id) {
             info!(conn, "a connection authenticated as the super user");
             c.caller.superuser = true;
         }

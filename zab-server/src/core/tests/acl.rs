@@ -292,7 +292,10 @@ fn recursive_watches_report_only_what_their_watcher_may_read() {
 #[test]
 fn the_super_user_passes_every_check_and_a_caller_is_logged_with_each_write() {
     let mut h = Harness::new();
-    h.fe.super_digest = Some(zab_proto::digest_id("super", "test"));
+    h.fe.superusers = vec![crate::acl::Identity {
+        scheme: "digest".into(),
+        id: zab_proto::digest_id("super", "test"),
+    }];
     h.connect(1, None);
     h.connect(2, None);
     add_auth(&mut h, 1, 1, "bob:secret");
