@@ -30,18 +30,7 @@ async fn idle_connections_are_closed_and_free_their_slots() {
         waited < Duration::from_secs(10),
         "locked out for {waited:?} behind idle connections"
     );
-    for mut s in idle {
-        let mut b = [0u8; 1];
-        let closed = tokio::time::timeout(
-            Duration::from_secs(5),
-            tokio::io::AsyncReadExt::read(&mut s, &mut b),
-        )
-        .await;
-        assert!(
-            matches!(closed, Ok(Ok(0)) | Ok(Err(_))),
-            "an idle connection stayed open: {closed:?}"
-        );
-    }
+    common::assert_all_closed(idle, "an idle connection").await;
     retry(|| client.create("/ok", b"", CreateMode::Persistent))
         .await
         .expect("the ensemble serves");

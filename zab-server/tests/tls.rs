@@ -238,18 +238,7 @@ async fn stalled_tls_handshakes_are_cut_off_and_free_their_slots() {
         waited < Duration::from_secs(10),
         "locked out for {waited:?} behind stalled handshakes"
     );
-    for mut s in stalled {
-        let mut b = [0u8; 1];
-        let closed = tokio::time::timeout(
-            Duration::from_secs(5),
-            tokio::io::AsyncReadExt::read(&mut s, &mut b),
-        )
-        .await;
-        assert!(
-            matches!(closed, Ok(Ok(0)) | Ok(Err(_))),
-            "a stalled handshake stayed open: {closed:?}"
-        );
-    }
+    common::assert_all_closed(stalled, "a stalled TLS handshake").await;
     retry(|| client.create("/ok", b"", CreateMode::Persistent))
         .await
         .expect("the ensemble serves");

@@ -396,6 +396,23 @@ impl Ensemble {
     }
 }
 
+/// Asserts the server has closed every one of `sockets` (each read ends or
+/// fails within 5 s); `what` names them in the failure.
+pub async fn assert_all_closed(sockets: Vec<tokio::net::TcpStream>, what: &str) {
+    for mut s in sockets {
+        let mut b = [0u8; 1];
+        let closed = tokio::time::timeout(
+            Duration::from_secs(5),
+            tokio::io::AsyncReadExt::read(&mut s, &mut b),
+        )
+        .await;
+        assert!(
+            matches!(closed, Ok(Ok(0)) | Ok(Err(_))),
+            "{what} stayed open: {closed:?}"
+        );
+    }
+}
+
 /// A raw client handshake on `addr`, below the client library: sends a
 /// ConnectRequest for a new session (1 MiB frames, 4 s timeout) claiming
 /// `last_zxid_seen`, and returns the stream with the server's answer.
