@@ -13,5 +13,8 @@ cargo clippy --workspace --all-targets -- -D warnings
 echo "== tests (the README's test command)"
 cargo test --workspace
 
+echo "== fuzz corpus replay (every committed fuzz input through its target's checks; stable)"
+FUZZ_SECONDS=0 bash scripts/fuzz-smoke.sh
+
 echo "== docs (warnings denied)"
 RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps --quiet

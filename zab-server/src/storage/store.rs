@@ -173,7 +173,7 @@ impl Store {
             error!(dir = %dir.display(), damage = damage.as_deref().unwrap_or(""), "durable state lost; setting the whole history aside");
             quarantine(fs.as_ref(), dir, &names)?;
             chosen = None;
-            generation = newest_generation + 1;
+            generation = next_generation(dir, newest_generation)?;
             base = Zxid::ZERO;
             standing.write(Standing {
                 generation,
@@ -386,7 +386,7 @@ impl Store {
     /// written in a new generation: once its rename is durable, recovery uses
     /// it and ignores every older log segment (REFERENCE §1.3).
     fn install(&mut self, zxid: Zxid, content: &Bytes) -> Result<()> {
-        let generation = self.log.generation() + 1;
+        let generation = next_generation(&self.dir, self.log.generation())?;
         let meta = snapshot_file::write(self.fs.as_ref(), &self.dir, generation, zxid, content)?;
         self.log.reset(generation)?;
         self.log.set_floor(zxid);
@@ -621,6 +621,17 @@ fn remove_temp_files(fs: &dyn Fs, dir: &Path) -> Result<()> {
             .map_err(|e| StorageError::io("remove", &path, e))?;
     }
     Ok(())
+}
+
+/// The generation after `generation`. Generations come from file names,
+/// which carry no checksum: a directory naming the last one (found by
+/// fuzzing: an empty `log.ffffffff.…`) is refused, not wrapped to 0.
+fn next_generation(dir: &Path, generation: u32) -> Result<u32> {
+    generation.checked_add(1).ok_or_else(|| StorageError::Corrupt {
+        file: dir.to_path_buf(),
+        offset: 0,
+        reason: format!("a file names generation {generation:#x}, the last there is"),
+    })
 }
 
 #[cfg(test)]
