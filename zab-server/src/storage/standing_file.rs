@@ -115,11 +115,14 @@ impl StandingFile {
     pub fn write(&mut self, standing: Standing) -> Result<()> {
         // A slot claiming the last sequence number could never be
         // superseded (found by fuzzing): refuse it rather than wrap.
-        let seq = self.seq.checked_add(1).ok_or_else(|| StorageError::Corrupt {
-            file: self.path.clone(),
-            offset: 0,
-            reason: "the standing file's sequence number is at its maximum".into(),
-        })?;
+        let seq = self
+            .seq
+            .checked_add(1)
+            .ok_or_else(|| StorageError::Corrupt {
+                file: self.path.clone(),
+                offset: 0,
+                reason: "the standing file's sequence number is at its maximum".into(),
+            })?;
         let slot = encode(seq, &standing);
         let offset = (seq % 2) * SLOT_STRIDE;
         self.file

@@ -627,11 +627,13 @@ fn remove_temp_files(fs: &dyn Fs, dir: &Path) -> Result<()> {
 /// which carry no checksum: a directory naming the last one (found by
 /// fuzzing: an empty `log.ffffffff.…`) is refused, not wrapped to 0.
 fn next_generation(dir: &Path, generation: u32) -> Result<u32> {
-    generation.checked_add(1).ok_or_else(|| StorageError::Corrupt {
-        file: dir.to_path_buf(),
-        offset: 0,
-        reason: format!("a file names generation {generation:#x}, the last there is"),
-    })
+    generation
+        .checked_add(1)
+        .ok_or_else(|| StorageError::Corrupt {
+            file: dir.to_path_buf(),
+            offset: 0,
+            reason: format!("a file names generation {generation:#x}, the last there is"),
+        })
 }
 
 #[cfg(test)]
