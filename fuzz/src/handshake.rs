@@ -18,7 +18,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::runtime::Runtime;
 use tokio::sync::mpsc;
 use zab_core::PeerId;
-use zab_server::peer::{PeerSecret, Peers, Transport};
+use zab_server::peer::{Liveness, PeerSecret, Peers, Transport};
 
 use crate::Input;
 
@@ -66,10 +66,11 @@ async fn start(secret: Option<PeerSecret>) -> SocketAddr {
         me: PeerId(ME),
         cluster_id: CLUSTER_ID,
         // Higher ids dial us: no dialing from this side.
-        members: vec![(PeerId(2), addr), (PeerId(3), addr)],
+        members: vec![(PeerId(2), addr.to_string()), (PeerId(3), addr.to_string())],
         peers: Peers::default(),
         inputs,
         secret,
+        liveness: Liveness::default(),
     };
     tokio::spawn(transport.run(listener));
     addr

@@ -62,6 +62,7 @@
 //! |  23 | snapshot begin    | epoch, join, zxid, total u64 (see [`StreamDecoder`]) |
 //! |  24 | snapshot chunk    | raw bytes: the rest of the frame                     |
 //! |  25 | snapshot end      | crc32 u32 of the whole snapshot                      |
+//! |  26 | link heartbeat    | none (see [`heartbeat`])                             |
 //!
 //! # Untrusted input
 //!
@@ -191,6 +192,17 @@ mod tag {
     pub const SNAPSHOT_BEGIN: u8 = 23;
     pub const SNAPSHOT_CHUNK: u8 = 24;
     pub const SNAPSHOT_END: u8 = 25;
+    // A link's heartbeat; carries nothing and is never a message.
+    pub const HEARTBEAT: u8 = 26;
+}
+
+/// A link heartbeat frame: it carries nothing, and [`StreamDecoder`]
+/// consumes it (anywhere, even inside a snapshot stream) without yielding a
+/// message. A transport sends one on a link it has not written to lately so
+/// that the other end can tell a quiet link from a dead one: silence on a
+/// link both ends heartbeat means the link is gone. [`decode`] refuses it.
+pub fn heartbeat() -> Bytes {
+    Bytes::from_static(&[0, 0, 0, 1, tag::HEARTBEAT])
 }
 
 fn tag_of(msg: &Message) -> u8 {

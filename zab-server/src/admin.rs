@@ -1,16 +1,29 @@
-//! The admin port: `GET /health` (200 when serving, 503 otherwise), `GET
-//! /status` (JSON: role, leader, epoch, zxids, counts) and `GET /metrics`
-//! (Prometheus text). A deliberately tiny HTTP/1.0 responder: one request
-//! per connection, bounded request size and time, no keep-alive; over TLS
-//! when `[admin_tls]` is configured.
+//! The admin port:
+//! - `GET /livez`: 200 while the process runs (a liveness probe);
+//! - `GET /readyz` and `GET /health`: 200 when serving, 503 otherwise;
+//! - `GET /status`: JSON (role, leader, epoch, zxids, counts);
+//! - `GET /metrics`: Prometheus text;
+//! - `GET /snapshot`: an online backup (`crate::backup`), taken without
+//!   stopping the server; its zxid in the `X-Zab-Zxid` header;
+//! - `GET /digest`: JSON with the applied zxid, the node count and the
+//!   tree's digest, to compare servers, backups and restores.
+//!
+//! A deliberately tiny HTTP/1.0 responder: one request per connection,
+//! bounded request size and time, no keep-alive; over TLS when
+//! `[admin_tls]` is configured. One backup or digest runs at a time (each
+//! encodes or hashes the whole tree on a blocking thread); another asked
+//! meanwhile gets 503. The port serves every node regardless of ACLs: keep
+//! it private, or behind `[admin_tls]` with required client certificates.
 
 use std::fmt::Write as _;
 
 use std::time::Duration;
 
+use std::sync::Arc;
+
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpListener;
-use tokio::sync::watch;
+use tokio::sync::{mpsc, oneshot, watch, Semaphore};
 use tokio_rustls::TlsAcceptor;
 use zab_core::{Phase, Role};
 
@@ -20,27 +33,33 @@ const REQUEST_BYTES_MAX: usize = 8 * 1024;
 /// How long a request (and a TLS handshake) may take to arrive.
 const REQUEST_TIME_MAX: Duration = Duration::from_secs(2);
 
-pub async fn serve(
-    (listener, tls): (TcpListener, Option<TlsAcceptor>),
-    status: watch::Receiver<Status>,
-    id: u64,
-    metrics: std::sync::Arc<crate::metrics::Metrics>,
-) {
+/// What the admin port reads from the rest of the server.
+#[derive(Clone, Debug)]
+pub struct Sources {
+    pub status: watch::Receiver<Status>,
+    pub id: u64,
+    pub metrics: Arc<crate::metrics::Metrics>,
+    /// Asks the driver for a frozen copy of the applied state.
+    pub freezes: mpsc::Sender<crate::backup::FreezeRequest>,
+}
+
+pub async fn serve((listener, tls): (TcpListener, Option<TlsAcceptor>), sources: Sources) {
+    let heavy = Arc::new(Semaphore::new(1));
     loop {
         let Ok((stream, _)) = listener.accept().await else {
             continue;
         };
-        let status = status.borrow().clone();
-        let metrics = metrics.clone();
+        let sources = sources.clone();
         let tls = tls.clone();
+        let heavy = heavy.clone();
         tokio::spawn(async move {
             match tls {
-                None => answer(stream, &status, id, &metrics).await,
+                None => answer(stream, &sources, &heavy).await,
                 Some(acceptor) => {
                     if let Ok(Ok(stream)) =
                         tokio::time::timeout(REQUEST_TIME_MAX, acceptor.accept(stream)).await
                     {
-                        answer(stream, &status, id, &metrics).await;
+                        answer(stream, &sources, &heavy).await;
                     }
                 }
             }
@@ -48,13 +67,64 @@ pub async fn serve(
     }
 }
 
+/// A backup or a digest of the applied state: `None` if the server is
+/// stopping, or 503 text if another is running.
+async fn frozen_answer(
+    path: &str,
+    sources: &Sources,
+    heavy: &Semaphore,
+) -> (&'static str, &'static str, Vec<u8>, Option<String>) {
+    let busy = |why: &str| {
+        (
+            "503 Service Unavailable",
+            "text/plain",
+            format!("{why}\n").into_bytes(),
+            None,
+        )
+    };
+    let Ok(_permit) = heavy.try_acquire() else {
+        return busy("a backup or digest is already running; try again when it is done");
+    };
+    let (tx, rx) = oneshot::channel();
+    if sources.freezes.send(tx).await.is_err() {
+        return busy("the server is stopping");
+    }
+    let Ok((zxid, state)) = rx.await else {
+        return busy("the server is stopping");
+    };
+    let backup = path == "/snapshot";
+    let work = tokio::task::spawn_blocking(move || {
+        if backup {
+            crate::backup::encode(zxid, &state)
+        } else {
+            format!(
+                "{{\"zxid\":\"{zxid}\",\"znodes\":{},\"digest\":\"{}\"}}\n",
+                state.node_count(),
+                state.digest()
+            )
+            .into_bytes()
+        }
+    });
+    match work.await {
+        Ok(body) if backup => (
+            "200 OK",
+            "application/octet-stream",
+            body,
+            Some(format!("X-Zab-Zxid: {zxid}\r\n")),
+        ),
+        Ok(body) => ("200 OK", "application/json", body, None),
+        Err(_) => busy("the backup failed"),
+    }
+}
+
 /// Reads one request from `stream` and answers it.
 async fn answer<S: AsyncRead + AsyncWrite + Unpin>(
     mut stream: S,
-    status: &Status,
-    id: u64,
-    metrics: &crate::metrics::Metrics,
+    sources: &Sources,
+    heavy: &Semaphore,
 ) {
+    let status = &sources.status.borrow().clone();
+    let (id, metrics) = (sources.id, &sources.metrics);
     let mut buf = vec![0u8; REQUEST_BYTES_MAX];
     let mut len = 0;
     while len < buf.len() {
@@ -68,6 +138,18 @@ async fn answer<S: AsyncRead + AsyncWrite + Unpin>(
     }
     let request = String::from_utf8_lossy(&buf[..len]);
     let path = request.split_whitespace().nth(1).unwrap_or("/");
+    if path == "/snapshot" || path == "/digest" {
+        let (code, kind, body, extra) = frozen_answer(path, sources, heavy).await;
+        let head = format!(
+            "HTTP/1.0 {code}\r\nContent-Type: {kind}\r\nContent-Length: {}\r\n{}Connection: close\r\n\r\n",
+            body.len(),
+            extra.unwrap_or_default()
+        );
+        let _ = stream.write_all(head.as_bytes()).await;
+        let _ = stream.write_all(&body).await;
+        let _ = stream.shutdown().await;
+        return;
+    }
     let (code, kind, mut body) = respond(path, status, id);
     if path == "/metrics" {
         metrics.fsync.render(
@@ -118,7 +200,8 @@ fn role_parts(role: &Role, id: u64) -> (&'static str, Option<u64>, u32) {
 pub fn respond(path: &str, s: &Status, id: u64) -> (&'static str, &'static str, String) {
     let (role, leader, epoch) = role_parts(&s.role, id);
     match path {
-        "/health" => {
+        "/livez" => ("200 OK", "text/plain", "alive\n".into()),
+        "/health" | "/readyz" => {
             if serving(&s.role) {
                 ("200 OK", "text/plain", "ok\n".into())
             } else {
@@ -175,7 +258,7 @@ pub fn respond(path: &str, s: &Status, id: u64) -> (&'static str, &'static str, 
         _ => (
             "404 Not Found",
             "text/plain",
-            "try /health, /status or /metrics\n".into(),
+            "try /livez, /readyz, /health, /status, /metrics, /digest or /snapshot\n".into(),
         ),
     }
 }
@@ -211,6 +294,12 @@ mod tests {
             phase: Phase::Broadcast,
         };
         assert_eq!(respond("/health", &status(following), 1).0, "200 OK");
+        assert_eq!(respond("/readyz", &status(following), 1).0, "200 OK");
+        assert_eq!(
+            respond("/readyz", &status(Role::Looking), 1).0,
+            "503 Service Unavailable"
+        );
+        assert_eq!(respond("/livez", &status(Role::Looking), 1).0, "200 OK");
         let body = respond("/status", &status(following), 1).2;
         assert!(
             body.contains("\"leader\":3") && body.contains("\"applied_zxid\":\"0x100000005\""),

@@ -1,29 +1,47 @@
-//! Server configuration: a TOML file (`zab-server --config FILE`), with a few
-//! flags that override it. A bad configuration is refused with a message that
-//! names the field.
+//! Server configuration, in layers: a TOML file (`--config FILE`), then
+//! environment variables `ZAB_SERVER_<FIELD>` (`ZAB_SERVER_ID=2`), then the
+//! flags `--id` and `--data-dir` ([`Config::load`], on `figment`). So one
+//! file can serve every server of an ensemble, each told its id by its
+//! environment. A bad configuration is refused with a message that names
+//! the field and where it came from.
 
 use std::collections::BTreeSet;
 use std::fmt;
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
-/// One member of the ensemble.
+/// One member of the ensemble. Its addresses are `host:port`, where the
+/// host is a name or an address (IPv6 in brackets): the addresses other
+/// servers and clients use to reach it. Names are resolved when dialled.
 #[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
 #[serde(deny_unknown_fields)]
 pub struct Member {
     pub id: u64,
     /// Address for quorum traffic.
-    pub peer: SocketAddr,
+    pub peer: String,
     /// Address clients connect to.
-    pub client: SocketAddr,
+    pub client: String,
     /// Observers replicate and serve reads but never vote.
     #[serde(default)]
     pub observer: bool,
     /// Admin HTTP port (/health, /status, /metrics); none if absent.
     #[serde(default)]
-    pub admin: Option<SocketAddr>,
+    pub admin: Option<String>,
+}
+
+/// Where the environment's settings come from: `ZAB_SERVER_<FIELD>`.
+pub const ENV_PREFIX: &str = "ZAB_SERVER_";
+
+/// Settings given as flags, the last layer.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct Overrides {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub id: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub data_dir: Option<PathBuf>,
 }
 
 #[derive(Clone, Debug, Deserialize)]
@@ -103,7 +121,63 @@ pub struct Config {
     /// may ask); none by default.
     #[serde(default)]
     pub admin_tls: Option<crate::tls::PortTls>,
+    /// Where this server listens for peers, when that is not the address
+    /// it is known by (`0.0.0.0:2888` behind NAT or in a container); by
+    /// default its member entry's `peer` address.
+    #[serde(default)]
+    pub listen_peer: Option<SocketAddr>,
+    /// Where this server listens for clients; by default its `client`.
+    #[serde(default)]
+    pub listen_client: Option<SocketAddr>,
+    /// Where this server serves the admin port; by default its `admin`.
+    #[serde(default)]
+    pub listen_admin: Option<SocketAddr>,
+    /// A peer link that carries nothing for this long is dropped and
+    /// dialled again. Links heartbeat every tick, or 4 times per timeout if
+    /// that is more often, so only a dead link falls silent this long.
+    #[serde(default = "default_peer_silence_timeout_ms")]
+    pub peer_silence_timeout_ms: u32,
     pub servers: Vec<Member>,
+}
+
+fn default_peer_silence_timeout_ms() -> u32 {
+    2_000
+}
+
+/// Whether `addr` is `host:port`: a port number, and a host that is a
+/// name, an IPv4 address or a bracketed IPv6 address.
+fn check_host_port(what: &str, addr: &str) -> Result<(), ConfigError> {
+    let bad = |why: &str| {
+        Err(ConfigError(format!(
+            "{what} {addr:?} is not host:port ({why})"
+        )))
+    };
+    let Some((host, port)) = addr.rsplit_once(':') else {
+        return bad("no port");
+    };
+    if port.parse::<u16>().map_or(true, |p| p == 0) {
+        return bad("the port is not a number from 1 to 65535");
+    }
+    if let Some(inner) = host.strip_prefix('[').and_then(|h| h.strip_suffix(']')) {
+        return match inner.parse::<std::net::Ipv6Addr>() {
+            Ok(_) => Ok(()),
+            Err(_) => bad("not an IPv6 address in the brackets"),
+        };
+    }
+    let name_ok = !host.is_empty()
+        && host.len() <= 253
+        && host.split('.').all(|label| {
+            !label.is_empty()
+                && label.len() <= 63
+                && label
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        });
+    if name_ok {
+        Ok(())
+    } else {
+        bad("the host is neither a name nor an address")
+    }
 }
 
 fn default_cluster_id() -> u64 {
@@ -173,6 +247,57 @@ impl Config {
         Ok(cfg)
     }
 
+    /// The configuration from its layers: the file at `path`, then the
+    /// process's `ZAB_SERVER_*` variables, then `flags`. Relative paths in
+    /// the file are taken relative to its directory. Validated once, after
+    /// every layer, so a flag can complete what the file alone leaves
+    /// invalid (one shared file, each server's id from its flag or
+    /// environment).
+    pub fn load(path: &Path, flags: &Overrides) -> Result<Config, ConfigError> {
+        use figment::providers::{Env, Format, Serialized, Toml};
+        if let Err(e) = std::fs::metadata(path) {
+            return Err(ConfigError(format!("cannot read {}: {e}", path.display())));
+        }
+        let mut cfg: Config = figment::Figment::new()
+            .merge(Toml::file_exact(path))
+            // Not settings: the config file's own path, and a test hook.
+            .merge(Env::prefixed(ENV_PREFIX).ignore(&["config", "defect"]))
+            .merge(Serialized::globals(flags))
+            .extract()
+            .map_err(|e| ConfigError(e.to_string()))?;
+        cfg.resolve_paths(path.parent().unwrap_or(Path::new(".")));
+        cfg.validate()?;
+        Ok(cfg)
+    }
+
+    /// How peer links tell a quiet peer from a gone one.
+    pub fn liveness(&self) -> crate::peer::Liveness {
+        let silence = Duration::from_millis(u64::from(self.peer_silence_timeout_ms));
+        crate::peer::Liveness {
+            heartbeat: Duration::from_millis(self.tick_ms).min(silence / 4),
+            silence,
+            connect: silence.min(Duration::from_secs(1)),
+        }
+    }
+
+    /// Where this server listens for peers, clients and admin requests:
+    /// the `listen_*` address, or else the address it is known by.
+    pub fn listen_addresses(&self) -> (String, String, Option<String>) {
+        let me = self.me();
+        let or = |listen: Option<SocketAddr>, known: &str| {
+            listen.map_or_else(|| known.to_owned(), |a| a.to_string())
+        };
+        let admin = match (self.listen_admin, &me.admin) {
+            (Some(a), _) => Some(a.to_string()),
+            (None, known) => known.clone(),
+        };
+        (
+            or(self.listen_peer, &me.peer),
+            or(self.listen_client, &me.client),
+            admin,
+        )
+    }
+
     pub fn validate(&self) -> Result<(), ConfigError> {
         let bad = |m: String| Err(ConfigError(m));
         if self.servers.is_empty() {
@@ -187,11 +312,12 @@ impl Config {
             if !ids.insert(m.id) {
                 return bad(format!("server id {} appears twice", m.id));
             }
-            for a in [Some(m.peer), Some(m.client), m.admin]
-                .into_iter()
-                .flatten()
-            {
-                if !addrs.insert(a) {
+            let named = [("peer", Some(&m.peer)), ("client", Some(&m.client))];
+            let admin = [("admin", m.admin.as_ref())];
+            for (what, a) in named.into_iter().chain(admin) {
+                let Some(a) = a else { continue };
+                check_host_port(&format!("server {}'s {what} address", m.id), a)?;
+                if !addrs.insert(a.to_ascii_lowercase()) {
                     return bad(format!("address {a} is used twice"));
                 }
             }
@@ -246,6 +372,19 @@ impl Config {
             return bad(
                 "`peer_secret_file` and `insecure_no_peer_auth` contradict each other".into(),
             );
+        }
+        if self.peer_silence_timeout_ms < 200 {
+            return bad(format!(
+                "peer_silence_timeout_ms {} is below 200: links would drop on ordinary \
+                 network jitter",
+                self.peer_silence_timeout_ms
+            ));
+        }
+        if self.listen_admin.is_some() && self.me().admin.is_none() {
+            return bad(format!(
+                "listen_admin is set but server {} has no `admin` address",
+                self.id
+            ));
         }
         if u64::from(self.handshake_timeout_ms) < ticks2 {
             return bad(format!(
@@ -405,9 +544,61 @@ mod tests {
     "#;
 
     #[test]
+    fn members_are_known_by_host_names_and_may_listen_elsewhere() {
+        let named = GOOD
+            .replace("127.0.0.1:2888", "zab-1.zab-peers:2888")
+            .replace("127.0.0.1:2889", "zab-2.zab-peers:2888")
+            .replace("127.0.0.1:2890", "[::1]:2890")
+            .replace(
+                "data_dir",
+                "listen_peer = \"0.0.0.0:2888\"\n        data_dir",
+            );
+        let c = Config::parse(&named).expect("valid");
+        assert_eq!(c.me().peer, "zab-2.zab-peers:2888");
+        let (peer, client, admin) = c.listen_addresses();
+        assert_eq!(peer, "0.0.0.0:2888", "listens where told");
+        assert_eq!(client, "127.0.0.1:2182", "and elsewhere where it is known");
+        assert_eq!(admin, None);
+    }
+
+    #[test]
+    fn layers_complete_a_shared_file_and_flags_win() {
+        let dir = std::env::temp_dir().join(format!("zab-layers-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("dir");
+        let path = dir.join("zab.toml");
+        // One file for every server: no id, a relative secret path.
+        let shared = GOOD
+            .replace("id = 2\n        data_dir", "data_dir")
+            .replace("/etc/zab/peer-secret", "secret");
+        std::fs::write(&path, &shared).expect("write");
+        let err = Config::load(&path, &Overrides::default()).expect_err("no id anywhere");
+        assert!(err.to_string().contains("id"), "{err}");
+        let flags = Overrides {
+            id: Some(3),
+            data_dir: Some("/var/lib/zab".into()),
+        };
+        let c = Config::load(&path, &flags).expect("valid once completed");
+        assert_eq!((c.id, c.data_dir.as_path()), (3, Path::new("/var/lib/zab")));
+        assert_eq!(c.peer_secret_file, Some(dir.join("secret")));
+        let bad = Overrides {
+            id: Some(9),
+            ..flags
+        };
+        let err = Config::load(&path, &bad).expect_err("not a member");
+        assert!(err.to_string().contains("not one of"), "{err}");
+        let err =
+            Config::load(&dir.join("missing.toml"), &Overrides::default()).expect_err("no file");
+        assert!(err.to_string().contains("cannot read"), "{err}");
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
     fn a_good_config_parses_with_defaults() {
         let c = Config::parse(GOOD).expect("valid");
-        assert_eq!(c.me().client.port(), 2182);
+        assert_eq!(c.me().client, "127.0.0.1:2182");
+        assert_eq!(c.listen_addresses().1, "127.0.0.1:2182");
+        assert_eq!(c.liveness().heartbeat, Duration::from_millis(100));
+        assert_eq!(c.liveness().silence, Duration::from_secs(2));
         assert_eq!((c.tick_ms, c.sync_limit, c.init_limit), (100, 5, 20));
         // ZooKeeper's usual 10–60 s timeouts are granted as asked.
         assert_eq!(c.session_limits().negotiate(30_000), 30_000);
@@ -468,7 +659,35 @@ mod tests {
             ),
             (
                 GOOD.replace("peer = \"127.0.0.1:2888\"", "peer = \"nowhere\""),
-                "invalid socket address",
+                "not host:port (no port)",
+            ),
+            (
+                GOOD.replace("127.0.0.1:2888", "zab-1.example:0"),
+                "not a number from 1",
+            ),
+            (
+                GOOD.replace("127.0.0.1:2888", "bad host:2888"),
+                "neither a name nor an address",
+            ),
+            (
+                GOOD.replace("127.0.0.1:2888", "[::zz]:2888"),
+                "not an IPv6 address",
+            ),
+            (
+                GOOD.replace("127.0.0.1:2889", "ZAB-1.example:2888")
+                    .replace("127.0.0.1:2888", "zab-1.example:2888"),
+                "used twice",
+            ),
+            (
+                GOOD.replace("data_dir", "peer_silence_timeout_ms = 50\n        data_dir"),
+                "below 200",
+            ),
+            (
+                GOOD.replace(
+                    "data_dir",
+                    "listen_admin = \"0.0.0.0:8080\"\n        data_dir",
+                ),
+                "no `admin` address",
             ),
             (
                 GOOD.replace("peer_secret_file = \"/etc/zab/peer-secret\"", ""),

@@ -11,7 +11,7 @@
 //! it. Server memory stays bounded whatever a client does.
 
 use std::collections::HashMap;
-use std::net::{IpAddr, SocketAddr};
+use std::net::IpAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -129,7 +129,7 @@ pub enum ClientEvent {
 type PerAddress = Arc<Mutex<HashMap<IpAddr, usize>>>;
 
 /// Where clients connect.
-pub async fn bind(addr: SocketAddr) -> std::io::Result<TcpListener> {
+pub async fn bind(addr: &str) -> std::io::Result<TcpListener> {
     TcpListener::bind(addr).await
 }
 

@@ -2,16 +2,24 @@
 //!
 //! ```text
 //! zab-server --config FILE [--id N] [--data-dir DIR]   serve
+//! zab-server --config FILE --check-config              validate and exit
 //! zab-server inspect DIR [--records]                   verify and dump a data directory
+//! zab-server verify-backup FILE                        check a backup, print its digest
+//! zab-server restore --from FILE --data-dir DIR        seed a new ensemble's server
+//! zab-server --version
 //! ```
+//! Settings come from the file, then `ZAB_SERVER_*` environment variables,
+//! then the flags (`zab_server::config::Config::load`).
 //! Logs go to stderr through `tracing` (`RUST_LOG` filters, default `info`).
 //! SIGTERM or Ctrl-C stops the server cleanly; a storage failure stops it
-//! with exit code 1 and a message naming the file.
+//! with exit code 1 and a message naming the file. A bad configuration or
+//! usage exits with code 2.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use zab_server::config::Config;
+use clap::{Args, Parser, Subcommand};
+use zab_server::config::{Config, Overrides};
 use zab_server::run::{serve, Stop};
 
 /// jemalloc, with its background thread returning freed memory to the
@@ -21,30 +29,100 @@ use zab_server::run::{serve, Stop};
 #[global_allocator]
 static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 
-fn usage() -> ExitCode {
-    eprintln!("usage: zab-server --config FILE [--id N] [--data-dir DIR]\n       zab-server inspect DIR [--records]");
-    ExitCode::from(2)
+/// A coordination server on the Zab protocol.
+#[derive(Debug, Parser)]
+#[command(name = "zab-server", version, args_conflicts_with_subcommands = true)]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+    #[command(flatten)]
+    serve: ServeArgs,
+}
+
+#[derive(Debug, Args)]
+struct ServeArgs {
+    /// The configuration file (TOML). Every setting in it can also be set
+    /// by an environment variable ZAB_SERVER_<FIELD> (ZAB_SERVER_ID=2),
+    /// which the flags below override in turn.
+    #[arg(long, value_name = "FILE", env = "ZAB_SERVER_CONFIG")]
+    config: Option<PathBuf>,
+    /// This server's id (overrides the file and ZAB_SERVER_ID).
+    #[arg(long, value_name = "N")]
+    id: Option<u64>,
+    /// The data directory (overrides the file and ZAB_SERVER_DATA_DIR).
+    #[arg(long, value_name = "DIR")]
+    data_dir: Option<PathBuf>,
+    /// Validate the configuration (and read the files it names), print a
+    /// summary, and exit: 0 if it is good, 2 if not.
+    #[arg(long)]
+    check_config: bool,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Verify a data directory and print what it holds (read only).
+    Inspect {
+        dir: PathBuf,
+        /// Print every log record.
+        #[arg(long)]
+        records: bool,
+    },
+    /// Check a backup (from the admin port's /snapshot) and print its zxid,
+    /// node count and tree digest.
+    VerifyBackup { file: PathBuf },
+    /// Make a new, empty data directory hold a backup, for one server of a
+    /// new ensemble (restore the same backup for every server). Prints the
+    /// tree digest, which the restored servers' /digest must match.
+    Restore {
+        /// The backup file.
+        #[arg(long, value_name = "FILE")]
+        from: PathBuf,
+        /// The data directory to create (it must not exist or be empty).
+        #[arg(long, value_name = "DIR")]
+        data_dir: PathBuf,
+    },
 }
 
 fn main() -> ExitCode {
     if let Err(e) = tikv_jemalloc_ctl::background_thread::write(true) {
         eprintln!("warning: jemalloc's background thread did not start ({e}); freed memory returns to the system only as the server allocates");
     }
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    match args.first().map(String::as_str) {
-        Some("inspect") => inspect(&args[1..]),
-        Some("--config") => run(&args),
-        _ => usage(),
+    let cli = Cli::parse();
+    match cli.command {
+        Some(Command::Inspect { dir, records }) => inspect(&dir, records),
+        Some(Command::VerifyBackup { file }) => match zab_server::backup::verify(&file) {
+            Ok((summary, _)) => {
+                println!("{}: intact; {summary}", file.display());
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("zab-server verify-backup: {e}");
+                ExitCode::FAILURE
+            }
+        },
+        Some(Command::Restore { from, data_dir }) => {
+            match zab_server::backup::restore(&from, &data_dir) {
+                Ok(summary) => {
+                    println!(
+                        "restored {} into {}: {summary}",
+                        from.display(),
+                        data_dir.display()
+                    );
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("zab-server restore: {e}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
+        None => run(cli.serve),
     }
 }
 
-fn inspect(args: &[String]) -> ExitCode {
-    let Some(dir) = args.first() else {
-        return usage();
-    };
-    let records = args.iter().skip(1).any(|a| a == "--records");
+fn inspect(dir: &std::path::Path, records: bool) -> ExitCode {
     let mut out = std::io::stdout().lock();
-    match zab_server::inspect::inspect(&PathBuf::from(dir), records, &mut out) {
+    match zab_server::inspect::inspect(dir, records, &mut out) {
         Ok(true) => ExitCode::SUCCESS,
         Ok(false) => ExitCode::FAILURE,
         Err(e) => {
@@ -54,51 +132,52 @@ fn inspect(args: &[String]) -> ExitCode {
     }
 }
 
-fn run(args: &[String]) -> ExitCode {
-    let mut config = None;
-    let mut id = None;
-    let mut data_dir = None;
-    let mut it = args.iter();
-    while let Some(flag) = it.next() {
-        let value = it.next();
-        match (flag.as_str(), value) {
-            ("--config", Some(v)) => config = Some(PathBuf::from(v)),
-            ("--id", Some(v)) => match v.parse() {
-                Ok(n) => id = Some(n),
-                Err(_) => {
-                    eprintln!("zab-server: --id {v:?} is not a number");
-                    return ExitCode::from(2);
-                }
-            },
-            ("--data-dir", Some(v)) => data_dir = Some(PathBuf::from(v)),
-            _ => return usage(),
+/// Reads every file the configuration names, as starting would.
+fn check_files(cfg: &Config) -> Result<(), String> {
+    cfg.peer_secret().map_err(|e| e.to_string())?;
+    for (name, tls) in [
+        ("client_tls", &cfg.client_tls),
+        ("admin_tls", &cfg.admin_tls),
+    ] {
+        if let Some(t) = tls {
+            t.acceptor().map_err(|e| format!("{name}: {e}"))?;
         }
     }
-    let Some(path) = config else { return usage() };
-    let text = match std::fs::read_to_string(&path) {
-        Ok(t) => t,
-        Err(e) => {
-            eprintln!("zab-server: cannot read {}: {e}", path.display());
-            return ExitCode::from(2);
-        }
+    Ok(())
+}
+
+fn run(args: ServeArgs) -> ExitCode {
+    let Some(path) = args.config else {
+        eprintln!("zab-server: --config FILE is required (or ZAB_SERVER_CONFIG); see --help");
+        return ExitCode::from(2);
     };
-    let mut cfg = match Config::parse(&text) {
+    let flags = Overrides {
+        id: args.id,
+        data_dir: args.data_dir,
+    };
+    let cfg = match Config::load(&path, &flags) {
         Ok(c) => c,
         Err(e) => {
             eprintln!("zab-server: {}: {e}", path.display());
             return ExitCode::from(2);
         }
     };
-    cfg.resolve_paths(path.parent().unwrap_or(std::path::Path::new(".")));
-    if let Some(id) = id {
-        cfg.id = id;
-    }
-    if let Some(dir) = data_dir {
-        cfg.data_dir = dir;
-    }
-    if let Err(e) = cfg.validate() {
-        eprintln!("zab-server: {e}");
-        return ExitCode::from(2);
+    if args.check_config {
+        if let Err(e) = check_files(&cfg) {
+            eprintln!("zab-server: {}: {e}", path.display());
+            return ExitCode::from(2);
+        }
+        let (peer, client, admin) = cfg.listen_addresses();
+        let voters = cfg.servers.iter().filter(|m| !m.observer).count();
+        println!(
+            "configuration OK: server {} of {} ({voters} voting); listens for peers on {peer}, \
+             clients on {client}, admin on {}; data in {}",
+            cfg.id,
+            cfg.servers.len(),
+            admin.as_deref().unwrap_or("(none)"),
+            cfg.data_dir.display()
+        );
+        return ExitCode::SUCCESS;
     }
     tracing_subscriber::fmt()
         .with_env_filter(

@@ -15,13 +15,21 @@
 //! rebuilt (the core resynchronizes the peer), rather than letting one slow
 //! peer stall everyone. A peer that sends a frame the codec rejects is
 //! disconnected and logged.
+//!
+//! Liveness: on a link whose ends both speak revision 4 or later, each end
+//! writes a heartbeat frame whenever it has written nothing for a
+//! heartbeat interval (even while it encodes a snapshot), and a link that
+//! has carried nothing for the silence timeout is dropped and dialled
+//! again. Without this a partitioned link stayed "connected" on both ends
+//! and, once the network healed, recovery waited on TCP's retransmission
+//! backoff (51 s after a 60 s partition). Dials time out too, and peer
+//! addresses are host names resolved afresh on every dial.
 
 mod handshake;
 
 use std::collections::HashMap;
-use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use bytes::BytesMut;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -32,7 +40,7 @@ use zab_core::{codec, Epoch, Input, Message, PeerId, Zxid};
 
 use crate::replica::FrozenState;
 
-pub use handshake::{HandshakeError, PeerSecret, SECRET_BYTES_MIN, VERSION};
+pub use handshake::{Agreed, HandshakeError, PeerSecret, REVISION, SECRET_BYTES_MIN, VERSION};
 use handshake::{Hello, Side};
 
 /// Messages queued for one peer before the connection is declared stuck.
@@ -45,7 +53,30 @@ pub const SEND_QUEUE_MAX: usize = 262_144;
 /// closed at once (each costs a task and a timer until it times out).
 pub const HANDSHAKES_MAX: usize = 64;
 const BACKOFF_MIN: Duration = Duration::from_millis(50);
-const BACKOFF_MAX: Duration = Duration::from_secs(2);
+/// The longest wait between dials: a healed link is back within it.
+const BACKOFF_MAX: Duration = Duration::from_secs(1);
+
+/// How a link tells a quiet peer from a gone one.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Liveness {
+    /// A link written nothing for this long gets a heartbeat.
+    pub heartbeat: Duration,
+    /// A link that carried nothing for this long is dropped (only on links
+    /// whose ends both heartbeat).
+    pub silence: Duration,
+    /// A dial that has not connected within this is abandoned and retried.
+    pub connect: Duration,
+}
+
+impl Default for Liveness {
+    fn default() -> Self {
+        Liveness {
+            heartbeat: Duration::from_millis(100),
+            silence: Duration::from_secs(2),
+            connect: Duration::from_secs(1),
+        }
+    }
+}
 
 /// Refused connections are logged at most once a second, with how many were
 /// refused since the last line: a flood must not become a flood of log.
@@ -174,13 +205,25 @@ async fn write_snapshot(
     buf: &mut BytesMut,
     (epoch, join, zxid): (Epoch, u64, Zxid),
     state: FrozenState,
+    heartbeat: Option<Duration>,
 ) -> std::io::Result<()> {
     // What is batched goes first: encoding a large tree takes a while.
     writer.write_all(buf).await?;
     buf.clear();
-    let data = tokio::task::spawn_blocking(move || state.encode())
-        .await
-        .map_err(std::io::Error::other)?;
+    let mut encoding = tokio::task::spawn_blocking(move || state.encode());
+    // The link stays observably alive while a large tree is encoded.
+    let data = loop {
+        let beat = async {
+            match heartbeat {
+                Some(d) => tokio::time::sleep(d).await,
+                None => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            data = &mut encoding => break data.map_err(std::io::Error::other)?,
+            () = beat => writer.write_all(&codec::heartbeat()).await?,
+        }
+    };
     let msg = Message::Snapshot {
         epoch,
         join,
@@ -200,24 +243,27 @@ async fn write_snapshot(
 pub struct Transport {
     pub me: PeerId,
     pub cluster_id: u64,
-    /// Every other member and its peer address.
-    pub members: Vec<(PeerId, SocketAddr)>,
+    /// Every other member and its peer address (`host:port`; the host is
+    /// resolved on every dial, so a moved server is found again).
+    pub members: Vec<(PeerId, String)>,
     pub peers: Peers,
     /// Where received messages and disconnects go (the driver).
     pub inputs: mpsc::Sender<Input>,
     /// The ensemble's shared secret; without one, ids are taken as said
     /// (only where the configuration explicitly allows it).
     pub secret: Option<PeerSecret>,
+    pub liveness: Liveness,
 }
 
 impl Transport {
     /// Accepts connections from higher ids and dials lower ones, forever.
     pub async fn run(self, listener: TcpListener) {
-        for &(peer, addr) in &self.members {
-            if peer > self.me {
+        for (peer, addr) in &self.members {
+            if *peer > self.me {
                 continue; // they dial us
             }
             let t = self.clone();
+            let (peer, addr) = (*peer, addr.clone());
             tokio::spawn(async move { t.dial_forever(peer, addr).await });
         }
         let handshakes = Arc::new(Semaphore::new(HANDSHAKES_MAX));
@@ -255,11 +301,13 @@ impl Transport {
         }
     }
 
-    async fn dial_forever(self, peer: PeerId, addr: SocketAddr) {
+    async fn dial_forever(self, peer: PeerId, addr: String) {
         let mut backoff = BACKOFF_MIN;
         loop {
-            match TcpStream::connect(addr).await {
-                Ok(mut stream) => {
+            // Resolved afresh on every dial (tokio asks the system resolver).
+            let dial = tokio::time::timeout(self.liveness.connect, TcpStream::connect(&*addr));
+            match dial.await {
+                Ok(Ok(mut stream)) => {
                     let _ = stream.set_nodelay(true);
                     let admit = |id: PeerId| {
                         if id == peer {
@@ -272,9 +320,9 @@ impl Transport {
                     match handshake::handshake(&mut stream, &self.hello(), Side::Dialer, admit)
                         .await
                     {
-                        Ok(_) => {
+                        Ok(agreed) => {
                             backoff = BACKOFF_MIN;
-                            self.serve(peer, stream).await;
+                            self.serve(agreed, stream).await;
                         }
                         Err(e @ HandshakeError::BadProof { .. }) => {
                             warn!(peer = %peer, %addr, error = %e, "peer authentication failed")
@@ -282,7 +330,8 @@ impl Transport {
                         Err(e) => debug!(peer = %peer, error = %e, "handshake failed"),
                     }
                 }
-                Err(e) => debug!(peer = %peer, %addr, error = %e, "cannot reach peer"),
+                Ok(Err(e)) => debug!(peer = %peer, %addr, error = %e, "cannot reach peer"),
+                Err(_) => debug!(peer = %peer, %addr, "dialling the peer timed out"),
             }
             tokio::time::sleep(backoff).await;
             backoff = (backoff * 2).min(BACKOFF_MAX);
@@ -306,9 +355,10 @@ impl Transport {
                 Ok(())
             }
         };
-        let peer = handshake::handshake(&mut stream, &self.hello(), Side::Acceptor, admit).await?;
+        let agreed =
+            handshake::handshake(&mut stream, &self.hello(), Side::Acceptor, admit).await?;
         drop(permit);
-        self.serve(peer, stream).await;
+        self.serve(agreed, stream).await;
         Ok(())
     }
 
@@ -320,9 +370,13 @@ impl Transport {
         }
     }
 
-    /// Runs one established connection until either direction fails.
-    async fn serve(&self, peer: PeerId, stream: TcpStream) {
-        info!(peer = %peer, "peer connected");
+    /// Runs one established connection until either direction fails or,
+    /// on a heartbeating link, it falls silent.
+    async fn serve(&self, agreed: Agreed, stream: TcpStream) {
+        let peer = agreed.peer;
+        info!(peer = %peer, revision = agreed.revision, "peer connected");
+        let heartbeat = agreed.heartbeats().then_some(self.liveness.heartbeat);
+        let silence = agreed.heartbeats().then_some(self.liveness.silence);
         let (tx, mut rx) = mpsc::channel::<Outgoing>(SEND_QUEUE_MAX);
         let kill = Arc::new(tokio::sync::Notify::new());
         self.peers.attach(
@@ -335,7 +389,25 @@ impl Transport {
         let (mut reader, mut writer) = stream.into_split();
         let write = async move {
             let mut buf = BytesMut::new();
-            while let Some(item) = rx.recv().await {
+            let mut beats = tokio::time::interval(heartbeat.unwrap_or(Duration::MAX / 4));
+            beats.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            let mut wrote = Instant::now();
+            loop {
+                let item = tokio::select! {
+                    item = rx.recv() => match item {
+                        Some(item) => item,
+                        None => return,
+                    },
+                    _ = beats.tick(), if heartbeat.is_some() => {
+                        if heartbeat.is_some_and(|h| wrote.elapsed() >= h)
+                            && writer.write_all(&codec::heartbeat()).await.is_err()
+                        {
+                            return;
+                        }
+                        wrote = Instant::now();
+                        continue;
+                    }
+                };
                 let mut next = Some(item);
                 // Batch whatever else is already queued into the same write;
                 // a large snapshot goes out as its own stream of chunks.
@@ -349,7 +421,7 @@ impl Transport {
                             state,
                         } => {
                             let header = (epoch, join, zxid);
-                            if write_snapshot(&mut writer, &mut buf, header, state)
+                            if write_snapshot(&mut writer, &mut buf, header, state, heartbeat)
                                 .await
                                 .is_err()
                             {
@@ -365,6 +437,7 @@ impl Transport {
                     return;
                 }
                 buf.clear();
+                wrote = Instant::now();
             }
         };
         let inputs = self.inputs.clone();
@@ -390,7 +463,18 @@ impl Transport {
                         return;
                     }
                 }
-                match reader.read_buf(&mut buf).await {
+                let read = reader.read_buf(&mut buf);
+                let got = match silence {
+                    Some(silence) => match tokio::time::timeout(silence, read).await {
+                        Ok(got) => got,
+                        Err(_) => {
+                            warn!(peer = %peer, silent_ms = silence.as_millis() as u64, "peer link silent; dropping it");
+                            return;
+                        }
+                    },
+                    None => read.await,
+                };
+                match got {
                     Ok(0) | Err(_) => return,
                     Ok(_) => {}
                 }

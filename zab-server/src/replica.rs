@@ -515,6 +515,16 @@ pub struct FrozenState {
 }
 
 impl FrozenState {
+    /// The digest of the frozen tree's nodes (see [`crate::tree::TreeDigest`]).
+    pub fn digest(&self) -> crate::tree::TreeDigest {
+        self.tree.digest()
+    }
+
+    /// How many nodes the frozen tree holds.
+    pub fn node_count(&self) -> usize {
+        self.tree.node_count()
+    }
+
     /// The snapshot bytes [`Application::restore`] reads. The tree is
     /// written in place after a length patched in afterwards, so a large
     /// tree is never copied.

@@ -102,10 +102,10 @@ pub async fn serve(cfg: Config) -> Result<Stop, String> {
         Some(metrics.clone()),
     ));
 
-    let me = cfg.me().clone();
-    let peer_listener = TcpListener::bind(me.peer)
+    let (listen_peer, listen_client, listen_admin) = cfg.listen_addresses();
+    let peer_listener = TcpListener::bind(&listen_peer)
         .await
-        .map_err(|e| format!("cannot listen for peers on {}: {e}", me.peer))?;
+        .map_err(|e| format!("cannot listen for peers on {listen_peer}: {e}"))?;
     let peers = Peers::default();
     let transport = Transport {
         me: PeerId(cfg.id),
@@ -114,18 +114,25 @@ pub async fn serve(cfg: Config) -> Result<Stop, String> {
             .servers
             .iter()
             .filter(|m| m.id != cfg.id)
-            .map(|m| (PeerId(m.id), m.peer))
+            .map(|m| (PeerId(m.id), m.peer.clone()))
             .collect(),
         peers: peers.clone(),
         inputs: inputs_tx.clone(),
         secret,
+        liveness: cfg.liveness(),
     };
     tokio::spawn(transport.run(peer_listener));
-    info!(id = cfg.id, peer = %me.peer, client = %me.client, "server started");
+    info!(
+        id = cfg.id,
+        version = env!("CARGO_PKG_VERSION"),
+        peer = %listen_peer,
+        client = %listen_client,
+        "server started"
+    );
 
-    let client_listener = crate::listener::bind(me.client)
+    let client_listener = crate::listener::bind(&listen_client)
         .await
-        .map_err(|e| format!("cannot listen for clients on {}: {e}", me.client))?;
+        .map_err(|e| format!("cannot listen for clients on {listen_client}: {e}"))?;
     let (clients_tx, clients_rx) = mpsc::channel(INPUT_QUEUE_MAX);
     let tls = match &cfg.client_tls {
         Some(t) => Some(t.acceptor().map_err(|e| format!("client_tls: {e}"))?),
@@ -169,20 +176,21 @@ pub async fn serve(cfg: Config) -> Result<Stop, String> {
     )
     .with_snapshot_every_bytes(cfg.snapshot_every_bytes);
     let (driver, status) = Driver::new(core, gc.clone(), peers, ShellClock::default());
-    if let Some(admin) = me.admin {
-        let listener = TcpListener::bind(admin)
+    if let Some(admin) = listen_admin {
+        let listener = TcpListener::bind(&admin)
             .await
             .map_err(|e| format!("cannot listen for admin requests on {admin}: {e}"))?;
         let tls = match &cfg.admin_tls {
             Some(t) => Some(t.acceptor().map_err(|e| format!("admin_tls: {e}"))?),
             None => None,
         };
-        tokio::spawn(crate::admin::serve(
-            (listener, tls),
+        let sources = crate::admin::Sources {
             status,
-            cfg.id,
-            metrics.clone(),
-        ));
+            id: cfg.id,
+            metrics: metrics.clone(),
+            freezes: driver.freezes(),
+        };
+        tokio::spawn(crate::admin::serve((listener, tls), sources));
     }
     let tick = Duration::from_millis(cfg.tick_ms);
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())

@@ -42,6 +42,9 @@ pub struct Driver {
     conns: HashMap<ConnId, ConnTx>,
     clock: ShellClock,
     status: watch::Sender<Status>,
+    /// Requests for a frozen copy of the applied state (backups).
+    freezes: mpsc::Receiver<crate::backup::FreezeRequest>,
+    freezes_tx: mpsc::Sender<crate::backup::FreezeRequest>,
 }
 
 impl Driver {
@@ -52,6 +55,7 @@ impl Driver {
         clock: ShellClock,
     ) -> (Driver, watch::Receiver<Status>) {
         let (tx, rx) = watch::channel(core.status());
+        let (freezes_tx, freezes) = mpsc::channel(4);
         let driver = Driver {
             core,
             gc,
@@ -59,8 +63,17 @@ impl Driver {
             conns: HashMap::new(),
             clock,
             status: tx,
+            freezes,
+            freezes_tx,
         };
         (driver, rx)
+    }
+
+    /// Where to ask for a frozen copy of the applied state: answered
+    /// between two inputs, in O(shards), so a backup never stalls the
+    /// server (the copy is encoded elsewhere).
+    pub fn freezes(&self) -> mpsc::Sender<crate::backup::FreezeRequest> {
+        self.freezes_tx.clone()
     }
 
     /// Runs until the inputs channel closes or the core stops.
@@ -96,6 +109,11 @@ impl Driver {
                     Some(event) => self.client_input(event),
                     None => return Ok(()),
                 },
+                Some(reply) = self.freezes.recv() => {
+                    let applied = self.core.status().applied;
+                    let _ = reply.send((applied, self.core.replica().freeze()));
+                    continue;
+                }
             };
             self.core
                 .handle(self.clock.read(), input)

@@ -276,11 +276,17 @@ async fn the_admin_port_answers_only_certificate_holders_over_tls() {
     };
     let (_keep, status) = tokio::sync::watch::channel(status);
     let acceptor = tls.acceptor().expect("admin TLS");
+    // Nobody answers freeze requests: this test asks for none.
+    let (freezes, _unanswered) = tokio::sync::mpsc::channel(1);
+    let sources = zab_server::admin::Sources {
+        status,
+        id: 1,
+        metrics: Default::default(),
+        freezes,
+    };
     tokio::spawn(zab_server::admin::serve(
         (listener, Some(acceptor)),
-        status,
-        1,
-        Default::default(),
+        sources,
     ));
     let request = b"GET /health HTTP/1.0\r\n\r\n";
     // Plain HTTP: the bytes are not a TLS hello; nothing comes back.

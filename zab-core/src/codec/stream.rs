@@ -147,6 +147,7 @@ impl StreamDecoder {
         let bad = |reason| Err(CodecError::BadSnapshotStream { reason });
         let t = body.first().copied();
         match (t, &mut self.assembling) {
+            (Some(tag::HEARTBEAT), _) if body.len() == 1 => Ok(None),
             (Some(tag::SNAPSHOT_BEGIN), None) => {
                 if body.len() != BEGIN_BODY {
                     return bad("a begin frame of the wrong length");
@@ -328,6 +329,37 @@ mod tests {
         assert_eq!(
             reason(&mut wire(&frames), &mut d),
             "announced size exceeds the receiver's limit"
+        );
+    }
+
+    #[test]
+    fn heartbeats_are_consumed_anywhere_and_never_yield_a_message() {
+        use super::super::heartbeat;
+        let msg = snapshot(200);
+        let mut framed = vec![heartbeat(), heartbeat()];
+        for f in frames(&msg, 40) {
+            framed.push(f);
+            framed.push(heartbeat());
+        }
+        let ping = Message::Ping {
+            epoch: Epoch(3),
+            round: 1,
+        };
+        framed.push(encode_to_bytes(&ping));
+        let mut buf = wire(&framed);
+        let mut d = decoder();
+        assert_eq!(d.decode(&mut buf), Ok(Some(msg)));
+        assert_eq!(d.decode(&mut buf), Ok(Some(ping)));
+        assert_eq!(d.decode(&mut buf), Ok(None));
+        assert!(buf.is_empty(), "every heartbeat was consumed");
+        // A heartbeat frame with a body is not a heartbeat.
+        let mut bad = BytesMut::from(&[0, 0, 0, 2, tag::HEARTBEAT, 0][..]);
+        assert!(decoder().decode(&mut bad).is_err());
+        // The single-frame decoder knows no heartbeats.
+        let mut one = BytesMut::from(&heartbeat()[..]);
+        assert_eq!(
+            super::super::decode(&mut one, 64),
+            Err(CodecError::UnknownTag(tag::HEARTBEAT))
         );
     }
 

@@ -28,10 +28,35 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use zab_core::PeerId;
 
 pub const MAGIC: &[u8; 4] = b"ZABP";
+/// The hello's layout version.
 /// 2: standings in NOTIFICATION and FOLLOWERINFO, the ensemble in LEADERINFO.
 /// 3: the hello carries an auth flag and a nonce; proofs follow it.
+///
+/// Servers of version 3 refuse any other value here, so later protocol
+/// changes are announced as a [`REVISION`] instead: the version field stays
+/// 3 while the hello's layout does.
 pub const VERSION: u16 = 3;
+/// What this server speaks on a peer link, beyond [`VERSION`]'s hello.
+/// 3: the protocol of version 3 (and what a server that announces no
+///    revision speaks).
+/// 4: link heartbeats (`zab_core::codec::heartbeat`), and a link silent for
+///    the silence timeout is dropped.
+///
+/// A link speaks the lower of its two ends' revisions, so adjacent releases
+/// interoperate during a rolling upgrade.
+pub const REVISION: u16 = 4;
+/// The revision of a server that announces none.
+pub const REVISION_BASE: u16 = 3;
+/// The oldest revision this server still speaks.
+pub const REVISION_MIN: u16 = 3;
+/// The first revision with link heartbeats.
+pub const REVISION_HEARTBEATS: u16 = 4;
 const NONCE_BYTES: usize = 32;
+/// The revision rides in the nonce's last bytes: a version-3 server takes
+/// the nonce as opaque (it only feeds the proofs), so it accepts the hello,
+/// and the first 24 bytes are still fresh randomness (192 bits).
+const NONCE_RANDOM_BYTES: usize = 24;
+const REVISION_MARK: &[u8; 4] = b"zrev";
 const HELLO_BYTES: usize = 4 + 2 + 8 + 8 + 1 + NONCE_BYTES;
 const PROOF_BYTES: usize = 32;
 /// A peer that has not finished the handshake within this is dropped.
@@ -103,6 +128,10 @@ pub enum HandshakeError {
     BadProof {
         claimed: PeerId,
     },
+    /// They speak only revisions this server no longer does.
+    Revision {
+        theirs: u16,
+    },
 }
 
 impl fmt::Display for HandshakeError {
@@ -115,6 +144,11 @@ impl fmt::Display for HandshakeError {
                 write!(f, "peer protocol version {theirs}, ours {VERSION}")
             }
             HandshakeError::Cluster { theirs } => write!(f, "peer is in cluster {theirs}"),
+            HandshakeError::Revision { theirs } => write!(
+                f,
+                "peer speaks protocol revision {theirs}; this server speaks \
+                 {REVISION_MIN}..={REVISION}: upgrade one release at a time"
+            ),
             HandshakeError::AuthMismatch { ours: true } => {
                 write!(f, "peer does not authenticate, and we require it")
             }
@@ -149,43 +183,77 @@ pub struct Hello {
 struct Theirs {
     id: PeerId,
     nonce: [u8; NONCE_BYTES],
+    revision: u16,
+}
+
+/// Who is at the other end, once the handshake succeeded.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Agreed {
+    /// The other end's id (proven, with a secret).
+    pub peer: PeerId,
+    /// The revision the link speaks: the lower of the two ends'.
+    pub revision: u16,
+}
+
+impl Agreed {
+    /// Whether both ends send heartbeats, so silence means a dead link.
+    pub fn heartbeats(&self) -> bool {
+        self.revision >= REVISION_HEARTBEATS
+    }
 }
 
 /// Runs the handshake on `stream` as `side`; returns the authenticated id
-/// of the other end. `admit` sees the id the other end claims before any
-/// proof is computed, so a server that may not connect here costs nothing.
+/// of the other end and the revision the link speaks. `admit` sees the id
+/// the other end claims before any proof is computed, so a server that may
+/// not connect here costs nothing.
 pub async fn handshake<S>(
     stream: &mut S,
     hello: &Hello,
     side: Side,
     admit: impl FnOnce(PeerId) -> Result<(), HandshakeError>,
-) -> Result<PeerId, HandshakeError>
+) -> Result<Agreed, HandshakeError>
 where
     S: AsyncRead + AsyncWrite + Unpin,
 {
-    tokio::time::timeout(HANDSHAKE_TIMEOUT, exchange(stream, hello, side, admit))
+    let exchange = exchange(stream, hello, side, admit, Some(REVISION));
+    tokio::time::timeout(HANDSHAKE_TIMEOUT, exchange)
         .await
         .map_err(|_| HandshakeError::TimedOut)?
 }
 
+/// The handshake, announcing `revision` (`None`: none, as a version-3
+/// server does; tests use it to play an older server).
 async fn exchange<S>(
     stream: &mut S,
     hello: &Hello,
     side: Side,
     admit: impl FnOnce(PeerId) -> Result<(), HandshakeError>,
-) -> Result<PeerId, HandshakeError>
+    revision: Option<u16>,
+) -> Result<Agreed, HandshakeError>
 where
     S: AsyncRead + AsyncWrite + Unpin,
 {
     let mut nonce = [0u8; NONCE_BYTES];
     getrandom::getrandom(&mut nonce).map_err(|e| std::io::Error::other(e.to_string()))?;
+    if let Some(revision) = revision {
+        mark_revision(&mut nonce, revision);
+    }
     stream.write_all(&encode_hello(hello, &nonce)).await?;
     let mut buf = [0u8; HELLO_BYTES];
     stream.read_exact(&mut buf).await?;
     let theirs = decode_hello(&buf, hello)?;
     admit(theirs.id)?;
+    if theirs.revision < REVISION_MIN {
+        return Err(HandshakeError::Revision {
+            theirs: theirs.revision,
+        });
+    }
+    let agreed = Agreed {
+        peer: theirs.id,
+        revision: theirs.revision.min(REVISION),
+    };
     let Some(secret) = &hello.secret else {
-        return Ok(theirs.id);
+        return Ok(agreed);
     };
     let ours = proof(
         secret,
@@ -210,7 +278,26 @@ where
     )
     .verify_slice(&got)
     .map_err(|_| HandshakeError::BadProof { claimed: theirs.id })?;
-    Ok(theirs.id)
+    Ok(agreed)
+}
+
+/// Writes `revision` into the nonce's tail (after its random bytes).
+fn mark_revision(nonce: &mut [u8; NONCE_BYTES], revision: u16) {
+    let tail = &mut nonce[NONCE_RANDOM_BYTES..];
+    tail[..4].copy_from_slice(REVISION_MARK);
+    tail[4..6].copy_from_slice(&revision.to_be_bytes());
+    tail[6..].fill(0);
+}
+
+/// The revision a nonce announces; [`REVISION_BASE`] if it announces none
+/// (a version-3 server's nonce is random throughout).
+fn announced_revision(nonce: &[u8; NONCE_BYTES]) -> u16 {
+    let tail = &nonce[NONCE_RANDOM_BYTES..];
+    if &tail[..4] == REVISION_MARK && tail[6..] == [0, 0] {
+        u16::from_be_bytes([tail[4], tail[5]])
+    } else {
+        REVISION_BASE
+    }
 }
 
 fn encode_hello(hello: &Hello, nonce: &[u8; NONCE_BYTES]) -> BytesMut {
@@ -247,7 +334,11 @@ fn decode_hello(buf: &[u8; HELLO_BYTES], ours: &Hello) -> Result<Theirs, Handsha
     }
     let mut nonce = [0u8; NONCE_BYTES];
     b.copy_to_slice(&mut nonce);
-    Ok(Theirs { id, nonce })
+    Ok(Theirs {
+        id,
+        nonce,
+        revision: announced_revision(&nonce),
+    })
 }
 
 /// The MAC `prover` sends `verifier` as `side`, over the prover's nonce and

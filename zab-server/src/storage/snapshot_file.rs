@@ -111,6 +111,23 @@ pub fn read(fs: &dyn Fs, meta: &SnapshotMeta) -> Result<Snapshot> {
     let data = fs
         .read(path)
         .map_err(|e| StorageError::io("read", path, e))?;
+    let (generation, zxid, content) = decode(path, data)?;
+    if (generation, zxid) != (meta.generation, meta.zxid) {
+        return Err(StorageError::corrupt(
+            path,
+            8,
+            "header does not match the file name",
+        ));
+    }
+    Ok(Snapshot {
+        meta: meta.clone(),
+        content,
+    })
+}
+
+/// Verifies the bytes of a snapshot file read from `path` (named in
+/// errors); returns its generation, zxid and content.
+pub fn decode(path: &Path, data: Bytes) -> Result<(u32, Zxid, Bytes)> {
     let bad = |offset: usize, reason: &str| Err(StorageError::corrupt(path, offset as u64, reason));
     if data.len() < HEADER_BYTES {
         return bad(0, "shorter than a snapshot header");
@@ -128,9 +145,6 @@ pub fn read(fs: &dyn Fs, meta: &SnapshotMeta) -> Result<Snapshot> {
     ));
     let len = u64::from_be_bytes(data[20..28].try_into().expect("8 bytes"));
     let crc = u32::from_be_bytes(data[28..32].try_into().expect("4 bytes"));
-    if (generation, zxid) != (meta.generation, meta.zxid) {
-        return bad(8, "header does not match the file name");
-    }
     if (data.len() - HEADER_BYTES) as u64 != len {
         return bad(20, "content length does not match the file size");
     }
@@ -138,10 +152,7 @@ pub fn read(fs: &dyn Fs, meta: &SnapshotMeta) -> Result<Snapshot> {
     if crc32fast::hash(&content) != crc {
         return bad(HEADER_BYTES, "content checksum mismatch");
     }
-    Ok(Snapshot {
-        meta: meta.clone(),
-        content,
-    })
+    Ok((generation, zxid, content))
 }
 
 #[cfg(test)]

@@ -33,6 +33,7 @@
 //!   the tree).
 
 mod data_tree;
+mod digest;
 mod error;
 mod node_map;
 pub mod path;
@@ -46,6 +47,7 @@ mod znode;
 mod replay_tests;
 
 pub use data_tree::{Applied, ApplyResult, Change, ChangeKind, DataTree, Outcome};
+pub use digest::TreeDigest;
 pub use error::{ApplyError, Divergence};
 pub use path::{PathError, PATH_BYTES_MAX};
 pub use prepare::{Rejected, Request, ANY_VERSION, DATA_BYTES_MAX};

@@ -78,6 +78,16 @@ pub struct FrozenTree {
 }
 
 impl FrozenTree {
+    /// The frozen nodes.
+    pub(super) fn nodes(&self) -> &NodeMap {
+        &self.nodes
+    }
+
+    /// How many nodes the frozen tree holds.
+    pub fn node_count(&self) -> usize {
+        self.nodes.len()
+    }
+
     /// The canonical snapshot of the tree as it was when frozen.
     pub fn serialize(&self) -> Vec<u8> {
         let mut out = Vec::new();

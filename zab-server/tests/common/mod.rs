@@ -22,6 +22,10 @@ pub struct Ensemble {
     proxies: BTreeMap<(usize, usize), Proxy>,
     /// Keep the data dirs and logs on drop (also kept when a test panics).
     keep: bool,
+    /// Each server's admin address (empty unless configured with them).
+    pub admins: Vec<SocketAddr>,
+    /// Extra command-line arguments for each server.
+    pub args: Vec<Vec<String>>,
 }
 
 fn loopback(port: u16) -> SocketAddr {
@@ -150,7 +154,86 @@ impl Ensemble {
             procs: (0..n).map(|_| None).collect(),
             proxies: BTreeMap::new(),
             keep: false,
+            admins: Vec::new(),
+            args: vec![Vec::new(); n],
         }
+    }
+
+    /// Configured like [`Ensemble::start_with`], each server also with an
+    /// admin port ([`Ensemble::admins`]), but not started:
+    /// [`Ensemble::spawn_all`] starts them.
+    pub fn prepare_with_admin(n: usize, name: &str, extra: &str) -> Ensemble {
+        let ports = free_ports(3 * n);
+        let (peers, rest) = ports.split_at(n);
+        let (clients, admins) = rest.split_at(n);
+        let peers: Vec<SocketAddr> = peers.iter().map(|p| loopback(*p)).collect();
+        let mut e = Ensemble::configure(n, name, clients, extra, |_, j| peers[j]);
+        for i in 0..n {
+            let path = e.dir.join(format!("{}", i + 1)).join("zab.toml");
+            let mut cfg = std::fs::read_to_string(&path).expect("config");
+            for (c, a) in clients.iter().zip(admins) {
+                let line = format!("client = \"127.0.0.1:{c}\"\n");
+                cfg = cfg.replace(&line, &format!("{line}admin = \"127.0.0.1:{a}\"\n"));
+            }
+            std::fs::write(&path, cfg).expect("config");
+        }
+        e.admins = admins.iter().map(|p| loopback(*p)).collect();
+        e
+    }
+
+    /// Stops server `i` with SIGTERM, as an operator would, and waits for it
+    /// to exit (SIGKILL after 10 s).
+    pub fn stop(&mut self, i: usize) {
+        if let Some(mut c) = self.procs[i].take() {
+            let _ = Command::new("kill")
+                .arg("-TERM")
+                .arg(c.id().to_string())
+                .status();
+            let deadline = Instant::now() + Duration::from_secs(10);
+            while Instant::now() < deadline {
+                if let Ok(Some(_)) = c.try_wait() {
+                    return;
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    /// `GET path` on server `i`'s admin port: status code and body.
+    pub async fn admin_get(&self, i: usize, path: &str) -> std::io::Result<(u16, Vec<u8>)> {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let mut s = tokio::net::TcpStream::connect(self.admins[i]).await?;
+        s.write_all(format!("GET {path} HTTP/1.0\r\n\r\n").as_bytes())
+            .await?;
+        let mut raw = Vec::new();
+        tokio::time::timeout(Duration::from_secs(60), s.read_to_end(&mut raw))
+            .await
+            .map_err(|_| std::io::Error::other("admin request timed out"))??;
+        let split = raw
+            .windows(4)
+            .position(|w| w == b"\r\n\r\n")
+            .ok_or_else(|| std::io::Error::other("no HTTP header"))?;
+        let head = String::from_utf8_lossy(&raw[..split]).to_string();
+        let code = head
+            .split_whitespace()
+            .nth(1)
+            .and_then(|c| c.parse().ok())
+            .ok_or_else(|| std::io::Error::other(format!("bad status line: {head}")))?;
+        Ok((code, raw[split + 4..].to_vec()))
+    }
+
+    /// Waits (bounded, 30 s) until server `i`'s /readyz answers 200.
+    pub async fn wait_ready(&self, i: usize) {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while Instant::now() < deadline {
+            if let Ok((200, _)) = self.admin_get(i, "/readyz").await {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!("server {} never became ready", i + 1);
     }
 
     /// Keeps the data dirs and server logs after the ensemble is dropped.
@@ -158,7 +241,7 @@ impl Ensemble {
         self.keep = true;
     }
 
-    fn spawn_all(&mut self) {
+    pub fn spawn_all(&mut self) {
         for i in 0..self.procs.len() {
             self.spawn(i);
         }
@@ -229,6 +312,7 @@ impl Ensemble {
         let child = Command::new(env!("CARGO_BIN_EXE_zab-server"))
             .arg("--config")
             .arg(data.join("zab.toml"))
+            .args(&self.args[i])
             // The test hook on the wall-clock input (see `step_wall_clock`).
             .env(
                 "ZAB_TEST_WALL_CLOCK_OFFSET_FILE",

@@ -21,11 +21,48 @@ async fn run(
     Result<PeerId, HandshakeError>,
     Result<PeerId, HandshakeError>,
 ) {
+    let (d, a) = run_revisions(d, Some(REVISION), a, Some(REVISION)).await;
+    (d.map(|x| x.peer), a.map(|x| x.peer))
+}
+
+/// Runs a dialer and an acceptor announcing the given revisions (`None`:
+/// a version-3 server, which announces none).
+async fn run_revisions(
+    d: Hello,
+    d_revision: Option<u16>,
+    a: Hello,
+    a_revision: Option<u16>,
+) -> (
+    Result<Agreed, HandshakeError>,
+    Result<Agreed, HandshakeError>,
+) {
     let (mut x, mut y) = duplex(4096);
     tokio::join!(
-        handshake(&mut x, &d, Side::Dialer, |_| Ok(())),
-        handshake(&mut y, &a, Side::Acceptor, |_| Ok(())),
+        exchange(&mut x, &d, Side::Dialer, |_| Ok(()), d_revision),
+        exchange(&mut y, &a, Side::Acceptor, |_| Ok(()), a_revision),
     )
+}
+
+#[tokio::test]
+async fn a_link_speaks_the_lower_revision_and_an_older_server_is_understood() {
+    for secret in [None, Some(SECRET)] {
+        let (d, a) = run_revisions(hello(3, secret), Some(REVISION), hello(1, secret), None).await;
+        let (d, a) = (d.expect("dialer"), a.expect("acceptor"));
+        assert_eq!((d.peer, d.revision), (PeerId(1), REVISION_BASE));
+        assert_eq!((a.peer, a.revision), (PeerId(3), REVISION));
+        assert!(!d.heartbeats(), "a version-3 server sends none");
+        let (d, a) =
+            run_revisions(hello(3, secret), Some(9), hello(1, secret), Some(REVISION)).await;
+        assert_eq!(d.expect("dialer").revision, REVISION);
+        let a = a.expect("acceptor");
+        assert_eq!(a.revision, REVISION, "the lower of the two");
+        assert!(a.heartbeats());
+    }
+    let (_, a) = run_revisions(hello(3, None), Some(2), hello(1, None), Some(REVISION)).await;
+    assert!(
+        matches!(a, Err(HandshakeError::Revision { theirs: 2 })),
+        "{a:?}"
+    );
 }
 
 #[tokio::test]
