@@ -396,6 +396,28 @@ else
 fi
 if grep -q '^license = "Apache-2.0"' Cargo.toml; then pass "Cargo.toml says Apache-2.0"; else fail "Cargo.toml's license"; fi
 
+echo "zab-server --check-config on the ConfigMap's zab.toml"
+# The server itself validates the embedded configuration, completed as a
+# pod's would be: its id from the environment, the secret at a local path.
+BIN="${ZAB_SERVER_BIN:-target/debug/zab-server}"
+if [ -x "$BIN" ]; then
+    python3 -c 'import sys, yaml
+for doc in yaml.safe_load_all(open(sys.argv[1])):
+    if doc and doc.get("kind") == "ConfigMap":
+        open(sys.argv[2], "w").write(doc["data"]["zab.toml"])' packaging/k8s/zab.yaml "$TMP/zab.toml"
+    head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n' > "$TMP/peer-secret"
+    for id in 1 2 3; do
+        if out=$(ZAB_SERVER_ID=$id ZAB_SERVER_PEER_SECRET_FILE="$TMP/peer-secret" \
+            "$BIN" --config "$TMP/zab.toml" --check-config 2>&1); then
+            pass "pod $((id - 1)): $out"
+        else
+            fail "pod $((id - 1)): $out"
+        fi
+    done
+else
+    echo "  skip  no $BIN (build it first, or set ZAB_SERVER_BIN)"
+fi
+
 echo
 if [ "$failures" -gt 0 ]; then
     echo "check-packaging: $failures check(s) failed"

@@ -13,6 +13,9 @@ cargo clippy --workspace --all-targets -- -D warnings
 echo "== tests (the README's test command)"
 cargo test --workspace
 
+echo "== packaging (entrypoint, Kubernetes manifests, systemd unit, Dockerfile, LICENSE)"
+bash scripts/check-packaging.sh
+
 echo "== fuzz corpus replay (every committed fuzz input through its target's checks; stable)"
 FUZZ_SECONDS=0 bash scripts/fuzz-smoke.sh
 

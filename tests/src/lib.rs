@@ -4,6 +4,7 @@
 pub mod checkers;
 pub mod invariants;
 pub mod linearizability;
+pub mod netns;
 pub mod proxy;
 pub mod sim;
 

@@ -10,6 +10,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use zab_client::{Client, Error, ErrorCode};
+use zab_tests::netns::Net;
 use zab_tests::proxy::{Direction, Proxy, Rule};
 
 pub struct Ensemble {
@@ -26,6 +27,8 @@ pub struct Ensemble {
     pub admins: Vec<SocketAddr>,
     /// Extra command-line arguments for each server.
     pub args: Vec<Vec<String>>,
+    /// The hosts the servers run on, if not this one's loopback.
+    net: Option<std::sync::Arc<Net>>,
 }
 
 fn loopback(port: u16) -> SocketAddr {
@@ -156,7 +159,40 @@ impl Ensemble {
             keep: false,
             admins: Vec::new(),
             args: vec![Vec::new(); n],
+            net: None,
         }
+    }
+
+    /// One server on each server host of `net` (`zab_tests::netns`),
+    /// configured by host name (`zab2:2888`); faults ([`Ensemble::cut`],
+    /// [`Ensemble::delay`], [`Ensemble::isolate`], [`Ensemble::partition`],
+    /// [`Ensemble::heal`]) act on the net's switch. The calling thread must
+    /// be on the net's client host ([`Net::enter_client`]) to reach them.
+    pub fn start_multihost(net: std::sync::Arc<Net>, name: &str, extra: &str) -> Ensemble {
+        let n = net.servers();
+        let mut e = Ensemble::configure(n, name, &vec![2181; n], extra, |_, j| {
+            SocketAddr::from((net.server(j).ip, 2888))
+        });
+        for i in 0..n {
+            let path = e.dir.join(format!("{}", i + 1)).join("zab.toml");
+            let mut cfg = std::fs::read_to_string(&path).expect("config");
+            for j in 0..n {
+                let host = net.server(j);
+                cfg = cfg
+                    .replace(
+                        &format!("\"{}:2888\"", host.ip),
+                        &format!("\"{}:2888\"", host.name),
+                    )
+                    .replacen("\"127.0.0.1:2181\"", &format!("\"{}:2181\"", host.name), 1);
+            }
+            std::fs::write(&path, cfg).expect("config");
+        }
+        e.clients = (0..n)
+            .map(|j| SocketAddr::from((net.server(j).ip, 2181)))
+            .collect();
+        e.net = Some(net);
+        e.spawn_all();
+        e
     }
 
     /// Configured like [`Ensemble::start_with`], each server also with an
@@ -262,12 +298,18 @@ impl Ensemble {
 
     /// Drops everything `from` sends to `to` (one way).
     pub fn cut(&self, from: usize, to: usize) {
+        if let Some(net) = &self.net {
+            return net.set_link(from, to, |r| r.cut = true);
+        }
         let (proxy, direction) = self.link(from, to);
         proxy.set(direction, Rule::DROP);
     }
 
     /// Delays everything `from` sends to `to` by `delay` (one way).
     pub fn delay(&self, from: usize, to: usize, delay: Duration) {
+        if let Some(net) = &self.net {
+            return net.set_link(from, to, |r| r.delay += delay);
+        }
         let (proxy, direction) = self.link(from, to);
         proxy.set(direction, Rule { drop: false, delay });
     }
@@ -296,6 +338,9 @@ impl Ensemble {
 
     /// Every link back to normal.
     pub fn heal(&self) {
+        if let Some(net) = &self.net {
+            net.heal();
+        }
         for proxy in self.proxies.values() {
             proxy.heal();
         }
@@ -309,7 +354,11 @@ impl Ensemble {
             .append(true)
             .open(data.join("server.log"))
             .expect("log file");
-        let child = Command::new(env!("CARGO_BIN_EXE_zab-server"))
+        let mut command = match &self.net {
+            Some(net) => net.command(i, env!("CARGO_BIN_EXE_zab-server")),
+            None => Command::new(env!("CARGO_BIN_EXE_zab-server")),
+        };
+        let child = command
             .arg("--config")
             .arg(data.join("zab.toml"))
             .args(&self.args[i])
