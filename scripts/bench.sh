@@ -4,9 +4,10 @@
 #   scripts/bench.sh [--secs N] [--warmup N] [--quick] [--trials N]
 #                    [--systems zab,zk,etcd] [--sessions 1,16,64]
 #                    [--workloads LIST] [--no-failover] [--dir DIR]
-#                    [--scale N] [--zk-heap-mb M]
+#                    [--scale N] [--zk-heap-mb M] [--rtt-ms MS]
 #
-# Each system runs as a 3-server cluster on 127.0.0.1 with its data under one
+# Each system runs as a 3-server cluster on 127.0.0.1 (or on separate hosts,
+# with --rtt-ms) with its data under one
 # bench directory (default ./data/bench, wiped first), one system at a time
 # (the others are stopped). zab-bench drives the same workloads through each
 # one's client; then each server's resident memory is read from /proc, and
@@ -27,6 +28,10 @@
 # server and bytes per znode, the data directories' size, the write rate,
 # p99/p999 and errors, and the leader changes seen (polled every second).
 # ZooKeeper gets --zk-heap-mb (default 3000 with --scale, else 1000).
+# --rtt-ms MS: every server on a host of its own (a network namespace, named
+# zab1..zab3 in per-host hosts files; zab's configs use the names) and the
+# load generator on a fourth, all on a switch that delays every frame by
+# MS/2 each way (zab_tests::netns, through its `netns` binary). Needs root.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT="$PWD"
@@ -41,6 +46,8 @@ FAILOVER=1
 DIR="$ROOT/data/bench"
 SCALE=""
 ZK_HEAP_MB=""
+RTT_MS=""
+ARGS=("$@")
 while [ $# -gt 0 ]; do
     case "$1" in
         --secs) SECS="$2"; shift 2 ;;
@@ -53,6 +60,7 @@ while [ $# -gt 0 ]; do
         --dir) DIR="$2"; shift 2 ;;
         --scale) SCALE="$2"; SYSTEMS="${SYSTEMS_SET:-zab,zk}"; shift 2 ;;
         --zk-heap-mb) ZK_HEAP_MB="$2"; shift 2 ;;
+        --rtt-ms) RTT_MS="$2"; shift 2 ;;
         --quick)
             SECS=3; WARMUP=1; TRIALS=5; SESSIONS="1,16"
             WORKLOADS="write,read-local,read-linearizable"
@@ -73,6 +81,22 @@ N=3
 ZAB_CLIENT=23180 ZAB_PEER=23280 ZAB_ADMIN=23380
 ZK_CLIENT=24180 ZK_QUORUM=24280 ZK_ELECTION=24380
 ETCD_CLIENT=25180 ETCD_PEER=25280
+# Inside a --rtt-ms run, BENCH_NETNS is the namespaces' common prefix.
+BENCH_NETNS="${BENCH_NETNS:-}"
+
+addr_of() { # id -> the address server id listens on
+    if [ -n "$BENCH_NETNS" ]; then echo "10.77.0.$1"; else echo 127.0.0.1; fi
+}
+name_of() { # id -> the name zab's configs give server id
+    if [ -n "$BENCH_NETNS" ]; then echo "zab$1"; else echo 127.0.0.1; fi
+}
+where_servers() {
+    if [ -n "$BENCH_NETNS" ]; then echo "separate hosts at ${RTT_MS} ms round trip"; else echo 127.0.0.1; fi
+}
+on_host() { # id command...: runs the command on server id's host
+    local id=$1; shift
+    if [ -n "$BENCH_NETNS" ]; then ip netns exec "${BENCH_NETNS}s$id" "$@"; else "$@"; fi
+}
 
 log() { echo "[bench] $*" >&2; }
 now_ms() { date +%s%3N; }
@@ -161,27 +185,27 @@ zab_config() { # id
         for j in $(seq 1 $N); do
             echo "[[servers]]"
             echo "id = $j"
-            echo "peer = \"127.0.0.1:$((ZAB_PEER + j))\""
-            echo "client = \"127.0.0.1:$((ZAB_CLIENT + j))\""
-            echo "admin = \"127.0.0.1:$((ZAB_ADMIN + j))\""
+            echo "peer = \"$(name_of "$j"):$((ZAB_PEER + j))\""
+            echo "client = \"$(name_of "$j"):$((ZAB_CLIENT + j))\""
+            echo "admin = \"$(name_of "$j"):$((ZAB_ADMIN + j))\""
         done
     } > "$d/zab.toml"
 }
 zab_start() { # id
     local d="$DIR/zab/$1"
-    nohup "$ZAB" --config "$d/zab.toml" >> "$d/server.log" 2>&1 &
+    nohup on_host "$1" "$ZAB" --config "$d/zab.toml" >> "$d/server.log" 2>&1 &
     echo $! > "$d/pid"
 }
 zab_role() { # id -> leading|following|looking|down
     local st
-    st="$(curl -s --max-time 1 "http://127.0.0.1:$((ZAB_ADMIN + $1))/status" 2>/dev/null || true)"
+    st="$(curl -s --max-time 1 "http://$(addr_of "$1"):$((ZAB_ADMIN + $1))/status" 2>/dev/null || true)"
     [ -n "$st" ] || { echo down; return; }
     echo "$st" | sed -n 's/.*"role":"\([a-z]*\)".*/\1/p'
 }
 zab_healthy() { # id
-    [ "$(curl -s -o /dev/null -w '%{http_code}' --max-time 1 "http://127.0.0.1:$((ZAB_ADMIN + $1))/health" 2>/dev/null)" = 200 ]
+    [ "$(curl -s -o /dev/null -w '%{http_code}' --max-time 1 "http://$(addr_of "$1"):$((ZAB_ADMIN + $1))/health" 2>/dev/null)" = 200 ]
 }
-zab_client() { echo "127.0.0.1:$((ZAB_CLIENT + $1))"; }
+zab_client() { echo "$(addr_of "$1"):$((ZAB_CLIENT + $1))"; }
 
 # --- ZooKeeper --------------------------------------------------------------
 
@@ -195,14 +219,14 @@ zk_config() { # id
         echo "syncLimit=5"
         echo "dataDir=$d/data"
         echo "clientPort=$((ZK_CLIENT + id))"
-        echo "clientPortAddress=127.0.0.1"
+        echo "clientPortAddress=$(addr_of "$id")"
         echo "maxClientCnxns=0"
         echo "autopurge.snapRetainCount=3"
         echo "autopurge.purgeInterval=1"
         echo "4lw.commands.whitelist=srvr,ruok,mntr"
         echo "admin.enableServer=false"
         for j in $(seq 1 $N); do
-            echo "server.$j=127.0.0.1:$((ZK_QUORUM + j)):$((ZK_ELECTION + j))"
+            echo "server.$j=$(addr_of "$j"):$((ZK_QUORUM + j)):$((ZK_ELECTION + j))"
         done
     } > "$d/zoo.cfg"
 }
@@ -211,14 +235,14 @@ zk_start() { # id
     # The heap ZooKeeper's own zkServer.sh gives a server (ZK_SERVER_HEAP
     # defaults to 1000 MB in zkEnv.sh), grown on demand rather than fixed, so
     # resident memory reflects what the server actually uses.
-    nohup java "-Xmx${ZK_HEAP_MB}m" -XX:+UseG1GC -cp "$ZK_CP" \
+    nohup on_host "$1" java "-Xmx${ZK_HEAP_MB}m" -XX:+UseG1GC -cp "$ZK_CP" \
         -Dorg.slf4j.simpleLogger.defaultLogLevel=info \
         -Dzookeeper.log.dir="$d" \
         org.apache.zookeeper.server.quorum.QuorumPeerMain "$d/zoo.cfg" >> "$d/server.log" 2>&1 &
     echo $! > "$d/pid"
 }
 zk_4lw() { # id word
-    timeout 2 bash -c "exec 3<>/dev/tcp/127.0.0.1/$((ZK_CLIENT + $1)) && printf '%s' '$2' >&3 && cat <&3" 2>/dev/null || true
+    timeout 2 bash -c "exec 3<>/dev/tcp/$(addr_of "$1")/$((ZK_CLIENT + $1)) && printf '%s' '$2' >&3 && cat <&3" 2>/dev/null || true
 }
 zk_role() { # id -> leading|following|down
     case "$(zk_4lw "$1" srvr | sed -n 's/^Mode: //p')" in
@@ -228,27 +252,28 @@ zk_role() { # id -> leading|following|down
     esac
 }
 zk_healthy() { local r; r="$(zk_role "$1")"; [ "$r" = leading ] || [ "$r" = following ]; }
-zk_client() { echo "127.0.0.1:$((ZK_CLIENT + $1))"; }
+zk_client() { echo "$(addr_of "$1"):$((ZK_CLIENT + $1))"; }
 
 # --- etcd -------------------------------------------------------------------
 
 etcd_config() { mkdir -p "$DIR/etcd/$1"; }
 etcd_start() { # id
     local id=$1 d="$DIR/etcd/$1" cluster="" state=new
-    for j in $(seq 1 $N); do cluster="${cluster:+$cluster,}e$j=http://127.0.0.1:$((ETCD_PEER + j))"; done
+    for j in $(seq 1 $N); do cluster="${cluster:+$cluster,}e$j=http://$(addr_of "$j"):$((ETCD_PEER + j))"; done
     [ -d "$d/data/member" ] && state=existing
-    nohup etcd --name "e$id" --data-dir "$d/data" \
-        --listen-client-urls "http://127.0.0.1:$((ETCD_CLIENT + id))" \
-        --advertise-client-urls "http://127.0.0.1:$((ETCD_CLIENT + id))" \
-        --listen-peer-urls "http://127.0.0.1:$((ETCD_PEER + id))" \
-        --initial-advertise-peer-urls "http://127.0.0.1:$((ETCD_PEER + id))" \
+    local a; a="$(addr_of "$id")"
+    nohup on_host "$id" etcd --name "e$id" --data-dir "$d/data" \
+        --listen-client-urls "http://$a:$((ETCD_CLIENT + id))" \
+        --advertise-client-urls "http://$a:$((ETCD_CLIENT + id))" \
+        --listen-peer-urls "http://$a:$((ETCD_PEER + id))" \
+        --initial-advertise-peer-urls "http://$a:$((ETCD_PEER + id))" \
         --initial-cluster "$cluster" --initial-cluster-token zab-bench \
         --initial-cluster-state "$state" \
         --logger zap --log-outputs stderr >> "$d/server.log" 2>&1 &
     echo $! > "$d/pid"
 }
 etcd_status() { # id -> JSON of maintenance/status (gRPC gateway)
-    curl -s --max-time 1 -X POST -d '{}' "http://127.0.0.1:$((ETCD_CLIENT + $1))/v3/maintenance/status" 2>/dev/null || true
+    curl -s --max-time 1 -X POST -d '{}' "http://$(addr_of "$1"):$((ETCD_CLIENT + $1))/v3/maintenance/status" 2>/dev/null || true
 }
 etcd_role() { # id -> leading|following|down
     local st me leader
@@ -260,9 +285,9 @@ etcd_role() { # id -> leading|following|down
     else echo following; fi
 }
 etcd_healthy() {
-    curl -s --max-time 1 "http://127.0.0.1:$((ETCD_CLIENT + $1))/health" 2>/dev/null | grep -q '"health":"true"'
+    curl -s --max-time 1 "http://$(addr_of "$1"):$((ETCD_CLIENT + $1))/health" 2>/dev/null | grep -q '"health":"true"'
 }
-etcd_client() { echo "127.0.0.1:$((ETCD_CLIENT + $1))"; }
+etcd_client() { echo "$(addr_of "$1"):$((ETCD_CLIENT + $1))"; }
 
 # --- per-system helpers -----------------------------------------------------
 
@@ -373,7 +398,7 @@ scale_run() { # system: load $SCALE znodes, then $SECS of writes at 64 sessions
 
 scale_report() {
     echo
-    echo "scale: $SCALE znodes of 128 B, 3 servers on 127.0.0.1, $(nproc) cores; raw lines in $DIR/scale.jsonl"
+    echo "scale: $SCALE znodes of 128 B, 3 servers on $(where_servers), $(nproc) cores; raw lines in $DIR/scale.jsonl"
     for sys in $(echo "$SYSTEMS" | tr ',' ' '); do
         local load size write lead
         load="$(grep "\"phase\":\"load\",\"system\":\"$sys\"" "$DIR/scale.jsonl" | tail -1)"
@@ -447,7 +472,7 @@ field() { sed -n "s/.*\"$1\":\([^,}]*\).*/\1/p" | tr -d '"'; } # name, reads one
 
 report() {
     echo
-    echo "== throughput (ops/s) and latency (us), 3 servers each on 127.0.0.1, ${SECS}s per run after ${WARMUP}s warm-up"
+    echo "== throughput (ops/s) and latency (us), 3 servers each on $(where_servers), ${SECS}s per run after ${WARMUP}s warm-up"
     echo "   ratio = zab / best of zk and etcd (ops/s: higher is better for zab; p99: lower is better for zab)"
     printf '%-18s %4s | %9s %7s %8s | %9s %7s %8s | %9s %7s %8s | %6s %6s\n' \
         workload sess "zab ops/s" p50 p99 "zk ops/s" p50 p99 "etcd op/s" p50 p99 "x ops" "x p99"
@@ -516,8 +541,29 @@ report() {
 # --- main -------------------------------------------------------------------
 
 mkdir -p "$DIR"
-install_missing
-build
+if [ -z "$BENCH_NETNS" ]; then
+    install_missing
+    build
+fi
+if [ -n "$RTT_MS" ] && [ -z "$BENCH_NETNS" ]; then
+    # Hold the hosts up, then run this script again on the client host.
+    nice -n 15 cargo build --quiet --release -p zab-tests --bin netns
+    exec {NETNS_OUT}< <("$TARGET/release/netns" up --tag b --servers "$N" --rtt-ms "$RTT_MS")
+    NETNS_PID=$!
+    client_ns=""
+    while read -r -t 60 word name _ ns <&"$NETNS_OUT"; do
+        [ "$word" = host ] && [ "$name" = client ] && client_ns="$ns"
+        [ "$word" = ready ] && break
+    done
+    [ -n "$client_ns" ] || { log "the multi-host net did not come up"; exit 1; }
+    log "$N hosts and a client host at ${RTT_MS} ms round trip (namespaces ${client_ns%c}*)"
+    set +e
+    BENCH_NETNS="${client_ns%c}" ip netns exec "$client_ns" bash "$0" "${ARGS[@]}"
+    rc=$?
+    kill "$NETNS_PID" 2>/dev/null
+    wait "$NETNS_PID" 2>/dev/null
+    exit "$rc"
+fi
 stop_all
 rm -f "$DIR/results.jsonl" "$DIR/rss.jsonl" "$DIR/failover.jsonl" "$DIR/scale.jsonl"
 if [ -z "$ZK_HEAP_MB" ]; then

@@ -220,9 +220,11 @@ async fn assert_all_present(client: &Client, acked: &BTreeMap<String, u64>) {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_rolling_restart_under_load_loses_nothing_and_clients_only_retry() {
-    let mut e = Ensemble::prepare_with_admin(3, "rolling", "");
+/// Restarts every server in turn under load (followers first, the leader
+/// last, each serving again before the next), running `upgrade(i)` on each
+/// while it is down; then checks that clients saw nothing but
+/// ConnectionLoss, retried, and that every acknowledged write is there.
+async fn roll(mut e: Ensemble, what: &str, upgrade: impl Fn(&mut Ensemble, usize)) -> Ensemble {
     e.spawn_all();
     let first = e.wait_for_leader(None).await;
     let setup = e.client(first, 10_000).await;
@@ -231,15 +233,15 @@ async fn a_rolling_restart_under_load_loses_nothing_and_clients_only_retry() {
         .expect("/load");
     let load = Load::start(&e, 4).await;
     tokio::time::sleep(Duration::from_secs(2)).await;
-    // Followers first, the leader last; each back and ready before the next.
     let leader = e.wait_for_leader(None).await;
-    let mut order: Vec<usize> = (0..3).filter(|&i| i != leader).collect();
+    let mut order: Vec<usize> = (0..e.size()).filter(|&i| i != leader).collect();
     order.push(leader);
     let mut restarts = Vec::new();
     for i in order {
         let before = load.acked.lock().expect("acked").len();
         let began = Instant::now();
         e.stop(i);
+        upgrade(&mut e, i);
         e.spawn(i);
         e.wait_ready(i).await;
         restarts.push((i + 1, began.elapsed()));
@@ -252,7 +254,7 @@ async fn a_rolling_restart_under_load_loses_nothing_and_clients_only_retry() {
     tokio::time::sleep(Duration::from_secs(1)).await;
     let (acked, unexpected, losses) = load.finish().await;
     println!(
-        "rolling restart: {} writes acknowledged, {losses} ConnectionLoss retried, restarts {restarts:?}",
+        "{what}: {} writes acknowledged, {losses} ConnectionLoss retried, restarts {restarts:?}",
         acked.len()
     );
     assert!(
@@ -268,6 +270,43 @@ async fn a_rolling_restart_under_load_loses_nothing_and_clients_only_retry() {
         .await
         .expect("checker");
     assert_all_present(&checker, &acked).await;
+    e
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rolling_restart_under_load_loses_nothing_and_clients_only_retry() {
+    let e = Ensemble::prepare_with_admin(3, "rolling", "");
+    roll(e, "rolling restart", |_, _| {}).await;
+}
+
+/// From the previous release's binary (`ZAB_PREVIOUS_SERVER_BIN`) to this
+/// one, a server at a time: the two releases' servers run side by side
+/// until the last is upgraded. `scripts/rolling-upgrade.sh` builds the
+/// previous release and runs this.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs the previous release's binary: scripts/rolling-upgrade.sh"]
+async fn a_rolling_upgrade_from_the_previous_release_loses_nothing() {
+    let previous = std::env::var("ZAB_PREVIOUS_SERVER_BIN")
+        .expect("ZAB_PREVIOUS_SERVER_BIN: the previous release's zab-server");
+    let mut e = Ensemble::prepare_with_admin(3, "upgrade", "");
+    e.bins = vec![Some(previous.into()); 3];
+    let e = roll(e, "rolling upgrade", |e, i| e.bins[i] = None).await;
+    // Upgraded servers' links speak the new revision (heartbeats).
+    let logs: String = (1..=3)
+        .map(|i| {
+            std::fs::read_to_string(e.dir.join(format!("{i}")).join("server.log"))
+                .unwrap_or_default()
+        })
+        .collect();
+    let revision = format!("revision={}", zab_server::peer::REVISION);
+    assert!(
+        logs.contains(&revision),
+        "no link at {revision} after the upgrade"
+    );
+    assert!(
+        logs.contains("revision=3"),
+        "no link to an old server during the upgrade"
+    );
 }
 
 /// The digest line `zab-server verify-backup` or `restore` prints.

@@ -14,6 +14,9 @@
 //!                       delete PATH [VERSION] | check PATH VERSION
 //!   cluster status      each server's /status (admin ports from ZAB_ADMIN,
 //!                       default 127.0.0.1:8081-8083))
+//!   backup FILE         an online backup from the first admin port of
+//!                       ZAB_ADMIN (plain HTTP), written to FILE
+//!   --version
 //! ```
 //! ACLs are written as ZooKeeper's zkCli.sh writes them, comma-separated:
 //! `world:anyone:r,digest:bob:HASH:cdrwa,ip:10.0.0.0/8:rw,auth::cdrwa`.
@@ -372,20 +375,74 @@ fn tls_config(
     }
 }
 
+/// The admin ports, from ZAB_ADMIN.
+fn admins() -> Vec<String> {
+    std::env::var("ZAB_ADMIN")
+        .unwrap_or_else(|_| "127.0.0.1:8081,127.0.0.1:8082,127.0.0.1:8083".into())
+        .split(',')
+        .map(|a| a.trim().to_string())
+        .collect()
+}
+
+/// `GET path` on an admin port: the status line's code, the head and the body.
+async fn admin_get(addr: &str, path: &str) -> Option<(u16, String, Vec<u8>)> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut s = tokio::net::TcpStream::connect(addr).await.ok()?;
+    s.write_all(format!("GET {path} HTTP/1.0\r\n\r\n").as_bytes())
+        .await
+        .ok()?;
+    let mut out = Vec::new();
+    s.read_to_end(&mut out).await.ok()?;
+    let split = out.windows(4).position(|w| w == b"\r\n\r\n")?;
+    let head = String::from_utf8_lossy(&out[..split]).into_owned();
+    let code = head.split_whitespace().nth(1)?.parse().ok()?;
+    Some((code, head, out[split + 4..].to_vec()))
+}
+
+/// `zabctl backup FILE`: an online backup from the first admin port,
+/// written to FILE whole or not at all.
+async fn backup(file: &str) -> ExitCode {
+    let admin = &admins()[0];
+    let Some((code, head, body)) = admin_get(admin, "/snapshot").await else {
+        eprintln!("zabctl: no answer from the admin port {admin}");
+        return ExitCode::from(3);
+    };
+    if code != 200 {
+        eprintln!(
+            "zabctl: {admin} refused the backup: {}",
+            String::from_utf8_lossy(&body).trim()
+        );
+        return ExitCode::from(1);
+    }
+    let zxid = head
+        .lines()
+        .find_map(|l| l.strip_prefix("X-Zab-Zxid: "))
+        .unwrap_or("unknown");
+    let partial = format!("{file}.partial");
+    let written = std::fs::write(&partial, &body).and_then(|()| std::fs::rename(&partial, file));
+    match written {
+        Ok(()) => {
+            println!(
+                "backup at zxid {zxid} ({} bytes) written to {file}",
+                body.len()
+            );
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("zabctl: cannot write {file}: {e}");
+            ExitCode::from(1)
+        }
+    }
+}
+
 /// `zabctl cluster status`: every server's admin /status, without a session.
 async fn cluster_status(json: bool) -> ExitCode {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let admins = std::env::var("ZAB_ADMIN")
-        .unwrap_or_else(|_| "127.0.0.1:8081,127.0.0.1:8082,127.0.0.1:8083".into());
     let mut all_ok = true;
-    for addr in admins.split(',').map(str::trim) {
+    for addr in admins() {
+        let addr = addr.as_str();
         let answer = async {
-            let mut s = tokio::net::TcpStream::connect(addr).await.ok()?;
-            s.write_all(b"GET /status HTTP/1.0\r\n\r\n").await.ok()?;
-            let mut out = Vec::new();
-            s.read_to_end(&mut out).await.ok()?;
-            let text = String::from_utf8(out).ok()?;
-            text.split("\r\n\r\n").nth(1).map(|b| b.trim().to_string())
+            let (_, _, body) = admin_get(addr, "/status").await?;
+            Some(String::from_utf8_lossy(&body).trim().to_string())
         };
         match tokio::time::timeout(std::time::Duration::from_secs(2), answer).await {
             Ok(Some(body)) if json => println!("{body}"),
@@ -409,6 +466,10 @@ async fn cluster_status(json: bool) -> ExitCode {
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> ExitCode {
+    if std::env::args().nth(1).as_deref() == Some("--version") {
+        println!("zabctl {}", env!("CARGO_PKG_VERSION"));
+        return ExitCode::SUCCESS;
+    }
     let opts = match parse() {
         Ok(o) if !o.args.is_empty() => o,
         Ok(_) => {
@@ -422,6 +483,11 @@ async fn main() -> ExitCode {
     };
     if opts.args.len() == 2 && opts.args[0] == "cluster" && opts.args[1] == "status" {
         return cluster_status(opts.json).await;
+    }
+    if let [cmd, file] = opts.args.as_slice() {
+        if cmd == "backup" {
+            return backup(file).await;
+        }
     }
     if let [cmd, credentials] = opts.args.as_slice() {
         if cmd == "digest" {

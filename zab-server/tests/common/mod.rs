@@ -27,6 +27,9 @@ pub struct Ensemble {
     pub admins: Vec<SocketAddr>,
     /// Extra command-line arguments for each server.
     pub args: Vec<Vec<String>>,
+    /// A binary to run instead of this build's, per server (an older
+    /// release, for upgrade tests).
+    pub bins: Vec<Option<PathBuf>>,
     /// The hosts the servers run on, if not this one's loopback.
     net: Option<std::sync::Arc<Net>>,
 }
@@ -159,6 +162,7 @@ impl Ensemble {
             keep: false,
             admins: Vec::new(),
             args: vec![Vec::new(); n],
+            bins: vec![None; n],
             net: None,
         }
     }
@@ -260,11 +264,12 @@ impl Ensemble {
         Ok((code, raw[split + 4..].to_vec()))
     }
 
-    /// Waits (bounded, 30 s) until server `i`'s /readyz answers 200.
+    /// Waits (bounded, 30 s) until server `i` serves (`/health`, which
+    /// older releases answer too, says what `/readyz` does).
     pub async fn wait_ready(&self, i: usize) {
         let deadline = Instant::now() + Duration::from_secs(30);
         while Instant::now() < deadline {
-            if let Ok((200, _)) = self.admin_get(i, "/readyz").await {
+            if let Ok((200, _)) = self.admin_get(i, "/health").await {
                 return;
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
@@ -354,9 +359,12 @@ impl Ensemble {
             .append(true)
             .open(data.join("server.log"))
             .expect("log file");
+        let bin = self.bins[i]
+            .clone()
+            .unwrap_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_zab-server")));
         let mut command = match &self.net {
-            Some(net) => net.command(i, env!("CARGO_BIN_EXE_zab-server")),
-            None => Command::new(env!("CARGO_BIN_EXE_zab-server")),
+            Some(net) => net.command(i, bin),
+            None => Command::new(bin),
         };
         let child = command
             .arg("--config")
