@@ -10,10 +10,22 @@
 # Server id: when ZAB_SERVER_ID is not set and the host name ends in
 # -<number>, as a StatefulSet's pods do (zab-0, zab-1, ...), the id is that
 # number plus one (zab-0 -> 1), because server ids start at 1. An explicit
-# ZAB_SERVER_ID, or an `id` in the file with no ZAB_SERVER_ID, is kept.
+# ZAB_SERVER_ID is kept, and so is a top-level `id` in the configuration
+# file (the environment would override it, so none is derived then).
 set -eu
 
-if [ -z "${ZAB_SERVER_ID:-}" ]; then
+config="${ZAB_CONFIG:-/etc/zab/zab.toml}"
+
+# Whether the configuration file sets `id` before its first table.
+file_sets_id() {
+    [ -r "$config" ] || return 1
+    awk 'BEGIN { f = 0 }
+         /^[[:space:]]*\[/ { exit }
+         /^[[:space:]]*id[[:space:]]*=/ { f = 1; exit }
+         END { exit f ? 0 : 1 }' "$config"
+}
+
+if [ -z "${ZAB_SERVER_ID:-}" ] && ! file_sets_id; then
     # Docker and Kubernetes set HOSTNAME in the environment (the pod name).
     # shellcheck disable=SC3028
     host="${HOSTNAME:-}"
@@ -40,7 +52,7 @@ if [ -z "${ZAB_SERVER_ID:-}" ]; then
 fi
 
 case "${1:-}" in
-    '' | -*) exec zab-server --config "${ZAB_CONFIG:-/etc/zab/zab.toml}" "$@" ;;
-    inspect | restore) exec zab-server "$@" ;;
+    '' | -*) exec zab-server --config "$config" "$@" ;;
+    inspect | restore | verify-backup) exec zab-server "$@" ;;
     *) exec "$@" ;;
 esac

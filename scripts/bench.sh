@@ -93,9 +93,10 @@ name_of() { # id -> the name zab's configs give server id
 where_servers() {
     if [ -n "$BENCH_NETNS" ]; then echo "separate hosts at ${RTT_MS} ms round trip"; else echo 127.0.0.1; fi
 }
-on_host() { # id command...: runs the command on server id's host
-    local id=$1; shift
-    if [ -n "$BENCH_NETNS" ]; then ip netns exec "${BENCH_NETNS}s$id" "$@"; else "$@"; fi
+host_prefix() { # id: sets ON_HOST to the words that run a command on server id's host
+    # (`ip netns exec` replaces itself with the command, so $! stays the server's pid)
+    ON_HOST=()
+    if [ -n "$BENCH_NETNS" ]; then ON_HOST=(ip netns exec "${BENCH_NETNS}s$1"); fi
 }
 
 log() { echo "[bench] $*" >&2; }
@@ -150,6 +151,8 @@ cleanup() {
     local rc=$?
     set +e
     [ -n "${BENCH_PID:-}" ] && kill "$BENCH_PID" 2>/dev/null
+    # The multi-host net's holder (--rtt-ms): it removes its namespaces.
+    if [ -n "${NETNS_PID:-}" ]; then kill "$NETNS_PID" 2>/dev/null; wait "$NETNS_PID" 2>/dev/null; fi
     stop_all
     exit "$rc"
 }
@@ -193,7 +196,8 @@ zab_config() { # id
 }
 zab_start() { # id
     local d="$DIR/zab/$1"
-    nohup on_host "$1" "$ZAB" --config "$d/zab.toml" >> "$d/server.log" 2>&1 &
+    host_prefix "$1"
+    nohup "${ON_HOST[@]}" "$ZAB" --config "$d/zab.toml" >> "$d/server.log" 2>&1 &
     echo $! > "$d/pid"
 }
 zab_role() { # id -> leading|following|looking|down
@@ -235,7 +239,8 @@ zk_start() { # id
     # The heap ZooKeeper's own zkServer.sh gives a server (ZK_SERVER_HEAP
     # defaults to 1000 MB in zkEnv.sh), grown on demand rather than fixed, so
     # resident memory reflects what the server actually uses.
-    nohup on_host "$1" java "-Xmx${ZK_HEAP_MB}m" -XX:+UseG1GC -cp "$ZK_CP" \
+    host_prefix "$1"
+    nohup "${ON_HOST[@]}" java "-Xmx${ZK_HEAP_MB}m" -XX:+UseG1GC -cp "$ZK_CP" \
         -Dorg.slf4j.simpleLogger.defaultLogLevel=info \
         -Dzookeeper.log.dir="$d" \
         org.apache.zookeeper.server.quorum.QuorumPeerMain "$d/zoo.cfg" >> "$d/server.log" 2>&1 &
@@ -262,7 +267,8 @@ etcd_start() { # id
     for j in $(seq 1 $N); do cluster="${cluster:+$cluster,}e$j=http://$(addr_of "$j"):$((ETCD_PEER + j))"; done
     [ -d "$d/data/member" ] && state=existing
     local a; a="$(addr_of "$id")"
-    nohup on_host "$id" etcd --name "e$id" --data-dir "$d/data" \
+    host_prefix "$id"
+    nohup "${ON_HOST[@]}" etcd --name "e$id" --data-dir "$d/data" \
         --listen-client-urls "http://$a:$((ETCD_CLIENT + id))" \
         --advertise-client-urls "http://$a:$((ETCD_CLIENT + id))" \
         --listen-peer-urls "http://$a:$((ETCD_PEER + id))" \
@@ -548,21 +554,21 @@ fi
 if [ -n "$RTT_MS" ] && [ -z "$BENCH_NETNS" ]; then
     # Hold the hosts up, then run this script again on the client host.
     nice -n 15 cargo build --quiet --release -p zab-tests --bin netns
-    exec {NETNS_OUT}< <("$TARGET/release/netns" up --tag b --servers "$N" --rtt-ms "$RTT_MS")
+    rm -f "$DIR/netns.out"
+    mkfifo "$DIR/netns.out"
+    "$TARGET/release/netns" up --tag b --servers "$N" --rtt-ms "$RTT_MS" > "$DIR/netns.out" &
     NETNS_PID=$!
     client_ns=""
-    while read -r -t 60 word name _ ns <&"$NETNS_OUT"; do
+    while read -r -t 60 word name _ ns; do
         [ "$word" = host ] && [ "$name" = client ] && client_ns="$ns"
         [ "$word" = ready ] && break
-    done
+    done < "$DIR/netns.out"
+    rm -f "$DIR/netns.out"
     [ -n "$client_ns" ] || { log "the multi-host net did not come up"; exit 1; }
     log "$N hosts and a client host at ${RTT_MS} ms round trip (namespaces ${client_ns%c}*)"
     set +e
     BENCH_NETNS="${client_ns%c}" ip netns exec "$client_ns" bash "$0" "${ARGS[@]}"
-    rc=$?
-    kill "$NETNS_PID" 2>/dev/null
-    wait "$NETNS_PID" 2>/dev/null
-    exit "$rc"
+    exit $? # the cleanup trap stops the holder
 fi
 stop_all
 rm -f "$DIR/results.jsonl" "$DIR/rss.jsonl" "$DIR/failover.jsonl" "$DIR/scale.jsonl"

@@ -90,6 +90,13 @@ run_ep "<unset>" zab-server "$DEF" "no ordinal in HOSTNAME=3f2a9c0d1e" -- HOSTNA
 run_ep 2 zab-server "--config /tmp/z.toml --data-dir /d --check-config" "ZAB_CONFIG and flags passed on" \
     -- HOSTNAME=zab-1 ZAB_CONFIG=/tmp/z.toml -- --data-dir /d --check-config
 run_ep 1 zab-server "inspect /var/lib/zab" "inspect goes to zab-server" -- HOSTNAME=zab-0 -- inspect /var/lib/zab
+run_ep 1 zab-server "verify-backup /b" "verify-backup goes to zab-server" -- HOSTNAME=zab-0 -- verify-backup /b
+printf 'id = 1\ndata_dir = "/d"\n[[servers]]\nid = 2\n' > "$TMP/with-id.toml"
+printf 'data_dir = "/d"\n[[servers]]\nid = 2\n' > "$TMP/without-id.toml"
+run_ep "<unset>" zab-server "--config $TMP/with-id.toml" "an id in the file is not overridden" \
+    -- HOSTNAME=zab-1 ZAB_CONFIG="$TMP/with-id.toml" --
+run_ep 2 zab-server "--config $TMP/without-id.toml" "a server's id in [[servers]] is not the file's id" \
+    -- HOSTNAME=zab-1 ZAB_CONFIG="$TMP/without-id.toml" --
 run_ep 1 zabctl "--servers zab:2181 ls /" "other commands run as given" -- HOSTNAME=zab-0 -- zabctl --servers zab:2181 ls /
 
 # ---------------------------------------------------------------------------

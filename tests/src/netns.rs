@@ -87,8 +87,9 @@ struct Switch {
     rules: Mutex<Rules>,
     /// The port each MAC address was last seen on.
     macs: Mutex<std::collections::HashMap<[u8; 6], usize>>,
-    /// Each port's delivery queue (frames with their due time).
-    outboxes: Vec<Mutex<mpsc::Sender<Due>>>,
+    /// `outboxes[from][to]`: each directed link's delivery queue (frames
+    /// with their due time), so a slow link holds up no other.
+    outboxes: Vec<Vec<Mutex<mpsc::Sender<Due>>>>,
 }
 
 impl Switch {
@@ -125,7 +126,9 @@ impl Switch {
                 }
                 now + rule.delay
             };
-            let outbox = self.outboxes[to].lock().unwrap_or_else(|e| e.into_inner());
+            let outbox = self.outboxes[from][to]
+                .lock()
+                .unwrap_or_else(|e| e.into_inner());
             let _ = outbox.send((due, frame.to_vec()));
         }
     }
@@ -149,6 +152,29 @@ fn ip(args: &[&str]) -> io::Result<()> {
             String::from_utf8_lossy(&out.stderr).trim()
         )))
     }
+}
+
+/// Switch threads running in this process (its tests check none outlive
+/// their net).
+static SWITCH_THREADS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+fn spawn_switch_thread(f: impl FnOnce() + Send + 'static) {
+    use std::sync::atomic::Ordering;
+    struct Running;
+    impl Drop for Running {
+        fn drop(&mut self) {
+            SWITCH_THREADS.fetch_sub(1, Ordering::SeqCst);
+        }
+    }
+    SWITCH_THREADS.fetch_add(1, Ordering::SeqCst);
+    let running = Running;
+    std::thread::Builder::new()
+        .name("netns-switch".into())
+        .spawn(move || {
+            let _running = running;
+            f();
+        })
+        .expect("a switch thread");
 }
 
 /// Enters namespace `ns` on the calling thread only.
@@ -197,6 +223,12 @@ impl Net {
     pub fn create(tag: &str, servers: usize, seed: u64) -> io::Result<Net> {
         Net::available().map_err(io::Error::other)?;
         assert!(servers < 100, "addresses 10.77.0.1..99 are the servers'");
+        // The process id ends where the tag begins (see `remove_leftovers`).
+        assert!(
+            tag.starts_with(|c: char| c.is_ascii_alphabetic())
+                && tag.chars().all(|c| c.is_ascii_alphanumeric()),
+            "a tag is letters and digits, starting with a letter: {tag:?}"
+        );
         remove_leftovers();
         let pid = std::process::id();
         let mut hosts: Vec<Host> = (1..=servers)
@@ -257,22 +289,28 @@ impl Net {
         }
         let ifaces: Vec<Arc<Iface>> = ifaces.into_iter().map(Arc::new).collect();
         let mut outboxes = Vec::new();
-        for iface in &ifaces {
-            let (tx, rx) = mpsc::channel::<Due>();
-            outboxes.push(Mutex::new(tx));
-            let iface = iface.clone();
-            // Delivers in arrival order, each frame once it is due.
-            std::thread::spawn(move || {
-                while let Ok((due, frame)) = rx.recv() {
-                    let now = Instant::now();
-                    if due > now {
-                        std::thread::sleep(due - now);
+        for _from in 0..ifaces.len() {
+            let mut row = Vec::new();
+            for iface in &ifaces {
+                let (tx, rx) = mpsc::channel::<Due>();
+                row.push(Mutex::new(tx));
+                let iface = iface.clone();
+                // Delivers in arrival order, each frame once it is due (a
+                // link keeps its order, as a cable does). Ends when the
+                // switch is gone, or the device.
+                spawn_switch_thread(move || {
+                    while let Ok((due, frame)) = rx.recv() {
+                        let now = Instant::now();
+                        if due > now {
+                            std::thread::sleep(due - now);
+                        }
+                        if iface.send(&frame).is_err() {
+                            return;
+                        }
                     }
-                    if iface.send(&frame).is_err() {
-                        return;
-                    }
-                }
-            });
+                });
+            }
+            outboxes.push(row);
         }
         let mut net = n;
         Arc::get_mut(&mut net.switch)
@@ -280,7 +318,7 @@ impl Net {
             .outboxes = outboxes;
         for (port, iface) in ifaces.into_iter().enumerate() {
             let switch = net.switch.clone();
-            std::thread::spawn(move || {
+            spawn_switch_thread(move || {
                 let mut buf = vec![0u8; FRAME_BYTES_MAX];
                 // Ends when the namespace and its device go away.
                 while let Ok(len) = iface.recv(&mut buf) {
@@ -412,8 +450,97 @@ impl Net {
 impl Drop for Net {
     fn drop(&mut self) {
         for h in &self.hosts {
+            // Deleting the device wakes its reader with an error, so the
+            // switch's threads end and the namespace can go with the name.
+            let _ = ip(&["-n", &h.ns, "link", "del", "eth0"]);
             let _ = ip(&["netns", "del", &h.ns]);
             let _ = std::fs::remove_dir_all(format!("/etc/netns/{}", h.ns));
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::{Read, Write};
+    use std::net::{TcpListener, TcpStream};
+
+    use super::*;
+
+    fn switch_threads() -> usize {
+        SWITCH_THREADS.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    /// On host `ns`'s network: a listener on `addr` that echoes one byte.
+    fn echo_on(net: &Arc<Net>, i: usize, port: u16) -> std::thread::JoinHandle<()> {
+        let ns = net.server(i).ns.clone();
+        let addr = (net.server(i).ip, port);
+        let (ready_tx, ready_rx) = mpsc::channel();
+        let t = std::thread::spawn(move || {
+            enter(&ns).expect("onto the server host");
+            let listener = TcpListener::bind(addr).expect("bind");
+            let _ = ready_tx.send(());
+            if let Ok((mut s, _)) = listener.accept() {
+                let mut b = [0u8; 1];
+                if s.read_exact(&mut b).is_ok() {
+                    let _ = s.write_all(&b);
+                }
+            }
+        });
+        ready_rx.recv().expect("listening");
+        t
+    }
+
+    /// From the client host: connect and one echoed byte; the time taken.
+    fn round_trip(net: &Arc<Net>, i: usize, port: u16) -> io::Result<Duration> {
+        let (client, addr) = (net.client().ns.clone(), (net.server(i).ip, port));
+        std::thread::spawn(move || {
+            enter(&client)?;
+            let began = Instant::now();
+            let mut s = TcpStream::connect_timeout(&addr.into(), Duration::from_secs(2))?;
+            s.set_read_timeout(Some(Duration::from_secs(2)))?;
+            s.write_all(b"x")?;
+            let mut b = [0u8; 1];
+            s.read_exact(&mut b)?;
+            Ok(began.elapsed())
+        })
+        .join()
+        .expect("the client thread")
+    }
+
+    #[test]
+    fn frames_cross_with_the_delay_a_cut_link_drops_them_and_drop_cleans_up() {
+        let Some(net) = Net::for_test("unit", 2, LinkRule::CLEAN, 7) else {
+            return;
+        };
+        assert!(switch_threads() > 0);
+        net.set_baseline(LinkRule {
+            delay: Duration::from_millis(10),
+            ..LinkRule::CLEAN
+        });
+        // Connecting and one echo: two round trips of at least 20 ms.
+        let server = echo_on(&net, 0, 9000);
+        let took = round_trip(&net, 0, 9000).expect("through the switch");
+        assert!(took >= Duration::from_millis(40), "{took:?}");
+        server.join().expect("echo");
+        // Cut from the client host to server 1: nothing gets through.
+        let client = net.servers();
+        net.set_link(client, 0, |r| r.cut = true);
+        let server = echo_on(&net, 0, 9001);
+        assert!(round_trip(&net, 0, 9001).is_err(), "crossed a cut link");
+        net.heal();
+        assert!(round_trip(&net, 0, 9001).is_ok(), "healed");
+        server.join().expect("echo");
+        let names: Vec<String> = net.hosts.iter().map(|h| h.ns.clone()).collect();
+        drop(net);
+        // Names, hosts files and threads are gone.
+        for ns in names {
+            assert!(!std::path::Path::new(&format!("{NS_DIR}/{ns}")).exists());
+            assert!(!std::path::Path::new(&format!("/etc/netns/{ns}")).exists());
+        }
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while switch_threads() > 0 && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        assert_eq!(switch_threads(), 0, "switch threads outlived the net");
     }
 }

@@ -8,6 +8,9 @@
 //! - `GET /digest`: JSON with the applied zxid, the node count and the
 //!   tree's digest, to compare servers, backups and restores.
 //!
+//! `/snapshot` and `/digest` answer only with `admin_backups = true` (403
+//! otherwise): a backup holds every node whatever its ACL.
+//!
 //! A deliberately tiny HTTP/1.0 responder: one request per connection,
 //! bounded request size and time, no keep-alive; over TLS when
 //! `[admin_tls]` is configured. One backup or digest runs at a time (each
@@ -41,6 +44,8 @@ pub struct Sources {
     pub metrics: Arc<crate::metrics::Metrics>,
     /// Asks the driver for a frozen copy of the applied state.
     pub freezes: mpsc::Sender<crate::backup::FreezeRequest>,
+    /// Whether `/snapshot` and `/digest` answer (`admin_backups`).
+    pub backups: bool,
 }
 
 pub async fn serve((listener, tls): (TcpListener, Option<TlsAcceptor>), sources: Sources) {
@@ -67,54 +72,101 @@ pub async fn serve((listener, tls): (TcpListener, Option<TlsAcceptor>), sources:
     }
 }
 
-/// A backup or a digest of the applied state: `None` if the server is
-/// stopping, or 503 text if another is running.
-async fn frozen_answer(
-    path: &str,
-    sources: &Sources,
-    heavy: &Semaphore,
-) -> (&'static str, &'static str, Vec<u8>, Option<String>) {
-    let busy = |why: &str| {
+/// How long sending a backup may take before the connection is dropped
+/// (a reader that stops reading must not hold the copy for ever).
+const BACKUP_SEND_TIME_MAX: Duration = Duration::from_secs(600);
+
+/// An answer to `/snapshot` or `/digest`: status, content type, extra
+/// header lines, and the body in parts (a backup's file header, then its
+/// state, so the state is never copied).
+type HeavyAnswer = (&'static str, &'static str, String, Vec<Vec<u8>>);
+
+/// A backup or a digest of the applied state, or why not.
+async fn frozen_answer(path: &str, sources: &Sources) -> HeavyAnswer {
+    let text = |code, why: &str| {
         (
-            "503 Service Unavailable",
+            code,
             "text/plain",
-            format!("{why}\n").into_bytes(),
-            None,
+            String::new(),
+            vec![format!("{why}\n").into_bytes()],
         )
     };
-    let Ok(_permit) = heavy.try_acquire() else {
-        return busy("a backup or digest is already running; try again when it is done");
-    };
+    if !sources.backups {
+        return text(
+            "403 Forbidden",
+            "backups and digests are off on this server: set admin_backups = true",
+        );
+    }
+    let stopping = || text("503 Service Unavailable", "the server is stopping");
     let (tx, rx) = oneshot::channel();
     if sources.freezes.send(tx).await.is_err() {
-        return busy("the server is stopping");
+        return stopping();
     }
     let Ok((zxid, state)) = rx.await else {
-        return busy("the server is stopping");
+        return stopping();
     };
     let backup = path == "/snapshot";
     let work = tokio::task::spawn_blocking(move || {
         if backup {
-            crate::backup::encode(zxid, &state)
+            let content = state.encode();
+            drop(state);
+            vec![
+                crate::storage::snapshot_file::header(0, zxid, &content),
+                content,
+            ]
         } else {
-            format!(
+            vec![format!(
                 "{{\"zxid\":\"{zxid}\",\"znodes\":{},\"digest\":\"{}\"}}\n",
                 state.node_count(),
                 state.digest()
             )
-            .into_bytes()
+            .into_bytes()]
         }
     });
     match work.await {
-        Ok(body) if backup => (
+        Ok(parts) if backup => (
             "200 OK",
             "application/octet-stream",
-            body,
-            Some(format!("X-Zab-Zxid: {zxid}\r\n")),
+            format!("X-Zab-Zxid: {zxid}\r\n"),
+            parts,
         ),
-        Ok(body) => ("200 OK", "application/json", body, None),
-        Err(_) => busy("the backup failed"),
+        Ok(parts) => ("200 OK", "application/json", String::new(), parts),
+        Err(_) => text("500 Internal Server Error", "the backup failed"),
     }
+}
+
+/// Answers `/snapshot` or `/digest`, one at a time: the permit is held until
+/// the answer is sent, so no more than one copy of the state is ever held
+/// for the admin port.
+async fn heavy_answer<S: AsyncWrite + Unpin>(
+    stream: &mut S,
+    path: &str,
+    sources: &Sources,
+    heavy: &Semaphore,
+) {
+    let Ok(_permit) = heavy.try_acquire() else {
+        let body = "a backup or digest is already running; try again when it is done\n";
+        let head = format!(
+            "HTTP/1.0 503 Service Unavailable\r\nContent-Type: text/plain\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            body.len()
+        );
+        let _ = stream.write_all(head.as_bytes()).await;
+        let _ = stream.shutdown().await;
+        return;
+    };
+    let (code, kind, extra, parts) = frozen_answer(path, sources).await;
+    let len: usize = parts.iter().map(Vec::len).sum();
+    let head = format!(
+        "HTTP/1.0 {code}\r\nContent-Type: {kind}\r\nContent-Length: {len}\r\n{extra}Connection: close\r\n\r\n"
+    );
+    let send = async {
+        stream.write_all(head.as_bytes()).await?;
+        for part in &parts {
+            stream.write_all(part).await?;
+        }
+        stream.shutdown().await
+    };
+    let _ = tokio::time::timeout(BACKUP_SEND_TIME_MAX, send).await;
 }
 
 /// Reads one request from `stream` and answers it.
@@ -139,16 +191,7 @@ async fn answer<S: AsyncRead + AsyncWrite + Unpin>(
     let request = String::from_utf8_lossy(&buf[..len]);
     let path = request.split_whitespace().nth(1).unwrap_or("/");
     if path == "/snapshot" || path == "/digest" {
-        let (code, kind, body, extra) = frozen_answer(path, sources, heavy).await;
-        let head = format!(
-            "HTTP/1.0 {code}\r\nContent-Type: {kind}\r\nContent-Length: {}\r\n{}Connection: close\r\n\r\n",
-            body.len(),
-            extra.unwrap_or_default()
-        );
-        let _ = stream.write_all(head.as_bytes()).await;
-        let _ = stream.write_all(&body).await;
-        let _ = stream.shutdown().await;
-        return;
+        return heavy_answer(&mut stream, path, sources, heavy).await;
     }
     let (code, kind, mut body) = respond(path, status, id);
     if path == "/metrics" {

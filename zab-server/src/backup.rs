@@ -11,10 +11,18 @@
 //! of a new ensemble (every server gets the same one): the state installed
 //! as the history's base, and both epoch files at the backup's epoch, so
 //! the new ensemble's first leader starts a later epoch and its zxids
-//! continue above the backup's. Every node is compared by [`TreeDigest`].
+//! continue above the backup's. The restored state has no sessions: each
+//! ended, its ephemeral nodes deleted, as if it had expired (one zxid
+//! each, after the backup's, in its epoch). A client of
+//! the old ensemble that resumed its session on the restored one would see
+//! a state older than what it had seen, without being told; ending the
+//! sessions tells it (SessionExpired). Every node is compared by
+//! [`TreeDigest`]: `restore` prints the digest of what it restored, which
+//! the new ensemble's `/digest` shows until its first write.
 //!
 //! A backup holds every node whatever its ACL, and the sessions' passwords:
-//! keep it as carefully as the data directory.
+//! keep it as carefully as the data directory (the admin port serves it
+//! only with `admin_backups = true`).
 
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -125,9 +133,24 @@ pub fn verify(path: &Path) -> Result<(Summary, Bytes), BackupError> {
 }
 
 /// Makes `data_dir` (new or empty) the data directory of a server of a new
-/// ensemble restored from the backup at `from`.
+/// ensemble restored from the backup at `from`; what it holds (sessions
+/// ended, see the module documentation).
 pub fn restore(from: &Path, data_dir: &Path) -> Result<Summary, BackupError> {
-    let (summary, content) = verify(from)?;
+    let (backup, content) = verify(from)?;
+    let bad = |reason| BackupError::BadState {
+        path: from.to_owned(),
+        reason,
+    };
+    let mut replica = Replica::new();
+    replica.restore(&content).map_err(bad)?;
+    let zxid = replica.end_every_session(backup.zxid).map_err(bad)?;
+    let frozen = replica.freeze();
+    let content = Bytes::from(frozen.encode());
+    let summary = Summary {
+        zxid,
+        znodes: frozen.node_count(),
+        digest: frozen.digest(),
+    };
     match std::fs::read_dir(data_dir) {
         Ok(mut entries) => {
             if entries.next().is_some() {

@@ -121,6 +121,12 @@ pub struct Config {
     /// may ask); none by default.
     #[serde(default)]
     pub admin_tls: Option<crate::tls::PortTls>,
+    /// Whether the admin port serves `/snapshot` (an online backup: every
+    /// node whatever its ACL, and the sessions' passwords) and `/digest`.
+    /// Off by default: turn it on where the admin port is private or
+    /// behind `[admin_tls]` with required client certificates.
+    #[serde(default)]
+    pub admin_backups: bool,
     /// Where this server listens for peers, when that is not the address
     /// it is known by (`0.0.0.0:2888` behind NAT or in a container); by
     /// default its member entry's `peer` address.
@@ -133,16 +139,23 @@ pub struct Config {
     #[serde(default)]
     pub listen_admin: Option<SocketAddr>,
     /// A peer link that carries nothing for this long is dropped and
-    /// dialled again. Links heartbeat every tick, or 4 times per timeout if
-    /// that is more often, so only a dead link falls silent this long.
-    #[serde(default = "default_peer_silence_timeout_ms")]
-    pub peer_silence_timeout_ms: u32,
+    /// dialled again. Every server heartbeats its links at least every
+    /// 100 ms whatever its own settings ([`Config::liveness`]), so only a
+    /// dead link (or a server stalled this long) falls silent this long.
+    /// By default the larger of 2000 ms and `init_limit` ticks, so that an
+    /// operator who raises `init_limit` for large snapshot transfers does
+    /// not have links dropped during them.
+    #[serde(default)]
+    pub peer_silence_timeout_ms: Option<u32>,
     pub servers: Vec<Member>,
 }
 
-fn default_peer_silence_timeout_ms() -> u32 {
-    2_000
-}
+/// The shortest peer silence timeout allowed: four heartbeats.
+const PEER_SILENCE_MS_MIN: u32 = 400;
+/// The longest gap between a server's heartbeats, whatever its tick: the
+/// receiver's silence timeout is its own setting, so the sender must not
+/// depend on it.
+const HEARTBEAT_MS_MAX: u64 = 100;
 
 /// Whether `addr` is `host:port`: a port number, and a host that is a
 /// name, an IPv4 address or a bracketed IPv6 address.
@@ -272,11 +285,19 @@ impl Config {
 
     /// How peer links tell a quiet peer from a gone one.
     pub fn liveness(&self) -> crate::peer::Liveness {
-        let silence = Duration::from_millis(u64::from(self.peer_silence_timeout_ms));
+        let silence = Duration::from_millis(self.peer_silence_ms());
         crate::peer::Liveness {
-            heartbeat: Duration::from_millis(self.tick_ms).min(silence / 4),
+            heartbeat: Duration::from_millis(self.tick_ms.min(HEARTBEAT_MS_MAX)).min(silence / 4),
             silence,
             connect: silence.min(Duration::from_secs(1)),
+        }
+    }
+
+    /// The peer silence timeout in force (see `peer_silence_timeout_ms`).
+    pub fn peer_silence_ms(&self) -> u64 {
+        match self.peer_silence_timeout_ms {
+            Some(ms) => u64::from(ms),
+            None => (u64::from(self.init_limit) * self.tick_ms).max(2_000),
         }
     }
 
@@ -373,11 +394,13 @@ impl Config {
                 "`peer_secret_file` and `insecure_no_peer_auth` contradict each other".into(),
             );
         }
-        if self.peer_silence_timeout_ms < 200 {
+        if let Some(ms) = self
+            .peer_silence_timeout_ms
+            .filter(|ms| *ms < PEER_SILENCE_MS_MIN)
+        {
             return bad(format!(
-                "peer_silence_timeout_ms {} is below 200: links would drop on ordinary \
-                 network jitter",
-                self.peer_silence_timeout_ms
+                "peer_silence_timeout_ms {ms} is below {PEER_SILENCE_MS_MIN}: links would \
+                 drop on ordinary network jitter"
             ));
         }
         if self.listen_admin.is_some() && self.me().admin.is_none() {
@@ -599,6 +622,21 @@ mod tests {
         assert_eq!(c.listen_addresses().1, "127.0.0.1:2182");
         assert_eq!(c.liveness().heartbeat, Duration::from_millis(100));
         assert_eq!(c.liveness().silence, Duration::from_secs(2));
+        // Raising init_limit for large transfers raises the silence timeout
+        // with it; a slow tick does not slow heartbeats past 100 ms.
+        let slow = Config::parse(&GOOD.replace(
+            "data_dir",
+            "init_limit = 50\n        tick_ms = 500\n        data_dir",
+        ))
+        .expect("valid");
+        assert_eq!(slow.liveness().silence, Duration::from_secs(25));
+        assert_eq!(slow.liveness().heartbeat, Duration::from_millis(100));
+        let set = Config::parse(&GOOD.replace(
+            "data_dir",
+            "peer_silence_timeout_ms = 400\n        data_dir",
+        ))
+        .expect("valid");
+        assert_eq!(set.liveness().silence, Duration::from_millis(400));
         assert_eq!((c.tick_ms, c.sync_limit, c.init_limit), (100, 5, 20));
         // ZooKeeper's usual 10–60 s timeouts are granted as asked.
         assert_eq!(c.session_limits().negotiate(30_000), 30_000);
@@ -680,7 +718,7 @@ mod tests {
             ),
             (
                 GOOD.replace("data_dir", "peer_silence_timeout_ms = 50\n        data_dir"),
-                "below 200",
+                "below 400",
             ),
             (
                 GOOD.replace(

@@ -29,7 +29,9 @@ mod handshake;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+use tokio::time::Instant;
 
 use bytes::BytesMut;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -59,7 +61,8 @@ const BACKOFF_MAX: Duration = Duration::from_secs(1);
 /// How a link tells a quiet peer from a gone one.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Liveness {
-    /// A link written nothing for this long gets a heartbeat.
+    /// A link written nothing for this long gets a heartbeat (in practice
+    /// no gap between writes exceeds about this).
     pub heartbeat: Duration,
     /// A link that carried nothing for this long is dropped (only on links
     /// whose ends both heartbeat).
@@ -389,22 +392,35 @@ impl Transport {
         let (mut reader, mut writer) = stream.into_split();
         let write = async move {
             let mut buf = BytesMut::new();
-            let mut beats = tokio::time::interval(heartbeat.unwrap_or(Duration::MAX / 4));
-            beats.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            // Checked twice per interval, a heartbeat goes out whenever
+            // nothing was written for half of it: no gap exceeds about one.
+            let mut beats = heartbeat.map(|h| {
+                let mut i = tokio::time::interval(h / 2);
+                i.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+                i
+            });
             let mut wrote = Instant::now();
             loop {
+                let beat = async {
+                    match beats.as_mut() {
+                        Some(b) => {
+                            b.tick().await;
+                        }
+                        None => std::future::pending::<()>().await,
+                    }
+                };
                 let item = tokio::select! {
                     item = rx.recv() => match item {
                         Some(item) => item,
                         None => return,
                     },
-                    _ = beats.tick(), if heartbeat.is_some() => {
-                        if heartbeat.is_some_and(|h| wrote.elapsed() >= h)
-                            && writer.write_all(&codec::heartbeat()).await.is_err()
-                        {
-                            return;
+                    () = beat => {
+                        if heartbeat.is_some_and(|h| wrote.elapsed() >= h / 2) {
+                            if writer.write_all(&codec::heartbeat()).await.is_err() {
+                                return;
+                            }
+                            wrote = Instant::now();
                         }
-                        wrote = Instant::now();
                         continue;
                     }
                 };

@@ -327,6 +327,28 @@ impl Replica {
         }
     }
 
+    /// Ends every session, deleting its ephemeral nodes, one zxid each
+    /// after `after` (in its epoch): what a restored state starts from, so
+    /// that a client of the backed-up ensemble cannot resume its session on
+    /// a state older than what it saw (it gets SessionExpired and starts
+    /// afresh). Returns the zxid of the state it leaves.
+    pub fn end_every_session(&mut self, after: Zxid) -> Result<Zxid, String> {
+        let mut at = after;
+        for (session, _) in self.tree.sessions() {
+            let counter = at
+                .counter()
+                .checked_add(1)
+                .ok_or("the epoch has no zxid left to end the sessions with")?;
+            at = Zxid::new(at.epoch(), counter);
+            self.tree
+                .apply(at, 0, &crate::tree::Txn::CloseSession { session })
+                .map_err(|e| format!("ending session {session:#x}: {e:?}"))?;
+            self.passwords.remove(&session);
+            self.owners.remove(&session);
+        }
+        Ok(at)
+    }
+
     pub fn password(&self, session: u64) -> Option<[u8; PASSWORD_BYTES]> {
         self.passwords.get(&session).copied()
     }

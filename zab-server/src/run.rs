@@ -189,6 +189,7 @@ pub async fn serve(cfg: Config) -> Result<Stop, String> {
             id: cfg.id,
             metrics: metrics.clone(),
             freezes: driver.freezes(),
+            backups: cfg.admin_backups,
         };
         tokio::spawn(crate::admin::serve((listener, tls), sources));
     }

@@ -283,6 +283,7 @@ async fn the_admin_port_answers_only_certificate_holders_over_tls() {
         id: 1,
         metrics: Default::default(),
         freezes,
+        backups: false,
     };
     tokio::spawn(zab_server::admin::serve(
         (listener, Some(acceptor)),

@@ -37,8 +37,18 @@ fn main() -> ExitCode {
                 true
             }
             "--servers" => value.parse().map(|v| servers = v).is_ok(),
-            "--rtt-ms" => value.parse().map(|v| rtt_ms = v).is_ok(),
-            "--loss" => value.parse().map(|v| loss = v).is_ok(),
+            "--rtt-ms" => value
+                .parse()
+                .ok()
+                .filter(|v: &f64| (0.0..=60_000.0).contains(v))
+                .map(|v| rtt_ms = v)
+                .is_some(),
+            "--loss" => value
+                .parse()
+                .ok()
+                .filter(|v: &f64| (0.0..=1.0).contains(v))
+                .map(|v| loss = v)
+                .is_some(),
             _ => false,
         };
         if !ok {
@@ -57,16 +67,6 @@ fn main() -> ExitCode {
         loss,
         cut: false,
     });
-    let mut out = std::io::stdout().lock();
-    for i in 0..servers {
-        let h = net.server(i);
-        let _ = writeln!(out, "host {} {} {}", h.name, h.ip, h.ns);
-    }
-    let c = net.client();
-    let _ = writeln!(out, "host {} {} {}", c.name, c.ip, c.ns);
-    let _ = writeln!(out, "ready");
-    let _ = out.flush();
-    drop(out);
     let rt = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -77,12 +77,25 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    // Listening before `ready` is printed: a script may stop it right after.
+    let term = rt.block_on(async {
+        tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+    });
+    let Ok(mut term) = term else {
+        eprintln!("netns: cannot watch SIGTERM");
+        return ExitCode::FAILURE;
+    };
+    let mut out = std::io::stdout().lock();
+    for i in 0..servers {
+        let h = net.server(i);
+        let _ = writeln!(out, "host {} {} {}", h.name, h.ip, h.ns);
+    }
+    let c = net.client();
+    let _ = writeln!(out, "host {} {} {}", c.name, c.ip, c.ns);
+    let _ = writeln!(out, "ready");
+    let _ = out.flush();
+    drop(out);
     rt.block_on(async {
-        let Ok(mut term) =
-            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-        else {
-            return;
-        };
         tokio::select! {
             _ = term.recv() => {}
             _ = tokio::signal::ctrl_c() => {}

@@ -42,6 +42,23 @@ fn replica_with(nodes: usize) -> (Replica, Zxid) {
         last = Zxid::new(Epoch(3), k as u32 + 2);
         r.apply(last, &create.encode()).expect("applies");
     }
+    // And one ephemeral node of session 5.
+    let ephemeral = Command {
+        origin: 1,
+        session: 5,
+        xid: -1,
+        request: 0,
+        time_ms: 1_000,
+        body: CommandBody::Op(Request::Create(CreateRequest {
+            path: "/eph".into(),
+            data: Bytes::new(),
+            mode: CreateMode::Ephemeral,
+            ttl_ms: 0,
+            acl: None,
+        })),
+    };
+    last = Zxid::new(last.epoch(), last.counter() + 1);
+    r.apply(last, &ephemeral.encode()).expect("applies");
     (r, last)
 }
 
@@ -61,23 +78,30 @@ fn a_backup_restores_into_a_directory_a_server_recovers_from() {
     std::fs::write(&file, encode(zxid, &frozen)).expect("write backup");
     let (summary, _) = verify(&file).expect("intact");
     assert_eq!(summary.zxid, zxid);
-    assert_eq!(summary.znodes, 51, "50 nodes and the root");
+    assert_eq!(summary.znodes, 52, "50 nodes, an ephemeral and the root");
     assert_eq!(summary.digest, frozen.digest());
 
     let data_dir = dir.join("data");
-    assert_eq!(restore(&file, &data_dir).expect("restores"), summary);
+    let restored = restore(&file, &data_dir).expect("restores");
+    // Its sessions ended with the backup: the ephemeral is gone.
+    let after = Zxid::new(zxid.epoch(), zxid.counter() + 1);
+    assert_eq!((restored.zxid, restored.znodes), (after, 51));
+    assert_ne!(restored.digest, summary.digest);
     // What a server starting on it recovers: the state, at the backup's
     // zxid and epoch.
     let (store, recovery) =
         Store::open(RealFs::shared(), &data_dir, StoreConfig::default()).expect("opens");
     assert_eq!(store.epochs(), (Epoch(3), Epoch(3)));
-    assert_eq!(recovery.restored.history.last(), zxid);
+    assert_eq!(recovery.restored.history.last(), after);
     assert!(!recovery.restored.recovering, "it may vote");
     let snapshot = recovery.snapshot.expect("a snapshot");
-    assert_eq!(snapshot.meta.zxid, zxid);
+    assert_eq!(snapshot.meta.zxid, after);
     let mut recovered = Replica::new();
     recovered.restore(&snapshot.content).expect("loads");
-    assert_eq!(recovered.freeze().digest(), summary.digest);
+    assert_eq!(recovered.freeze().digest(), restored.digest);
+    assert!(recovered.tree.sessions().is_empty(), "no session survives");
+    assert!(recovered.password(5).is_none());
+    assert!(recovered.tree.get("/eph").is_none() && recovered.tree.get("/n7").is_some());
     assert!(recovery.damage.is_none(), "{:?}", recovery.damage);
     drop(store);
 

@@ -281,7 +281,8 @@ where
     Ok(agreed)
 }
 
-/// Writes `revision` into the nonce's tail (after its random bytes).
+/// Writes `revision` into the nonce's tail (after its random bytes); the
+/// two bytes after it are reserved (zero).
 fn mark_revision(nonce: &mut [u8; NONCE_BYTES], revision: u16) {
     let tail = &mut nonce[NONCE_RANDOM_BYTES..];
     tail[..4].copy_from_slice(REVISION_MARK);
@@ -293,7 +294,9 @@ fn mark_revision(nonce: &mut [u8; NONCE_BYTES], revision: u16) {
 /// (a version-3 server's nonce is random throughout).
 fn announced_revision(nonce: &[u8; NONCE_BYTES]) -> u16 {
     let tail = &nonce[NONCE_RANDOM_BYTES..];
-    if &tail[..4] == REVISION_MARK && tail[6..] == [0, 0] {
+    // The last two bytes are reserved: a later release may announce more
+    // there, so they are not checked.
+    if &tail[..4] == REVISION_MARK {
         u16::from_be_bytes([tail[4], tail[5]])
     } else {
         REVISION_BASE

@@ -77,6 +77,15 @@ pub fn list(fs: &dyn Fs, dir: &Path) -> Result<Vec<SnapshotMeta>> {
 
 pub fn encode(generation: u32, zxid: Zxid, content: &[u8]) -> Vec<u8> {
     let mut out = Vec::with_capacity(HEADER_BYTES + content.len());
+    out.extend_from_slice(&header(generation, zxid, content));
+    out.extend_from_slice(content);
+    out
+}
+
+/// The header [`encode`] puts before `content` (for writers that send the
+/// two apart, so the content is never copied).
+pub fn header(generation: u32, zxid: Zxid, content: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(HEADER_BYTES);
     out.extend_from_slice(MAGIC);
     out.put_u32(generation);
     out.put_u64(zxid.0);
@@ -84,7 +93,6 @@ pub fn encode(generation: u32, zxid: Zxid, content: &[u8]) -> Vec<u8> {
     out.put_u32(crc32fast::hash(content));
     let header_crc = crc32fast::hash(&out);
     out.put_u32(header_crc);
-    out.extend_from_slice(content);
     out
 }
 
