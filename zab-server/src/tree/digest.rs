@@ -6,11 +6,10 @@
 
 use std::fmt;
 
-use bytes::BufMut;
 use sha2::{Digest as _, Sha256};
 
-use super::snapshot::FrozenTree;
-use super::wire::{put_acls, put_bytes, put_kind};
+use super::snapshot::{put_node, FrozenTree};
+use super::wire::put_acls;
 use super::znode::Node;
 
 /// Bumped if what the digest covers ever changes, so digests of different
@@ -42,19 +41,9 @@ impl FrozenTree {
         let mut buf = Vec::with_capacity(256);
         for (path, node) in nodes {
             buf.clear();
-            put_bytes(&mut buf, path.as_bytes());
-            put_bytes(&mut buf, &node.data);
-            buf.put_u64(node.czxid.0);
-            buf.put_u64(node.mzxid.0);
-            buf.put_u64(node.pzxid.0);
-            buf.put_i64(node.ctime_ms);
-            buf.put_i64(node.mtime_ms);
-            buf.put_i32(node.version);
-            buf.put_i32(node.cversion);
-            buf.put_i32(node.aversion);
-            buf.put_i32(node.child_creates);
-            put_kind(&mut buf, node.kind());
-            buf.put_u64(node.ephemeral_owner());
+            // Every field a snapshot stores, so no difference a snapshot
+            // would carry escapes the digest.
+            put_node(&mut buf, path, node);
             put_acls(&mut buf, &node.acl);
             hasher.update(&buf);
         }

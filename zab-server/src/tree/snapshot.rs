@@ -119,22 +119,28 @@ impl FrozenTree {
         out.put_u32(count(nodes.len()));
         let mut acl_index = AclIndex::default();
         for (path, node) in nodes {
-            put_bytes(out, path.as_bytes());
-            put_bytes(out, &node.data);
-            out.put_u64(node.czxid.0);
-            out.put_u64(node.mzxid.0);
-            out.put_u64(node.pzxid.0);
-            out.put_i64(node.ctime_ms);
-            out.put_i64(node.mtime_ms);
-            out.put_i32(node.version);
-            out.put_i32(node.cversion);
-            out.put_i32(node.child_creates);
-            put_kind(out, node.kind());
-            out.put_u64(node.ephemeral_owner());
-            out.put_i32(node.aversion);
+            put_node(out, path, node);
             acl_index.put(out, &node.acl);
         }
     }
+}
+
+/// A node as the snapshot stores it, all but its ACL (which follows, as
+/// an index here, in full in the digest).
+pub(super) fn put_node(out: &mut impl BufMut, path: &str, node: &Node) {
+    put_bytes(out, path.as_bytes());
+    put_bytes(out, &node.data);
+    out.put_u64(node.czxid.0);
+    out.put_u64(node.mzxid.0);
+    out.put_u64(node.pzxid.0);
+    out.put_i64(node.ctime_ms);
+    out.put_i64(node.mtime_ms);
+    out.put_i32(node.version);
+    out.put_i32(node.cversion);
+    out.put_i32(node.child_creates);
+    put_kind(out, node.kind());
+    out.put_u64(node.ephemeral_owner());
+    out.put_i32(node.aversion);
 }
 
 /// Numbers ACL lists by first appearance while a snapshot is written: by
