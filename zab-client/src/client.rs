@@ -103,9 +103,22 @@ impl Builder {
 }
 
 /// A session with the ensemble.
+///
+/// Cloning a `Client` gives another handle on the same session (one
+/// connection, one session id, calls from every handle in one order), so
+/// recipes and tasks can share it. When the last handle is dropped the
+/// session is closed as [`Client::close`] closes it, if a connection is
+/// open: its ephemeral nodes go at once rather than at its expiry.
+/// [`Client::close`] through any handle closes the session for all.
+/// Events of watches armed without a stream ([`Client::next_event`]) go to
+/// whichever handle asks first.
+#[derive(Clone)]
 pub struct Client {
+    /// Set by [`Client::abandon`]: the last handle's drop leaves the
+    /// session to expire instead of closing it.
+    abandoned: Arc<std::sync::atomic::AtomicBool>,
     requests: mpsc::UnboundedSender<Call>,
-    events: Mutex<mpsc::UnboundedReceiver<WatchEvent>>,
+    events: Arc<Mutex<mpsc::UnboundedReceiver<WatchEvent>>>,
     last_zxid: Arc<AtomicU64>,
     session_id: u64,
     states: tokio::sync::watch::Receiver<SessionState>,
@@ -175,11 +188,13 @@ impl Client {
             last_zxid.clone(),
             ready_tx,
         );
-        tokio::spawn(driver.run(calls));
+        let abandoned = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        tokio::spawn(driver.run(calls, abandoned.clone()));
         let session = ready.await.unwrap_or(Err(Error::ConnectionLoss))?;
         Ok(Client {
+            abandoned,
             requests,
-            events: Mutex::new(events_rx),
+            events: Arc::new(Mutex::new(events_rx)),
             last_zxid,
             session_id: session.id,
             states,
@@ -606,6 +621,16 @@ impl Client {
     /// Ends the session: its ephemeral nodes are deleted at once.
     pub async fn close(self) -> Result<(), Error> {
         self.call(Request::CloseSession).await.map(drop)
+    }
+
+    /// Walks away from the session without closing it, as a crashed
+    /// process would: once every handle is gone the connection is dropped
+    /// and the servers expire the session (and delete its ephemeral nodes)
+    /// after its timeout. For tests of expiry, and for a process that hands
+    /// its session to another (which resumes it with the same id and
+    /// password) and must not close it.
+    pub fn abandon(self) {
+        self.abandoned.store(true, Ordering::SeqCst);
     }
 }
 

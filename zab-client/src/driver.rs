@@ -92,7 +92,14 @@ impl Driver {
         self.epoch.elapsed().as_millis() as u64
     }
 
-    pub(crate) async fn run(mut self, mut calls: mpsc::UnboundedReceiver<Call>) {
+    /// Runs the session until it ends. When `calls` closes (the last
+    /// handle is gone) the session is closed, or abandoned if `abandoned`
+    /// was set.
+    pub(crate) async fn run(
+        mut self,
+        mut calls: mpsc::UnboundedReceiver<Call>,
+        abandoned: Arc<std::sync::atomic::AtomicBool>,
+    ) {
         let mut buf = BytesMut::with_capacity(16 * 1024);
         let mut calls_open = true;
         while !self.done {
@@ -137,7 +144,11 @@ impl Driver {
                 }
                 Woke::Call(None) => {
                     calls_open = false;
-                    self.machine.shutdown();
+                    if abandoned.load(Ordering::SeqCst) {
+                        self.machine.abandon();
+                    } else {
+                        self.machine.shutdown();
+                    }
                 }
                 Woke::Dialed(Ok(stream)) => {
                     self.socket = Socket::Open(stream);

@@ -2,7 +2,8 @@
 //! survives the leader's death with its ephemerals and watches; a client
 //! never goes back in time across reconnects; a linearizable follower read
 //! sees every write acknowledged before it began; per-watch streams carry
-//! their own watch's events only.
+//! their own watch's events only; clones share a session, and dropping
+//! the last handle closes it.
 
 mod common;
 
@@ -558,4 +559,77 @@ async fn one_shot_watches_outlive_every_reconnect() {
         (ev.kind, ev.path.as_str()),
         (WatchEventKind::NodeDataChanged, "/c")
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn clones_share_one_session_and_dropping_the_last_closes_it() {
+    let e = Ensemble::start(3, "client-drop");
+    let leader = e.wait_for_leader(None).await;
+    // A 30 s session: its ephemeral going within seconds is the close, not
+    // an expiry.
+    let first = e.client(leader, 30_000).await;
+    let second = first.clone();
+    assert_eq!(first.session_id(), second.session_id());
+    first
+        .create("/held", b"", CreateMode::Ephemeral)
+        .await
+        .expect("an ephemeral");
+    drop(first);
+    // The other handle still serves the session, and the node stays.
+    let stat = second
+        .exists("/held", Consistency::Linearizable, false)
+        .await
+        .expect("exists")
+        .expect("the node is still there");
+    assert_eq!(stat.ephemeral_owner, second.session_id());
+    let watcher = e.client(leader, 10_000).await;
+    let dropped = Instant::now();
+    drop(second);
+    let deadline = dropped + Duration::from_secs(10);
+    loop {
+        let held = retry(|| watcher.exists("/held", Consistency::Linearizable, false))
+            .await
+            .expect("exists");
+        if held.is_none() {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the ephemeral outlived its last handle by 10 s"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    println!(
+        "ephemeral gone {:.0} ms after the last handle was dropped",
+        dropped.elapsed().as_secs_f64() * 1000.0
+    );
+
+    // Abandoned instead: the session is left to expire, as a crashed
+    // owner's is.
+    let owner = e.client(leader, 2_000).await;
+    owner
+        .create("/left", b"", CreateMode::Ephemeral)
+        .await
+        .expect("an ephemeral");
+    owner.abandon();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(
+        retry(|| watcher.exists("/left", Consistency::Linearizable, false))
+            .await
+            .expect("exists")
+            .is_some(),
+        "an abandoned session was closed rather than left to expire"
+    );
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while retry(|| watcher.exists("/left", Consistency::Linearizable, false))
+        .await
+        .expect("exists")
+        .is_some()
+    {
+        assert!(
+            Instant::now() < deadline,
+            "the abandoned session never expired"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 }

@@ -543,6 +543,52 @@ fn a_refused_rearm_tells_every_watch_it_is_lost() {
 }
 
 #[test]
+fn shutting_down_closes_an_open_session_and_finishes_at_the_reply() {
+    let mut m = connected();
+    m.shutdown();
+    assert_eq!(m.take_outputs(), [op(1, Request::CloseSession)]);
+    // Nothing more goes out meanwhile.
+    let late = m.call(get("/a", false), false);
+    assert_eq!(
+        m.take_outputs(),
+        [Output::Reply {
+            call: late,
+            result: Err(Error::ConnectionLoss)
+        }]
+    );
+    m.received(10, &reply(1, 11, Outcome::Ok(Response::CloseSession)));
+    assert_eq!(m.take_outputs(), [Output::Hangup, Output::Finished(None)]);
+
+    // A server that never answers: the read timeout ends it, without a
+    // reconnect.
+    let mut m = connected();
+    m.shutdown();
+    m.take_outputs();
+    let mut out = Vec::new();
+    let mut at = 0;
+    for _ in 0..10 {
+        at = m.next_deadline().expect("a deadline until it finishes");
+        m.tick(at);
+        out.extend(m.take_outputs());
+        if out.contains(&Output::Finished(None)) {
+            break;
+        }
+    }
+    assert!(out.contains(&Output::Finished(None)), "{out:?}");
+    assert!(at <= u64::from(TIMEOUT), "finished only at {at} ms");
+    assert!(
+        !out.iter().any(|o| matches!(o, Output::Dial { .. })),
+        "{out:?}"
+    );
+
+    // Without a connection there is nothing to close: it just stops.
+    let mut m = Machine::new(3, TIMEOUT, 0);
+    m.take_outputs();
+    m.shutdown();
+    assert_eq!(m.take_outputs(), [Output::Hangup, Output::Finished(None)]);
+}
+
+#[test]
 fn closing_sends_close_session_and_finishes_at_its_reply() {
     let mut m = connected();
     let close = m.call(Request::CloseSession, false);

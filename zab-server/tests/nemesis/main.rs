@@ -397,7 +397,8 @@ async fn ephemeral_worker(shared: Shared, log: Arc<Mutex<Vec<Ephemeral>>>) {
         } else if Instant::now() >= shared.deadline {
             (Fate::Open, Some(client))
         } else if rng.below(2) == 0 {
-            drop(client);
+            // Left to expire, as a crashed owner's would.
+            client.abandon();
             (Fate::Abandoned, None)
         } else {
             match client.close().await {
