@@ -11,7 +11,7 @@ use bytes::Bytes;
 use tokio::sync::{mpsc, oneshot, Mutex};
 use zab_proto::{
     Acl, CreateMode, CreateRequest, DeleteRequest, ErrorCode, MultiOp, MultiResult, Request,
-    Response, SetDataRequest, Stat, WatchEvent,
+    Response, SetDataRequest, Stat, WatchEvent, WatcherKind,
 };
 
 use crate::driver::{Call, Driver, EventTx};
@@ -585,8 +585,9 @@ impl Client {
 
     /// Arms a persistent watch on `path` (and its whole subtree if
     /// `recursive`); its events arrive on the returned stream. Dropping the
-    /// stream discards its later events (the watch stays armed on the
-    /// server for the session; the protocol has no way to remove it).
+    /// stream discards its later events; the watch stays armed on the
+    /// server until [`Client::remove_watches`] removes it or the session
+    /// ends.
     pub async fn add_watch(&self, path: &str, recursive: bool) -> Result<WatchStream, Error> {
         let mode = if recursive {
             zab_proto::AddWatchMode::PersistentRecursive
@@ -621,6 +622,24 @@ impl Client {
     /// Ends the session: its ephemeral nodes are deleted at once.
     pub async fn close(self) -> Result<(), Error> {
         self.call(Request::CloseSession).await.map(drop)
+    }
+
+    /// Removes this session's watches of `kind` on `path` (ZooKeeper's
+    /// removeWatches): the server stops reporting to them, a reconnect no
+    /// longer re-arms them, and their [`WatchStream`]s end. `Data` covers
+    /// the watches of `get_and_watch` and `exists_and_watch`, `Children`
+    /// those of `children_and_watch`, `Persistent` and
+    /// `PersistentRecursive` those of [`Client::add_watch`], `Any` all.
+    /// `Error::Server(NoWatcher)` if there was none.
+    pub async fn remove_watches(&self, path: &str, kind: WatcherKind) -> Result<(), Error> {
+        let request = Request::RemoveWatches {
+            path: path.into(),
+            kind,
+        };
+        match self.call(request).await? {
+            Response::RemoveWatches => Ok(()),
+            r => Err(unexpected(r)),
+        }
     }
 
     /// Walks away from the session without closing it, as a crashed

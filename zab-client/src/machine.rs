@@ -48,6 +48,8 @@ struct Sent {
     call: Option<CallId>,
     /// The watch the request arms if it succeeds, and where its events go.
     arms: Option<(Armed, String, Delivery)>,
+    /// The watches the request (RemoveWatches) removes if it succeeds.
+    removes: Option<(zab_proto::WatcherKind, String)>,
 }
 
 /// A call waiting for a connection.
@@ -645,6 +647,10 @@ impl Machine {
                 if let Some((kind, path, to)) = sent.arms {
                     self.watches.armed(kind, path, &response, to);
                 }
+                if let Some((kind, path)) = &sent.removes {
+                    let ended = self.watches.remove(*kind, path);
+                    self.out.extend(ended.into_iter().map(Output::EndStream));
+                }
                 Ok(response)
             }
             Outcome::Err(ErrorCode::SessionExpired) => Err(Error::SessionExpired),
@@ -697,11 +703,16 @@ impl Machine {
     ) {
         let xid = self.next_xid;
         self.next_xid = xid.next();
+        let removes = match &request {
+            Request::RemoveWatches { path, kind } => Some((*kind, path.clone())),
+            _ => None,
+        };
         self.sent.push_back(Sent {
             xid,
             opcode: request.opcode(),
             call,
             arms,
+            removes,
         });
         let mut bytes = BytesMut::new();
         RequestFrame::Op { xid, request }.encode(&mut bytes);

@@ -5,7 +5,9 @@
 
 use std::collections::BTreeSet;
 
-use zab_proto::{AddWatchMode, Request, Response, SetWatches, WatchEvent, WatchEventKind};
+use zab_proto::{
+    AddWatchMode, Request, Response, SetWatches, WatchEvent, WatchEventKind, WatcherKind,
+};
 
 use crate::machine::CallId;
 
@@ -52,6 +54,18 @@ impl Armed {
                         .strip_prefix(path)
                         .is_some_and(|rest| rest.starts_with('/'))
             }
+        }
+    }
+
+    /// Whether RemoveWatches of `kind` removes a watch of this kind (as the
+    /// server does: `Data` covers exists watches too).
+    pub(crate) fn removed_by(self, kind: WatcherKind) -> bool {
+        match kind {
+            WatcherKind::Any => true,
+            WatcherKind::Children => self == Armed::Child,
+            WatcherKind::Data => matches!(self, Armed::Data | Armed::Exists),
+            WatcherKind::Persistent => self == Armed::Persistent,
+            WatcherKind::PersistentRecursive => self == Armed::Recursive,
         }
     }
 
@@ -212,6 +226,24 @@ impl Watches {
 
     /// The session ended: no watch can fire any more. Returns the streams
     /// to end.
+    /// The server removed this session's watches of `kind` on `path`: they
+    /// are no longer re-armed, and their streams end (returned).
+    pub(crate) fn remove(&mut self, kind: WatcherKind, path: &str) -> Vec<CallId> {
+        self.armed
+            .retain(|(k, p)| !(p == path && k.removed_by(kind)));
+        let mut ended = Vec::new();
+        self.watchers.retain(|w| {
+            let gone = w.path == path && w.kind.removed_by(kind);
+            if let (true, Delivery::Stream(call)) = (gone, w.to) {
+                if !ended.contains(&call) {
+                    ended.push(call);
+                }
+            }
+            !gone
+        });
+        ended
+    }
+
     pub(crate) fn clear(&mut self) -> Vec<CallId> {
         self.armed.clear();
         let mut ended = Vec::new();

@@ -633,3 +633,43 @@ async fn clones_share_one_session_and_dropping_the_last_closes_it() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn removed_watches_end_their_streams_and_report_nothing_more() {
+    let e = Ensemble::start(3, "client-remove-watches");
+    let leader = e.wait_for_leader(None).await;
+    let c = e.client(leader, 10_000).await;
+    let mut removed = c.add_watch("/rw", false).await.expect("a watch");
+    let mut sentinel = c.add_watch("/sentinel", false).await.expect("a watch");
+    c.create("/rw", b"", CreateMode::Persistent)
+        .await
+        .expect("create");
+    let created = next_change(&mut removed, "/rw created").await;
+    assert_eq!(created.kind, WatchEventKind::NodeCreated);
+    c.remove_watches("/rw", zab_client::WatcherKind::Persistent)
+        .await
+        .expect("removed");
+    let ended = tokio::time::timeout(Duration::from_secs(5), removed.next())
+        .await
+        .expect("the stream ends");
+    assert!(ended.is_none(), "{ended:?}");
+    // The server no longer reports /rw to this session: a change to it,
+    // then one to the sentinel, and only the sentinel's event arrives.
+    c.set("/rw", b"changed", -1).await.expect("set");
+    c.create("/sentinel", b"", CreateMode::Persistent)
+        .await
+        .expect("create");
+    let seen = next_change(&mut sentinel, "/sentinel created").await;
+    assert_eq!(seen.path, "/sentinel");
+    let stray = tokio::time::timeout(Duration::from_millis(300), c.next_event()).await;
+    assert!(stray.is_err(), "an event after the removal: {stray:?}");
+    // Nothing left to remove.
+    let again = c
+        .remove_watches("/rw", zab_client::WatcherKind::Any)
+        .await
+        .expect_err("nothing to remove");
+    assert_eq!(
+        again,
+        zab_client::Error::Server(zab_client::ErrorCode::NoWatcher)
+    );
+}

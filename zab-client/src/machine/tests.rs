@@ -543,6 +543,53 @@ fn a_refused_rearm_tells_every_watch_it_is_lost() {
 }
 
 #[test]
+fn removed_watches_end_their_streams_and_are_not_rearmed() {
+    let mut m = connected();
+    let data = m.call(get("/c", true), true);
+    let persistent = m.call(
+        Request::AddWatch {
+            path: "/c".into(),
+            mode: zab_proto::AddWatchMode::Persistent,
+        },
+        true,
+    );
+    m.take_outputs();
+    m.received(10, &reply(1, 15, got()));
+    m.received(11, &reply(2, 15, Outcome::Ok(Response::AddWatch)));
+    m.take_outputs();
+    let remove = |kind| Request::RemoveWatches {
+        path: "/c".into(),
+        kind,
+    };
+    let removed = m.call(remove(zab_proto::WatcherKind::Data), false);
+    assert_eq!(
+        m.take_outputs(),
+        [op(3, remove(zab_proto::WatcherKind::Data))]
+    );
+    m.received(12, &reply(3, 15, Outcome::Ok(Response::RemoveWatches)));
+    assert_eq!(
+        m.take_outputs(),
+        [
+            Output::EndStream(data),
+            Output::Reply {
+                call: removed,
+                result: Ok(Response::RemoveWatches)
+            },
+        ]
+    );
+    // Only the persistent watch is re-armed; its stream goes on.
+    let set = m.watches.rearm(15).expect("something to re-arm");
+    assert_eq!((set.data.len(), set.persistent.len()), (0, 1));
+    // A refused removal (NoWatcher) changes nothing.
+    m.call(remove(zab_proto::WatcherKind::Children), false);
+    m.take_outputs();
+    m.received(13, &reply(4, 15, Outcome::Err(ErrorCode::NoWatcher)));
+    let out = m.take_outputs();
+    assert!(!out.contains(&Output::EndStream(persistent)), "{out:?}");
+    assert_eq!(m.watches.rearm(15).map(|s| s.persistent.len()), Some(1));
+}
+
+#[test]
 fn shutting_down_closes_an_open_session_and_finishes_at_the_reply() {
     let mut m = connected();
     m.shutdown();
