@@ -72,8 +72,15 @@ impl Driver {
         last_zxid: Arc<AtomicU64>,
         ready: oneshot::Sender<Result<Session, Error>>,
     ) -> Driver {
+        let mut machine = Machine::new(servers.len(), timeout_ms, 0);
+        // Jitter only: the process id and the clock's nanoseconds differ
+        // between clients that lost their server together.
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos() as u64);
+        machine.seed_jitter(nanos ^ (u64::from(std::process::id()) << 32));
         Driver {
-            machine: Machine::new(servers.len(), timeout_ms, 0),
+            machine,
             servers,
             tls,
             epoch: Instant::now(),

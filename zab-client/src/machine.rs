@@ -35,9 +35,15 @@ pub use output::{CallId, ExpiredBy, Output, Session, SessionState};
 pub const DIAL_TIMEOUT_MS: u64 = 2_000;
 /// How long the server may take to answer the hello (ms).
 pub const HANDSHAKE_TIMEOUT_MS: u64 = 5_000;
-/// The pause after every server in the list failed, before the next pass
-/// (ms).
+/// The pause after the first pass in which every server in the list failed,
+/// before the next pass (ms). Each further failed pass doubles it, up to
+/// [`RETRY_PAUSE_MAX_MS`] (or a quarter of the session timeout, if that is
+/// longer), and every pause is drawn between half and all of that, so that
+/// clients cut off together do not come back in step.
 pub const RETRY_PAUSE_MS: u64 = 100;
+/// The longest pause between passes, unless a quarter of the session
+/// timeout is longer (ms).
+pub const RETRY_PAUSE_MAX_MS: u64 = 1_000;
 
 /// A request that reached the server and waits for its reply, in order.
 #[derive(Debug)]
@@ -110,6 +116,11 @@ pub struct Machine {
     /// pass have failed.
     next_server: usize,
     failed_in_pass: usize,
+    /// Passes in a row in which every server failed (since the last
+    /// accepted connection): the next pause grows with it.
+    passes_failed: u32,
+    /// The state of the pauses' jitter (xorshift).
+    jitter: u64,
     last_error: String,
     /// Since when the session has had no open connection (None while
     /// open, or before the first accept): the session is given up when its
@@ -164,6 +175,8 @@ impl Machine {
             link: Link::Idle { at: now },
             next_server: 0,
             failed_in_pass: 0,
+            passes_failed: 0,
+            jitter: 0x9e37_79b9_7f4a_7c15,
             last_error: String::from("no servers given"),
             lost_at: None,
             expired: None,
@@ -390,6 +403,26 @@ impl Machine {
         }
     }
 
+    /// Seeds the jitter of the pauses between reconnect passes (the shell
+    /// draws it; without a seed every machine pauses alike).
+    pub fn seed_jitter(&mut self, seed: u64) {
+        self.jitter = seed | 1;
+    }
+
+    /// The pause before the next pass, after `passes_failed` failed ones:
+    /// doubling, capped, and drawn between half and all of that.
+    fn retry_pause(&mut self) -> u64 {
+        let timeout = self
+            .session
+            .map_or(self.requested_timeout_ms, |s| s.timeout_ms);
+        let cap = RETRY_PAUSE_MAX_MS.max(u64::from(timeout) / 4);
+        let full = (RETRY_PAUSE_MS << self.passes_failed.min(16)).min(cap);
+        self.jitter ^= self.jitter << 13;
+        self.jitter ^= self.jitter >> 7;
+        self.jitter ^= self.jitter << 17;
+        full / 2 + self.jitter % (full / 2 + 1)
+    }
+
     /// The application walks away from the session without closing it, as
     /// a crashed process would: the connection is dropped and the session
     /// expires on the servers after its timeout.
@@ -458,9 +491,9 @@ impl Machine {
                 self.finish(Some(Error::NoServer(why)));
                 return;
             }
-            self.link = Link::Idle {
-                at: now + RETRY_PAUSE_MS,
-            };
+            let pause = self.retry_pause();
+            self.passes_failed = self.passes_failed.saturating_add(1);
+            self.link = Link::Idle { at: now + pause };
             return;
         }
         if self.servers == 0 {
@@ -534,6 +567,7 @@ impl Machine {
             self.rearm_from = if fresh { self.last_zxid } else { hello_zxid };
         }
         self.failed_in_pass = 0;
+        self.passes_failed = 0;
         self.next_server = 0;
         self.lost_at = None;
         self.link = Link::Open {

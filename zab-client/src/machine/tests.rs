@@ -306,9 +306,74 @@ fn after_a_failed_pass_the_machine_pauses_then_starts_over() {
             assert_eq!(out, []);
         }
     }
-    assert_eq!(m.next_deadline(), Some(1_000 + RETRY_PAUSE_MS));
-    m.tick(1_000 + RETRY_PAUSE_MS);
+    let first = m.next_deadline().expect("a pause") - 1_000;
+    assert!(
+        (RETRY_PAUSE_MS / 2..=RETRY_PAUSE_MS).contains(&first),
+        "{first}"
+    );
+    m.tick(1_000 + first);
     assert_eq!(m.take_outputs(), [Output::Dial { server: 0 }]);
+}
+
+/// Every server failing, pass after pass: the pauses.
+fn pauses(seed: Option<u64>, passes: usize) -> Vec<u64> {
+    let mut m = connected();
+    if let Some(seed) = seed {
+        m.seed_jitter(seed);
+    }
+    let mut now = 1_000;
+    m.connection_lost(now);
+    m.take_outputs();
+    let mut out = Vec::new();
+    for _ in 0..passes {
+        for _ in 0..3 {
+            m.dial_failed(now, "refused");
+        }
+        m.take_outputs();
+        let at = m.next_deadline().expect("a pause");
+        out.push(at - now);
+        now = at;
+        m.tick(now);
+        m.take_outputs();
+    }
+    out
+}
+
+#[test]
+fn pauses_between_failed_passes_double_up_to_a_cap_with_jitter() {
+    // Five passes: the cap is reached, and the session (6 s) has not
+    // expired yet.
+    let a = pauses(Some(1), 5);
+    for (n, pause) in a.iter().enumerate() {
+        let full = (RETRY_PAUSE_MS << n).min(RETRY_PAUSE_MAX_MS.max(u64::from(TIMEOUT) / 4));
+        assert!(
+            (full / 2..=full).contains(pause),
+            "pass {n}: {pause} of {full}"
+        );
+    }
+    assert!(a[4] > a[0], "{a:?}");
+    // Clients seeded differently do not pause in step.
+    assert_ne!(a, pauses(Some(2), 5));
+    // A connection accepted again starts the doubling over.
+    let mut m = connected();
+    m.connection_lost(1_000);
+    m.take_outputs();
+    for _ in 0..3 {
+        m.dial_failed(1_000, "refused");
+    }
+    let at = m.next_deadline().expect("a pause");
+    m.tick(at);
+    m.take_outputs();
+    m.dialed(at);
+    m.received(at, &accepted(0x55, 10));
+    m.take_outputs();
+    m.connection_lost(at + 10);
+    m.take_outputs();
+    for _ in 0..3 {
+        m.dial_failed(at + 10, "refused");
+    }
+    let again = m.next_deadline().expect("a pause") - (at + 10);
+    assert!(again <= RETRY_PAUSE_MS, "{again}");
 }
 
 #[test]
