@@ -39,11 +39,12 @@ pub enum Consistency {
 /// A one-shot watch (from [`Client::get_and_watch`],
 /// [`Client::exists_and_watch`], [`Client::children_and_watch`]) yields one
 /// event and then ends; a persistent one ([`Client::add_watch`]) goes on
-/// until the session ends. Across a reconnect the watch is re-armed: a
+/// until the session ends or the watch is removed. Across a reconnect the watch is re-armed: a
 /// one-shot watch fires at once if its node changed meanwhile, and a
 /// persistent one yields [`WatchEventKind::ContinuityLost`](zab_proto::WatchEventKind::ContinuityLost) (events after
 /// its zxid are complete again) instead of silently skipping changes. The
-/// stream ends (`None`) when the session expires or is closed.
+/// stream ends (`None`) when the session expires or is closed, or when
+/// [`Client::remove_watches`] removes its watch.
 ///
 /// An event delivered to a watch's own stream is not repeated on
 /// [`Client::next_event`], which carries the events of watches armed
@@ -106,12 +107,17 @@ impl Builder {
 ///
 /// Cloning a `Client` gives another handle on the same session (one
 /// connection, one session id, calls from every handle in one order), so
-/// recipes and tasks can share it. When the last handle is dropped the
-/// session is closed as [`Client::close`] closes it, if a connection is
-/// open: its ephemeral nodes go at once rather than at its expiry.
-/// [`Client::close`] through any handle closes the session for all.
-/// Events of watches armed without a stream ([`Client::next_event`]) go to
-/// whichever handle asks first.
+/// recipes and tasks can share it. [`Client::close`] through any handle
+/// closes the session for all: the others' calls then fail with
+/// `SessionExpired`. Events of watches armed without a stream
+/// ([`Client::next_event`]) go to whichever handle asks first.
+///
+/// When the last handle is dropped, the session's task closes the session
+/// if a connection is open (its ephemeral nodes go at once rather than at
+/// its expiry), provided the runtime goes on running it: a handle dropped
+/// as the runtime shuts down (the end of `main`) closes nothing, so call
+/// [`Client::close`] where the close must happen. Without a connection at
+/// that moment the session is left to expire.
 #[derive(Clone)]
 pub struct Client {
     /// Set by [`Client::abandon`]: the last handle's drop leaves the
@@ -230,11 +236,14 @@ impl Client {
                 stream,
             })
             .is_ok();
+        // The driver ends only with the session (closed through some
+        // handle, or expired): a call it cannot take is a call on a session
+        // that is over.
         async move {
             if !sent {
-                return Err(Error::ConnectionLoss);
+                return Err(Error::SessionExpired);
             }
-            rx.await.unwrap_or(Err(Error::ConnectionLoss))
+            rx.await.unwrap_or(Err(Error::SessionExpired))
         }
     }
 
@@ -643,11 +652,10 @@ impl Client {
     }
 
     /// Walks away from the session without closing it, as a crashed
-    /// process would: once every handle is gone the connection is dropped
-    /// and the servers expire the session (and delete its ephemeral nodes)
-    /// after its timeout. For tests of expiry, and for a process that hands
-    /// its session to another (which resumes it with the same id and
-    /// password) and must not close it.
+    /// process would: once every handle is gone (this one now, the clones
+    /// when they drop) the connection is dropped and the servers expire the
+    /// session, deleting its ephemeral nodes, after its timeout. For tests
+    /// of expiry and for owners that must not end their ephemerals early.
     pub fn abandon(self) {
         self.abandoned.store(true, Ordering::SeqCst);
     }

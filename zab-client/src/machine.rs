@@ -12,8 +12,10 @@
 //!
 //! Inputs: [`Machine::call`], [`Machine::dialed`], [`Machine::dial_failed`],
 //! [`Machine::received`], [`Machine::connection_lost`], [`Machine::tick`]
-//! (at [`Machine::next_deadline`]) and [`Machine::shutdown`]. Outputs are
-//! taken with [`Machine::take_outputs`].
+//! (at [`Machine::next_deadline`]), [`Machine::shutdown`] (close) and
+//! [`Machine::abandon`] (leave to expire). [`Machine::seed_jitter`] seeds
+//! the pauses between failed reconnect passes. Outputs are taken with
+//! [`Machine::take_outputs`].
 //!
 //! [`Client`]: crate::Client
 
@@ -37,12 +39,11 @@ pub const DIAL_TIMEOUT_MS: u64 = 2_000;
 pub const HANDSHAKE_TIMEOUT_MS: u64 = 5_000;
 /// The pause after the first pass in which every server in the list failed,
 /// before the next pass (ms). Each further failed pass doubles it, up to
-/// [`RETRY_PAUSE_MAX_MS`] (or a quarter of the session timeout, if that is
-/// longer), and every pause is drawn between half and all of that, so that
-/// clients cut off together do not come back in step.
+/// [`RETRY_PAUSE_MAX_MS`], and every pause is drawn between half and all of
+/// that, so that clients cut off together do not come back in step.
 pub const RETRY_PAUSE_MS: u64 = 100;
-/// The longest pause between passes, unless a quarter of the session
-/// timeout is longer (ms).
+/// The longest pause between passes (ms): short against any session
+/// timeout, so a returning ensemble is found well before the session ends.
 pub const RETRY_PAUSE_MAX_MS: u64 = 1_000;
 
 /// A request that reached the server and waits for its reply, in order.
@@ -264,9 +265,10 @@ impl Machine {
     pub fn call(&mut self, request: Request, streamed: bool) -> CallId {
         let call = CallId(self.next_call);
         self.next_call += 1;
-        if self.expired.is_some() {
+        if self.expired.is_some() || self.closing {
+            // Closed (by any handle) is as final as expired.
             self.fail(call, streamed, Error::SessionExpired);
-        } else if self.closing || matches!(self.link, Link::Done) {
+        } else if matches!(self.link, Link::Done) {
             self.fail(call, streamed, Error::ConnectionLoss);
         } else if self.is_open() {
             self.send_call(call, request, streamed);
@@ -412,11 +414,7 @@ impl Machine {
     /// The pause before the next pass, after `passes_failed` failed ones:
     /// doubling, capped, and drawn between half and all of that.
     fn retry_pause(&mut self) -> u64 {
-        let timeout = self
-            .session
-            .map_or(self.requested_timeout_ms, |s| s.timeout_ms);
-        let cap = RETRY_PAUSE_MAX_MS.max(u64::from(timeout) / 4);
-        let full = (RETRY_PAUSE_MS << self.passes_failed.min(16)).min(cap);
+        let full = (RETRY_PAUSE_MS << self.passes_failed.min(16)).min(RETRY_PAUSE_MAX_MS);
         self.jitter ^= self.jitter << 13;
         self.jitter ^= self.jitter >> 7;
         self.jitter ^= self.jitter << 17;
@@ -594,7 +592,7 @@ impl Machine {
         }
         while let Some(w) = self.waiting.pop_front() {
             if self.closing {
-                self.fail(w.call, w.streamed, Error::ConnectionLoss);
+                self.fail(w.call, w.streamed, Error::SessionExpired);
             } else {
                 self.send_call(w.call, w.request, w.streamed);
             }
@@ -630,6 +628,7 @@ impl Machine {
                     self.on_reply(sent, reply.outcome);
                     if self.closing && self.sent.is_empty() {
                         self.out.push(Output::Hangup);
+                        self.out.push(Output::State(SessionState::Expired));
                         return self.finish(None);
                     }
                 }

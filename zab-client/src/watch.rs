@@ -224,8 +224,6 @@ impl Watches {
         (events, ended)
     }
 
-    /// The session ended: no watch can fire any more. Returns the streams
-    /// to end.
     /// The server removed this session's watches of `kind` on `path`: they
     /// are no longer re-armed, and their streams end (returned).
     pub(crate) fn remove(&mut self, kind: WatcherKind, path: &str) -> Vec<CallId> {
@@ -244,6 +242,8 @@ impl Watches {
         ended
     }
 
+    /// The session ended: no watch can fire any more. Returns the streams
+    /// to end.
     pub(crate) fn clear(&mut self) -> Vec<CallId> {
         self.armed.clear();
         let mut ended = Vec::new();

@@ -190,7 +190,14 @@ impl Watches {
         let slots: &[Slot] = match kind {
             WatcherKind::Children => &[Slot::Child],
             WatcherKind::Data => &[Slot::Data, Slot::Exists],
-            WatcherKind::Any => &[Slot::Data, Slot::Exists, Slot::Child],
+            // Every watch at the path, persistent ones too (wire-spec.md).
+            WatcherKind::Any => &[
+                Slot::Data,
+                Slot::Exists,
+                Slot::Child,
+                Slot::Persistent,
+                Slot::Recursive,
+            ],
             WatcherKind::Persistent => &[Slot::Persistent],
             WatcherKind::PersistentRecursive => &[Slot::Recursive],
         };
@@ -420,6 +427,21 @@ mod tests {
         w.forget(1);
         assert_eq!((w.count(1), w.total()), (0, 0));
         assert!(w.fire(&change("/b", ChangeKind::DataChanged)).is_empty());
+    }
+
+    #[test]
+    fn removing_any_removes_every_kind_at_the_path_and_only_there() {
+        let mut w = Watches::default();
+        w.arm(OneShot::Data, "/a", 1).expect("room");
+        w.arm(OneShot::Child, "/a", 1).expect("room");
+        w.add(AddWatchMode::Persistent, "/a", 1).expect("room");
+        w.add(AddWatchMode::PersistentRecursive, "/a", 1)
+            .expect("room");
+        w.add(AddWatchMode::Persistent, "/b", 1).expect("room");
+        assert!(w.remove(WatcherKind::Any, "/a", 1));
+        assert_eq!(w.count(1), 1, "only /b's is left");
+        assert!(w.fire(&change("/a", ChangeKind::DataChanged)).is_empty());
+        assert!(!w.remove(WatcherKind::Any, "/a", 1));
     }
 
     #[test]

@@ -632,6 +632,16 @@ async fn clones_share_one_session_and_dropping_the_last_closes_it() {
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+
+    // Closed through one handle: the others' calls fail for good.
+    let closer = e.client(leader, 10_000).await;
+    let other = closer.clone();
+    closer.close().await.expect("closed");
+    assert_eq!(
+        other.exists("/", Consistency::Local, false).await,
+        Err(zab_client::Error::SessionExpired)
+    );
+    assert_eq!(other.session_state(), SessionState::Expired);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -663,6 +673,25 @@ async fn removed_watches_end_their_streams_and_report_nothing_more() {
     assert_eq!(seen.path, "/sentinel");
     let stray = tokio::time::timeout(Duration::from_millis(300), c.next_event()).await;
     assert!(stray.is_err(), "an event after the removal: {stray:?}");
+    // Any removes every kind at the path, persistent ones too: after it,
+    // a change to the path reaches this session nowhere.
+    let mut both = c.add_watch("/rw", false).await.expect("a watch");
+    c.get_watch("/rw", Consistency::Local, true)
+        .await
+        .expect("a data watch");
+    c.remove_watches("/rw", zab_client::WatcherKind::Any)
+        .await
+        .expect("removed");
+    let ended = tokio::time::timeout(Duration::from_secs(5), both.next())
+        .await
+        .expect("the stream ends");
+    assert!(ended.is_none(), "{ended:?}");
+    c.set("/rw", b"again", -1).await.expect("set");
+    c.set("/sentinel", b"changed", -1).await.expect("set");
+    let seen = next_change(&mut sentinel, "/sentinel changed").await;
+    assert_eq!(seen.path, "/sentinel");
+    let stray = tokio::time::timeout(Duration::from_millis(300), c.next_event()).await;
+    assert!(stray.is_err(), "an event after removing Any: {stray:?}");
     // Nothing left to remove.
     let again = c
         .remove_watches("/rw", zab_client::WatcherKind::Any)

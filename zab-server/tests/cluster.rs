@@ -170,7 +170,7 @@ async fn ephemerals_go_with_close_and_expiry_and_watches_fire_once() {
         .await
         .expect("ephemeral");
     let sid = gone.session_id();
-    drop(gone); // the connection closes; nobody pings for this session
+    gone.abandon(); // the connection closes; nobody pings for this session
     let deadline = Instant::now() + Duration::from_secs(15);
     loop {
         let st = watcher
@@ -486,7 +486,8 @@ async fn ephemerals_expire_across_a_leader_change() {
     retry(|| owner.create("/lease", b"", CreateMode::Ephemeral))
         .await
         .expect("ephemeral");
-    drop(owner);
+    // Left to expire (a close would end it at once).
+    owner.abandon();
     e.kill(leader);
     let watcher = e.client(third, 8000).await;
     let deadline = Instant::now() + Duration::from_secs(20);

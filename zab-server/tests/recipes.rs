@@ -155,7 +155,7 @@ async fn lock_passes_on_when_the_holders_session_expires() {
 
     // A's process goes away without releasing: nobody pings for its session.
     drop(guard_a);
-    drop(a);
+    a.abandon();
     let dropped = Instant::now();
     within(20, "B acquires after A's session expires", b_got_rx)
         .await

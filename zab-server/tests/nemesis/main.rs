@@ -351,7 +351,7 @@ async fn sequential_worker(shared: Shared, log: Arc<Mutex<SeqLog>>) {
 enum Fate {
     /// Closed with an acknowledgement: the node went with it.
     Closed,
-    /// Dropped without closing: the session must expire.
+    /// Abandoned (`Client::abandon`): the session must expire.
     Abandoned,
     /// The client was told its session expired.
     Expired,
