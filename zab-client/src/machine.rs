@@ -29,7 +29,10 @@ use zab_proto::{
 
 use crate::watch::{Armed, Delivery, Watches};
 use crate::Error;
+pub use backoff::{RETRY_PAUSE_MAX_MS, RETRY_PAUSE_MS};
 
+mod backoff;
+mod ending;
 mod output;
 pub use output::{CallId, ExpiredBy, Output, Session, SessionState};
 
@@ -37,14 +40,6 @@ pub use output::{CallId, ExpiredBy, Output, Session, SessionState};
 pub const DIAL_TIMEOUT_MS: u64 = 2_000;
 /// How long the server may take to answer the hello (ms).
 pub const HANDSHAKE_TIMEOUT_MS: u64 = 5_000;
-/// The pause after the first pass in which every server in the list failed,
-/// before the next pass (ms). Each further failed pass doubles it, up to
-/// [`RETRY_PAUSE_MAX_MS`], and every pause is drawn between half and all of
-/// that, so that clients cut off together do not come back in step.
-pub const RETRY_PAUSE_MS: u64 = 100;
-/// The longest pause between passes (ms): short against any session
-/// timeout, so a returning ensemble is found well before the session ends.
-pub const RETRY_PAUSE_MAX_MS: u64 = 1_000;
 
 /// A request that reached the server and waits for its reply, in order.
 #[derive(Debug)]
@@ -402,54 +397,6 @@ impl Machine {
                 }
             }
             Link::Done => {}
-        }
-    }
-
-    /// Seeds the jitter of the pauses between reconnect passes (the shell
-    /// draws it; without a seed every machine pauses alike).
-    pub fn seed_jitter(&mut self, seed: u64) {
-        self.jitter = seed | 1;
-    }
-
-    /// The pause before the next pass, after `passes_failed` failed ones:
-    /// doubling, capped, and drawn between half and all of that.
-    fn retry_pause(&mut self) -> u64 {
-        let full = (RETRY_PAUSE_MS << self.passes_failed.min(16)).min(RETRY_PAUSE_MAX_MS);
-        self.jitter ^= self.jitter << 13;
-        self.jitter ^= self.jitter >> 7;
-        self.jitter ^= self.jitter << 17;
-        full / 2 + self.jitter % (full / 2 + 1)
-    }
-
-    /// The application walks away from the session without closing it, as
-    /// a crashed process would: the connection is dropped and the session
-    /// expires on the servers after its timeout.
-    pub fn abandon(&mut self) {
-        match self.link {
-            Link::Done if self.expired.is_some() => self.out.push(Output::Finished(None)),
-            Link::Done => {}
-            Link::Idle { .. } => self.finish(None),
-            _ => {
-                self.out.push(Output::Hangup);
-                self.finish(None);
-            }
-        }
-    }
-
-    /// The application is done with the client (its last handle is gone).
-    /// On an open connection the session is closed, as [`Request::CloseSession`]
-    /// would: its ephemeral nodes go at once rather than at its expiry, and
-    /// the machine finishes at the reply (or when the connection is lost,
-    /// at the latest after the read timeout). Without one it just stops:
-    /// the session expires on the servers.
-    pub fn shutdown(&mut self) {
-        match self.link {
-            Link::Open { .. } if !self.closing => {
-                self.closing = true;
-                self.send(None, Request::CloseSession, None);
-            }
-            Link::Open { .. } => {}
-            _ => self.abandon(),
         }
     }
 

@@ -8,9 +8,9 @@ use zab_proto::{
 
 use super::*;
 
-const TIMEOUT: u32 = 6_000;
+pub(super) const TIMEOUT: u32 = 6_000;
 
-fn accepted(session_id: u64, last_zxid: u64) -> Bytes {
+pub(super) fn accepted(session_id: u64, last_zxid: u64) -> Bytes {
     let mut out = BytesMut::new();
     ConnectReply::Accepted(ConnectResponse {
         protocol_version: PROTOCOL_VERSION,
@@ -111,7 +111,7 @@ fn got() -> Outcome {
 
 /// A machine over 3 servers whose session 0x55 was accepted by server 0 at
 /// zxid 10, at time 0.
-fn connected() -> Machine {
+pub(super) fn connected() -> Machine {
     let mut m = Machine::new(3, TIMEOUT, 0);
     m.dialed(0);
     m.received(0, &accepted(0x55, 10));
@@ -290,90 +290,6 @@ fn a_lost_connection_fails_what_was_in_flight_and_resumes_with_the_last_zxid() {
         &m.take_outputs()[..],
         [Output::Reply { call, result: Ok(_) }] if *call == b
     ));
-}
-
-#[test]
-fn after_a_failed_pass_the_machine_pauses_then_starts_over() {
-    let mut m = connected();
-    m.connection_lost(1_000);
-    m.take_outputs();
-    for server in 0..3 {
-        m.dial_failed(1_000, "refused");
-        let out = m.take_outputs();
-        if server < 2 {
-            assert_eq!(out, [Output::Dial { server: server + 1 }]);
-        } else {
-            assert_eq!(out, []);
-        }
-    }
-    let first = m.next_deadline().expect("a pause") - 1_000;
-    assert!(
-        (RETRY_PAUSE_MS / 2..=RETRY_PAUSE_MS).contains(&first),
-        "{first}"
-    );
-    m.tick(1_000 + first);
-    assert_eq!(m.take_outputs(), [Output::Dial { server: 0 }]);
-}
-
-/// Every server failing, pass after pass: the pauses.
-fn pauses(seed: Option<u64>, passes: usize) -> Vec<u64> {
-    let mut m = connected();
-    if let Some(seed) = seed {
-        m.seed_jitter(seed);
-    }
-    let mut now = 1_000;
-    m.connection_lost(now);
-    m.take_outputs();
-    let mut out = Vec::new();
-    for _ in 0..passes {
-        for _ in 0..3 {
-            m.dial_failed(now, "refused");
-        }
-        m.take_outputs();
-        let at = m.next_deadline().expect("a pause");
-        out.push(at - now);
-        now = at;
-        m.tick(now);
-        m.take_outputs();
-    }
-    out
-}
-
-#[test]
-fn pauses_between_failed_passes_double_up_to_a_cap_with_jitter() {
-    // Five passes: the cap is reached, and the session (6 s) has not
-    // expired yet.
-    let a = pauses(Some(1), 5);
-    for (n, pause) in a.iter().enumerate() {
-        let full = (RETRY_PAUSE_MS << n).min(RETRY_PAUSE_MAX_MS);
-        assert!(
-            (full / 2..=full).contains(pause),
-            "pass {n}: {pause} of {full}"
-        );
-    }
-    assert!(a[4] > a[0], "{a:?}");
-    // Clients seeded differently do not pause in step.
-    assert_ne!(a, pauses(Some(2), 5));
-    // A connection accepted again starts the doubling over.
-    let mut m = connected();
-    m.connection_lost(1_000);
-    m.take_outputs();
-    for _ in 0..3 {
-        m.dial_failed(1_000, "refused");
-    }
-    let at = m.next_deadline().expect("a pause");
-    m.tick(at);
-    m.take_outputs();
-    m.dialed(at);
-    m.received(at, &accepted(0x55, 10));
-    m.take_outputs();
-    m.connection_lost(at + 10);
-    m.take_outputs();
-    for _ in 0..3 {
-        m.dial_failed(at + 10, "refused");
-    }
-    let again = m.next_deadline().expect("a pause") - (at + 10);
-    assert!(again <= RETRY_PAUSE_MS, "{again}");
 }
 
 #[test]
