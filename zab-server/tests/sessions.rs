@@ -207,6 +207,32 @@ async fn a_client_cut_off_with_its_connection_open_expires() {
     }
 }
 
+/// What a client resumes a session with: its credentials and the last zxid
+/// it saw, so that a server that has not applied the session's creation yet
+/// answers ServerBehind rather than SessionExpired (REFERENCE §4).
+#[derive(Clone, Copy)]
+struct Resume {
+    id: u64,
+    password: [u8; PASSWORD_BYTES],
+    last_zxid: u64,
+}
+
+impl Resume {
+    const NEW: Resume = Resume {
+        id: 0,
+        password: [0; PASSWORD_BYTES],
+        last_zxid: 0,
+    };
+
+    fn of(accepted: &zab_proto::ConnectResponse) -> Resume {
+        Resume {
+            id: accepted.session_id,
+            password: accepted.password,
+            last_zxid: accepted.last_zxid,
+        }
+    }
+}
+
 /// One connection spoken to by hand, through the real codecs.
 struct Raw {
     stream: TcpStream,
@@ -214,12 +240,14 @@ struct Raw {
 }
 
 impl Raw {
-    /// Connects and sends a handshake for `session` (0: a new one).
+    /// Connects and sends a handshake for `session` (0: a new one). The
+    /// reply is None when the server closed the connection first, as it
+    /// does to every connection when it leaves the broadcast phase.
     async fn connect(
         addr: SocketAddr,
-        session: (u64, [u8; PASSWORD_BYTES]),
+        session: Resume,
         timeout_ms: u32,
-    ) -> (Raw, ConnectReply) {
+    ) -> (Raw, Option<ConnectReply>) {
         let deadline = Instant::now() + Duration::from_secs(20);
         let stream = loop {
             match TcpStream::connect(addr).await {
@@ -238,16 +266,18 @@ impl Raw {
         let mut out = BytesMut::new();
         ConnectRequest {
             protocol_version: PROTOCOL_VERSION,
-            last_zxid_seen: 0,
+            last_zxid_seen: session.last_zxid,
             timeout_ms,
-            session_id: session.0,
-            password: session.1,
+            session_id: session.id,
+            password: session.password,
             max_frame_bytes: zab_proto::FRAME_BYTES_DEFAULT,
         }
         .encode(&mut out);
         raw.stream.write_all(&out).await.expect("sends");
-        let body = raw.next_body().await.expect("a connect reply");
-        let reply = ConnectReply::decode(body).expect("decodes");
+        let reply = raw
+            .next_body()
+            .await
+            .map(|body| ConnectReply::decode(body).expect("decodes"));
         (raw, reply)
     }
 
@@ -288,27 +318,35 @@ impl Raw {
 
 /// Connects a new session to `addr`, retrying while the ensemble elects.
 async fn new_session(addr: SocketAddr, timeout_ms: u32) -> (Raw, zab_proto::ConnectResponse) {
-    open_session(addr, (0, [0; PASSWORD_BYTES]), timeout_ms).await
+    open_session(addr, Resume::NEW, timeout_ms).await
 }
 
 /// Opens or resumes `session` on `addr`, retrying while the server is not
-/// in a working quorum yet (bounded).
+/// in a working quorum yet, has not caught up with the session, or closes
+/// the connection unanswered, as a client would (bounded).
 async fn open_session(
     addr: SocketAddr,
-    session: (u64, [u8; PASSWORD_BYTES]),
+    session: Resume,
     timeout_ms: u32,
 ) -> (Raw, zab_proto::ConnectResponse) {
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
         let (raw, reply) = Raw::connect(addr, session, timeout_ms).await;
         match reply {
-            ConnectReply::Accepted(r) => return (raw, r),
-            ConnectReply::Refused(r)
-                if r.code == ErrorCode::NotLeaderNoQuorum && Instant::now() < deadline =>
+            Some(ConnectReply::Accepted(r)) => return (raw, r),
+            Some(ConnectReply::Refused(r))
+                if matches!(
+                    r.code,
+                    ErrorCode::NotLeaderNoQuorum | ErrorCode::ServerBehind
+                ) && Instant::now() < deadline =>
             {
                 tokio::time::sleep(Duration::from_millis(100)).await;
             }
-            ConnectReply::Refused(r) => panic!("refused: {r:?}"),
+            None if Instant::now() < deadline => {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            Some(ConnectReply::Refused(r)) => panic!("refused: {r:?}"),
+            None => panic!("{addr} closed every connection for 20 s without a reply"),
         }
     }
 }
@@ -329,9 +367,9 @@ fn create(path: &str) -> Request {
 async fn a_request_on_a_moved_sessions_old_connection_gets_session_moved() {
     let _one = ONE_AT_A_TIME.lock().await;
     let e = Ensemble::start(3, "sessions-moved");
+    e.wait_for_leader(None).await;
     let (mut old, session) = new_session(e.clients[0], 10_000).await;
-    let credentials = (session.session_id, session.password);
-    let (mut new, _) = open_session(e.clients[1], credentials, 10_000).await;
+    let (mut new, _) = open_session(e.clients[1], Resume::of(&session), 10_000).await;
     // The new connection works ...
     new.send(1, create("/fresh")).await;
     assert!(
