@@ -10,8 +10,8 @@ use std::sync::Arc;
 use bytes::Bytes;
 use tokio::sync::{mpsc, oneshot, Mutex};
 use zab_proto::{
-    Acl, CreateMode, CreateRequest, DeleteRequest, ErrorCode, MultiOp, MultiResult, Request,
-    Response, SetDataRequest, Stat, WatchEvent, WatcherKind,
+    Acl, CreateMode, CreateRequest, DeleteRequest, ErrorCode, MultiOp, MultiResult, ReadOp,
+    ReadResult, Request, Response, SetDataRequest, Stat, WatchEvent, WatcherKind,
 };
 
 use crate::driver::{Call, Driver, EventTx};
@@ -588,6 +588,53 @@ impl Client {
     pub async fn multi(&self, ops: Vec<MultiOp>) -> Result<Vec<MultiResult>, Error> {
         match self.call(Request::Multi(ops)).await? {
             Response::Multi(results) => Ok(results),
+            other => Err(unexpected(other)),
+        }
+    }
+
+    /// The paths of this session's ephemeral nodes that start with
+    /// `prefix` (a string prefix: `/` for all, `/app/` for those under
+    /// `/app`), sorted.
+    pub async fn ephemerals(
+        &self,
+        prefix: &str,
+        consistency: Consistency,
+    ) -> Result<Vec<String>, Error> {
+        let request = Request::GetEphemerals {
+            prefix: prefix.into(),
+        };
+        match self.read_call(consistency, "/", request, None).await? {
+            Response::GetEphemerals { paths } => Ok(paths),
+            other => Err(unexpected(other)),
+        }
+    }
+
+    /// How many nodes lie below `path`, at any depth, not counting `path`
+    /// itself. The server walks the subtree to count.
+    pub async fn descendant_count(
+        &self,
+        path: &str,
+        consistency: Consistency,
+    ) -> Result<u64, Error> {
+        let request = Request::GetAllChildrenNumber { path: path.into() };
+        match self.read_call(consistency, path, request, None).await? {
+            Response::GetAllChildrenNumber { count } => Ok(count),
+            other => Err(unexpected(other)),
+        }
+    }
+
+    /// Several reads answered from one state of the tree, a result each
+    /// (its data or children, or its own error), in order.
+    pub async fn multi_read(
+        &self,
+        ops: Vec<ReadOp>,
+        consistency: Consistency,
+    ) -> Result<Vec<ReadResult>, Error> {
+        match self
+            .read_call(consistency, "/", Request::MultiRead(ops), None)
+            .await?
+        {
+            Response::MultiRead(results) => Ok(results),
             other => Err(unexpected(other)),
         }
     }

@@ -66,7 +66,8 @@ pub use tls::Tls;
 pub use watch::Delivery;
 pub use zab_proto::{
     digest_id, Acl, CheckRequest, CreateMode, CreateRequest, DeleteRequest, ErrorCode, MultiOp,
-    MultiResult, Perms, SetDataRequest, Stat, WatchEvent, WatchEventKind, WatcherKind,
+    MultiResult, Perms, ReadOp, ReadResult, SetDataRequest, Stat, WatchEvent, WatchEventKind,
+    WatcherKind,
 };
 
 #[cfg(test)]

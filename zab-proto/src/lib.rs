@@ -119,12 +119,12 @@ pub use frame::{
     LEN_PREFIX_BYTES,
 };
 pub use request::{
-    CheckRequest, CreateRequest, DeleteRequest, MultiOp, OpCode, Request, RequestFrame,
+    CheckRequest, CreateRequest, DeleteRequest, MultiOp, OpCode, ReadOp, Request, RequestFrame,
     SetDataRequest, SetWatches, PING_OPCODE,
 };
 pub use response::{
-    ConnectRefused, ConnectReply, ConnectResponse, CreateReply, MultiResult, Outcome, Reply,
-    Response, ServerFrame, WatchEvent, REFUSED_MESSAGE_BYTES_MAX,
+    ConnectRefused, ConnectReply, ConnectResponse, CreateReply, MultiResult, Outcome, ReadResult,
+    Reply, Response, ServerFrame, WatchEvent, REFUSED_MESSAGE_BYTES_MAX,
 };
 pub use types::{
     AddWatchMode, CreateMode, ErrorCode, Stat, WatchEventKind, WatcherKind, Xid, ANY_VERSION,

@@ -39,6 +39,9 @@ wire_enum! {
         GetAcl = 17,
         SetAcl = 18,
         AddAuth = 19,
+        GetEphemerals = 20,
+        GetAllChildrenNumber = 21,
+        MultiRead = 22,
     }
 }
 
@@ -157,6 +160,29 @@ impl MultiOp {
     }
 }
 
+/// A read inside a [`Request::MultiRead`]: no watch, answered from the same
+/// state as every other read in it.
+#[derive(Clone, PartialEq, Eq, Debug)]
+pub enum ReadOp {
+    GetData { path: String },
+    GetChildren { path: String },
+}
+
+impl ReadOp {
+    pub fn opcode(&self) -> OpCode {
+        match self {
+            ReadOp::GetData { .. } => OpCode::GetData,
+            ReadOp::GetChildren { .. } => OpCode::GetChildren,
+        }
+    }
+
+    pub fn path(&self) -> &str {
+        match self {
+            ReadOp::GetData { path } | ReadOp::GetChildren { path } => path,
+        }
+    }
+}
+
 /// An operation: the body after the request header. Paths are not checked
 /// here: an invalid path is the server's `BadArguments` reply, not a
 /// malformed frame.
@@ -232,6 +258,19 @@ pub enum Request {
         scheme: String,
         auth: Bytes,
     },
+    /// The paths of this session's ephemeral nodes that start with
+    /// `prefix` (a string prefix: `/app/n` matches `/app/node1`), sorted.
+    GetEphemerals {
+        prefix: String,
+    },
+    /// How many nodes lie below `path` (its children, theirs, and so on;
+    /// not the node itself). Needs READ on the node.
+    GetAllChildrenNumber {
+        path: String,
+    },
+    /// Several reads answered from one state of the tree: a result each,
+    /// in order, each its own success or error.
+    MultiRead(Vec<ReadOp>),
 }
 
 impl Request {
@@ -270,6 +309,9 @@ impl Request {
             Request::GetAcl { .. } => OpCode::GetAcl,
             Request::SetAcl { .. } => OpCode::SetAcl,
             Request::AddAuth { .. } => OpCode::AddAuth,
+            Request::GetEphemerals { .. } => OpCode::GetEphemerals,
+            Request::GetAllChildrenNumber { .. } => OpCode::GetAllChildrenNumber,
+            Request::MultiRead(_) => OpCode::MultiRead,
         }
     }
 }
@@ -361,6 +403,9 @@ fn request_name(op: OpCode) -> &'static str {
         OpCode::GetAcl => "GetAcl request",
         OpCode::SetAcl => "SetAcl request",
         OpCode::AddAuth => "AddAuth request",
+        OpCode::GetEphemerals => "GetEphemerals request",
+        OpCode::GetAllChildrenNumber => "GetAllChildrenNumber request",
+        OpCode::MultiRead => "MultiRead request",
     }
 }
 
@@ -440,6 +485,15 @@ fn write_request<S: Sink>(request: &Request, s: &mut S) {
         Request::AddAuth { scheme, auth } => {
             s.str(scheme);
             s.bytes(auth);
+        }
+        Request::GetEphemerals { prefix } => s.str(prefix),
+        Request::GetAllChildrenNumber { path } => s.str(path),
+        Request::MultiRead(ops) => {
+            s.count(ops.len());
+            for op in ops {
+                s.u8(op.opcode().to_u8());
+                s.str(op.path());
+            }
         }
     }
 }
@@ -535,6 +589,13 @@ fn read_request(op: OpCode, r: &mut Reader) -> Result<Request, DecodeError> {
             scheme: r.string("scheme")?,
             auth: r.bytes("auth")?,
         },
+        OpCode::GetEphemerals => Request::GetEphemerals {
+            prefix: r.string("prefix")?,
+        },
+        OpCode::GetAllChildrenNumber => Request::GetAllChildrenNumber {
+            path: r.string("path")?,
+        },
+        OpCode::MultiRead => Request::MultiRead(read_multi_read(r)?),
     })
 }
 
@@ -558,6 +619,22 @@ fn read_multi(r: &mut Reader) -> Result<Vec<MultiOp>, DecodeError> {
         });
     }
     r.set_message("Multi request");
+    Ok(ops)
+}
+
+fn read_multi_read(r: &mut Reader) -> Result<Vec<ReadOp>, DecodeError> {
+    // The smallest op: its opcode and an empty path.
+    let n = r.count("ops", 1 + 4)?;
+    let mut ops = Vec::with_capacity(n);
+    for _ in 0..n {
+        let opcode = r.u8("ops.opcode")?;
+        let path = |r: &mut Reader| r.string("ops.path");
+        ops.push(match OpCode::from_u8(opcode) {
+            Some(OpCode::GetData) => ReadOp::GetData { path: path(r)? },
+            Some(OpCode::GetChildren) => ReadOp::GetChildren { path: path(r)? },
+            _ => return Err(r.bad_value("ops.opcode", opcode)),
+        });
+    }
     Ok(ops)
 }
 

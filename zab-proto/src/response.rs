@@ -54,6 +54,24 @@ impl MultiResult {
     }
 }
 
+/// One result of a [`Request::MultiRead`](crate::Request::MultiRead), for
+/// the op in the same place.
+#[derive(Clone, PartialEq, Eq, Debug)]
+pub enum ReadResult {
+    GetData {
+        data: Bytes,
+        stat: Stat,
+    },
+    /// Children's names in ascending bytewise order.
+    GetChildren {
+        children: Vec<String>,
+        stat: Stat,
+    },
+    /// The op failed (`NoNode`, `NoAuth`, `BadArguments`); the others
+    /// still ran. Never [`ErrorCode::Ok`].
+    Error(ErrorCode),
+}
+
 /// The body of a successful reply (`err == 0`), one variant per [`OpCode`].
 #[derive(Clone, PartialEq, Eq, Debug)]
 pub enum Response {
@@ -100,6 +118,14 @@ pub enum Response {
     /// The node's metadata after the change (`aversion` moved by one).
     SetAcl(Stat),
     AddAuth,
+    /// Ephemeral paths, sorted.
+    GetEphemerals {
+        paths: Vec<String>,
+    },
+    GetAllChildrenNumber {
+        count: u64,
+    },
+    MultiRead(Vec<ReadResult>),
 }
 
 impl Response {
@@ -124,6 +150,9 @@ impl Response {
             Response::GetAcl { .. } => OpCode::GetAcl,
             Response::SetAcl(_) => OpCode::SetAcl,
             Response::AddAuth => OpCode::AddAuth,
+            Response::GetEphemerals { .. } => OpCode::GetEphemerals,
+            Response::GetAllChildrenNumber { .. } => OpCode::GetAllChildrenNumber,
+            Response::MultiRead(_) => OpCode::MultiRead,
         }
     }
 
@@ -339,6 +368,9 @@ fn reply_name(op: OpCode) -> &'static str {
         OpCode::GetAcl => "GetAcl reply",
         OpCode::SetAcl => "SetAcl reply",
         OpCode::AddAuth => "AddAuth reply",
+        OpCode::GetEphemerals => "GetEphemerals reply",
+        OpCode::GetAllChildrenNumber => "GetAllChildrenNumber reply",
+        OpCode::MultiRead => "MultiRead reply",
     }
 }
 
@@ -376,6 +408,9 @@ fn write_response<S: Sink>(response: &Response, s: &mut S) {
             stat.write(s);
         }
         Response::SetAcl(stat) => stat.write(s),
+        Response::GetEphemerals { paths } => s.strs(paths),
+        Response::GetAllChildrenNumber { count } => s.u64(*count),
+        Response::MultiRead(results) => write_read_results(results, s),
         Response::Delete
         | Response::AddAuth
         | Response::Check
@@ -384,6 +419,55 @@ fn write_response<S: Sink>(response: &Response, s: &mut S) {
         | Response::SetWatches
         | Response::CloseSession => {}
     }
+}
+
+/// Each result: its error code i32; if 0, the op's opcode u8 and its
+/// reply body.
+fn write_read_results<S: Sink>(results: &[ReadResult], s: &mut S) {
+    s.count(results.len());
+    for result in results {
+        match result {
+            ReadResult::GetData { data, stat } => {
+                s.error_code(ErrorCode::Ok);
+                s.u8(OpCode::GetData.to_u8());
+                s.bytes(data);
+                stat.write(s);
+            }
+            ReadResult::GetChildren { children, stat } => {
+                s.error_code(ErrorCode::Ok);
+                s.u8(OpCode::GetChildren.to_u8());
+                s.strs(children);
+                stat.write(s);
+            }
+            ReadResult::Error(code) => s.error_code(*code),
+        }
+    }
+}
+
+fn read_read_results(r: &mut Reader) -> Result<Vec<ReadResult>, DecodeError> {
+    // The smallest result is an error code alone.
+    let n = r.count("results", 4)?;
+    let mut results = Vec::with_capacity(n);
+    for _ in 0..n {
+        let err = r.error_code("results.err")?;
+        if err != ErrorCode::Ok {
+            results.push(ReadResult::Error(err));
+            continue;
+        }
+        let opcode = r.u8("results.opcode")?;
+        results.push(match OpCode::from_u8(opcode) {
+            Some(OpCode::GetData) => ReadResult::GetData {
+                data: r.bytes("results.data")?,
+                stat: Stat::read(r)?,
+            },
+            Some(OpCode::GetChildren) => ReadResult::GetChildren {
+                children: r.strings("results.children")?,
+                stat: Stat::read(r)?,
+            },
+            _ => return Err(r.bad_value("results.opcode", opcode)),
+        });
+    }
+    Ok(results)
 }
 
 fn write_create_reply<S: Sink>(c: &CreateReply, s: &mut S) {
@@ -442,6 +526,13 @@ fn read_response(op: OpCode, r: &mut Reader) -> Result<Response, DecodeError> {
         },
         OpCode::SetAcl => Response::SetAcl(Stat::read(r)?),
         OpCode::AddAuth => Response::AddAuth,
+        OpCode::GetEphemerals => Response::GetEphemerals {
+            paths: r.strings("paths")?,
+        },
+        OpCode::GetAllChildrenNumber => Response::GetAllChildrenNumber {
+            count: r.u64("count")?,
+        },
+        OpCode::MultiRead => Response::MultiRead(read_read_results(r)?),
     })
 }
 

@@ -10,12 +10,12 @@ use crate::connect::{ConnectRequest, PASSWORD_BYTES, PROTOCOL_VERSION};
 use crate::error::DecodeError;
 use crate::frame::{FRAME_BYTES_DEFAULT, LEN_PREFIX_BYTES};
 use crate::request::{
-    CheckRequest, CreateRequest, DeleteRequest, MultiOp, OpCode, Request, RequestFrame,
+    CheckRequest, CreateRequest, DeleteRequest, MultiOp, OpCode, ReadOp, Request, RequestFrame,
     SetDataRequest, SetWatches,
 };
 use crate::response::{
-    ConnectRefused, ConnectReply, ConnectResponse, CreateReply, MultiResult, Outcome, Reply,
-    Response, ServerFrame, WatchEvent,
+    ConnectRefused, ConnectReply, ConnectResponse, CreateReply, MultiResult, Outcome, ReadResult,
+    Reply, Response, ServerFrame, WatchEvent,
 };
 use crate::types::{
     AddWatchMode, CreateMode, ErrorCode, Stat, WatchEventKind, WatcherKind, Xid, ANY_VERSION,
@@ -314,6 +314,16 @@ pub(crate) fn request_frames() -> Vec<RequestFrame> {
                 auth: Bytes::from_static(b"bob:secret"),
             },
         ),
+        op(25, Request::GetEphemerals { prefix: s("/app/") }),
+        op(26, Request::GetAllChildrenNumber { path: s("/") }),
+        op(27, Request::MultiRead(vec![])),
+        op(
+            28,
+            Request::MultiRead(vec![
+                ReadOp::GetData { path: s("/a") },
+                ReadOp::GetChildren { path: s("/") },
+            ]),
+        ),
     ];
     for &mode in CreateMode::ALL {
         frames.push(op(20, Request::Create(create("/m", b"d", mode, 1))));
@@ -426,6 +436,30 @@ pub(crate) fn server_frames() -> Vec<(ServerFrame, Option<OpCode>)> {
         ),
         ok(18, Response::SetAcl(stat())),
         ok(19, Response::AddAuth),
+        ok(20, Response::GetEphemerals { paths: vec![] }),
+        ok(
+            21,
+            Response::GetEphemerals {
+                paths: vec!["/app/lock-0000000003".into(), "/app/member".into()],
+            },
+        ),
+        ok(22, Response::GetAllChildrenNumber { count: 1 << 40 }),
+        ok(23, Response::MultiRead(vec![])),
+        ok(
+            24,
+            Response::MultiRead(vec![
+                ReadResult::GetData {
+                    data: Bytes::from_static(b"v"),
+                    stat: stat(),
+                },
+                ReadResult::Error(ErrorCode::NoNode),
+                ReadResult::GetChildren {
+                    children: vec!["a".into(), "b".into()],
+                    stat: stat(),
+                },
+                ReadResult::Error(ErrorCode::NoAuth),
+            ]),
+        ),
     ];
     let failed = |x: i32, opcode: OpCode, outcome: Outcome| {
         (

@@ -83,8 +83,23 @@ fn trailing_bytes_are_rejected() {
 }
 
 #[test]
+fn a_multi_read_holds_only_reads() {
+    // A MultiRead of one SetData op (with an empty path).
+    let mut body = vec![0, 0, 0, 1, OpCode::MultiRead.to_u8(), 0, 0, 0, 1];
+    body.extend_from_slice(&[OpCode::SetData.to_u8(), 0, 0, 0, 0]);
+    assert!(matches!(
+        RequestFrame::decode(raw_body(&body)),
+        Err(DecodeError::BadValue {
+            field: "ops.opcode",
+            value: 5,
+            ..
+        })
+    ));
+}
+
+#[test]
 fn unknown_opcodes_are_typed_errors() {
-    for opcode in [0u8, 20, 99, 255] {
+    for opcode in [0u8, 23, 99, 255] {
         let body = raw_body(&[0, 0, 0, 1, opcode]);
         assert_eq!(
             RequestFrame::decode(body),

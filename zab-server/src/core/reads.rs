@@ -3,8 +3,8 @@
 //! results.
 
 use zab_proto::{
-    CreateReply, ErrorCode, MultiResult, Outcome as WireOutcome, Perms, Request, Response,
-    WatchEvent,
+    CreateReply, ErrorCode, MultiResult, Outcome as WireOutcome, Perms, ReadOp, ReadResult,
+    Request, Response, WatchEvent,
 };
 
 use crate::acl::{self, Caller};
@@ -141,12 +141,25 @@ pub(super) fn read(
         | Request::GetChildrenPage { path, .. }
         | Request::GetAcl { path }
         | Request::AddWatch { path, .. } => path,
+        Request::GetAllChildrenNumber { path } => path,
         Request::RemoveWatches { path, kind } => {
             return if watches.remove(*kind, path, session) {
                 WireOutcome::Ok(Response::RemoveWatches)
             } else {
                 WireOutcome::Err(ErrorCode::NoWatcher)
             };
+        }
+        Request::GetEphemerals { prefix } => {
+            // A string prefix, so `/app/` and `/app/lock-` are fine.
+            if crate::tree::path::validate_sequential_prefix(prefix).is_err() {
+                return WireOutcome::Err(ErrorCode::BadArguments);
+            }
+            let paths = tree.ephemerals_with_prefix(session, prefix);
+            return WireOutcome::Ok(Response::GetEphemerals { paths });
+        }
+        Request::MultiRead(ops) => {
+            let results = ops.iter().map(|op| read_one(op, replica, caller)).collect();
+            return WireOutcome::Ok(Response::MultiRead(results));
         }
         _ => return WireOutcome::Err(ErrorCode::Unimplemented),
     };
@@ -223,9 +236,39 @@ pub(super) fn read(
                 None => WireOutcome::Err(ErrorCode::NoNode),
             }
         }
+        Request::GetAllChildrenNumber { path } => match tree.descendant_count(path) {
+            Some(count) => WireOutcome::Ok(Response::GetAllChildrenNumber { count }),
+            None => WireOutcome::Err(ErrorCode::NoNode),
+        },
         Request::GetAcl { .. } => WireOutcome::Err(ErrorCode::NoNode),
         _ => WireOutcome::Err(ErrorCode::Unimplemented),
     }
+}
+
+/// One op of a MultiRead, checked as the same read alone would be.
+fn read_one(op: &ReadOp, replica: &Replica, caller: &Caller) -> ReadResult {
+    let path = op.path();
+    if crate::tree::path::validate(path).is_err() {
+        return ReadResult::Error(ErrorCode::BadArguments);
+    }
+    let tree = &replica.tree;
+    match tree.acl(path) {
+        None => return ReadResult::Error(ErrorCode::NoNode),
+        Some((acl, _)) if !caller.permits(acl, Perms::READ) => {
+            return ReadResult::Error(ErrorCode::NoAuth)
+        }
+        Some(_) => {}
+    }
+    let found = match op {
+        ReadOp::GetData { .. } => tree.get(path).map(|(data, stat)| ReadResult::GetData {
+            data: data.clone(),
+            stat,
+        }),
+        ReadOp::GetChildren { .. } => tree
+            .children(path)
+            .map(|(children, stat)| ReadResult::GetChildren { children, stat }),
+    };
+    found.unwrap_or(ReadResult::Error(ErrorCode::NoNode))
 }
 
 /// The client-facing result of an applied write.

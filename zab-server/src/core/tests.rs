@@ -607,3 +607,4 @@ fn set_watches_is_all_or_nothing_within_the_limit() {
 }
 
 mod acl;
+mod reads;

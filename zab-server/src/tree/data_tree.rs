@@ -246,6 +246,43 @@ impl DataTree {
             .unwrap_or_default()
     }
 
+    /// The ephemeral paths `session` owns that start with `prefix` (as a
+    /// string), sorted.
+    pub fn ephemerals_with_prefix(&self, session: u64, prefix: &str) -> Vec<String> {
+        use std::ops::Bound::{Included, Unbounded};
+        let Some(paths) = self.ephemerals.get(&session) else {
+            return Vec::new();
+        };
+        paths
+            .range::<str, _>((Included(prefix), Unbounded))
+            .take_while(|p| p.starts_with(prefix))
+            .cloned()
+            .collect()
+    }
+
+    /// How many nodes lie below `path` at any depth (not counting it), or
+    /// None if it does not exist. Walks the subtree.
+    pub fn descendant_count(&self, path: &str) -> Option<u64> {
+        let node = self.nodes.get(path)?;
+        let mut count = 0u64;
+        let mut below: Vec<String> = node
+            .children
+            .iter()
+            .map(|name| super::path::join(path, name))
+            .collect();
+        while let Some(child) = below.pop() {
+            count += 1;
+            if let Some(n) = self.nodes.get(&child) {
+                below.extend(
+                    n.children
+                        .iter()
+                        .map(|name| super::path::join(&child, name)),
+                );
+            }
+        }
+        Some(count)
+    }
+
     /// The open sessions and their timeouts, by session id.
     pub fn sessions(&self) -> Vec<(u64, u32)> {
         let mut out: Vec<(u64, u32)> = self.sessions.iter().map(|(&s, &t)| (s, t)).collect();

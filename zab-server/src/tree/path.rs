@@ -88,6 +88,18 @@ pub fn split(path: &str) -> Option<(&str, &str)> {
     Some((parent, &path[slash + 1..]))
 }
 
+/// The path of the child `name` of `parent`: `("/", "a")` gives `/a`,
+/// `("/a", "b")` gives `/a/b`.
+pub fn join(parent: &str, name: &str) -> String {
+    let mut path = String::with_capacity(parent.len() + 1 + name.len());
+    path.push_str(parent);
+    if parent != ROOT {
+        path.push('/');
+    }
+    path.push_str(name);
+    path
+}
+
 fn check(path: &str, sequential: bool) -> Result<(), PathError> {
     if path.is_empty() {
         return Err(PathError::Empty);
