@@ -90,8 +90,11 @@ async fn a_busy_session_survives_the_leaders_death() {
             }
         })
     };
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    assert!(acked.load(Ordering::SeqCst) > 0, "no load before the kill");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while acked.load(Ordering::SeqCst) == 0 {
+        assert!(Instant::now() < deadline, "no load before the kill");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 
     e.kill(leader);
     e.wait_for_leader(Some(leader)).await;
@@ -161,11 +164,12 @@ async fn a_client_never_goes_back_in_time_across_reconnects() {
     // Every server joins before servers are killed (a server that never
     // finished its first sync does not vote).
     e.wait_for_leader(None).await;
-    let writer = connect_retry(&e.clients, 4000).await.expect("writer");
+    // Long sessions: this test is about time travel, not expiry.
+    let writer = connect_retry(&e.clients, 20_000).await.expect("writer");
     retry(|| writer.create("/t", b"0", CreateMode::Persistent))
         .await
         .expect("create");
-    let reader = connect_retry(&e.clients, 4000).await.expect("reader");
+    let reader = connect_retry(&e.clients, 20_000).await.expect("reader");
     let stop = Arc::new(AtomicBool::new(false));
     let load = {
         let stop = stop.clone();
@@ -202,6 +206,12 @@ async fn a_client_never_goes_back_in_time_across_reconnects() {
         e.kill(victim);
         tokio::time::sleep(Duration::from_millis(700)).await;
         e.spawn(victim);
+        // Back in the quorum before the next one dies.
+        let back = e.client(victim, 20_000).await;
+        retry(|| back.sync("/"))
+            .await
+            .expect("the victim serves again");
+        let _ = back.close().await;
     }
     stop.store(true, Ordering::SeqCst);
     load.await.expect("load");
@@ -357,7 +367,8 @@ async fn a_watcher_on_a_server_that_installs_a_snapshot_is_told_of_the_gap() {
     retry(|| writer.create("/g", b"0", CreateMode::Persistent))
         .await
         .expect("create");
-    let watcher = connect_retry(&[e.clients[lagger]], 4000)
+    // A long session: it must outlive the whole cut, heal and rejoin.
+    let watcher = connect_retry(&[e.clients[lagger]], 30_000)
         .await
         .expect("watcher on the follower");
     let mut events = watcher.add_watch("/g", false).await.expect("watch");
@@ -374,8 +385,12 @@ async fn a_watcher_on_a_server_that_installs_a_snapshot_is_told_of_the_gap() {
             .expect("write while the follower is cut off");
     }
     e.heal();
-    // After the follower is back, one more change.
-    tokio::time::sleep(Duration::from_millis(1500)).await;
+    // After the watcher is back on the follower (its watches re-armed, as
+    // they are sent ahead of this read on the new connection), one more
+    // change.
+    retry(|| watcher.get("/g", Consistency::Linearizable))
+        .await
+        .expect("the watcher reads again after the heal");
     retry(|| writer.set("/g", b"last", -1))
         .await
         .expect("write");
@@ -439,7 +454,8 @@ async fn watcher_on_a_cut_off_server_misses_nothing_silently(leader: bool) {
     retry(|| writer.create("/h", b"0", CreateMode::Persistent))
         .await
         .expect("create");
-    let watcher = connect_retry(&[e.clients[old]], 4000)
+    // A long session: it must outlive the cut, the election and the heal.
+    let watcher = connect_retry(&[e.clients[old]], 30_000)
         .await
         .expect("watcher on the leader");
     let mut events = watcher.add_watch("/h", false).await.expect("watch");
@@ -457,7 +473,9 @@ async fn watcher_on_a_cut_off_server_misses_nothing_silently(leader: bool) {
         acked.push(("/h".to_string(), st.mzxid));
     }
     e.heal();
-    tokio::time::sleep(Duration::from_millis(1500)).await;
+    retry(|| watcher.get("/h", Consistency::Linearizable))
+        .await
+        .expect("the watcher reads again after the heal");
     let st = retry(|| writer.set("/h", b"last", -1))
         .await
         .expect("write");
@@ -528,7 +546,9 @@ async fn one_shot_watches_outlive_every_reconnect() {
     assert!(stat.is_some());
 
     // /x is deleted while the watcher's server (1) is cut off, so only the
-    // re-registration on server 2 can report it.
+    // re-registration on server 2 can report it. The cut-off server may
+    // drop the watcher (and it reconnect) at any point from here on.
+    states.borrow_and_update();
     e.isolate(0);
     retry(|| writer.delete("/x", -1)).await.expect("delete /x");
     let second = e.client(1, 4000).await;
@@ -536,7 +556,6 @@ async fn one_shot_watches_outlive_every_reconnect() {
         .await
         .expect("exists on server 2");
     assert!(applied.is_none(), "server 2 has applied the delete");
-    states.borrow_and_update();
     e.kill(0);
     next_reconnect(&mut states, "server 1 killed").await;
     let ev = next_event(&mut gone, "the deletion of /x, reported on reconnect").await;
@@ -606,7 +625,8 @@ async fn clones_share_one_session_and_dropping_the_last_closes_it() {
 
     // Abandoned instead: the session is left to expire, as a crashed
     // owner's is.
-    let owner = e.client(leader, 2_000).await;
+    // 6 s: long enough that the check below runs well before expiry.
+    let owner = e.client(leader, 6_000).await;
     owner
         .create("/left", b"", CreateMode::Ephemeral)
         .await
@@ -620,7 +640,7 @@ async fn clones_share_one_session_and_dropping_the_last_closes_it() {
             .is_some(),
         "an abandoned session was closed rather than left to expire"
     );
-    let deadline = Instant::now() + Duration::from_secs(10);
+    let deadline = Instant::now() + Duration::from_secs(20);
     while retry(|| watcher.exists("/left", Consistency::Linearizable, false))
         .await
         .expect("exists")

@@ -191,9 +191,13 @@ async fn write_until_known(
             Err(Error::ConnectionLoss) if Instant::now() < deadline => {
                 losses.fetch_add(1, Ordering::Relaxed);
                 tokio::time::sleep(Duration::from_millis(50)).await;
+                // The check's sync can also meet a server just leaving
+                // the quorum (NotLeaderNoQuorum: nothing happened).
                 match client.exists(path, Consistency::Linearizable, false).await {
                     Ok(Some(stat)) => return Ok(stat.czxid),
-                    Ok(None) | Err(Error::ConnectionLoss) => continue,
+                    Ok(None)
+                    | Err(Error::ConnectionLoss)
+                    | Err(Error::Server(ErrorCode::NotLeaderNoQuorum)) => continue,
                     Err(e) => return Err(e),
                 }
             }

@@ -354,11 +354,14 @@ impl Ensemble {
     pub fn spawn(&mut self, i: usize) {
         let data = self.dir.join(format!("{}", i + 1));
         // Appended to, so a restarted server's earlier life stays readable.
-        let log = std::fs::OpenOptions::new()
+        let mut log = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
             .open(data.join("server.log"))
             .expect("log file");
+        // Where this life's lines start (see `leads`).
+        std::io::Write::write_all(&mut log, format!("{LIFE_MARK}\n").as_bytes())
+            .expect("log marker");
         let bin = self.bins[i]
             .clone()
             .unwrap_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_zab-server")));
@@ -527,15 +530,22 @@ impl Ensemble {
         }
     }
 
+    /// Whether server `i` is running and, in its current life, last said
+    /// it leads in broadcast (an earlier life's lines do not count).
     pub fn leads(&self, i: usize) -> bool {
-        std::fs::read_to_string(self.dir.join(format!("{}", i + 1)).join("server.log"))
-            .map(|log| {
-                let last = log.lines().rev().find(|l| l.contains("role changed"));
-                last.is_some_and(|l| l.contains("Leading") && l.contains("Broadcast"))
-            })
-            .unwrap_or(false)
+        self.procs[i].is_some()
+            && std::fs::read_to_string(self.dir.join(format!("{}", i + 1)).join("server.log"))
+                .map(|log| {
+                    let life = log.rsplit(LIFE_MARK).next().unwrap_or("");
+                    let last = life.lines().rev().find(|l| l.contains("role changed"));
+                    last.is_some_and(|l| l.contains("Leading") && l.contains("Broadcast"))
+                })
+                .unwrap_or(false)
     }
 }
+
+/// The line the harness writes to a server's log each time it starts it.
+const LIFE_MARK: &str = "--- zab test harness: server started ---";
 
 /// Asserts the server has closed every one of `sockets` (each read ends or
 /// fails within 5 s); `what` names them in the failure.
