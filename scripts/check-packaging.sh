@@ -369,8 +369,8 @@ check("Cargo.lock" in copied, "Cargo.lock is copied (--locked)")
 for must in ("target", "data", "fuzz", ".git"):
     check(ignored(must), f".dockerignore excludes {must}/")
 runs = " ".join(a for i, a in ins if i == "RUN")
-check(re.search(r"cargo build --release --locked -p zab-server -p zab-client", runs) is not None,
-      "builds: cargo build --release --locked -p zab-server -p zab-client")
+check(re.search(r"cargo build --release --locked -p zab-server -p zabctl", runs) is not None,
+      "builds: cargo build --release --locked -p zab-server -p zabctl")
 copies_from = " ".join(a for i, a in ins if i == "COPY" and "--from" in a)
 check("zab-server" in copies_from and "zabctl" in copies_from, "the runtime stage gets zab-server and zabctl")
 user = [a for i, a in ins if i == "USER"]

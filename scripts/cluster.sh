@@ -17,7 +17,7 @@ BIN="target/release/zab-server"
 
 build() {
     if [ ! -x "$BIN" ] || [ ! -x target/release/zabctl ]; then
-        cargo build --quiet --release -p zab-server -p zab-client
+        cargo build --quiet --release -p zab-server -p zabctl
     fi
 }
 

@@ -254,7 +254,8 @@ pub fn respond(path: &str, s: &Status, id: u64) -> (&'static str, &'static str, 
         "/status" => {
             let leader = leader.map_or("null".to_string(), |l| l.to_string());
             let body = format!(
-                "{{\"id\":{id},\"role\":\"{role}\",\"serving\":{},\"leader\":{leader},\"epoch\":{epoch},\"applied_zxid\":\"{}\",\"last_logged_zxid\":\"{}\",\"znodes\":{},\"sessions\":{},\"connections\":{}}}\n",
+                "{{\"id\":{id},\"version\":\"{}\",\"role\":\"{role}\",\"serving\":{},\"leader\":{leader},\"epoch\":{epoch},\"applied_zxid\":\"{}\",\"last_logged_zxid\":\"{}\",\"znodes\":{},\"sessions\":{},\"connections\":{}}}\n",
+                env!("CARGO_PKG_VERSION"),
                 serving(&s.role),
                 s.applied,
                 s.last_logged,

@@ -8,7 +8,6 @@
 mod common;
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 use common::{retry, Ensemble};
@@ -95,18 +94,20 @@ impl Pki {
     }
 }
 
-/// The `zabctl` binary (another package's, so cargo does not build it for
-/// this package's tests): built here, next to the server binary, as
-/// escargot and assert_cmd do it.
-fn zabctl() -> PathBuf {
-    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-    let status = Command::new(cargo)
-        .args(["build", "--quiet", "-p", "zab-client", "--bin", "zabctl"])
-        .status()
-        .expect("cargo runs");
-    assert!(status.success(), "building zabctl failed");
-    let server = PathBuf::from(env!("CARGO_BIN_EXE_zab-server"));
-    server.with_file_name("zabctl")
+/// zabctl run in-process (its binary is a thin `main` around this):
+/// exit code and standard output.
+async fn zabctl(args: Vec<String>) -> (u8, String) {
+    let mut argv = vec!["zabctl".to_string()];
+    argv.extend(args);
+    let (mut out, mut err) = (Vec::new(), Vec::new());
+    let input = zabctl::shell::Input::Lines(Box::new(std::io::empty()));
+    let code = zabctl::run(argv, input, &mut out, &mut err).await;
+    let shown = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out),
+        String::from_utf8_lossy(&err)
+    );
+    (code, shown)
 }
 
 async fn tls_client(e: &Ensemble, i: usize, tls: Tls) -> Client {
@@ -185,26 +186,25 @@ async fn clients_and_zabctl_speak_tls_and_certificates_are_identities() {
     );
 
     // zabctl over TLS, with and without the client certificate.
-    let zabctl_bin = zabctl();
-    let zabctl = |args: &[&str], cert: bool| {
-        let mut cmd = Command::new(&zabctl_bin);
-        cmd.args(["--servers", &e.clients[2].to_string()]);
-        cmd.args(["--tls-ca", pki.path("ca.pem").to_str().expect("utf-8")]);
+    let args = |cert: bool| {
+        let path = |f: &str| pki.path(f).to_str().expect("utf-8").to_string();
+        let mut a = vec![
+            "--servers".to_string(),
+            e.clients[2].to_string(),
+            "--tls-ca".into(),
+            path("ca.pem"),
+        ];
         if cert {
-            cmd.args(["--tls-cert", pki.path("alice.pem").to_str().expect("utf-8")]);
-            cmd.args(["--tls-key", pki.path("alice.key").to_str().expect("utf-8")]);
+            a.extend(["--tls-cert".into(), path("alice.pem")]);
+            a.extend(["--tls-key".into(), path("alice.key")]);
         }
-        cmd.args(args).output().expect("zabctl runs")
+        a.extend(["get".into(), "/alice".into()]);
+        a
     };
-    let out = zabctl(&["get", "/alice"], true);
-    assert!(out.status.success(), "{out:?}");
-    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "hers");
-    let out = zabctl(&["get", "/alice"], false);
-    assert_eq!(
-        out.status.code(),
-        Some(1),
-        "NoAuth is the server saying no: {out:?}"
-    );
+    let (code, shown) = zabctl(args(true)).await;
+    assert_eq!((code, shown.trim()), (0, "hers"));
+    let (code, shown) = zabctl(args(false)).await;
+    assert_eq!(code, 1, "NoAuth is the server saying no: {shown}");
     let _ = std::fs::remove_dir_all(&dir);
 }
 

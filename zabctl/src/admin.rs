@@ -1,0 +1,142 @@
+//! Commands answered by the servers' admin ports (HTTP), without a
+//! session: `cluster status`, `backup`, `version`.
+
+use std::path::Path;
+use std::time::Duration;
+
+use serde_json::{json, Value};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+use crate::commands::Failure;
+use crate::output::Printer;
+
+/// How long one admin port gets to answer a small request.
+const ANSWER_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// `GET path` on an admin port: the status code, the head and the body.
+async fn get(addr: &str, path: &str) -> Option<(u16, String, Vec<u8>)> {
+    let mut s = tokio::net::TcpStream::connect(addr).await.ok()?;
+    s.write_all(format!("GET {path} HTTP/1.0\r\nHost: {addr}\r\n\r\n").as_bytes())
+        .await
+        .ok()?;
+    let mut out = Vec::new();
+    s.read_to_end(&mut out).await.ok()?;
+    let split = out.windows(4).position(|w| w == b"\r\n\r\n")?;
+    let head = String::from_utf8_lossy(&out[..split]).into_owned();
+    let code = head.split_whitespace().nth(1)?.parse().ok()?;
+    Some((code, head, out[split + 4..].to_vec()))
+}
+
+/// Each admin port's `/status` document, or None where none came.
+async fn statuses(admins: &[String]) -> Vec<(String, Option<Value>)> {
+    let mut out = Vec::new();
+    for addr in admins {
+        let answer = tokio::time::timeout(ANSWER_TIMEOUT, get(addr, "/status")).await;
+        let status = match answer {
+            Ok(Some((200, _, body))) => serde_json::from_slice(&body).ok(),
+            _ => None,
+        };
+        out.push((addr.clone(), status));
+    }
+    out
+}
+
+/// `zabctl cluster status`: every server's role and position. Fails (exit
+/// 3) if any admin port did not answer, after printing the others.
+pub async fn cluster_status(admins: &[String], p: &mut Printer<'_>) -> Result<(), Failure> {
+    let mut rows = Vec::new();
+    let mut missing = Vec::new();
+    for (addr, status) in statuses(admins).await {
+        match status {
+            Some(Value::Object(mut map)) => {
+                map.insert("admin".into(), json!(addr));
+                rows.push(Value::Object(map));
+            }
+            _ => {
+                rows.push(json!({"admin": addr, "error": "unreachable"}));
+                missing.push(addr);
+            }
+        }
+    }
+    let columns = [
+        "admin",
+        "id",
+        "role",
+        "serving",
+        "leader",
+        "epoch",
+        "applied_zxid",
+        "znodes",
+        "sessions",
+        "connections",
+        "error",
+    ];
+    p.rows(&columns, &rows)?;
+    match missing.is_empty() {
+        true => Ok(()),
+        false => Err(Failure::Client(zab_client::Error::NoServer(format!(
+            "no answer from {}",
+            missing.join(", ")
+        )))),
+    }
+}
+
+/// `zabctl version`: this tool's version and each reachable server's.
+pub async fn version(admins: &[String], p: &mut Printer<'_>) -> Result<(), Failure> {
+    let servers: Vec<Value> = statuses(admins)
+        .await
+        .into_iter()
+        .map(|(addr, status)| {
+            let version = status
+                .as_ref()
+                .and_then(|s| s.get("version").cloned())
+                .unwrap_or(Value::Null);
+            json!({"admin": addr, "version": version})
+        })
+        .collect();
+    let mut doc = serde_json::Map::new();
+    doc.insert("zabctl".into(), json!(env!("CARGO_PKG_VERSION")));
+    for s in &servers {
+        if let (Some(Value::String(addr)), Some(v)) = (s.get("admin"), s.get("version")) {
+            doc.insert(addr.clone(), v.clone());
+        }
+    }
+    match p.format {
+        crate::cli::Format::Json => {
+            p.value(&json!({"zabctl": env!("CARGO_PKG_VERSION"), "servers": servers}))?
+        }
+        _ => p.value(&Value::Object(doc))?,
+    }
+    Ok(())
+}
+
+/// `zabctl backup FILE`: an online backup from the first admin port,
+/// written to FILE whole or not at all.
+pub async fn backup(admins: &[String], file: &Path, p: &mut Printer<'_>) -> Result<(), Failure> {
+    let admin = admins
+        .first()
+        .ok_or_else(|| Failure::Usage("no admin port given".into()))?;
+    let Some((code, head, body)) = get(admin, "/snapshot").await else {
+        return Err(Failure::Client(zab_client::Error::NoServer(format!(
+            "no answer from the admin port {admin}"
+        ))));
+    };
+    if code != 200 {
+        return Err(Failure::Refused(format!(
+            "{admin} refused the backup: {}",
+            String::from_utf8_lossy(&body).trim()
+        )));
+    }
+    let zxid = head
+        .lines()
+        .find_map(|l| l.strip_prefix("X-Zab-Zxid: "))
+        .unwrap_or("unknown")
+        .to_string();
+    let mut partial = file.as_os_str().to_owned();
+    partial.push(".partial");
+    let written = std::fs::write(&partial, &body).and_then(|()| std::fs::rename(&partial, file));
+    written.map_err(|e| Failure::Usage(format!("cannot write {}: {e}", file.display())))?;
+    let shown = file.display().to_string();
+    p.value(&json!({"file": shown, "zxid": zxid, "bytes": body.len()}))?;
+    Ok(())
+}
