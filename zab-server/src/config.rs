@@ -75,6 +75,11 @@ pub struct Config {
     /// Watches this server's sessions may hold in all.
     #[serde(default = "default_watches_per_server")]
     pub max_watches_per_server: usize,
+    /// Recent changes kept so that a watcher that reconnects is sent every
+    /// event it missed (resumable watches); a gap older than this gets
+    /// `ContinuityLost`. 0 turns resuming off.
+    #[serde(default = "default_watch_resume_changes")]
+    pub watch_resume_changes: usize,
     /// Bytes of paths and data the tree may hold before this server refuses
     /// writes that would add more (`QuotaExceeded`); deletes and shrinking
     /// writes are always taken.
@@ -219,6 +224,10 @@ fn default_watches_per_session() -> usize {
 
 fn default_watches_per_server() -> usize {
     crate::watches::WatchLimits::default().per_server
+}
+
+fn default_watch_resume_changes() -> usize {
+    crate::watches::WatchLimits::default().resume_changes
 }
 
 fn default_snapshot_every_bytes() -> usize {
@@ -492,6 +501,7 @@ impl Config {
             watches: crate::watches::WatchLimits {
                 per_session: self.max_watches_per_session,
                 per_server: self.max_watches_per_server,
+                resume_changes: self.watch_resume_changes,
             },
             data_bytes_max: self.max_data_bytes,
         }

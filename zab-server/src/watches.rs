@@ -15,6 +15,9 @@ use zab_proto::{AddWatchMode, WatchEventKind, WatcherKind};
 
 use crate::tree::{Change, ChangeKind};
 
+mod recent;
+pub use recent::RecentChanges;
+
 /// Whoever holds a watch: a session on this server.
 pub type Watcher = u64;
 
@@ -37,15 +40,19 @@ pub struct Fired {
 pub struct WatchLimits {
     pub per_session: usize,
     pub per_server: usize,
+    /// Recent changes kept for reconnecting watchers (0: none).
+    pub resume_changes: usize,
 }
 
 impl Default for WatchLimits {
     /// 100,000 per session (wire-spec §11) and 2,000,000 per server (about
-    /// 200 MB of watch state at most).
+    /// 200 MB of watch state at most); the last 100,000 changes kept for
+    /// resuming watches (about 15 MB with 100-byte paths).
     fn default() -> WatchLimits {
         WatchLimits {
             per_session: 100_000,
             per_server: 2_000_000,
+            resume_changes: 100_000,
         }
     }
 }
@@ -86,6 +93,8 @@ pub struct Watches {
     by_watcher: HashMap<Watcher, Held>,
     total: usize,
     limits: WatchLimits,
+    /// What was applied lately, to replay to reconnecting watchers.
+    pub recent: RecentChanges,
 }
 
 /// Which one-shot watch a read arms.
@@ -119,6 +128,7 @@ impl Watches {
     pub fn new(limits: WatchLimits) -> Watches {
         Watches {
             limits,
+            recent: RecentChanges::new(limits.resume_changes),
             ..Watches::default()
         }
     }
@@ -235,6 +245,27 @@ impl Watches {
                 }
             }
         }
+    }
+
+    /// Takes every watch `who` holds away, as the lists SetWatches names
+    /// them in (its `relative_zxid` left 0).
+    pub fn take(&mut self, who: Watcher) -> zab_proto::SetWatches {
+        let mut set = zab_proto::SetWatches::default();
+        let Some(held) = self.by_watcher.get(&who) else {
+            return set;
+        };
+        let lists = [
+            &mut set.data,
+            &mut set.exists,
+            &mut set.children,
+            &mut set.persistent,
+            &mut set.persistent_recursive,
+        ];
+        for (list, paths) in lists.into_iter().zip(&held.paths) {
+            list.extend(paths.iter().map(|p| p.to_string()));
+        }
+        self.forget(who);
+        set
     }
 
     /// Watches held by `who`, in O(1).
@@ -449,6 +480,7 @@ mod tests {
         let mut w = Watches::new(WatchLimits {
             per_session: 3,
             per_server: 5,
+            resume_changes: 0,
         });
         for k in 0..3 {
             w.arm(OneShot::Exists, &format!("/s1/{k}"), 1)

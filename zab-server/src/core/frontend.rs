@@ -332,7 +332,9 @@ impl Frontend {
     /// watches fire for what changed, persistent ones get ContinuityLost,
     /// and a session that ended is told so. ZooKeeper's followers likewise
     /// drop their clients when they resynchronize.
-    pub fn on_state_replaced(&mut self) {
+    pub fn on_state_replaced(&mut self, applied: Zxid) {
+        // The changes the snapshot skipped were never seen here.
+        self.watches.recent.restart(applied.0);
         let all: Vec<ConnId> = self.conns.keys().copied().collect();
         self.close_all_of(all, "state replaced by a snapshot");
     }

@@ -386,7 +386,7 @@ impl ServerCore {
                 self.replica.restore(data).map_err(Fatal)?;
                 self.window.clear();
                 self.applied = *zxid;
-                self.frontend.on_state_replaced();
+                self.frontend.on_state_replaced(*zxid);
             }
             PersistOp::AcceptedEpoch(_) | PersistOp::CurrentEpoch(_) | PersistOp::Intact { .. } => {
             }

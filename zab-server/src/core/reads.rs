@@ -13,8 +13,16 @@ use crate::tree::Outcome;
 use crate::watches::{OneShot, Watches};
 
 /// Re-arms a reconnected session's watches (SetWatches) and returns what
-/// changed while the client was away, to be sent before the reply (their
-/// `zxid` is filled in by the caller); later changes fire as they are applied.
+/// the client missed, to be sent before the reply; later changes fire as
+/// they are applied.
+///
+/// If this server still holds every change since the client's last zxid,
+/// the client is sent exactly the events its watches would have fired, in
+/// order, each at its own zxid (resumable watches): one-shot watches fire
+/// for the first change they cover and are gone, persistent ones report
+/// every change. Otherwise, as ZooKeeper does, one-shot watches are judged
+/// by comparing stats and persistent ones get `ContinuityLost`, at
+/// `applied`.
 ///
 /// All or nothing: an invalid path is `BadArguments`, an existing node the
 /// caller may not READ is `NoAuth` (a watch is a read: re-arming must not
@@ -26,6 +34,7 @@ pub(super) fn catch_up(
     replica: &Replica,
     watches: &mut Watches,
     (session, caller): (u64, &Caller),
+    applied: u64,
 ) -> Result<Vec<WatchEvent>, ErrorCode> {
     let lists = [
         &set.data,
@@ -53,21 +62,87 @@ pub(super) fn catch_up(
     if !watches.has_room(session, paths.count()) {
         return Err(ErrorCode::TooManyWatches);
     }
+    watches.recent.start_at(applied);
+    if let Some(events) = replay(set, watches, session, caller) {
+        return Ok(events);
+    }
     Ok(rearm(watches, session, set, replica)
         .into_iter()
         .map(|(kind, path)| WatchEvent {
             kind,
             path,
-            zxid: 0,
+            zxid: applied,
         })
         .collect())
 }
 
+/// Replays the changes after `set.relative_zxid` to `set`'s watches, if
+/// this server holds them all, arming whatever is left armed after them.
+/// The live firing rules are used, on a scratch set holding only this
+/// session's watches, so the events are exactly those a connection that
+/// never broke would have carried.
+fn replay(
+    set: &zab_proto::SetWatches,
+    watches: &mut Watches,
+    session: u64,
+    caller: &Caller,
+) -> Option<Vec<WatchEvent>> {
+    use crate::watches::{WatchLimits, Watches as Set};
+    let changes = watches.recent.after(set.relative_zxid)?;
+    let mut scratch = Set::new(WatchLimits {
+        per_session: usize::MAX,
+        per_server: usize::MAX,
+        resume_changes: 0,
+    });
+    arm_all(&mut scratch, session, set);
+    let mut events = Vec::new();
+    for (zxid, change) in changes {
+        for fired in scratch.fire(change) {
+            if fired.below && !caller.permits(&change.acl, Perms::READ) {
+                continue;
+            }
+            events.push(WatchEvent {
+                kind: fired.kind,
+                path: fired.path,
+                zxid: *zxid,
+            });
+        }
+    }
+    let left = scratch.take(session);
+    arm_all(watches, session, &left);
+    Some(events)
+}
+
+/// Arms every watch `set` lists (the caller made room for them).
+fn arm_all(watches: &mut Watches, session: u64, set: &zab_proto::SetWatches) {
+    for (paths, kind) in [
+        (&set.data, OneShot::Data),
+        (&set.exists, OneShot::Exists),
+        (&set.children, OneShot::Child),
+    ] {
+        for path in paths {
+            let _ = watches.arm(kind, path, session);
+        }
+    }
+    for (paths, mode) in [
+        (&set.persistent, zab_proto::AddWatchMode::Persistent),
+        (
+            &set.persistent_recursive,
+            zab_proto::AddWatchMode::PersistentRecursive,
+        ),
+    ] {
+        for path in paths {
+            let _ = watches.add(mode, path, session);
+        }
+    }
+}
+
 /// Re-arms watches after a reconnect and reports what changed since the
 /// client's last zxid, as ZooKeeper does: by comparing the zxids in each
-/// node's stat with the client's. Persistent watches cannot be caught up this
-/// way (the changes under them are not recorded), so they get an explicit
-/// `ContinuityLost` instead of a silent gap.
+/// node's stat with the client's. For a gap older than the recent changes
+/// this server holds, persistent watches cannot be caught up (the changes
+/// under them are gone), so they get an explicit `ContinuityLost` instead of
+/// a silent gap.
 fn rearm(
     watches: &mut Watches,
     session: u64,

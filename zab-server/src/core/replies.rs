@@ -52,8 +52,11 @@ impl Frontend {
     /// in the replies of this server's clients.
     pub fn on_applied(&mut self, completions: Vec<Completion>, replica: &Replica) {
         let mut dirty = BTreeSet::new();
-        for done in completions {
+        for mut done in completions {
             self.fire_watches(&done);
+            // Kept for watchers that reconnect (resumable watches).
+            let changes = std::mem::take(&mut done.changes);
+            self.watches.recent.record(done.zxid.0, changes);
             if matches!(done.outcome, Outcome::SessionClosed) {
                 self.watches.forget(done.session);
                 self.last_heard.remove(&done.session);
@@ -191,11 +194,10 @@ impl Frontend {
                     let outcome = match &request {
                         Request::SetWatches(set) => {
                             let who = (session, &c.caller);
-                            match catch_up(set, replica, &mut self.watches, who) {
+                            match catch_up(set, replica, &mut self.watches, who, applied.0) {
                                 Ok(events) => {
                                     for event in events {
                                         let zxid = applied.0;
-                                        let event = zab_proto::WatchEvent { zxid, ..event };
                                         self.send_frame(conn, ServerFrame::Watch { zxid, event });
                                     }
                                     WireOutcome::Ok(Response::SetWatches)

@@ -578,6 +578,7 @@ fn set_watches_is_all_or_nothing_within_the_limit() {
     h.fe.watches = crate::watches::Watches::new(crate::watches::WatchLimits {
         per_session: 3,
         per_server: 100,
+        resume_changes: 0,
     });
     let (session, _) = h.connect(1, None);
     h.frames(1, &[]);
@@ -608,3 +609,4 @@ fn set_watches_is_all_or_nothing_within_the_limit() {
 
 mod acl;
 mod reads;
+mod resume;
