@@ -269,6 +269,8 @@ async fn the_admin_port_answers_only_certificate_holders_over_tls() {
         last_logged: zab_core::Zxid::ZERO,
         znodes: 1,
         watches: 0,
+        watch_resume_changes: 0,
+        watch_resume_floor: zab_core::Zxid::ZERO,
         window_bytes: 0,
         sessions: 0,
         connections: 0,

@@ -176,6 +176,10 @@ pub struct Status {
     pub znodes: usize,
     /// Watches armed on this server, all sessions.
     pub watches: usize,
+    /// Recent changes held for resuming watches, and the zxid above which
+    /// they are complete (a watcher that saw it or later resumes).
+    pub watch_resume_changes: usize,
+    pub watch_resume_floor: Zxid,
     /// Payload bytes of the logged transactions kept in memory since the
     /// newest snapshot.
     pub window_bytes: usize,
@@ -291,6 +295,8 @@ impl ServerCore {
             last_logged: self.node.history().last(),
             znodes: self.replica.tree.node_count(),
             watches: self.frontend.watches.total(),
+            watch_resume_changes: self.frontend.watches.recent.held(),
+            watch_resume_floor: Zxid(self.frontend.watches.recent.floor()),
             window_bytes: self.window.bytes(),
             sessions: self.replica.tree.sessions().len(),
             connections: self.frontend.connections(),

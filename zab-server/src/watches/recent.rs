@@ -76,7 +76,7 @@ impl RecentChanges {
     }
 
     /// Changes held.
-    pub fn len(&self) -> usize {
+    pub fn held(&self) -> usize {
         self.changes.len()
     }
 
@@ -119,7 +119,7 @@ mod tests {
         assert_eq!(paths(r.after(11).expect("covered")), []);
         // A fourth change evicts one of zxid 10: only from 10 on is covered.
         r.record(12, vec![change("/d")]);
-        assert_eq!(r.len(), 3);
+        assert_eq!(r.held(), 3);
         assert!(r.after(9).is_none(), "half of zxid 10 is gone");
         assert_eq!(
             paths(r.after(10).expect("covered")),
