@@ -34,6 +34,7 @@ pub use backoff::{RETRY_PAUSE_MAX_MS, RETRY_PAUSE_MS};
 mod backoff;
 mod ending;
 mod output;
+mod rearm;
 pub use output::{CallId, ExpiredBy, Output, Session, SessionState};
 
 /// How long a TCP connect may take before the next server is tried (ms).
@@ -138,6 +139,8 @@ pub struct Machine {
     /// A SetWatches was sent and its reply has not come: its catch-up may
     /// have been cut short, so the next one starts from the same zxid.
     rearm_outstanding: bool,
+    /// Events of that catch-up, held until its reply (see `rearm`).
+    caught_up: Vec<zab_proto::WatchEvent>,
     /// CloseSession was sent: no more calls go out.
     closing: bool,
     /// Credentials sent with AddAuth, in order: a server knows them per
@@ -183,6 +186,7 @@ impl Machine {
             watches: Watches::default(),
             rearm_from: 0,
             rearm_outstanding: false,
+            caught_up: Vec::new(),
             closing: false,
             credentials: Vec::new(),
             defects,
@@ -533,7 +537,7 @@ impl Machine {
         }
         if let Some(set) = self.watches.rearm(self.rearm_from) {
             // Re-arm on the new server; it reports what changed meanwhile
-            // (or ContinuityLost for persistent watches).
+            // (see `rearm`).
             self.rearm_outstanding = true;
             self.send(None, Request::SetWatches(set), None);
         }
@@ -582,41 +586,15 @@ impl Machine {
                 ServerFrame::Ping { zxid } => self.last_zxid = self.last_zxid.max(zxid),
                 ServerFrame::Watch { zxid, event } => {
                     self.last_zxid = self.last_zxid.max(zxid);
-                    let routed = self.watches.route(&event);
-                    for to in routed.to {
-                        self.out.push(Output::Event {
-                            to,
-                            event: event.clone(),
-                        });
-                    }
-                    self.out
-                        .extend(routed.ended.into_iter().map(Output::EndStream));
+                    self.on_event(event);
                 }
             }
         }
     }
 
     fn on_reply(&mut self, sent: Sent, outcome: Outcome) {
-        let refused = |code| {
-            matches!(
-                code,
-                ErrorCode::TooManyWatches | ErrorCode::BadArguments | ErrorCode::NoAuth
-            )
-        };
-        match (&outcome, sent.opcode) {
-            (Outcome::Ok(_), OpCode::SetWatches) => self.rearm_outstanding = false,
-            (Outcome::Err(code), OpCode::SetWatches) if refused(*code) => {
-                // The server will not re-arm them, here or anywhere (all
-                // or nothing): say so to every watch rather than let them
-                // wait in silence.
-                self.rearm_outstanding = false;
-                let (events, ended) = self.watches.lost(self.last_zxid);
-                for (to, event) in events {
-                    self.out.push(Output::Event { to, event });
-                }
-                self.out.extend(ended.into_iter().map(Output::EndStream));
-            }
-            _ => {}
+        if sent.opcode == OpCode::SetWatches {
+            self.on_rearmed(&outcome);
         }
         let Some(call) = sent.call else {
             return;
@@ -734,6 +712,8 @@ impl Machine {
         if hangup {
             self.out.push(Output::Hangup);
         }
+        // A catch-up cut short is sent again whole (see `rearm`).
+        self.caught_up.clear();
         self.fail_in_flight();
         if self.closing {
             return self.finish(None);

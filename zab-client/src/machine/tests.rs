@@ -741,3 +741,5 @@ fn the_defect_switch_starts_a_new_session_at_zxid_zero() {
     m.received(0, &accepted(0x55, 10));
     assert_eq!(m.last_zxid(), 0);
 }
+
+mod rearm;
