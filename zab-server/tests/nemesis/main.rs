@@ -708,6 +708,12 @@ async fn run_once(nodes: usize, seed: u64, secs: u64, net: Option<Arc<Net>>) -> 
         anomalies.extend(found.into_iter().map(|a| format!("watcher {w}: {a}")));
     }
     let watch_events: usize = watch_logs.iter().map(|l| l.events.len()).sum();
+    // Gaps declared rather than replayed (resumable watches replay a gap
+    // the server still holds; a restarted server holds none from before).
+    let watch_gaps: usize = watch_logs
+        .iter()
+        .map(|l| l.events.iter().filter(|e| e.continuity_lost).count())
+        .sum();
 
     // Linearizability of the registers.
     let h = history.lock().expect("history");
@@ -727,7 +733,7 @@ async fn run_once(nodes: usize, seed: u64, secs: u64, net: Option<Arc<Net>>) -> 
     }
     println!(
         "run nodes={nodes} seed={seed}: {} register ops ({unknown} unknown, {failed} failed), \
-         {} sequential creates, {ephemerals} ephemeral sessions, {} watchers with {watch_events} events; \
+         {} sequential creates, {ephemerals} ephemeral sessions, {} watchers with {watch_events} events ({watch_gaps} ContinuityLost); \
          faults {kinds:?}",
         h.len(),
         seq_log.lock().expect("seq log").creates.len(),
