@@ -100,7 +100,10 @@ async fn a_watcher_moved_by_a_kill_and_a_partition_misses_nothing_and_hears_noth
     // as writes applied (each set adds one to its node's version).
     let zxids: std::collections::BTreeSet<u64> = seen.iter().map(|&(_, z)| z).collect();
     let missing: Vec<_> = acked.iter().filter(|z| !zxids.contains(z)).collect();
-    assert!(missing.is_empty(), "acknowledged writes never heard: {missing:x?}");
+    assert!(
+        missing.is_empty(),
+        "acknowledged writes never heard: {missing:x?}"
+    );
     let mut applied = 0u64;
     for k in 0..NODES {
         let (_, stat) = writer

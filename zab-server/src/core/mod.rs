@@ -17,6 +17,7 @@
 //!            ClientFrame | Closed        replies, watches)      WriteSnapshot
 //! ```
 
+mod catch_up;
 mod frontend;
 mod identity;
 mod limits;
@@ -212,11 +213,14 @@ impl ServerCore {
     pub fn new(
         node: Node,
         replica: Replica,
-        frontend: Frontend,
+        mut frontend: Frontend,
         recovered: Vec<zab_core::Txn>,
         snapshot_every: u64,
     ) -> ServerCore {
         let applied = node.delivered();
+        // Watchers can be replayed what this server applies from here on.
+        let start = replica.tree.last_applied_zxid();
+        frontend.watches.recent.start_at(start.0);
         let window = window::Window::new(recovered.into_iter().map(|t| (t.zxid, t.payload)));
         ServerCore {
             node,

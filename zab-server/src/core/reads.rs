@@ -1,196 +1,16 @@
 //! Requests answered from this server's applied tree (reads, AddWatch,
-//! RemoveWatches, SetWatches' catch-up), and the wire forms of the tree's
-//! results.
+//! RemoveWatches), and the wire forms of the tree's results. SetWatches'
+//! catch-up is `catch_up`'s.
 
 use zab_proto::{
     CreateReply, ErrorCode, MultiResult, Outcome as WireOutcome, Perms, ReadOp, ReadResult,
-    Request, Response, WatchEvent,
+    Request, Response,
 };
 
 use crate::acl::{self, Caller};
 use crate::replica::Replica;
 use crate::tree::Outcome;
 use crate::watches::{OneShot, Watches};
-
-/// Re-arms a reconnected session's watches (SetWatches) and returns what
-/// the client missed, to be sent before the reply; later changes fire as
-/// they are applied.
-///
-/// If this server still holds every change since the client's last zxid,
-/// the client is sent exactly the events its watches would have fired, in
-/// order, each at its own zxid (resumable watches): one-shot watches fire
-/// for the first change they cover and are gone, persistent ones report
-/// every change. Otherwise, as ZooKeeper does, one-shot watches are judged
-/// by comparing stats and persistent ones get `ContinuityLost`, at
-/// `applied`.
-///
-/// All or nothing: an invalid path is `BadArguments`, an existing node the
-/// caller may not READ is `NoAuth` (a watch is a read: re-arming must not
-/// leak what arming could not), and a set that could take the session or
-/// the server past its watch limit is `TooManyWatches`; either way nothing
-/// is armed and nothing is reported.
-pub(super) fn catch_up(
-    set: &zab_proto::SetWatches,
-    replica: &Replica,
-    watches: &mut Watches,
-    (session, caller): (u64, &Caller),
-    applied: u64,
-) -> Result<Vec<WatchEvent>, ErrorCode> {
-    let lists = [
-        &set.data,
-        &set.exists,
-        &set.children,
-        &set.persistent,
-        &set.persistent_recursive,
-    ];
-    let paths = lists.iter().flat_map(|l| l.iter());
-    if !paths
-        .clone()
-        .all(|p| crate::tree::path::validate(p).is_ok())
-    {
-        return Err(ErrorCode::BadArguments);
-    }
-    let readable = |p: &String| {
-        replica
-            .tree
-            .acl(p)
-            .is_none_or(|(acl, _)| caller.permits(acl, Perms::READ))
-    };
-    if !paths.clone().all(readable) {
-        return Err(ErrorCode::NoAuth);
-    }
-    if !watches.has_room(session, paths.count()) {
-        return Err(ErrorCode::TooManyWatches);
-    }
-    watches.recent.start_at(applied);
-    if let Some(events) = replay(set, watches, session, caller) {
-        return Ok(events);
-    }
-    Ok(rearm(watches, session, set, replica)
-        .into_iter()
-        .map(|(kind, path)| WatchEvent {
-            kind,
-            path,
-            zxid: applied,
-        })
-        .collect())
-}
-
-/// Replays the changes after `set.relative_zxid` to `set`'s watches, if
-/// this server holds them all, arming whatever is left armed after them.
-/// The live firing rules are used, on a scratch set holding only this
-/// session's watches, so the events are exactly those a connection that
-/// never broke would have carried.
-fn replay(
-    set: &zab_proto::SetWatches,
-    watches: &mut Watches,
-    session: u64,
-    caller: &Caller,
-) -> Option<Vec<WatchEvent>> {
-    use crate::watches::{WatchLimits, Watches as Set};
-    let changes = watches.recent.after(set.relative_zxid)?;
-    let mut scratch = Set::new(WatchLimits {
-        per_session: usize::MAX,
-        per_server: usize::MAX,
-        resume_changes: 0,
-    });
-    arm_all(&mut scratch, session, set);
-    let mut events = Vec::new();
-    for (zxid, change) in changes {
-        for fired in scratch.fire(change) {
-            if fired.below && !caller.permits(&change.acl, Perms::READ) {
-                continue;
-            }
-            events.push(WatchEvent {
-                kind: fired.kind,
-                path: fired.path,
-                zxid: *zxid,
-            });
-        }
-    }
-    let left = scratch.take(session);
-    arm_all(watches, session, &left);
-    Some(events)
-}
-
-/// Arms every watch `set` lists (the caller made room for them).
-fn arm_all(watches: &mut Watches, session: u64, set: &zab_proto::SetWatches) {
-    for (paths, kind) in [
-        (&set.data, OneShot::Data),
-        (&set.exists, OneShot::Exists),
-        (&set.children, OneShot::Child),
-    ] {
-        for path in paths {
-            let _ = watches.arm(kind, path, session);
-        }
-    }
-    for (paths, mode) in [
-        (&set.persistent, zab_proto::AddWatchMode::Persistent),
-        (
-            &set.persistent_recursive,
-            zab_proto::AddWatchMode::PersistentRecursive,
-        ),
-    ] {
-        for path in paths {
-            let _ = watches.add(mode, path, session);
-        }
-    }
-}
-
-/// Re-arms watches after a reconnect and reports what changed since the
-/// client's last zxid, as ZooKeeper does: by comparing the zxids in each
-/// node's stat with the client's. For a gap older than the recent changes
-/// this server holds, persistent watches cannot be caught up (the changes
-/// under them are gone), so they get an explicit `ContinuityLost` instead of
-/// a silent gap.
-fn rearm(
-    watches: &mut Watches,
-    session: u64,
-    set: &zab_proto::SetWatches,
-    replica: &Replica,
-) -> Vec<(zab_proto::WatchEventKind, String)> {
-    use zab_proto::WatchEventKind as K;
-    // The caller made room for every path, so arming cannot fail.
-    let mut arm = |kind, path: &str| {
-        let _ = watches.arm(kind, path, session);
-    };
-    let rel = set.relative_zxid;
-    let mut events = Vec::new();
-    for path in &set.data {
-        match replica.tree.exists(path) {
-            None => events.push((K::NodeDeleted, path.clone())),
-            Some(st) if st.mzxid > rel => events.push((K::NodeDataChanged, path.clone())),
-            Some(_) => arm(OneShot::Data, path),
-        }
-    }
-    for path in &set.exists {
-        match replica.tree.exists(path) {
-            Some(st) if st.czxid > rel => events.push((K::NodeCreated, path.clone())),
-            Some(st) if st.mzxid > rel => events.push((K::NodeDataChanged, path.clone())),
-            _ => arm(OneShot::Exists, path),
-        }
-    }
-    for path in &set.children {
-        match replica.tree.exists(path) {
-            None => events.push((K::NodeDeleted, path.clone())),
-            Some(st) if st.pzxid > rel => events.push((K::NodeChildrenChanged, path.clone())),
-            Some(_) => arm(OneShot::Child, path),
-        }
-    }
-    for (paths, mode) in [
-        (&set.persistent, zab_proto::AddWatchMode::Persistent),
-        (
-            &set.persistent_recursive,
-            zab_proto::AddWatchMode::PersistentRecursive,
-        ),
-    ] {
-        for path in paths {
-            let _ = watches.add(mode, path, session);
-            events.push((K::ContinuityLost, path.clone()));
-        }
-    }
-    events
-}
 
 /// What a GetChildrenPage reply spends besides its names: the reply header,
 /// the list's count, the stat and the `more` flag, with room to spare.
@@ -225,17 +45,16 @@ pub(super) fn read(
             };
         }
         Request::GetEphemerals { prefix } => {
-            // A string prefix, so `/app/` and `/app/lock-` are fine.
-            if crate::tree::path::validate_sequential_prefix(prefix).is_err() {
+            // A string prefix: a path (`/app/lock-`), or one with a
+            // trailing `/` (`/app/`).
+            let path = prefix.strip_suffix('/').filter(|p| !p.is_empty());
+            if crate::tree::path::validate(path.unwrap_or(prefix)).is_err() {
                 return WireOutcome::Err(ErrorCode::BadArguments);
             }
             let paths = tree.ephemerals_with_prefix(session, prefix);
             return WireOutcome::Ok(Response::GetEphemerals { paths });
         }
-        Request::MultiRead(ops) => {
-            let results = ops.iter().map(|op| read_one(op, replica, caller)).collect();
-            return WireOutcome::Ok(Response::MultiRead(results));
-        }
+        Request::MultiRead(ops) => return multi_read(ops, replica, caller, frame_limit),
         _ => return WireOutcome::Err(ErrorCode::Unimplemented),
     };
     if !valid(path) {
@@ -318,6 +137,31 @@ pub(super) fn read(
         Request::GetAcl { .. } => WireOutcome::Err(ErrorCode::NoNode),
         _ => WireOutcome::Err(ErrorCode::Unimplemented),
     }
+}
+
+/// A MultiRead: every op's result, or `FrameTooLarge` as soon as they
+/// outgrow the connection's frame (checked as they are read, so a request
+/// of many large reads never builds its whole reply first).
+fn multi_read(ops: &[ReadOp], replica: &Replica, caller: &Caller, frame_limit: u32) -> WireOutcome {
+    // Reply header and count; then per result its error code, opcode,
+    // and stat besides the data or names.
+    let mut bytes = 16 + 4;
+    let mut results = Vec::with_capacity(ops.len().min(1024));
+    for op in ops {
+        let result = read_one(op, replica, caller);
+        bytes += 4 + match &result {
+            ReadResult::GetData { data, .. } => 1 + 4 + data.len() + 68,
+            ReadResult::GetChildren { children, .. } => {
+                1 + 4 + children.iter().map(|c| 4 + c.len()).sum::<usize>() + 68
+            }
+            ReadResult::Error(_) => 0,
+        };
+        if bytes > frame_limit as usize {
+            return WireOutcome::Err(ErrorCode::FrameTooLarge);
+        }
+        results.push(result);
+    }
+    WireOutcome::Ok(Response::MultiRead(results))
 }
 
 /// One op of a MultiRead, checked as the same read alone would be.

@@ -7,8 +7,9 @@ use std::collections::BTreeSet;
 use zab_core::{RequestId, Zxid};
 use zab_proto::{ErrorCode, Outcome as WireOutcome, Reply, Request, Response, ServerFrame, Xid};
 
+use super::catch_up::catch_up;
 use super::frontend::{Conn, Frontend, Item};
-use super::reads::{catch_up, read, wire_outcome};
+use super::reads::{read, wire_outcome};
 use super::ConnId;
 use crate::replica::{Completion, Replica};
 use crate::tree::Outcome;

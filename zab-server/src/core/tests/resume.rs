@@ -218,3 +218,87 @@ fn a_replay_reports_below_a_recursive_watch_only_what_the_watcher_may_read() {
         .collect();
     assert_eq!(paths, ["/r/open"]);
 }
+
+#[test]
+fn a_replay_past_its_byte_budget_falls_back_to_continuity_lost() {
+    let mut h = Harness::new();
+    h.connect(1, None);
+    // A long path, so that each event is large.
+    let path = format!("/{}", "p".repeat(250));
+    write(&mut h, 1, 1, create(&path));
+    let seen = h.replica.tree.last_applied_zxid().0;
+    let resumer = h.connect(2, None);
+    h.close(2);
+    let per_event = 40 + path.len();
+    let writes = super::super::catch_up::REPLAY_BYTES_MAX / per_event + 10;
+    for i in 0..writes {
+        let xid = 2 + i32::try_from(i).expect("small");
+        write(&mut h, 1, xid, set_data(&path, b"x"));
+    }
+    h.connect(3, Some(resumer));
+    h.frames(3, &[]);
+    let resume = SetWatches {
+        relative_zxid: seen,
+        persistent: vec![path.clone()],
+        ..SetWatches::default()
+    };
+    h.send(3, 1, Request::SetWatches(resume));
+    let got = events(&h.frames(3, &[OpCode::SetWatches]));
+    assert_eq!(got.len(), 1, "one marker, not {} events", got.len());
+    assert_eq!(
+        (got[0].kind, got[0].path.as_str()),
+        (K::ContinuityLost, path.as_str())
+    );
+}
+
+#[test]
+fn after_a_replay_only_the_watches_left_armed_need_read() {
+    let mut h = Harness::new();
+    h.connect(1, None);
+    write(&mut h, 1, 1, create("/d"));
+    write(&mut h, 1, 2, create("/other"));
+    let seen = h.replica.tree.last_applied_zxid().0;
+    let resumer = h.connect(2, None);
+    h.close(2);
+    // While the watcher is away /d is deleted and made again, unreadable.
+    write(&mut h, 1, 3, delete("/d"));
+    let id = zab_proto::digest_id("bob", "secret");
+    let secret = Request::Create(CreateRequest {
+        path: "/d".into(),
+        data: Bytes::new(),
+        mode: CreateMode::Persistent,
+        ttl_ms: 0,
+        acl: Some(vec![
+            Acl::parse(&format!("digest:{id}:cdrwa")).expect("an acl")
+        ]),
+    });
+    write(&mut h, 1, 4, secret);
+    write(&mut h, 1, 5, set_data("/other", b"x"));
+    h.connect(3, Some(resumer));
+    h.frames(3, &[]);
+    // The data watch on /d fired at the deletion, as it would have live;
+    // the persistent watch on /other goes on.
+    let resume = SetWatches {
+        relative_zxid: seen,
+        data: vec!["/d".into()],
+        persistent: vec!["/other".into()],
+        ..SetWatches::default()
+    };
+    h.send(3, 1, Request::SetWatches(resume));
+    let frames = h.frames(3, &[OpCode::SetWatches]);
+    let got: Vec<(K, String)> = events(&frames)
+        .into_iter()
+        .map(|e| (e.kind, e.path))
+        .collect();
+    assert_eq!(
+        got,
+        [
+            (K::NodeDeleted, "/d".to_string()),
+            (K::NodeDataChanged, "/other".to_string())
+        ]
+    );
+    assert!(matches!(
+        frames.last(),
+        Some(ServerFrame::Reply(r)) if matches!(r.outcome, WireOutcome::Ok(_))
+    ));
+}
