@@ -708,8 +708,7 @@ async fn run_once(nodes: usize, seed: u64, secs: u64, net: Option<Arc<Net>>) -> 
         anomalies.extend(found.into_iter().map(|a| format!("watcher {w}: {a}")));
     }
     let watch_events: usize = watch_logs.iter().map(|l| l.events.len()).sum();
-    // Gaps declared rather than replayed (resumable watches replay a gap
-    // the server still holds; a restarted server holds none from before).
+    // Gaps declared, not replayed (a restarted server holds no history).
     let watch_gaps: usize = watch_logs
         .iter()
         .map(|l| l.events.iter().filter(|e| e.continuity_lost).count())
