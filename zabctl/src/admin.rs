@@ -127,6 +127,14 @@ pub async fn backup(admins: &[String], file: &Path, p: &mut Printer<'_>) -> Resu
             String::from_utf8_lossy(&body).trim()
         )));
     }
+    // A transfer cut short must not pass for a backup.
+    let length = head
+        .lines()
+        .find_map(|l| l.strip_prefix("Content-Length: "))
+        .and_then(|v| v.trim().parse::<usize>().ok());
+    if length.is_some_and(|n| n != body.len()) {
+        return Err(Failure::Client(zab_client::Error::ConnectionLoss));
+    }
     let zxid = head
         .lines()
         .find_map(|l| l.strip_prefix("X-Zab-Zxid: "))

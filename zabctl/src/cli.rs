@@ -206,6 +206,9 @@ pub struct DataSource {
     /// Read the data from FILE (`-`: standard input), bytes as they are.
     #[arg(short = 'f', long, conflicts_with = "data")]
     pub file: Option<PathBuf>,
+    /// The file's bytes, read before connecting (see `crate::preload`).
+    #[arg(skip)]
+    pub loaded: Option<Vec<u8>>,
 }
 
 #[derive(Debug, Args)]
@@ -222,7 +225,7 @@ pub struct Create {
     /// Time to live in ms: deleted once unchanged and childless this long.
     #[arg(short = 't', long, value_parser = clap::value_parser!(u64).range(1..))]
     pub ttl: Option<u64>,
-    /// Create missing parents too (persistent, empty).
+    /// Create missing parents too (persistent, empty, open to all).
     #[arg(short = 'p', long)]
     pub parents: bool,
     /// ACL, as zkCli.sh writes it: `world:anyone:r,digest:bob:HASH:cdrwa`.
@@ -361,6 +364,9 @@ pub struct SetAcl {
 pub struct Multi {
     /// The operations, one per line (`-`: standard input).
     pub file: PathBuf,
+    /// The file's bytes, read before connecting (see `crate::preload`).
+    #[arg(skip)]
+    pub loaded: Option<Vec<u8>>,
 }
 
 #[derive(Debug, Args)]

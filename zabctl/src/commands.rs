@@ -96,13 +96,37 @@ fn consistency(local: bool) -> Consistency {
     }
 }
 
-/// The data a command writes: its argument, a file's bytes, or stdin's.
+/// The data a command writes: its argument, or the file's bytes read
+/// before connecting.
 fn data_of(source: &DataSource) -> Result<Vec<u8>, Failure> {
-    match (&source.data, &source.file) {
-        (_, Some(file)) => read_input(file),
-        (Some(text), None) => Ok(text.as_bytes().to_vec()),
-        (None, None) => Ok(Vec::new()),
+    match (&source.data, &source.loaded, &source.file) {
+        (_, Some(bytes), _) => Ok(bytes.clone()),
+        (_, None, Some(file)) => read_input(file),
+        (Some(text), None, None) => Ok(text.as_bytes().to_vec()),
+        (None, None, None) => Ok(Vec::new()),
     }
+}
+
+/// Reads the files `command` names now, before any session exists: reading
+/// a slow pipe with the session open would stall its pings. In the shell,
+/// standard input is the shell's own and cannot be data.
+pub fn preload(command: &mut Command, in_shell: bool) -> Result<(), Failure> {
+    let (file, loaded) = match command {
+        Command::Create(c) => (&c.source.file, &mut c.source.loaded),
+        Command::Set(s) => (&s.source.file, &mut s.source.loaded),
+        Command::Multi(m) => (&Some(m.file.clone()), &mut m.loaded),
+        _ => return Ok(()),
+    };
+    let Some(file) = file else {
+        return Ok(());
+    };
+    if in_shell && file == Path::new("-") {
+        return Err(Failure::Usage(
+            "in the shell, standard input is the shell's: give a file".into(),
+        ));
+    }
+    *loaded = Some(read_input(file)?);
+    Ok(())
 }
 
 /// A file's bytes, or standard input's for `-`.
@@ -218,8 +242,16 @@ pub async fn run(client: &Client, command: &Command, p: &mut Printer<'_>) -> Don
             p.synced(&s.path, zxid)?;
         }
         Command::Watch(w) => {
-            let events = client.add_watch(&w.path, !w.no_recursive).await?;
-            stream_events(events, w.count, p).await?;
+            let recursive = !w.no_recursive;
+            let events = client.add_watch(&w.path, recursive).await?;
+            let streamed = stream_events(events, w.count, p).await;
+            // Not left armed for the rest of a shell's session.
+            let kind = match recursive {
+                true => WatcherKind::PersistentRecursive,
+                false => WatcherKind::Persistent,
+            };
+            let _ = client.remove_watches(&w.path, kind).await;
+            streamed?;
         }
         Command::Removewatches(r) => {
             let kind = match r.kind {
@@ -254,7 +286,10 @@ pub async fn run(client: &Client, command: &Command, p: &mut Printer<'_>) -> Don
             p.written(&s.path, &stat)?;
         }
         Command::Multi(m) => {
-            let text = read_input(&m.file)?;
+            let text = match &m.loaded {
+                Some(bytes) => bytes.clone(),
+                None => read_input(&m.file)?,
+            };
             let text = String::from_utf8(text)
                 .map_err(|_| Failure::Usage(format!("{} is not UTF-8", m.file.display())))?;
             let ops = crate::multi::parse(&text).map_err(Failure::Usage)?;
@@ -279,9 +314,12 @@ pub async fn run(client: &Client, command: &Command, p: &mut Printer<'_>) -> Don
 /// Prints the one event a one-shot watch delivers (or nothing if the
 /// session ends first).
 async fn next_event(mut events: WatchStream, p: &mut Printer<'_>) -> Done {
-    match events.next().await {
-        Some(e) => Ok(p.event(&e)?),
-        None => Err(Error::SessionExpired.into()),
+    tokio::select! {
+        e = events.next() => match e {
+            Some(e) => Ok(p.event(&e)?),
+            None => Err(Error::SessionExpired.into()),
+        },
+        _ = tokio::signal::ctrl_c() => Ok(()),
     }
 }
 
@@ -309,6 +347,15 @@ async fn create_parents(client: &Client, path: &str) -> Result<(), Error> {
     while let Some(i) = path[at + 1..].find('/') {
         at += 1 + i;
         let parent = &path[..at];
+        // Looked at first: creating an existing parent needs CREATE on its
+        // own parent, which the caller may lack.
+        if client
+            .exists(parent, Consistency::Linearizable, false)
+            .await?
+            .is_some()
+        {
+            continue;
+        }
         match client.create(parent, b"", CreateMode::Persistent).await {
             Ok(_) | Err(Error::Server(ErrorCode::NodeExists)) => {}
             Err(e) => return Err(e),

@@ -48,7 +48,7 @@ where
     I: IntoIterator<Item = T>,
     T: Into<OsString> + Clone,
 {
-    let cli = match Cli::try_parse_from(args) {
+    let mut cli = match Cli::try_parse_from(args) {
         Ok(cli) => cli,
         Err(e) => {
             // --help and --version are not errors.
@@ -64,6 +64,10 @@ where
         format: cli.global.format(),
         out,
     };
+    if let Err(failure) = commands::preload(&mut cli.command, false) {
+        let _ = writeln!(err, "zabctl: {failure}");
+        return failure.exit_code();
+    }
     let result = match &cli.command {
         Command::Shell => shell_session(&cli.global, input, &mut p, err).await,
         command => match needs_session(command) {

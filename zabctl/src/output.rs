@@ -28,17 +28,24 @@ pub fn base64(data: &[u8]) -> String {
     base64::engine::general_purpose::STANDARD.encode(data)
 }
 
+/// A zxid or session id for JSON: a hex string, as they are printed
+/// everywhere else. As a number it would exceed 2^53, which JavaScript and
+/// older jq round.
+pub fn hex(v: u64) -> Value {
+    Value::String(format!("{v:#x}"))
+}
+
 pub fn stat_json(s: &Stat) -> Value {
     json!({
-        "czxid": s.czxid,
-        "mzxid": s.mzxid,
-        "pzxid": s.pzxid,
+        "czxid": hex(s.czxid),
+        "mzxid": hex(s.mzxid),
+        "pzxid": hex(s.pzxid),
         "ctime": s.ctime,
         "mtime": s.mtime,
         "version": s.version,
         "cversion": s.cversion,
         "aversion": s.aversion,
-        "ephemeralOwner": s.ephemeral_owner,
+        "ephemeralOwner": hex(s.ephemeral_owner),
         "dataLength": s.data_length,
         "numChildren": s.num_children,
     })
@@ -163,6 +170,7 @@ impl Printer<'_> {
         match self.format {
             Format::Json => self.json(&json!({"path": path, "deleted": count})),
             Format::Text | Format::Table => match count {
+                0 => writeln!(self.out, "{path}: deleted by someone else meanwhile"),
                 1 => writeln!(self.out, "deleted {path}"),
                 n => writeln!(self.out, "deleted {path} and {} below it", n - 1),
             },
@@ -190,7 +198,7 @@ impl Printer<'_> {
 
     pub fn synced(&mut self, path: &str, zxid: u64) -> io::Result<()> {
         match self.format {
-            Format::Json => self.json(&json!({"path": path, "zxid": zxid})),
+            Format::Json => self.json(&json!({"path": path, "zxid": hex(zxid)})),
             Format::Text | Format::Table => writeln!(self.out, "synced at {zxid:#x}"),
         }
     }
@@ -208,7 +216,7 @@ impl Printer<'_> {
             Format::Json => self.json(&json!({
                 "type": format!("{:?}", e.kind),
                 "path": e.path,
-                "zxid": e.zxid,
+                "zxid": hex(e.zxid),
             }))?,
             Format::Text | Format::Table => {
                 writeln!(self.out, "{:?} {} at {:#x}", e.kind, e.path, e.zxid)?
@@ -365,7 +373,7 @@ mod tests {
             .decode(v["data"].as_str().expect("a string"))
             .expect("base64");
         assert_eq!(back, data);
-        assert_eq!(v["stat"]["mzxid"], 0x1_0000_0003u64);
+        assert_eq!(v["stat"]["mzxid"], "0x100000003");
         let text = render(Format::Text, |p| p.node("/b", &data, &stat(), false));
         assert_eq!(text, [&data[..], b"\n"].concat());
     }

@@ -151,7 +151,7 @@ pub async fn run(
             Some("help") => vec![words[1].clone(), "--help".into()],
             _ => words,
         };
-        let command = match Line::try_parse_from(&words) {
+        let mut command = match Line::try_parse_from(&words) {
             Ok(line) => line.command,
             Err(e) => {
                 let text = e.render().to_string();
@@ -166,6 +166,11 @@ pub async fn run(
         };
         if matches!(command, Command::Shell) {
             let _ = writeln!(err, "zabctl: already in the shell");
+            continue;
+        }
+        if let Err(failure) = crate::commands::preload(&mut command, true) {
+            let _ = writeln!(err, "zabctl: {failure}");
+            status = failure.exit_code();
             continue;
         }
         match crate::execute(Some(client), global, &command, p).await {
