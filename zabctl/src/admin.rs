@@ -145,6 +145,13 @@ pub async fn backup(admins: &[String], file: &Path, p: &mut Printer<'_>) -> Resu
     let written = std::fs::write(&partial, &body).and_then(|()| std::fs::rename(&partial, file));
     written.map_err(|e| Failure::Usage(format!("cannot write {}: {e}", file.display())))?;
     let shown = file.display().to_string();
-    p.value(&json!({"file": shown, "zxid": zxid, "bytes": body.len()}))?;
+    let text = format!(
+        "backup at zxid {zxid} ({} bytes) written to {shown}",
+        body.len()
+    );
+    p.said(
+        &text,
+        &json!({"file": shown, "zxid": zxid, "bytes": body.len()}),
+    )?;
     Ok(())
 }

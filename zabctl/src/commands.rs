@@ -262,7 +262,8 @@ pub async fn run(client: &Client, command: &Command, p: &mut Printer<'_>) -> Don
                 WatchKind::Recursive => WatcherKind::PersistentRecursive,
             };
             client.remove_watches(&r.path, kind).await?;
-            p.value(&json!({"path": r.path, "removed": true}))?;
+            let text = format!("removed the watches on {}", r.path);
+            p.said(&text, &json!({"path": r.path, "removed": true}))?;
         }
         Command::Ephemerals(e) => {
             let paths = client

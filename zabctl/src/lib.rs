@@ -109,7 +109,7 @@ async fn execute(
         Command::Digest(d) => match d.credentials.split_once(':') {
             Some((user, password)) if !user.is_empty() => {
                 let id = zab_client::digest_id(user, password);
-                p.value(&serde_json::json!({ "id": id }))?;
+                p.said(&id, &serde_json::json!({ "id": id }))?;
                 Ok(())
             }
             _ => Err(Failure::Usage("digest wants USER:PASSWORD".into())),

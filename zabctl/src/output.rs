@@ -276,11 +276,29 @@ impl Printer<'_> {
         }
     }
 
-    /// Any JSON value, rendered as text or a two-column table by key.
+    /// A sentence for people, or `value` for scripts (a two-column table
+    /// by key in table form).
+    pub fn said(&mut self, text: &str, value: &Value) -> io::Result<()> {
+        match self.format {
+            Format::Text => writeln!(self.out, "{text}"),
+            _ => self.value(value),
+        }
+    }
+
+    /// Any JSON value: as it is, as a two-column table by key, or as text
+    /// (`key = value` lines for an object).
     pub fn value(&mut self, value: &Value) -> io::Result<()> {
         match self.format {
             Format::Json => self.json(value),
-            Format::Text => writeln!(self.out, "{}", plain(value)),
+            Format::Text => match value {
+                Value::Object(map) => {
+                    for (k, v) in map {
+                        writeln!(self.out, "{k} = {}", plain(v))?;
+                    }
+                    Ok(())
+                }
+                other => writeln!(self.out, "{}", plain(other)),
+            },
             Format::Table => {
                 let rows: Vec<Vec<String>> = match value {
                     Value::Object(map) => {
