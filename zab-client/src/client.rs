@@ -14,6 +14,8 @@ use zab_proto::{
     ReadResult, Request, Response, SetDataRequest, Stat, WatchEvent, WatcherKind,
 };
 
+use crate::builder::Builder;
+use crate::chroot::Chroot;
 use crate::driver::{Call, Driver, EventTx};
 use crate::{Error, SessionState};
 
@@ -52,54 +54,17 @@ pub enum Consistency {
 #[derive(Debug)]
 pub struct WatchStream {
     events: mpsc::UnboundedReceiver<WatchEvent>,
+    chroot: Option<Arc<Chroot>>,
 }
 
 impl WatchStream {
     /// The next event; `None` once the watch can fire no more. Cancel safe.
     pub async fn next(&mut self) -> Option<WatchEvent> {
-        self.events.recv().await
-    }
-}
-
-/// A client being configured: see [`Client::builder`].
-#[derive(Debug, Clone)]
-pub struct Builder {
-    servers: Vec<String>,
-    timeout_ms: u32,
-    in_order: bool,
-    tls: Option<crate::Tls>,
-}
-
-impl Builder {
-    /// The session timeout asked for (the server clamps it); 10 s unless
-    /// set.
-    pub fn session_timeout_ms(mut self, timeout_ms: u32) -> Builder {
-        self.timeout_ms = timeout_ms;
-        self
-    }
-
-    /// Tries the servers in the order given, at the first connection and
-    /// at every reconnect (locality, tests), instead of from a varying
-    /// start that spreads clients over the ensemble.
-    pub fn in_order(mut self) -> Builder {
-        self.in_order = true;
-        self
-    }
-
-    /// Connects over TLS (the servers must have `[client_tls]`).
-    pub fn tls(mut self, tls: crate::Tls) -> Builder {
-        self.tls = Some(tls);
-        self
-    }
-
-    /// Opens the session.
-    pub async fn connect(self) -> Result<Client, Error> {
-        let mut order = self.servers;
-        if !self.in_order && !order.is_empty() {
-            let start = (std::process::id() as usize + timestamp() as usize) % order.len();
-            order.rotate_left(start);
-        }
-        Client::open(order, self.timeout_ms, self.tls).await
+        let event = self.events.recv().await?;
+        Some(match &self.chroot {
+            Some(root) => root.event(event),
+            None => event,
+        })
     }
 }
 
@@ -128,6 +93,10 @@ pub struct Client {
     last_zxid: Arc<AtomicU64>,
     session_id: u64,
     states: tokio::sync::watch::Receiver<SessionState>,
+    /// The root paths live under ([`Builder::chroot`]).
+    chroot: Option<Arc<Chroot>>,
+    /// How long a call waits for its reply ([`Builder::request_timeout`]).
+    request_timeout: Option<std::time::Duration>,
 }
 
 impl fmt::Debug for Client {
@@ -152,15 +121,10 @@ impl Client {
             .await
     }
 
-    /// A client to configure before it connects (TLS, server order,
-    /// session timeout).
+    /// A client to configure before it connects: session, connect and
+    /// request timeouts, a chroot, TLS, server order.
     pub fn builder<A: ToString>(servers: &[A]) -> Builder {
-        Builder {
-            servers: servers.iter().map(ToString::to_string).collect(),
-            timeout_ms: 10_000,
-            in_order: false,
-            tls: None,
-        }
+        Builder::new(servers.iter().map(ToString::to_string).collect())
     }
 
     /// Like [`Client::connect`], but tries `servers` in the order given, at
@@ -176,7 +140,7 @@ impl Client {
             .await
     }
 
-    async fn open(
+    pub(crate) async fn open(
         order: Vec<String>,
         timeout_ms: u32,
         tls: Option<crate::Tls>,
@@ -195,7 +159,12 @@ impl Client {
             ready_tx,
         );
         let abandoned = Arc::new(std::sync::atomic::AtomicBool::new(false));
-        tokio::spawn(driver.run(calls, abandoned.clone()));
+        // Every event of the session's task carries its id, once known.
+        let span = tracing::info_span!("zab_session", session = tracing::field::Empty);
+        tokio::spawn(tracing::Instrument::instrument(
+            driver.run(calls, abandoned.clone()),
+            span,
+        ));
         let session = ready.await.unwrap_or(Err(Error::ConnectionLoss))?;
         Ok(Client {
             abandoned,
@@ -204,7 +173,28 @@ impl Client {
             last_zxid,
             session_id: session.id,
             states,
+            chroot: None,
+            request_timeout: None,
         })
+    }
+
+    /// The client with a builder's per-handle settings.
+    pub(crate) fn configured(
+        mut self,
+        chroot: Option<Chroot>,
+        request_timeout: Option<std::time::Duration>,
+    ) -> Client {
+        self.chroot = chroot.map(Arc::new);
+        self.request_timeout = request_timeout;
+        self
+    }
+
+    /// A stream of a watch's events, relative to the chroot.
+    fn stream(&self, events: mpsc::UnboundedReceiver<WatchEvent>) -> WatchStream {
+        WatchStream {
+            events,
+            chroot: self.chroot.clone(),
+        }
     }
 
     pub fn session_id(&self) -> u64 {
@@ -228,6 +218,10 @@ impl Client {
         stream: Option<EventTx>,
     ) -> impl std::future::Future<Output = Result<Response, Error>> {
         let (reply, rx) = oneshot::channel();
+        let request = match &self.chroot {
+            Some(root) => root.request(request),
+            None => request,
+        };
         let sent = self
             .requests
             .send(Call {
@@ -236,6 +230,7 @@ impl Client {
                 stream,
             })
             .is_ok();
+        let (chroot, bound) = (self.chroot.clone(), self.request_timeout);
         // The driver ends only with the session (closed through some
         // handle, or expired): a call it cannot take is a call on a session
         // that is over.
@@ -243,7 +238,17 @@ impl Client {
             if !sent {
                 return Err(Error::SessionExpired);
             }
-            rx.await.unwrap_or(Err(Error::SessionExpired))
+            let answer = async { rx.await.unwrap_or(Err(Error::SessionExpired)) };
+            let response = match bound {
+                None => answer.await?,
+                Some(bound) => tokio::time::timeout(bound, answer)
+                    .await
+                    .map_err(|_| Error::Timeout)??,
+            };
+            Ok(match chroot {
+                Some(root) => root.response(response),
+                None => response,
+            })
         }
     }
 
@@ -427,7 +432,7 @@ impl Client {
     ) -> Result<(Bytes, Stat, WatchStream), Error> {
         let (tx, events) = mpsc::unbounded_channel();
         let (data, stat) = self.get_inner(path, consistency, true, Some(tx)).await?;
-        Ok((data, stat, WatchStream { events }))
+        Ok((data, stat, self.stream(events)))
     }
 
     async fn get_inner(
@@ -468,7 +473,7 @@ impl Client {
     ) -> Result<(Option<Stat>, WatchStream), Error> {
         let (tx, events) = mpsc::unbounded_channel();
         let stat = self.exists_inner(path, consistency, true, Some(tx)).await?;
-        Ok((stat, WatchStream { events }))
+        Ok((stat, self.stream(events)))
     }
 
     async fn exists_inner(
@@ -512,7 +517,7 @@ impl Client {
         let (children, stat) = self
             .children_inner(path, consistency, true, Some(tx))
             .await?;
-        Ok((children, stat, WatchStream { events }))
+        Ok((children, stat, self.stream(events)))
     }
 
     async fn children_inner(
@@ -656,7 +661,7 @@ impl Client {
             mode,
         };
         self.call_streaming(request, Some(tx)).await?;
-        Ok(WatchStream { events })
+        Ok(self.stream(events))
     }
 
     /// The current session state.
@@ -672,7 +677,11 @@ impl Client {
 
     /// The next watch event (one-shot or persistent) for this session.
     pub async fn next_event(&self) -> Option<WatchEvent> {
-        self.events.lock().await.recv().await
+        let event = self.events.lock().await.recv().await?;
+        Some(match &self.chroot {
+            Some(root) => root.event(event),
+            None => event,
+        })
     }
 
     /// Ends the session: its ephemeral nodes are deleted at once.
@@ -711,10 +720,4 @@ impl Client {
 fn unexpected(r: Response) -> Error {
     let _ = r;
     Error::Server(ErrorCode::MarshallingError)
-}
-
-fn timestamp() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_nanos() as u64)
 }

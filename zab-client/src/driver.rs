@@ -197,6 +197,7 @@ impl Driver {
         match output {
             Output::Dial { server } => {
                 let name = self.servers[server].clone();
+                tracing::debug!(server = %name, "dialing");
                 self.socket = Socket::Dialing(Box::pin(dial(name, self.tls.clone())));
             }
             Output::Send(bytes) => {
@@ -236,12 +237,26 @@ impl Driver {
                     if let (Some(ready), Some(session)) =
                         (self.ready.take(), self.machine.session())
                     {
+                        tracing::Span::current()
+                            .record("session", format_args!("{:#x}", session.id));
                         let _ = ready.send(Ok(session));
+                    }
+                }
+                match state {
+                    SessionState::Expired => tracing::warn!("session expired"),
+                    SessionState::Disconnected => {
+                        tracing::info!("disconnected; looking for a server")
+                    }
+                    other => {
+                        tracing::info!(state = ?other, zxid = format_args!("{:#x}", self.machine.last_zxid()), "connected")
                     }
                 }
                 let _ = self.states.send(state);
             }
             Output::Finished(error) => {
+                if let Some(e) = &error {
+                    tracing::warn!(error = %e, "session task ends");
+                }
                 if let Some(ready) = self.ready.take() {
                     let _ = ready.send(Err(error.unwrap_or(Error::ConnectionLoss)));
                 }

@@ -16,6 +16,14 @@ pub enum Error {
     Server(ErrorCode),
     /// No server in the list accepted the connection.
     NoServer(String),
+    /// The reply did not come within the request timeout
+    /// ([`Builder::request_timeout`](crate::Builder::request_timeout)): the
+    /// request may or may not have taken effect, as after ConnectionLoss.
+    /// The session goes on.
+    Timeout,
+    /// The client's configuration is unusable (e.g. a chroot that is not a
+    /// path).
+    BadConfig(String),
     /// A multi failed as a whole: `err` for the failing op, and one code per
     /// op (Ok before it, RuntimeInconsistency after it). Nothing was applied.
     MultiFailed {
@@ -31,6 +39,11 @@ impl fmt::Display for Error {
             Error::SessionExpired => write!(f, "session expired"),
             Error::Server(code) => write!(f, "{code}"),
             Error::NoServer(why) => write!(f, "no server accepted the connection: {why}"),
+            Error::Timeout => write!(
+                f,
+                "no reply within the request timeout; the request's outcome is unknown"
+            ),
+            Error::BadConfig(why) => write!(f, "bad client configuration: {why}"),
             Error::MultiFailed { err, errors } => {
                 write!(f, "multi failed with {err}; per op: {errors:?}")
             }

@@ -51,6 +51,8 @@
 //! - `driver`: the tokio task that moves the machine's bytes and time.
 //! - `client`: [`Client`], the typed calls an application makes.
 
+mod builder;
+mod chroot;
 mod client;
 mod driver;
 mod error;
@@ -59,7 +61,8 @@ pub mod recipes;
 mod tls;
 mod watch;
 
-pub use client::{Builder, Client, Consistency, WatchStream};
+pub use builder::Builder;
+pub use client::{Client, Consistency, WatchStream};
 pub use error::Error;
 pub use machine::SessionState;
 pub use tls::Tls;

@@ -193,6 +193,10 @@ async fn every_command_against_an_ensemble() {
         tree["paths"],
         serde_json::json!(["/app", "/app/config", "/app/config/db"])
     );
+    let rooted = ctl.run(&["--chroot", "/app", "get", "/config/db"]).await;
+    assert_eq!(rooted.ok().text(), "v2\n", "--chroot reads under /app");
+    let unrooted = ctl.run(&["--chroot", "app", "ls", "/"]).await;
+    assert_eq!(unrooted.code, 2, "a bad chroot is a usage error");
     let count = ctl.run(&["-o", "json", "count", "/app"]).await.ok().json();
     assert_eq!(count["count"], 2);
 

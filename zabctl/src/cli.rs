@@ -106,6 +106,20 @@ pub struct Global {
         global = true
     )]
     pub connect_timeout_ms: u64,
+    /// How long each request may wait for its reply, in milliseconds
+    /// (past it: exit 3, outcome unknown); 0 waits as long as the session
+    /// lives.
+    #[arg(
+        long,
+        env = "ZAB_REQUEST_TIMEOUT_MS",
+        default_value_t = 0,
+        global = true
+    )]
+    pub request_timeout_ms: u64,
+    /// Work under this node as if it were the root (ZooKeeper's chroot):
+    /// `--chroot /app get /x` reads /app/x.
+    #[arg(long, env = "ZAB_CHROOT", global = true)]
+    pub chroot: Option<String>,
     /// Connect over TLS trusting this CA (PEM).
     #[arg(long, env = "ZAB_TLS_CA", global = true)]
     pub tls_ca: Option<PathBuf>,

@@ -137,8 +137,15 @@ async fn execute(
 /// Opens the session the global options describe and proves its
 /// identities.
 async fn connect(global: &Global) -> Result<Client, Failure> {
-    let mut builder =
-        Client::builder(&global.servers).session_timeout_ms(global.session_timeout_ms);
+    let mut builder = Client::builder(&global.servers)
+        .session_timeout_ms(global.session_timeout_ms)
+        .connect_timeout(Duration::from_millis(global.connect_timeout_ms));
+    if global.request_timeout_ms > 0 {
+        builder = builder.request_timeout(Duration::from_millis(global.request_timeout_ms));
+    }
+    if let Some(root) = &global.chroot {
+        builder = builder.chroot(root);
+    }
     if let Some(ca) = &global.tls_ca {
         let identity = global.tls_cert.as_deref().zip(global.tls_key.as_deref());
         let tls = zab_client::Tls::from_files(ca, identity).map_err(Failure::Usage)?;
@@ -146,15 +153,10 @@ async fn connect(global: &Global) -> Result<Client, Failure> {
     } else if global.tls_cert.is_some() {
         return Err(Failure::Usage("--tls-cert needs --tls-ca".into()));
     }
-    let bound = Duration::from_millis(global.connect_timeout_ms);
-    let client = match tokio::time::timeout(bound, builder.connect()).await {
-        Ok(connected) => connected?,
-        Err(_) => {
-            return Err(Failure::Client(zab_client::Error::NoServer(format!(
-                "none accepted a session within {} ms",
-                global.connect_timeout_ms
-            ))))
-        }
+    let client = match builder.connect().await {
+        Ok(client) => client,
+        Err(zab_client::Error::BadConfig(why)) => return Err(Failure::Usage(why)),
+        Err(e) => return Err(e.into()),
     };
     for (scheme, credentials) in &global.auth {
         if let Err(e) = client.add_auth(scheme, credentials.as_bytes()).await {

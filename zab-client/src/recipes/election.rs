@@ -17,7 +17,8 @@
 
 use tokio::time::Instant;
 
-use super::{wait_event, Entry, Queue, RECHECK};
+use super::waitlist::{Admission, Entry, Waitlist};
+use super::{wait_event, RECHECK};
 use crate::{Client, Consistency, Error, ErrorCode, WatchEvent};
 
 /// The election recipe: see the [module docs](self).
@@ -29,7 +30,7 @@ pub struct Election;
 #[derive(Debug)]
 #[must_use = "dropping a Leadership keeps leading until the session ends; call resign"]
 pub struct Leadership<'a> {
-    queue: Queue<'a>,
+    queue: Waitlist<'a>,
     entry: Entry,
     id: String,
     other_events: Vec<WatchEvent>,
@@ -59,7 +60,7 @@ impl Election {
         dir: &str,
         id: &str,
     ) -> Result<Leadership<'a>, Error> {
-        let queue = Queue::new(client, dir, PREFIX);
+        let queue = Waitlist::new(client, dir, PREFIX, Admission::NoneBefore(&[PREFIX]));
         let mut other_events = Vec::new();
         match queue.enter(id.as_bytes(), None, &mut other_events).await? {
             Some(entry) => Ok(Leadership {
@@ -77,7 +78,7 @@ impl Election {
     /// there is no candidate: a linearizable read, so it reflects every
     /// change acknowledged before the call. Transient errors are returned.
     pub async fn leader(client: &Client, dir: &str) -> Result<Option<String>, Error> {
-        let queue = Queue::new(client, dir, PREFIX);
+        let queue = Waitlist::new(client, dir, PREFIX, Admission::NoneBefore(&[PREFIX]));
         loop {
             let members = match queue.members(Consistency::Linearizable).await {
                 Err(Error::Server(ErrorCode::NoNode)) => return Ok(None),
@@ -89,7 +90,7 @@ impl Election {
             // Same server, after the sync: the node is there unless it was
             // deleted since, and then there is a new first to read.
             match client
-                .get(&format!("{}/{first}", queue.dir), Consistency::Local)
+                .get(&format!("{}/{first}", queue.dir()), Consistency::Local)
                 .await
             {
                 Ok((data, _)) => return Ok(Some(String::from_utf8_lossy(&data).into_owned())),
@@ -135,16 +136,16 @@ impl Leadership<'_> {
         loop {
             match self
                 .queue
-                .client
+                .client()
                 .exists(&path, Consistency::Local, true)
                 .await?
             {
-                Some(stat) if stat.ephemeral_owner == self.queue.client.session_id() => {}
+                Some(stat) if stat.ephemeral_owner == self.queue.client().session_id() => {}
                 _ => return Ok(()),
             }
             let until = Instant::now() + RECHECK;
             let is_ours = |e: &WatchEvent| e.path == path;
-            wait_event(self.queue.client, is_ours, until, &mut self.other_events).await?;
+            wait_event(self.queue.client(), is_ours, until, &mut self.other_events).await?;
         }
     }
 

@@ -27,7 +27,7 @@
 
 use tokio::time::Instant;
 
-use super::{Entry, Queue};
+use super::waitlist::{Admission, Entry, Waitlist};
 use crate::{Client, Error, WatchEvent};
 
 /// The lock recipe: see the [module docs](self).
@@ -39,7 +39,7 @@ pub struct Lock;
 #[derive(Debug)]
 #[must_use = "dropping a Guard keeps the lock until the session ends; call release"]
 pub struct Guard<'a> {
-    queue: Queue<'a>,
+    queue: Waitlist<'a>,
     entry: Entry,
     other_events: Vec<WatchEvent>,
 }
@@ -88,7 +88,7 @@ impl Lock {
         dir: &str,
         deadline: Option<Instant>,
     ) -> Result<Option<Guard<'a>>, Error> {
-        let queue = Queue::new(client, dir, PREFIX);
+        let queue = Waitlist::new(client, dir, PREFIX, Admission::NoneBefore(&[PREFIX]));
         let mut other_events = Vec::new();
         let entry = queue.enter(b"", deadline, &mut other_events).await?;
         Ok(entry.map(|entry| Guard {

@@ -1,13 +1,23 @@
-//! Coordination recipes on top of [`Client`]: a lock with fencing tokens,
-//! leader election, service registration and discovery, and a typed
-//! configuration watcher.
+//! Coordination recipes on top of [`Client`]: locks (exclusive with
+//! fencing tokens, read-write, counting semaphores), leader election,
+//! service registration and discovery, a typed configuration watcher,
+//! barriers, a FIFO queue, a counter, a cached copy of a subtree, and an
+//! ephemeral node that outlives its sessions.
 //!
 //! | recipe | nodes it uses |
 //! |---|---|
 //! | [`Lock`] | `dir/lock-<session>-<n>-<seq>`, ephemeral sequential |
+//! | [`RwLock`] | `dir/read-…`, `dir/write-…`, ephemeral sequential |
+//! | [`Semaphore`] | `dir/lease-…`, ephemeral sequential |
 //! | [`Election`] | `dir/candidate-<session>-<n>-<seq>`, ephemeral sequential, data = candidate id |
 //! | [`register`] / [`Discovery`] | `service_dir/<instance>`, ephemeral, data = payload |
 //! | [`ConfigWatcher`] | one node whose data is the value |
+//! | [`Barrier`] | one node: the barrier stands while it exists |
+//! | [`DoubleBarrier`] | `dir/<participant>` ephemeral, `dir/ready` |
+//! | [`Queue`] | `dir/item-<seq>` persistent sequential, `dir/claim-…` briefly |
+//! | [`Counter`] | one node: the value; `path/change-…` ephemeral, briefly |
+//! | [`TreeCache`] | reads a subtree, one recursive watch |
+//! | [`PersistentNode`] | one ephemeral node, in a session of its own |
 //!
 //! # What is guaranteed when things go wrong
 //!
@@ -53,17 +63,31 @@
 //! [`Client`]: crate::Client
 //! [`Client::next_event`]: crate::Client::next_event
 
+pub mod barrier;
 pub mod config;
+pub mod counter;
 pub mod election;
 pub mod lock;
+pub mod persistent_node;
+pub mod queue;
 pub mod registry;
+pub mod rwlock;
+pub mod semaphore;
+pub mod tree_cache;
+mod waitlist;
 
+pub use barrier::{Barrier, DoubleBarrier};
 pub use config::{ConfigError, ConfigWatcher};
+pub use counter::Counter;
 pub use election::{Election, Leadership};
 pub use lock::{Guard, Lock};
+pub use persistent_node::PersistentNode;
+pub use queue::Queue;
 pub use registry::{register, Discovery};
+pub use rwlock::{RwGuard, RwLock};
+pub use semaphore::{Lease, Semaphore};
+pub use tree_cache::{CacheChange, TreeCache};
 
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use tokio::time::Instant;
@@ -83,6 +107,7 @@ fn is_transient(e: &Error) -> bool {
     matches!(
         e,
         Error::ConnectionLoss
+            | Error::Timeout
             | Error::Server(
                 ErrorCode::NotLeaderNoQuorum
                     | ErrorCode::Throttled
@@ -162,179 +187,6 @@ fn sequence(name: &str) -> Option<u64> {
         digits.parse().ok()
     } else {
         None
-    }
-}
-
-/// A queue of ephemeral sequential nodes named `<prefix><session>-<n>-<seq>`
-/// under `dir`: the node with the lowest sequence number is first. The
-/// shared core of [`Lock`] and [`Election`].
-#[derive(Debug)]
-struct Queue<'a> {
-    client: &'a Client,
-    dir: String,
-    prefix: &'static str,
-}
-
-/// Our place in a [`Queue`].
-#[derive(Debug)]
-struct Entry {
-    /// Full path of our node.
-    path: String,
-    /// Zxid of the create that made our node.
-    czxid: u64,
-    /// The name every node of this attempt starts with.
-    tag: String,
-}
-
-/// Why [`Queue::wait_first`] returned.
-#[derive(Debug, PartialEq, Eq)]
-enum Turn {
-    First,
-    TimedOut,
-}
-
-impl<'a> Queue<'a> {
-    fn new(client: &'a Client, dir: &str, prefix: &'static str) -> Queue<'a> {
-        Queue {
-            client,
-            dir: dir.trim_end_matches('/').to_string(),
-            prefix,
-        }
-    }
-
-    /// The queue's nodes, lowest sequence first: `(sequence, name)`.
-    async fn members(&self, consistency: Consistency) -> Result<Vec<(u64, String)>, Error> {
-        let (names, _) = self.client.children(&self.dir, consistency, false).await?;
-        let mut members: Vec<(u64, String)> = names
-            .into_iter()
-            .filter(|n| n.starts_with(self.prefix))
-            .filter_map(|n| Some((sequence(&n)?, n)))
-            .collect();
-        members.sort();
-        Ok(members)
-    }
-
-    /// Joins the queue with `data`: creates `dir` if missing, then our node.
-    async fn join(&self, data: &[u8]) -> Result<Entry, Error> {
-        static ATTEMPTS: AtomicU64 = AtomicU64::new(0);
-        ensure_path(self.client, &self.dir).await?;
-        let n = ATTEMPTS.fetch_add(1, Ordering::Relaxed);
-        let tag = format!("{}{:x}-{n}-", self.prefix, self.client.session_id());
-        let base = format!("{}/{tag}", self.dir);
-        let path = loop {
-            match self
-                .client
-                .create(&base, data, CreateMode::EphemeralSequential)
-                .await
-            {
-                Ok(path) => break path,
-                Err(e) if is_transient(&e) => {
-                    tokio::time::sleep(BACKOFF_MIN).await;
-                    // The create may have been applied: look for it, on a
-                    // server that has caught up with the leader.
-                    let members = retry(|| self.members(Consistency::Linearizable)).await?;
-                    if let Some((_, name)) = members.iter().find(|(_, n)| n.starts_with(&tag)) {
-                        break format!("{}/{name}", self.dir);
-                    }
-                }
-                Err(e) => return Err(e),
-            }
-        };
-        // Our own write: this server has applied it.
-        match retry(|| self.client.exists(&path, Consistency::Local, false)).await? {
-            Some(stat) => Ok(Entry {
-                path,
-                czxid: stat.czxid,
-                tag,
-            }),
-            None => Err(Error::Server(ErrorCode::NoNode)),
-        }
-    }
-
-    /// Waits until `entry` is first in the queue, or until `deadline`.
-    /// Watches only the node just before ours, so one leaving wakes one
-    /// waiter. Errors with `NoNode` if our node was deleted under us.
-    async fn wait_first(
-        &self,
-        entry: &Entry,
-        deadline: Option<Instant>,
-        others: &mut Vec<WatchEvent>,
-    ) -> Result<Turn, Error> {
-        let ours = format!("{}/{}", self.dir, self.prefix);
-        loop {
-            // Local reads are enough: our server has applied our create and
-            // so every create before it; a deletion it has not applied yet
-            // only makes us wait for its event.
-            let members = retry(|| self.members(Consistency::Local)).await?;
-            let names: Vec<&str> = members.iter().map(|(_, n)| n.as_str()).collect();
-            let me = entry.path.rsplit('/').next().unwrap_or_default();
-            let Some(at) = names.iter().position(|n| *n == me) else {
-                return Err(Error::Server(ErrorCode::NoNode));
-            };
-            // A create retried after a lost reply may have landed twice.
-            for twin in names
-                .iter()
-                .filter(|n| n.starts_with(&entry.tag) && **n != me)
-            {
-                self.leave(&format!("{}/{twin}", self.dir)).await?;
-            }
-            if at == 0 {
-                return Ok(Turn::First);
-            }
-            let before = format!("{}/{}", self.dir, names[at - 1]);
-            let watched = retry(|| self.client.exists(&before, Consistency::Local, true)).await?;
-            let now = Instant::now();
-            if deadline.is_some_and(|d| d <= now) {
-                return Ok(Turn::TimedOut);
-            }
-            if watched.is_some() {
-                let until = deadline.map_or(now + RECHECK, |d| d.min(now + RECHECK));
-                // Any event about this queue's nodes (even a stale one about
-                // an earlier predecessor) just means: look again.
-                let is_ours = |e: &WatchEvent| e.path.starts_with(&ours);
-                wait_event(self.client, is_ours, until, others).await?;
-            }
-        }
-    }
-
-    /// Joins with `data` and waits to be first. On timeout (`Ok(None)`) or
-    /// failure it leaves again, so no waiter is left behind to block the
-    /// queue (if the session expired, the server removed the node already).
-    async fn enter(
-        &self,
-        data: &[u8],
-        deadline: Option<Instant>,
-        others: &mut Vec<WatchEvent>,
-    ) -> Result<Option<Entry>, Error> {
-        let entry = self.join(data).await?;
-        match self.wait_first(&entry, deadline, others).await {
-            Ok(Turn::First) => Ok(Some(entry)),
-            Ok(Turn::TimedOut) => self.leave(&entry.path).await.map(|()| None),
-            Err(e) => {
-                if e != Error::SessionExpired {
-                    let _ = self.leave(&entry.path).await;
-                }
-                Err(e)
-            }
-        }
-    }
-
-    /// Deletes a node of ours; already gone counts as done.
-    async fn leave(&self, path: &str) -> Result<(), Error> {
-        match retry(|| self.client.delete(path, -1)).await {
-            Ok(()) | Err(Error::Server(ErrorCode::NoNode)) => Ok(()),
-            Err(e) => Err(e),
-        }
-    }
-
-    /// Whether our node still exists and belongs to this session, as of now
-    /// (a linearizable read). Transient errors are returned, not retried.
-    async fn holds(&self, entry: &Entry) -> Result<bool, Error> {
-        let stat = self
-            .client
-            .exists(&entry.path, Consistency::Linearizable, false)
-            .await?;
-        Ok(stat.is_some_and(|s| s.ephemeral_owner == self.client.session_id()))
     }
 }
 

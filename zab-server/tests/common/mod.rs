@@ -38,15 +38,50 @@ fn loopback(port: u16) -> SocketAddr {
     SocketAddr::from(([127, 0, 0, 1], port))
 }
 
-/// `n` distinct free loopback ports: all listeners are held until every port
-/// is chosen, so the kernel cannot hand out the same one twice.
+/// `n` distinct free loopback ports for servers to bind, chosen below the
+/// kernel's ephemeral range (32768-60999 on Linux): a port handed out by
+/// `bind(0)` is released before its server binds it, and meanwhile another
+/// test's `bind(0)` or an outgoing connection's source port could take it
+/// (a server then fails with "Address already in use"). Ports below the
+/// range are never handed out that way. Each process counts up from its own
+/// offset, skipping ports found busy.
 pub fn free_ports(n: usize) -> Vec<u16> {
-    let held: Vec<TcpListener> = (0..n)
-        .map(|_| TcpListener::bind("127.0.0.1:0").expect("a free port on loopback"))
-        .collect();
-    held.iter()
-        .map(|l| l.local_addr().expect("bound").port())
-        .collect()
+    use std::sync::atomic::{AtomicU32, Ordering};
+    use std::sync::OnceLock;
+    const LOW: u32 = 10_000;
+    static HIGH: OnceLock<u32> = OnceLock::new();
+    static NEXT: OnceLock<AtomicU32> = OnceLock::new();
+    let high = *HIGH.get_or_init(|| {
+        std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+            .ok()
+            .and_then(|r| r.split_whitespace().next()?.parse().ok())
+            .unwrap_or(32_768)
+    });
+    if high <= LOW + 1_000 {
+        // An unusual ephemeral range: fall back on the kernel's choice.
+        let held: Vec<TcpListener> = (0..n)
+            .map(|_| TcpListener::bind("127.0.0.1:0").expect("a free port on loopback"))
+            .collect();
+        return held
+            .iter()
+            .map(|l| l.local_addr().expect("bound").port())
+            .collect();
+    }
+    let span = high - LOW;
+    let next = NEXT.get_or_init(|| AtomicU32::new(std::process::id().wrapping_mul(7_919) % span));
+    let mut ports = Vec::with_capacity(n);
+    for _ in 0..span {
+        if ports.len() == n {
+            break;
+        }
+        let port =
+            u16::try_from(LOW + next.fetch_add(1, Ordering::Relaxed) % span).expect("below 65536");
+        if TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            ports.push(port);
+        }
+    }
+    assert_eq!(ports.len(), n, "no {n} free loopback ports below {high}");
+    ports
 }
 
 impl Ensemble {
@@ -81,15 +116,11 @@ impl Ensemble {
     /// [`Ensemble::start_proxied`] with `extra` TOML lines in every
     /// server's config (before the server list), e.g. `snapshot_every_txns = 20`.
     pub async fn start_proxied_with(n: usize, name: &str, extra: &str) -> Ensemble {
-        // Every port stays held until all are chosen, the proxies' own
-        // included: a proxy binding a port just released for a server would
-        // leave that server unable to start.
-        let bind = || TcpListener::bind("127.0.0.1:0").expect("a free port on loopback");
-        let held_peers: Vec<TcpListener> = (0..n).map(|_| bind()).collect();
-        let peers: Vec<SocketAddr> = held_peers
-            .iter()
-            .map(|l| l.local_addr().expect("bound"))
-            .collect();
+        // Servers' ports come from below the ephemeral range (see
+        // `free_ports`); the proxies' own from inside it: they cannot meet.
+        let ports = free_ports(2 * n);
+        let (peer_ports, clients) = ports.split_at(n);
+        let peers: Vec<SocketAddr> = peer_ports.iter().map(|p| loopback(*p)).collect();
         let mut proxies = BTreeMap::new();
         for i in 0..n {
             for (j, peer) in peers.iter().enumerate().take(i) {
@@ -97,14 +128,6 @@ impl Ensemble {
                 proxies.insert((i, j), proxy);
             }
         }
-        let held_clients: Vec<TcpListener> = (0..n).map(|_| bind()).collect();
-        let clients: Vec<u16> = held_clients
-            .iter()
-            .map(|l| l.local_addr().expect("bound").port())
-            .collect();
-        drop(held_peers);
-        drop(held_clients);
-        let clients = &clients[..];
         let listed = |i: usize, j: usize| match proxies.get(&(i, j)) {
             Some(proxy) => proxy.addr(),
             None => peers[j], // i does not dial j (or j is i itself)
