@@ -740,7 +740,7 @@ async fn run_once(nodes: usize, seed: u64, secs: u64, net: Option<Arc<Net>>) -> 
     );
     let budget = Budget {
         steps_max: 200_000_000,
-        time_max: Some(Duration::from_secs(60)),
+        time_max: Some(Duration::from_secs(300)),
     };
     match check(&h, budget) {
         Verdict::Linearizable => {}
