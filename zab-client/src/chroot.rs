@@ -31,11 +31,14 @@ impl Chroot {
         }
     }
 
-    /// The server's path for the application's `path`.
+    /// The server's path for the application's `path`. A path that is not
+    /// absolute is left as it is: the server refuses it (`BadArguments`)
+    /// rather than it naming a sibling of the root (`x` is not `/appx`).
     pub(crate) fn full(&self, path: &str) -> String {
         match path {
             "/" => self.0.clone(),
-            p => format!("{}{p}", self.0),
+            p if p.starts_with('/') => format!("{}{p}", self.0),
+            p => p.to_string(),
         }
     }
 
@@ -214,6 +217,8 @@ mod tests {
         assert_eq!(c.strip("/app"), "/");
         assert_eq!(c.strip("/app/x"), "/x");
         assert_eq!(c.strip("/apple"), "/apple", "not under the root");
+        assert_eq!(c.full("x"), "x", "relative: left for the server to refuse");
+        assert_eq!(c.full(""), "");
         let req = c.request(Request::GetEphemerals { prefix: "/".into() });
         assert_eq!(
             req,

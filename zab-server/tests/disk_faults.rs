@@ -189,6 +189,15 @@ async fn a_full_disk_on_the_leader_fails_over_and_a_full_disk_refuses_to_start()
         return;
     };
     copy_dir(&keep, &dir);
+    // The server's log (kept in its data directory by the harness) is
+    // written outside the small disk: a full disk must not cut the line
+    // that says why the server stopped.
+    let outside = keep.join("server.log.outside");
+    std::fs::rename(dir.join("server.log"), &outside)
+        .or_else(|_| std::fs::copy(dir.join("server.log"), &outside).map(drop))
+        .expect("the log moves out");
+    let _ = std::fs::remove_file(dir.join("server.log"));
+    std::os::unix::fs::symlink(&outside, dir.join("server.log")).expect("a symlink");
     e.spawn(victim);
     let mut leader = e.wait_for_leader(None).await;
     if leader != victim {

@@ -6,12 +6,15 @@
 //! `dir/<id>`. [`DoubleBarrier::enter`] returns once `n` have entered: the
 //! participant that sees the `n`-th creates `dir/ready`, and the others wait
 //! for it. [`DoubleBarrier::leave`] removes its node and returns once every
-//! participant's node is gone; the last one out removes `ready`, so the
-//! barrier can be used again. A participant whose session ends counts as
-//! gone.
+//! participant's node is gone; the last one out removes `ready`. A
+//! participant whose session ends counts as gone. One round per directory:
+//! a group that meets again uses a new one (a participant that left and
+//! entered again at once could otherwise hold a slow leaver back for good).
+//!
+//! Both wait through watch streams of their own, never the session's.
 
-use super::{ensure_path, retry, wait_event, RECHECK};
-use crate::{Client, Consistency, CreateMode, Error, ErrorCode, WatchEvent};
+use super::{ensure_path, retry, RECHECK};
+use crate::{Client, Consistency, CreateMode, Error, ErrorCode};
 
 const READY: &str = "ready";
 
@@ -51,23 +54,18 @@ impl Barrier {
         }
     }
 
-    /// Waits until the barrier is down. Events about other paths that
-    /// arrive meanwhile are returned.
-    pub async fn wait(&self) -> Result<Vec<WatchEvent>, Error> {
-        let mut others = Vec::new();
+    /// Waits until the barrier is down.
+    pub async fn wait(&self) -> Result<(), Error> {
         loop {
-            let up = retry(|| {
+            let (up, mut changed) = retry(|| {
                 self.client
-                    .exists(&self.path, Consistency::Linearizable, true)
+                    .exists_and_watch(&self.path, Consistency::Linearizable)
             })
-            .await?
-            .is_some();
-            if !up {
-                return Ok(others);
+            .await?;
+            if up.is_none() {
+                return Ok(());
             }
-            let until = tokio::time::Instant::now() + RECHECK;
-            let path = self.path.clone();
-            wait_event(&self.client, |e| e.path == path, until, &mut others).await?;
+            let _ = tokio::time::timeout(RECHECK, changed.next()).await;
         }
     }
 }
@@ -94,17 +92,17 @@ impl DoubleBarrier {
     }
 
     /// The participants in the barrier now (`ready` aside).
-    async fn participants(&self, watch: bool) -> Result<Vec<String>, Error> {
+    async fn participants(&self) -> Result<Vec<String>, Error> {
         let (names, _) = retry(|| {
             self.client
-                .children(&self.dir, Consistency::Linearizable, watch)
+                .children(&self.dir, Consistency::Linearizable, false)
         })
         .await?;
         Ok(names.into_iter().filter(|n| n != READY).collect())
     }
 
     /// Joins and waits until `n` participants have joined.
-    pub async fn enter(&self) -> Result<Vec<WatchEvent>, Error> {
+    pub async fn enter(&self) -> Result<(), Error> {
         ensure_path(&self.client, &self.dir).await?;
         match retry(|| self.client.create(&self.me, b"", CreateMode::Ephemeral)).await {
             Ok(_) => {}
@@ -122,50 +120,57 @@ impl DoubleBarrier {
             Err(e) => return Err(e),
         }
         let ready = format!("{}/{READY}", self.dir);
-        let mut others = Vec::new();
         loop {
-            if retry(|| self.client.exists(&ready, Consistency::Linearizable, true))
-                .await?
-                .is_some()
-            {
-                return Ok(others);
+            // Watch the children (arrivals) and `ready`, then look.
+            let (_, _, mut joined) = retry(|| {
+                self.client
+                    .children_and_watch(&self.dir, Consistency::Linearizable)
+            })
+            .await?;
+            let (up, mut readied) = retry(|| {
+                self.client
+                    .exists_and_watch(&ready, Consistency::Linearizable)
+            })
+            .await?;
+            if up.is_some() {
+                return Ok(());
             }
-            if self.participants(false).await?.len() >= self.n {
+            if self.participants().await?.len() >= self.n {
                 match retry(|| self.client.create(&ready, b"", CreateMode::Persistent)).await {
-                    Ok(_) | Err(Error::Server(ErrorCode::NodeExists)) => return Ok(others),
+                    Ok(_) | Err(Error::Server(ErrorCode::NodeExists)) => return Ok(()),
                     Err(e) => return Err(e),
                 }
             }
-            let until = tokio::time::Instant::now() + RECHECK;
-            let under = format!("{}/", self.dir);
-            wait_event(
-                &self.client,
-                |e| e.path.starts_with(&under),
-                until,
-                &mut others,
-            )
-            .await?;
+            let either = async {
+                tokio::select! {
+                    _ = joined.next() => {}
+                    _ = readied.next() => {}
+                }
+            };
+            let _ = tokio::time::timeout(RECHECK, either).await;
         }
     }
 
     /// Leaves and waits until every participant has left.
-    pub async fn leave(&self) -> Result<Vec<WatchEvent>, Error> {
+    pub async fn leave(&self) -> Result<(), Error> {
         match retry(|| self.client.delete(&self.me, -1)).await {
             Ok(()) | Err(Error::Server(ErrorCode::NoNode)) => {}
             Err(e) => return Err(e),
         }
-        let mut others = Vec::new();
         loop {
-            if self.participants(true).await?.is_empty() {
+            let (_, _, mut left) = retry(|| {
+                self.client
+                    .children_and_watch(&self.dir, Consistency::Linearizable)
+            })
+            .await?;
+            if self.participants().await?.is_empty() {
                 let ready = format!("{}/{READY}", self.dir);
-                match retry(|| self.client.delete(&ready, -1)).await {
-                    Ok(()) | Err(Error::Server(ErrorCode::NoNode)) => return Ok(others),
-                    Err(e) => return Err(e),
-                }
+                return match retry(|| self.client.delete(&ready, -1)).await {
+                    Ok(()) | Err(Error::Server(ErrorCode::NoNode)) => Ok(()),
+                    Err(e) => Err(e),
+                };
             }
-            let until = tokio::time::Instant::now() + RECHECK;
-            let dir = self.dir.clone();
-            wait_event(&self.client, |e| e.path == dir, until, &mut others).await?;
+            let _ = tokio::time::timeout(RECHECK, left.next()).await;
         }
     }
 }

@@ -88,8 +88,16 @@ impl Counter {
             ];
             match self.client.multi(ops).await {
                 Ok(_) => {
-                    self.forget(&marker).await?;
+                    self.forget(&marker).await;
                     return Ok(value);
+                }
+                // Our marker is there already: an earlier try was applied.
+                Err(Error::MultiFailed {
+                    err: ErrorCode::NodeExists,
+                    ..
+                }) => {
+                    self.forget(&marker).await;
+                    return retry(|| self.get()).await;
                 }
                 // Someone else changed it first: read again.
                 Err(Error::MultiFailed {
@@ -104,8 +112,8 @@ impl Counter {
                     })
                     .await?;
                     if applied.is_some() {
-                        self.forget(&marker).await?;
-                        return self.get().await;
+                        self.forget(&marker).await;
+                        return retry(|| self.get()).await;
                     }
                 }
                 Err(e) => return Err(e),
@@ -113,11 +121,11 @@ impl Counter {
         }
     }
 
-    async fn forget(&self, marker: &str) -> Result<(), Error> {
-        match retry(|| self.client.delete(marker, -1)).await {
-            Ok(()) | Err(Error::Server(ErrorCode::NoNode)) => Ok(()),
-            Err(e) => Err(e),
-        }
+    /// Removes a marker once the outcome is known. Best effort: the
+    /// outcome stands whatever happens here, and a marker left behind is
+    /// ephemeral (it goes with the session).
+    async fn forget(&self, marker: &str) {
+        let _ = retry(|| self.client.delete(marker, -1)).await;
     }
 
     async fn ensure(&self) -> Result<(), Error> {

@@ -48,6 +48,9 @@
 //! [`Client::next_event`] is one stream for all of a session's watches, and
 //! whoever reads an event takes it. So a recipe that waits must read it too:
 //!
+//! * [`Queue::take`], [`TreeCache`], [`Barrier`], [`DoubleBarrier`],
+//!   [`Counter`] and [`PersistentNode`] read watch streams of their own
+//!   ([`WatchStream`](crate::WatchStream)), never the session's.
 //! * [`Discovery`] and [`ConfigWatcher`] own their [`Client`] and are its
 //!   only event reader; events about paths other than theirs are dropped, so
 //!   do not arm other watches through [`Discovery::client`].
@@ -82,7 +85,7 @@ pub use counter::Counter;
 pub use election::{Election, Leadership};
 pub use lock::{Guard, Lock};
 pub use persistent_node::PersistentNode;
-pub use queue::Queue;
+pub use queue::{Item, Queue};
 pub use registry::{register, Discovery};
 pub use rwlock::{RwGuard, RwLock};
 pub use semaphore::{Lease, Semaphore};
@@ -103,11 +106,12 @@ const BACKOFF_MAX: Duration = Duration::from_secs(1);
 
 /// Failures after which the same request may succeed: the connection broke
 /// (the client reconnects), or the server could not serve it just now.
+/// Not `Timeout`: a timed-out call may still be sent and applied later, so
+/// repeating it could apply it twice; it goes back to the caller.
 fn is_transient(e: &Error) -> bool {
     matches!(
         e,
         Error::ConnectionLoss
-            | Error::Timeout
             | Error::Server(
                 ErrorCode::NotLeaderNoQuorum
                     | ErrorCode::Throttled

@@ -29,20 +29,21 @@ impl PersistentNode {
     pub async fn start(builder: Builder, path: &str, data: &[u8]) -> Result<PersistentNode, Error> {
         let (present_tx, mut present) = watch::channel(None);
         let (stop, stopped) = oneshot::channel();
-        let task = tokio::spawn(keep(
-            builder,
-            path.to_string(),
-            data.to_vec(),
-            present_tx,
-            stopped,
-        ));
-        // The first creation, or the task's end if it cannot start.
+        let (failed_tx, mut failed) = oneshot::channel();
+        let node = (path.to_string(), data.to_vec());
+        let task = tokio::spawn(keep(builder, node, present_tx, failed_tx, stopped));
+        // The first creation, or why the task cannot make the node.
         loop {
             if present.borrow_and_update().is_some() {
                 break;
             }
-            if present.changed().await.is_err() {
-                return Err(Error::SessionExpired);
+            tokio::select! {
+                changed = present.changed() => {
+                    if changed.is_err() {
+                        return Err(Error::SessionExpired);
+                    }
+                }
+                why = &mut failed => return Err(why.unwrap_or(Error::SessionExpired)),
             }
         }
         Ok(PersistentNode {
@@ -60,9 +61,14 @@ impl PersistentNode {
 
     /// Waits until the node's owner changes (made again, in a new session,
     /// or gone for a while).
-    pub async fn changed(&mut self) -> Option<u64> {
-        let _ = self.present.changed().await;
-        *self.present.borrow()
+    /// `SessionExpired` once the task has ended (the node could not be
+    /// made any more).
+    pub async fn changed(&mut self) -> Result<Option<u64>, Error> {
+        self.present
+            .changed()
+            .await
+            .map_err(|_| Error::SessionExpired)?;
+        Ok(*self.present.borrow())
     }
 
     /// Stops keeping the node and deletes it (closing the task's session).
@@ -86,9 +92,9 @@ impl Drop for PersistentNode {
 /// The task: one session after another, the node kept in each.
 async fn keep(
     builder: Builder,
-    path: String,
-    data: Vec<u8>,
+    (path, data): (String, Vec<u8>),
     present: watch::Sender<Option<u64>>,
+    failed: oneshot::Sender<Error>,
     mut stopped: oneshot::Receiver<()>,
 ) {
     let mut backoff = BACKOFF_MIN;
@@ -98,7 +104,10 @@ async fn keep(
             _ = &mut stopped => return,
         };
         let client = match client {
-            Ok(client) => client,
+            Ok(client) => {
+                backoff = BACKOFF_MIN;
+                client
+            }
             Err(_) => {
                 tokio::select! {
                     _ = tokio::time::sleep(backoff) => {}
@@ -108,16 +117,32 @@ async fn keep(
                 continue;
             }
         };
-        backoff = BACKOFF_MIN;
-        tokio::select! {
-            _ = keep_in(&client, &path, &data, &present) => {}
+        let kept = tokio::select! {
+            kept = keep_in(&client, &path, &data, &present) => kept,
             _ = &mut stopped => {
                 let _ = client.close().await;
                 return;
             }
-        }
-        // The session ended: the node went with it.
+        };
+        // The session ended (the node went with it), or the node cannot be
+        // made at all (no permission, an ephemeral parent, a bad path):
+        // that ends the task, and `start` says why.
         present.send_replace(None);
+        match kept {
+            Err(Error::SessionExpired) => {}
+            Err(e) => {
+                let _ = client.close().await;
+                let _ = failed.send(e);
+                return;
+            }
+            Ok(()) => {}
+        }
+        // Never a tight loop of sessions.
+        tokio::select! {
+            _ = tokio::time::sleep(backoff) => {}
+            _ = &mut stopped => return,
+        }
+        backoff = (backoff * 2).min(BACKOFF_MAX);
     }
 }
 

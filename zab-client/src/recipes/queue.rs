@@ -3,24 +3,35 @@
 //!
 //! Each item is taken exactly once. A consumer claims an item with one
 //! multi that deletes it and creates a claim node naming the consumer's
-//! attempt (`claim-<item>-<tag>`), so a consumer whose reply was lost looks
-//! for its claim instead of guessing: found, the item is its own (the claim
-//! is removed); absent, the item was not taken by it. Items survive the
-//! sessions that added them; claims are left behind only by a consumer that
-//! dies between claiming and cleaning up, and [`Queue::stale_claims`] lists
-//! them.
+//! attempt (`claim-<item>-<tag>`, holding the item's data), so a consumer
+//! whose reply was lost looks for its claim instead of guessing: found, the
+//! item is its own (the claim is removed); absent, the item was not taken by
+//! it. Items survive the sessions that added them; claims are left behind
+//! only by a consumer that dies between claiming and cleaning up, and
+//! [`Queue::stale_claims`] lists them with the data they took.
+//!
+//! A waiting [`Queue::take`] watches through a stream of its own: it never
+//! reads the session's event stream.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use bytes::Bytes;
 
-use super::{ensure_path, is_transient, retry, sequence, wait_event, BACKOFF_MIN, RECHECK};
+use super::{ensure_path, is_transient, retry, sequence, BACKOFF_MIN, RECHECK};
 use crate::{
     Client, Consistency, CreateMode, CreateRequest, DeleteRequest, Error, ErrorCode, MultiOp,
 };
 
 const ITEM: &str = "item-";
 const CLAIM: &str = "claim-";
+
+/// An item taken from a [`Queue`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Item {
+    /// The item's node, as it was (`dir/item-<seq>`).
+    pub path: String,
+    pub data: Bytes,
+}
 
 /// A queue at one directory: see the [module docs](self).
 #[derive(Debug, Clone)]
@@ -67,7 +78,7 @@ impl Queue {
     }
 
     /// Takes the oldest item, if any: `Ok(None)` when the queue is empty.
-    pub async fn try_take(&self) -> Result<Option<Bytes>, Error> {
+    pub async fn try_take(&self) -> Result<Option<Item>, Error> {
         static ATTEMPTS: AtomicU64 = AtomicU64::new(0);
         loop {
             let items = match self.items().await {
@@ -94,7 +105,7 @@ impl Queue {
                 }),
                 MultiOp::Create(CreateRequest {
                     path: claim.clone(),
-                    data: Bytes::new(),
+                    data: data.clone(),
                     mode: CreateMode::Persistent,
                     ttl_ms: 0,
                     acl: None,
@@ -113,32 +124,29 @@ impl Queue {
                 Err(e) => return Err(e),
             };
             if taken {
-                match retry(|| self.client.delete(&claim, -1)).await {
-                    Ok(()) | Err(Error::Server(ErrorCode::NoNode)) => {}
-                    Err(e) => return Err(e),
-                }
-                return Ok(Some(data));
+                // The item is ours whatever happens to the claim now: a
+                // claim left behind is listed by `stale_claims`, with the
+                // data, rather than the item lost.
+                let _ = retry(|| self.client.delete(&claim, -1)).await;
+                return Ok(Some(Item { path: item, data }));
             }
         }
     }
 
     /// Takes the oldest item, waiting for one to be added.
-    pub async fn take(&self) -> Result<Bytes, Error> {
+    pub async fn take(&self) -> Result<Item, Error> {
+        ensure_path(&self.client, &self.dir).await?;
         loop {
-            if let Some(data) = self.try_take().await? {
-                return Ok(data);
-            }
-            // Wait for a child to come (or RECHECK, then look again).
-            ensure_path(&self.client, &self.dir).await?;
-            retry(|| {
+            // Watch first, then look: an item added in between wakes us.
+            let (_, _, mut added) = retry(|| {
                 self.client
-                    .children(&self.dir, Consistency::Linearizable, true)
+                    .children_and_watch(&self.dir, Consistency::Linearizable)
             })
             .await?;
-            let until = tokio::time::Instant::now() + RECHECK;
-            let dir = self.dir.clone();
-            let mut others = Vec::new();
-            wait_event(&self.client, |e| e.path == dir, until, &mut others).await?;
+            if let Some(item) = self.try_take().await? {
+                return Ok(item);
+            }
+            let _ = tokio::time::timeout(RECHECK, added.next()).await;
         }
     }
 
@@ -157,13 +165,23 @@ impl Queue {
     }
 
     /// Claims left by consumers that died between taking an item and
-    /// cleaning up: each names the item it took.
-    pub async fn stale_claims(&self) -> Result<Vec<String>, Error> {
+    /// cleaning up: each claim's path names the item it took, and holds its
+    /// data.
+    pub async fn stale_claims(&self) -> Result<Vec<Item>, Error> {
         let names = retry(|| {
             self.client
                 .all_children(&self.dir, Consistency::Linearizable)
         })
         .await?;
-        Ok(names.into_iter().filter(|n| n.starts_with(CLAIM)).collect())
+        let mut claims = Vec::new();
+        for name in names.into_iter().filter(|n| n.starts_with(CLAIM)) {
+            let path = format!("{}/{name}", self.dir);
+            match retry(|| self.client.get(&path, Consistency::Local)).await {
+                Ok((data, _)) => claims.push(Item { path, data }),
+                Err(Error::Server(ErrorCode::NoNode)) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(claims)
     }
 }

@@ -92,13 +92,32 @@ impl TreeCache {
     /// Fails with `SessionExpired` when the session ends.
     pub async fn next_change(&mut self) -> Result<CacheChange, Error> {
         let Some(event) = self.events.next().await else {
-            return Err(Error::SessionExpired);
+            // The watch is gone: the session ended, or the servers refused
+            // to re-arm it after a reconnect. Arm it again (failing if the
+            // session is over) and load everything.
+            self.events = retry(|| self.client.add_watch(&self.root, true)).await?;
+            self.reload().await?;
+            return Ok(CacheChange::Reloaded);
         };
         if event.kind == WatchEventKind::ContinuityLost {
             self.reload().await?;
             return Ok(CacheChange::Reloaded);
         }
-        self.refresh(&event.path).await
+        let change = self.refresh(&event.path).await?;
+        // A recursive watch reports a child's creation or deletion, never its
+        // parent's children change: the parent's stat moved too.
+        if matches!(
+            event.kind,
+            WatchEventKind::NodeCreated | WatchEventKind::NodeDeleted
+        ) {
+            if let Some((parent, _)) = event.path.rsplit_once('/') {
+                let parent = if parent.is_empty() { "/" } else { parent };
+                if self.nodes.contains_key(parent) {
+                    self.refresh(parent).await?;
+                }
+            }
+        }
+        Ok(change)
     }
 
     /// Reads `path` again: updated, or removed if it is gone.
