@@ -342,7 +342,7 @@ impl Watches {
 
 /// `path` and every ancestor of it, the root included: the prefixes whose
 /// recursive watches cover it.
-fn ancestors(path: &str) -> impl Iterator<Item = &str> {
+pub(crate) fn ancestors(path: &str) -> impl Iterator<Item = &str> {
     let cuts = path
         .char_indices()
         .filter(|&(i, c)| c == '/' && i > 0)

@@ -112,19 +112,9 @@ impl<'a> Interest<'a> {
 
     fn may_hear(&self, path: &str) -> bool {
         self.at.contains(path)
-            || (!self.under.is_empty() && ancestors(path).any(|a| self.under.contains(a)))
+            || (!self.under.is_empty()
+                && crate::watches::ancestors(path).any(|a| self.under.contains(a)))
     }
-}
-
-/// `path`'s proper ancestors, the root included.
-fn ancestors(path: &str) -> impl Iterator<Item = &str> {
-    let cuts = path
-        .char_indices()
-        .filter(|&(i, c)| c == '/' && i > 0)
-        .map(|(i, _)| i);
-    std::iter::once("/")
-        .filter(move |_| path != "/")
-        .chain(cuts.map(move |i| &path[..i]))
 }
 
 /// Replays the changes after `set.relative_zxid` to `set`'s watches, if
