@@ -282,8 +282,9 @@ impl Config {
         }
         let mut cfg: Config = figment::Figment::new()
             .merge(Toml::file_exact(path))
-            // Not settings: the config file's own path, and a test hook.
-            .merge(Env::prefixed(ENV_PREFIX).ignore(&["config", "defect"]))
+            // Not settings: the config file's own path, the log format (a
+            // flag of the command line), and a test hook.
+            .merge(Env::prefixed(ENV_PREFIX).ignore(&["config", "defect", "log_format"]))
             .merge(Serialized::globals(flags))
             .extract()
             .map_err(|e| ConfigError(e.to_string()))?;

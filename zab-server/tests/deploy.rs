@@ -453,3 +453,34 @@ async fn a_backup_taken_under_load_restores_into_a_fresh_ensemble_with_the_same_
     );
     let _ = std::fs::remove_file(&file);
 }
+
+/// `--log-format json`: one JSON object per line, for log collectors.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn logs_can_be_json_lines() {
+    let mut e = Ensemble::prepare_with_admin(3, "json-logs", "");
+    e.args[0] = vec!["--log-format".into(), "json".into()];
+    e.spawn_all();
+    e.wait_for_leader(None).await;
+    let log = std::fs::read_to_string(e.dir.join("1").join("server.log")).expect("a log");
+    let objects: Vec<serde_json::Value> = log
+        .lines()
+        .filter(|l| l.starts_with('{'))
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|err| panic!("{err}: {l}")))
+        .collect();
+    assert!(objects.len() >= 3, "{log}");
+    assert!(
+        objects
+            .iter()
+            .all(|o| o["level"].is_string() && o["fields"]["message"].is_string()),
+        "{log}"
+    );
+    assert!(
+        objects
+            .iter()
+            .any(|o| o["fields"]["message"] == "server started"),
+        "{log}"
+    );
+    // The other servers kept the default text.
+    let text = std::fs::read_to_string(e.dir.join("2").join("server.log")).expect("a log");
+    assert!(text.contains(" INFO "), "{text}");
+}
