@@ -146,6 +146,19 @@ impl Leader {
         }
     }
 
+    /// Its learners, as the leader sees them (for metrics).
+    pub(crate) fn learners(&self) -> Vec<crate::node::LearnerView> {
+        self.learners
+            .iter()
+            .map(|(&id, link)| crate::node::LearnerView {
+                id,
+                observer: link.observer,
+                synced: link.stage == Stage::Synced,
+                acked: link.acked,
+            })
+            .collect()
+    }
+
     pub(crate) fn elected(&self) -> Vote {
         self.elected.vote
     }

@@ -66,7 +66,7 @@ pub use config::Defects;
 pub use config::{Config, ForwardedCheck};
 pub use history::{GapError, History};
 pub use message::{diff_stream, Message};
-pub use node::{Action, Input, Node, Phase, RestoreError, Restored, Role, Stats};
+pub use node::{Action, Input, LearnerView, Node, Phase, RestoreError, Restored, Role, Stats};
 pub use persist::{DurableState, PersistOp};
 pub use quorum::Membership;
 pub use types::{

@@ -86,8 +86,9 @@ pub enum Action {
 }
 
 /// What a server is doing.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum Role {
+    #[default]
     Looking,
     /// `term` is the epoch the leader was established in; `epoch` the epoch of
     /// the zxids it issues now (later than `term` after a counter-exhaustion bump).
@@ -177,6 +178,18 @@ impl fmt::Display for RestoreError {
 }
 
 impl std::error::Error for RestoreError {}
+
+/// One learner as its leader sees it (metrics: follower lag).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct LearnerView {
+    pub id: PeerId,
+    pub observer: bool,
+    /// Receiving proposals and counted (past ACK(NEWLEADER)); otherwise
+    /// being discovered or synchronized.
+    pub synced: bool,
+    /// The highest zxid it reported durable.
+    pub acked: Zxid,
+}
 
 /// Counters for metrics and for the simulator's campaign summary.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -597,6 +610,14 @@ impl Node {
 
     pub fn stats(&self) -> Stats {
         self.ctx.stats
+    }
+
+    /// The leader's learners (none unless leading).
+    pub fn learners(&self) -> Vec<LearnerView> {
+        match &self.role {
+            RoleState::Leading(l) => l.learners(),
+            _ => Vec::new(),
+        }
     }
 
     pub fn config(&self) -> &Config {

@@ -1,8 +1,14 @@
-//! The admin port:
+//! The admin port, on axum and hyper (HTTP/1.1, keep-alive):
 //! - `GET /livez`: 200 while the process runs (a liveness probe);
 //! - `GET /readyz` and `GET /health`: 200 when serving, 503 otherwise;
 //! - `GET /status`: JSON (role, leader, epoch, zxids, counts);
-//! - `GET /metrics`: Prometheus text;
+//! - `GET /metrics`: Prometheus text exposition (`crate::metrics`);
+//! - `GET /conf`: the effective configuration, JSON, secrets redacted
+//!   (ZooKeeper's `conf`);
+//! - `GET /cons`, `/wchs`, `/dump`: this server's connections, a summary of
+//!   its watches, and the sessions with their ephemeral nodes, JSON
+//!   (ZooKeeper's `cons`, `wchs`, `dump`); `?limit=N` bounds each list
+//!   (default 1,000, at most 100,000);
 //! - `GET /snapshot`: an online backup (`crate::backup`), taken without
 //!   stopping the server; its zxid in the `X-Zab-Zxid` header;
 //! - `GET /digest`: JSON with the applied zxid, the node count and the
@@ -11,30 +17,48 @@
 //! `/snapshot` and `/digest` answer only with `admin_backups = true` (403
 //! otherwise): a backup holds every node whatever its ACL.
 //!
-//! A deliberately tiny HTTP/1.0 responder: one request per connection,
-//! bounded request size and time, no keep-alive; over TLS when
-//! `[admin_tls]` is configured. One backup or digest runs at a time (each
-//! encodes or hashes the whole tree on a blocking thread); another asked
-//! meanwhile gets 503. The port serves every node regardless of ACLs: keep
-//! it private, or behind `[admin_tls]` with required client certificates.
+//! Bounded whatever clients do: at most [`CONNECTIONS_MAX`] connections
+//! (more are closed at once), a request head within [`REQUEST_TIME_MAX`]
+//! and 8 KiB, a connection's whole life within [`CONNECTION_TIME_MAX`];
+//! over TLS when `[admin_tls]` is configured. One backup or digest runs at
+//! a time (each encodes or hashes the whole tree on a blocking thread);
+//! another asked meanwhile gets 503. The port serves every node regardless
+//! of ACLs: keep it private, or behind `[admin_tls]` with required client
+//! certificates.
 
-use std::fmt::Write as _;
-
+use std::convert::Infallible;
+use std::sync::Arc;
 use std::time::Duration;
 
-use std::sync::Arc;
-
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use axum::body::Body;
+use axum::extract::{Query, State};
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use serde::{Deserialize, Serialize};
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpListener;
 use tokio::sync::{mpsc, oneshot, watch, Semaphore};
 use tokio_rustls::TlsAcceptor;
 use zab_core::{Phase, Role};
 
-use crate::server::Status;
+use crate::core::{ReportKind, REPORT_ENTRIES_MAX};
+use crate::server::{ReportRequest, Status};
 
+/// Admin connections open at once; more are closed when accepted.
+pub const CONNECTIONS_MAX: usize = 64;
+/// How long a request head (and a TLS handshake) may take to arrive.
+pub const REQUEST_TIME_MAX: Duration = Duration::from_secs(2);
+/// How long one connection may live, whatever it does: a reader that
+/// stops reading a backup must not hold the copy for ever.
+pub const CONNECTION_TIME_MAX: Duration = Duration::from_secs(600);
+/// The request head's bound, in bytes (hyper's smallest read buffer).
 const REQUEST_BYTES_MAX: usize = 8 * 1024;
-/// How long a request (and a TLS handshake) may take to arrive.
-const REQUEST_TIME_MAX: Duration = Duration::from_secs(2);
+/// How long the driver gets to build a report.
+const REPORT_TIME_MAX: Duration = Duration::from_secs(5);
+/// Entries a report lists unless `?limit=` says otherwise.
+const REPORT_LIMIT_DEFAULT: usize = 1_000;
 
 /// What the admin port reads from the rest of the server.
 #[derive(Clone, Debug)]
@@ -44,27 +68,47 @@ pub struct Sources {
     pub metrics: Arc<crate::metrics::Metrics>,
     /// Asks the driver for a frozen copy of the applied state.
     pub freezes: mpsc::Sender<crate::backup::FreezeRequest>,
+    /// Asks the driver for an inspection report.
+    pub reports: mpsc::Sender<ReportRequest>,
     /// Whether `/snapshot` and `/digest` answer (`admin_backups`).
     pub backups: bool,
+    /// The effective configuration, as `/conf` shows it.
+    pub conf: Arc<serde_json::Value>,
 }
 
+/// The router's state: the sources, and the one-at-a-time permit of
+/// backups and digests.
+#[derive(Clone, Debug)]
+struct Admin {
+    sources: Sources,
+    heavy: Arc<Semaphore>,
+}
+
+/// Serves the admin port forever.
 pub async fn serve((listener, tls): (TcpListener, Option<TlsAcceptor>), sources: Sources) {
-    let heavy = Arc::new(Semaphore::new(1));
+    let app = router(sources);
+    let open = Arc::new(Semaphore::new(CONNECTIONS_MAX));
     loop {
-        let Ok((stream, _)) = listener.accept().await else {
-            continue;
+        let stream = match listener.accept().await {
+            Ok((stream, _)) => stream,
+            Err(e) => {
+                tracing::warn!(error = %e, "accepting an admin connection failed");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                continue;
+            }
         };
-        let sources = sources.clone();
-        let tls = tls.clone();
-        let heavy = heavy.clone();
+        let Ok(permit) = open.clone().try_acquire_owned() else {
+            continue; // dropping the stream closes it
+        };
+        let (app, tls) = (app.clone(), tls.clone());
         tokio::spawn(async move {
+            let _permit = permit;
             match tls {
-                None => answer(stream, &sources, &heavy).await,
+                None => connection(stream, app).await,
                 Some(acceptor) => {
-                    if let Ok(Ok(stream)) =
-                        tokio::time::timeout(REQUEST_TIME_MAX, acceptor.accept(stream)).await
-                    {
-                        answer(stream, &sources, &heavy).await;
+                    let handshake = tokio::time::timeout(REQUEST_TIME_MAX, acceptor.accept(stream));
+                    if let Ok(Ok(stream)) = handshake.await {
+                        connection(stream, app).await;
                     }
                 }
             }
@@ -72,150 +116,47 @@ pub async fn serve((listener, tls): (TcpListener, Option<TlsAcceptor>), sources:
     }
 }
 
-/// How long sending a backup may take before the connection is dropped
-/// (a reader that stops reading must not hold the copy for ever).
-const BACKUP_SEND_TIME_MAX: Duration = Duration::from_secs(600);
-
-/// An answer to `/snapshot` or `/digest`: status, content type, extra
-/// header lines, and the body in parts (a backup's file header, then its
-/// state, so the state is never copied).
-type HeavyAnswer = (&'static str, &'static str, String, Vec<Vec<u8>>);
-
-/// A backup or a digest of the applied state, or why not.
-async fn frozen_answer(path: &str, sources: &Sources) -> HeavyAnswer {
-    let text = |code, why: &str| {
-        (
-            code,
-            "text/plain",
-            String::new(),
-            vec![format!("{why}\n").into_bytes()],
-        )
-    };
-    if !sources.backups {
-        return text(
-            "403 Forbidden",
-            "backups and digests are off on this server: set admin_backups = true",
-        );
-    }
-    let stopping = || text("503 Service Unavailable", "the server is stopping");
-    let (tx, rx) = oneshot::channel();
-    if sources.freezes.send(tx).await.is_err() {
-        return stopping();
-    }
-    let Ok((zxid, state)) = rx.await else {
-        return stopping();
-    };
-    let backup = path == "/snapshot";
-    let work = tokio::task::spawn_blocking(move || {
-        if backup {
-            let content = state.encode();
-            drop(state);
-            vec![
-                crate::storage::snapshot_file::header(0, zxid, &content),
-                content,
-            ]
-        } else {
-            vec![format!(
-                "{{\"zxid\":\"{zxid}\",\"znodes\":{},\"digest\":\"{}\"}}\n",
-                state.node_count(),
-                state.digest()
-            )
-            .into_bytes()]
-        }
-    });
-    match work.await {
-        Ok(parts) if backup => (
-            "200 OK",
-            "application/octet-stream",
-            format!("X-Zab-Zxid: {zxid}\r\n"),
-            parts,
-        ),
-        Ok(parts) => ("200 OK", "application/json", String::new(), parts),
-        Err(_) => text("500 Internal Server Error", "the backup failed"),
-    }
+/// Serves one connection's requests with hyper, within its bounds.
+async fn connection<S>(stream: S, app: Router)
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let service = hyper_util::service::TowerToHyperService::new(app);
+    let served = hyper::server::conn::http1::Builder::new()
+        .timer(hyper_util::rt::TokioTimer::new())
+        .header_read_timeout(REQUEST_TIME_MAX)
+        .max_buf_size(REQUEST_BYTES_MAX)
+        .serve_connection(hyper_util::rt::TokioIo::new(stream), service);
+    let _ = tokio::time::timeout(CONNECTION_TIME_MAX, served).await;
 }
 
-/// Answers `/snapshot` or `/digest`, one at a time: the permit is held until
-/// the answer is sent, so no more than one copy of the state is ever held
-/// for the admin port.
-async fn heavy_answer<S: AsyncWrite + Unpin>(
-    stream: &mut S,
-    path: &str,
-    sources: &Sources,
-    heavy: &Semaphore,
-) {
-    let Ok(_permit) = heavy.try_acquire() else {
-        let body = "a backup or digest is already running; try again when it is done\n";
-        let head = format!(
-            "HTTP/1.0 503 Service Unavailable\r\nContent-Type: text/plain\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-            body.len()
-        );
-        let _ = stream.write_all(head.as_bytes()).await;
-        let _ = stream.shutdown().await;
-        return;
+/// Every endpoint. Public for tests, which call it without a socket.
+pub fn router(sources: Sources) -> Router {
+    let admin = Admin {
+        sources,
+        heavy: Arc::new(Semaphore::new(1)),
     };
-    let (code, kind, extra, parts) = frozen_answer(path, sources).await;
-    let len: usize = parts.iter().map(Vec::len).sum();
-    let head = format!(
-        "HTTP/1.0 {code}\r\nContent-Type: {kind}\r\nContent-Length: {len}\r\n{extra}Connection: close\r\n\r\n"
-    );
-    let send = async {
-        stream.write_all(head.as_bytes()).await?;
-        for part in &parts {
-            stream.write_all(part).await?;
-        }
-        stream.shutdown().await
-    };
-    let _ = tokio::time::timeout(BACKUP_SEND_TIME_MAX, send).await;
+    Router::new()
+        .route("/livez", get(|| async { "alive\n" }))
+        .route("/readyz", get(ready))
+        .route("/health", get(ready))
+        .route("/status", get(status))
+        .route("/metrics", get(metrics))
+        .route("/conf", get(conf))
+        .route("/cons", get(report))
+        .route("/wchs", get(report))
+        .route("/dump", get(report))
+        .route("/snapshot", get(backup))
+        .route("/digest", get(backup))
+        .fallback(|| async {
+            let endpoints = "try /livez, /readyz, /health, /status, /metrics, /conf, /cons, /wchs, /dump, /digest or /snapshot\n";
+            (StatusCode::NOT_FOUND, endpoints)
+        })
+        .with_state(admin)
 }
 
-/// Reads one request from `stream` and answers it.
-async fn answer<S: AsyncRead + AsyncWrite + Unpin>(
-    mut stream: S,
-    sources: &Sources,
-    heavy: &Semaphore,
-) {
-    let status = &sources.status.borrow().clone();
-    let (id, metrics) = (sources.id, &sources.metrics);
-    let mut buf = vec![0u8; REQUEST_BYTES_MAX];
-    let mut len = 0;
-    while len < buf.len() {
-        match tokio::time::timeout(REQUEST_TIME_MAX, stream.read(&mut buf[len..])).await {
-            Ok(Ok(0)) | Err(_) | Ok(Err(_)) => break,
-            Ok(Ok(n)) => len += n,
-        }
-        if buf[..len].windows(4).any(|w| w == b"\r\n\r\n") {
-            break;
-        }
-    }
-    let request = String::from_utf8_lossy(&buf[..len]);
-    let path = request.split_whitespace().nth(1).unwrap_or("/");
-    if path == "/snapshot" || path == "/digest" {
-        return heavy_answer(&mut stream, path, sources, heavy).await;
-    }
-    let (code, kind, mut body) = respond(path, status, id);
-    if path == "/metrics" {
-        metrics.fsync.render(
-            "zab_fsync_seconds",
-            "Group-commit batch: apply and fdatasync.",
-            &mut body,
-        );
-        metrics.commit.render(
-            "zab_commit_seconds",
-            "Client write: arrival to reply.",
-            &mut body,
-        );
-    }
-    let head = format!(
-        "HTTP/1.0 {code}\r\nContent-Type: {kind}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
-        body.len()
-    );
-    let _ = stream.write_all(head.as_bytes()).await;
-    let _ = stream.write_all(body.as_bytes()).await;
-    let _ = stream.shutdown().await;
-}
-
-fn serving(role: &Role) -> bool {
+/// Whether `role` serves clients: in a working quorum.
+pub fn serving(role: &Role) -> bool {
     matches!(
         role,
         Role::Leading {
@@ -231,7 +172,8 @@ fn serving(role: &Role) -> bool {
     )
 }
 
-fn role_parts(role: &Role, id: u64) -> (&'static str, Option<u64>, u32) {
+/// The role's name, the leader's id and the epoch.
+pub fn role_parts(role: &Role, id: u64) -> (&'static str, Option<u64>, u32) {
     match role {
         Role::Looking => ("looking", None, 0),
         Role::Leading { epoch, .. } => ("leading", Some(id), epoch.0),
@@ -240,122 +182,164 @@ fn role_parts(role: &Role, id: u64) -> (&'static str, Option<u64>, u32) {
     }
 }
 
-pub fn respond(path: &str, s: &Status, id: u64) -> (&'static str, &'static str, String) {
-    let (role, leader, epoch) = role_parts(&s.role, id);
-    match path {
-        "/livez" => ("200 OK", "text/plain", "alive\n".into()),
-        "/health" | "/readyz" => {
-            if serving(&s.role) {
-                ("200 OK", "text/plain", "ok\n".into())
-            } else {
-                ("503 Service Unavailable", "text/plain", format!("{role}\n"))
-            }
+async fn ready(State(admin): State<Admin>) -> (StatusCode, String) {
+    let role = admin.sources.status.borrow().role;
+    match serving(&role) {
+        true => (StatusCode::OK, "ok\n".into()),
+        false => {
+            let (name, _, _) = role_parts(&role, admin.sources.id);
+            (StatusCode::SERVICE_UNAVAILABLE, format!("{name}\n"))
         }
-        "/status" => {
-            let leader = leader.map_or("null".to_string(), |l| l.to_string());
-            let body = format!(
-                "{{\"id\":{id},\"version\":\"{}\",\"role\":\"{role}\",\"serving\":{},\"leader\":{leader},\"epoch\":{epoch},\"applied_zxid\":\"{}\",\"last_logged_zxid\":\"{}\",\"znodes\":{},\"sessions\":{},\"connections\":{}}}\n",
-                env!("CARGO_PKG_VERSION"),
-                serving(&s.role),
-                s.applied,
-                s.last_logged,
-                s.znodes,
-                s.sessions,
-                s.connections
-            );
-            ("200 OK", "application/json", body)
-        }
-        "/metrics" => {
-            let mut m = String::new();
-            let roles = ["looking", "following", "leading", "observing"];
-            let _ = writeln!(m, "# TYPE zab_role gauge");
-            for r in roles {
-                let _ = writeln!(m, "zab_role{{role=\"{r}\"}} {}", u8::from(r == role));
-            }
-            let gauges = [
-                ("zab_epoch", u64::from(epoch)),
-                ("zab_applied_zxid", s.applied.0),
-                ("zab_last_logged_zxid", s.last_logged.0),
-                ("zab_znodes", s.znodes as u64),
-                ("zab_watches", s.watches as u64),
-                ("zab_watch_resume_changes", s.watch_resume_changes as u64),
-                ("zab_watch_resume_floor_zxid", s.watch_resume_floor.0),
-                ("zab_log_window_bytes", s.window_bytes as u64),
-                ("zab_sessions", s.sessions as u64),
-                ("zab_client_connections", s.connections as u64),
-            ];
-            for (name, v) in gauges {
-                let _ = writeln!(m, "# TYPE {name} gauge\n{name} {v}");
-            }
-            let counters = [
-                ("zab_elections_total", s.stats.elections),
-                ("zab_established_total", s.stats.established),
-                ("zab_proposals_total", s.stats.proposals),
-                ("zab_syncs_answered_total", s.stats.syncs_answered),
-                ("zab_epoch_bumps_total", s.stats.epoch_bumps),
-                ("zab_messages_dropped_total", s.stats.dropped),
-                ("zab_protocol_errors_total", s.stats.protocol_errors),
-            ];
-            for (name, v) in counters {
-                let _ = writeln!(m, "# TYPE {name} counter\n{name} {v}");
-            }
-            ("200 OK", "text/plain; version=0.0.4", m)
-        }
-        _ => (
-            "404 Not Found",
-            "text/plain",
-            "try /livez, /readyz, /health, /status, /metrics, /digest or /snapshot\n".into(),
-        ),
     }
+}
+
+/// `/status`. Zxids are hex strings: they pass 2^53, where JSON numbers
+/// stop being exact in many readers.
+#[derive(Debug, Serialize)]
+pub struct StatusDoc {
+    pub id: u64,
+    pub version: &'static str,
+    pub role: &'static str,
+    pub serving: bool,
+    pub leader: Option<u64>,
+    pub epoch: u32,
+    pub applied_zxid: String,
+    pub last_logged_zxid: String,
+    pub znodes: usize,
+    pub ephemerals: usize,
+    pub data_bytes: u64,
+    pub watches: usize,
+    pub sessions: usize,
+    pub connections: usize,
+    pub outstanding_requests: usize,
+}
+
+pub fn status_doc(s: &Status, id: u64) -> StatusDoc {
+    let (role, leader, epoch) = role_parts(&s.role, id);
+    StatusDoc {
+        id,
+        version: env!("CARGO_PKG_VERSION"),
+        role,
+        serving: serving(&s.role),
+        leader,
+        epoch,
+        applied_zxid: s.applied.to_string(),
+        last_logged_zxid: s.last_logged.to_string(),
+        znodes: s.znodes,
+        ephemerals: s.ephemerals,
+        data_bytes: s.data_bytes,
+        watches: s.watches,
+        sessions: s.sessions,
+        connections: s.connections,
+        outstanding_requests: s.outstanding,
+    }
+}
+
+async fn status(State(admin): State<Admin>) -> Json<StatusDoc> {
+    let s = admin.sources.status.borrow().clone();
+    Json(status_doc(&s, admin.sources.id))
+}
+
+async fn metrics(State(admin): State<Admin>) -> Response {
+    let s = admin.sources.status.borrow().clone();
+    let text = admin.sources.metrics.render(&s, admin.sources.id);
+    let kind = HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8");
+    ([(header::CONTENT_TYPE, kind)], text).into_response()
+}
+
+async fn conf(State(admin): State<Admin>) -> Json<serde_json::Value> {
+    Json((*admin.sources.conf).clone())
+}
+
+#[derive(Debug, Deserialize)]
+struct Limit {
+    limit: Option<usize>,
+}
+
+async fn report(
+    State(admin): State<Admin>,
+    Query(q): Query<Limit>,
+    uri: axum::http::Uri,
+) -> Response {
+    let limit = q.limit.unwrap_or(REPORT_LIMIT_DEFAULT).min(REPORT_ENTRIES_MAX);
+    let kind = match uri.path() {
+        "/cons" => ReportKind::Connections { limit },
+        "/wchs" => ReportKind::Watches { limit },
+        _ => ReportKind::Sessions { limit },
+    };
+    let (tx, rx) = oneshot::channel();
+    let unavailable = |why: &str| (StatusCode::SERVICE_UNAVAILABLE, format!("{why}\n"));
+    if admin.sources.reports.send((kind, tx)).await.is_err() {
+        return unavailable("the server is stopping").into_response();
+    }
+    match tokio::time::timeout(REPORT_TIME_MAX, rx).await {
+        Ok(Ok(report)) => Json(report).into_response(),
+        Ok(Err(_)) => unavailable("the server is stopping").into_response(),
+        Err(_) => unavailable("the server did not build the report in time").into_response(),
+    }
+}
+
+/// `/snapshot` or `/digest`, one at a time: the permit is held until the
+/// answer is sent (it travels with the body), so no more than one copy of
+/// the state is ever held for the admin port.
+async fn backup(State(admin): State<Admin>, uri: axum::http::Uri) -> Response {
+    let text = |code, why: &str| (code, format!("{why}\n")).into_response();
+    if !admin.sources.backups {
+        let why = "backups and digests are off on this server: set admin_backups = true";
+        return text(StatusCode::FORBIDDEN, why);
+    }
+    let Ok(permit) = admin.heavy.clone().try_acquire_owned() else {
+        let why = "a backup or digest is already running; try again when it is done";
+        return text(StatusCode::SERVICE_UNAVAILABLE, why);
+    };
+    let stopping = || text(StatusCode::SERVICE_UNAVAILABLE, "the server is stopping");
+    let (tx, rx) = oneshot::channel();
+    if admin.sources.freezes.send(tx).await.is_err() {
+        return stopping();
+    }
+    let Ok((zxid, state)) = rx.await else {
+        return stopping();
+    };
+    let is_backup = uri.path() == "/snapshot";
+    let work = tokio::task::spawn_blocking(move || {
+        if is_backup {
+            let content = state.encode();
+            drop(state);
+            let head = crate::storage::snapshot_file::header(0, zxid, &content);
+            vec![head, content]
+        } else {
+            let doc = serde_json::json!({
+                "zxid": zxid.to_string(),
+                "znodes": state.node_count(),
+                "digest": state.digest().to_string(),
+            });
+            vec![format!("{doc}\n").into_bytes()]
+        }
+    });
+    let Ok(parts) = work.await else {
+        return text(StatusCode::INTERNAL_SERVER_ERROR, "the backup failed");
+    };
+    let len: usize = parts.iter().map(Vec::len).sum();
+    let kind = match is_backup {
+        true => "application/octet-stream",
+        false => "application/json",
+    };
+    // The parts go out as they are (the state is never copied again); the
+    // permit is released when the body is done or dropped.
+    let chunks = parts.into_iter().map(move |part| {
+        let _held = &permit;
+        Ok::<_, Infallible>(bytes::Bytes::from(part))
+    });
+    let body = Body::from_stream(futures_util::stream::iter(chunks));
+    let mut response = Response::new(body);
+    let headers = response.headers_mut();
+    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(kind));
+    headers.insert(header::CONTENT_LENGTH, HeaderValue::from(len));
+    if let (true, Ok(z)) = (is_backup, HeaderValue::from_str(&zxid.to_string())) {
+        headers.insert("x-zab-zxid", z);
+    }
+    response
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use zab_core::{Epoch, PeerId, Zxid};
-
-    fn status(role: Role) -> Status {
-        Status {
-            role,
-            applied: Zxid(0x1_0000_0005),
-            last_logged: Zxid(0x1_0000_0007),
-            znodes: 4,
-            watches: 5,
-            watch_resume_changes: 7,
-            watch_resume_floor: Zxid(0x1_0000_0001),
-            window_bytes: 6,
-            sessions: 2,
-            connections: 3,
-            stats: zab_core::Stats::default(),
-        }
-    }
-
-    #[test]
-    fn health_follows_the_role_and_status_names_the_leader() {
-        assert_eq!(
-            respond("/health", &status(Role::Looking), 1).0,
-            "503 Service Unavailable"
-        );
-        let following = Role::Following {
-            leader: PeerId(3),
-            term: Epoch(1),
-            phase: Phase::Broadcast,
-        };
-        assert_eq!(respond("/health", &status(following), 1).0, "200 OK");
-        assert_eq!(respond("/readyz", &status(following), 1).0, "200 OK");
-        assert_eq!(
-            respond("/readyz", &status(Role::Looking), 1).0,
-            "503 Service Unavailable"
-        );
-        assert_eq!(respond("/livez", &status(Role::Looking), 1).0, "200 OK");
-        let body = respond("/status", &status(following), 1).2;
-        assert!(
-            body.contains("\"leader\":3") && body.contains("\"applied_zxid\":\"0x100000005\""),
-            "{body}"
-        );
-        let metrics = respond("/metrics", &status(following), 1).2;
-        assert!(metrics.contains("zab_role{role=\"following\"} 1\n"));
-        assert!(metrics.contains("zab_sessions 2\n"));
-        assert_eq!(respond("/nope", &status(following), 1).0, "404 Not Found");
-    }
-}
+mod tests;

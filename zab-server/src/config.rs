@@ -16,7 +16,7 @@ use serde::{Deserialize, Serialize};
 /// One member of the ensemble. Its addresses are `host:port`, where the
 /// host is a name or an address (IPv6 in brackets): the addresses other
 /// servers and clients use to reach it. Names are resolved when dialled.
-#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq, Eq)]
 #[serde(deny_unknown_fields)]
 pub struct Member {
     pub id: u64,
@@ -44,7 +44,8 @@ pub struct Overrides {
     pub data_dir: Option<PathBuf>,
 }
 
-#[derive(Clone, Debug, Deserialize)]
+/// Serialized for the admin port's `/conf`, with `super_digest` redacted.
+#[derive(Clone, Debug, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct Config {
     /// This server's id (must be one of `servers`).
@@ -112,7 +113,7 @@ pub struct Config {
     /// (ZooKeeper's `superDigest`; `zabctl digest user:password` prints
     /// one): a connection that proves it with AddAuth `digest` passes every
     /// ACL check. None by default.
-    #[serde(default)]
+    #[serde(default, serialize_with = "redacted")]
     pub super_digest: Option<String>,
     /// A super user by TLS client certificate: its subject as the `x509`
     /// scheme names it (e.g. `CN=admin, O=example`). None by default.
@@ -251,6 +252,14 @@ fn default_handshake_timeout_ms() -> u32 {
 }
 
 /// Why a configuration was refused.
+/// A secret shown only as whether it is set.
+fn redacted<S: serde::Serializer>(secret: &Option<String>, s: S) -> Result<S::Ok, S::Error> {
+    match secret {
+        Some(_) => s.serialize_str("<redacted>"),
+        None => s.serialize_none(),
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ConfigError(pub String);
 

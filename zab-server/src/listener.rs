@@ -63,6 +63,8 @@ pub struct ListenerConfig {
     pub stall: Duration,
     /// TLS on every connection, if configured (`[client_tls]`).
     pub tls: Option<TlsAcceptor>,
+    /// Connections, bytes and frames counted here.
+    pub metrics: Arc<crate::metrics::Metrics>,
 }
 
 impl std::fmt::Debug for ListenerConfig {
@@ -142,8 +144,10 @@ pub async fn listen(listener: TcpListener, events: mpsc::Sender<ClientEvent>, cf
             Ok((stream, addr)) => {
                 if !admit(&per_address, addr.ip()) {
                     warn!(%addr, "too many connections from this address; refusing");
+                    rejected(&cfg, "per_address_limit");
                     continue; // dropping the stream closes it
                 }
+                cfg.metrics.client_accepted.inc();
                 let conn = next;
                 next += 1;
                 let events = events.clone();
@@ -170,8 +174,14 @@ pub async fn listen(listener: TcpListener, events: mpsc::Sender<ClientEvent>, cf
                                     let peer = (conn, ip, x509);
                                     connection(peer, (reader, writer), &events, &cfg).await
                                 }
-                                Ok(Err(e)) => Err(e),
-                                Err(_) => Err(std::io::Error::other("no TLS handshake in time")),
+                                Ok(Err(e)) => {
+                                    rejected(&cfg, "tls_handshake");
+                                    Err(e)
+                                }
+                                Err(_) => {
+                                    rejected(&cfg, "tls_handshake");
+                                    Err(std::io::Error::other("no TLS handshake in time"))
+                                }
                             }
                         }
                     };
@@ -188,6 +198,13 @@ pub async fn listen(listener: TcpListener, events: mpsc::Sender<ClientEvent>, cf
             }
         }
     }
+}
+
+fn rejected(cfg: &ListenerConfig, reason: &str) {
+    cfg.metrics
+        .client_rejected
+        .with_label_values(&[reason])
+        .inc();
 }
 
 fn admit(per_address: &PerAddress, ip: IpAddr) -> bool {
@@ -241,6 +258,7 @@ where
         return Ok(());
     }
     let writer_backlog = backlog.clone();
+    let metrics = cfg.metrics.clone();
     let write = async move {
         while let Some(first) = rx.recv().await {
             let mut out = BytesMut::from(&first[..]);
@@ -250,6 +268,7 @@ where
             if writer.write_all(&out).await.is_err() {
                 return;
             }
+            metrics.client_sent_bytes.inc_by(out.len() as u64);
             let before = writer_backlog.bytes.fetch_sub(out.len(), Ordering::AcqRel);
             if before - out.len() <= BACKLOG_SOFT_BYTES {
                 writer_backlog.drained.notify_waiters();
@@ -272,6 +291,7 @@ where
             let frame_limit = limit.unwrap_or(HANDSHAKE_FRAME_BYTES_MAX);
             match zab_proto::decode_frame(&mut buf, frame_limit) {
                 Ok(Some(body)) => {
+                    cfg.metrics.client_requests.inc();
                     let event = match limit {
                         None => {
                             let hello = ConnectRequest::decode(body).map_err(|e| {
@@ -321,6 +341,7 @@ where
             if read == 0 {
                 return Ok(());
             }
+            cfg.metrics.client_received_bytes.inc_by(read as u64);
         }
     };
     tokio::pin!(write);

@@ -142,6 +142,7 @@ pub async fn serve(cfg: Config) -> Result<Stop, String> {
         frame_bytes_max: cfg.client_frame_bytes_max,
         stall: Duration::from_millis(u64::from(cfg.handshake_timeout_ms)),
         tls,
+        metrics: metrics.clone(),
     };
     tokio::spawn(crate::listener::listen(
         client_listener,
@@ -175,7 +176,8 @@ pub async fn serve(cfg: Config) -> Result<Stop, String> {
         cfg.snapshot_every_txns,
     )
     .with_snapshot_every_bytes(cfg.snapshot_every_bytes);
-    let (driver, status) = Driver::new(core, gc.clone(), peers, ShellClock::default());
+    let clock = ShellClock::default();
+    let (driver, status) = Driver::new(core, gc.clone(), peers, clock, metrics.clone());
     if let Some(admin) = listen_admin {
         let listener = TcpListener::bind(&admin)
             .await
@@ -189,7 +191,9 @@ pub async fn serve(cfg: Config) -> Result<Stop, String> {
             id: cfg.id,
             metrics: metrics.clone(),
             freezes: driver.freezes(),
+            reports: driver.reports(),
             backups: cfg.admin_backups,
+            conf: Arc::new(serde_json::to_value(&cfg).unwrap_or_default()),
         };
         tokio::spawn(crate::admin::serve((listener, tls), sources));
     }

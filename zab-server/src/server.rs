@@ -9,11 +9,13 @@ use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
-use tokio::sync::{mpsc, watch};
+use tokio::sync::{mpsc, oneshot, watch};
 use tracing::warn;
 use zab_core::{Input, Zxid};
 
-use crate::core::{ClientOutput, Clock, ConnId, Entropy, ServerCore, ServerInput, ServerOutput};
+use crate::core::{
+    ClientOutput, Clock, ConnId, Entropy, Report, ReportKind, ServerCore, ServerInput, ServerOutput,
+};
 use crate::listener::{ClientEvent, ConnTx};
 use crate::peer::Peers;
 use crate::storage::group_commit::GroupCommit;
@@ -45,7 +47,16 @@ pub struct Driver {
     /// Requests for a frozen copy of the applied state (backups).
     freezes: mpsc::Receiver<crate::backup::FreezeRequest>,
     freezes_tx: mpsc::Sender<crate::backup::FreezeRequest>,
+    /// Requests for an inspection report (the admin port's cons, wchs, dump).
+    reports: mpsc::Receiver<ReportRequest>,
+    reports_tx: mpsc::Sender<ReportRequest>,
+    metrics: Arc<crate::metrics::Metrics>,
+    /// Since when this server has not been serving (None while it serves).
+    unserving_since: Option<Instant>,
 }
+
+/// A report to build and where to answer it.
+pub type ReportRequest = (ReportKind, oneshot::Sender<Report>);
 
 impl Driver {
     pub fn new(
@@ -53,9 +64,11 @@ impl Driver {
         gc: Arc<GroupCommit>,
         peers: Peers,
         clock: ShellClock,
+        metrics: Arc<crate::metrics::Metrics>,
     ) -> (Driver, watch::Receiver<Status>) {
         let (tx, rx) = watch::channel(core.status());
         let (freezes_tx, freezes) = mpsc::channel(4);
+        let (reports_tx, reports) = mpsc::channel(4);
         let driver = Driver {
             core,
             gc,
@@ -65,6 +78,10 @@ impl Driver {
             status: tx,
             freezes,
             freezes_tx,
+            reports,
+            reports_tx,
+            metrics,
+            unserving_since: Some(Instant::now()),
         };
         (driver, rx)
     }
@@ -74,6 +91,12 @@ impl Driver {
     /// server (the copy is encoded elsewhere).
     pub fn freezes(&self) -> mpsc::Sender<crate::backup::FreezeRequest> {
         self.freezes_tx.clone()
+    }
+
+    /// Where to ask for an inspection report: built between two inputs,
+    /// bounded in size ([`crate::core::REPORT_ENTRIES_MAX`]).
+    pub fn reports(&self) -> mpsc::Sender<ReportRequest> {
+        self.reports_tx.clone()
     }
 
     /// Runs until the inputs channel closes or the core stops.
@@ -112,6 +135,10 @@ impl Driver {
                 Some(reply) = self.freezes.recv() => {
                     let applied = self.core.status().applied;
                     let _ = reply.send((applied, self.core.replica().freeze()));
+                    continue;
+                }
+                Some((kind, reply)) = self.reports.recv() => {
+                    let _ = reply.send(self.core.report(kind, self.clock.read()));
                     continue;
                 }
             };
@@ -173,12 +200,20 @@ impl Driver {
                 ServerOutput::WriteSnapshot { zxid, state } => {
                     let writer = self.gc.snapshot_writer();
                     let gc = self.gc.clone();
+                    let metrics = self.metrics.clone();
                     tokio::task::spawn_blocking(move || {
+                        let began = Instant::now();
                         let content = state.encode();
                         drop(state);
                         match writer.write(zxid, &content) {
-                            Ok(meta) => gc.adopt_snapshot(meta),
+                            Ok(meta) => {
+                                metrics.snapshot.observe(began.elapsed().as_secs_f64());
+                                let bytes = i64::try_from(content.len()).unwrap_or(i64::MAX);
+                                metrics.snapshot_bytes.set(bytes);
+                                gc.adopt_snapshot(meta);
+                            }
                             Err(e) => {
+                                metrics.snapshot_failures.inc();
                                 warn!(zxid = %zxid, error = %e, "snapshot failed; the log is kept")
                             }
                         }
@@ -188,10 +223,18 @@ impl Driver {
         }
     }
 
-    /// Publishes the status for the admin endpoint (once per tick: counting
-    /// sessions is not free).
-    fn publish(&self) {
+    /// Publishes the status for the admin endpoint (once per tick), and
+    /// times each spell without a working quorum.
+    fn publish(&mut self) {
         let status = self.core.status();
+        match (crate::admin::serving(&status.role), self.unserving_since) {
+            (true, Some(since)) => {
+                self.metrics.election.observe(since.elapsed().as_secs_f64());
+                self.unserving_since = None;
+            }
+            (false, None) => self.unserving_since = Some(Instant::now()),
+            _ => {}
+        }
         self.status.send_if_modified(|s| {
             let changed = *s != status;
             *s = status;

@@ -16,7 +16,7 @@ use tokio_rustls::TlsAcceptor;
 /// TLS settings of a port: `[client_tls]` and `[admin_tls]` in a server's
 /// configuration. Relative paths are taken relative to the configuration
 /// file.
-#[derive(Clone, Debug, Deserialize)]
+#[derive(Clone, Debug, Deserialize, serde::Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct PortTls {
     /// The server's certificate chain, PEM, leaf first.

@@ -278,6 +278,23 @@ impl Watches {
         self.total
     }
 
+    /// Distinct watched paths per kind (data, exists, child, persistent,
+    /// recursive), and the `top` sessions holding the most watches, most
+    /// first (ties by session id).
+    pub fn census(&self, top: usize) -> ([usize; SLOTS], Vec<(Watcher, usize)>) {
+        let paths = [0, 1, 2, 3, 4].map(|slot| self.by_path[slot].len());
+        let mut held: Vec<(Watcher, usize)> =
+            self.by_watcher.iter().map(|(&w, h)| (w, h.len)).collect();
+        held.sort_unstable_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
+        held.truncate(top);
+        (paths, held)
+    }
+
+    /// Sessions holding at least one watch.
+    pub fn watchers(&self) -> usize {
+        self.by_watcher.len()
+    }
+
     /// The events one change fires, disarming the one-shot watches it used.
     /// Recursive watches are found by the change's ancestors, so the cost
     /// is the path's depth, not the number of recursive watches.

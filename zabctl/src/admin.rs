@@ -4,8 +4,13 @@
 use std::path::Path;
 use std::time::Duration;
 
+use bytes::Bytes;
+use http_body_util::{BodyExt, Empty};
+use hyper::header::HeaderMap;
+use hyper::Uri;
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::TokioExecutor;
 use serde_json::{json, Value};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use crate::commands::Failure;
 use crate::output::Printer;
@@ -13,18 +18,31 @@ use crate::output::Printer;
 /// How long one admin port gets to answer a small request.
 const ANSWER_TIMEOUT: Duration = Duration::from_secs(2);
 
-/// `GET path` on an admin port: the status code, the head and the body.
-async fn get(addr: &str, path: &str) -> Option<(u16, String, Vec<u8>)> {
-    let mut s = tokio::net::TcpStream::connect(addr).await.ok()?;
-    s.write_all(format!("GET {path} HTTP/1.0\r\nHost: {addr}\r\n\r\n").as_bytes())
+/// Why an admin request got no whole answer.
+#[derive(Debug)]
+enum Unanswered {
+    /// No connection, or no response head.
+    Unreachable,
+    /// The response began and was cut short.
+    Cut,
+}
+
+/// `GET path` on an admin port (HTTP/1.1 on hyper): the status code, the
+/// headers and the whole body.
+async fn get(addr: &str, path: &str) -> Result<(u16, HeaderMap, Bytes), Unanswered> {
+    let uri: Uri = format!("http://{addr}{path}")
+        .parse()
+        .map_err(|_| Unanswered::Unreachable)?;
+    let client = Client::builder(TokioExecutor::new()).build_http::<Empty<Bytes>>();
+    let response = client
+        .get(uri)
         .await
-        .ok()?;
-    let mut out = Vec::new();
-    s.read_to_end(&mut out).await.ok()?;
-    let split = out.windows(4).position(|w| w == b"\r\n\r\n")?;
-    let head = String::from_utf8_lossy(&out[..split]).into_owned();
-    let code = head.split_whitespace().nth(1)?.parse().ok()?;
-    Some((code, head, out[split + 4..].to_vec()))
+        .map_err(|_| Unanswered::Unreachable)?;
+    let code = response.status().as_u16();
+    let headers = response.headers().clone();
+    let body = response.into_body().collect().await;
+    let body = body.map_err(|_| Unanswered::Cut)?.to_bytes();
+    Ok((code, headers, body))
 }
 
 /// Each admin port's `/status` document, or None where none came.
@@ -33,7 +51,7 @@ async fn statuses(admins: &[String]) -> Vec<(String, Option<Value>)> {
     for addr in admins {
         let answer = tokio::time::timeout(ANSWER_TIMEOUT, get(addr, "/status")).await;
         let status = match answer {
-            Ok(Some((200, _, body))) => serde_json::from_slice(&body).ok(),
+            Ok(Ok((200, _, body))) => serde_json::from_slice(&body).ok(),
             _ => None,
         };
         out.push((addr.clone(), status));
@@ -116,10 +134,16 @@ pub async fn backup(admins: &[String], file: &Path, p: &mut Printer<'_>) -> Resu
     let admin = admins
         .first()
         .ok_or_else(|| Failure::Usage("no admin port given".into()))?;
-    let Some((code, head, body)) = get(admin, "/snapshot").await else {
-        return Err(Failure::Client(zab_client::Error::NoServer(format!(
-            "no answer from the admin port {admin}"
-        ))));
+    let (code, headers, body) = match get(admin, "/snapshot").await {
+        Ok(answer) => answer,
+        Err(Unanswered::Unreachable) => {
+            return Err(Failure::Client(zab_client::Error::NoServer(format!(
+                "no answer from the admin port {admin}"
+            ))))
+        }
+        // A transfer cut short (fewer bytes than its Content-Length) must
+        // not pass for a backup.
+        Err(Unanswered::Cut) => return Err(Failure::Client(zab_client::Error::ConnectionLoss)),
     };
     if code != 200 {
         return Err(Failure::Refused(format!(
@@ -127,17 +151,9 @@ pub async fn backup(admins: &[String], file: &Path, p: &mut Printer<'_>) -> Resu
             String::from_utf8_lossy(&body).trim()
         )));
     }
-    // A transfer cut short must not pass for a backup.
-    let length = head
-        .lines()
-        .find_map(|l| l.strip_prefix("Content-Length: "))
-        .and_then(|v| v.trim().parse::<usize>().ok());
-    if length.is_some_and(|n| n != body.len()) {
-        return Err(Failure::Client(zab_client::Error::ConnectionLoss));
-    }
-    let zxid = head
-        .lines()
-        .find_map(|l| l.strip_prefix("X-Zab-Zxid: "))
+    let zxid = headers
+        .get("x-zab-zxid")
+        .and_then(|v| v.to_str().ok())
         .unwrap_or("unknown")
         .to_string();
     let mut partial = file.as_os_str().to_owned();

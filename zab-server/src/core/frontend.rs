@@ -57,6 +57,8 @@ pub(super) enum Item {
     Read {
         xid: Xid,
         request: Request,
+        /// When it arrived (monotonic µs), for read latency.
+        arrived_us: u64,
     },
     /// A sync waiting for the leader's confirmation.
     Sync {
@@ -113,7 +115,7 @@ pub struct Frontend {
     pub(super) by_session: HashMap<u64, ConnId>,
     /// Writes, syncs and session creations or moves submitted to the core.
     pub(super) requests: HashMap<RequestId, (ConnId, i32)>,
-    /// When each write was submitted (monotonic µs), for commit latency.
+    /// When each write or sync was submitted (monotonic µs), for latency.
     pub(super) submitted: HashMap<RequestId, u64>,
     pub(super) metrics: std::sync::Arc<crate::metrics::Metrics>,
     pub(super) next_request: u64,
@@ -247,6 +249,11 @@ impl Frontend {
 
     pub fn connections(&self) -> usize {
         self.conns.len()
+    }
+
+    /// Writes, syncs and session changes submitted and not answered yet.
+    pub fn outstanding(&self) -> usize {
+        self.requests.len()
     }
 
     /// The next output for a connection, in order.
@@ -694,6 +701,7 @@ impl Frontend {
                 Request::Sync { .. } => {
                     let id = self.next_id();
                     self.requests.insert(id, (conn, xid.get()));
+                    self.submitted.insert(id, self.clock.mono_us);
                     inputs.push(Input::Sync { id });
                     Item::Sync { id }
                 }
@@ -703,6 +711,7 @@ impl Frontend {
                 local => Item::Read {
                     xid,
                     request: local,
+                    arrived_us: self.clock.mono_us,
                 },
             },
         };

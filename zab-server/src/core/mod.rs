@@ -24,6 +24,7 @@ mod limits;
 mod liveness;
 mod reads;
 mod replies;
+mod report;
 #[cfg(test)]
 mod tests;
 mod window;
@@ -36,6 +37,9 @@ use zab_core::{Action, Input, Message, Node, PeerId, PersistOp, PersistSeq, Role
 use zab_proto::{ConnectRequest, RequestFrame};
 
 pub use frontend::{ClientOutput, Defects, Frontend, OUTSTANDING_MAX};
+pub use report::{Report, ReportKind, REPORT_ENTRIES_MAX};
+#[cfg(test)]
+pub use report::report_example;
 
 use crate::replica::{FrozenState, Replica};
 use crate::server::Application;
@@ -169,12 +173,19 @@ impl std::fmt::Display for Fatal {
 }
 
 /// What the admin endpoint and tests can see.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Status {
     pub role: Role,
     pub applied: Zxid,
     pub last_logged: Zxid,
     pub znodes: usize,
+    pub ephemerals: usize,
+    /// What the tree's paths, data and ACLs take (`max_data_bytes` bounds it).
+    pub data_bytes: u64,
+    /// Writes and syncs of this server's clients waiting for the quorum.
+    pub outstanding: usize,
+    /// Leader only: its learners.
+    pub learners: Vec<zab_core::LearnerView>,
     /// Watches armed on this server, all sessions.
     pub watches: usize,
     /// Recent changes held for resuming watches, and the zxid above which
@@ -298,14 +309,24 @@ impl ServerCore {
             applied: self.applied,
             last_logged: self.node.history().last(),
             znodes: self.replica.tree.node_count(),
+            ephemerals: self.replica.tree.ephemeral_count(),
+            data_bytes: self.replica.tree.data_bytes(),
+            outstanding: self.frontend.outstanding(),
+            learners: self.node.learners(),
             watches: self.frontend.watches.total(),
             watch_resume_changes: self.frontend.watches.recent.held(),
             watch_resume_floor: Zxid(self.frontend.watches.recent.floor()),
             window_bytes: self.window.bytes(),
-            sessions: self.replica.tree.sessions().len(),
+            sessions: self.replica.tree.session_count(),
             connections: self.frontend.connections(),
             stats: self.node.stats(),
         }
+    }
+
+    /// An inspection report (the admin port's `/cons`, `/wchs`, `/dump`)
+    /// at `clock`.
+    pub fn report(&self, kind: ReportKind, clock: Clock) -> Report {
+        report::build(kind, &self.frontend, &self.replica.tree, clock.mono_us)
     }
 
     pub fn replica(&self) -> &Replica {

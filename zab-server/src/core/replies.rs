@@ -38,6 +38,10 @@ impl Frontend {
     }
 
     pub fn on_sync_done(&mut self, id: RequestId, zxid: Zxid, replica: &Replica, applied: Zxid) {
+        if let Some(at) = self.submitted.remove(&id) {
+            let us = self.clock.mono_us.saturating_sub(at);
+            self.metrics.sync.observe(seconds(us));
+        }
         let Some((conn, xid)) = self.requests.remove(&id) else {
             return;
         };
@@ -151,9 +155,7 @@ impl Frontend {
         }
         if let Some(at) = submitted {
             let us = self.clock.mono_us.saturating_sub(at);
-            self.metrics
-                .commit
-                .observe(std::time::Duration::from_micros(us));
+            self.metrics.commit.observe(seconds(us));
         }
         Some(conn)
     }
@@ -188,9 +190,16 @@ impl Frontend {
                     }
                 }
                 Some(Item::Read { .. }) => {
-                    let Some(Item::Read { xid, request }) = c.queue.pop_front() else {
+                    let Some(Item::Read {
+                        xid,
+                        request,
+                        arrived_us,
+                    }) = c.queue.pop_front()
+                    else {
                         continue;
                     };
+                    let waited_us = self.clock.mono_us.saturating_sub(arrived_us);
+                    self.metrics.read.observe(seconds(waited_us));
                     let limit = c.frame_bytes_max;
                     let outcome = match &request {
                         Request::SetWatches(set) => {
@@ -268,4 +277,9 @@ fn restamped(frame: ServerFrame, applied: Zxid) -> ServerFrame {
         },
         other => other,
     }
+}
+
+/// Microseconds as the seconds a histogram observes.
+fn seconds(us: u64) -> f64 {
+    us as f64 / 1e6
 }

@@ -83,7 +83,7 @@ impl GroupCommit {
                         });
                     *writers.lock().unwrap_or_else(|e| e.into_inner()) = store.snapshot_writer();
                     if let (Some(m), false) = (&metrics, batch.is_empty()) {
-                        m.fsync.observe(began.elapsed());
+                        m.fsync.observe(began.elapsed().as_secs_f64());
                     }
                     let mut q = worker.lock();
                     match result {

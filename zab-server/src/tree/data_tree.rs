@@ -33,6 +33,8 @@ pub struct DataTree {
     /// Bytes of paths, data and ACLs other than the open one
     /// ([`crate::acl::charge`]) in all nodes: what a data quota limits.
     pub(crate) data_bytes: u64,
+    /// Ephemeral nodes in the tree (kept as nodes come and go, for metrics).
+    pub(crate) ephemeral_count: usize,
     /// One shared allocation per distinct ACL.
     pub(crate) acls: AclInterner,
 }
@@ -169,6 +171,7 @@ impl DataTree {
             expirable: BTreeSet::new(),
             last_applied: Zxid::ZERO,
             data_bytes: 1,
+            ephemeral_count: 0,
             acls: AclInterner::default(),
         }
     }
@@ -238,6 +241,11 @@ impl DataTree {
         self.nodes.get(path).map(Node::kind)
     }
 
+    /// Ephemeral nodes in the tree, all sessions.
+    pub fn ephemeral_count(&self) -> usize {
+        self.ephemeral_count
+    }
+
     /// The ephemeral paths `session` owns, sorted.
     pub fn ephemerals(&self, session: u64) -> Vec<String> {
         self.ephemerals
@@ -288,6 +296,11 @@ impl DataTree {
         let mut out: Vec<(u64, u32)> = self.sessions.iter().map(|(&s, &t)| (s, t)).collect();
         out.sort_unstable();
         out
+    }
+
+    /// Open sessions, counted in O(1).
+    pub fn session_count(&self) -> usize {
+        self.sessions.len()
     }
 
     /// The session's timeout, if it is open.
@@ -577,6 +590,7 @@ impl DataTree {
             self.expirable.insert(path.to_owned());
         }
         if ephemeral_owner != 0 {
+            self.ephemeral_count += 1;
             self.ephemerals
                 .entry(ephemeral_owner)
                 .or_default()
@@ -631,6 +645,7 @@ impl DataTree {
         }
         let owner = node.ephemeral_owner();
         if owner != 0 {
+            self.ephemeral_count -= 1;
             if let Some(paths) = self.ephemerals.get_mut(&owner) {
                 paths.remove(path);
                 if paths.is_empty() {

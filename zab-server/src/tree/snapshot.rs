@@ -236,6 +236,7 @@ fn decode(r: &mut Reader<'_>) -> Result<DataTree, Malformed> {
         expirable: Default::default(),
         last_applied,
         data_bytes: 0,
+        ephemeral_count: 0,
         acls: Default::default(),
     };
     let mut lists: Vec<AclRef> = Vec::new();
@@ -349,6 +350,7 @@ fn insert(tree: &mut DataTree, path: &str, node: Node) -> Result<(), &'static st
         if !tree.sessions.contains_key(&owner) {
             return Err("an ephemeral node of a session that is not open");
         }
+        tree.ephemeral_count += 1;
         tree.ephemerals
             .entry(owner)
             .or_default()
@@ -477,6 +479,12 @@ mod tests {
         assert_eq!(
             (tree.data_bytes(), back.data_bytes()),
             (held as u64, held as u64)
+        );
+        // So is the ephemeral count (session 9's went with its close).
+        let ephemerals = tree.nodes.iter().filter(|(_, n)| n.ephemeral_owner() != 0);
+        assert_eq!(
+            (tree.ephemeral_count(), back.ephemeral_count()),
+            (ephemerals.count(), 1)
         );
         let empty = DataTree::new();
         assert_eq!(DataTree::deserialize(&empty.serialize()), Ok(empty));
