@@ -261,7 +261,10 @@ async fn report(
     Query(q): Query<Limit>,
     uri: axum::http::Uri,
 ) -> Response {
-    let limit = q.limit.unwrap_or(REPORT_LIMIT_DEFAULT).min(REPORT_ENTRIES_MAX);
+    let limit = q
+        .limit
+        .unwrap_or(REPORT_LIMIT_DEFAULT)
+        .min(REPORT_ENTRIES_MAX);
     let kind = match uri.path() {
         "/cons" => ReportKind::Connections { limit },
         "/wchs" => ReportKind::Watches { limit },

@@ -25,6 +25,7 @@ use tracing::{debug, warn};
 use zab_proto::{negotiate_frame_bytes, ConnectRequest, RequestFrame, HANDSHAKE_FRAME_BYTES_MAX};
 
 use crate::core::ConnId;
+use crate::metrics::REJECTION_REASONS;
 
 /// Connections one client address may hold open (ZooKeeper's maxClientCnxns).
 pub const CONNECTIONS_PER_ADDRESS_MAX: usize = 60;
@@ -144,7 +145,7 @@ pub async fn listen(listener: TcpListener, events: mpsc::Sender<ClientEvent>, cf
             Ok((stream, addr)) => {
                 if !admit(&per_address, addr.ip()) {
                     warn!(%addr, "too many connections from this address; refusing");
-                    rejected(&cfg, "per_address_limit");
+                    rejected(&cfg, REJECTION_REASONS[0]);
                     continue; // dropping the stream closes it
                 }
                 cfg.metrics.client_accepted.inc();
@@ -175,11 +176,11 @@ pub async fn listen(listener: TcpListener, events: mpsc::Sender<ClientEvent>, cf
                                     connection(peer, (reader, writer), &events, &cfg).await
                                 }
                                 Ok(Err(e)) => {
-                                    rejected(&cfg, "tls_handshake");
+                                    rejected(&cfg, REJECTION_REASONS[1]);
                                     Err(e)
                                 }
                                 Err(_) => {
-                                    rejected(&cfg, "tls_handshake");
+                                    rejected(&cfg, REJECTION_REASONS[1]);
                                     Err(std::io::Error::other("no TLS handshake in time"))
                                 }
                             }

@@ -17,14 +17,19 @@ use crate::core::Status;
 
 /// Latency bucket upper bounds, in seconds: 100 µs to 10 s.
 const LATENCY_BUCKETS_S: [f64; 15] = [
-    0.000_1, 0.000_25, 0.000_5, 0.001, 0.002_5, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0,
-    2.5, 10.0,
+    0.000_1, 0.000_25, 0.000_5, 0.001, 0.002_5, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
+    10.0,
 ];
 
 /// Buckets for what takes seconds to minutes: snapshots, elections.
 const SLOW_BUCKETS_S: [f64; 12] = [
     0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0,
 ];
+
+/// Why the client port refuses a connection before its session: more
+/// than `CONNECTIONS_PER_ADDRESS_MAX` from one address, or a TLS handshake
+/// that failed or did not come in time.
+pub const REJECTION_REASONS: [&str; 2] = ["per_address_limit", "tls_handshake"];
 
 /// Every series the server exports, and the registry that renders them.
 #[derive(Debug, Clone)]
@@ -166,6 +171,17 @@ impl Metrics {
             .build
             .with_label_values(&[env!("CARGO_PKG_VERSION")])
             .set(1);
+        let client_rejected = counters(
+            &r,
+            "zab_client_connections_rejected_total",
+            "Client connections refused or closed before their session: by reason.",
+            &["reason"],
+        );
+        // Known reasons start at 0, so a rate over them is defined before
+        // the first refusal (Prometheus practice for labelled counters).
+        for reason in REJECTION_REASONS {
+            client_rejected.with_label_values(&[reason]);
+        }
         Metrics {
             fsync: histogram(&r, "zab_fsync_seconds", "One group-commit batch: apply the writes, then fdatasync.", lat),
             commit: histogram(&r, "zab_commit_seconds", "A client write, from its arrival at this server to its reply.", lat),
@@ -179,7 +195,7 @@ impl Metrics {
             client_sent_bytes: counter(&r, "zab_client_sent_bytes_total", "Bytes sent to clients."),
             client_requests: counter(&r, "zab_client_requests_total", "Request frames received from clients (pings included)."),
             client_accepted: counter(&r, "zab_client_connections_accepted_total", "Client connections accepted."),
-            client_rejected: counters(&r, "zab_client_connections_rejected_total", "Client connections refused or closed before their session: by reason.", &["reason"]),
+            client_rejected,
             registry: r,
             status,
         }
@@ -208,7 +224,8 @@ impl Metrics {
         g.last_logged_zxid.set(zxid_value(s.last_logged));
         g.znodes.set(count(s.znodes));
         g.ephemerals.set(count(s.ephemerals));
-        g.data_bytes.set(i64::try_from(s.data_bytes).unwrap_or(i64::MAX));
+        g.data_bytes
+            .set(i64::try_from(s.data_bytes).unwrap_or(i64::MAX));
         g.watches.set(count(s.watches));
         g.watch_resume_changes.set(count(s.watch_resume_changes));
         g.watch_resume_floor.set(zxid_value(s.watch_resume_floor));
@@ -272,9 +289,18 @@ mod tests {
         m.commit.observe(Duration::from_millis(3).as_secs_f64());
         m.commit.observe(Duration::from_secs(50).as_secs_f64());
         let text = m.render(&Status::default(), 1);
-        assert!(text.contains("zab_commit_seconds_bucket{le=\"0.0001\"} 1\n"), "{text}");
-        assert!(text.contains("zab_commit_seconds_bucket{le=\"0.005\"} 2\n"), "{text}");
-        assert!(text.contains("zab_commit_seconds_bucket{le=\"+Inf\"} 3\n"), "{text}");
+        assert!(
+            text.contains("zab_commit_seconds_bucket{le=\"0.0001\"} 1\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("zab_commit_seconds_bucket{le=\"0.005\"} 2\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("zab_commit_seconds_bucket{le=\"+Inf\"} 3\n"),
+            "{text}"
+        );
         assert!(text.contains("zab_commit_seconds_count 3\n"), "{text}");
         let lines: Vec<&str> = text.lines().collect();
         let helps = lines.iter().filter(|l| l.starts_with("# HELP ")).count();

@@ -316,6 +316,9 @@ async fn the_admin_port_answers_only_certificate_holders_over_tls() {
         .expect("an HTTP answer");
     let text = String::from_utf8_lossy(&alice);
     let line = text.lines().next().unwrap_or_default();
-    assert!(line.starts_with("HTTP/1.") && line.contains(" 503 "), "{text}");
+    assert!(
+        line.starts_with("HTTP/1.") && line.contains(" 503 "),
+        "{text}"
+    );
     let _ = std::fs::remove_dir_all(&dir);
 }

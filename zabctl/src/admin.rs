@@ -34,10 +34,7 @@ async fn get(addr: &str, path: &str) -> Result<(u16, HeaderMap, Bytes), Unanswer
         .parse()
         .map_err(|_| Unanswered::Unreachable)?;
     let client = Client::builder(TokioExecutor::new()).build_http::<Empty<Bytes>>();
-    let response = client
-        .get(uri)
-        .await
-        .map_err(|_| Unanswered::Unreachable)?;
+    let response = client.get(uri).await.map_err(|_| Unanswered::Unreachable)?;
     let code = response.status().as_u16();
     let headers = response.headers().clone();
     let body = response.into_body().collect().await;

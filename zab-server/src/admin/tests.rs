@@ -73,7 +73,10 @@ async fn get(app: Router, path: &str) -> (StatusCode, String, String) {
 #[tokio::test]
 async fn probes_follow_the_role() {
     let looking = || app(Role::Looking, None);
-    assert_eq!(get(looking(), "/readyz").await.0, StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(
+        get(looking(), "/readyz").await.0,
+        StatusCode::SERVICE_UNAVAILABLE
+    );
     assert_eq!(get(looking(), "/health").await.2, "looking\n");
     assert_eq!(get(looking(), "/livez").await.0, StatusCode::OK);
     assert_eq!(get(app(FOLLOWING, None), "/readyz").await.0, StatusCode::OK);
@@ -109,7 +112,11 @@ async fn metrics_are_prometheus_text_with_the_status_gauges() {
     let lines = body.lines().map(str::to_owned).map(Ok);
     let scrape = prometheus_parse::Scrape::parse(lines).expect("parses");
     // (The parser folds a histogram's buckets, sum and count into one.)
-    assert!(scrape.samples.len() > 40, "{} samples", scrape.samples.len());
+    assert!(
+        scrape.samples.len() > 40,
+        "{} samples",
+        scrape.samples.len()
+    );
     for sample in &scrape.samples {
         let family = sample
             .metric

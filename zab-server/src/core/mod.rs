@@ -37,9 +37,9 @@ use zab_core::{Action, Input, Message, Node, PeerId, PersistOp, PersistSeq, Role
 use zab_proto::{ConnectRequest, RequestFrame};
 
 pub use frontend::{ClientOutput, Defects, Frontend, OUTSTANDING_MAX};
-pub use report::{Report, ReportKind, REPORT_ENTRIES_MAX};
 #[cfg(test)]
 pub use report::report_example;
+pub use report::{Report, ReportKind, REPORT_ENTRIES_MAX};
 
 use crate::replica::{FrozenState, Replica};
 use crate::server::Application;

@@ -17,10 +17,16 @@ pub const REPORT_ENTRIES_MAX: usize = 100_000;
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ReportKind {
     /// Client connections, at most `limit`.
-    Connections { limit: usize },
-    Watches { limit: usize },
+    Connections {
+        limit: usize,
+    },
+    Watches {
+        limit: usize,
+    },
     /// Sessions and their ephemeral nodes, at most `limit` of each.
-    Sessions { limit: usize },
+    Sessions {
+        limit: usize,
+    },
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -106,12 +112,7 @@ fn hex(session: u64) -> String {
     format!("{session:#x}")
 }
 
-pub(super) fn build(
-    kind: ReportKind,
-    frontend: &Frontend,
-    tree: &DataTree,
-    now_us: u64,
-) -> Report {
+pub(super) fn build(kind: ReportKind, frontend: &Frontend, tree: &DataTree, now_us: u64) -> Report {
     match kind {
         ReportKind::Connections { limit } => {
             Report::Connections(connections(frontend, limit.min(REPORT_ENTRIES_MAX), now_us))
