@@ -17,7 +17,6 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use crate::report::escape;
 use crate::store::{Connect, Store, StoreError};
 use crate::workload::value;
 
@@ -58,22 +57,58 @@ struct Writer {
     first_error: Option<String>,
 }
 
+/// The failover run's JSON line: the cluster writer's figures, then the
+/// session writer's under `session_` names.
+#[derive(Debug, serde::Serialize)]
+struct FailoverDoc {
+    system: &'static str,
+    workload: &'static str,
+    #[serde(flatten)]
+    cluster: WriterDoc,
+    #[serde(flatten, serialize_with = "session_prefixed")]
+    session: WriterDoc,
+}
+
+#[derive(Debug, serde::Serialize)]
+struct WriterDoc {
+    recovered: bool,
+    gap_ms: f64,
+    gap_start_unix_ms: u128,
+    gap_end_unix_ms: u128,
+    writes: u64,
+    errors: u64,
+    sessions_opened: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    first_error: Option<String>,
+}
+
+/// `doc`'s fields under `session_` names.
+fn session_prefixed<S: serde::Serializer>(doc: &WriterDoc, s: S) -> Result<S::Ok, S::Error> {
+    use serde::ser::{Error, SerializeMap};
+    let value = serde_json::to_value(doc).map_err(S::Error::custom)?;
+    let fields = value.as_object().cloned().unwrap_or_default();
+    let mut map = s.serialize_map(Some(fields.len()))?;
+    for (name, v) in fields {
+        map.serialize_entry(&format!("session_{name}"), &v)?;
+    }
+    map.end()
+}
+
 impl Writer {
-    fn json(&self, prefix: &str) -> String {
+    fn doc(&self) -> WriterDoc {
         let (gap_ms, from_ms, to_ms) = self
             .gap
             .map_or((0.0, 0, 0), |(g, a, b)| (g.as_secs_f64() * 1e3, a, b));
-        let mut s = format!(
-            "\"{prefix}recovered\":{},\"{prefix}gap_ms\":{gap_ms:.1},\"{prefix}gap_start_unix_ms\":{from_ms},\"{prefix}gap_end_unix_ms\":{to_ms},\"{prefix}writes\":{},\"{prefix}errors\":{},\"{prefix}sessions_opened\":{}",
-            self.gap.is_some(),
-            self.writes,
-            self.errors,
-            self.sessions_opened
-        );
-        if let Some(e) = &self.first_error {
-            s.push_str(&format!(",\"{prefix}first_error\":\"{}\"", escape(e)));
+        WriterDoc {
+            recovered: self.gap.is_some(),
+            gap_ms,
+            gap_start_unix_ms: from_ms,
+            gap_end_unix_ms: to_ms,
+            writes: self.writes,
+            errors: self.errors,
+            sessions_opened: self.sessions_opened,
+            first_error: self.first_error.clone(),
         }
-        s
     }
 }
 
@@ -113,12 +148,13 @@ pub async fn run<S: Store>(plan: &FailoverPlan) -> Result<String, StoreError> {
             ready
         ),
     );
-    Ok(format!(
-        "{{\"system\":\"{}\",\"workload\":\"failover\",{},{}}}",
-        S::NAME,
-        cluster.json(""),
-        session.json("session_")
-    ))
+    let doc = FailoverDoc {
+        system: S::NAME,
+        workload: "failover",
+        cluster: cluster.doc(),
+        session: session.doc(),
+    };
+    serde_json::to_string(&doc).map_err(|e| StoreError(format!("cannot encode the result: {e}")))
 }
 
 async fn write_loop<S: Store>(
@@ -212,5 +248,41 @@ fn note_error(w: &mut Writer, e: StoreError) {
     w.errors += 1;
     if w.first_error.is_none() {
         w.first_error = Some(e.0);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_line_names_the_session_writer_by_prefix() {
+        let cluster = Writer {
+            gap: Some((Duration::from_millis(1500), 10, 1510)),
+            writes: 7,
+            ..Writer::default()
+        };
+        let session = Writer {
+            first_error: Some("said \"no\"".into()),
+            ..Writer::default()
+        };
+        let doc = FailoverDoc {
+            system: "zab",
+            workload: "failover",
+            cluster: cluster.doc(),
+            session: session.doc(),
+        };
+        let line = serde_json::to_string(&doc).expect("JSON");
+        assert!(
+            line.starts_with("{\"system\":\"zab\",\"workload\":\"failover\","),
+            "{line}"
+        );
+        let v: serde_json::Value = serde_json::from_str(&line).expect("JSON");
+        assert_eq!(v["recovered"], true);
+        assert_eq!(v["gap_ms"], 1500.0);
+        assert_eq!(v["gap_end_unix_ms"], 1510);
+        assert_eq!(v["session_recovered"], false);
+        assert_eq!(v["session_first_error"], "said \"no\"");
+        assert!(v.get("first_error").is_none(), "{line}");
     }
 }

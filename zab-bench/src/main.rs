@@ -69,112 +69,125 @@ fn list(s: &str) -> Vec<String> {
         .collect()
 }
 
-fn secs(s: &str, flag: &str) -> Result<Duration, String> {
+/// The command line, as clap reads it; [`Cli::opts`] checks and expands it.
+#[derive(Debug, clap::Parser)]
+#[command(
+    name = "zab-bench",
+    version,
+    about = "Runs the same workloads against zab, Apache ZooKeeper and etcd; one JSON line per run."
+)]
+struct Cli {
+    /// zab, zk (zookeeper) or etcd.
+    #[arg(long, default_value = "zab", value_parser = system)]
+    system: System,
+    /// Client addresses, comma-separated; session i uses server i mod n.
+    #[arg(long, default_value = "127.0.0.1:2181,127.0.0.1:2182,127.0.0.1:2183")]
+    servers: String,
+    /// Where read and mixed sessions go (followers), comma-separated.
+    #[arg(long)]
+    read_servers: Option<String>,
+    /// write, write-latency, read-local, read-linearizable, mixed,
+    /// ephemeral, all (comma-separated); or failover (alone).
+    #[arg(long, default_value = "write")]
+    workload: String,
+    /// Session counts, comma-separated, each 1..=1024.
+    #[arg(long, default_value = "1,16,64")]
+    sessions: String,
+    /// Measured seconds per run (default 10); for failover the longest the
+    /// run may take (default 30).
+    #[arg(long, value_parser = seconds)]
+    duration: Option<Duration>,
+    /// Unmeasured seconds before each run.
+    #[arg(long, default_value = "2", value_parser = seconds)]
+    warmup: Duration,
+    #[arg(long, default_value_t = 10_000)]
+    session_timeout_ms: u64,
+    /// Per request (default 5000; failover 500).
+    #[arg(long)]
+    op_timeout_ms: Option<u64>,
+    /// Give each session every server (rotated), not one.
+    #[arg(long)]
+    spread_all: bool,
+    /// Also print a human table after the JSON lines.
+    #[arg(long)]
+    table: bool,
+    /// Load: keys to create in all.
+    #[arg(long, default_value_t = 1_000_000)]
+    keys: u64,
+}
+
+fn system(s: &str) -> Result<System, String> {
+    match s {
+        "zab" => Ok(System::Zab),
+        "zk" | "zookeeper" => Ok(System::ZooKeeper),
+        "etcd" => Ok(System::Etcd),
+        other => Err(format!("unknown system {other:?} (zab, zk, etcd)")),
+    }
+}
+
+fn seconds(s: &str) -> Result<Duration, String> {
     s.parse::<f64>()
         .ok()
         .filter(|v| v.is_finite() && *v >= 0.0)
         .map(Duration::from_secs_f64)
-        .ok_or(format!("{flag} needs seconds, got {s:?}"))
+        .ok_or(format!("needs seconds, got {s:?}"))
 }
 
-fn millis(s: &str, flag: &str) -> Result<Duration, String> {
-    s.parse::<u64>()
-        .map(Duration::from_millis)
-        .map_err(|_| format!("{flag} needs milliseconds, got {s:?}"))
-}
-
-fn parse(args: impl Iterator<Item = String>) -> Result<Opts, String> {
-    let mut opts = Opts {
-        system: System::Zab,
-        servers: list("127.0.0.1:2181,127.0.0.1:2182,127.0.0.1:2183"),
-        read_servers: Vec::new(),
-        workloads: vec![Workload::Write],
-        failover: false,
-        sessions: vec![1, 16, 64],
-        duration: None,
-        warmup: Duration::from_secs(2),
-        session_timeout: Duration::from_secs(10),
-        op_timeout: None,
-        spread_all: false,
-        table: false,
-        keys: 1_000_000,
-    };
-    let mut it = args;
-    while let Some(flag) = it.next() {
-        let mut value = || it.next().ok_or(format!("{flag} needs a value"));
-        match flag.as_str() {
-            "--system" => {
-                opts.system = match value()?.as_str() {
-                    "zab" => System::Zab,
-                    "zk" | "zookeeper" => System::ZooKeeper,
-                    "etcd" => System::Etcd,
-                    other => return Err(format!("unknown system {other:?} (zab, zk, etcd)")),
-                }
+impl Cli {
+    fn opts(self) -> Result<Opts, String> {
+        let mut workloads = Vec::new();
+        let mut failover = false;
+        for w in list(&self.workload) {
+            match w.as_str() {
+                "all" => workloads.extend(Workload::ALL),
+                "failover" => failover = true,
+                name => workloads
+                    .push(Workload::parse(name).ok_or(format!("unknown workload {name:?}"))?),
             }
-            "--servers" => opts.servers = list(&value()?),
-            "--read-servers" => opts.read_servers = list(&value()?),
-            "--workload" => {
-                opts.workloads.clear();
-                for w in list(&value()?) {
-                    match w.as_str() {
-                        "all" => opts.workloads.extend(Workload::ALL),
-                        "failover" => opts.failover = true,
-                        name => opts.workloads.push(
-                            Workload::parse(name).ok_or(format!("unknown workload {name:?}"))?,
-                        ),
-                    }
-                }
-            }
-            "--sessions" => {
-                opts.sessions = list(&value()?)
-                    .iter()
-                    .map(|s| s.parse::<usize>().ok().filter(|n| (1..=1024).contains(n)))
-                    .collect::<Option<Vec<usize>>>()
-                    .ok_or("--sessions needs counts in 1..=1024")?;
-            }
-            "--duration" => opts.duration = Some(secs(&value()?, "--duration")?),
-            "--warmup" => opts.warmup = secs(&value()?, "--warmup")?,
-            "--session-timeout-ms" => {
-                opts.session_timeout = millis(&value()?, "--session-timeout-ms")?;
-            }
-            "--op-timeout-ms" => opts.op_timeout = Some(millis(&value()?, "--op-timeout-ms")?),
-            "--spread-all" => opts.spread_all = true,
-            "--table" => opts.table = true,
-            "--keys" => {
-                opts.keys = value()?
-                    .parse()
-                    .map_err(|_| "--keys needs a count".to_string())?;
-            }
-            "-h" | "--help" => return Err(String::new()),
-            other => return Err(format!("unknown argument {other:?}")),
         }
+        let sessions = list(&self.sessions)
+            .iter()
+            .map(|s| s.parse::<usize>().ok().filter(|n| (1..=1024).contains(n)))
+            .collect::<Option<Vec<usize>>>()
+            .ok_or("--sessions needs counts in 1..=1024")?;
+        let servers = list(&self.servers);
+        if servers.is_empty() {
+            return Err("--servers lists no server".into());
+        }
+        if failover && !workloads.is_empty() {
+            return Err("failover runs alone: give --workload failover by itself".into());
+        }
+        Ok(Opts {
+            system: self.system,
+            servers,
+            read_servers: self.read_servers.as_deref().map(list).unwrap_or_default(),
+            workloads,
+            failover,
+            sessions,
+            duration: self.duration,
+            warmup: self.warmup,
+            session_timeout: Duration::from_millis(self.session_timeout_ms),
+            op_timeout: self.op_timeout_ms.map(Duration::from_millis),
+            spread_all: self.spread_all,
+            table: self.table,
+            keys: self.keys,
+        })
     }
-    if opts.servers.is_empty() {
-        return Err("--servers lists no server".into());
-    }
-    if opts.failover && !opts.workloads.is_empty() {
-        return Err("failover runs alone: give --workload failover by itself".into());
-    }
-    Ok(opts)
 }
 
-fn usage() -> &'static str {
-    "usage: zab-bench --system zab|zk|etcd --servers HOST:PORT,... [--read-servers LIST]\n\
-     \x20      [--workload write,write-latency,read-local,read-linearizable,mixed,ephemeral|all|failover]\n\
-     \x20      [--sessions 1,16,64] [--duration SECS] [--warmup SECS] [--table]\n\
-     \x20      [--session-timeout-ms N] [--op-timeout-ms N] [--spread-all]"
+/// `args` without the program name: the options, or a usage error.
+fn parse(args: impl Iterator<Item = String>) -> Result<Opts, clap::Error> {
+    use clap::{CommandFactory, Parser};
+    let cli = Cli::try_parse_from(std::iter::once("zab-bench".to_string()).chain(args))?;
+    cli.opts()
+        .map_err(|why| Cli::command().error(clap::error::ErrorKind::ValueValidation, why))
 }
 
 fn main() -> ExitCode {
     let opts = match parse(std::env::args().skip(1)) {
         Ok(o) => o,
-        Err(why) => {
-            if !why.is_empty() {
-                eprintln!("zab-bench: {why}");
-            }
-            eprintln!("{}", usage());
-            return ExitCode::from(2);
-        }
+        // Help and version to stdout (exit 0), usage errors to stderr (2).
+        Err(e) => e.exit(),
     };
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()

@@ -15,46 +15,44 @@ use std::time::Duration;
 
 use zab_tests::netns::{LinkRule, Net};
 
-fn usage() -> ExitCode {
-    eprintln!("usage: netns up --tag TAG --servers N [--rtt-ms MS] [--loss FRACTION]");
-    ExitCode::from(2)
+/// The command line.
+#[derive(Debug, clap::Parser)]
+#[command(
+    name = "netns",
+    about = "Holds a multi-host net up until SIGTERM or SIGINT."
+)]
+enum Cli {
+    /// Creates the hosts and their switch, prints them, and waits.
+    Up {
+        /// Names this net's namespaces and devices.
+        #[arg(long, default_value = "x")]
+        tag: String,
+        /// Server hosts (zab1..zabN); a client host is added.
+        #[arg(long, default_value_t = 3)]
+        servers: usize,
+        /// Round-trip time between hosts, in milliseconds (0..=60000).
+        #[arg(long, default_value_t = 0.0, value_parser = in_range(0.0, 60_000.0))]
+        rtt_ms: f64,
+        /// Fraction of packets lost on each link (0..=1).
+        #[arg(long, default_value_t = 0.0, value_parser = in_range(0.0, 1.0))]
+        loss: f64,
+    },
+}
+
+fn in_range(low: f64, high: f64) -> impl Fn(&str) -> Result<f64, String> + Clone {
+    move |s| match s.parse::<f64>() {
+        Ok(v) if (low..=high).contains(&v) => Ok(v),
+        _ => Err(format!("needs a number in {low}..={high}")),
+    }
 }
 
 fn main() -> ExitCode {
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    if args.first().map(String::as_str) != Some("up") {
-        return usage();
-    }
-    let (mut tag, mut servers, mut rtt_ms, mut loss) = (String::from("x"), 3usize, 0f64, 0f64);
-    let mut it = args[1..].iter();
-    while let Some(flag) = it.next() {
-        let Some(value) = it.next() else {
-            return usage();
-        };
-        let ok = match flag.as_str() {
-            "--tag" => {
-                tag = value.clone();
-                true
-            }
-            "--servers" => value.parse().map(|v| servers = v).is_ok(),
-            "--rtt-ms" => value
-                .parse()
-                .ok()
-                .filter(|v: &f64| (0.0..=60_000.0).contains(v))
-                .map(|v| rtt_ms = v)
-                .is_some(),
-            "--loss" => value
-                .parse()
-                .ok()
-                .filter(|v: &f64| (0.0..=1.0).contains(v))
-                .map(|v| loss = v)
-                .is_some(),
-            _ => false,
-        };
-        if !ok {
-            return usage();
-        }
-    }
+    let Cli::Up {
+        tag,
+        servers,
+        rtt_ms,
+        loss,
+    } = <Cli as clap::Parser>::parse();
     let net = match Net::create(&tag, servers, 0x6e65_7473) {
         Ok(n) => n,
         Err(e) => {

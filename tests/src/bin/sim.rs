@@ -13,72 +13,66 @@ use std::time::Instant;
 use zab_tests::sim::replay_command;
 use zab_tests::{defect, run_seeds, DEFECTS};
 
+/// The command line.
+#[derive(Debug, clap::Parser)]
+#[command(
+    name = "sim",
+    about = "Runs the deterministic simulator over a range of seeds."
+)]
 struct Args {
+    /// The first seed.
+    #[arg(long, default_value_t = 0)]
     start: u64,
+    /// How many seeds, from --start.
+    #[arg(long, default_value_t = 100)]
     seeds: u64,
+    /// Replays one seed, verbosely (sets --start S --seeds 1 -v).
+    #[arg(long, conflicts_with_all = ["start", "seeds"])]
+    seed: Option<u64>,
+    /// Cluster sizes, comma-separated, each 1..=9.
+    #[arg(long, value_delimiter = ',', default_value = "3,5",
+          value_parser = cluster_size)]
     sizes: Vec<usize>,
+    /// Simulated milliseconds of faults per seed.
+    #[arg(long, default_value_t = 120_000)]
     chaos_ms: u64,
+    /// Runs with one deliberately broken rule; reports the first seed
+    /// that catches it.
+    #[arg(long, value_parser = known_defect)]
     defect: Option<String>,
+    /// Prints every seed's report.
+    #[arg(short, long)]
     verbose: bool,
 }
 
-fn parse() -> Result<Args, String> {
-    let mut a = Args {
-        start: 0,
-        seeds: 100,
-        sizes: vec![3, 5],
-        chaos_ms: 120_000,
-        defect: None,
-        verbose: false,
-    };
-    let mut it = std::env::args().skip(1);
-    while let Some(flag) = it.next() {
-        let mut value = || it.next().ok_or(format!("{flag} needs a value"));
-        match flag.as_str() {
-            "--seeds" => a.seeds = value()?.parse().map_err(|e| format!("--seeds: {e}"))?,
-            "--start" => a.start = value()?.parse().map_err(|e| format!("--start: {e}"))?,
-            "--seed" => {
-                a.start = value()?.parse().map_err(|e| format!("--seed: {e}"))?;
-                a.seeds = 1;
-                a.verbose = true;
-            }
-            "--sizes" => {
-                a.sizes = value()?
-                    .split(',')
-                    .map(|s| s.parse().map_err(|e| format!("--sizes: {e}")))
-                    .collect::<Result<_, _>>()?;
-                if a.sizes.iter().any(|&n| !(1..=9).contains(&n)) {
-                    return Err("--sizes: cluster sizes must be 1..=9".into());
-                }
-            }
-            "--chaos-ms" => {
-                a.chaos_ms = value()?.parse().map_err(|e| format!("--chaos-ms: {e}"))?
-            }
-            "--defect" => {
-                let d = value()?;
-                if defect(&d).is_none() {
-                    return Err(format!(
-                        "unknown defect {d:?}; known: {}",
-                        DEFECTS.join(", ")
-                    ));
-                }
-                a.defect = Some(d);
-            }
-            "-v" | "--verbose" => a.verbose = true,
-            other => return Err(format!("unknown argument {other:?}")),
-        }
+fn cluster_size(s: &str) -> Result<usize, String> {
+    match s.parse() {
+        Ok(n) if (1..=9).contains(&n) => Ok(n),
+        _ => Err("cluster sizes must be 1..=9".into()),
     }
-    Ok(a)
+}
+
+fn known_defect(name: &str) -> Result<String, String> {
+    match defect(name) {
+        Some(_) => Ok(name.to_owned()),
+        None => Err(format!(
+            "unknown defect {name:?}; known: {}",
+            DEFECTS.join(", ")
+        )),
+    }
+}
+
+/// The arguments, with --seed expanded.
+fn parse() -> Args {
+    let mut a = <Args as clap::Parser>::parse();
+    if let Some(seed) = a.seed {
+        (a.start, a.seeds, a.verbose) = (seed, 1, true);
+    }
+    a
 }
 
 fn main() -> ExitCode {
-    let args = match parse() {
-        Ok(a) => a,
-        Err(e) => {
-            eprintln!("sim: {e}");
-            return ExitCode::from(2);
-        }
-    };
+    let args = parse();
     let defects = args.defect.as_deref().and_then(defect).unwrap_or_default();
     let began = Instant::now();
     let reports = run_seeds(
