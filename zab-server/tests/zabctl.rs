@@ -299,6 +299,25 @@ async fn every_command_against_an_ensemble() {
     assert_eq!(rows.len(), 3);
     let leaders = rows.iter().filter(|r| r["role"] == "leading").count();
     assert_eq!(leaders, 1, "{status}");
+    // ZooKeeper's four-letter words, as JSON from every server.
+    let dump = ctl
+        .run(&["-o", "json", "cluster", "dump", "--limit", "5"])
+        .await
+        .ok();
+    let docs: Vec<serde_json::Value> = dump
+        .text()
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("a JSON line"))
+        .collect();
+    assert_eq!(docs.len(), 3, "{}", dump.text());
+    assert!(docs
+        .iter()
+        .all(|d| d["sessions"].is_array() && d["admin"].is_string()));
+    let conf = ctl.run(&["cluster", "conf"]).await.ok();
+    assert!(conf.text().contains("\"cluster_id\""), "{}", conf.text());
+    for word in ["cons", "wchs"] {
+        assert_eq!(ctl.run(&["cluster", word]).await.code, 0, "{word}");
+    }
     let version = ctl.run(&["-o", "json", "version"]).await.ok().json();
     assert_eq!(version["servers"][0]["version"], env!("CARGO_PKG_VERSION"));
     let backup = e.dir.join("backup.snap");

@@ -96,6 +96,35 @@ pub async fn cluster_status(admins: &[String], p: &mut Printer<'_>) -> Result<()
     }
 }
 
+/// `zabctl cluster conf|cons|wchs|dump`: each admin port's answer to
+/// `path`, with the port's address added; as indented JSON under the
+/// address in text, one JSON object per server with `-o json`. Fails (exit
+/// 3) if any did not answer, after printing the others.
+pub async fn inspect(admins: &[String], path: &str, p: &mut Printer<'_>) -> Result<(), Failure> {
+    let mut missing = Vec::new();
+    for addr in admins {
+        let answer = tokio::time::timeout(ANSWER_TIMEOUT, get(addr, path)).await;
+        let doc = match answer {
+            Ok(Ok((200, _, body))) => serde_json::from_slice::<Value>(&body).ok(),
+            _ => None,
+        };
+        let Some(Value::Object(mut doc)) = doc else {
+            missing.push(addr.clone());
+            continue;
+        };
+        let pretty = serde_json::to_string_pretty(&doc).unwrap_or_default();
+        doc.insert("admin".into(), json!(addr));
+        p.said(&format!("{addr}\n{pretty}"), &Value::Object(doc))?;
+    }
+    match missing.is_empty() {
+        true => Ok(()),
+        false => Err(Failure::Client(zab_client::Error::NoServer(format!(
+            "no answer from {}",
+            missing.join(", ")
+        )))),
+    }
+}
+
 /// `zabctl version`: this tool's version and each reachable server's.
 pub async fn version(admins: &[String], p: &mut Printer<'_>) -> Result<(), Failure> {
     let servers: Vec<Value> = statuses(admins)

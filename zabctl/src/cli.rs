@@ -393,6 +393,21 @@ pub struct Digest {
 pub enum Cluster {
     /// Each server's role, leader, zxids and counts.
     Status,
+    /// Each server's effective configuration (secrets redacted).
+    Conf,
+    /// Each server's client connections (ZooKeeper's `cons`).
+    Cons(Inspect),
+    /// Each server's watches, summarized (ZooKeeper's `wchs`).
+    Wchs(Inspect),
+    /// The sessions and their ephemeral nodes (ZooKeeper's `dump`).
+    Dump(Inspect),
+}
+
+#[derive(Debug, Args)]
+pub struct Inspect {
+    /// Entries each list may hold (the server caps it at 100,000).
+    #[arg(long, default_value_t = 1000)]
+    pub limit: usize,
 }
 
 #[derive(Debug, Args)]

@@ -115,6 +115,16 @@ async fn execute(
             _ => Err(Failure::Usage("digest wants USER:PASSWORD".into())),
         },
         Command::Cluster(cli::Cluster::Status) => admin::cluster_status(&global.admin, p).await,
+        Command::Cluster(cli::Cluster::Conf) => admin::inspect(&global.admin, "/conf", p).await,
+        Command::Cluster(cli::Cluster::Cons(i)) => {
+            admin::inspect(&global.admin, &format!("/cons?limit={}", i.limit), p).await
+        }
+        Command::Cluster(cli::Cluster::Wchs(i)) => {
+            admin::inspect(&global.admin, &format!("/wchs?limit={}", i.limit), p).await
+        }
+        Command::Cluster(cli::Cluster::Dump(i)) => {
+            admin::inspect(&global.admin, &format!("/dump?limit={}", i.limit), p).await
+        }
         Command::Backup(b) => admin::backup(&global.admin, &b.file, p).await,
         Command::Version => admin::version(&global.admin, p).await,
         Command::Completion(c) => {
