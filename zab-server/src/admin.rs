@@ -17,30 +17,37 @@
 //! `/snapshot` and `/digest` answer only with `admin_backups = true` (403
 //! otherwise): a backup holds every node whatever its ACL.
 //!
-//! Bounded whatever clients do: at most [`CONNECTIONS_MAX`] connections
-//! (more are closed at once), a request head within [`REQUEST_TIME_MAX`]
-//! and 8 KiB, a connection's whole life within [`CONNECTION_TIME_MAX`];
-//! over TLS when `[admin_tls]` is configured. One backup or digest runs at
-//! a time (each encodes or hashes the whole tree on a blocking thread);
-//! another asked meanwhile gets 503. The port serves every node regardless
+//! Bounded whatever clients do: at most [`CONNECTIONS_MAX`] connections,
+//! [`CONNECTIONS_PER_ADDRESS_MAX`] from one address (more are closed at
+//! once), a request head within [`REQUEST_TIME_MAX`] and 8 KiB, a
+//! connection's whole life within [`CONNECTION_TIME_MAX`] (a backup's:
+//! [`BACKUP_CONNECTION_TIME_MAX`]); over TLS when `[admin_tls]` is
+//! configured. One backup or digest runs at a time (each encodes or hashes
+//! the whole tree on a blocking thread), and one inspection report (the
+//! driver builds it); another asked meanwhile gets 503. The port serves every node regardless
 //! of ACLs: keep it private, or behind `[admin_tls]` with required client
 //! certificates.
 
+use std::collections::HashMap;
 use std::convert::Infallible;
-use std::sync::Arc;
+use std::net::IpAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use axum::body::Body;
 use axum::extract::{Query, State};
-use axum::http::{header, HeaderValue, StatusCode};
+use axum::http::{header, HeaderValue, Request, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{get, on, MethodFilter};
 use axum::{Json, Router};
+use hyper::body::Incoming;
 use serde::{Deserialize, Serialize};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpListener;
 use tokio::sync::{mpsc, oneshot, watch, Semaphore};
 use tokio_rustls::TlsAcceptor;
+use tower::Service as _;
 use zab_core::{Phase, Role};
 
 use crate::core::{ReportKind, REPORT_ENTRIES_MAX};
@@ -48,11 +55,18 @@ use crate::server::{ReportRequest, Status};
 
 /// Admin connections open at once; more are closed when accepted.
 pub const CONNECTIONS_MAX: usize = 64;
-/// How long a request head (and a TLS handshake) may take to arrive.
+/// Admin connections one address may hold open, so that one client cannot
+/// take every slot from the probes and the scraper.
+pub const CONNECTIONS_PER_ADDRESS_MAX: usize = 8;
+/// How long a request head (and a TLS handshake) may take to arrive; a
+/// kept-alive connection idle this long is closed too.
 pub const REQUEST_TIME_MAX: Duration = Duration::from_secs(2);
-/// How long one connection may live, whatever it does: a reader that
-/// stops reading a backup must not hold the copy for ever.
-pub const CONNECTION_TIME_MAX: Duration = Duration::from_secs(600);
+/// How long one connection may live, whatever it does, so that a client
+/// reading slowly holds its slot for a bounded time...
+pub const CONNECTION_TIME_MAX: Duration = Duration::from_secs(30);
+/// ...and once it asked for a backup or a digest: a large tree takes a
+/// while to send, but a reader that stops must not hold the copy for ever.
+pub const BACKUP_CONNECTION_TIME_MAX: Duration = Duration::from_secs(600);
 /// The request head's bound, in bytes (hyper's smallest read buffer).
 const REQUEST_BYTES_MAX: usize = 8 * 1024;
 /// How long the driver gets to build a report.
@@ -82,27 +96,30 @@ pub struct Sources {
 struct Admin {
     sources: Sources,
     heavy: Arc<Semaphore>,
+    /// One inspection report at a time.
+    reporting: Arc<Semaphore>,
 }
 
 /// Serves the admin port forever.
 pub async fn serve((listener, tls): (TcpListener, Option<TlsAcceptor>), sources: Sources) {
     let app = router(sources);
     let open = Arc::new(Semaphore::new(CONNECTIONS_MAX));
+    let per_address = Arc::new(Mutex::new(HashMap::<IpAddr, usize>::new()));
     loop {
-        let stream = match listener.accept().await {
-            Ok((stream, _)) => stream,
+        let (stream, addr) = match listener.accept().await {
+            Ok(accepted) => accepted,
             Err(e) => {
                 tracing::warn!(error = %e, "accepting an admin connection failed");
                 tokio::time::sleep(Duration::from_millis(50)).await;
                 continue;
             }
         };
-        let Ok(permit) = open.clone().try_acquire_owned() else {
+        let Some(slot) = Slot::take(&open, &per_address, addr.ip()) else {
             continue; // dropping the stream closes it
         };
         let (app, tls) = (app.clone(), tls.clone());
         tokio::spawn(async move {
-            let _permit = permit;
+            let _slot = slot;
             match tls {
                 None => connection(stream, app).await,
                 Some(acceptor) => {
@@ -116,18 +133,87 @@ pub async fn serve((listener, tls): (TcpListener, Option<TlsAcceptor>), sources:
     }
 }
 
-/// Serves one connection's requests with hyper, within its bounds.
+/// One admin connection's place in both bounds, given back on drop.
+struct Slot {
+    _permit: tokio::sync::OwnedSemaphorePermit,
+    per_address: Arc<Mutex<HashMap<IpAddr, usize>>>,
+    ip: IpAddr,
+}
+
+impl Slot {
+    fn take(
+        open: &Arc<Semaphore>,
+        per_address: &Arc<Mutex<HashMap<IpAddr, usize>>>,
+        ip: IpAddr,
+    ) -> Option<Slot> {
+        let permit = open.clone().try_acquire_owned().ok()?;
+        let mut counts = per_address.lock().unwrap_or_else(|e| e.into_inner());
+        let n = counts.entry(ip).or_insert(0);
+        if *n >= CONNECTIONS_PER_ADDRESS_MAX {
+            return None;
+        }
+        *n += 1;
+        Some(Slot {
+            _permit: permit,
+            per_address: per_address.clone(),
+            ip,
+        })
+    }
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        let mut counts = self.per_address.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(n) = counts.get_mut(&self.ip) {
+            *n -= 1;
+            if *n == 0 {
+                counts.remove(&self.ip);
+            }
+        }
+    }
+}
+
+/// Serves one connection's requests with hyper, within its bounds: its
+/// life is [`CONNECTION_TIME_MAX`], or [`BACKUP_CONNECTION_TIME_MAX`] once
+/// it asked for a backup or a digest.
 async fn connection<S>(stream: S, app: Router)
 where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
-    let service = hyper_util::service::TowerToHyperService::new(app);
+    let heavy = Arc::new(AtomicBool::new(false));
+    let asked = heavy.clone();
+    let service = hyper::service::service_fn(move |request: Request<Incoming>| {
+        if matches!(request.uri().path(), "/snapshot" | "/digest") {
+            asked.store(true, Ordering::Relaxed);
+        }
+        // A Router is always ready: `call` needs no `poll_ready` first.
+        let mut app = app.clone();
+        async move { app.call(request).await }
+    });
     let served = hyper::server::conn::http1::Builder::new()
         .timer(hyper_util::rt::TokioTimer::new())
         .header_read_timeout(REQUEST_TIME_MAX)
         .max_buf_size(REQUEST_BYTES_MAX)
         .serve_connection(hyper_util::rt::TokioIo::new(stream), service);
-    let _ = tokio::time::timeout(CONNECTION_TIME_MAX, served).await;
+    tokio::pin!(served);
+    let began = tokio::time::Instant::now();
+    loop {
+        let long = heavy.load(Ordering::Relaxed);
+        let life = match long {
+            true => BACKUP_CONNECTION_TIME_MAX,
+            false => CONNECTION_TIME_MAX,
+        };
+        if tokio::time::timeout_at(began + life, &mut served)
+            .await
+            .is_ok()
+        {
+            return;
+        }
+        // Past its life, unless it asked for a backup meanwhile.
+        if long || !heavy.load(Ordering::Relaxed) {
+            return;
+        }
+    }
 }
 
 /// Every endpoint. Public for tests, which call it without a socket.
@@ -135,6 +221,7 @@ pub fn router(sources: Sources) -> Router {
     let admin = Admin {
         sources,
         heavy: Arc::new(Semaphore::new(1)),
+        reporting: Arc::new(Semaphore::new(1)),
     };
     Router::new()
         .route("/livez", get(|| async { "alive\n" }))
@@ -146,8 +233,10 @@ pub fn router(sources: Sources) -> Router {
         .route("/cons", get(report))
         .route("/wchs", get(report))
         .route("/dump", get(report))
-        .route("/snapshot", get(backup))
-        .route("/digest", get(backup))
+        // GET only: axum's `get` answers HEAD too, which would encode the
+        // whole tree for nothing.
+        .route("/snapshot", on(MethodFilter::GET, backup))
+        .route("/digest", on(MethodFilter::GET, backup))
         .fallback(|| async {
             let endpoints = "try /livez, /readyz, /health, /status, /metrics, /conf, /cons, /wchs, /dump, /digest or /snapshot\n";
             (StatusCode::NOT_FOUND, endpoints)
@@ -270,10 +359,19 @@ async fn report(
         "/wchs" => ReportKind::Watches { limit },
         _ => ReportKind::Sessions { limit },
     };
-    let (tx, rx) = oneshot::channel();
     let unavailable = |why: &str| (StatusCode::SERVICE_UNAVAILABLE, format!("{why}\n"));
-    if admin.sources.reports.send((kind, tx)).await.is_err() {
-        return unavailable("the server is stopping").into_response();
+    // One report at a time, and none queued behind it: the driver builds
+    // each between two inputs.
+    let Ok(_permit) = admin.reporting.try_acquire() else {
+        return unavailable("a report is already being built; try again").into_response();
+    };
+    let (tx, rx) = oneshot::channel();
+    if let Err(e) = admin.sources.reports.try_send((kind, tx)) {
+        let why = match e {
+            mpsc::error::TrySendError::Full(_) => "a report is already being built; try again",
+            mpsc::error::TrySendError::Closed(_) => "the server is stopping",
+        };
+        return unavailable(why).into_response();
     }
     match tokio::time::timeout(REPORT_TIME_MAX, rx).await {
         Ok(Ok(report)) => Json(report).into_response(),
@@ -304,8 +402,10 @@ async fn backup(State(admin): State<Admin>, uri: axum::http::Uri) -> Response {
         return stopping();
     };
     let is_backup = uri.path() == "/snapshot";
+    // The permit goes with the work, then with the body: a client that
+    // hangs up while the tree is encoded does not free it for another.
     let work = tokio::task::spawn_blocking(move || {
-        if is_backup {
+        let parts = if is_backup {
             let content = state.encode();
             drop(state);
             let head = crate::storage::snapshot_file::header(0, zxid, &content);
@@ -317,9 +417,10 @@ async fn backup(State(admin): State<Admin>, uri: axum::http::Uri) -> Response {
                 "digest": state.digest().to_string(),
             });
             vec![format!("{doc}\n").into_bytes()]
-        }
+        };
+        (parts, permit)
     });
-    let Ok(parts) = work.await else {
+    let Ok((parts, permit)) = work.await else {
         return text(StatusCode::INTERNAL_SERVER_ERROR, "the backup failed");
     };
     let len: usize = parts.iter().map(Vec::len).sum();

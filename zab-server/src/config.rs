@@ -251,7 +251,6 @@ fn default_handshake_timeout_ms() -> u32 {
     crate::core::SessionLimits::default().handshake_timeout_ms
 }
 
-/// Why a configuration was refused.
 /// A secret shown only as whether it is set.
 fn redacted<S: serde::Serializer>(secret: &Option<String>, s: S) -> Result<S::Ok, S::Error> {
     match secret {
@@ -259,6 +258,8 @@ fn redacted<S: serde::Serializer>(secret: &Option<String>, s: S) -> Result<S::Ok
         None => s.serialize_none(),
     }
 }
+
+/// Why a configuration was refused.
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ConfigError(pub String);
@@ -585,6 +586,24 @@ mod tests {
         client = "127.0.0.1:2183"
         observer = true
     "#;
+
+    /// What the admin port's `/conf` shows: every setting, and the super
+    /// user's digest only as set.
+    #[test]
+    fn the_served_configuration_hides_the_super_digest() {
+        let text = GOOD.replace(
+            "data_dir",
+            "super_digest = \"super:D/InIHSb7yEEbrWz8b9l71RjZJU=\"\n        data_dir",
+        );
+        let c = Config::parse(&text).expect("valid");
+        let shown = serde_json::to_value(&c).expect("serializes");
+        assert_eq!(shown["super_digest"], "<redacted>");
+        assert!(!shown.to_string().contains("D/InIHSb7"), "{shown}");
+        assert_eq!(shown["id"], 2);
+        assert_eq!(shown["servers"][2]["observer"], true);
+        let plain = serde_json::to_value(Config::parse(GOOD).expect("valid")).expect("serializes");
+        assert!(plain["super_digest"].is_null(), "{plain}");
+    }
 
     #[test]
     fn members_are_known_by_host_names_and_may_listen_elsewhere() {

@@ -148,7 +148,6 @@ pub async fn listen(listener: TcpListener, events: mpsc::Sender<ClientEvent>, cf
                     rejected(&cfg, REJECTION_REASONS[0]);
                     continue; // dropping the stream closes it
                 }
-                cfg.metrics.client_accepted.inc();
                 let conn = next;
                 next += 1;
                 let events = events.clone();
@@ -159,6 +158,7 @@ pub async fn listen(listener: TcpListener, events: mpsc::Sender<ClientEvent>, cf
                     let ip = addr.ip();
                     let ended = match &cfg.tls {
                         None => {
+                            cfg.metrics.client_accepted.inc();
                             let (reader, writer) = stream.into_split();
                             let peer = (conn, ip, None);
                             connection(peer, (reader, writer), &events, &cfg).await
@@ -166,6 +166,7 @@ pub async fn listen(listener: TcpListener, events: mpsc::Sender<ClientEvent>, cf
                         Some(acceptor) => {
                             match tokio::time::timeout(cfg.stall, acceptor.accept(stream)).await {
                                 Ok(Ok(tls)) => {
+                                    cfg.metrics.client_accepted.inc();
                                     let (_, session) = tls.get_ref();
                                     let x509 = session
                                         .peer_certificates()

@@ -5,7 +5,8 @@
 //!
 //! Names follow Prometheus conventions: a `zab_` prefix, base units
 //! (seconds, bytes), `_total` on counters. Every series has `# HELP`.
-//! `docs/operations.md` lists them; `deploy/grafana/zab.json` graphs them.
+//! `docs/deployment.md` (Monitoring) lists them;
+//! `packaging/grafana/zab-dashboard.json` graphs them.
 
 use prometheus::core::Collector;
 use prometheus::{
@@ -35,6 +36,10 @@ pub const REJECTION_REASONS: [&str; 2] = ["per_address_limit", "tls_handshake"];
 #[derive(Debug, Clone)]
 pub struct Metrics {
     registry: Registry,
+    /// Held from setting the status gauges to gathering them: two scrapes
+    /// at once must not both add the core's new events to the counters,
+    /// nor one reset the lag series the other is about to gather.
+    rendering: std::sync::Arc<std::sync::Mutex<()>>,
     /// One group-commit batch: apply the writes, then fdatasync.
     pub fsync: Histogram,
     /// A client write, from its arrival at this server's core to its reply.
@@ -161,7 +166,7 @@ impl Metrics {
             log_window_bytes: gauge(&r, "zab_log_window_bytes", "Payload bytes of logged transactions held in memory since the newest snapshot."),
             sessions: gauge(&r, "zab_sessions", "Sessions in the ensemble (replicated: the same on every server)."),
             connections: gauge(&r, "zab_client_connections", "Client connections open on this server."),
-            outstanding: gauge(&r, "zab_outstanding_requests", "Writes and syncs of this server's clients waiting for the quorum."),
+            outstanding: gauge(&r, "zab_outstanding_requests", "Writes, syncs and session changes of this server's clients waiting for the quorum."),
             learners: gauges(&r, "zab_learners", "Leader only: its learners by state (synced: receiving proposals; syncing: being brought up to date).", &["state"]),
             learner_lag: gauges(&r, "zab_learner_lag_transactions", "Leader only: transactions the learner has not acknowledged yet.", &["peer"]),
             protocol: counters(&r, "zab_protocol_events_total", "Zab protocol events on this server: elections, quorums established, proposals, syncs answered, epoch bumps, messages dropped as stale, protocol errors.", &["event"]),
@@ -194,9 +199,10 @@ impl Metrics {
             client_received_bytes: counter(&r, "zab_client_received_bytes_total", "Bytes received from clients."),
             client_sent_bytes: counter(&r, "zab_client_sent_bytes_total", "Bytes sent to clients."),
             client_requests: counter(&r, "zab_client_requests_total", "Request frames received from clients (pings included)."),
-            client_accepted: counter(&r, "zab_client_connections_accepted_total", "Client connections accepted."),
+            client_accepted: counter(&r, "zab_client_connections_accepted_total", "Client connections accepted (over TLS: with their handshake done)."),
             client_rejected,
             registry: r,
+            rendering: Default::default(),
             status,
         }
     }
@@ -204,6 +210,7 @@ impl Metrics {
     /// The Prometheus text exposition (format 0.0.4) of every series, with
     /// the gauges set from `status` first.
     pub fn render(&self, status: &Status, id: u64) -> String {
+        let _one_at_a_time = self.rendering.lock().unwrap_or_else(|e| e.into_inner());
         self.set_status(status, id);
         let mut out = String::new();
         // Encoding into a String fails only on a malformed family, which

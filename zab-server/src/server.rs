@@ -68,7 +68,8 @@ impl Driver {
     ) -> (Driver, watch::Receiver<Status>) {
         let (tx, rx) = watch::channel(core.status());
         let (freezes_tx, freezes) = mpsc::channel(4);
-        let (reports_tx, reports) = mpsc::channel(4);
+        // One report at a time (the admin port sends with try_send).
+        let (reports_tx, reports) = mpsc::channel(1);
         let driver = Driver {
             core,
             gc,

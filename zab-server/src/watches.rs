@@ -285,8 +285,14 @@ impl Watches {
         let paths = [0, 1, 2, 3, 4].map(|slot| self.by_path[slot].len());
         let mut held: Vec<(Watcher, usize)> =
             self.by_watcher.iter().map(|(&w, h)| (w, h.len)).collect();
-        held.sort_unstable_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
-        held.truncate(top);
+        let most_first =
+            |a: &(Watcher, usize), b: &(Watcher, usize)| b.1.cmp(&a.1).then(a.0.cmp(&b.0));
+        // The top `top` in linear time, then only those sorted.
+        if top < held.len() {
+            held.select_nth_unstable_by(top, most_first);
+            held.truncate(top);
+        }
+        held.sort_unstable_by(most_first);
         (paths, held)
     }
 

@@ -92,7 +92,7 @@ async fn metrics_parse_move_with_traffic_and_feed_the_dashboard() {
         .expect("a one-shot watch");
 
     // The status is published once per tick: scrape until the leader
-    // shows both followers synced, and this server the three ephemerals.
+    // shows both followers synced, and this server the client's watches.
     let (lead, lead_text) =
         scrape_until(&e, leader, "zab_learners", &[("state", "synced")], 2.0).await;
     assert_eq!(
@@ -106,7 +106,8 @@ async fn metrics_parse_move_with_traffic_and_feed_the_dashboard() {
         .filter(|x| x.metric == "zab_learner_lag_transactions")
         .count();
     assert_eq!(lags, 2, "{lead_text}");
-    let (mine, text) = scrape_until(&e, here, "zab_ephemerals", &[], 3.0).await;
+    // (The watches were armed last: once they show, so does the rest.)
+    let (mine, text) = scrape_until(&e, here, "zab_watches", &[], 2.0).await;
 
     // Every series documented, typed and counted.
     // (A labelled family with no series yet, such as the learners' lag on

@@ -158,3 +158,61 @@ async fn backups_are_refused_unless_enabled() {
     assert_eq!(code, StatusCode::FORBIDDEN);
     assert!(body.contains("admin_backups"), "{body}");
 }
+
+/// The port's bounds on a real socket: one address gets at most
+/// CONNECTIONS_PER_ADDRESS_MAX connections (the next is closed at once),
+/// and an idle one is closed after REQUEST_TIME_MAX, giving its slot back.
+#[tokio::test]
+async fn one_address_cannot_take_every_slot_and_idle_connections_end() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("a port");
+    let addr = listener.local_addr().expect("bound");
+    let (_, status_rx) = watch::channel(status(FOLLOWING));
+    let (freezes, _) = mpsc::channel(1);
+    let (reports, _) = mpsc::channel(1);
+    let sources = Sources {
+        status: status_rx,
+        id: 1,
+        metrics: Default::default(),
+        freezes,
+        reports,
+        backups: false,
+        conf: Default::default(),
+    };
+    tokio::spawn(serve((listener, None), sources));
+    let mut idle = Vec::new();
+    for _ in 0..CONNECTIONS_PER_ADDRESS_MAX {
+        idle.push(tokio::net::TcpStream::connect(addr).await.expect("connect"));
+    }
+    // Give the acceptor time to take them all, then ask once more.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let mut extra = tokio::net::TcpStream::connect(addr).await.expect("connect");
+    let _ = extra
+        .write_all(b"GET /livez HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await;
+    let mut got = Vec::new();
+    let read = tokio::time::timeout(Duration::from_secs(1), extra.read_to_end(&mut got)).await;
+    // Closed at once (EOF or a reset), never answered.
+    assert!(read.is_ok() && got.is_empty(), "answered: {got:?}");
+    // The idle ones are closed by the head timeout; then there is room.
+    for mut s in idle {
+        let mut buf = Vec::new();
+        let closed = tokio::time::timeout(REQUEST_TIME_MAX * 3, s.read_to_end(&mut buf)).await;
+        assert!(closed.is_ok(), "an idle admin connection stayed open");
+    }
+    let mut again = tokio::net::TcpStream::connect(addr).await.expect("connect");
+    again
+        .write_all(b"GET /livez HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        .await
+        .expect("write");
+    let mut got = Vec::new();
+    tokio::time::timeout(Duration::from_secs(5), again.read_to_end(&mut got))
+        .await
+        .expect("an answer")
+        .expect("read");
+    let text = String::from_utf8_lossy(&got);
+    assert!(
+        text.starts_with("HTTP/1.1 200") && text.ends_with("alive\n"),
+        "{text}"
+    );
+}

@@ -182,7 +182,8 @@ pub struct Status {
     pub ephemerals: usize,
     /// What the tree's paths, data and ACLs take (`max_data_bytes` bounds it).
     pub data_bytes: u64,
-    /// Writes and syncs of this server's clients waiting for the quorum.
+    /// Writes, syncs and session changes (handshakes, closes) of this
+    /// server's clients waiting for the quorum.
     pub outstanding: usize,
     /// Leader only: its learners.
     pub learners: Vec<zab_core::LearnerView>,

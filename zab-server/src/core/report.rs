@@ -104,7 +104,8 @@ pub struct SessionEntry {
     /// Attached to a connection on this server.
     pub connected_here: bool,
     pub ephemeral_count: usize,
-    /// Its ephemeral nodes, sorted, at most the report's limit.
+    /// Its ephemeral nodes, sorted; fewer than `ephemeral_count` once the
+    /// report has listed its limit of paths in all.
     pub ephemerals: Vec<String>,
 }
 
@@ -182,24 +183,34 @@ fn watches(frontend: &Frontend, limit: usize) -> WatchSummary {
 }
 
 fn sessions(frontend: &Frontend, tree: &DataTree, limit: usize) -> Sessions {
-    let all = tree.sessions();
-    let sessions: Vec<SessionEntry> = all
-        .iter()
-        .take(limit)
-        .map(|&(session, timeout_ms)| {
+    // The `limit` lowest session ids in linear time, then only those
+    // sorted; ephemeral paths listed within one budget for the report.
+    let mut ids: Vec<u64> = tree.sessions.keys().copied().collect();
+    let total = ids.len();
+    if limit < ids.len() {
+        ids.select_nth_unstable(limit);
+        ids.truncate(limit);
+    }
+    ids.sort_unstable();
+    let mut budget = limit;
+    let sessions: Vec<SessionEntry> = ids
+        .into_iter()
+        .map(|session| {
             let owned = tree.ephemerals.get(&session);
+            let listed: Vec<String> = owned.into_iter().flatten().take(budget).cloned().collect();
+            budget -= listed.len();
             SessionEntry {
                 session: hex(session),
-                timeout_ms,
+                timeout_ms: tree.sessions.get(&session).copied().unwrap_or_default(),
                 connected_here: frontend.by_session.contains_key(&session),
                 ephemeral_count: owned.map_or(0, |paths| paths.len()),
-                ephemerals: owned.into_iter().flatten().take(limit).cloned().collect(),
+                ephemerals: listed,
             }
         })
         .collect();
     Sessions {
-        total: all.len(),
-        truncated: sessions.len() < all.len(),
+        total,
+        truncated: sessions.len() < total,
         sessions,
     }
 }
