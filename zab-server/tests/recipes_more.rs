@@ -1,6 +1,7 @@
-//! The counter, queue, read-write lock, semaphore, barriers, tree cache and
-//! persistent node recipes on a real 3-server ensemble, each while the
-//! leader is killed (and brought back) under it. Every wait is bounded.
+//! The counter, queue, read-write lock, semaphore, barriers, tree cache,
+//! persistent node and leader selector recipes on a real 3-server
+//! ensemble, each while the leader is killed (and brought back) under it.
+//! Every wait is bounded.
 
 mod common;
 
@@ -11,7 +12,8 @@ use std::time::Duration;
 
 use common::{retry, Ensemble};
 use zab_client::recipes::{
-    Counter, DoubleBarrier, PersistentNode, Queue, RwLock, Semaphore, TreeCache,
+    Counter, DoubleBarrier, LeaderSelector, Leading, PersistentNode, Queue, RwLock, Semaphore,
+    TreeCache,
 };
 use zab_client::{Client, Consistency, CreateMode};
 
@@ -396,4 +398,82 @@ async fn a_persistent_node_comes_back_after_deletion_session_loss_and_a_leader_k
         None,
         "close deletes it"
     );
+}
+
+/// Decrements a count of listeners leading when dropped: at the end of a
+/// listener's future, or when the selector cancels it.
+struct Leads(Arc<AtomicUsize>);
+
+impl Drop for Leads {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+/// Two selectors whose listeners lead a while and return: leadership
+/// rotates between them, never two listeners at once, each term larger
+/// than the last, across a leader kill; stopped, they leave no candidate
+/// behind.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_leader_selector_rotates_leadership_one_listener_at_a_time_across_a_leader_kill() {
+    let (mut e, leader, clients) = ensemble("selector").await;
+    let active = Arc::new(AtomicUsize::new(0));
+    let most = Arc::new(AtomicUsize::new(0));
+    let led: Arc<Mutex<Vec<(String, u64)>>> = Arc::default();
+    let mut selectors = Vec::new();
+    for (i, client) in clients.iter().take(2).enumerate() {
+        let (active, most, led) = (active.clone(), most.clone(), led.clone());
+        let listener = move |leading: Leading| {
+            let (active, most, led) = (active.clone(), most.clone(), led.clone());
+            async move {
+                let now = active.fetch_add(1, Ordering::SeqCst) + 1;
+                let _leads = Leads(active);
+                most.fetch_max(now, Ordering::SeqCst);
+                led.lock()
+                    .expect("not poisoned")
+                    .push((leading.id.clone(), leading.term));
+                tokio::time::sleep(Duration::from_millis(150)).await;
+            }
+        };
+        let id = format!("c{i}");
+        selectors.push(LeaderSelector::start(
+            client.clone(),
+            "/selector",
+            &id,
+            true,
+            listener,
+        ));
+    }
+    kill_leader_after(&mut e, leader, 300).await;
+    within(60, "eight leaderships", async {
+        while led.lock().expect("not poisoned").len() < 8 {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    })
+    .await;
+    for s in selectors {
+        within(30, "a selector's stop", s.stop())
+            .await
+            .expect("stopped cleanly");
+    }
+    let led = led.lock().expect("not poisoned").clone();
+    assert_eq!(
+        most.load(Ordering::SeqCst),
+        1,
+        "two listeners led at once: {led:?}"
+    );
+    assert!(
+        led.windows(2).all(|w| w[0].1 < w[1].1),
+        "terms did not grow: {led:?}"
+    );
+    for id in ["c0", "c1"] {
+        assert!(
+            led.iter().any(|(who, _)| who == id),
+            "{id} never led: {led:?}"
+        );
+    }
+    let (left, _) = retry(|| clients[2].children("/selector", Consistency::Linearizable, false))
+        .await
+        .expect("the election's directory");
+    assert!(left.is_empty(), "candidates left behind: {left:?}");
 }

@@ -36,7 +36,7 @@ pub struct Leadership<'a> {
     other_events: Vec<WatchEvent>,
 }
 
-const PREFIX: &str = "candidate-";
+pub(super) const PREFIX: &str = "candidate-";
 
 impl Election {
     /// Stands as candidate `id` in the election at `dir` (created if
@@ -101,7 +101,22 @@ impl Election {
     }
 }
 
-impl Leadership<'_> {
+impl<'a> Leadership<'a> {
+    /// The leadership of `entry`, admitted first in `queue`'s line.
+    pub(super) fn admitted(
+        queue: Waitlist<'a>,
+        entry: Entry,
+        id: &str,
+        other_events: Vec<WatchEvent>,
+    ) -> Leadership<'a> {
+        Leadership {
+            queue,
+            entry,
+            id: id.to_string(),
+            other_events,
+        }
+    }
+
     /// This leader's id.
     pub fn id(&self) -> &str {
         &self.id

@@ -10,6 +10,7 @@
 //! | [`RwLock`] | `dir/read-…`, `dir/write-…`, ephemeral sequential |
 //! | [`Semaphore`] | `dir/lease-…`, ephemeral sequential |
 //! | [`Election`] | `dir/candidate-<session>-<n>-<seq>`, ephemeral sequential, data = candidate id |
+//! | [`LeaderSelector`] | as [`Election`], from a task that runs a listener while it leads |
 //! | [`register`] / [`Discovery`] | `service_dir/<instance>`, ephemeral, data = payload |
 //! | [`ConfigWatcher`] | one node whose data is the value |
 //! | [`Barrier`] | one node: the barrier stands while it exists |
@@ -75,6 +76,7 @@ pub mod persistent_node;
 pub mod queue;
 pub mod registry;
 pub mod rwlock;
+pub mod selector;
 pub mod semaphore;
 pub mod tree_cache;
 mod waitlist;
@@ -88,6 +90,7 @@ pub use persistent_node::PersistentNode;
 pub use queue::{Item, Queue};
 pub use registry::{register, Discovery};
 pub use rwlock::{RwGuard, RwLock};
+pub use selector::{LeaderSelector, Leading};
 pub use semaphore::{Lease, Semaphore};
 pub use tree_cache::{CacheChange, TreeCache};
 

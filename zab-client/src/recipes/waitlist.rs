@@ -46,7 +46,7 @@ pub(super) struct Entry {
 
 /// Why [`Waitlist::wait_turn`] returned.
 #[derive(Debug, PartialEq, Eq)]
-enum Turn {
+pub(super) enum Turn {
     Admitted,
     TimedOut,
 }
@@ -102,7 +102,7 @@ impl<'a> Waitlist<'a> {
     }
 
     /// Joins the line with `data`: creates `dir` if missing, then our node.
-    async fn join(&self, data: &[u8]) -> Result<Entry, Error> {
+    pub(super) async fn join(&self, data: &[u8]) -> Result<Entry, Error> {
         static ATTEMPTS: AtomicU64 = AtomicU64::new(0);
         ensure_path(self.client, &self.dir).await?;
         let n = ATTEMPTS.fetch_add(1, Ordering::Relaxed);
@@ -168,7 +168,7 @@ impl<'a> Waitlist<'a> {
 
     /// Waits until `entry` is admitted, or until `deadline`. Errors with
     /// `NoNode` if our node was deleted under us.
-    async fn wait_turn(
+    pub(super) async fn wait_turn(
         &self,
         entry: &Entry,
         deadline: Option<Instant>,
