@@ -100,6 +100,7 @@ mod request;
 mod response;
 mod types;
 mod wire;
+pub mod zk;
 
 #[cfg(test)]
 mod fuzz;
