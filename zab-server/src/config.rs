@@ -30,6 +30,10 @@ pub struct Member {
     /// Admin HTTP port (/health, /status, /metrics); none if absent.
     #[serde(default)]
     pub admin: Option<String>,
+    /// Where ZooKeeper's clients connect (ZooKeeper's own client protocol,
+    /// 3.5 to 3.9); off if absent.
+    #[serde(default)]
+    pub zookeeper: Option<String>,
 }
 
 /// Where the environment's settings come from: `ZAB_SERVER_<FIELD>`.
@@ -144,6 +148,10 @@ pub struct Config {
     /// Where this server serves the admin port; by default its `admin`.
     #[serde(default)]
     pub listen_admin: Option<SocketAddr>,
+    /// Where to listen for ZooKeeper's clients, if not this server's
+    /// `zookeeper` address.
+    #[serde(default)]
+    pub listen_zookeeper: Option<SocketAddr>,
     /// A peer link that carries nothing for this long is dropped and
     /// dialled again. Every server heartbeats its links at least every
     /// 100 ms whatever its own settings ([`Config::liveness`]), so only a
@@ -337,6 +345,14 @@ impl Config {
             or(self.listen_client, &me.client),
             admin,
         )
+    }
+
+    /// Where to listen for ZooKeeper's clients, if anywhere.
+    pub fn zookeeper_listen_address(&self) -> Option<String> {
+        match (self.listen_zookeeper, &self.me().zookeeper) {
+            (Some(a), _) => Some(a.to_string()),
+            (None, known) => known.clone(),
+        }
     }
 
     pub fn validate(&self) -> Result<(), ConfigError> {

@@ -144,10 +144,23 @@ pub async fn serve(cfg: Config) -> Result<Stop, String> {
         tls,
         metrics: metrics.clone(),
     };
+    if let Some(zk_addr) = cfg.zookeeper_listen_address() {
+        let zk_listener = crate::listener::bind(&zk_addr)
+            .await
+            .map_err(|e| format!("cannot listen for ZooKeeper clients on {zk_addr}: {e}"))?;
+        info!(zookeeper = %zk_addr, "serving ZooKeeper's client protocol");
+        tokio::spawn(crate::listener::listen(
+            zk_listener,
+            clients_tx.clone(),
+            listener_cfg.clone(),
+            crate::listener::Protocol::ZooKeeper,
+        ));
+    }
     tokio::spawn(crate::listener::listen(
         client_listener,
         clients_tx,
         listener_cfg,
+        crate::listener::Protocol::Zab,
     ));
     let mut token_seed = [0u8; 8];
     getrandom::getrandom(&mut token_seed).map_err(|e| format!("no random source: {e}"))?;

@@ -244,6 +244,27 @@ impl Ensemble {
         e
     }
 
+    /// `n` servers, each also serving ZooKeeper's client protocol; returns
+    /// those addresses too.
+    pub fn start_with_zookeeper(n: usize, name: &str, extra: &str) -> (Ensemble, Vec<SocketAddr>) {
+        let ports = free_ports(3 * n);
+        let (peers, rest) = ports.split_at(n);
+        let (clients, zks) = rest.split_at(n);
+        let peers: Vec<SocketAddr> = peers.iter().map(|p| loopback(*p)).collect();
+        let mut e = Ensemble::configure(n, name, clients, extra, |_, j| peers[j]);
+        for i in 0..n {
+            let path = e.dir.join(format!("{}", i + 1)).join("zab.toml");
+            let mut cfg = std::fs::read_to_string(&path).expect("config");
+            for (c, z) in clients.iter().zip(zks) {
+                let line = format!("client = \"127.0.0.1:{c}\"\n");
+                cfg = cfg.replace(&line, &format!("{line}zookeeper = \"127.0.0.1:{z}\"\n"));
+            }
+            std::fs::write(&path, cfg).expect("config");
+        }
+        e.spawn_all();
+        (e, zks.iter().map(|p| loopback(*p)).collect())
+    }
+
     /// Stops server `i` with SIGTERM, as an operator would, and waits for it
     /// to exit (SIGKILL after 10 s).
     pub fn stop(&mut self, i: usize) {

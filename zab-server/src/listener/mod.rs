@@ -12,7 +12,7 @@
 
 use std::collections::HashMap;
 use std::net::IpAddr;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -26,6 +26,8 @@ use zab_proto::{negotiate_frame_bytes, ConnectRequest, RequestFrame, HANDSHAKE_F
 
 use crate::core::ConnId;
 use crate::metrics::REJECTION_REASONS;
+
+mod zk;
 
 /// Connections one client address may hold open (ZooKeeper's maxClientCnxns).
 pub const CONNECTIONS_PER_ADDRESS_MAX: usize = 60;
@@ -136,9 +138,25 @@ pub async fn bind(addr: &str) -> std::io::Result<TcpListener> {
     TcpListener::bind(addr).await
 }
 
+/// What a client port speaks.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Protocol {
+    /// This project's protocol (wire-spec.md).
+    Zab,
+    /// ZooKeeper's (3.5 to 3.9), translated at the edge ([`zk`]).
+    ZooKeeper,
+}
+
+/// Connection ids, unique across every client port of the process.
+static NEXT_CONN: AtomicU64 = AtomicU64::new(1);
+
 /// Accepts clients forever, one task each.
-pub async fn listen(listener: TcpListener, events: mpsc::Sender<ClientEvent>, cfg: ListenerConfig) {
-    let mut next: ConnId = 1;
+pub async fn listen(
+    listener: TcpListener,
+    events: mpsc::Sender<ClientEvent>,
+    cfg: ListenerConfig,
+    protocol: Protocol,
+) {
     let per_address = PerAddress::default();
     loop {
         match listener.accept().await {
@@ -148,8 +166,7 @@ pub async fn listen(listener: TcpListener, events: mpsc::Sender<ClientEvent>, cf
                     rejected(&cfg, REJECTION_REASONS[0]);
                     continue; // dropping the stream closes it
                 }
-                let conn = next;
-                next += 1;
+                let conn = NEXT_CONN.fetch_add(1, Ordering::Relaxed);
                 let events = events.clone();
                 let per_address = per_address.clone();
                 let cfg = cfg.clone();
@@ -161,7 +178,7 @@ pub async fn listen(listener: TcpListener, events: mpsc::Sender<ClientEvent>, cf
                             cfg.metrics.client_accepted.inc();
                             let (reader, writer) = stream.into_split();
                             let peer = (conn, ip, None);
-                            connection(peer, (reader, writer), &events, &cfg).await
+                            serve(protocol, peer, (reader, writer), &events, &cfg).await
                         }
                         Some(acceptor) => {
                             match tokio::time::timeout(cfg.stall, acceptor.accept(stream)).await {
@@ -174,7 +191,7 @@ pub async fn listen(listener: TcpListener, events: mpsc::Sender<ClientEvent>, cf
                                         .and_then(crate::tls::subject);
                                     let (reader, writer) = tokio::io::split(tls);
                                     let peer = (conn, ip, x509);
-                                    connection(peer, (reader, writer), &events, &cfg).await
+                                    serve(protocol, peer, (reader, writer), &events, &cfg).await
                                 }
                                 Ok(Err(e)) => {
                                     rejected(&cfg, REJECTION_REASONS[1]);
@@ -229,6 +246,68 @@ fn release(per_address: &PerAddress, ip: IpAddr) {
     }
 }
 
+/// Runs one connection in `protocol`.
+async fn serve<R, W>(
+    protocol: Protocol,
+    peer: (ConnId, IpAddr, Option<String>),
+    io: (R, W),
+    events: &mpsc::Sender<ClientEvent>,
+    cfg: &ListenerConfig,
+) -> std::io::Result<()>
+where
+    R: AsyncRead + Unpin,
+    W: AsyncWrite + Unpin,
+{
+    match protocol {
+        Protocol::Zab => connection(peer, io, events, cfg).await,
+        Protocol::ZooKeeper => zk::connection(peer, io, events, cfg).await,
+    }
+}
+
+/// Tells the core a connection opened: what it sends comes out of the
+/// receiver, counted in the backlog. None if the core is gone.
+async fn open(
+    (conn, ip, x509): (ConnId, IpAddr, Option<String>),
+    events: &mpsc::Sender<ClientEvent>,
+    cfg: &ListenerConfig,
+) -> Option<(mpsc::UnboundedReceiver<Bytes>, Arc<Backlog>)> {
+    let (tx, rx) = mpsc::unbounded_channel::<Bytes>();
+    let backlog = Arc::new(Backlog {
+        bytes: AtomicUsize::new(0),
+        drained: Notify::new(),
+        kill: Notify::new(),
+        closing: Notify::new(),
+    });
+    let tx = ConnTx {
+        tx,
+        backlog: backlog.clone(),
+        hard_bytes: cfg.frame_bytes_max as usize + BACKLOG_HARD_EXTRA_BYTES,
+    };
+    let opened = ClientEvent::Opened { conn, ip, x509, tx };
+    events.send(opened).await.ok()?;
+    Some((rx, backlog))
+}
+
+impl Backlog {
+    /// The writer took `n` bytes of the core's: reading may resume once
+    /// below the soft bound.
+    fn taken(&self, n: usize) {
+        let before = self.bytes.fetch_sub(n, Ordering::AcqRel);
+        if before - n <= BACKLOG_SOFT_BYTES {
+            self.drained.notify_waiters();
+        }
+    }
+
+    /// Waits while more than the soft bound is queued: a client that does
+    /// not take its replies sends no more requests until it does.
+    async fn room(&self) {
+        while self.bytes.load(Ordering::Acquire) > BACKLOG_SOFT_BYTES {
+            let drained = self.drained.notified();
+            let _ = tokio::time::timeout(Duration::from_millis(100), drained).await;
+        }
+    }
+}
+
 /// Runs one connection until either side ends it: the client (EOF, a bad
 /// frame) or the core (it dropped the sender: a refusal, a close, a silent
 /// client, a handshake that never came).
@@ -243,22 +322,9 @@ where
     W: AsyncWrite + Unpin,
 {
     let frame_bytes_max = cfg.frame_bytes_max;
-    let (tx, mut rx) = mpsc::unbounded_channel::<Bytes>();
-    let backlog = Arc::new(Backlog {
-        bytes: AtomicUsize::new(0),
-        drained: Notify::new(),
-        kill: Notify::new(),
-        closing: Notify::new(),
-    });
-    let tx = ConnTx {
-        tx,
-        backlog: backlog.clone(),
-        hard_bytes: frame_bytes_max as usize + BACKLOG_HARD_EXTRA_BYTES,
-    };
-    let opened = ClientEvent::Opened { conn, ip, x509, tx };
-    if events.send(opened).await.is_err() {
+    let Some((mut rx, backlog)) = open((conn, ip, x509), events, cfg).await else {
         return Ok(());
-    }
+    };
     let writer_backlog = backlog.clone();
     let metrics = cfg.metrics.clone();
     let write = async move {
@@ -271,10 +337,7 @@ where
                 return;
             }
             metrics.client_sent_bytes.inc_by(out.len() as u64);
-            let before = writer_backlog.bytes.fetch_sub(out.len(), Ordering::AcqRel);
-            if before - out.len() <= BACKLOG_SOFT_BYTES {
-                writer_backlog.drained.notify_waiters();
-            }
+            writer_backlog.taken(out.len());
         }
         // The core dropped us (close or refusal): flush and end.
         let _ = writer.shutdown().await;
@@ -284,12 +347,7 @@ where
         let mut buf = BytesMut::with_capacity(16 * 1024);
         let mut limit = None;
         loop {
-            // Backpressure: a client that does not take its replies sends
-            // no more requests until it does.
-            while reader_backlog.bytes.load(Ordering::Acquire) > BACKLOG_SOFT_BYTES {
-                let drained = reader_backlog.drained.notified();
-                let _ = tokio::time::timeout(Duration::from_millis(100), drained).await;
-            }
+            reader_backlog.room().await;
             let frame_limit = limit.unwrap_or(HANDSHAKE_FRAME_BYTES_MAX);
             match zab_proto::decode_frame(&mut buf, frame_limit) {
                 Ok(Some(body)) => {
