@@ -17,7 +17,7 @@ use std::sync::{Arc, Mutex};
 
 use bytes::{Buf, Bytes, BytesMut};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
-use tokio::sync::{mpsc, Notify};
+use tokio::sync::{mpsc, watch, Notify};
 use tracing::{debug, warn};
 use zab_proto::zk::{self, Incoming, Shape, ZkConnect};
 use zab_proto::{
@@ -87,6 +87,10 @@ where
         identities,
     }));
     let local = Arc::new(Notify::new());
+    // ZooKeeper's clients send their requests (SetWatches, AddAuth...)
+    // right behind the handshake; the core takes them only once the
+    // session is attached, so the reader holds them until then.
+    let (attached_tx, mut attached) = watch::channel(false);
     let (writer_ledger, writer_local, writer_backlog) =
         (ledger.clone(), local.clone(), backlog.clone());
     let metrics = cfg.metrics.clone();
@@ -96,6 +100,7 @@ where
             inbox: BytesMut::new(),
             handshaken: false,
             zxid: 0,
+            attached: attached_tx,
         };
         loop {
             let taken = tokio::select! {
@@ -148,6 +153,9 @@ where
                         hello: handshake(&connect),
                     }
                 } else {
+                    if attached.wait_for(|a| *a).await.is_err() {
+                        return Ok(()); // the handshake was refused
+                    }
                     let incoming = Incoming::decode(body).map_err(|e| {
                         warn!(conn, error = %e, "malformed ZooKeeper request; closing");
                         std::io::Error::other(e)
@@ -291,6 +299,8 @@ struct Translator {
     handshaken: bool,
     /// The last zxid a reply carried, for replies made here.
     zxid: i64,
+    /// Set once the core accepted the handshake.
+    attached: watch::Sender<bool>,
 }
 
 impl Translator {
@@ -314,6 +324,7 @@ impl Translator {
                         let timeout = i32::try_from(a.timeout_ms).unwrap_or(i32::MAX);
                         self.zxid = a.last_zxid as i64;
                         zk::encode_connect_response(out, timeout, a.session_id as i64, &a.password);
+                        self.attached.send_replace(true);
                     }
                     // ZooKeeper's way to say "expired": a zero timeout.
                     Ok(ConnectReply::Refused(r)) if r.code == ErrorCode::SessionExpired => {
