@@ -152,6 +152,11 @@ pub struct Config {
     /// `zookeeper` address.
     #[serde(default)]
     pub listen_zookeeper: Option<SocketAddr>,
+    /// The four-letter words the ZooKeeper port answers (ZooKeeper's
+    /// `4lw.commands.whitelist`): any of ruok, isro, srvr, stat, mntr and
+    /// conf. `conf` is off by default: it shows the configuration.
+    #[serde(default = "default_four_letter_words")]
+    pub zookeeper_four_letter_words: Vec<String>,
     /// A peer link that carries nothing for this long is dropped and
     /// dialled again. Every server heartbeats its links at least every
     /// 100 ms whatever its own settings ([`Config::liveness`]), so only a
@@ -259,6 +264,12 @@ fn default_handshake_timeout_ms() -> u32 {
     crate::core::SessionLimits::default().handshake_timeout_ms
 }
 
+fn default_four_letter_words() -> Vec<String> {
+    ["ruok", "isro", "srvr", "stat", "mntr"]
+        .map(String::from)
+        .to_vec()
+}
+
 /// A secret shown only as whether it is set.
 fn redacted<S: serde::Serializer>(secret: &Option<String>, s: S) -> Result<S::Ok, S::Error> {
     match secret {
@@ -359,6 +370,17 @@ impl Config {
         let bad = |m: String| Err(ConfigError(m));
         if self.servers.is_empty() {
             return bad("`servers` lists no members".into());
+        }
+        let known = crate::listener::four_letter::WORDS;
+        if let Some(w) = self
+            .zookeeper_four_letter_words
+            .iter()
+            .find(|w| !known.contains(&w.as_str()))
+        {
+            return bad(format!(
+                "zookeeper_four_letter_words: {w:?} is not one of {}",
+                known.join(", ")
+            ));
         }
         let mut ids = BTreeSet::new();
         let mut addrs = BTreeSet::new();

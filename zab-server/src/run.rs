@@ -143,19 +143,18 @@ pub async fn serve(cfg: Config) -> Result<Stop, String> {
         stall: Duration::from_millis(u64::from(cfg.handshake_timeout_ms)),
         tls,
         metrics: metrics.clone(),
+        four_letter_words: None,
     };
-    if let Some(zk_addr) = cfg.zookeeper_listen_address() {
-        let zk_listener = crate::listener::bind(&zk_addr)
-            .await
-            .map_err(|e| format!("cannot listen for ZooKeeper clients on {zk_addr}: {e}"))?;
-        info!(zookeeper = %zk_addr, "serving ZooKeeper's client protocol");
-        tokio::spawn(crate::listener::listen(
-            zk_listener,
-            clients_tx.clone(),
-            listener_cfg.clone(),
-            crate::listener::Protocol::ZooKeeper,
-        ));
-    }
+    let zk_listener = match cfg.zookeeper_listen_address() {
+        Some(addr) => Some((
+            crate::listener::bind(&addr)
+                .await
+                .map_err(|e| format!("cannot listen for ZooKeeper clients on {addr}: {e}"))?,
+            addr,
+        )),
+        None => None,
+    };
+    let zk_clients = (clients_tx.clone(), listener_cfg.clone());
     tokio::spawn(crate::listener::listen(
         client_listener,
         clients_tx,
@@ -191,6 +190,7 @@ pub async fn serve(cfg: Config) -> Result<Stop, String> {
     .with_snapshot_every_bytes(cfg.snapshot_every_bytes);
     let clock = ShellClock::default();
     let (driver, status) = Driver::new(core, gc.clone(), peers, clock, metrics.clone());
+    let zk_status = status.clone();
     if let Some(admin) = listen_admin {
         let listener = TcpListener::bind(&admin)
             .await
@@ -210,6 +210,18 @@ pub async fn serve(cfg: Config) -> Result<Stop, String> {
         };
         tokio::spawn(crate::admin::serve((listener, tls), sources));
     }
+    if let Some((listener, addr)) = zk_listener {
+        let (events, mut zk_cfg) = zk_clients;
+        zk_cfg.four_letter_words = Some(crate::listener::four_letter::FourLetterWords {
+            allowed: cfg.zookeeper_four_letter_words.clone(),
+            status: zk_status,
+            id: cfg.id,
+            conf: four_letter_conf(&cfg),
+        });
+        info!(zookeeper = %addr, "serving ZooKeeper's client protocol");
+        let zk = crate::listener::Protocol::ZooKeeper;
+        tokio::spawn(crate::listener::listen(listener, events, zk_cfg, zk));
+    }
     let tick = Duration::from_millis(cfg.tick_ms);
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
         .map_err(|e| format!("cannot watch SIGTERM: {e}"))?;
@@ -226,4 +238,19 @@ pub async fn serve(cfg: Config) -> Result<Stop, String> {
     };
     info!(?stop, "server stopping");
     Ok(stop)
+}
+
+/// `conf`'s answer: the effective configuration as `key=value` lines (its
+/// JSON's top-level scalars), `super_digest` redacted.
+fn four_letter_conf(cfg: &Config) -> String {
+    let Ok(serde_json::Value::Object(map)) = serde_json::to_value(cfg) else {
+        return String::new();
+    };
+    map.iter()
+        .filter(|(_, v)| !v.is_object() && !v.is_array() && !v.is_null())
+        .map(|(k, v)| match v {
+            serde_json::Value::String(s) => format!("{k}={s}\n"),
+            other => format!("{k}={other}\n"),
+        })
+        .collect()
 }

@@ -31,6 +31,19 @@ async fn zk_connect(addrs: &[std::net::SocketAddr]) -> zk::Client {
     }
 }
 
+/// Sends a four-letter word and reads the answer to its end.
+async fn four_letter(addr: std::net::SocketAddr, word: &str) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut s = tokio::net::TcpStream::connect(addr).await.expect("connect");
+    s.write_all(word.as_bytes()).await.expect("write");
+    let mut out = String::new();
+    tokio::time::timeout(Duration::from_secs(10), s.read_to_string(&mut out))
+        .await
+        .expect("an answer in time")
+        .expect("read");
+    out
+}
+
 fn open(mode: zk::CreateMode) -> zk::CreateOptions<'static> {
     mode.with_acls(zk::Acls::anyone_all())
 }
@@ -101,6 +114,30 @@ async fn a_zookeeper_client_creates_reads_and_writes_on_the_same_tree() {
         .expect("our create");
     assert!(zkc.check_stat("/zk/ours").await.expect("exists").is_some());
     zkc.delete("/zk/ours", None).await.expect("delete");
+
+    // Four-letter words on the same port.
+    assert_eq!(four_letter(zks[0], "ruok").await, "imok");
+    // (The status behind mntr is published once per tick: ask again
+    // until it shows the ephemeral, bounded.)
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    let mntr = loop {
+        let mntr = four_letter(zks[0], "mntr").await;
+        if mntr.contains("zk_ephemerals_count\t1\n") || std::time::Instant::now() > deadline {
+            break mntr;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert!(mntr.contains("zk_ephemerals_count\t1\n"), "{mntr}");
+    assert!(mntr.contains("zk_server_state\t"), "{mntr}");
+    let srvr = four_letter(zks[0], "srvr").await;
+    assert!(
+        srvr.contains("Mode: ") && srvr.contains("Zxid: 0x"),
+        "{srvr}"
+    );
+    assert_eq!(
+        four_letter(zks[0], "conf").await,
+        "conf is not executed because it is not in the whitelist.\n"
+    );
     assert!(matches!(
         zkc.delete("/zk", None).await,
         Err(zk::Error::NotEmpty)
@@ -213,8 +250,10 @@ async fn multi_acl_and_persistent_watches_work_and_a_session_outlives_a_leader_k
     e.kill(leader);
     e.wait_for_leader(Some(leader)).await;
     e.spawn(leader);
-    let disconnected = tokio::time::timeout(Duration::from_secs(10), states.changed()).await;
-    assert_eq!(disconnected.ok(), Some(zk::SessionState::Disconnected));
+    let disconnected = tokio::time::timeout(Duration::from_secs(10), async {
+        while states.changed().await != zk::SessionState::Disconnected {}
+    });
+    disconnected.await.expect("the client saw its server go");
     retry(|| ours.set("/m/a", b"after", -1))
         .await
         .expect("our set");

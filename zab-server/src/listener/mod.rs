@@ -27,6 +27,7 @@ use zab_proto::{negotiate_frame_bytes, ConnectRequest, RequestFrame, HANDSHAKE_F
 use crate::core::ConnId;
 use crate::metrics::REJECTION_REASONS;
 
+pub mod four_letter;
 mod zk;
 
 /// Connections one client address may hold open (ZooKeeper's maxClientCnxns).
@@ -68,6 +69,8 @@ pub struct ListenerConfig {
     pub tls: Option<TlsAcceptor>,
     /// Connections, bytes and frames counted here.
     pub metrics: Arc<crate::metrics::Metrics>,
+    /// The ZooKeeper port's four-letter words (none on the main port).
+    pub four_letter_words: Option<four_letter::FourLetterWords>,
 }
 
 impl std::fmt::Debug for ListenerConfig {

@@ -25,7 +25,7 @@ use zab_proto::{
     Xid, PASSWORD_BYTES, PROTOCOL_VERSION,
 };
 
-use super::{ClientEvent, ListenerConfig, CLOSE_FLUSH};
+use super::{four_letter, ClientEvent, ListenerConfig, CLOSE_FLUSH};
 use crate::core::ConnId;
 
 /// The largest reply a ZooKeeper client takes by default (its
@@ -78,6 +78,20 @@ where
     let mut identities = vec![("ip".to_string(), ip.to_string())];
     if let Some(subject) = &x509 {
         identities.push(("x509".to_string(), subject.clone()));
+    }
+    // A four-letter word instead of a handshake: answered, then closed,
+    // without a word to the core.
+    let mut buf = BytesMut::with_capacity(16 * 1024);
+    while buf.len() < 4 {
+        match tokio::time::timeout(cfg.stall, reader.read_buf(&mut buf)).await {
+            Ok(Ok(0)) | Err(_) => return Ok(()),
+            Ok(read) => read?,
+        };
+    }
+    if let (Some(word), Some(words)) = (four_letter::word(&buf[..4]), &cfg.four_letter_words) {
+        let answer = words.answer(word, &cfg.metrics);
+        writer.write_all(answer.as_bytes()).await?;
+        return writer.shutdown().await;
     }
     let Some((mut rx, backlog)) = super::open((conn, ip, x509), events, cfg).await else {
         return Ok(());
@@ -135,7 +149,6 @@ where
     };
     let reader_backlog = backlog.clone();
     let read = async move {
-        let mut buf = BytesMut::with_capacity(16 * 1024);
         let mut next = Xid::FIRST;
         let mut hello = true;
         loop {
