@@ -8,16 +8,20 @@
 #   scripts/cluster.sh restart ID   start one server again (after kill)
 #
 # Data, configs, logs and pid files live under $ZAB_DATA (default ./data).
-# Ports: server i listens for clients on 2180+i, peers on 2880+i, and serves
-# /health, /status and /metrics on 127.0.0.1:8080+i.
+# Ports: server i listens for clients on 2180+i, peers on 2880+i, ZooKeeper
+# clients (ZooKeeper's own protocol, docs/zookeeper.md) on 2190+i, and
+# serves /health, /status and /metrics on 127.0.0.1:8080+i.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 DATA="${ZAB_DATA:-./data}"
-BIN="target/release/zab-server"
+BIN="${ZAB_BIN:-target/release/zab-server}"
 
 build() {
-    # Always: a no-op when nothing changed, and never a stale binary.
-    cargo build --quiet --release -p zab-server -p zabctl
+    # Always: a no-op when nothing changed, and never a stale binary
+    # (unless ZAB_BIN names a binary of the caller's).
+    if [ -z "${ZAB_BIN:-}" ]; then
+        cargo build --quiet --release -p zab-server -p zabctl
+    fi
 }
 
 # The ensemble's shared peer secret, made once: servers prove their ids to
@@ -44,6 +48,7 @@ config() { # id n
             echo "peer = \"127.0.0.1:$((2880 + j))\""
             echo "client = \"127.0.0.1:$((2180 + j))\""
             echo "admin = \"127.0.0.1:$((8080 + j))\""
+            echo "zookeeper = \"127.0.0.1:$((2190 + j))\""
         done
     } > "$DATA/$id/zab.toml"
 }

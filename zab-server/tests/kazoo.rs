@@ -43,7 +43,14 @@ fn kazoo_and_its_recipes_work_against_the_zookeeper_port() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "kazoo failed:\n{stdout}\n{stderr}");
     println!("{stdout}");
-    for check in ["plain operations", "lock:", "election:", "queue:", "counter:", "tree cache:"] {
+    for check in [
+        "plain operations",
+        "lock:",
+        "election:",
+        "queue:",
+        "counter:",
+        "tree cache:",
+    ] {
         assert!(stdout.contains(check), "{check} did not run:\n{stdout}");
     }
     drop(e);

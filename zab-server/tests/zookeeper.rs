@@ -268,3 +268,110 @@ async fn multi_acl_and_persistent_watches_work_and_a_session_outlives_a_leader_k
     assert_eq!(data, b"after");
     assert_eq!(zkc.session_id(), session, "the session survived");
 }
+
+/// ZooKeeper frames written by hand, for what the crate above does not
+/// send: addWatch's ErrorResponse body (Java's client reads it), a bad
+/// create flag answered BadArguments on a connection that goes on, and a
+/// wrong password answered as ZooKeeper does (a zero timeout: expired).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn raw_frames_get_zookeepers_answers() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::net::TcpStream;
+
+    fn frame(body: &[u8]) -> Vec<u8> {
+        let mut out = (body.len() as i32).to_be_bytes().to_vec();
+        out.extend_from_slice(body);
+        out
+    }
+    fn string(out: &mut Vec<u8>, s: &str) {
+        out.extend_from_slice(&(s.len() as i32).to_be_bytes());
+        out.extend_from_slice(s.as_bytes());
+    }
+    fn connect_request(session: i64, password: &[u8]) -> Vec<u8> {
+        let mut b = Vec::new();
+        b.extend_from_slice(&0i32.to_be_bytes()); // protocolVersion
+        b.extend_from_slice(&0i64.to_be_bytes()); // lastZxidSeen
+        b.extend_from_slice(&10_000i32.to_be_bytes());
+        b.extend_from_slice(&session.to_be_bytes());
+        b.extend_from_slice(&(password.len() as i32).to_be_bytes());
+        b.extend_from_slice(password);
+        b.push(0); // readOnly
+        frame(&b)
+    }
+    async fn read_frame(s: &mut TcpStream) -> Vec<u8> {
+        let mut len = [0u8; 4];
+        s.read_exact(&mut len).await.expect("a frame");
+        let mut body = vec![0u8; i32::from_be_bytes(len) as usize];
+        s.read_exact(&mut body).await.expect("its body");
+        body
+    }
+    let int = |b: &[u8], at: usize| i32::from_be_bytes(b[at..at + 4].try_into().expect("4 bytes"));
+
+    let (e, zks) = Ensemble::start_with_zookeeper(3, "zookeeper-raw", "");
+    e.wait_for_leader(None).await;
+    let _ = zk_connect(&zks[..1]).await; // serving
+    let mut s = TcpStream::connect(zks[0]).await.expect("connect");
+    s.write_all(&connect_request(0, &[0; 16]))
+        .await
+        .expect("write");
+    let hello = read_frame(&mut s).await;
+    let timeout = int(&hello, 4);
+    let session = i64::from_be_bytes(hello[8..16].try_into().expect("8 bytes"));
+    assert!(timeout > 0 && session != 0, "{hello:?}");
+    let password = hello[20..36].to_vec();
+
+    let mut add_watch = Vec::new();
+    add_watch.extend_from_slice(&1i32.to_be_bytes());
+    add_watch.extend_from_slice(&106i32.to_be_bytes());
+    string(&mut add_watch, "/");
+    add_watch.extend_from_slice(&1i32.to_be_bytes()); // persistent recursive
+    let mut create = Vec::new();
+    create.extend_from_slice(&2i32.to_be_bytes());
+    create.extend_from_slice(&1i32.to_be_bytes());
+    string(&mut create, "/bad");
+    create.extend_from_slice(&0i32.to_be_bytes()); // empty data
+    create.extend_from_slice(&1i32.to_be_bytes()); // one ACL entry
+    create.extend_from_slice(&31i32.to_be_bytes());
+    string(&mut create, "world");
+    string(&mut create, "anyone");
+    create.extend_from_slice(&9i32.to_be_bytes()); // no such create mode
+    let mut ping = Vec::new();
+    ping.extend_from_slice(&(-2i32).to_be_bytes());
+    ping.extend_from_slice(&11i32.to_be_bytes());
+    let mut all = frame(&add_watch);
+    all.extend(frame(&create));
+    all.extend(frame(&ping));
+    s.write_all(&all).await.expect("write");
+    let reply = read_frame(&mut s).await;
+    assert_eq!(
+        (int(&reply, 0), int(&reply, 12), reply.len()),
+        (1, 0, 20),
+        "addWatch"
+    );
+    assert_eq!(int(&reply, 16), 0, "addWatch's ErrorResponse");
+    let reply = read_frame(&mut s).await;
+    assert_eq!(
+        (int(&reply, 0), int(&reply, 12)),
+        (2, -8),
+        "a bad flag: BadArguments"
+    );
+    let reply = read_frame(&mut s).await;
+    assert_eq!(
+        int(&reply, 0),
+        -2,
+        "the connection goes on: the ping is answered"
+    );
+
+    let mut wrong = TcpStream::connect(zks[1]).await.expect("connect");
+    let bad: Vec<u8> = password.iter().map(|b| b ^ 0xff).collect();
+    wrong
+        .write_all(&connect_request(session, &bad))
+        .await
+        .expect("write");
+    let hello = read_frame(&mut wrong).await;
+    assert_eq!(
+        (int(&hello, 4), &hello[8..16]),
+        (0, &[0u8; 8][..]),
+        "a wrong password reads as expired"
+    );
+}

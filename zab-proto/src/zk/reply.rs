@@ -31,13 +31,19 @@ fn header(dst: &mut BytesMut, xid: i32, zxid: i64, err: ErrorCode) {
 
 /// The code ZooKeeper's client knows for `err`: ours are ZooKeeper's, but
 /// for the few this protocol adds.
+///
+/// A code its client does not know breaks it (Java's client cannot even
+/// make an exception of one), so every code this protocol adds has one.
 pub fn zk_code(err: ErrorCode) -> i32 {
     match err {
         // The reply would not fit the client's buffer: ZooKeeper's client
         // calls that a marshalling error.
         ErrorCode::FrameTooLarge => ErrorCode::MarshallingError.code(),
-        ErrorCode::TooManyRequests => ErrorCode::Throttled.code(),
-        ErrorCode::ServerBehind => ErrorCode::ConnectionLoss.code(),
+        // Over a limit: shed, retry later.
+        ErrorCode::TooManyRequests | ErrorCode::TooManyWatches => ErrorCode::Throttled.code(),
+        // No quorum: ZooKeeper's clients see the connection drop then,
+        // and retry; a definite refusal may be retried too.
+        ErrorCode::ServerBehind | ErrorCode::NotLeaderNoQuorum => ErrorCode::ConnectionLoss.code(),
         other => other.code(),
     }
 }
@@ -200,6 +206,9 @@ fn body(b: &mut BytesMut, shape: &Shape, response: &Response) {
             }
             multi_end(b);
         }
+        // ZooKeeper answers addWatch with an ErrorResponse (its code, 0),
+        // which its Java client reads.
+        (Shape::AddWatch, Response::AddWatch) => put_int(b, 0),
         (Shape::GetEphemerals, Response::GetEphemerals { paths }) => put_strings(b, paths),
         (Shape::GetAllChildrenNumber, Response::GetAllChildrenNumber { count }) => {
             put_int(b, i32::try_from(*count).unwrap_or(i32::MAX));

@@ -113,9 +113,11 @@ pub enum Shape {
     /// `Create2Response`: the path and the stat (create2, createContainer,
     /// createTTL).
     Create2,
-    /// No body: delete, check, setWatches, addWatch, removeWatches, auth,
+    /// No body: delete, check, setWatches, removeWatches, auth,
     /// closeSession.
     Empty,
+    /// `ErrorResponse`: the code (0), as ZooKeeper answers addWatch.
+    AddWatch,
     /// `ExistsResponse`: the stat; a missing node is the error `NoNode`.
     Exists,
     GetData,
@@ -159,6 +161,13 @@ pub enum Incoming {
         xid: i32,
         opcode: i32,
     },
+    /// A well-framed request with a value out of range (create flags, a
+    /// watch mode or type): answered `BadArguments`, in order, as
+    /// ZooKeeper does, and the connection goes on.
+    Invalid {
+        xid: i32,
+        error: JuteError,
+    },
 }
 
 impl Incoming {
@@ -167,18 +176,25 @@ impl Incoming {
         let mut r = JuteReader::new(body, "RequestHeader");
         let xid = r.int("xid")?;
         let opcode = r.int("type")?;
+        match Incoming::decode_op(&mut r, xid, opcode) {
+            Err(error @ JuteError::BadValue { .. }) => Ok(Incoming::Invalid { xid, error }),
+            other => other,
+        }
+    }
+
+    fn decode_op(r: &mut JuteReader, xid: i32, opcode: i32) -> Result<Incoming, JuteError> {
         let (shape, request) = match opcode {
             op::PING => return Ok(Incoming::Ping),
             op::WHO_AM_I => return Ok(Incoming::WhoAmI { xid }),
             op::CREATE | op::CREATE2 | op::CREATE_CONTAINER | op::CREATE_TTL => {
-                let create = create(&mut r, opcode)?;
+                let create = create(r, opcode)?;
                 let shape = match opcode {
                     op::CREATE => Shape::Create,
                     _ => Shape::Create2,
                 };
                 (shape, Request::Create(create))
             }
-            op::DELETE => (Shape::Empty, Request::Delete(delete(&mut r)?)),
+            op::DELETE => (Shape::Empty, Request::Delete(delete(r)?)),
             op::EXISTS => {
                 r.record("ExistsRequest");
                 let path = r.ustring("path")?;
@@ -191,7 +207,7 @@ impl Incoming {
                 let watch = r.bool("watch")?;
                 (Shape::GetData, Request::GetData { path, watch })
             }
-            op::SET_DATA => (Shape::Stat, Request::SetData(set_data(&mut r)?)),
+            op::SET_DATA => (Shape::Stat, Request::SetData(set_data(r)?)),
             op::GET_ACL => {
                 r.record("GetACLRequest");
                 let path = r.ustring("path")?;
@@ -220,12 +236,12 @@ impl Incoming {
                 let request = Request::Sync { path: path.clone() };
                 (Shape::Sync { path }, request)
             }
-            op::CHECK => (Shape::Empty, Request::Check(check(&mut r)?)),
+            op::CHECK => (Shape::Empty, Request::Check(check(r)?)),
             op::MULTI => {
-                let (ops, kinds) = multi(&mut r)?;
+                let (ops, kinds) = multi(r)?;
                 (Shape::Multi { ops: kinds }, Request::Multi(ops))
             }
-            op::MULTI_READ => (Shape::MultiRead, Request::MultiRead(multi_read(&mut r)?)),
+            op::MULTI_READ => (Shape::MultiRead, Request::MultiRead(multi_read(r)?)),
             op::ADD_WATCH => {
                 r.record("AddWatchRequest");
                 let path = r.ustring("path")?;
@@ -235,7 +251,7 @@ impl Incoming {
                     1 => AddWatchMode::PersistentRecursive,
                     other => return Err(bad("AddWatchRequest", "mode", other)),
                 };
-                (Shape::Empty, Request::AddWatch { path, mode })
+                (Shape::AddWatch, Request::AddWatch { path, mode })
             }
             op::REMOVE_WATCHES => {
                 r.record("RemoveWatchesRequest");

@@ -201,7 +201,7 @@ fn continuity_lost_has_no_zookeeper_event_and_the_rest_do() {
 }
 
 #[test]
-fn unknown_opcodes_are_answered_not_fatal_and_bad_fields_are_errors() {
+fn unknown_opcodes_and_bad_values_are_answered_and_truncation_is_an_error() {
     let mut b = Vec::new();
     put_int(&mut b, 2);
     put_int(&mut b, op::RECONFIG);
@@ -218,7 +218,10 @@ fn unknown_opcodes_are_answered_not_fatal_and_bad_fields_are_errors() {
     create_body(&mut b, "/a", 9);
     assert!(matches!(
         Incoming::decode(Bytes::from(b)),
-        Err(JuteError::BadValue { value: 9, .. })
+        Ok(Incoming::Invalid {
+            xid: 2,
+            error: JuteError::BadValue { value: 9, .. }
+        })
     ));
     let mut b = Vec::new();
     put_int(&mut b, 2);

@@ -48,9 +48,12 @@ pub enum ClientOutput {
 /// One item of a connection's reply queue, in request order.
 #[derive(Debug)]
 pub(super) enum Item {
-    /// A write in the log; filled in when applied here.
+    /// A write in the log; filled in when applied here. A multi's
+    /// refusal has a body of its own (wire-spec: a multi's error always
+    /// lists its ops' codes), so the item says which it is.
     Write {
         id: RequestId,
+        multi: bool,
     },
     /// A read or watch request (AddWatch, RemoveWatches, SetWatches)
     /// that must wait for the writes before it.
@@ -645,6 +648,7 @@ impl Frontend {
                         return inputs;
                     }
                     let id = self.next_id();
+                    let multi = matches!(r, Request::Multi(_));
                     let caller = self.conns.get(&conn).map(|c| c.caller.clone());
                     let body = CommandBody::OpAs(caller.unwrap_or_default(), r);
                     let cmd = self.command(session, xid.get(), id, body);
@@ -654,7 +658,7 @@ impl Frontend {
                         id,
                         payload: cmd.encode(),
                     });
-                    Item::Write { id }
+                    Item::Write { id, multi }
                 }
                 Request::CloseSession => {
                     let id = self.next_id();
@@ -664,7 +668,8 @@ impl Frontend {
                         id,
                         payload: cmd.encode(),
                     });
-                    self.push(conn, Item::Write { id });
+                    let multi = false;
+                    self.push(conn, Item::Write { id, multi });
                     Item::Close
                 }
                 r @ (Request::AddWatch { .. }
@@ -730,12 +735,13 @@ impl Frontend {
     /// what was queued before it, and the connection closes (wire-spec §4,
     /// rule 7).
     fn answer_moved(&mut self, conn: ConnId, frame: RequestFrame, replica: &Replica) {
-        if let RequestFrame::Op { xid, .. } = frame {
+        if let RequestFrame::Op { xid, request } = frame {
             // Its header zxid is stamped when it leaves (see `flush`).
+            let multi = matches!(request, Request::Multi(_));
             let moved = Reply {
                 xid,
                 zxid: 0,
-                outcome: Outcome::Err(ErrorCode::SessionMoved),
+                outcome: super::limits::refused(multi, ErrorCode::SessionMoved),
             };
             self.push(conn, Item::Ready(ServerFrame::Reply(moved)));
         }

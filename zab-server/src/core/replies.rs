@@ -29,11 +29,12 @@ impl Frontend {
             self.refuse(conn, ErrorCode::NotLeaderNoQuorum, message.into());
             return;
         }
-        fill(
-            c,
-            id,
-            reply(xid, applied, WireOutcome::Err(ErrorCode::NotLeaderNoQuorum)),
-        );
+        let multi = c
+            .queue
+            .iter()
+            .any(|i| matches!(i, Item::Write { id: x, multi: true } if *x == id));
+        let refused = super::limits::refused(multi, ErrorCode::NotLeaderNoQuorum);
+        fill(c, id, reply(xid, applied, refused));
         self.flush(conn, replica);
     }
 

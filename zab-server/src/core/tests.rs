@@ -405,20 +405,27 @@ fn a_moved_sessions_old_connection_gets_session_moved() {
         panic!("expected the stale write's reply, got {frames:?}");
     };
     assert_eq!(r.outcome, WireOutcome::Err(ErrorCode::SessionMoved));
-    // A further request on the old connection: SessionMoved, then closed.
+    // A further request on the old connection, a multi: SessionMoved, in
+    // a multi's own error form (which a client decodes as a multi's), then
+    // the connection is closed.
+    let delete = zab_proto::DeleteRequest {
+        path: "/".into(),
+        version: -1,
+    };
     a.send(
         1,
         2,
-        Request::Exists {
-            path: "/".into(),
-            watch: false,
-        },
+        Request::Multi(vec![zab_proto::MultiOp::Delete(delete)]),
     );
-    let frames = a.frames(1, &[OpCode::Exists]);
+    let frames = a.frames(1, &[OpCode::Multi]);
     let [ServerFrame::Reply(r)] = &frames[..] else {
         panic!("expected one reply, got {frames:?}");
     };
-    assert_eq!(r.outcome, WireOutcome::Err(ErrorCode::SessionMoved));
+    let moved = WireOutcome::MultiErr {
+        err: ErrorCode::SessionMoved,
+        errors: Vec::new(),
+    };
+    assert_eq!(r.outcome, moved);
     assert!(a.is_closed(1));
 }
 

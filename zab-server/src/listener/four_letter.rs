@@ -3,7 +3,9 @@
 //! `mntr` or `conf` gets a line of text and is closed, as ZooKeeper answers
 //! them (its monitoring tools and health checks send these). Each word is on
 //! or off by configuration (`zookeeper_four_letter_words`); one that is off
-//! gets ZooKeeper's "not in the whitelist" line. Latencies are the
+//! gets ZooKeeper's "not in the whitelist" line, as do ZooKeeper's other
+//! words (cons, dump, wchs...), which this port does not answer (the admin
+//! port has `/cons`, `/wchs`, `/dump`). Latencies are the
 //! server's write latency (`zab_commit_seconds`).
 
 use std::fmt::Write as _;
@@ -13,8 +15,15 @@ use zab_core::Role;
 
 use crate::core::Status;
 
-/// The words this server knows.
+/// The words this server can answer.
 pub const WORDS: [&str; 6] = ["ruok", "isro", "srvr", "stat", "mntr", "conf"];
+
+/// Every word ZooKeeper knows: those this server does not answer get the
+/// "not in the whitelist" line, not a dropped connection.
+const ZOOKEEPER_WORDS: [&str; 18] = [
+    "conf", "cons", "crst", "dirs", "dump", "envi", "gtmk", "hash", "isro", "mntr", "ruok", "srst",
+    "srvr", "stat", "stmk", "wchc", "wchp", "wchs",
+];
 
 /// What the answers are made from.
 #[derive(Debug, Clone)]
@@ -27,15 +36,18 @@ pub struct FourLetterWords {
     pub conf: String,
 }
 
-/// The word `first` spells, if it is one this server knows.
+/// The word `first` spells, if it is one of ZooKeeper's.
 pub fn word(first: &[u8]) -> Option<&'static str> {
-    WORDS.iter().copied().find(|w| w.as_bytes() == first)
+    ZOOKEEPER_WORDS
+        .iter()
+        .copied()
+        .find(|w| w.as_bytes() == first)
 }
 
 impl FourLetterWords {
     /// The answer to `word` (one this server knows).
     pub fn answer(&self, word: &str, metrics: &crate::metrics::Metrics) -> String {
-        if !self.allowed.iter().any(|w| w == word) {
+        if !self.allowed.iter().any(|w| w == word) || !WORDS.contains(&word) {
             return format!("{word} is not executed because it is not in the whitelist.\n");
         }
         let s = self.status.borrow().clone();
@@ -191,6 +203,10 @@ mod tests {
             w.answer("conf", &m),
             "conf is not executed because it is not in the whitelist.\n"
         );
+        // One of ZooKeeper's that this server never answers.
+        assert_eq!(word(b"wchp"), Some("wchp"));
+        let every = words(&ZOOKEEPER_WORDS, Role::Looking);
+        assert!(every.answer("wchp", &m).contains("not in the whitelist"));
         let looking = words(&["srvr"], Role::Looking);
         assert!(looking.answer("srvr", &m).contains("not currently serving"));
     }

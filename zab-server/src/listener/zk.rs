@@ -22,11 +22,11 @@ use tracing::{debug, warn};
 use zab_proto::zk::{self, Incoming, Shape, ZkConnect};
 use zab_proto::{
     ConnectReply, ConnectRequest, ErrorCode, OpCode, Outcome, Request, RequestFrame, ServerFrame,
-    Xid, PASSWORD_BYTES, PROTOCOL_VERSION,
+    Xid, HANDSHAKE_FRAME_BYTES_MAX, PASSWORD_BYTES, PROTOCOL_VERSION,
 };
 
 use super::{four_letter, ClientEvent, ListenerConfig, CLOSE_FLUSH};
-use crate::core::ConnId;
+use crate::core::{ConnId, OUTSTANDING_MAX};
 
 /// The largest reply a ZooKeeper client takes by default (its
 /// `jute.maxbuffer`, 0xfffff), less room for the difference between the two
@@ -52,6 +52,10 @@ enum Waiting {
         xid: i32,
     },
     Unsupported {
+        xid: i32,
+    },
+    /// A value out of range: `BadArguments`.
+    Invalid {
         xid: i32,
     },
 }
@@ -153,7 +157,13 @@ where
         let mut hello = true;
         loop {
             reader_backlog.room().await;
-            while let Some(body) = zk_frame(&mut buf, cfg.frame_bytes_max, conn)? {
+            // The handshake is small; requests are bounded by what a
+            // ZooKeeper client can read back (ZK_REPLY_BYTES_MAX).
+            let limit = match hello {
+                true => HANDSHAKE_FRAME_BYTES_MAX,
+                false => cfg.frame_bytes_max.min(ZK_REPLY_BYTES_MAX),
+            };
+            while let Some(body) = zk_frame(&mut buf, limit, conn)? {
                 cfg.metrics.client_requests.inc();
                 let event = if hello {
                     hello = false;
@@ -173,7 +183,7 @@ where
                         warn!(conn, error = %e, "malformed ZooKeeper request; closing");
                         std::io::Error::other(e)
                     })?;
-                    match note(&ledger, incoming, &mut next) {
+                    match note(&ledger, incoming, &mut next)? {
                         Some(frame) => ClientEvent::Frame { conn, frame },
                         None => {
                             local.notify_one();
@@ -261,9 +271,21 @@ fn handshake(c: &ZkConnect) -> ConnectRequest {
 
 /// Notes what `incoming`'s reply will need and returns the frame for the
 /// core, or `None` if it is answered here.
-fn note(ledger: &Mutex<Ledger>, incoming: Incoming, next: &mut Xid) -> Option<RequestFrame> {
+///
+/// Past [`OUTSTANDING_MAX`] replies owed the connection is closed, as the
+/// core closes one that has that many requests outstanding: replies made
+/// here count too, so a client cannot queue them without bound.
+fn note(
+    ledger: &Mutex<Ledger>,
+    incoming: Incoming,
+    next: &mut Xid,
+) -> std::io::Result<Option<RequestFrame>> {
     let mut ledger = ledger.lock().unwrap_or_else(|e| e.into_inner());
-    match incoming {
+    if ledger.waiting.len() >= OUTSTANDING_MAX {
+        warn!("a ZooKeeper client has too many requests outstanding; closing the connection");
+        return Err(std::io::Error::other("too many outstanding requests"));
+    }
+    Ok(match incoming {
         Incoming::Ping => {
             ledger.waiting.push_back(Waiting::Ping);
             Some(RequestFrame::Ping)
@@ -301,7 +323,12 @@ fn note(ledger: &Mutex<Ledger>, incoming: Incoming, next: &mut Xid) -> Option<Re
             ledger.waiting.push_back(Waiting::Unsupported { xid });
             None
         }
-    }
+        Incoming::Invalid { xid, error } => {
+            debug!(%error, "a ZooKeeper request with a value out of range");
+            ledger.waiting.push_back(Waiting::Invalid { xid });
+            None
+        }
+    })
 }
 
 /// The writer's side: the core's frames in, ZooKeeper's out.
@@ -339,8 +366,11 @@ impl Translator {
                         zk::encode_connect_response(out, timeout, a.session_id as i64, &a.password);
                         self.attached.send_replace(true);
                     }
-                    // ZooKeeper's way to say "expired": a zero timeout.
-                    Ok(ConnectReply::Refused(r)) if r.code == ErrorCode::SessionExpired => {
+                    // ZooKeeper's way to say "expired": a zero timeout. It
+                    // answers a wrong password the same way.
+                    Ok(ConnectReply::Refused(r))
+                        if matches!(r.code, ErrorCode::SessionExpired | ErrorCode::AuthFailed) =>
+                    {
                         zk::encode_connect_response(out, 0, 0, &[0; PASSWORD_BYTES]);
                         return false;
                     }
@@ -356,8 +386,12 @@ impl Translator {
                 _ => None,
             };
             let opcode_of = |x: Xid| expected.filter(|(ours, _)| *ours == x).map(|(_, o)| o);
-            let Ok(frame) = ServerFrame::decode(body, opcode_of) else {
-                return false;
+            let frame = match ServerFrame::decode(body, opcode_of) {
+                Ok(frame) => frame,
+                Err(e) => {
+                    warn!(error = %e, waiting = ?ledger.waiting.front(), "a reply the ZooKeeper adapter cannot match; closing");
+                    return false;
+                }
             };
             match frame {
                 ServerFrame::Watch { event, .. } => {
@@ -376,12 +410,19 @@ impl Translator {
                         xid, shape, auth, ..
                     }) = ledger.waiting.pop_front()
                     else {
+                        warn!(xid = %reply.xid, "a reply the ZooKeeper adapter does not expect; closing");
                         return false;
                     };
+                    let failed_auth = auth.is_some() && !matches!(reply.outcome, Outcome::Ok(_));
                     if let (Some(id), Outcome::Ok(_)) = (auth, &reply.outcome) {
                         ledger.identities.push(id);
                     }
                     zk::encode_reply(out, xid, self.zxid, &shape, &reply.outcome);
+                    // ZooKeeper closes a connection whose AddAuth failed,
+                    // after telling it.
+                    if failed_auth {
+                        return false;
+                    }
                 }
             }
         }
@@ -397,6 +438,9 @@ impl Translator {
                 }
                 Some(Waiting::Unsupported { xid }) => {
                     zk::encode_error(out, *xid, self.zxid, ErrorCode::Unimplemented);
+                }
+                Some(Waiting::Invalid { xid }) => {
+                    zk::encode_error(out, *xid, self.zxid, ErrorCode::BadArguments);
                 }
                 _ => return,
             }
