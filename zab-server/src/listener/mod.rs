@@ -390,23 +390,47 @@ where
             // Between frames the core judges the connection (its
             // handshake bound, its session's timeout); inside one, the
             // client must keep sending.
-            let read = if buf.is_empty() {
-                reader.read_buf(&mut buf).await?
-            } else {
-                match tokio::time::timeout(cfg.stall, reader.read_buf(&mut buf)).await {
-                    Ok(read) => read?,
-                    Err(_) => {
-                        warn!(conn, "a frame stalled half-way; closing the connection");
-                        return Ok(());
-                    }
-                }
-            };
-            if read == 0 {
+            if !read_more(&mut reader, &mut buf, cfg, conn).await? {
                 return Ok(());
             }
-            cfg.metrics.client_received_bytes.inc_by(read as u64);
         }
     };
+    run_until_done(conn, write, read, &backlog).await
+}
+
+/// Reads more of the client's bytes into `buf`; false at its end. Between
+/// frames the core judges the connection (its handshake bound, its
+/// session's timeout); inside one, the client must keep sending.
+async fn read_more<R: AsyncRead + Unpin>(
+    reader: &mut R,
+    buf: &mut BytesMut,
+    cfg: &ListenerConfig,
+    conn: ConnId,
+) -> std::io::Result<bool> {
+    let read = if buf.is_empty() {
+        reader.read_buf(buf).await?
+    } else {
+        match tokio::time::timeout(cfg.stall, reader.read_buf(buf)).await {
+            Ok(read) => read?,
+            Err(_) => {
+                warn!(conn, "a frame stalled half-way; closing the connection");
+                return Ok(false);
+            }
+        }
+    };
+    cfg.metrics.client_received_bytes.inc_by(read as u64);
+    Ok(read > 0)
+}
+
+/// Runs a connection's writer and reader until one ends, the shell kills
+/// it for not reading, or the core closes it (its last replies get
+/// [`CLOSE_FLUSH`] to leave).
+async fn run_until_done(
+    conn: ConnId,
+    write: impl std::future::Future<Output = ()>,
+    read: impl std::future::Future<Output = std::io::Result<()>>,
+    backlog: &Backlog,
+) -> std::io::Result<()> {
     tokio::pin!(write);
     tokio::select! {
         () = &mut write => Ok(()),

@@ -25,7 +25,7 @@ use zab_proto::{
     Xid, HANDSHAKE_FRAME_BYTES_MAX, PASSWORD_BYTES, PROTOCOL_VERSION,
 };
 
-use super::{four_letter, ClientEvent, ListenerConfig, CLOSE_FLUSH};
+use super::{four_letter, ClientEvent, ListenerConfig};
 use crate::core::{ConnId, OUTSTANDING_MAX};
 
 /// The largest reply a ZooKeeper client takes by default (its
@@ -195,37 +195,12 @@ where
                     return Ok(());
                 }
             }
-            // Between frames the core judges the connection; inside one,
-            // the client must keep sending.
-            let read = if buf.is_empty() {
-                reader.read_buf(&mut buf).await?
-            } else {
-                match tokio::time::timeout(cfg.stall, reader.read_buf(&mut buf)).await {
-                    Ok(read) => read?,
-                    Err(_) => return Ok(()),
-                }
-            };
-            if read == 0 {
+            if !super::read_more(&mut reader, &mut buf, cfg, conn).await? {
                 return Ok(());
             }
-            cfg.metrics.client_received_bytes.inc_by(read as u64);
         }
     };
-    tokio::pin!(write);
-    tokio::select! {
-        () = &mut write => Ok(()),
-        r = read => r,
-        () = backlog.kill.notified() => {
-            warn!(conn, "the ZooKeeper client does not read its replies; closing the connection");
-            Ok(())
-        }
-        () = backlog.closing.notified() => {
-            if tokio::time::timeout(CLOSE_FLUSH, &mut write).await.is_err() {
-                debug!(conn, "closed connection did not take its last replies in time");
-            }
-            Ok(())
-        }
-    }
+    super::run_until_done(conn, write, read, &backlog).await
 }
 
 /// One whole frame's body from `buf`, if there is one. A length that is
