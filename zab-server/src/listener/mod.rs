@@ -146,7 +146,7 @@ pub async fn bind(addr: &str) -> std::io::Result<TcpListener> {
 pub enum Protocol {
     /// This project's protocol (wire-spec.md).
     Zab,
-    /// ZooKeeper's (3.5 to 3.9), translated at the edge ([`zk`]).
+    /// ZooKeeper's (3.5 to 3.9), translated at the edge (`listener/zk.rs`).
     ZooKeeper,
 }
 
