@@ -2,7 +2,7 @@
 # Benchmarks zab against Apache ZooKeeper and etcd on this machine (issue #7).
 #
 #   scripts/bench.sh [--secs N] [--warmup N] [--quick] [--trials N]
-#                    [--systems zab,zk,etcd] [--sessions 1,16,64]
+#                    [--systems zab,zabzk,zk,etcd] [--sessions 1,16,64]
 #                    [--workloads LIST] [--no-failover] [--dir DIR]
 #                    [--scale N] [--zk-heap-mb M] [--rtt-ms MS]
 #
@@ -10,7 +10,9 @@
 # with --rtt-ms) with its data under one
 # bench directory (default ./data/bench, wiped first), one system at a time
 # (the others are stopped). zab-bench drives the same workloads through each
-# one's client; then each server's resident memory is read from /proc, and
+# one's client; `zabzk` is our ensemble again, driven through ZooKeeper's
+# client protocol (its `zookeeper` port) by zab-bench's ZooKeeper client,
+# the one it drives ZooKeeper with; then each server's resident memory is read from /proc, and
 # for zab and ZooKeeper the leader is killed (-9) --trials times to time the
 # failover (kill until the first successful write). Prints a side-by-side
 # table with ratios (zab / best of ZooKeeper and etcd); raw JSON lines are in
@@ -39,7 +41,7 @@ ROOT="$PWD"
 SECS=10
 WARMUP=2
 TRIALS=20
-SYSTEMS="zab,zk,etcd"
+SYSTEMS="zab,zabzk,zk,etcd"
 SESSIONS="1,16,64"
 WORKLOADS="write,write-latency,read-local,read-linearizable,mixed,ephemeral"
 FAILOVER=1
@@ -78,7 +80,7 @@ ZAB="${ZAB_SERVER_BIN:-$TARGET/release/zab-server}"
 ZK_CP="/usr/share/java/zookeeper.jar:/usr/share/java/slf4j-simple.jar"
 N=3
 # Ports, clear of scripts/cluster.sh (2181-2183, 2881-2883, 8081-8083).
-ZAB_CLIENT=23180 ZAB_PEER=23280 ZAB_ADMIN=23380
+ZAB_CLIENT=23180 ZAB_PEER=23280 ZAB_ADMIN=23380 ZAB_ZOOKEEPER=23480
 ZK_CLIENT=24180 ZK_QUORUM=24280 ZK_ELECTION=24380
 ETCD_CLIENT=25180 ETCD_PEER=25280
 # Inside a --rtt-ms run, BENCH_NETNS is the namespaces' common prefix.
@@ -171,11 +173,12 @@ wait_until() { # seconds command...: polls every 0.2 s
 
 # --- zab --------------------------------------------------------------------
 
-zab_config() { # id
-    local id=$1 d="$DIR/zab/$1"
+zab_config() { # id [system]: zabzk also serves ZooKeeper's protocol
+    local id=$1 sys=${2:-zab}
+    local d="$DIR/$sys/$1"
     mkdir -p "$d"
-    if [ ! -s "$DIR/zab/peer-secret" ]; then
-        (umask 077 && head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n' > "$DIR/zab/peer-secret")
+    if [ ! -s "$DIR/$sys/peer-secret" ]; then
+        (umask 077 && head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n' > "$DIR/$sys/peer-secret")
     fi
     {
         echo "id = $id"
@@ -183,7 +186,7 @@ zab_config() { # id
         # A binary from before peer authentication (bench-compare.sh's base)
         # refuses the unknown key; its configs go without it.
         if grep -qa peer_secret_file "$ZAB"; then
-            echo "peer_secret_file = \"$DIR/zab/peer-secret\""
+            echo "peer_secret_file = \"$DIR/$sys/peer-secret\""
         fi
         for j in $(seq 1 $N); do
             echo "[[servers]]"
@@ -191,11 +194,14 @@ zab_config() { # id
             echo "peer = \"$(name_of "$j"):$((ZAB_PEER + j))\""
             echo "client = \"$(name_of "$j"):$((ZAB_CLIENT + j))\""
             echo "admin = \"$(name_of "$j"):$((ZAB_ADMIN + j))\""
+            if [ "$sys" = zabzk ]; then
+                echo "zookeeper = \"$(name_of "$j"):$((ZAB_ZOOKEEPER + j))\""
+            fi
         done
     } > "$d/zab.toml"
 }
-zab_start() { # id
-    local d="$DIR/zab/$1"
+zab_start() { # id [system]
+    local d="$DIR/${2:-zab}/$1"
     host_prefix "$1"
     nohup "${ON_HOST[@]}" "$ZAB" --config "$d/zab.toml" >> "$d/server.log" 2>&1 &
     echo $! > "$d/pid"
@@ -210,6 +216,14 @@ zab_healthy() { # id
     [ "$(curl -s -o /dev/null -w '%{http_code}' --max-time 1 "http://$(addr_of "$1"):$((ZAB_ADMIN + $1))/health" 2>/dev/null)" = 200 ]
 }
 zab_client() { echo "$(addr_of "$1"):$((ZAB_CLIENT + $1))"; }
+
+# zabzk: the same servers (one system runs at a time, so the same ports),
+# each also serving ZooKeeper's client protocol, where the clients go.
+zabzk_config() { zab_config "$1" zabzk; }
+zabzk_start() { zab_start "$1" zabzk; }
+zabzk_role() { zab_role "$1"; }
+zabzk_healthy() { zab_healthy "$1"; }
+zabzk_client() { echo "$(addr_of "$1"):$((ZAB_ZOOKEEPER + $1))"; }
 
 # --- ZooKeeper --------------------------------------------------------------
 
@@ -342,6 +356,13 @@ rss_kib() { sed -n 's/^VmRSS:[[:space:]]*\([0-9]*\) kB/\1/p' "/proc/$1/status" 2
 
 # --- runs -------------------------------------------------------------------
 
+bench_system() { # system -> the client zab-bench drives it with
+    case "$1" in zabzk) echo zk ;; *) echo "$1" ;; esac
+}
+relabel() { # system: names the system in zab-bench's JSON lines on stdin
+    sed "s/^{\"system\":\"$(bench_system "$1")\",/{\"system\":\"$1\",/"
+}
+
 run_workloads() { # system
     local sys=$1 leader all="" followers=""
     leader="$(leader_of "$sys")"
@@ -355,9 +376,9 @@ run_workloads() { # system
     local runs budget
     runs=$(( $(echo "$WORKLOADS" | tr ',' '\n' | wc -l) * $(echo "$SESSIONS" | tr ',' '\n' | wc -l) ))
     budget=$(( runs * (SECS + WARMUP + 30) + 60 ))
-    timeout "$budget" "$BENCH" --system "$sys" --servers "$all" --read-servers "$followers" \
+    timeout "$budget" "$BENCH" --system "$(bench_system "$sys")" --servers "$all" --read-servers "$followers" \
         --workload "$WORKLOADS" --sessions "$SESSIONS" --duration "$SECS" --warmup "$WARMUP" \
-        | tee -a "$DIR/results.jsonl" >&2 || log "$sys: zab-bench failed (exit $?); results so far are kept"
+        | relabel "$sys" | tee -a "$DIR/results.jsonl" >&2 || log "$sys: zab-bench failed (exit $?); results so far are kept"
     local total=0
     for id in $(seq 1 $N); do
         local kib
@@ -374,9 +395,9 @@ scale_run() { # system: load $SCALE znodes, then $SECS of writes at 64 sessions
     for id in $(seq 1 $N); do all="${all:+$all,}$("${sys}_client" "$id")"; done
     log "$sys: loading $SCALE znodes of 128 B over 64 sessions"
     t0="$(now_ms)"
-    timeout 3600 "$BENCH" --system "$sys" --servers "$all" --workload load --keys "$SCALE" \
+    timeout 3600 "$BENCH" --system "$(bench_system "$sys")" --servers "$all" --workload load --keys "$SCALE" \
         --sessions 64 --duration 3000 --warmup 0 --op-timeout-ms 10000 \
-        | sed 's/^{/{"phase":"load",/' | tee -a "$DIR/scale.jsonl" >&2 || log "$sys: load failed"
+        | relabel "$sys" | sed 's/^{/{"phase":"load",/' | tee -a "$DIR/scale.jsonl" >&2 || log "$sys: load failed"
     t1="$(now_ms)"
     local total=0
     for id in $(seq 1 $N); do total=$((total + $(rss_kib "$(pid_of "$sys" "$id")"))); done
@@ -387,8 +408,8 @@ scale_run() { # system: load $SCALE znodes, then $SECS of writes at 64 sessions
         | tee -a "$DIR/scale.jsonl" >&2
     log "$sys: $SECS s of writes at 64 sessions, watching the leader"
     leader="$(leader_of "$sys")"
-    "$BENCH" --system "$sys" --servers "$all" --workload write --sessions 64 \
-        --duration "$SECS" --warmup 1 | sed 's/^{/{"phase":"write",/' >> "$DIR/scale.jsonl" &
+    "$BENCH" --system "$(bench_system "$sys")" --servers "$all" --workload write --sessions 64 \
+        --duration "$SECS" --warmup 1 | relabel "$sys" | sed 's/^{/{"phase":"write",/' >> "$DIR/scale.jsonl" &
     BENCH_PID=$!
     while alive "$BENCH_PID"; do
         local now
@@ -411,7 +432,7 @@ scale_report() {
         size="$(grep "\"phase\":\"size\",\"system\":\"$sys\"" "$DIR/scale.jsonl" | tail -1)"
         write="$(grep "\"phase\":\"write\",\"system\":\"$sys\"" "$DIR/scale.jsonl" | tail -1)"
         lead="$(grep "\"phase\":\"leader\",\"system\":\"$sys\"" "$DIR/scale.jsonl" | tail -1)"
-        printf '%-4s load %8s/s (errors %s)  RSS %6s MiB all  %4s B/znode/server  disk %6s MiB  writes@64 %7s/s p99 %6s us p999 %7s us errors %s  leader changes %s\n' "$sys" \
+        printf '%-5s load %8s/s (errors %s)  RSS %6s MiB all  %4s B/znode/server  disk %6s MiB  writes@64 %7s/s p99 %6s us p999 %7s us errors %s  leader changes %s\n' "$sys" \
             "$(echo "$load" | field ops_per_sec | cut -d. -f1)" "$(echo "$load" | field errors)" \
             "$(( $(echo "$size" | field rss_kib_all) / 1024 ))" "$(echo "$size" | field bytes_per_znode_per_server)" \
             "$(( $(echo "$size" | field disk_kib_all) / 1024 ))" \
@@ -441,7 +462,7 @@ failover_trials() { # system
         for id in $(seq 1 $N); do [ "$id" = "$leader" ] || order="${order:+$order,}$("${sys}_client" "$id")"; done
         order="$order,$("${sys}_client" "$leader")"
         : > "$DIR/failover.err"
-        timeout 60 "$BENCH" --system "$sys" --workload failover --servers "$order" \
+        timeout 60 "$BENCH" --system "$(bench_system "$sys")" --workload failover --servers "$order" \
             --duration 40 --op-timeout-ms 500 > "$DIR/failover.out" 2> "$DIR/failover.err" &
         BENCH_PID=$!
         if ! wait_until 15 grep -q '^ready' "$DIR/failover.err"; then
@@ -479,16 +500,17 @@ field() { sed -n "s/.*\"$1\":\([^,}]*\).*/\1/p" | tr -d '"'; } # name, reads one
 report() {
     echo
     echo "== throughput (ops/s) and latency (us), 3 servers each on $(where_servers), ${SECS}s per run after ${WARMUP}s warm-up"
-    echo "   ratio = zab / best of zk and etcd (ops/s: higher is better for zab; p99: lower is better for zab)"
-    printf '%-18s %4s | %9s %7s %8s | %9s %7s %8s | %9s %7s %8s | %6s %6s\n' \
-        workload sess "zab ops/s" p50 p99 "zk ops/s" p50 p99 "etcd op/s" p50 p99 "x ops" "x p99"
+    echo "   ratio = zab / best of zk and etcd (ops/s: higher is better for zab; p99: lower is better for zab);"
+    echo "   zabzk = our ensemble through ZooKeeper's protocol and client; zk-proto = zabzk ops/s / zk ops/s"
+    printf '%-18s %4s | %9s %7s %8s | %9s %7s %8s | %9s %7s %8s | %9s %7s %8s | %6s %6s %8s\n' \
+        workload sess "zab ops/s" p50 p99 "zabzk o/s" p50 p99 "zk ops/s" p50 p99 "etcd op/s" p50 p99 "x ops" "x p99" "zk-proto"
     local w s
     for w in $(echo "$WORKLOADS" | tr ',' ' '); do
         for s in $(echo "$SESSIONS" | tr ',' ' '); do
             [ "$w" = write-latency ] && [ "$s" != "$(echo "$SESSIONS" | cut -d, -f1)" ] && continue
             [ "$w" = write-latency ] && s=1
-            local cells="" zab_ops="" zab_p99="" best_ops="" best_p99="" sys
-            for sys in zab zk etcd; do
+            local cells="" zab_ops="" zab_p99="" best_ops="" best_p99="" zabzk_ops="" zk_ops="" sys
+            for sys in zab zabzk zk etcd; do
                 local line ops p50 p99 errs
                 line="$(grep "\"system\":\"$sys\",\"workload\":\"$w\",\"sessions\":$s," "$DIR/results.jsonl" 2>/dev/null | tail -1 || true)"
                 if [ -z "$line" ]; then cells="$cells$(printf '| %9s %7s %8s ' - - -)"; continue; fi
@@ -498,7 +520,9 @@ report() {
                 cells="$cells$(printf '| %9.0f %7s %8s ' "$ops" "$p50" "$p99")"
                 p99="${p99%!}"
                 if [ "$sys" = zab ]; then zab_ops=$ops; zab_p99=$p99
+                elif [ "$sys" = zabzk ]; then zabzk_ops=$ops
                 else
+                    [ "$sys" = zk ] && zk_ops=$ops
                     if [ -z "$best_ops" ] || awk "BEGIN{exit !($ops > $best_ops)}"; then best_ops=$ops; fi
                     if [ -z "$best_p99" ] || [ "$p99" -lt "$best_p99" ]; then best_p99=$p99; fi
                 fi
@@ -508,14 +532,18 @@ report() {
                 rops="$(awk "BEGIN{ if ($best_ops > 0) printf \"%.2f\", $zab_ops / $best_ops; else print \"-\" }")"
                 rp99="$(awk "BEGIN{ if ($best_p99 > 0) printf \"%.2f\", $zab_p99 / $best_p99; else print \"-\" }")"
             fi
-            printf '%-18s %4s %s| %6s %6s\n' "$w" "$s" "$cells" "$rops" "$rp99"
+            local rzk=-
+            if [ -n "$zabzk_ops" ] && [ -n "$zk_ops" ]; then
+                rzk="$(awk "BEGIN{ if ($zk_ops > 0) printf \"%.2f\", $zabzk_ops / $zk_ops; else print \"-\" }")"
+            fi
+            printf '%-18s %4s %s| %6s %6s %8s\n' "$w" "$s" "$cells" "$rops" "$rp99" "$rzk"
         done
     done
     echo "   (! = the run had errors; see $DIR/results.jsonl)"
     echo
     echo "== resident memory after the runs (VmRSS, MiB)"
     local sys
-    for sys in zab zk etcd; do
+    for sys in zab zabzk zk etcd; do
         grep -q "\"system\":\"$sys\"" "$DIR/rss.jsonl" 2>/dev/null || continue
         printf '%-5s' "$sys"
         grep "\"system\":\"$sys\"" "$DIR/rss.jsonl" | while read -r line; do
@@ -528,7 +556,7 @@ report() {
         echo "== leader failover: kill -9 the leader, time until the first successful write (ms)"
         echo "   fresh = a writer that opens a new session after any failure (cluster availability);"
         echo "   held  = a writer that keeps one session (what one application session sees)"
-        for sys in zab zk; do
+        for sys in zab zabzk zk; do
             local kind key vals n failed
             for kind in fresh held; do
                 key=recovery_ms; [ "$kind" = held ] && key=session_recovery_ms
@@ -577,7 +605,7 @@ if [ -z "$ZK_HEAP_MB" ]; then
 fi
 if [ -n "$SCALE" ]; then
     for sys in $(echo "$SYSTEMS" | tr ',' ' '); do
-        case "$sys" in zab|zk) ;; *) log "--scale runs zab and zk only"; exit 2 ;; esac
+        case "$sys" in zab|zabzk|zk) ;; *) log "--scale runs zab, zabzk and zk only"; exit 2 ;; esac
         log "$sys: starting a 3-server cluster under $DIR/$sys"
         if start_cluster "$sys"; then scale_run "$sys"; fi
         stop_cluster "$sys"
@@ -586,7 +614,7 @@ if [ -n "$SCALE" ]; then
     exit 0
 fi
 for sys in $(echo "$SYSTEMS" | tr ',' ' '); do
-    case "$sys" in zab|zk|etcd) ;; *) log "unknown system $sys"; exit 2 ;; esac
+    case "$sys" in zab|zabzk|zk|etcd) ;; *) log "unknown system $sys"; exit 2 ;; esac
     log "$sys: starting a 3-server cluster under $DIR/$sys"
     if ! start_cluster "$sys"; then
         stop_cluster "$sys"

@@ -12,7 +12,8 @@
 # running side by side (each with its own ensembles). --power-loss builds the
 # servers with the test-only power-loss disk (unsynced writes die with kill -9).
 # Ends with one line:
-#   runs=N ops=… acked_writes_lost=… anomalies=…
+#   runs=N ops=… zookeeper_ops=… acked_writes_lost=… anomalies=…
+# (zookeeper_ops: the register operations made on ZooKeeper's protocol)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 runs=3
@@ -49,7 +50,7 @@ for j in $(seq 1 "$jobs"); do
     left=$(( left - n ))
 done
 for p in "${pids[@]}"; do wait "$p" || true; done
-total_runs=0 total_ops=0 total_lost=0 total_anomalies=0
+total_runs=0 total_ops=0 total_zk_ops=0 total_lost=0 total_anomalies=0
 for f in "$out"/*.log; do
     grep -E '^(run [0-9]+:|run nodes=)' "$f" || true
     line=$(grep -E '^runs=' "$f" || true)
@@ -63,10 +64,11 @@ for f in "$out"/*.log; do
         case "$kv" in
             runs=*) total_runs=$(( total_runs + ${kv#runs=} )) ;;
             ops=*) total_ops=$(( total_ops + ${kv#ops=} )) ;;
+            zookeeper_ops=*) total_zk_ops=$(( total_zk_ops + ${kv#zookeeper_ops=} )) ;;
             acked_writes_lost=*) total_lost=$(( total_lost + ${kv#acked_writes_lost=} )) ;;
             anomalies=*) total_anomalies=$(( total_anomalies + ${kv#anomalies=} )) ;;
         esac
     done
 done
-echo "runs=$total_runs ops=$total_ops acked_writes_lost=$total_lost anomalies=$total_anomalies"
+echo "runs=$total_runs ops=$total_ops zookeeper_ops=$total_zk_ops acked_writes_lost=$total_lost anomalies=$total_anomalies"
 [ "$total_lost" -eq 0 ] && [ "$total_anomalies" -eq 0 ]

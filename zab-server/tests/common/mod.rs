@@ -116,10 +116,26 @@ impl Ensemble {
     /// [`Ensemble::start_proxied`] with `extra` TOML lines in every
     /// server's config (before the server list), e.g. `snapshot_every_txns = 20`.
     pub async fn start_proxied_with(n: usize, name: &str, extra: &str) -> Ensemble {
+        Ensemble::proxied(n, name, extra, false).await.0
+    }
+
+    /// [`Ensemble::start_proxied`], each server also serving ZooKeeper's
+    /// client protocol; returns those addresses too.
+    pub async fn start_proxied_zookeeper(n: usize, name: &str) -> (Ensemble, Vec<SocketAddr>) {
+        Ensemble::proxied(n, name, "", true).await
+    }
+
+    async fn proxied(
+        n: usize,
+        name: &str,
+        extra: &str,
+        zookeeper: bool,
+    ) -> (Ensemble, Vec<SocketAddr>) {
         // Servers' ports come from below the ephemeral range (see
         // `free_ports`); the proxies' own from inside it: they cannot meet.
-        let ports = free_ports(2 * n);
-        let (peer_ports, clients) = ports.split_at(n);
+        let ports = free_ports(3 * n);
+        let (peer_ports, rest) = ports.split_at(n);
+        let (clients, zks) = rest.split_at(n);
         let peers: Vec<SocketAddr> = peer_ports.iter().map(|p| loopback(*p)).collect();
         let mut proxies = BTreeMap::new();
         for i in 0..n {
@@ -134,8 +150,14 @@ impl Ensemble {
         };
         let mut e = Ensemble::configure(n, name, clients, extra, listed);
         e.proxies = proxies;
+        let zookeeper = if zookeeper {
+            e.serve_zookeeper(clients, zks);
+            zks.iter().map(|p| loopback(*p)).collect()
+        } else {
+            Vec::new()
+        };
         e.spawn_all();
-        e
+        (e, zookeeper)
     }
 
     /// Writes each server's data dir and config; `peer(i, j)` is the address
@@ -252,8 +274,16 @@ impl Ensemble {
         let (clients, zks) = rest.split_at(n);
         let peers: Vec<SocketAddr> = peers.iter().map(|p| loopback(*p)).collect();
         let mut e = Ensemble::configure(n, name, clients, extra, |_, j| peers[j]);
-        for i in 0..n {
-            let path = e.dir.join(format!("{}", i + 1)).join("zab.toml");
+        e.serve_zookeeper(clients, zks);
+        e.spawn_all();
+        (e, zks.iter().map(|p| loopback(*p)).collect())
+    }
+
+    /// Adds `zookeeper = "127.0.0.1:zks[j]"` to server `j`'s entry in every
+    /// config (found by its client port, `clients[j]`).
+    fn serve_zookeeper(&self, clients: &[u16], zks: &[u16]) {
+        for i in 0..clients.len() {
+            let path = self.dir.join(format!("{}", i + 1)).join("zab.toml");
             let mut cfg = std::fs::read_to_string(&path).expect("config");
             for (c, z) in clients.iter().zip(zks) {
                 let line = format!("client = \"127.0.0.1:{c}\"\n");
@@ -261,8 +291,6 @@ impl Ensemble {
             }
             std::fs::write(&path, cfg).expect("config");
         }
-        e.spawn_all();
-        (e, zks.iter().map(|p| loopback(*p)).collect())
     }
 
     /// Stops server `i` with SIGTERM, as an operator would, and waits for it

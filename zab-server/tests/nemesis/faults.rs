@@ -7,13 +7,13 @@ use zab_tests::proxy::{Direction, Proxy, Rule};
 use super::common::Ensemble;
 use zab_tests::sim::rng::Rng;
 
-/// Faults, one at a time, until `deadline`. `clients` are the proxies on
-/// each server's client path (workers connect through them), for client
+/// Faults, one at a time, until `deadline`. `clients` are, per server, the
+/// proxies on its client paths (workers connect through them), for client
 /// partitions (traffic dropped, connections left open) and client pauses
 /// (traffic held, then delivered, as for a SIGSTOPped process).
 pub async fn nemesis(
     e: &mut Ensemble,
-    clients: &[Proxy],
+    clients: &[Vec<Proxy>],
     seed: u64,
     deadline: Instant,
 ) -> Vec<String> {
@@ -91,7 +91,6 @@ pub async fn nemesis(
             11 | 12 => {
                 // The clients of one server cut off (bytes dropped, sockets
                 // open) or paused (bytes held for the hold, then delivered).
-                let proxy = &clients[victim];
                 let rule = if fault == 11 {
                     Rule::DROP
                 } else {
@@ -100,10 +99,12 @@ pub async fn nemesis(
                         delay: hold,
                     }
                 };
-                proxy.set(Direction::ToTarget, rule);
-                proxy.set(Direction::FromTarget, rule);
+                for proxy in &clients[victim] {
+                    proxy.set(Direction::ToTarget, rule);
+                    proxy.set(Direction::FromTarget, rule);
+                }
                 tokio::time::sleep(hold).await;
-                proxy.heal();
+                clients[victim].iter().for_each(Proxy::heal);
             }
             _ => {
                 // A minority killed at once.

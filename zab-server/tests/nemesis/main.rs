@@ -7,7 +7,11 @@
 //! - **registers**: sessions read (sync, then read), write and compare-and-set
 //!   unique values on a few keys; every invocation, completion, outcome and
 //!   zxid goes into a `History` for the WGL checker
-//!   (`zab_tests::linearizability`);
+//!   (`zab_tests::linearizability`). On loopback every server also serves
+//!   ZooKeeper's client protocol and half of these sessions speak it,
+//!   through the `zookeeper-client` crate (`registers.rs`): a read there is
+//!   ZooKeeper's `sync` then `getData`, and one pair of sessions writes on
+//!   one protocol and reads on the other;
 //! - **sequential creates**: names must be unique, ordered as the creates were
 //!   in real time, and every acknowledged one present at the end;
 //! - **ephemerals**: sessions create an ephemeral node, then close, abandon (so
@@ -37,7 +41,9 @@
 
 #[path = "../common/mod.rs"]
 mod common;
+mod ephemerals;
 mod faults;
+mod registers;
 mod runs;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -45,7 +51,9 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use common::{connect_retry, Ensemble};
-use zab_client::{Client, Consistency, CreateMode, Error, ErrorCode, WatchEventKind};
+use ephemerals::{check_ephemerals, ephemeral_worker};
+use registers::{definite, protocol_of, Protocol, Session};
+use zab_client::{Client, Consistency, CreateMode, Error, WatchEventKind};
 use zab_tests::checkers::{
     check_sequential, check_watch_log, SequentialCreate, WatchLog, WatchRecord,
 };
@@ -84,26 +92,21 @@ fn value_of(data: &[u8]) -> Option<u64> {
     std::str::from_utf8(data).ok()?.parse().ok()
 }
 
-/// Whether an error means the operation certainly did not happen (`Some`),
-/// or might have (`None`: the connection broke with it in flight).
-fn definite<T>(r: &Result<T, Error>) -> Option<String> {
-    match r {
-        Ok(_) | Err(Error::ConnectionLoss) => None,
-        // Never sent, or refused by the server: not applied.
-        Err(e) => Some(e.to_string()),
-    }
-}
-
 /// What every worker shares: the clock origin, the end, the records.
 #[derive(Clone)]
 struct Shared {
     started: Instant,
     deadline: Instant,
     servers: Vec<std::net::SocketAddr>,
+    /// The same servers' ZooKeeper-protocol ports (through proxies); empty
+    /// where they are not served.
+    zookeeper_servers: Vec<std::net::SocketAddr>,
     history: Arc<Mutex<History>>,
     /// Acknowledged register writes: (key, value, zxid).
     acked: Arc<Mutex<Vec<(String, u64, u64)>>>,
     ops: Arc<std::sync::atomic::AtomicU64>,
+    /// Of those, register operations on ZooKeeper's protocol.
+    zookeeper_ops: Arc<std::sync::atomic::AtomicU64>,
     /// Operations that never finished (a liveness failure, reported).
     hung: Arc<Mutex<Vec<String>>>,
 }
@@ -147,8 +150,8 @@ impl Shared {
 
 // ---------------------------------------------------------------- registers
 
-async fn register_worker(mut id: u64, seed: u64, shared: Shared) {
-    let Some(mut client) = shared.session(id as usize, SESSION_MS).await else {
+async fn register_worker(mut id: u64, seed: u64, shared: Shared, protocol: Protocol) {
+    let Some(mut session) = Session::open(protocol, &shared, id as usize).await else {
         return;
     };
     let mut rng = Rng::new(seed);
@@ -160,21 +163,21 @@ async fn register_worker(mut id: u64, seed: u64, shared: Shared) {
         let op = match rng.below(10) {
             0..=3 => Op::Read,
             4..=7 => Op::Write(value),
-            _ => match client.exists(&key, Consistency::Local, false).await {
+            _ => match session.version(&key).await {
                 // CAS against the version a fresh read saw.
-                Ok(Some(st)) => Op::Cas {
-                    expected_version: st.version,
+                Some(expected_version) => Op::Cas {
+                    expected_version,
                     new: value,
                 },
-                _ => Op::Write(value),
+                None => Op::Write(value),
             },
         };
-        register_op(&client, id, &key, op, &shared).await;
+        register_op(&session, id, &key, op, &shared).await;
         tokio::time::sleep(Duration::from_millis(1 + rng.below(THINK_MS))).await;
-        if client.session_state() == zab_client::SessionState::Expired {
+        if session.expired() {
             // A new session is a new client in the history.
-            match shared.session(id as usize, SESSION_MS).await {
-                Some(c) => client = c,
+            match Session::open(protocol, &shared, id as usize).await {
+                Some(s) => session = s,
                 None => return,
             }
             id += 1000;
@@ -184,67 +187,32 @@ async fn register_worker(mut id: u64, seed: u64, shared: Shared) {
 
 /// Carries out one register operation, recording it in the history as
 /// client `id`; true if it was a write the server acknowledged.
-async fn register_op(client: &Client, id: u64, key: &str, op: Op, shared: &Shared) -> bool {
+async fn register_op(session: &Session, id: u64, key: &str, op: Op, shared: &Shared) -> bool {
     let idx = shared
         .history
         .lock()
         .expect("history")
         .push_invoke(id, key, op, shared.now());
-    let (outcome, zxid) = match op {
-        Op::Read => {
-            let r = shared
-                .bounded(
-                    format!("read of {key} by session {:#x}", client.session_id()),
-                    client.get(key, Consistency::Linearizable),
-                )
-                .await;
-            match (&r, definite(&r)) {
-                (Ok((data, st)), _) => (Outcome::Ok(Reply::Read(value_of(data))), Some(st.mzxid)),
-                (Err(Error::Server(ErrorCode::NoNode)), _) => {
-                    (Outcome::Ok(Reply::Read(None)), None)
-                }
-                (_, Some(why)) => (Outcome::Fail(why), None),
-                (_, None) => (Outcome::Unknown, None),
-            }
-        }
-        Op::Write(new) | Op::Cas { new, .. } => {
-            let version = match op {
-                Op::Cas {
-                    expected_version, ..
-                } => expected_version,
-                _ => -1,
-            };
-            let r = shared
-                .bounded(
-                    format!("write of {key} by session {:#x}", client.session_id()),
-                    client.set(key, new.to_string().as_bytes(), version),
-                )
-                .await;
-            match (&r, definite(&r)) {
-                (Ok(st), _) => {
-                    shared
-                        .acked
-                        .lock()
-                        .expect("acked")
-                        .push((key.to_string(), new, st.mzxid));
-                    (Outcome::Ok(Reply::Ok), Some(st.mzxid))
-                }
-                (Err(Error::Server(ErrorCode::BadVersion)), _) if version >= 0 => {
-                    (Outcome::Ok(Reply::BadVersion), None)
-                }
-                (_, Some(why)) => (Outcome::Fail(why), None),
-                (_, None) => (Outcome::Unknown, None),
-            }
-        }
-        Op::Create(_) | Op::Delete => (Outcome::Unknown, None),
-    };
+    let (outcome, zxid) = session.run(key, op, shared).await;
     let acked = zxid.is_some() && matches!(outcome, Outcome::Ok(Reply::Ok));
+    if let (true, Op::Write(new) | Op::Cas { new, .. }, Some(z)) = (acked, op, zxid) {
+        shared
+            .acked
+            .lock()
+            .expect("acked")
+            .push((key.to_string(), new, z));
+    }
     let mut h = shared.history.lock().expect("history");
     h.complete(idx, shared.now(), outcome);
     if let Some(z) = zxid {
         h.set_zxid(idx, z);
     }
     shared.count();
+    if let Session::ZooKeeper(_) = session {
+        shared
+            .zookeeper_ops
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    }
     acked
 }
 
@@ -253,18 +221,15 @@ async fn register_op(client: &Client, id: u64, key: &str, op: Op, shared: &Share
 /// so it must see it (or something newer). This is the pattern that exposes
 /// a server answering `sync` from a stale view: a read queued on a paused,
 /// deposed leader while a new leader acknowledged the write.
-async fn cross_worker(id: u64, seed: u64, shared: Shared) {
-    let n = shared.servers.len();
+async fn cross_worker(id: u64, seed: u64, shared: Shared, protocols: [Protocol; 2]) {
     let mut rng = Rng::new(seed);
     let mut sessions = Vec::new();
-    for k in 0..2 {
-        // Pinned to different first servers; reconnects go round from there.
-        let order: Vec<_> = (0..n)
-            .map(|i| shared.servers[(i + k + id as usize) % n])
-            .collect();
-        match connect_retry(&order, SESSION_MS).await {
-            Ok(c) => sessions.push((c, order)),
-            Err(_) => return,
+    for (k, protocol) in protocols.into_iter().enumerate() {
+        // Different first servers; reconnects go round from there. (The
+        // ZooKeeper client shuffles its list, so its pair may share one.)
+        match Session::open(protocol, &shared, k + id as usize).await {
+            Some(s) => sessions.push(s),
+            None => return,
         }
     }
     let mut ids = [id, id + 1];
@@ -275,16 +240,16 @@ async fn cross_worker(id: u64, seed: u64, shared: Shared) {
         turn += 1;
         let key = shared.key(rng.below(KEYS as u64));
         next_value += 1;
-        let acked = register_op(&sessions[w].0, ids[w], &key, Op::Write(next_value), &shared).await;
+        let acked = register_op(&sessions[w], ids[w], &key, Op::Write(next_value), &shared).await;
         if acked {
-            register_op(&sessions[r].0, ids[r], &key, Op::Read, &shared).await;
+            register_op(&sessions[r], ids[r], &key, Op::Read, &shared).await;
         }
         tokio::time::sleep(Duration::from_millis(1 + rng.below(THINK_MS))).await;
-        for (slot, (client, order)) in sessions.iter_mut().enumerate() {
-            if client.session_state() == zab_client::SessionState::Expired {
-                match connect_retry(order, SESSION_MS).await {
-                    Ok(c) => *client = c,
-                    Err(_) => return,
+        for (slot, session) in sessions.iter_mut().enumerate() {
+            if session.expired() {
+                match Session::open(protocols[slot], &shared, slot + id as usize).await {
+                    Some(s) => *session = s,
+                    None => return,
                 }
                 ids[slot] += 1000;
             }
@@ -345,141 +310,6 @@ async fn sequential_worker(shared: Shared, log: Arc<Mutex<SeqLog>>) {
     }
 }
 
-// ---------------------------------------------------------- ephemerals
-
-#[derive(Debug)]
-enum Fate {
-    /// Closed with an acknowledgement: the node went with it.
-    Closed,
-    /// Abandoned (`Client::abandon`): the session must expire.
-    Abandoned,
-    /// The client was told its session expired.
-    Expired,
-    /// Still open at the end (or its close had an unknown outcome).
-    Open,
-}
-
-struct Ephemeral {
-    path: String,
-    /// Whether the create was acknowledged (else its outcome is unknown).
-    acknowledged: bool,
-    session: u64,
-    fate: Fate,
-    client: Option<Client>,
-}
-
-async fn ephemeral_worker(shared: Shared, log: Arc<Mutex<Vec<Ephemeral>>>) {
-    let mut rng = Rng::new(0xe9e);
-    let mut n = 0;
-    while Instant::now() < shared.deadline {
-        n += 1;
-        let Some(client) = shared.session(n, EPHEMERAL_SESSION_MS).await else {
-            tokio::time::sleep(Duration::from_millis(200)).await;
-            continue;
-        };
-        let path = format!("/eph/e-{n}");
-        let created = client.create(&path, b"", CreateMode::Ephemeral).await;
-        shared.count();
-        if let Err(Error::Server(_) | Error::SessionExpired | Error::NoServer(_)) = created {
-            // Definitely not created; the session still has to end.
-            let _ = client.close().await;
-            continue;
-        }
-        // Keep the session busy for a while, as an owner would.
-        let hold = Instant::now() + Duration::from_millis(300 + rng.below(2500));
-        while Instant::now() < hold.min(shared.deadline) {
-            let _ = client.exists(&path, Consistency::Local, false).await;
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-        let session = client.session_id();
-        let fate = if client.session_state() == zab_client::SessionState::Expired {
-            (Fate::Expired, None)
-        } else if Instant::now() >= shared.deadline {
-            (Fate::Open, Some(client))
-        } else if rng.below(2) == 0 {
-            // Left to expire, as a crashed owner's would.
-            client.abandon();
-            (Fate::Abandoned, None)
-        } else {
-            match client.close().await {
-                Ok(()) => (Fate::Closed, None),
-                Err(Error::SessionExpired) => (Fate::Expired, None),
-                // Unknown: the node goes when the session ends, whenever that is.
-                Err(_) => (Fate::Abandoned, None),
-            }
-        };
-        log.lock().expect("ephemeral log").push(Ephemeral {
-            path,
-            acknowledged: created.is_ok(),
-            session,
-            fate: fate.0,
-            client: fate.1,
-        });
-    }
-}
-
-/// A node exists exactly while its session lives.
-async fn check_ephemerals(
-    checker: &Client,
-    log: Vec<Ephemeral>,
-    anomalies: &mut Vec<String>,
-) -> u64 {
-    let mut checked = 0;
-    // Sessions that ended must lose their nodes once expiry has run; the
-    // leader's timers restart after an election, so allow a few timeouts.
-    let deadline = Instant::now() + Duration::from_secs(20);
-    for e in log {
-        checked += 1;
-        match e.fate {
-            Fate::Open => {
-                let client = e.client.expect("open sessions keep their client");
-                match common::retry(|| client.exists(&e.path, Consistency::Linearizable, false))
-                    .await
-                {
-                    Ok(Some(st)) if st.ephemeral_owner == e.session => {}
-                    Ok(Some(st)) => anomalies.push(format!(
-                        "{}: owned by {:#x}, created by {:#x}",
-                        e.path, st.ephemeral_owner, e.session
-                    )),
-                    Ok(None) if e.acknowledged => anomalies.push(format!(
-                        "{}: session {:#x} lives, but its acknowledged ephemeral is gone",
-                        e.path, e.session
-                    )),
-                    Ok(None) => {} // the create's outcome was unknown
-                    Err(Error::SessionExpired) => {
-                        absent_by(checker, &e.path, deadline, anomalies).await;
-                    }
-                    Err(err) => anomalies.push(format!("{}: final check failed: {err}", e.path)),
-                }
-            }
-            Fate::Closed | Fate::Abandoned | Fate::Expired => {
-                absent_by(checker, &e.path, deadline, anomalies).await;
-            }
-        }
-    }
-    checked
-}
-
-async fn absent_by(checker: &Client, path: &str, deadline: Instant, anomalies: &mut Vec<String>) {
-    loop {
-        match common::retry(|| checker.exists(path, Consistency::Linearizable, false)).await {
-            Ok(None) => return,
-            Ok(Some(st)) if Instant::now() >= deadline => {
-                anomalies.push(format!(
-                    "{path}: its session {:#x} ended, but the node is still there",
-                    st.ephemeral_owner
-                ));
-                return;
-            }
-            Ok(Some(_)) => tokio::time::sleep(Duration::from_millis(200)).await,
-            Err(err) => {
-                anomalies.push(format!("{path}: final check failed: {err}"));
-                return;
-            }
-        }
-    }
-}
-
 // ------------------------------------------------------------- watches
 
 /// Holds a persistent recursive watch on `/r` until it sees `/r/end`
@@ -532,6 +362,8 @@ async fn watcher(shared: Shared, logs: Arc<Mutex<Vec<WatchLog>>>, until: Instant
 
 struct RunReport {
     ops: u64,
+    /// Register operations on ZooKeeper's protocol.
+    zookeeper_ops: u64,
     lost: u64,
     anomalies: Vec<String>,
 }
@@ -540,9 +372,11 @@ struct RunReport {
 /// One run on loopback through proxies, or across the hosts of `net`.
 async fn run_once(nodes: usize, seed: u64, secs: u64, net: Option<Arc<Net>>) -> RunReport {
     let name = format!("nemesis-{nodes}-{seed}");
-    let mut e = match net {
-        Some(net) => Ensemble::start_multihost(net, &name, ""),
-        None => Ensemble::start_proxied(nodes, &name).await,
+    // On loopback each server also serves ZooKeeper's protocol, and some
+    // workers speak it.
+    let (mut e, zookeeper) = match net {
+        Some(net) => (Ensemble::start_multihost(net, &name, ""), Vec::new()),
+        None => Ensemble::start_proxied_zookeeper(nodes, &name).await,
     };
     let setup = common::connect_retry(&e.clients, 8000)
         .await
@@ -568,37 +402,51 @@ async fn run_once(nodes: usize, seed: u64, secs: u64, net: Option<Arc<Net>>) -> 
         h.complete(idx, 0, Outcome::Ok(Reply::Ok));
     }
     // The workloads reach each server through a proxy on its client path.
-    let mut client_proxies = Vec::new();
-    for addr in &e.clients {
-        client_proxies.push(Proxy::start(*addr).await.expect("a client proxy"));
+    // (Per server: our protocol's proxy, then ZooKeeper's if served.)
+    let mut client_proxies: Vec<Vec<Proxy>> = Vec::new();
+    for (i, addr) in e.clients.iter().enumerate() {
+        let mut here = vec![Proxy::start(*addr).await.expect("a client proxy")];
+        if let Some(zk) = zookeeper.get(i) {
+            here.push(Proxy::start(*zk).await.expect("a client proxy"));
+        }
+        client_proxies.push(here);
     }
     let started = Instant::now();
     let shared = Shared {
         started,
         deadline: started + Duration::from_secs(secs),
-        servers: client_proxies.iter().map(Proxy::addr).collect(),
+        servers: client_proxies.iter().map(|p| p[0].addr()).collect(),
+        zookeeper_servers: client_proxies
+            .iter()
+            .filter_map(|p| p.get(1).map(Proxy::addr))
+            .collect(),
         history: history.clone(),
         acked: Arc::new(Mutex::new(Vec::new())),
         ops: Arc::default(),
+        zookeeper_ops: Arc::default(),
         hung: Arc::default(),
     };
     let watch_logs = Arc::new(Mutex::new(Vec::new()));
     let watch_until = shared.deadline + Duration::from_secs(60);
     let watcher_task = tokio::spawn(watcher(shared.clone(), watch_logs.clone(), watch_until));
     let mut workers = Vec::new();
-    for w in 0..4u64 {
+    let served = !shared.zookeeper_servers.is_empty();
+    for w in 1..=4u64 {
         workers.push(tokio::spawn(register_worker(
-            w + 1,
-            seed * 100 + w,
+            w,
+            seed * 100 + w - 1,
             shared.clone(),
+            protocol_of(w, served),
         )));
     }
     for w in 0..2u64 {
-        // Client ids 11.. (and +1 for the second session), distinct from the above.
+        // Client ids 11.. (and +1 for the second session), distinct from the
+        // above. The second pair writes on one protocol, reads on the other.
         workers.push(tokio::spawn(cross_worker(
             11 + 2 * w,
             seed * 100 + 50 + w,
             shared.clone(),
+            [Protocol::Zab, protocol_of(w * 2, served)],
         )));
     }
     let seq_log = Arc::new(Mutex::new(SeqLog::default()));
@@ -765,6 +613,9 @@ async fn run_once(nodes: usize, seed: u64, secs: u64, net: Option<Arc<Net>>) -> 
     }
     RunReport {
         ops: shared.ops.load(std::sync::atomic::Ordering::Relaxed),
+        zookeeper_ops: shared
+            .zookeeper_ops
+            .load(std::sync::atomic::Ordering::Relaxed),
         lost,
         anomalies,
     }
@@ -784,7 +635,7 @@ async fn campaign() {
     let runs = env("NEMESIS_RUNS", 3);
     let secs = env("NEMESIS_SECS", 60);
     let first_seed = env("NEMESIS_SEED", 1000);
-    let (mut ops, mut lost, mut anomalies) = (0, 0, 0);
+    let (mut ops, mut zookeeper_ops, mut lost, mut anomalies) = (0, 0, 0, 0);
     for run in 0..runs {
         let nodes = if run % 2 == 0 { 3 } else { 5 };
         let r = run_once(nodes, first_seed + run, secs, None).await;
@@ -792,9 +643,12 @@ async fn campaign() {
             println!("run {run}: {line}");
         }
         ops += r.ops;
+        zookeeper_ops += r.zookeeper_ops;
         lost += r.lost;
         anomalies += r.anomalies.len();
     }
-    println!("runs={runs} ops={ops} acked_writes_lost={lost} anomalies={anomalies}");
+    println!(
+        "runs={runs} ops={ops} zookeeper_ops={zookeeper_ops} acked_writes_lost={lost} anomalies={anomalies}"
+    );
     assert_eq!((lost, anomalies), (0, 0));
 }

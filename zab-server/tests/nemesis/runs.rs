@@ -22,13 +22,15 @@ async fn ci_run(nodes: usize, seed: u64, net: Option<std::sync::Arc<Net>>) {
         Some(_) => secs_from_env("MULTIHOST_NEMESIS_SECS", 30),
         None => secs_from_env("NEMESIS_SECS", 60),
     };
+    let loopback = net.is_none();
     let r = run_once(nodes, seed, secs, net).await;
     for a in &r.anomalies {
         println!("anomaly: {a}");
     }
     println!(
-        "runs=1 ops={} acked_writes_lost={} anomalies={}",
+        "runs=1 ops={} zookeeper_ops={} acked_writes_lost={} anomalies={}",
         r.ops,
+        r.zookeeper_ops,
         r.lost,
         r.anomalies.len()
     );
@@ -37,6 +39,14 @@ async fn ci_run(nodes: usize, seed: u64, net: Option<std::sync::Arc<Net>>) {
         "too little load to mean anything: {} ops",
         r.ops
     );
+    if loopback {
+        // On loopback half the register sessions speak ZooKeeper's protocol.
+        assert!(
+            r.zookeeper_ops > 100,
+            "too little ZooKeeper-protocol load: {} ops",
+            r.zookeeper_ops
+        );
+    }
     assert_eq!(r.lost, 0, "{:#?}", r.anomalies);
     assert!(r.anomalies.is_empty(), "{:#?}", r.anomalies);
 }
