@@ -28,7 +28,10 @@
 # sessions (snapshots included: zab snapshots every 100,000 transactions by
 # default, ZooKeeper by its snapCount); it reports the load rate, RSS per
 # server and bytes per znode, the data directories' size, the write rate,
-# p99/p999 and errors, and the leader changes seen (polled every second).
+# p99/p999 and errors, and the leader changes seen (polled every second);
+# for zab, p99/p999 over the seconds in which a server was writing a
+# snapshot against the others (snapshots seen on /metrics); then it stops
+# every server and times their restart to the first linearizable read.
 # ZooKeeper gets --zk-heap-mb (default 3000 with --scale, else 1000).
 # --rtt-ms MS: every server on a host of its own (a network namespace, named
 # zab1..zab3 in per-host hosts files; zab's configs use the names) and the
@@ -390,6 +393,38 @@ run_workloads() { # system
 
 # --- scale mode --------------------------------------------------------------
 
+declare -A SNAP_COUNT SNAP_SUM
+snapshot_poll() { # system file: appends `END_UNIX_MS DURATION_MS` for each snapshot a zab server finished since the last poll
+    local sys=$1 file=$2 id m count sum
+    case "$sys" in zab|zabzk) ;; *) return 0 ;; esac
+    for id in $(seq 1 $N); do
+        m="$(curl -s --max-time 1 "http://$(addr_of "$id"):$((ZAB_ADMIN + id))/metrics" 2>/dev/null || true)"
+        count="$(echo "$m" | sed -n 's/^zab_snapshot_seconds_count \([0-9]*\).*/\1/p')"
+        sum="$(echo "$m" | sed -n 's/^zab_snapshot_seconds_sum \([0-9.e+-]*\).*/\1/p')"
+        [ -n "$count" ] && [ -n "$sum" ] || continue
+        if [ -n "${SNAP_COUNT[$id]:-}" ] && [ "$count" -gt "${SNAP_COUNT[$id]}" ]; then
+            # The time the snapshots since the last poll took, ending now.
+            echo "$(now_ms) $(awk "BEGIN{printf \"%d\", ($sum - ${SNAP_SUM[$id]}) * 1000}")" >> "$file"
+        fi
+        SNAP_COUNT[$id]=$count SNAP_SUM[$id]=$sum
+    done
+}
+
+recovery_run() { # system: stop every server, start them again, time the first linearizable read
+    local sys=$1 all="" t0 t1 t2 line
+    for id in $(seq 1 $N); do all="${all:+$all,}$("${sys}_client" "$id")"; done
+    log "$sys: stopping every server, then timing the first linearizable read after the restart"
+    t0="$(now_ms)"
+    stop_cluster "$sys"
+    t1="$(now_ms)"
+    for id in $(seq 1 $N); do "${sys}_start" "$id"; done
+    line="$("$BENCH" --system "$(bench_system "$sys")" --servers "$all" --workload first-read \
+        --duration 1200 | relabel "$sys" || true)"
+    t2="$(now_ms)"
+    printf '{"phase":"recovery","system":"%s","stop_ms":%s,"restart_to_read_ms":%s,"bench":%s}\n' \
+        "$sys" "$((t1 - t0))" "$((t2 - t1))" "${line:-null}" | tee -a "$DIR/scale.jsonl" >&2
+}
+
 scale_run() { # system: load $SCALE znodes, then $SECS of writes at 64 sessions
     local sys=$1 all="" leader changes=0 t0 t1
     for id in $(seq 1 $N); do all="${all:+$all,}$("${sys}_client" "$id")"; done
@@ -408,19 +443,26 @@ scale_run() { # system: load $SCALE znodes, then $SECS of writes at 64 sessions
         | tee -a "$DIR/scale.jsonl" >&2
     log "$sys: $SECS s of writes at 64 sessions, watching the leader"
     leader="$(leader_of "$sys")"
+    # zab's servers' snapshots are polled from /metrics, so the write run
+    # can split its latencies into seconds with and without one.
+    local snaplog="$DIR/$sys-snapshots.log" split=()
+    rm -f "$snaplog"
+    case "$sys" in zab|zabzk) split=(--snapshot-log "$snaplog"); snapshot_poll "$sys" "$snaplog" ;; esac
     "$BENCH" --system "$(bench_system "$sys")" --servers "$all" --workload write --sessions 64 \
-        --duration "$SECS" --warmup 1 | relabel "$sys" | sed 's/^{/{"phase":"write",/' >> "$DIR/scale.jsonl" &
+        --duration "$SECS" --warmup 1 "${split[@]}" | relabel "$sys" | sed 's/^{/{"phase":"write",/' >> "$DIR/scale.jsonl" &
     BENCH_PID=$!
     while alive "$BENCH_PID"; do
         local now
         now="$(leader_of "$sys")"
         if [ "$now" != "$leader" ]; then changes=$((changes + 1)); leader="$now"; fi
+        snapshot_poll "$sys" "$snaplog"
         sleep 1
     done
     wait "$BENCH_PID" || log "$sys: write run failed"
     BENCH_PID=""
     tail -1 "$DIR/scale.jsonl" >&2
     printf '{"phase":"leader","system":"%s","leader_changes":%s}\n' "$sys" "$changes" | tee -a "$DIR/scale.jsonl" >&2
+    recovery_run "$sys"
 }
 
 scale_report() {
@@ -438,6 +480,18 @@ scale_report() {
             "$(( $(echo "$size" | field disk_kib_all) / 1024 ))" \
             "$(echo "$write" | field ops_per_sec | cut -d. -f1)" "$(echo "$write" | field p99_us)" \
             "$(echo "$write" | field p999_us)" "$(echo "$write" | field errors)" "$(echo "$lead" | field leader_changes)"
+        local rec snap_p99 quiet_p99
+        rec="$(grep "\"phase\":\"recovery\",\"system\":\"$sys\"" "$DIR/scale.jsonl" | tail -1)"
+        snap_p99="$(echo "$write" | field snapshot_p99_us)"
+        quiet_p99="$(echo "$write" | field quiet_p99_us)"
+        if [ -n "$snap_p99" ]; then
+            printf '      seconds with a snapshot being written: %s (p99 %s us, p999 %s us); without: %s (p99 %s us, p999 %s us); p99 ratio %s\n' \
+                "$(echo "$write" | field snapshot_secs)" "$snap_p99" "$(echo "$write" | field snapshot_p999_us)" \
+                "$(echo "$write" | field quiet_secs)" "$quiet_p99" "$(echo "$write" | field quiet_p999_us)" \
+                "$(awk "BEGIN{ if ($quiet_p99 > 0) printf \"%.2f\", $snap_p99 / $quiet_p99; else print \"-\" }")"
+        fi
+        printf '      recovery: stop %s ms, then start to the first linearizable read %s ms\n' \
+            "$(echo "$rec" | field stop_ms)" "$(echo "$rec" | field restart_to_read_ms)"
     done
 }
 

@@ -4,7 +4,8 @@
 //! ```text
 //! zab-bench --system zab|zk|etcd --servers HOST:PORT,... [options]
 //!   --workload W[,W...]   write, write-latency, read-local, read-linearizable,
-//!                         mixed, ephemeral, all; or failover (alone)
+//!                         mixed, ephemeral, all; or failover or
+//!                         first-read (alone)
 //!   --sessions N[,N...]   sessions (one connection, one request in flight
 //!                         each); default 1,16,64
 //!   --read-servers LIST   where read and mixed sessions go (followers)
@@ -16,6 +17,8 @@
 //!   --spread-all          give each session every server (rotated), not one
 //!   --table               also print a human table after the JSON lines
 //!   --keys N              load: keys to create in all (default 1000000)
+//!   --snapshot-log FILE   also split latencies by the snapshots logged
+//!                         there during the run (`windows.rs`)
 //! ```
 //!
 //! Prints one JSON object per run on stdout. Sessions are placed
@@ -28,8 +31,10 @@ use std::time::Duration;
 #[cfg(feature = "etcd")]
 mod etcd;
 mod failover;
+mod recovery;
 mod report;
 mod store;
+mod windows;
 mod workload;
 mod zab;
 mod zk;
@@ -51,6 +56,7 @@ struct Opts {
     read_servers: Vec<String>,
     workloads: Vec<Workload>,
     failover: bool,
+    first_read: bool,
     sessions: Vec<usize>,
     duration: Option<Duration>,
     warmup: Duration,
@@ -59,6 +65,7 @@ struct Opts {
     spread_all: bool,
     table: bool,
     keys: u64,
+    snapshot_log: Option<std::path::PathBuf>,
 }
 
 fn list(s: &str) -> Vec<String> {
@@ -87,7 +94,7 @@ struct Cli {
     #[arg(long)]
     read_servers: Option<String>,
     /// write, write-latency, read-local, read-linearizable, mixed,
-    /// ephemeral, all (comma-separated); or failover (alone).
+    /// ephemeral, all (comma-separated); or failover or first-read (alone).
     #[arg(long, default_value = "write")]
     workload: String,
     /// Session counts, comma-separated, each 1..=1024.
@@ -114,6 +121,11 @@ struct Cli {
     /// Load: keys to create in all.
     #[arg(long, default_value_t = 1_000_000)]
     keys: u64,
+    /// A file of `END_UNIX_MS DURATION_MS` lines, one per snapshot written
+    /// during the run (scripts/bench.sh writes it): latencies are also
+    /// reported split into seconds with and without a snapshot.
+    #[arg(long)]
+    snapshot_log: Option<std::path::PathBuf>,
 }
 
 fn system(s: &str) -> Result<System, String> {
@@ -136,11 +148,12 @@ fn seconds(s: &str) -> Result<Duration, String> {
 impl Cli {
     fn opts(self) -> Result<Opts, String> {
         let mut workloads = Vec::new();
-        let mut failover = false;
+        let (mut failover, mut first_read) = (false, false);
         for w in list(&self.workload) {
             match w.as_str() {
                 "all" => workloads.extend(Workload::ALL),
                 "failover" => failover = true,
+                "first-read" => first_read = true,
                 name => workloads
                     .push(Workload::parse(name).ok_or(format!("unknown workload {name:?}"))?),
             }
@@ -157,12 +170,16 @@ impl Cli {
         if failover && !workloads.is_empty() {
             return Err("failover runs alone: give --workload failover by itself".into());
         }
+        if first_read && (failover || !workloads.is_empty()) {
+            return Err("first-read runs alone: give --workload first-read by itself".into());
+        }
         Ok(Opts {
             system: self.system,
             servers,
             read_servers: self.read_servers.as_deref().map(list).unwrap_or_default(),
             workloads,
             failover,
+            first_read,
             sessions,
             duration: self.duration,
             warmup: self.warmup,
@@ -171,6 +188,7 @@ impl Cli {
             spread_all: self.spread_all,
             table: self.table,
             keys: self.keys,
+            snapshot_log: self.snapshot_log,
         })
     }
 }
@@ -236,6 +254,16 @@ async fn drive<S: Store>(opts: &Opts) -> Result<(), store::StoreError> {
         println!("{}", failover::run::<S>(&plan).await?);
         return Ok(());
     }
+    if opts.first_read {
+        let plan = recovery::FirstReadPlan {
+            servers: opts.servers.clone(),
+            session_timeout: opts.session_timeout,
+            op_timeout: opts.op_timeout.unwrap_or(Duration::from_secs(2)),
+            limit: opts.duration.unwrap_or(Duration::from_secs(600)),
+        };
+        println!("{}", recovery::run::<S>(&plan).await?);
+        return Ok(());
+    }
     let mut results = Vec::new();
     for &workload in &opts.workloads {
         let mut counts: Vec<usize> = opts
@@ -256,6 +284,7 @@ async fn drive<S: Store>(opts: &Opts) -> Result<(), store::StoreError> {
                 op_timeout: opts.op_timeout,
                 all_servers_per_session: opts.spread_all,
                 keys: opts.keys,
+                snapshot_log: opts.snapshot_log.clone(),
             };
             let result = workload::run::<S>(&plan).await?;
             println!("{}", result.json());
@@ -294,6 +323,12 @@ mod tests {
         let o = parse(args("--system zk --workload failover")).expect("valid");
         assert!(o.failover && o.workloads.is_empty());
         assert_eq!(o.system, System::ZooKeeper);
+        assert!(parse(args("--workload first-read,write")).is_err());
+        assert!(
+            parse(args("--workload first-read"))
+                .expect("valid")
+                .first_read
+        );
     }
 
     #[test]

@@ -20,6 +20,9 @@ pub struct RunResult {
     pub errors: u64,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub first_error: Option<String>,
+    /// With `--snapshot-log`: the latencies split by snapshots.
+    #[serde(flatten)]
+    pub windows: Option<crate::windows::Split>,
 }
 
 impl RunResult {
@@ -72,6 +75,7 @@ mod tests {
             max_us: 4,
             errors: 1,
             first_error: Some("said \"no\"\n".into()),
+            windows: None,
         };
         let line = r.json();
         assert!(
@@ -80,6 +84,7 @@ mod tests {
         );
         let back: serde_json::Value = serde_json::from_str(&line).expect("JSON");
         assert_eq!(back["first_error"], "said \"no\"\n");
+        assert!(back.get("quiet_p99_us").is_none(), "{line}");
         assert_eq!(back["p999_us"], 3);
     }
 }

@@ -2,12 +2,15 @@
 //! their keys, run every session's closed loop (one request in flight) for
 //! warm-up plus measurement, and merge the latency histograms.
 
+use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use hdrhistogram::Histogram;
 
 use crate::report::RunResult;
 use crate::store::{Connect, Read, Store, StoreError};
+use crate::windows::{self, Seconds};
 
 /// Bytes written by every write.
 pub const VALUE_BYTES: usize = 128;
@@ -104,6 +107,9 @@ pub struct Plan {
     pub all_servers_per_session: bool,
     /// Load: keys to create in all (split over the sessions).
     pub keys: u64,
+    /// Where the caller logs the snapshots written during the run: the
+    /// latencies are then also reported split by them (see `windows`).
+    pub snapshot_log: Option<PathBuf>,
 }
 
 /// The servers session `i` is given: its own first, the rest after it when
@@ -183,6 +189,7 @@ pub async fn run<S: Store>(plan: &Plan) -> Result<RunResult, StoreError> {
         stores.push(opened?);
     }
 
+    let seconds = plan.snapshot_log.as_ref().map(|_| Arc::new(Seconds::new()));
     let start = Instant::now();
     let measure_from = start + plan.warmup;
     let stop = measure_from + plan.duration;
@@ -191,9 +198,10 @@ pub async fn run<S: Store>(plan: &Plan) -> Result<RunResult, StoreError> {
         let workload = plan.workload;
         let op_timeout = plan.op_timeout.unwrap_or(OP_TIMEOUT_DEFAULT);
         let quota = plan.keys.div_ceil(sessions as u64);
+        let seconds = seconds.clone();
         loops.push(tokio::spawn(async move {
             let limits = (stop, op_timeout, quota);
-            let tally = session_loop(&store, workload, i, measure_from, limits).await;
+            let tally = session_loop(&store, workload, i, measure_from, limits, seconds).await;
             store.close().await;
             tally
         }));
@@ -218,6 +226,13 @@ pub async fn run<S: Store>(plan: &Plan) -> Result<RunResult, StoreError> {
         .duration
         .as_secs_f64()
         .min(measure_from.elapsed().as_secs_f64());
+    let windows = match (&plan.snapshot_log, &seconds) {
+        (Some(path), Some(seconds)) => {
+            tokio::time::sleep(windows::SETTLE).await;
+            Some(seconds.split(&windows::read_busy(path)?))
+        }
+        _ => None,
+    };
     let h = &total.latency_us;
     Ok(RunResult {
         system: S::NAME,
@@ -232,6 +247,7 @@ pub async fn run<S: Store>(plan: &Plan) -> Result<RunResult, StoreError> {
         max_us: h.max(),
         errors: total.errors,
         first_error: total.first_error,
+        windows,
     })
 }
 
@@ -243,6 +259,7 @@ async fn session_loop<S: Store>(
     index: usize,
     measure_from: Instant,
     (stop, op_timeout, quota): (Instant, Duration, u64),
+    seconds: Option<Arc<Seconds>>,
 ) -> Tally {
     let mut tally = Tally::new();
     let value = value();
@@ -312,6 +329,9 @@ async fn session_loop<S: Store>(
                             .clamp(1, LATENCY_US_MAX);
                         tally.latency_us.saturating_record(us);
                         tally.ops += 1;
+                        if let Some(seconds) = &seconds {
+                            seconds.record(done, us);
+                        }
                     }
                     Err(e) => {
                         tally.errors += 1;
