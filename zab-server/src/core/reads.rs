@@ -2,6 +2,7 @@
 //! RemoveWatches), and the wire forms of the tree's results. SetWatches'
 //! catch-up is `catch_up`'s.
 
+use bytes::Bytes;
 use zab_proto::{
     CreateReply, ErrorCode, MultiResult, Outcome as WireOutcome, Perms, ReadOp, ReadResult,
     Request, Response,
@@ -93,7 +94,7 @@ pub(super) fn read(
         Request::GetData { path, watch } => match tree.get(path) {
             Some((data, stat)) => match arm(*watch, OneShot::Data) {
                 Ok(()) => WireOutcome::Ok(Response::GetData {
-                    data: data.clone(),
+                    data: Bytes::copy_from_slice(data),
                     stat,
                 }),
                 Err(e) => too_many(e),
@@ -180,7 +181,7 @@ fn read_one(op: &ReadOp, replica: &Replica, caller: &Caller) -> ReadResult {
     }
     let found = match op {
         ReadOp::GetData { .. } => tree.get(path).map(|(data, stat)| ReadResult::GetData {
-            data: data.clone(),
+            data: Bytes::copy_from_slice(data),
             stat,
         }),
         ReadOp::GetChildren { .. } => tree

@@ -479,10 +479,10 @@ fn a_frozen_state_encodes_the_moment_it_was_taken() {
     assert_eq!(frozen.encode(), expected, "the frozen state moved");
     assert_ne!(r.snapshot(), expected, "the live replica did not move");
     let (data, _) = r.tree.get("/a/n0").expect("/a/n0");
-    assert_eq!(&data[..], b"after");
+    assert_eq!(data, b"after");
     let mut restored = Replica::new();
     restored.restore(&frozen.encode()).expect("restores");
     let (data, _) = restored.tree.get("/a/n0").expect("/a/n0");
-    assert_eq!(&data[..], b"before");
+    assert_eq!(data, b"before");
     assert!(restored.tree.get("/a/e").is_some() && restored.tree.get("/b").is_none());
 }

@@ -179,8 +179,8 @@ impl DataTree {
     // ---- reads ----
 
     /// The node's data and stat.
-    pub fn get(&self, path: &str) -> Option<(&Bytes, Stat)> {
-        self.nodes.get(path).map(|n| (&n.data, n.stat()))
+    pub fn get(&self, path: &str) -> Option<(&[u8], Stat)> {
+        self.nodes.get(path).map(|n| (&*n.data, n.stat()))
     }
 
     /// The node's ACL and stat.
@@ -196,7 +196,7 @@ impl DataTree {
     /// The node's child names (last segments), sorted, and its stat.
     pub fn children(&self, path: &str) -> Option<(Vec<String>, Stat)> {
         let node = self.nodes.get(path)?;
-        let names = node.children.iter().map(|c| String::from(&**c)).collect();
+        let names = node.children.iter().map(String::from).collect();
         Some((names, node.stat()))
     }
 
@@ -212,12 +212,11 @@ impl DataTree {
         max: usize,
         budget: usize,
     ) -> Option<(Vec<String>, Stat, bool)> {
-        use std::ops::Bound::{Excluded, Unbounded};
         let node = self.nodes.get(path)?;
         let max = if max == 0 { usize::MAX } else { max };
         let mut names = Vec::new();
         let mut used = 0usize;
-        let mut rest = node.children.range::<str, _>((Excluded(after), Unbounded));
+        let mut rest = node.children.after(after);
         let mut more = false;
         for name in rest.by_ref() {
             let cost = 4 + name.len();
@@ -226,7 +225,7 @@ impl DataTree {
                 break;
             }
             used += cost;
-            names.push(String::from(&**name));
+            names.push(String::from(name));
         }
         Some((names, node.stat(), more))
     }
@@ -573,7 +572,7 @@ impl DataTree {
         parent.cversion = parent_cversion;
         parent.child_creates = parent.child_creates.wrapping_add(1);
         parent.pzxid = at.zxid;
-        parent.children.insert(name.into());
+        parent.children.insert(name);
         let parent_acl = parent.acl.clone();
 
         let acl = self.acls.intern(acl);
@@ -692,8 +691,8 @@ impl At<'_> {
 /// A node's data in an allocation of its own. What a transaction carries is
 /// a slice of a larger buffer (a command, a peer connection's read buffer);
 /// a long-lived node holding such a slice would keep the whole buffer alive.
-fn owned(data: &Bytes) -> Bytes {
-    Bytes::copy_from_slice(data)
+fn owned(data: &Bytes) -> Box<[u8]> {
+    Box::from(&data[..])
 }
 
 fn valid_path(path: &str) -> Result<(), Divergence> {

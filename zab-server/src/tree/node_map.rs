@@ -22,7 +22,10 @@ use super::znode::Node;
 /// znodes), few enough that cloning the map is (a microsecond or so).
 const SHARDS: usize = 1024;
 
-type Shard = HashMap<Arc<str>, Arc<Node>>;
+/// Keys are boxed, not reference-counted: a path is held by its shard
+/// alone (16 bytes less per znode than an `Arc<str>`'s counts and rounding),
+/// and copying a shard for copy-on-write copies its ~1,000 paths.
+type Shard = HashMap<Box<str>, Arc<Node>>;
 
 #[derive(Clone)]
 pub(crate) struct NodeMap {
@@ -74,7 +77,7 @@ impl NodeMap {
     /// Inserts or replaces the node at `path`.
     pub(crate) fn insert(&mut self, path: &str, node: Node) {
         let shard = Arc::make_mut(&mut self.shards[Self::shard_of(path)]);
-        if shard.insert(Arc::from(path), Arc::new(node)).is_none() {
+        if shard.insert(Box::from(path), Arc::new(node)).is_none() {
             self.len += 1;
         }
     }
@@ -121,14 +124,13 @@ impl std::fmt::Debug for NodeMap {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use bytes::Bytes;
     use zab_core::Zxid;
 
     fn node(data: &'static [u8]) -> Node {
         Node::new(
             super::super::NodeKind::Persistent,
             0,
-            Bytes::from_static(data),
+            Box::from(data),
             Zxid(1),
             0,
             super::super::open_acl(),
@@ -143,18 +145,13 @@ mod tests {
         }
         let frozen = map.clone();
         for k in 0..2_500 {
-            map.get_mut(&format!("/n{k}")).expect("present").data = Bytes::from_static(b"after");
+            map.get_mut(&format!("/n{k}")).expect("present").data = Box::from(&b"after"[..]);
             map.remove(&format!("/n{}", 2_500 + k));
         }
         map.insert("/new", node(b"new"));
         assert_eq!((frozen.len(), map.len()), (5_000, 2_501));
-        assert!(frozen
-            .iter()
-            .all(|(_, n)| n.data == Bytes::from_static(b"before")));
-        assert_eq!(
-            map.get("/n0").map(|n| n.data.clone()),
-            Some(Bytes::from_static(b"after"))
-        );
+        assert!(frozen.iter().all(|(_, n)| &*n.data == b"before"));
+        assert_eq!(map.get("/n0").map(|n| &*n.data), Some(&b"after"[..]));
         assert!(frozen.get("/new").is_none() && map.get("/n4999").is_none());
         assert_ne!(frozen, map);
     }

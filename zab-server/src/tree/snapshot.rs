@@ -299,7 +299,7 @@ fn decode_acl_ref(
 
 fn decode_node(r: &mut Reader<'_>) -> Result<(String, Node), Malformed> {
     let path = r.string()?;
-    let data = r.bytes()?;
+    let data = Box::from(r.slice()?);
     let czxid = Zxid(r.u64()?);
     let mzxid = Zxid(r.u64()?);
     let pzxid = Zxid(r.u64()?);
@@ -342,7 +342,7 @@ fn insert(tree: &mut DataTree, path: &str, node: Node) -> Result<(), &'static st
             if parent.is_ephemeral() {
                 return Err("a child of an ephemeral node");
             }
-            parent.children.insert(name.into());
+            parent.children.insert(name);
         }
     }
     let owner = node.ephemeral_owner();

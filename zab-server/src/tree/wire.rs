@@ -131,7 +131,7 @@ impl<'a> Reader<'a> {
         Ok(count)
     }
 
-    fn slice(&mut self) -> Result<&'a [u8], Malformed> {
+    pub(crate) fn slice(&mut self) -> Result<&'a [u8], Malformed> {
         let at = self.pos;
         let len = self.u32()? as usize;
         if len > self.remaining() {

@@ -50,7 +50,7 @@ fn stat(tree: &DataTree, path: &str) -> Stat {
 fn a_new_tree_has_only_the_root_with_a_zero_stat() {
     let tree = DataTree::new();
     assert_eq!(tree.node_count(), 1);
-    assert_eq!(tree.get("/"), Some((&Bytes::new(), Stat::default())));
+    assert_eq!(tree.get("/"), Some((&b""[..], Stat::default())));
     assert_eq!(tree.children("/"), Some((vec![], Stat::default())));
     assert_eq!(tree.last_applied_zxid(), Zxid::ZERO);
 }
@@ -91,10 +91,7 @@ fn create_sets_every_stat_field_and_moves_the_parents() {
             ],
         }
     );
-    assert_eq!(
-        tree.get("/a"),
-        Some((&Bytes::from_static(b"hello"), expected))
-    );
+    assert_eq!(tree.get("/a"), Some((&b"hello"[..], expected)));
     // The parent: cversion, pzxid and num_children move; nothing else.
     assert_eq!(
         stat(&tree, "/"),
