@@ -17,6 +17,7 @@ pub mod peer;
 pub mod replica;
 pub mod run;
 pub mod server;
+pub mod snapshotter;
 pub mod storage;
 pub mod tls;
 pub mod tree;

@@ -53,6 +53,7 @@ pub struct Metrics {
     pub snapshot: Histogram,
     pub snapshot_bytes: IntGauge,
     pub snapshot_failures: IntCounter,
+    pub snapshots_superseded: IntCounter,
     /// Time without a working quorum: from leaving broadcast (or starting)
     /// to serving again (election, discovery, synchronization).
     pub election: Histogram,
@@ -195,6 +196,7 @@ impl Metrics {
             snapshot: histogram(&r, "zab_snapshot_seconds", "Encoding and writing one snapshot, off the driver.", &SLOW_BUCKETS_S),
             snapshot_bytes: gauge(&r, "zab_snapshot_last_bytes", "Size of the newest snapshot written."),
             snapshot_failures: counter(&r, "zab_snapshot_failures_total", "Snapshots that could not be written (the log is kept)."),
+            snapshots_superseded: counter(&r, "zab_snapshots_superseded_total", "Snapshots dropped unwritten because a newer one was asked for while one was being written."),
             election: histogram(&r, "zab_election_seconds", "Time without a working quorum: from leaving broadcast (or starting) to serving again.", &SLOW_BUCKETS_S),
             client_received_bytes: counter(&r, "zab_client_received_bytes_total", "Bytes received from clients."),
             client_sent_bytes: counter(&r, "zab_client_sent_bytes_total", "Bytes sent to clients."),

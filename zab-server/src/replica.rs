@@ -556,6 +556,49 @@ impl FrozenState {
         self.tree.serialize_into(&mut out);
         let tree_len = (out.len() - 8) as u64;
         out[..8].copy_from_slice(&tree_len.to_be_bytes());
+        self.put_sessions(&mut out);
+        out
+    }
+
+    /// Writes [`FrozenState::encode`]'s bytes to a snapshot file through a
+    /// buffer of about `chunk` bytes, never holding the whole encoding (at
+    /// 1M znodes it is about 200 MB). The tree's length, which leads, is
+    /// known only at the end: it is the stream's 8-byte prefix. Returns the
+    /// file and the encoding's length.
+    pub fn write_snapshot(
+        &self,
+        writer: &crate::storage::SnapshotWriter,
+        zxid: Zxid,
+        chunk: usize,
+    ) -> crate::storage::Result<(crate::storage::snapshot_file::SnapshotMeta, u64)> {
+        let mut stream = writer.stream(zxid, 8)?;
+        let mut buf = Vec::with_capacity(chunk + (64 << 10));
+        let mut failed = None;
+        let tree_len = self.tree.serialize_chunked(&mut buf, chunk, |b| {
+            let written = stream.write(b);
+            b.clear();
+            written.map_err(|e| {
+                let why = std::io::Error::other(e.to_string());
+                failed = Some(e);
+                why
+            })
+        });
+        if let Some(e) = failed {
+            return Err(e);
+        }
+        let tree_len = tree_len.map_err(|e| {
+            crate::storage::StorageError::io("encode", std::path::Path::new("snapshot"), e)
+        })?;
+        // The tree's last bytes are still in the buffer; the sessions follow.
+        let tree_tail = buf.len();
+        self.put_sessions(&mut buf);
+        stream.write(&buf)?;
+        let meta = writer.finish(stream, &tree_len.to_be_bytes())?;
+        Ok((meta, 8 + tree_len + (buf.len() - tree_tail) as u64))
+    }
+
+    /// What follows the tree: session passwords, then owners.
+    fn put_sessions(&self, out: &mut Vec<u8>) {
         out.reserve(8 + self.passwords.len() * 24 + self.owners.len() * 16);
         out.put_u32(self.passwords.len() as u32);
         for (session, password) in &self.passwords {
@@ -568,7 +611,6 @@ impl FrozenState {
             out.put_u64(*session);
             out.put_u64(*owner);
         }
-        out
     }
 }
 

@@ -10,7 +10,6 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
 use tokio::sync::{mpsc, oneshot, watch};
-use tracing::warn;
 use zab_core::{Input, Zxid};
 
 use crate::core::{
@@ -51,6 +50,8 @@ pub struct Driver {
     reports: mpsc::Receiver<ReportRequest>,
     reports_tx: mpsc::Sender<ReportRequest>,
     metrics: Arc<crate::metrics::Metrics>,
+    /// Writes the core's snapshots, one at a time, off the driver.
+    snapshotter: crate::snapshotter::Snapshotter,
     /// Since when this server has not been serving (None while it serves).
     unserving_since: Option<Instant>,
 }
@@ -70,6 +71,7 @@ impl Driver {
         let (freezes_tx, freezes) = mpsc::channel(4);
         // One report at a time (the admin port sends with try_send).
         let (reports_tx, reports) = mpsc::channel(1);
+        let snapshotter = crate::snapshotter::Snapshotter::new(gc.clone(), metrics.clone());
         let driver = Driver {
             core,
             gc,
@@ -82,6 +84,7 @@ impl Driver {
             reports,
             reports_tx,
             metrics,
+            snapshotter,
             unserving_since: Some(Instant::now()),
         };
         (driver, rx)
@@ -199,26 +202,7 @@ impl Driver {
                     state,
                 } => self.peers.send_snapshot(to, epoch, join, zxid, state),
                 ServerOutput::WriteSnapshot { zxid, state } => {
-                    let writer = self.gc.snapshot_writer();
-                    let gc = self.gc.clone();
-                    let metrics = self.metrics.clone();
-                    tokio::task::spawn_blocking(move || {
-                        let began = Instant::now();
-                        let content = state.encode();
-                        drop(state);
-                        match writer.write(zxid, &content) {
-                            Ok(meta) => {
-                                metrics.snapshot.observe(began.elapsed().as_secs_f64());
-                                let bytes = i64::try_from(content.len()).unwrap_or(i64::MAX);
-                                metrics.snapshot_bytes.set(bytes);
-                                gc.adopt_snapshot(meta);
-                            }
-                            Err(e) => {
-                                metrics.snapshot_failures.inc();
-                                warn!(zxid = %zxid, error = %e, "snapshot failed; the log is kept")
-                            }
-                        }
-                    });
+                    self.snapshotter.submit(zxid, state);
                 }
             }
         }

@@ -477,6 +477,23 @@ fn a_frozen_state_encodes_the_moment_it_was_taken() {
     apply(&mut r, &create(6, "/b", CreateMode::Persistent));
     apply(&mut r, &cmd(5, 7, CommandBody::CloseSession));
     assert_eq!(frozen.encode(), expected, "the frozen state moved");
+    // Streamed to a file through a small buffer (many flushes), it is the
+    // same bytes.
+    let dir = std::env::temp_dir().join(format!("zab-frozen-stream-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let fs: std::sync::Arc<dyn crate::storage::Fs> = std::sync::Arc::new(crate::storage::RealFs);
+    let (store, _) =
+        crate::storage::Store::open(fs.clone(), &dir, Default::default()).expect("store");
+    let (meta, len) = frozen
+        .write_snapshot(&store.snapshot_writer(), Zxid::new(Epoch(1), 203), 256)
+        .expect("streamed");
+    let written = crate::storage::snapshot_file::read(fs.as_ref(), &meta).expect("reads back");
+    assert_eq!(
+        (&written.content[..], len),
+        (&expected[..], expected.len() as u64)
+    );
+    drop(store);
+    let _ = std::fs::remove_dir_all(&dir);
     assert_ne!(r.snapshot(), expected, "the live replica did not move");
     let (data, _) = r.tree.get("/a/n0").expect("/a/n0");
     assert_eq!(data, b"after");

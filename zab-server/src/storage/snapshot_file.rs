@@ -85,18 +85,28 @@ pub fn encode(generation: u32, zxid: Zxid, content: &[u8]) -> Vec<u8> {
 /// The header [`encode`] puts before `content` (for writers that send the
 /// two apart, so the content is never copied).
 pub fn header(generation: u32, zxid: Zxid, content: &[u8]) -> Vec<u8> {
+    header_of(
+        generation,
+        zxid,
+        content.len() as u64,
+        crc32fast::hash(content),
+    )
+}
+
+fn header_of(generation: u32, zxid: Zxid, content_len: u64, content_crc: u32) -> Vec<u8> {
     let mut out = Vec::with_capacity(HEADER_BYTES);
     out.extend_from_slice(MAGIC);
     out.put_u32(generation);
     out.put_u64(zxid.0);
-    out.put_u64(content.len() as u64);
-    out.put_u32(crc32fast::hash(content));
+    out.put_u64(content_len);
+    out.put_u32(content_crc);
     let header_crc = crc32fast::hash(&out);
     out.put_u32(header_crc);
     out
 }
 
-/// Writes a snapshot atomically; durable when this returns.
+/// Writes a snapshot atomically; durable when this returns. The header and
+/// the content go to the file apart (the content is never copied).
 pub fn write(
     fs: &dyn Fs,
     dir: &Path,
@@ -104,13 +114,107 @@ pub fn write(
     zxid: Zxid,
     content: &[u8],
 ) -> Result<SnapshotMeta> {
-    let name = file_name(generation, zxid);
-    super::write_atomically(fs, dir, &name, &encode(generation, zxid, content))?;
-    Ok(SnapshotMeta {
-        generation,
-        zxid,
-        path: dir.join(name),
-    })
+    let mut stream = SnapshotStream::create(fs, dir, generation, zxid, 0)?;
+    stream.write(content)?;
+    stream.finish(fs, &[])
+}
+
+/// A snapshot file written as its content is produced, so a state of any
+/// size is never held encoded in memory: chunks go to a temp file as they
+/// come, their checksum kept as they pass, and [`SnapshotStream::finish`]
+/// writes the header (and a `prefix` of the content that was only known at
+/// the end, such as a length), syncs and renames the file into place. Until
+/// then the snapshot does not exist (a crash leaves a temp file, removed at
+/// start).
+pub struct SnapshotStream {
+    file: Box<dyn super::FsFile>,
+    tmp: PathBuf,
+    dir: PathBuf,
+    name: String,
+    generation: u32,
+    zxid: Zxid,
+    /// Content bytes reserved at its start for [`SnapshotStream::finish`].
+    prefix_len: usize,
+    /// Content written after the prefix, and its checksum.
+    written: u64,
+    crc: crc32fast::Hasher,
+}
+
+impl std::fmt::Debug for SnapshotStream {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SnapshotStream")
+            .field("tmp", &self.tmp)
+            .field("written", &self.written)
+            .finish_non_exhaustive()
+    }
+}
+
+impl SnapshotStream {
+    /// Starts the temp file of the snapshot of `zxid`; the content's first
+    /// `prefix_len` bytes are given to [`SnapshotStream::finish`].
+    pub fn create(
+        fs: &dyn Fs,
+        dir: &Path,
+        generation: u32,
+        zxid: Zxid,
+        prefix_len: usize,
+    ) -> Result<SnapshotStream> {
+        let name = file_name(generation, zxid);
+        let tmp = dir.join(format!("{name}{}", super::TEMP_SUFFIX));
+        let file = fs
+            .create(&tmp)
+            .map_err(|e| StorageError::io("create", &tmp, e))?;
+        Ok(SnapshotStream {
+            file,
+            tmp,
+            dir: dir.to_path_buf(),
+            name,
+            generation,
+            zxid,
+            prefix_len,
+            written: 0,
+            crc: crc32fast::Hasher::new(),
+        })
+    }
+
+    /// Appends content (after the prefix).
+    pub fn write(&mut self, bytes: &[u8]) -> Result<()> {
+        let at = (HEADER_BYTES + self.prefix_len) as u64 + self.written;
+        self.file
+            .write_at(at, bytes)
+            .map_err(|e| StorageError::io("write", &self.tmp, e))?;
+        self.crc.update(bytes);
+        self.written += bytes.len() as u64;
+        Ok(())
+    }
+
+    /// Writes the content's `prefix` (exactly the length reserved) and the
+    /// header, then makes the snapshot durable and visible.
+    pub fn finish(mut self, fs: &dyn Fs, prefix: &[u8]) -> Result<SnapshotMeta> {
+        assert_eq!(prefix.len(), self.prefix_len, "the prefix reserved");
+        let mut crc = crc32fast::Hasher::new();
+        crc.update(prefix);
+        crc.combine(&self.crc);
+        let len = self.prefix_len as u64 + self.written;
+        let header = header_of(self.generation, self.zxid, len, crc.finalize());
+        let io = |what, e| StorageError::io(what, &self.tmp, e);
+        self.file
+            .write_at(HEADER_BYTES as u64, prefix)
+            .map_err(|e| io("write", e))?;
+        self.file.write_at(0, &header).map_err(|e| io("write", e))?;
+        self.file.sync_data().map_err(|e| io("fdatasync", e))?;
+        drop(self.file);
+        let target = self.dir.join(&self.name);
+        fs.rename(&self.tmp, &target)
+            .map_err(|e| StorageError::io("rename", &self.tmp, e))?;
+        fs.sync_dir(&self.dir)
+            .map_err(|e| StorageError::io("fsync directory", &self.dir, e))?;
+        Ok(SnapshotMeta {
+            generation: self.generation,
+            zxid: self.zxid,
+            path: target,
+        })
+    }
 }
 
 /// Reads and verifies a snapshot; any damage is an error naming the file.
@@ -191,6 +295,36 @@ mod tests {
                 "flip in byte {byte} went unnoticed"
             );
         }
+        std::fs::remove_dir_all(&dir).expect("cleanup");
+    }
+
+    #[test]
+    fn a_streamed_snapshot_with_a_late_prefix_reads_back_as_one_written_whole() {
+        let dir = std::env::temp_dir().join(format!("zab-snap-stream-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        let zxid = Zxid(0x0000_0001_0000_0007);
+        let mut stream = SnapshotStream::create(&RealFs, &dir, 1, zxid, 4).expect("create");
+        for chunk in [&b"alpha"[..], b"", b"-beta-", b"gamma"] {
+            stream.write(chunk).expect("write");
+        }
+        assert!(
+            !dir.join(file_name(1, zxid)).exists(),
+            "visible before it is finished"
+        );
+        let meta = stream.finish(&RealFs, b"LEN:").expect("finish");
+        let snap = read(&RealFs, &meta).expect("read back");
+        assert_eq!(&snap.content[..], b"LEN:alpha-beta-gamma");
+        // Byte for byte what writing it whole gives.
+        let whole = std::fs::read(&meta.path).expect("file");
+        assert_eq!(whole, encode(1, zxid, b"LEN:alpha-beta-gamma"));
+        assert!(!dir
+            .join(format!(
+                "{}{}",
+                file_name(1, zxid),
+                crate::storage::TEMP_SUFFIX
+            ))
+            .exists());
         std::fs::remove_dir_all(&dir).expect("cleanup");
     }
 }

@@ -18,7 +18,7 @@ use zab_core::{EnsembleId, Epoch, History, PersistOp, Restored, Txn, Zxid};
 use super::epoch_file::{self, ACCEPTED, CURRENT};
 use super::error::{Result, StorageError};
 use super::fs::Fs;
-use super::snapshot_file::{self, Snapshot, SnapshotMeta};
+use super::snapshot_file::{self, Snapshot, SnapshotMeta, SnapshotStream};
 use super::standing_file::{self, Standing, StandingFile};
 use super::txn_log::{self, LogConfig, TxnLog};
 use super::TEMP_SUFFIX;
@@ -522,6 +522,24 @@ impl SnapshotWriter {
     /// Writes the applied state through `zxid` durably and atomically.
     pub fn write(&self, zxid: Zxid, content: &[u8]) -> Result<SnapshotMeta> {
         snapshot_file::write(self.fs.as_ref(), &self.dir, self.generation, zxid, content)
+    }
+
+    /// Starts the snapshot of `zxid` as a stream (see [`SnapshotStream`]),
+    /// the content's first `prefix_len` bytes given to
+    /// [`SnapshotWriter::finish`].
+    pub fn stream(&self, zxid: Zxid, prefix_len: usize) -> Result<SnapshotStream> {
+        SnapshotStream::create(
+            self.fs.as_ref(),
+            &self.dir,
+            self.generation,
+            zxid,
+            prefix_len,
+        )
+    }
+
+    /// Completes a stream: durable and visible when this returns.
+    pub fn finish(&self, stream: SnapshotStream, prefix: &[u8]) -> Result<SnapshotMeta> {
+        stream.finish(self.fs.as_ref(), prefix)
     }
 }
 

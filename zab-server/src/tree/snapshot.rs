@@ -98,6 +98,35 @@ impl FrozenTree {
     /// Appends the canonical snapshot to `out` (reserving what it needs
     /// once), so a caller that frames it copies nothing.
     pub fn serialize_into(&self, out: &mut Vec<u8>) {
+        let reserve = |out: &mut Vec<u8>, bytes: usize| out.reserve(bytes);
+        let never = |_: &mut Vec<u8>| -> std::io::Result<()> { Ok(()) };
+        // With no chunk limit nothing is flushed, so nothing can fail.
+        let _ = self.serialize_with(out, usize::MAX, reserve, never);
+    }
+
+    /// Streams the canonical snapshot through `out`: whenever it holds
+    /// `chunk` bytes or more, `flush` takes them (and must leave `out`
+    /// empty), so a tree of any size is written through one buffer of about
+    /// `chunk` bytes. Returns the snapshot's length.
+    pub fn serialize_chunked(
+        &self,
+        out: &mut Vec<u8>,
+        chunk: usize,
+        flush: impl FnMut(&mut Vec<u8>) -> std::io::Result<()>,
+    ) -> std::io::Result<u64> {
+        self.serialize_with(out, chunk, |_, _| {}, flush)
+    }
+
+    fn serialize_with(
+        &self,
+        out: &mut Vec<u8>,
+        chunk: usize,
+        reserve: impl FnOnce(&mut Vec<u8>, usize),
+        mut flush: impl FnMut(&mut Vec<u8>) -> std::io::Result<()>,
+    ) -> std::io::Result<u64> {
+        // Bytes of this snapshot flushed so far, and where its unflushed
+        // part starts in `out` (after what the caller put there first).
+        let (mut flushed, mut from) = (0u64, out.len());
         let mut sessions: Vec<(u64, u32)> = self.sessions.iter().map(|(&s, &t)| (s, t)).collect();
         sessions.sort_unstable();
         let mut nodes: Vec<(&str, &Node)> = self.nodes.iter().collect();
@@ -107,7 +136,7 @@ impl FrozenTree {
             .iter()
             .map(|(p, n)| NODE_BYTES_MIN + 8 + p.len() + n.data.len())
             .sum();
-        out.reserve(32 + sessions.len() * SESSION_BYTES + node_bytes);
+        reserve(out, 32 + sessions.len() * SESSION_BYTES + node_bytes);
         out.put_slice(MAGIC);
         out.put_u8(SNAPSHOT_FORMAT_VERSION);
         out.put_u64(self.last_applied.0);
@@ -121,7 +150,14 @@ impl FrozenTree {
         for (path, node) in nodes {
             put_node(out, path, node);
             acl_index.put(out, &node.acl);
+            if out.len() >= chunk {
+                flushed += (out.len() - from) as u64;
+                flush(out)?;
+                debug_assert!(out.is_empty(), "flush leaves the buffer empty");
+                from = 0;
+            }
         }
+        Ok(flushed + (out.len() - from) as u64)
     }
 }
 

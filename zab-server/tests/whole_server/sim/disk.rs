@@ -15,6 +15,7 @@ use std::path::{Path, PathBuf};
 
 use bytes::Bytes;
 use zab_core::{PersistOp, PersistSeq, Zxid};
+use zab_server::replica::FrozenState;
 use zab_server::storage::sim_fs::{CrashMode, Fault, FaultOn, SimFs};
 use zab_server::storage::txn_log::LogConfig;
 use zab_server::storage::{Fs, Recovery, Store, StoreConfig};
@@ -106,10 +107,13 @@ impl ServerDisk {
 
     /// The shell's periodic snapshot. A failure keeps the log, as the real
     /// driver does (it only warns).
-    pub fn snapshot(&mut self, zxid: Zxid, content: &[u8]) {
+    /// Writes `state`'s snapshot as the server's snapshot thread does:
+    /// streamed, here through a small buffer so one snapshot is many writes
+    /// (a power loss can land between any two).
+    pub fn snapshot(&mut self, zxid: Zxid, state: &FrozenState) {
         if let Ok(store) = self.store_mut() {
             let writer = store.snapshot_writer();
-            if let Ok(meta) = writer.write(zxid, content) {
+            if let Ok((meta, _)) = state.write_snapshot(&writer, zxid, 4096) {
                 let _ = store.adopt_snapshot(meta);
             }
         }

@@ -499,7 +499,7 @@ impl Simulation {
                     if self.trace {
                         eprintln!("{:>9} µs server {} snapshots at {zxid}", self.now, i + 1);
                     }
-                    self.servers[i].disk.snapshot(zxid, &state.encode());
+                    self.servers[i].disk.snapshot(zxid, &state);
                 }
                 ServerOutput::Client(ClientOutput::Send { conn, bytes }) => {
                     self.on_handshake_reply(conn, &bytes);
