@@ -138,7 +138,14 @@ pub struct SnapshotStream {
     /// Content written after the prefix, and its checksum.
     written: u64,
     crc: crc32fast::Hasher,
+    /// `written` at the last pacing sync.
+    synced: u64,
 }
+
+/// A stream syncs what it wrote every this many bytes: the kernel then
+/// writes a large snapshot back in steps, rather than all at once at the
+/// end, where the transaction log's syncs would queue behind it.
+const SYNC_EVERY_BYTES: u64 = 16 << 20;
 
 impl std::fmt::Debug for SnapshotStream {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -174,6 +181,7 @@ impl SnapshotStream {
             prefix_len,
             written: 0,
             crc: crc32fast::Hasher::new(),
+            synced: 0,
         })
     }
 
@@ -185,6 +193,12 @@ impl SnapshotStream {
             .map_err(|e| StorageError::io("write", &self.tmp, e))?;
         self.crc.update(bytes);
         self.written += bytes.len() as u64;
+        if self.written - self.synced >= SYNC_EVERY_BYTES {
+            self.file
+                .sync_data()
+                .map_err(|e| StorageError::io("fdatasync", &self.tmp, e))?;
+            self.synced = self.written;
+        }
         Ok(())
     }
 
