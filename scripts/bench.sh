@@ -24,7 +24,8 @@
 # 3 s each, 5 failover trials. Every wait is bounded; every process this
 # script starts is stopped on exit.
 # --scale N: instead of the matrix, each system (default zab,zk) loads N
-# znodes of 128 B over 64 sessions, then takes --secs of writes at 64
+# znodes of 128 B over 64 sessions (RSS read 20 s after: memory at rest),
+# then takes --secs of writes at 64
 # sessions (snapshots included: zab snapshots every 100,000 transactions by
 # default, ZooKeeper by its snapCount); it reports the load rate, RSS per
 # server and bytes per znode, the data directories' size, the write rate,
@@ -434,6 +435,9 @@ scale_run() { # system: load $SCALE znodes, then $SECS of writes at 64 sessions
         --sessions 64 --duration 3000 --warmup 0 --op-timeout-ms 10000 \
         | relabel "$sys" | sed 's/^{/{"phase":"load",/' | tee -a "$DIR/scale.jsonl" >&2 || log "$sys: load failed"
     t1="$(now_ms)"
+    # Memory at rest: freed memory goes back to the system after a delay
+    # (jemalloc's decay time is 10 s; a snapshot may still be finishing).
+    sleep 20
     local total=0
     for id in $(seq 1 $N); do total=$((total + $(rss_kib "$(pid_of "$sys" "$id")"))); done
     local disk
@@ -461,6 +465,9 @@ scale_run() { # system: load $SCALE znodes, then $SECS of writes at 64 sessions
     wait "$BENCH_PID" || log "$sys: write run failed"
     BENCH_PID=""
     tail -1 "$DIR/scale.jsonl" >&2
+    local busy=0
+    for id in $(seq 1 $N); do busy=$((busy + $(rss_kib "$(pid_of "$sys" "$id")"))); done
+    printf '{"phase":"rss-after-writes","system":"%s","rss_kib_all":%s}\n' "$sys" "$busy" | tee -a "$DIR/scale.jsonl" >&2
     printf '{"phase":"leader","system":"%s","leader_changes":%s}\n' "$sys" "$changes" | tee -a "$DIR/scale.jsonl" >&2
     recovery_run "$sys"
 }
@@ -469,11 +476,12 @@ scale_report() {
     echo
     echo "scale: $SCALE znodes of 128 B, 3 servers on $(where_servers), $(nproc) cores; raw lines in $DIR/scale.jsonl"
     for sys in $(echo "$SYSTEMS" | tr ',' ' '); do
-        local load size write lead
+        local load size write lead busy
         load="$(grep "\"phase\":\"load\",\"system\":\"$sys\"" "$DIR/scale.jsonl" | tail -1)"
         size="$(grep "\"phase\":\"size\",\"system\":\"$sys\"" "$DIR/scale.jsonl" | tail -1)"
         write="$(grep "\"phase\":\"write\",\"system\":\"$sys\"" "$DIR/scale.jsonl" | tail -1)"
         lead="$(grep "\"phase\":\"leader\",\"system\":\"$sys\"" "$DIR/scale.jsonl" | tail -1)"
+        busy="$(grep "\"phase\":\"rss-after-writes\",\"system\":\"$sys\"" "$DIR/scale.jsonl" | tail -1)"
         printf '%-5s load %8s/s (errors %s)  RSS %6s MiB all  %4s B/znode/server  disk %6s MiB  writes@64 %7s/s p99 %6s us p999 %7s us errors %s  leader changes %s\n' "$sys" \
             "$(echo "$load" | field ops_per_sec | cut -d. -f1)" "$(echo "$load" | field errors)" \
             "$(( $(echo "$size" | field rss_kib_all) / 1024 ))" "$(echo "$size" | field bytes_per_znode_per_server)" \
@@ -490,6 +498,7 @@ scale_report() {
                 "$(echo "$write" | field quiet_secs)" "$quiet_p99" "$(echo "$write" | field quiet_p999_us)" \
                 "$(awk "BEGIN{ if ($quiet_p99 > 0) printf \"%.2f\", $snap_p99 / $quiet_p99; else print \"-\" }")"
         fi
+        printf '      RSS right after the write run: %s MiB all\n' "$(( $(echo "$busy" | field rss_kib_all) / 1024 ))"
         printf '      recovery: stop %s ms, then start to the first linearizable read %s ms\n' \
             "$(echo "$rec" | field stop_ms)" "$(echo "$rec" | field restart_to_read_ms)"
     done

@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # ZooKeeper's own command-line client, zkCli.sh (Debian's `zookeeper`
 # package), against a local zab ensemble's ZooKeeper port: a scripted
-# session, printed as a transcript; then multi-operations (which zkCli.sh
-# has no command for) through ZooKeeper's Java client library, the one
-# zkCli.sh is built on (scripts/zk-java/Multi.java, run as a single source
-# file: needs a JDK). Needs Java and the package (apt-get install
+# session, printed as a transcript; then multi-operations and the removal
+# of one of two watchers (which zkCli.sh has no command for) through
+# ZooKeeper's Java client library, the one zkCli.sh is built on
+# (scripts/zk-java/JavaClient.java, run as a single source file: needs a
+# JDK). Needs Java and the package (apt-get install
 # zookeeper); ZKCLI names another zkCli.sh.
 #
 #   scripts/zkcli-tour.sh            (release build, a fresh ensemble)
@@ -53,8 +54,8 @@ printf '#   %s\n' "${commands[@]}"
 "$ZKCLI" -server 127.0.0.1:2191 < "$ZAB_DATA/commands" 2>&1 \
     | grep -v -e '^SLF4J' -e '^\s*$' -e 'JLine support' -e '^Welcome'
 if command -v javac >/dev/null; then
-    echo "# ZooKeeper's Java client (/usr/share/java/zookeeper.jar) on 127.0.0.1:2192: multi"
-    java -cp /usr/share/java/zookeeper.jar scripts/zk-java/Multi.java 127.0.0.1:2192 2>&1 \
+    echo "# ZooKeeper's Java client (/usr/share/java/zookeeper.jar) on 127.0.0.1:2192: multi, watch removal"
+    java -cp /usr/share/java/zookeeper.jar scripts/zk-java/JavaClient.java 127.0.0.1:2192 2>&1 \
         | grep -v -e '^SLF4J' -e '^\s*$'
 else
     echo "# no JDK (javac): the Java client's multi was not run" >&2

@@ -134,6 +134,10 @@ impl Chroot {
                 path: full(path),
                 kind,
             },
+            Request::CheckWatches { path, kind } => Request::CheckWatches {
+                path: full(path),
+                kind,
+            },
             Request::GetAcl { path } => Request::GetAcl { path: full(path) },
             Request::SetAcl { path, acl, version } => Request::SetAcl {
                 path: full(path),

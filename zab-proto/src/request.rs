@@ -42,6 +42,10 @@ wire_enum! {
         GetEphemerals = 20,
         GetAllChildrenNumber = 21,
         MultiRead = 22,
+        /// Whether the session holds a matching watch, without removing it
+        /// (ZooKeeper's checkWatches, which its Java client sends to
+        /// remove one of several local watchers on a path).
+        CheckWatches = 23,
     }
 }
 
@@ -223,6 +227,12 @@ pub enum Request {
         path: String,
         kind: WatcherKind,
     },
+    /// `NoWatcher` unless the session holds a watch of `kind` at `path`;
+    /// removes nothing.
+    CheckWatches {
+        path: String,
+        kind: WatcherKind,
+    },
     SetWatches(SetWatches),
     /// Ends the session (its ephemeral nodes go at one zxid); the server
     /// replies, then closes the connection.
@@ -304,6 +314,7 @@ impl Request {
             Request::Sync { .. } => OpCode::Sync,
             Request::AddWatch { .. } => OpCode::AddWatch,
             Request::RemoveWatches { .. } => OpCode::RemoveWatches,
+            Request::CheckWatches { .. } => OpCode::CheckWatches,
             Request::SetWatches(_) => OpCode::SetWatches,
             Request::CloseSession => OpCode::CloseSession,
             Request::GetAcl { .. } => OpCode::GetAcl,
@@ -396,6 +407,7 @@ fn request_name(op: OpCode) -> &'static str {
         OpCode::Sync => "Sync request",
         OpCode::AddWatch => "AddWatch request",
         OpCode::RemoveWatches => "RemoveWatches request",
+        OpCode::CheckWatches => "CheckWatches request",
         OpCode::SetWatches => "SetWatches request",
         OpCode::CloseSession => "CloseSession request",
         OpCode::GetChildrenPage => "GetChildrenPage request",
@@ -452,7 +464,7 @@ fn write_request<S: Sink>(request: &Request, s: &mut S) {
             s.str(path);
             s.u8(mode.to_u8());
         }
-        Request::RemoveWatches { path, kind } => {
+        Request::RemoveWatches { path, kind } | Request::CheckWatches { path, kind } => {
             s.str(path);
             s.u8(kind.to_u8());
         }
@@ -565,6 +577,10 @@ fn read_request(op: OpCode, r: &mut Reader) -> Result<Request, DecodeError> {
             mode: r.enum_u8("mode", AddWatchMode::from_u8)?,
         },
         OpCode::RemoveWatches => Request::RemoveWatches {
+            path: r.string("path")?,
+            kind: r.enum_u8("kind", WatcherKind::from_u8)?,
+        },
+        OpCode::CheckWatches => Request::CheckWatches {
             path: r.string("path")?,
             kind: r.enum_u8("kind", WatcherKind::from_u8)?,
         },

@@ -107,6 +107,7 @@ pub enum Response {
     },
     AddWatch,
     RemoveWatches,
+    CheckWatches,
     SetWatches,
     CloseSession,
     /// The node's ACL (digest ids shown as `user:x` to a caller without
@@ -145,6 +146,7 @@ impl Response {
             Response::Sync { .. } => OpCode::Sync,
             Response::AddWatch => OpCode::AddWatch,
             Response::RemoveWatches => OpCode::RemoveWatches,
+            Response::CheckWatches => OpCode::CheckWatches,
             Response::SetWatches => OpCode::SetWatches,
             Response::CloseSession => OpCode::CloseSession,
             Response::GetAcl { .. } => OpCode::GetAcl,
@@ -361,6 +363,7 @@ fn reply_name(op: OpCode) -> &'static str {
         OpCode::Sync => "Sync reply",
         OpCode::AddWatch => "AddWatch reply",
         OpCode::RemoveWatches => "RemoveWatches reply",
+        OpCode::CheckWatches => "CheckWatches reply",
         OpCode::SetWatches => "SetWatches reply",
         OpCode::CloseSession => "CloseSession reply",
         OpCode::GetChildrenPage => "GetChildrenPage reply",
@@ -416,6 +419,7 @@ fn write_response<S: Sink>(response: &Response, s: &mut S) {
         | Response::Check
         | Response::AddWatch
         | Response::RemoveWatches
+        | Response::CheckWatches
         | Response::SetWatches
         | Response::CloseSession => {}
     }
@@ -518,6 +522,7 @@ fn read_response(op: OpCode, r: &mut Reader) -> Result<Response, DecodeError> {
         },
         OpCode::AddWatch => Response::AddWatch,
         OpCode::RemoveWatches => Response::RemoveWatches,
+        OpCode::CheckWatches => Response::CheckWatches,
         OpCode::SetWatches => Response::SetWatches,
         OpCode::CloseSession => Response::CloseSession,
         OpCode::GetAcl => Response::GetAcl {

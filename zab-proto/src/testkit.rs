@@ -345,6 +345,13 @@ pub(crate) fn request_frames() -> Vec<RequestFrame> {
                 kind,
             },
         ));
+        frames.push(op(
+            23,
+            Request::CheckWatches {
+                path: s("/w"),
+                kind,
+            },
+        ));
     }
     frames
 }
@@ -417,6 +424,7 @@ pub(crate) fn server_frames() -> Vec<(ServerFrame, Option<OpCode>)> {
         ok(13, Response::Sync { zxid: u64::MAX }),
         ok(14, Response::AddWatch),
         ok(15, Response::RemoveWatches),
+        ok(15, Response::CheckWatches),
         ok(16, Response::SetWatches),
         ok(
             17,

@@ -20,6 +20,10 @@
 //!
 //! The encoding streams to the file through a buffer of [`CHUNK_BYTES`],
 //! so a snapshot never holds the whole encoded state in memory.
+//!
+//! The thread is not joined at shutdown: a stop while a snapshot is being
+//! written leaves its temp file, which the next start removes (the
+//! snapshot is simply not there; the log it would have covered is).
 
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
@@ -30,6 +34,7 @@ use zab_core::Zxid;
 use crate::metrics::Metrics;
 use crate::replica::FrozenState;
 use crate::storage::group_commit::GroupCommit;
+use crate::storage::SnapshotWriter;
 
 /// The nice value of the snapshot thread (Linux; elsewhere not set): ten
 /// steps below normal, about a tenth of a normal thread's CPU when both
@@ -39,12 +44,20 @@ pub const SNAPSHOT_NICE: i32 = 10;
 /// Bytes encoded before each write to the file.
 pub const CHUNK_BYTES: usize = 4 << 20;
 
+/// A snapshot to write: its zxid, its state, and the writer taken when it
+/// was asked for (so it carries the log generation of that moment).
+type Job = (Zxid, FrozenState, SnapshotWriter);
+
 /// What waits for the snapshot thread.
 #[derive(Default)]
 struct Queue {
     /// A thread is writing (and will take `next` when done).
     busy: bool,
-    next: Option<(Zxid, FrozenState)>,
+    next: Option<Job>,
+    /// Superseded states, dropped by the snapshot thread: the last
+    /// reference to a frozen view may own many copied shards, and freeing
+    /// them is not the driver's work.
+    discard: Vec<FrozenState>,
 }
 
 /// Hands snapshots to a background thread (see the module docs).
@@ -72,10 +85,12 @@ impl Snapshotter {
 
     /// Writes the snapshot of `state` (at `zxid`) when the thread is free.
     pub fn submit(&self, zxid: Zxid, state: FrozenState) {
+        let job = (zxid, state, self.gc.snapshot_writer());
         let mut q = self.queue.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some((older, _)) = q.next.replace((zxid, state)) {
+        if let Some((older, state, _)) = q.next.replace(job) {
             debug!(superseded = %older, by = %zxid, "snapshot superseded before it was written");
             self.metrics.snapshots_superseded.inc();
+            q.discard.push(state);
         }
         if q.busy {
             return;
@@ -97,24 +112,32 @@ impl Snapshotter {
     /// The thread: writes what is queued until nothing is.
     fn run(&self) {
         lower_priority();
+        // Should this thread panic, the next request must start a new one.
+        let mut on_panic = IdleOnPanic {
+            queue: &self.queue,
+            armed: true,
+        };
         loop {
-            let next = {
+            let (next, discard) = {
                 let mut q = self.queue.lock().unwrap_or_else(|e| e.into_inner());
+                let discard = std::mem::take(&mut q.discard);
                 match q.next.take() {
-                    Some(next) => next,
+                    Some(next) => (next, discard),
                     None => {
+                        // Under the lock that `submit` checks it with.
                         q.busy = false;
+                        on_panic.armed = false;
                         return;
                     }
                 }
             };
-            self.write(next.0, &next.1);
+            drop(discard);
+            self.write(next);
         }
     }
 
-    fn write(&self, zxid: Zxid, state: &FrozenState) {
+    fn write(&self, (zxid, state, writer): Job) {
         let began = Instant::now();
-        let writer = self.gc.snapshot_writer();
         match state.write_snapshot(&writer, zxid, CHUNK_BYTES) {
             Ok((meta, bytes)) => {
                 self.metrics.snapshot.observe(began.elapsed().as_secs_f64());
@@ -127,6 +150,21 @@ impl Snapshotter {
                 self.metrics.snapshot_failures.inc();
                 warn!(zxid = %zxid, error = %e, "snapshot failed; the log is kept");
             }
+        }
+    }
+}
+
+/// Marks the queue idle if the snapshot thread unwinds (a normal end does
+/// so itself, under the lock): what it left is written by the next one.
+struct IdleOnPanic<'a> {
+    queue: &'a Mutex<Queue>,
+    armed: bool,
+}
+
+impl Drop for IdleOnPanic<'_> {
+    fn drop(&mut self) {
+        if self.armed {
+            self.queue.lock().unwrap_or_else(|e| e.into_inner()).busy = false;
         }
     }
 }

@@ -195,24 +195,20 @@ impl Watches {
         }
     }
 
+    /// Whether `who` holds a watch of `kind` on `path` (ZooKeeper's
+    /// checkWatches); nothing changes.
+    pub fn contains(&self, kind: WatcherKind, path: &str, who: Watcher) -> bool {
+        Self::slots_of(kind).iter().any(|&slot| {
+            self.by_path[slot as usize]
+                .get(path)
+                .is_some_and(|set| set.contains(&who))
+        })
+    }
+
     /// Removes `who`'s watches of `kind` on `path`; whether any existed.
     pub fn remove(&mut self, kind: WatcherKind, path: &str, who: Watcher) -> bool {
-        let slots: &[Slot] = match kind {
-            WatcherKind::Children => &[Slot::Child],
-            WatcherKind::Data => &[Slot::Data, Slot::Exists],
-            // Every watch at the path, persistent ones too (wire-spec.md).
-            WatcherKind::Any => &[
-                Slot::Data,
-                Slot::Exists,
-                Slot::Child,
-                Slot::Persistent,
-                Slot::Recursive,
-            ],
-            WatcherKind::Persistent => &[Slot::Persistent],
-            WatcherKind::PersistentRecursive => &[Slot::Recursive],
-        };
         let mut found = false;
-        for &slot in slots {
+        for &slot in Self::slots_of(kind) {
             let index = &mut self.by_path[slot as usize];
             let Some(set) = index.get_mut(path) else {
                 continue;
@@ -226,6 +222,24 @@ impl Watches {
             }
         }
         found
+    }
+
+    /// The slots a watcher kind names.
+    fn slots_of(kind: WatcherKind) -> &'static [Slot] {
+        match kind {
+            WatcherKind::Children => &[Slot::Child],
+            WatcherKind::Data => &[Slot::Data, Slot::Exists],
+            // Every watch at the path, persistent ones too (wire-spec.md).
+            WatcherKind::Any => &[
+                Slot::Data,
+                Slot::Exists,
+                Slot::Child,
+                Slot::Persistent,
+                Slot::Recursive,
+            ],
+            WatcherKind::Persistent => &[Slot::Persistent],
+            WatcherKind::PersistentRecursive => &[Slot::Recursive],
+        }
     }
 
     /// Drops every watch of `who` (its session ended or moved), in time
@@ -385,6 +399,23 @@ mod tests {
             kind,
             acl: crate::tree::open_acl(),
         }
+    }
+
+    #[test]
+    fn contains_checks_by_kind_and_session_and_removes_nothing() {
+        let mut w = Watches::default();
+        w.arm(OneShot::Exists, "/a", 1).expect("room");
+        w.add(AddWatchMode::PersistentRecursive, "/b", 1)
+            .expect("room");
+        assert!(w.contains(WatcherKind::Data, "/a", 1));
+        assert!(w.contains(WatcherKind::Any, "/a", 1));
+        assert!(!w.contains(WatcherKind::Children, "/a", 1));
+        assert!(!w.contains(WatcherKind::Data, "/a", 2), "another session's");
+        assert!(w.contains(WatcherKind::PersistentRecursive, "/b", 1));
+        assert!(!w.contains(WatcherKind::Persistent, "/b", 1));
+        // Still armed: the check changed nothing.
+        assert!(w.remove(WatcherKind::Data, "/a", 1));
+        assert!(!w.contains(WatcherKind::Any, "/a", 1));
     }
 
     #[test]

@@ -223,6 +223,26 @@ async fn multi_acl_and_persistent_watches_work_and_a_session_outlives_a_leader_k
         other.get_data("/private").await.err(),
         Some(zk::Error::NoAuth)
     );
+    // setACL, version-checked, opens it to everyone again.
+    assert_eq!(
+        zkc.set_acl("/private", &zk::Acls::anyone_all(), Some(5))
+            .await
+            .err(),
+        Some(zk::Error::BadVersion)
+    );
+    let stat = zkc
+        .set_acl("/private", &zk::Acls::anyone_all(), Some(0))
+        .await
+        .expect("setACL");
+    assert_eq!(stat.aversion, 1);
+    let (data, _) = other.get_data("/private").await.expect("readable now");
+    assert_eq!(data, b"s");
+    // getChildren2 (names and the parent's stat) and getConfig (there is
+    // no dynamic configuration: NoNode, docs/zookeeper.md).
+    let (mut names, stat) = zkc.get_children("/m").await.expect("getChildren2");
+    names.sort();
+    assert_eq!((names, stat.num_children), (vec!["a".to_string()], 1));
+    assert_eq!(zkc.get_config().await.err(), Some(zk::Error::NoNode));
 
     // A persistent recursive watch hears our client's changes.
     let mut watcher = zkc

@@ -99,7 +99,7 @@ fn a_multi_read_holds_only_reads() {
 
 #[test]
 fn unknown_opcodes_are_typed_errors() {
-    for opcode in [0u8, 23, 99, 255] {
+    for opcode in [0u8, 24, 99, 255] {
         let body = raw_body(&[0, 0, 0, 1, opcode]);
         assert_eq!(
             RequestFrame::decode(body),

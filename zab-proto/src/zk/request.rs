@@ -155,7 +155,7 @@ pub enum Incoming {
     WhoAmI {
         xid: i32,
     },
-    /// An opcode this server does not run (reconfig, SASL, checkWatches...):
+    /// An opcode this server does not run (reconfig, SASL...):
     /// answered `Unimplemented`, in order.
     Unsupported {
         xid: i32,
@@ -253,15 +253,26 @@ impl Incoming {
                 };
                 (Shape::AddWatch, Request::AddWatch { path, mode })
             }
-            op::REMOVE_WATCHES => {
-                r.record("RemoveWatchesRequest");
+            op::REMOVE_WATCHES | op::CHECK_WATCHES => {
+                // The same record for both; checkWatches removes nothing.
+                let record = if opcode == op::REMOVE_WATCHES {
+                    "RemoveWatchesRequest"
+                } else {
+                    "CheckWatchesRequest"
+                };
+                r.record(record);
                 let path = r.ustring("path")?;
                 let kind = r.int("type")?;
                 let kind = u8::try_from(kind)
                     .ok()
                     .and_then(WatcherKind::from_u8)
-                    .ok_or_else(|| bad("RemoveWatchesRequest", "type", kind))?;
-                (Shape::Empty, Request::RemoveWatches { path, kind })
+                    .ok_or_else(|| bad(record, "type", kind))?;
+                let request = if opcode == op::REMOVE_WATCHES {
+                    Request::RemoveWatches { path, kind }
+                } else {
+                    Request::CheckWatches { path, kind }
+                };
+                (Shape::Empty, request)
             }
             op::SET_WATCHES | op::SET_WATCHES2 => {
                 r.record("SetWatches");

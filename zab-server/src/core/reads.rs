@@ -45,6 +45,13 @@ pub(super) fn read(
                 WireOutcome::Err(ErrorCode::NoWatcher)
             };
         }
+        Request::CheckWatches { path, kind } => {
+            return if watches.contains(*kind, path, session) {
+                WireOutcome::Ok(Response::CheckWatches)
+            } else {
+                WireOutcome::Err(ErrorCode::NoWatcher)
+            };
+        }
         Request::GetEphemerals { prefix } => {
             // A string prefix: a path (`/app/lock-`), or one with a
             // trailing `/` (`/app/`).

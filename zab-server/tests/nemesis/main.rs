@@ -446,7 +446,7 @@ async fn run_once(nodes: usize, seed: u64, secs: u64, net: Option<Arc<Net>>) -> 
             11 + 2 * w,
             seed * 100 + 50 + w,
             shared.clone(),
-            [Protocol::Zab, protocol_of(w * 2, served)],
+            [Protocol::Zab, protocol_of(w + 1, served)],
         )));
     }
     let seq_log = Arc::new(Mutex::new(SeqLog::default()));

@@ -1,8 +1,10 @@
 // ZooKeeper's own Java client library (the one zkCli.sh is built on)
-// running multi-operations against a ZooKeeper-protocol port: a committed
-// multi, one refused as a whole, the Transaction builder and multiRead.
+// against a ZooKeeper-protocol port, for what zkCli.sh has no command for:
+// a committed multi, one refused as a whole, the Transaction builder and
+// multiRead; then one of two watchers on a path removed (the Java client
+// sends checkWatches for that) while the other still fires.
 // Run by scripts/zkcli-tour.sh as a single source file:
-//   java -cp /usr/share/java/zookeeper.jar scripts/zk-java/Multi.java HOST:PORT
+//   java -cp /usr/share/java/zookeeper.jar scripts/zk-java/JavaClient.java HOST:PORT
 import java.util.Arrays;
 import java.util.List;
 import java.util.concurrent.CountDownLatch;
@@ -16,7 +18,7 @@ import org.apache.zookeeper.Watcher;
 import org.apache.zookeeper.ZooDefs;
 import org.apache.zookeeper.ZooKeeper;
 
-public class Multi {
+public class JavaClient {
     static final List<org.apache.zookeeper.data.ACL> OPEN = ZooDefs.Ids.OPEN_ACL_UNSAFE;
 
     static String describe(OpResult r) {
@@ -77,6 +79,31 @@ public class Multi {
         print("multiRead (getData /tx, getChildren /tx)", zk.multi(Arrays.asList(
             Op.getData("/tx"),
             Op.getChildren("/tx"))));
+
+        CountDownLatch kept = new CountDownLatch(1);
+        // A removed watcher hears of its removal (DataWatchRemoved), from
+        // the client itself, and nothing after it.
+        Watcher removed = e -> System.out.println("the removed watcher got " + e.getType()
+            + (e.getType() == Watcher.Event.EventType.DataWatchRemoved ? "" : " (WRONG)"));
+        Watcher other = e -> {
+            if (e.getType() == Watcher.Event.EventType.NodeDataChanged) {
+                kept.countDown();
+            }
+        };
+        zk.getData("/tx", removed, null);
+        zk.getData("/tx", other, null);
+        zk.removeWatches("/tx", removed, Watcher.WatcherType.Data, false);
+        System.out.println("removeWatches of one of two data watchers on /tx: ok");
+        try {
+            zk.removeWatches("/tx", removed, Watcher.WatcherType.Data, false);
+            System.out.println("removing it again: ok (WRONG)");
+        } catch (KeeperException e) {
+            System.out.println("removing it again: " + e.code());
+        }
+        zk.setData("/tx", "t2".getBytes(), -1);
+        System.out.println("setData /tx: the other watcher "
+            + (kept.await(10, TimeUnit.SECONDS) ? "fired" : "did not fire (WRONG)"));
+        Thread.sleep(500); // room for a wrong event from the removed one
         zk.close();
     }
 }
