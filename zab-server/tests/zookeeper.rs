@@ -291,8 +291,10 @@ async fn multi_acl_and_persistent_watches_work_and_a_session_outlives_a_leader_k
 
 /// ZooKeeper frames written by hand, for what the crate above does not
 /// send: addWatch's ErrorResponse body (Java's client reads it), a bad
-/// create flag answered BadArguments on a connection that goes on, and a
-/// wrong password answered as ZooKeeper does (a zero timeout: expired).
+/// create flag answered BadArguments on a connection that goes on,
+/// checkWatches (the Java client's removal of one watcher: it checks and
+/// removes nothing), and a wrong password answered as ZooKeeper does (a
+/// zero timeout: expired).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn raw_frames_get_zookeepers_answers() {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -355,11 +357,22 @@ async fn raw_frames_get_zookeepers_answers() {
     string(&mut create, "world");
     string(&mut create, "anyone");
     create.extend_from_slice(&9i32.to_be_bytes()); // no such create mode
+    let check_watches = |xid: i32, kind: i32| {
+        let mut b = Vec::new();
+        b.extend_from_slice(&xid.to_be_bytes());
+        b.extend_from_slice(&17i32.to_be_bytes());
+        string(&mut b, "/");
+        b.extend_from_slice(&kind.to_be_bytes());
+        frame(&b)
+    };
     let mut ping = Vec::new();
     ping.extend_from_slice(&(-2i32).to_be_bytes());
     ping.extend_from_slice(&11i32.to_be_bytes());
     let mut all = frame(&add_watch);
     all.extend(frame(&create));
+    all.extend(check_watches(3, 5)); // persistent recursive: held
+    all.extend(check_watches(4, 2)); // data: none
+    all.extend(check_watches(5, 5)); // still held: the check removed nothing
     all.extend(frame(&ping));
     s.write_all(&all).await.expect("write");
     let reply = read_frame(&mut s).await;
@@ -375,6 +388,14 @@ async fn raw_frames_get_zookeepers_answers() {
         (2, -8),
         "a bad flag: BadArguments"
     );
+    for (xid, err) in [(3, 0), (4, -121), (5, 0)] {
+        let reply = read_frame(&mut s).await;
+        assert_eq!(
+            (int(&reply, 0), int(&reply, 12)),
+            (xid, err),
+            "checkWatches (NoWatcher is -121)"
+        );
+    }
     let reply = read_frame(&mut s).await;
     assert_eq!(
         int(&reply, 0),
