@@ -573,21 +573,10 @@ impl FrozenState {
     ) -> crate::storage::Result<(crate::storage::snapshot_file::SnapshotMeta, u64)> {
         let mut stream = writer.stream(zxid, 8)?;
         let mut buf = Vec::with_capacity(chunk + (64 << 10));
-        let mut failed = None;
         let tree_len = self.tree.serialize_chunked(&mut buf, chunk, |b| {
             let written = stream.write(b);
             b.clear();
-            written.map_err(|e| {
-                let why = std::io::Error::other(e.to_string());
-                failed = Some(e);
-                why
-            })
-        });
-        if let Some(e) = failed {
-            return Err(e);
-        }
-        let tree_len = tree_len.map_err(|e| {
-            crate::storage::StorageError::io("encode", std::path::Path::new("snapshot"), e)
+            written
         })?;
         // The tree's last bytes are still in the buffer; the sessions follow.
         let tree_tail = buf.len();

@@ -98,32 +98,31 @@ impl FrozenTree {
     /// Appends the canonical snapshot to `out` (reserving what it needs
     /// once), so a caller that frames it copies nothing.
     pub fn serialize_into(&self, out: &mut Vec<u8>) {
-        let reserve = |out: &mut Vec<u8>, bytes: usize| out.reserve(bytes);
-        let never = |_: &mut Vec<u8>| -> std::io::Result<()> { Ok(()) };
         // With no chunk limit nothing is flushed, so nothing can fail.
-        let _ = self.serialize_with(out, usize::MAX, reserve, never);
+        let never = |_: &mut Vec<u8>| -> Result<(), std::convert::Infallible> { Ok(()) };
+        let _ = self.serialize_with(out, None, never);
     }
 
     /// Streams the canonical snapshot through `out`: whenever it holds
     /// `chunk` bytes or more, `flush` takes them (and must leave `out`
     /// empty), so a tree of any size is written through one buffer of about
-    /// `chunk` bytes. Returns the snapshot's length.
-    pub fn serialize_chunked(
+    /// `chunk` bytes. Returns the snapshot's length, or `flush`'s error.
+    pub fn serialize_chunked<E>(
         &self,
         out: &mut Vec<u8>,
         chunk: usize,
-        flush: impl FnMut(&mut Vec<u8>) -> std::io::Result<()>,
-    ) -> std::io::Result<u64> {
-        self.serialize_with(out, chunk, |_, _| {}, flush)
+        flush: impl FnMut(&mut Vec<u8>) -> Result<(), E>,
+    ) -> Result<u64, E> {
+        self.serialize_with(out, Some(chunk), flush)
     }
 
-    fn serialize_with(
+    /// Without a `chunk`, everything goes into `out`, reserved once.
+    fn serialize_with<E>(
         &self,
         out: &mut Vec<u8>,
-        chunk: usize,
-        reserve: impl FnOnce(&mut Vec<u8>, usize),
-        mut flush: impl FnMut(&mut Vec<u8>) -> std::io::Result<()>,
-    ) -> std::io::Result<u64> {
+        chunk: Option<usize>,
+        mut flush: impl FnMut(&mut Vec<u8>) -> Result<(), E>,
+    ) -> Result<u64, E> {
         // Bytes of this snapshot flushed so far, and where its unflushed
         // part starts in `out` (after what the caller put there first).
         let (mut flushed, mut from) = (0u64, out.len());
@@ -132,11 +131,14 @@ impl FrozenTree {
         let mut nodes: Vec<(&str, &Node)> = self.nodes.iter().collect();
         nodes.sort_unstable_by(|a, b| a.0.cmp(b.0));
 
-        let node_bytes: usize = nodes
-            .iter()
-            .map(|(p, n)| NODE_BYTES_MIN + 8 + p.len() + n.data.len())
-            .sum();
-        reserve(out, 32 + sessions.len() * SESSION_BYTES + node_bytes);
+        if chunk.is_none() {
+            let node_bytes: usize = nodes
+                .iter()
+                .map(|(p, n)| NODE_BYTES_MIN + 8 + p.len() + n.data.len())
+                .sum();
+            out.reserve(32 + sessions.len() * SESSION_BYTES + node_bytes);
+        }
+        let chunk = chunk.unwrap_or(usize::MAX);
         out.put_slice(MAGIC);
         out.put_u8(SNAPSHOT_FORMAT_VERSION);
         out.put_u64(self.last_applied.0);
