@@ -1,20 +1,29 @@
 //! Every znode by full path, in a map whose clone is cheap: a fixed number of
-//! shards, each a hash map behind an `Arc`, holding shared nodes.
+//! shards, each a hash table behind an `Arc`, holding shared nodes.
 //!
 //! A snapshot clones the map ([`NodeMap::clone`]: one reference count per
 //! shard, whatever the tree's size) and is encoded on another thread while
 //! the tree goes on changing. A change to a shard that a snapshot still
-//! shares copies that shard first (its entries are reference-counted
-//! pointers, not nodes), then the node it changes: the copying a snapshot
-//! costs is spread over the first write to each shard, never one stall.
+//! shares copies that shard first, then the node it changes: the copying a
+//! snapshot costs is spread over the first write to each shard, never one
+//! stall.
+//!
+//! A slot is one pointer: the path is the node's own field, so a shard's
+//! copy is its pointers (about 1,000 reference counts at 1M znodes) and no
+//! allocation, and a path is stored once. That takes a table that hashes
+//! by a field of its values, hence `hashbrown::HashTable` rather than a
+//! `HashMap` keyed by a second copy of the path.
 //!
 //! Why not a persistent map crate: measured at 1M znodes, a HAMT spent
 //! about 180 B more per znode than this (sparse nodes near its leaves), and
 //! one big hash map stalls for tens of ms whenever it doubles; shards grow
 //! one at a time.
 
-use std::collections::HashMap;
+use std::hash::BuildHasher;
 use std::sync::Arc;
+
+use hashbrown::HashTable;
+use std::collections::hash_map::RandomState;
 
 use super::znode::Node;
 
@@ -22,15 +31,15 @@ use super::znode::Node;
 /// znodes), few enough that cloning the map is (a microsecond or so).
 const SHARDS: usize = 1024;
 
-/// Keys are boxed, not reference-counted: a path is held by its shard
-/// alone (16 bytes less per znode than an `Arc<str>`'s counts and rounding),
-/// and copying a shard for copy-on-write copies its ~1,000 paths.
-type Shard = HashMap<Box<str>, Arc<Node>>;
+type Shard = HashTable<Arc<Node>>;
 
 #[derive(Clone)]
 pub(crate) struct NodeMap {
     shards: Vec<Arc<Shard>>,
     len: usize,
+    /// Keyed (SipHash): hostile paths cannot be made to collide within a
+    /// shard. A clone shares the keys, as its tables were hashed with them.
+    hasher: RandomState,
 }
 
 impl NodeMap {
@@ -38,12 +47,14 @@ impl NodeMap {
         NodeMap {
             shards: (0..SHARDS).map(|_| Arc::new(Shard::new())).collect(),
             len: 0,
+            hasher: RandomState::new(),
         }
     }
 
     /// The shard of `path`: FNV-1a, fixed (a path always lands in the same
-    /// shard) and cheap next to the shard map's own keyed hash, which keeps
-    /// hostile paths from colliding within a shard.
+    /// shard) and cheap next to the table's own keyed hash, which keeps
+    /// hostile paths from colliding within a shard. A separate function, so
+    /// that within a shard the table's hash bits still vary.
     fn shard_of(path: &str) -> usize {
         let mut h: u64 = 0xcbf2_9ce4_8422_2325;
         for &b in path.as_bytes() {
@@ -52,58 +63,80 @@ impl NodeMap {
         (h as usize) % SHARDS
     }
 
+    fn hash(&self, path: &str) -> u64 {
+        self.hasher.hash_one(path)
+    }
+
     pub(crate) fn len(&self) -> usize {
         self.len
     }
 
     pub(crate) fn get(&self, path: &str) -> Option<&Node> {
-        self.shards[Self::shard_of(path)].get(path).map(|n| &**n)
+        self.shards[Self::shard_of(path)]
+            .find(self.hash(path), |n| &*n.path == path)
+            .map(|n| &**n)
     }
 
     pub(crate) fn contains_key(&self, path: &str) -> bool {
-        self.shards[Self::shard_of(path)].contains_key(path)
+        self.get(path).is_some()
     }
 
     /// The node to change in place: its shard and then the node itself are
     /// copied first if a clone of this map still shares them.
     pub(crate) fn get_mut(&mut self, path: &str) -> Option<&mut Node> {
+        let hash = self.hash(path);
         let shard = &mut self.shards[Self::shard_of(path)];
-        if !shard.contains_key(path) {
-            return None;
-        }
-        Arc::make_mut(shard).get_mut(path).map(Arc::make_mut)
+        shard.find(hash, |n| &*n.path == path)?;
+        Arc::make_mut(shard)
+            .find_mut(hash, |n| &*n.path == path)
+            .map(Arc::make_mut)
     }
 
     /// Inserts or replaces the node at `path`.
-    pub(crate) fn insert(&mut self, path: &str, node: Node) {
-        let shard = Arc::make_mut(&mut self.shards[Self::shard_of(path)]);
-        if shard.insert(Box::from(path), Arc::new(node)).is_none() {
-            self.len += 1;
+    pub(crate) fn insert(&mut self, path: &str, mut node: Node) {
+        node.path = Box::from(path);
+        let hash = self.hash(path);
+        let NodeMap {
+            shards,
+            len,
+            hasher,
+        } = self;
+        let shard = Arc::make_mut(&mut shards[Self::shard_of(path)]);
+        match shard.find_mut(hash, |n| &*n.path == path) {
+            Some(slot) => *slot = Arc::new(node),
+            None => {
+                shard.insert_unique(hash, Arc::new(node), |n| hasher.hash_one(&*n.path));
+                *len += 1;
+            }
         }
     }
 
     pub(crate) fn remove(&mut self, path: &str) -> Option<Arc<Node>> {
-        let shard = &mut self.shards[Self::shard_of(path)];
-        if !shard.contains_key(path) {
-            return None;
-        }
-        let map = Arc::make_mut(shard);
-        let removed = map.remove(path);
-        self.len -= usize::from(removed.is_some());
-        // Give back the room of a shard that emptied out (a hash map never
-        // shrinks by itself): after an ephemeral-heavy run the tree's
+        let hash = self.hash(path);
+        let NodeMap {
+            shards,
+            len,
+            hasher,
+        } = self;
+        let shard = &mut shards[Self::shard_of(path)];
+        shard.find(hash, |n| &*n.path == path)?;
+        let table = Arc::make_mut(shard);
+        let (removed, _) = table.find_entry(hash, |n| &*n.path == path).ok()?.remove();
+        *len -= 1;
+        // Give back the room of a shard that emptied out (a hash table
+        // never shrinks by itself): after an ephemeral-heavy run the tree's
         // memory returns, not just its nodes'.
-        if map.capacity() > 64 && map.capacity() > 4 * map.len() {
-            map.shrink_to(2 * map.len());
+        if table.capacity() > 64 && table.capacity() > 4 * table.len() {
+            table.shrink_to(2 * table.len(), |n| hasher.hash_one(&*n.path));
         }
-        removed
+        Some(removed)
     }
 
     /// Every (path, node), in no particular order.
     pub(crate) fn iter(&self) -> impl Iterator<Item = (&str, &Node)> {
         self.shards
             .iter()
-            .flat_map(|s| s.iter().map(|(p, n)| (&**p, &**n)))
+            .flat_map(|s| s.iter().map(|n| (&*n.path, &**n)))
     }
 }
 
@@ -154,6 +187,30 @@ mod tests {
         assert_eq!(map.get("/n0").map(|n| &*n.data), Some(&b"after"[..]));
         assert!(frozen.get("/new").is_none() && map.get("/n4999").is_none());
         assert_ne!(frozen, map);
+    }
+
+    #[test]
+    fn a_shard_copied_for_a_change_shares_every_other_node() {
+        let mut map = NodeMap::new();
+        for k in 0..5_000 {
+            map.insert(&format!("/n{k}"), node(b"v"));
+        }
+        let frozen = map.clone();
+        map.get_mut("/n0").expect("present").version = 1;
+        let shard = NodeMap::shard_of("/n0");
+        let (live, old) = (&map.shards[shard], &frozen.shards[shard]);
+        assert!(!Arc::ptr_eq(live, old), "the changed shard was copied");
+        assert!(live.len() > 1);
+        for n in live.iter() {
+            let before = old
+                .find(frozen.hash(&n.path), |o| o.path == n.path)
+                .expect("same paths");
+            // Only the changed node is a new allocation; the copy holds the
+            // others by reference, and holds each path once, in its node.
+            assert_eq!(Arc::ptr_eq(n, before), &*n.path != "/n0", "{}", n.path);
+        }
+        assert_eq!(frozen.get("/n0").map(|n| n.version), Some(0));
+        assert_eq!(map.get("/n0").map(|n| n.version), Some(1));
     }
 
     #[test]

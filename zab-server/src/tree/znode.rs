@@ -36,15 +36,19 @@ pub enum NodeKind {
     },
 }
 
-/// A znode as stored. Fields are laid out for size: the kind is one byte and
-/// the session owner / TTL share one word, since a node has at most one;
-/// the data is a boxed slice (two words where `Bytes` takes four: a read
-/// copies it into its reply, which the frame encoder copies anyway) and a
-/// leaf's empty child set is one word. With its reference count the node
-/// fits jemalloc's 128-byte class (it was 160).
+/// A znode as stored. Fields are laid out for size: the node holds its own
+/// path (so a node-map slot is one pointer, and copying a shard for
+/// copy-on-write copies pointers, not paths); what only ephemeral,
+/// container and TTL nodes need is boxed apart (absent for a persistent
+/// node); the data is a boxed slice (two words where `Bytes` takes four: a
+/// read copies it into its reply, which the frame encoder copies anyway);
+/// and a leaf's empty child set is one word. With its reference count the
+/// node fills jemalloc's 128-byte class exactly.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) struct Node {
     pub(crate) data: Box<[u8]>,
+    /// The full path: set by the node map when the node is inserted.
+    pub(super) path: Box<str>,
     pub(crate) czxid: Zxid,
     pub(crate) mzxid: Zxid,
     pub(crate) pzxid: Zxid,
@@ -57,13 +61,20 @@ pub(crate) struct Node {
     /// Children ever created here: the next sequential suffix. Unlike
     /// `cversion` it does not count deletes (see the module docs).
     pub(crate) child_creates: i32,
-    tag: KindTag,
-    /// The owning session (Ephemeral), the TTL in ms (Ttl), else 0.
-    owner_or_ttl: u64,
+    /// The kind, when not persistent, with its owner or TTL.
+    special: Option<Box<Special>>,
     /// Child names (last segment only), sorted.
     pub(crate) children: Children,
     /// Who may do what (shared with every node whose list is the same).
     pub(crate) acl: AclRef,
+}
+
+/// What a node that is not persistent carries besides.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Special {
+    Ephemeral { owner: u64 },
+    Container,
+    Ttl { ttl_ms: u64 },
 }
 
 /// A node's child names (last segment only), sorted. Most znodes are
@@ -115,14 +126,6 @@ impl Children {
     }
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum KindTag {
-    Persistent,
-    Ephemeral,
-    Container,
-    Ttl,
-}
-
 impl Node {
     /// A fresh node created at `zxid`. `ephemeral_owner` is used only when
     /// `kind` is `Ephemeral` (the caller checked they agree).
@@ -134,14 +137,17 @@ impl Node {
         time_ms: i64,
         acl: AclRef,
     ) -> Node {
-        let (tag, owner_or_ttl) = match kind {
-            NodeKind::Persistent => (KindTag::Persistent, 0),
-            NodeKind::Ephemeral => (KindTag::Ephemeral, ephemeral_owner),
-            NodeKind::Container => (KindTag::Container, 0),
-            NodeKind::Ttl { ttl_ms } => (KindTag::Ttl, ttl_ms),
+        let special = match kind {
+            NodeKind::Persistent => None,
+            NodeKind::Ephemeral => Some(Special::Ephemeral {
+                owner: ephemeral_owner,
+            }),
+            NodeKind::Container => Some(Special::Container),
+            NodeKind::Ttl { ttl_ms } => Some(Special::Ttl { ttl_ms }),
         };
         Node {
             data,
+            path: Box::default(),
             czxid: zxid,
             mzxid: zxid,
             pzxid: zxid,
@@ -151,8 +157,7 @@ impl Node {
             cversion: 0,
             aversion: 0,
             child_creates: 0,
-            tag,
-            owner_or_ttl,
+            special: special.map(Box::new),
             children: Children::default(),
             acl,
         }
@@ -171,30 +176,31 @@ impl Node {
     }
 
     pub(crate) fn kind(&self) -> NodeKind {
-        match self.tag {
-            KindTag::Persistent => NodeKind::Persistent,
-            KindTag::Ephemeral => NodeKind::Ephemeral,
-            KindTag::Container => NodeKind::Container,
-            KindTag::Ttl => NodeKind::Ttl {
-                ttl_ms: self.owner_or_ttl,
-            },
+        match self.special.as_deref() {
+            None => NodeKind::Persistent,
+            Some(Special::Ephemeral { .. }) => NodeKind::Ephemeral,
+            Some(Special::Container) => NodeKind::Container,
+            Some(&Special::Ttl { ttl_ms }) => NodeKind::Ttl { ttl_ms },
         }
     }
 
     pub(crate) fn ephemeral_owner(&self) -> u64 {
-        match self.tag {
-            KindTag::Ephemeral => self.owner_or_ttl,
+        match self.special.as_deref() {
+            Some(&Special::Ephemeral { owner }) => owner,
             _ => 0,
         }
     }
 
     pub(crate) fn is_ephemeral(&self) -> bool {
-        self.tag == KindTag::Ephemeral
+        matches!(self.special.as_deref(), Some(Special::Ephemeral { .. }))
     }
 
     /// Containers and TTL nodes: the ones `expired_candidates` looks at.
     pub(crate) fn is_expirable(&self) -> bool {
-        matches!(self.tag, KindTag::Container | KindTag::Ttl)
+        matches!(
+            self.special.as_deref(),
+            Some(Special::Container | Special::Ttl { .. })
+        )
     }
 
     /// The node's stat as clients see it (REFERENCE §3): `ephemeral_owner`
@@ -228,7 +234,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn kind_and_owner_round_trip_through_the_compact_fields() {
+    fn kind_and_owner_round_trip_through_the_boxed_special_fields() {
         let z = Zxid(7);
         for (kind, owner, expected_owner) in [
             (NodeKind::Persistent, 0, 0),
@@ -246,8 +252,8 @@ mod tests {
     #[test]
     fn node_stays_small() {
         // Memory per znode matters (benchmarks against ZooKeeper): with the
-        // 16 bytes of its `Arc`, a node must stay within jemalloc's 128-byte
-        // size class; grow it only on purpose.
+        // 16 bytes of its `Arc`, a node (path and all) must stay within
+        // jemalloc's 128-byte size class; grow it only on purpose.
         assert!(
             std::mem::size_of::<Node>() <= 112,
             "{}",
