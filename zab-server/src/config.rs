@@ -64,13 +64,25 @@ pub struct Config {
     pub init_limit: u32,
     #[serde(default = "default_sync_limit")]
     pub sync_limit: u32,
-    /// Log records between snapshots.
+    /// Log records between snapshots, at least.
     #[serde(default = "default_snapshot_every")]
     pub snapshot_every_txns: u64,
     /// A snapshot is also taken once this many bytes of transactions were
-    /// applied since the last one (they are held in memory until then).
+    /// applied since the last one, whatever their count or the tree's
+    /// size: bounds the log a restart replays.
     #[serde(default = "default_snapshot_every_bytes")]
     pub snapshot_every_bytes: usize,
+    /// A snapshot also waits until the log since the last one is this
+    /// percentage of the snapshot's estimated size (a large tree is not
+    /// rewritten many times over for the log it replaces); 0 turns it off.
+    #[serde(default = "default_snapshot_log_percent")]
+    pub snapshot_log_percent: u64,
+    /// Recent transactions kept in memory for DIFFs to lagging followers
+    /// (one further behind gets a snapshot), by count and by payload bytes.
+    #[serde(default = "default_diff_window_txns")]
+    pub diff_window_txns: usize,
+    #[serde(default = "default_diff_window_bytes")]
+    pub diff_window_bytes: usize,
     /// Largest frame a client may send (bytes).
     #[serde(default = "default_frame_max")]
     pub client_frame_bytes_max: u32,
@@ -246,6 +258,18 @@ fn default_watch_resume_changes() -> usize {
 
 fn default_snapshot_every_bytes() -> usize {
     crate::core::SNAPSHOT_EVERY_BYTES_DEFAULT
+}
+
+fn default_snapshot_log_percent() -> u64 {
+    crate::core::SNAPSHOT_LOG_PERCENT_DEFAULT
+}
+
+fn default_diff_window_txns() -> usize {
+    crate::core::DIFF_WINDOW_TXNS_DEFAULT
+}
+
+fn default_diff_window_bytes() -> usize {
+    crate::core::DIFF_WINDOW_BYTES_DEFAULT
 }
 
 fn default_snapshot_every() -> u64 {

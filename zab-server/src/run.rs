@@ -187,7 +187,9 @@ pub async fn serve(cfg: Config) -> Result<Stop, String> {
         recovery.replay,
         cfg.snapshot_every_txns,
     )
-    .with_snapshot_every_bytes(cfg.snapshot_every_bytes);
+    .with_snapshot_every_bytes(cfg.snapshot_every_bytes)
+    .with_snapshot_log_percent(cfg.snapshot_log_percent)
+    .with_diff_window(cfg.diff_window_txns, cfg.diff_window_bytes);
     let clock = ShellClock::default();
     let (driver, status) = Driver::new(core, gc.clone(), peers, clock, metrics.clone());
     let zk_status = status.clone();

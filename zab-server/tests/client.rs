@@ -358,7 +358,12 @@ async fn each_watch_stream_carries_its_own_events() {
 /// event. Found by the nemesis's watch checker (writes missed, no marker).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_watcher_on_a_server_that_installs_a_snapshot_is_told_of_the_gap() {
-    let e = Ensemble::start_proxied_with(3, "snapwatch", "snapshot_every_txns = 20").await;
+    let e = Ensemble::start_proxied_with(
+        3,
+        "snapwatch",
+        "snapshot_every_txns = 20\ndiff_window_txns = 20",
+    )
+    .await;
     let leader = e.wait_for_leader(None).await;
     let lagger = (0..3).find(|&i| i != leader).expect("a follower");
     let writer = connect_retry(&[e.clients[leader]], 4000)

@@ -23,9 +23,13 @@ fn payload(k: usize) -> Vec<u8> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_wiped_follower_rejoins_a_tree_larger_than_any_frame() {
-    // Frequent snapshots trim the leader's log, so the wiped follower can
+    // A short DIFF window and frequent snapshots: the wiped follower can
     // only be brought back by a snapshot of the whole tree.
-    let mut e = Ensemble::start_with(3, "bigsnap", "snapshot_every_txns = 8");
+    let mut e = Ensemble::start_with(
+        3,
+        "bigsnap",
+        "snapshot_every_txns = 8\ndiff_window_txns = 8",
+    );
     let leader = e.wait_for_leader(None).await;
     let victim = (leader + 1) % 3;
     let writer = e.client(leader, 10_000).await;
@@ -447,8 +451,9 @@ async fn create_many(
     }
 }
 
-/// 200 small writes: with `snapshot_every_txns = 200`, a snapshot after
-/// what came before trims the log window.
+/// 200 small writes: with `diff_window_txns = 200`, they push what came
+/// before out of the log window (and `snapshot_every_txns = 200` takes a
+/// snapshot after it).
 async fn churn(c: &zab_client::Client) {
     for _ in 0..200 {
         c.set("/eph", b"x", -1).await.expect("a small write");
@@ -475,9 +480,13 @@ async fn settled_rss(e: &Ensemble) -> u64 {
 /// holds no more than 1.2× what it held with the persistent nodes alone.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn memory_returns_after_an_ephemeral_heavy_run() {
-    // Frequent snapshots: the log window (recent transactions, kept for
-    // DIFFs) holds at most 200 of them.
-    let e = Ensemble::start_with(3, "ephmem", "snapshot_every_txns = 200");
+    // Frequent snapshots, and a log window (recent transactions, kept for
+    // DIFFs) of at most 200 of them.
+    let e = Ensemble::start_with(
+        3,
+        "ephmem",
+        "snapshot_every_txns = 200\ndiff_window_txns = 200",
+    );
     e.wait_for_leader(None).await;
     let c = e.client(0, 20_000).await;
     retry(|| c.create("/base", b"", CreateMode::Persistent))
@@ -534,8 +543,8 @@ async fn memory_returns_after_an_ephemeral_heavy_run() {
 }
 
 /// Snapshots come by bytes as well as by count: with the default count
-/// (100,000) a few large writes still trigger one, so the window of recent
-/// transactions held in memory stays bounded in bytes.
+/// (100,000) a few large writes still trigger one, so the log a restart
+/// replays stays bounded in bytes.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn large_writes_trigger_snapshots_by_bytes() {
     let e = Ensemble::start_with(3, "snapbytes", "snapshot_every_bytes = 4000000");

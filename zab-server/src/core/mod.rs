@@ -25,6 +25,7 @@ mod liveness;
 mod reads;
 mod replies;
 mod report;
+mod snapshot_policy;
 #[cfg(test)]
 mod tests;
 mod window;
@@ -103,10 +104,19 @@ impl Default for SessionLimits {
     }
 }
 
-/// Payload bytes applied after which a snapshot is due anyway: bounds the
-/// in-memory window of recent transactions (large writes would otherwise
-/// pile up for `snapshot_every_txns` of them).
+/// Payload bytes applied after which a snapshot is due anyway, whatever
+/// the tree's size: bounds the log a restart replays.
 pub const SNAPSHOT_EVERY_BYTES_DEFAULT: usize = 256 << 20;
+
+/// Transactions the in-memory window keeps for DIFFs by default (its count
+/// bound): a follower further behind gets a snapshot.
+pub const DIFF_WINDOW_TXNS_DEFAULT: usize = 50_000;
+
+/// The window's bound in payload bytes by default (large writes would
+/// otherwise pile up there).
+pub const DIFF_WINDOW_BYTES_DEFAULT: usize = 64 << 20;
+
+pub use snapshot_policy::SNAPSHOT_LOG_PERCENT_DEFAULT;
 
 /// What the shell hands the core.
 #[derive(Debug)]
@@ -193,8 +203,7 @@ pub struct Status {
     /// they are complete (a watcher that saw it or later resumes).
     pub watch_resume_changes: usize,
     pub watch_resume_floor: Zxid,
-    /// Payload bytes of the logged transactions kept in memory since the
-    /// newest snapshot.
+    /// Payload bytes of the recent transactions kept in memory for DIFFs.
     pub window_bytes: usize,
     pub sessions: usize,
     pub connections: usize,
@@ -206,16 +215,11 @@ pub struct ServerCore {
     node: Node,
     replica: Replica,
     frontend: Frontend,
-    /// Logged transactions after the newest snapshot, by zxid: delivery
-    /// and DIFF streams read them from here instead of going back to disk.
+    /// The newest logged transactions, by zxid: delivery and DIFF streams
+    /// read them from here instead of going back to disk.
     window: window::Window,
     applied: Zxid,
-    snapshot_every: u64,
-    since_snapshot: u64,
-    /// A snapshot is also due once this many payload bytes were applied
-    /// since the last one, so the window stays bounded in bytes too.
-    snapshot_every_bytes: usize,
-    since_snapshot_bytes: usize,
+    snapshots: snapshot_policy::SnapshotPolicy,
     out: VecDeque<ServerOutput>,
 }
 
@@ -233,26 +237,51 @@ impl ServerCore {
         // Watchers can be replayed what this server applies from here on.
         let start = replica.tree.last_applied_zxid();
         frontend.watches.recent.start_at(start.0);
-        let window = window::Window::new(recovered.into_iter().map(|t| (t.zxid, t.payload)));
+        // Until told otherwise, the window keeps what one snapshot period
+        // would have: the behaviour from before the window had bounds of
+        // its own.
+        let window = window::Window::new(
+            recovered.into_iter().map(|t| (t.zxid, t.payload)),
+            usize::try_from(snapshot_every).unwrap_or(usize::MAX),
+            SNAPSHOT_EVERY_BYTES_DEFAULT,
+        );
+        let snapshots = snapshot_policy::SnapshotPolicy::new(
+            node.id().0,
+            snapshot_every,
+            SNAPSHOT_EVERY_BYTES_DEFAULT as u64,
+        );
         ServerCore {
             node,
             replica,
             frontend,
             window,
             applied,
-            snapshot_every: snapshot_every.max(1),
-            since_snapshot: 0,
-            snapshot_every_bytes: SNAPSHOT_EVERY_BYTES_DEFAULT,
-            since_snapshot_bytes: 0,
+            snapshots,
             out: VecDeque::new(),
         }
     }
 
     /// Takes a snapshot once `bytes` of transactions were applied since the
-    /// last one, whatever their count (default
+    /// last one, whatever their count or the tree's size (default
     /// [`SNAPSHOT_EVERY_BYTES_DEFAULT`]).
     pub fn with_snapshot_every_bytes(mut self, bytes: usize) -> ServerCore {
-        self.snapshot_every_bytes = bytes.max(1);
+        self.snapshots = self.snapshots.with_every_bytes(bytes as u64);
+        self
+    }
+
+    /// Defers a snapshot until the log since the last one holds `percent`
+    /// of the snapshot's estimated size (default
+    /// [`SNAPSHOT_LOG_PERCENT_DEFAULT`]; 0: by count and bytes alone).
+    pub fn with_snapshot_log_percent(mut self, percent: u64) -> ServerCore {
+        self.snapshots = self.snapshots.with_log_percent(percent);
+        self
+    }
+
+    /// Bounds the in-memory window of recent transactions kept for DIFFs
+    /// (defaults: [`DIFF_WINDOW_TXNS_DEFAULT`], [`DIFF_WINDOW_BYTES_DEFAULT`]
+    /// from the config; one snapshot period without it).
+    pub fn with_diff_window(mut self, txns: usize, bytes: usize) -> ServerCore {
+        self.window.set_bounds(txns, bytes);
         self
     }
 
@@ -402,6 +431,12 @@ impl ServerCore {
                 Action::Relayed { payload, .. } => self.frontend.on_relayed(payload),
             }
         }
+        // Only once every action is carried out: a DIFF the node decided on
+        // before this trim has been read from the window already. Followers
+        // behind what it keeps now get a snapshot instead.
+        if let Some(through) = self.window.trim_to_bounds(self.applied) {
+            self.node.handle(Input::Compacted { through });
+        }
         Ok(())
     }
 
@@ -438,8 +473,7 @@ impl ServerCore {
                 return Err(Fatal(e));
             }
             self.applied = zxid;
-            self.since_snapshot += 1;
-            self.since_snapshot_bytes += payload.len();
+            self.snapshots.applied(payload.len());
         }
         if self.applied != through {
             return Err(Fatal(format!(
@@ -449,24 +483,15 @@ impl ServerCore {
         }
         let done = std::mem::take(&mut self.replica.completed);
         self.frontend.on_applied(done, &self.replica);
-        if self.since_snapshot >= self.snapshot_every
-            || self.since_snapshot_bytes >= self.snapshot_every_bytes
+        if self
+            .snapshots
+            .due(self.replica.tree.snapshot_bytes_estimate())
         {
-            self.take_snapshot();
+            self.snapshots.taken();
+            let (zxid, state) = (self.applied, self.replica.freeze());
+            self.out
+                .push_back(ServerOutput::WriteSnapshot { zxid, state });
         }
         Ok(())
-    }
-
-    /// Asks for a snapshot of the applied state, then trims the window.
-    fn take_snapshot(&mut self) {
-        self.since_snapshot = 0;
-        self.since_snapshot_bytes = 0;
-        let zxid = self.applied;
-        let state = self.replica.freeze();
-        self.out
-            .push_back(ServerOutput::WriteSnapshot { zxid, state });
-        // Followers behind this point get a snapshot instead of a DIFF.
-        self.window.trim_through(zxid);
-        self.node.handle(Input::Compacted { through: zxid });
     }
 }

@@ -317,6 +317,16 @@ impl DataTree {
         self.data_bytes
     }
 
+    /// About what a snapshot of this tree takes, in bytes, counted in O(1):
+    /// what the snapshot policy weighs the log against.
+    pub fn snapshot_bytes_estimate(&self) -> u64 {
+        super::snapshot::encoded_bytes_estimate(
+            self.node_count(),
+            self.data_bytes,
+            self.sessions.len(),
+        )
+    }
+
     /// The zxid of the last applied transaction (zero for a new tree).
     pub fn last_applied_zxid(&self) -> Zxid {
         self.last_applied

@@ -46,6 +46,12 @@ const SESSION_BYTES: usize = 8 + 4;
 /// one-byte kind. Version 2 adds the aversion and the ACL index.
 const NODE_BYTES_MIN: usize = 4 + 4 + 3 * 8 + 2 * 8 + 3 * 4 + 1 + 8;
 
+/// About what a snapshot of `nodes` nodes whose paths and data take
+/// `data_bytes`, and of `sessions` sessions, encodes to (ACLs aside).
+pub(crate) fn encoded_bytes_estimate(nodes: usize, data_bytes: u64, sessions: usize) -> u64 {
+    (32 + sessions * SESSION_BYTES + nodes * (NODE_BYTES_MIN + 8)) as u64 + data_bytes
+}
+
 /// Snapshot bytes that are not a valid tree: `offset` is where the failed
 /// check looked.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -406,7 +406,8 @@ impl Simulation {
         let snapshot_every = 300;
         // Also by bytes, small enough that large multis trigger it.
         let mut core = ServerCore::new(node, replica, frontend, recovery.replay, snapshot_every)
-            .with_snapshot_every_bytes(64 << 10);
+            .with_snapshot_every_bytes(64 << 10)
+            .with_diff_window(snapshot_every as usize, 64 << 10);
         let clock = self.clock(i);
         if let Err(e) = core.start(clock) {
             self.report.violation = Some(format!("server {} failed to start: {e}", i + 1));
