@@ -32,8 +32,9 @@ pub enum Input {
     /// Every persist action through `through` is on stable storage. A snapshot
     /// install is reported the same way: it is one of the ordered writes.
     Persisted { through: PersistSeq },
-    /// The shell took a snapshot through `through` (a delivered zxid) and
-    /// removed the log up to it; the node can no longer DIFF from below it.
+    /// The shell can no longer serve the log through `through` (a delivered
+    /// zxid it holds): a snapshot purged it, or the shell dropped its copy
+    /// from memory. The node no longer DIFFs from below it.
     Compacted { through: Zxid },
     /// A client write, already turned into an idempotent transaction payload.
     Propose { id: RequestId, payload: Bytes },

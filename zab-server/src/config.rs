@@ -64,7 +64,8 @@ pub struct Config {
     pub init_limit: u32,
     #[serde(default = "default_sync_limit")]
     pub sync_limit: u32,
-    /// Log records between snapshots, at least.
+    /// Log records between snapshots, at least (unless
+    /// `snapshot_every_bytes` comes first).
     #[serde(default = "default_snapshot_every")]
     pub snapshot_every_txns: u64,
     /// A snapshot is also taken once this many bytes of transactions were

@@ -164,7 +164,7 @@ impl Metrics {
             watches: gauge(&r, "zab_watches", "Watches armed on this server, all sessions and kinds."),
             watch_resume_changes: gauge(&r, "zab_watch_resume_changes", "Recent changes held for watchers that reconnect (resumable watches)."),
             watch_resume_floor: gauge(&r, "zab_watch_resume_floor_zxid", "A watcher that saw this zxid or a later one resumes without ContinuityLost."),
-            log_window_bytes: gauge(&r, "zab_log_window_bytes", "Payload bytes of logged transactions held in memory since the newest snapshot."),
+            log_window_bytes: gauge(&r, "zab_log_window_bytes", "Payload bytes of recent transactions held in memory for DIFFs (diff_window_txns/diff_window_bytes bound it)."),
             sessions: gauge(&r, "zab_sessions", "Sessions in the ensemble (replicated: the same on every server)."),
             connections: gauge(&r, "zab_client_connections", "Client connections open on this server."),
             outstanding: gauge(&r, "zab_outstanding_requests", "Writes, syncs and session changes of this server's clients waiting for the quorum."),

@@ -64,12 +64,18 @@ pub async fn serve(cfg: Config) -> Result<Stop, String> {
         .map_err(|e| format!("cannot open data directory {}: {e}", cfg.data_dir.display()))?;
     let mut app = Replica::new();
     if let Some(snapshot) = &recovery.snapshot {
+        let started = std::time::Instant::now();
         app.restore(&snapshot.content).map_err(|e| {
             format!(
                 "snapshot {} does not load: {e}",
                 snapshot.meta.path.display()
             )
         })?;
+        info!(
+            znodes = app.tree.node_count(),
+            ms = started.elapsed().as_millis() as u64,
+            "restored the tree from the snapshot"
+        );
     }
     if recovery.truncated_bytes > 0 {
         info!(

@@ -390,6 +390,14 @@ impl ServerCore {
                     after,
                     through,
                 } => {
+                    // The node chooses a DIFF from its history, which the
+                    // window mirrors: a gap here would be a bug, and a DIFF
+                    // with a gap would corrupt the follower.
+                    if !self.window.holds_after(after) {
+                        return Err(Fatal(format!(
+                            "asked to DIFF after {after}, but the window no longer holds it"
+                        )));
+                    }
                     let txns =
                         self.window
                             .range(after, through)
@@ -451,7 +459,7 @@ impl ServerCore {
             }
             PersistOp::InstallSnapshot { zxid, data } => {
                 self.replica.restore(data).map_err(Fatal)?;
-                self.window.clear();
+                self.window.clear(*zxid);
                 self.applied = *zxid;
                 self.frontend.on_state_replaced(*zxid);
             }

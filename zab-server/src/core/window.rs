@@ -17,6 +17,9 @@ pub(super) struct Window {
     bytes: usize,
     max_txns: usize,
     max_bytes: usize,
+    /// The newest zxid dropped (or replaced by a snapshot): no DIFF can be
+    /// served from below it.
+    dropped_through: Zxid,
 }
 
 impl Window {
@@ -31,6 +34,7 @@ impl Window {
             bytes: 0,
             max_txns: max_txns.max(1),
             max_bytes: max_bytes.max(1),
+            dropped_through: Zxid::ZERO,
         };
         for (zxid, payload) in txns {
             w.insert(zxid, payload);
@@ -50,7 +54,10 @@ impl Window {
         if self.txns.len() <= self.max_txns && self.bytes <= self.max_bytes {
             return None;
         }
-        let (txns_to, bytes_to) = (self.max_txns / 8 * 7, self.max_bytes / 8 * 7);
+        let (txns_to, bytes_to) = (
+            self.max_txns - self.max_txns / 8,
+            self.max_bytes - self.max_bytes / 8,
+        );
         let mut dropped = None;
         while self.txns.len() > txns_to || self.bytes > bytes_to {
             let Some(entry) = self.txns.first_entry() else {
@@ -62,6 +69,9 @@ impl Window {
             let (zxid, payload) = entry.remove_entry();
             self.bytes -= payload.len();
             dropped = Some(zxid);
+        }
+        if let Some(zxid) = dropped {
+            self.dropped_through = zxid;
         }
         dropped
     }
@@ -91,9 +101,17 @@ impl Window {
         self.bytes -= cut.values().map(Bytes::len).sum::<usize>();
     }
 
-    pub(super) fn clear(&mut self) {
+    /// Whether it holds every transaction after `after` that it ever held
+    /// (none was dropped at or above it).
+    pub(super) fn holds_after(&self, after: Zxid) -> bool {
+        after >= self.dropped_through
+    }
+
+    /// Everything goes: the state was replaced by a snapshot through `to`.
+    pub(super) fn clear(&mut self, to: Zxid) {
         self.txns.clear();
         self.bytes = 0;
+        self.dropped_through = to;
     }
 }
 
@@ -122,8 +140,9 @@ mod tests {
                 .collect::<Vec<_>>(),
             [Zxid(2), Zxid(3)]
         );
-        w.clear();
+        w.clear(Zxid(3));
         assert_eq!(w.bytes(), 0);
+        assert!(!w.holds_after(Zxid(2)) && w.holds_after(Zxid(3)));
     }
 
     #[test]
@@ -134,6 +153,7 @@ mod tests {
         w.insert(Zxid(17), b(1));
         // Over by count: down to 14, oldest first.
         assert_eq!(w.trim_to_bounds(Zxid(17)), Some(Zxid(3)));
+        assert!(!w.holds_after(Zxid(2)) && w.holds_after(Zxid(3)));
         assert_eq!(
             w.range(Zxid(0), Zxid(99)).next().map(|(z, _)| z),
             Some(Zxid(4))

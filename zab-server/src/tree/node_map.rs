@@ -44,8 +44,17 @@ pub(crate) struct NodeMap {
 
 impl NodeMap {
     pub(crate) fn new() -> NodeMap {
+        NodeMap::with_capacity(0)
+    }
+
+    /// Room for about `nodes` without growing (a restore knows its count):
+    /// each shard gets the mean, so most never rehash on the way up, and
+    /// none is sized beyond what its share would have grown it to.
+    pub(crate) fn with_capacity(nodes: usize) -> NodeMap {
         NodeMap {
-            shards: (0..SHARDS).map(|_| Arc::new(Shard::new())).collect(),
+            shards: (0..SHARDS)
+                .map(|_| Arc::new(Shard::with_capacity(nodes / SHARDS)))
+                .collect(),
             len: 0,
             hasher: RandomState::new(),
         }

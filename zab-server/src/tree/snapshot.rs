@@ -274,7 +274,7 @@ fn decode(r: &mut Reader<'_>) -> Result<DataTree, Malformed> {
 
     let node_count = r.count(NODE_BYTES_MIN)?;
     let mut tree = DataTree {
-        nodes: NodeMap::new(),
+        nodes: NodeMap::with_capacity(node_count),
         sessions,
         ephemerals: HashMap::new(),
         expirable: Default::default(),
