@@ -196,7 +196,7 @@ impl DataTree {
     /// The node's child names (last segments), sorted, and its stat.
     pub fn children(&self, path: &str) -> Option<(Vec<String>, Stat)> {
         let node = self.nodes.get(path)?;
-        let names = node.children.iter().map(String::from).collect();
+        let names = node.children().iter().map(String::from).collect();
         Some((names, node.stat()))
     }
 
@@ -216,7 +216,7 @@ impl DataTree {
         let max = if max == 0 { usize::MAX } else { max };
         let mut names = Vec::new();
         let mut used = 0usize;
-        let mut rest = node.children.after(after);
+        let mut rest = node.children().after(after);
         let mut more = false;
         for name in rest.by_ref() {
             let cost = 4 + name.len();
@@ -273,7 +273,7 @@ impl DataTree {
         let node = self.nodes.get(path)?;
         let mut count = 0u64;
         let mut below: Vec<String> = node
-            .children
+            .children()
             .iter()
             .map(|name| super::path::join(path, name))
             .collect();
@@ -281,7 +281,7 @@ impl DataTree {
             count += 1;
             if let Some(n) = self.nodes.get(&child) {
                 below.extend(
-                    n.children
+                    n.children()
                         .iter()
                         .map(|name| super::path::join(&child, name)),
                 );
@@ -342,7 +342,7 @@ impl DataTree {
             .iter()
             .filter(|path| {
                 self.nodes.get(path.as_str()).is_some_and(|node| {
-                    if !node.children.is_empty() {
+                    if !node.children().is_empty() {
                         return false;
                     }
                     match node.kind() {
@@ -582,7 +582,7 @@ impl DataTree {
         parent.cversion = parent_cversion;
         parent.child_creates = parent.child_creates.wrapping_add(1);
         parent.pzxid = at.zxid;
-        parent.children.insert(name);
+        parent.add_child(name);
         let parent_acl = parent.acl.clone();
 
         let acl = self.acls.intern(acl);
@@ -637,13 +637,13 @@ impl DataTree {
             reason: "a delete of the root",
         })?;
         let node = self.existing(path)?;
-        if !node.children.is_empty() {
+        if !node.children().is_empty() {
             return Err(Divergence::NotEmpty { path: path.into() });
         }
         let parent = self
             .node_mut(parent_path)
             .ok_or_else(|| Divergence::NoParent { path: path.into() })?;
-        parent.children.remove(name);
+        parent.remove_child(name);
         parent.cversion = parent.cversion.wrapping_add(1);
         parent.pzxid = at.zxid;
         let parent_acl = parent.acl.clone();

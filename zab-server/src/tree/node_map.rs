@@ -24,6 +24,9 @@ use std::sync::Arc;
 
 use hashbrown::HashTable;
 use std::collections::hash_map::RandomState;
+/// A node's reference count: one word (no weak count), so a node and its
+/// count fit jemalloc's 112-byte class.
+use triomphe::Arc as NodeArc;
 
 use super::znode::Node;
 
@@ -31,7 +34,7 @@ use super::znode::Node;
 /// znodes), few enough that cloning the map is (a microsecond or so).
 const SHARDS: usize = 1024;
 
-type Shard = HashTable<Arc<Node>>;
+type Shard = HashTable<NodeArc<Node>>;
 
 #[derive(Clone)]
 pub(crate) struct NodeMap {
@@ -98,7 +101,7 @@ impl NodeMap {
         shard.find(hash, |n| &*n.path == path)?;
         Arc::make_mut(shard)
             .find_mut(hash, |n| &*n.path == path)
-            .map(Arc::make_mut)
+            .map(NodeArc::make_mut)
     }
 
     /// Inserts or replaces the node at `path`.
@@ -112,15 +115,15 @@ impl NodeMap {
         } = self;
         let shard = Arc::make_mut(&mut shards[Self::shard_of(path)]);
         match shard.find_mut(hash, |n| &*n.path == path) {
-            Some(slot) => *slot = Arc::new(node),
+            Some(slot) => *slot = NodeArc::new(node),
             None => {
-                shard.insert_unique(hash, Arc::new(node), |n| hasher.hash_one(&*n.path));
+                shard.insert_unique(hash, NodeArc::new(node), |n| hasher.hash_one(&*n.path));
                 *len += 1;
             }
         }
     }
 
-    pub(crate) fn remove(&mut self, path: &str) -> Option<Arc<Node>> {
+    pub(crate) fn remove(&mut self, path: &str) -> Option<NodeArc<Node>> {
         let hash = self.hash(path);
         let NodeMap {
             shards,
@@ -216,7 +219,7 @@ mod tests {
                 .expect("same paths");
             // Only the changed node is a new allocation; the copy holds the
             // others by reference, and holds each path once, in its node.
-            assert_eq!(Arc::ptr_eq(n, before), &*n.path != "/n0", "{}", n.path);
+            assert_eq!(NodeArc::ptr_eq(n, before), &*n.path != "/n0", "{}", n.path);
         }
         assert_eq!(frozen.get("/n0").map(|n| n.version), Some(0));
         assert_eq!(map.get("/n0").map(|n| n.version), Some(1));

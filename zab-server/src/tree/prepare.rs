@@ -244,7 +244,7 @@ impl<'a> View<'a> {
             cversion: n.cversion,
             aversion: n.aversion,
             child_creates: n.child_creates,
-            num_children: n.children.len(),
+            num_children: n.children().len(),
             ephemeral_owner: n.ephemeral_owner(),
             kind: n.kind(),
             acl: n.acl.clone(),

@@ -386,7 +386,7 @@ fn insert(tree: &mut DataTree, path: &str, node: Node) -> Result<(), &'static st
             if parent.is_ephemeral() {
                 return Err("a child of an ephemeral node");
             }
-            parent.children.insert(name);
+            parent.add_child(name);
         }
     }
     let owner = node.ephemeral_owner();

@@ -38,12 +38,13 @@ pub enum NodeKind {
 
 /// A znode as stored. Fields are laid out for size: the node holds its own
 /// path (so a node-map slot is one pointer, and copying a shard for
-/// copy-on-write copies pointers, not paths); what only ephemeral,
-/// container and TTL nodes need is boxed apart (absent for a persistent
-/// node); the data is a boxed slice (two words where `Bytes` takes four: a
-/// read copies it into its reply, which the frame encoder copies anyway);
-/// and a leaf's empty child set is one word. With its reference count the
-/// node fills jemalloc's 128-byte class exactly.
+/// copy-on-write copies pointers, not paths); what a persistent leaf, by
+/// far the most common znode, does not need (child names, the kind of an
+/// ephemeral, container or TTL node and its owner or TTL) is boxed apart
+/// in one word; and the data is a boxed slice (two words where `Bytes`
+/// takes four: a read copies it into its reply, which the frame encoder
+/// copies anyway). 104 bytes: with the node map's one-count `Arc`, it fits
+/// jemalloc's 112-byte class.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) struct Node {
     pub(crate) data: Box<[u8]>,
@@ -61,12 +62,19 @@ pub(crate) struct Node {
     /// Children ever created here: the next sequential suffix. Unlike
     /// `cversion` it does not count deletes (see the module docs).
     pub(crate) child_creates: i32,
-    /// The kind, when not persistent, with its owner or TTL.
-    special: Option<Box<Special>>,
-    /// Child names (last segment only), sorted.
-    pub(crate) children: Children,
+    /// Child names and the kind when not persistent; absent for a
+    /// persistent leaf.
+    extra: Option<Box<Extra>>,
     /// Who may do what (shared with every node whose list is the same).
     pub(crate) acl: AclRef,
+}
+
+/// What a node that is not a persistent leaf carries besides (24 bytes:
+/// jemalloc's 32-byte class).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+struct Extra {
+    special: Option<Special>,
+    children: Children,
 }
 
 /// What a node that is not persistent carries besides.
@@ -145,6 +153,12 @@ impl Node {
             NodeKind::Container => Some(Special::Container),
             NodeKind::Ttl { ttl_ms } => Some(Special::Ttl { ttl_ms }),
         };
+        let extra = special.map(|special| {
+            Box::new(Extra {
+                special: Some(special),
+                children: Children::default(),
+            })
+        });
         Node {
             data,
             path: Box::default(),
@@ -157,8 +171,7 @@ impl Node {
             cversion: 0,
             aversion: 0,
             child_creates: 0,
-            special: special.map(Box::new),
-            children: Children::default(),
+            extra,
             acl,
         }
     }
@@ -175,8 +188,39 @@ impl Node {
         )
     }
 
+    fn special(&self) -> Option<&Special> {
+        self.extra.as_ref().and_then(|e| e.special.as_ref())
+    }
+
+    /// Child names (last segment only), sorted.
+    pub(crate) fn children(&self) -> &Children {
+        static NONE: Children = Children(None);
+        self.extra.as_ref().map_or(&NONE, |e| &e.children)
+    }
+
+    /// Adds the child `name`; false if it was there.
+    pub(crate) fn add_child(&mut self, name: &str) -> bool {
+        self.extra
+            .get_or_insert_with(Box::default)
+            .children
+            .insert(name)
+    }
+
+    /// Removes the child `name`; false if it was not there. A persistent
+    /// node's last child frees the box.
+    pub(crate) fn remove_child(&mut self, name: &str) -> bool {
+        let Some(extra) = &mut self.extra else {
+            return false;
+        };
+        let removed = extra.children.remove(name);
+        if extra.special.is_none() && extra.children.is_empty() {
+            self.extra = None;
+        }
+        removed
+    }
+
     pub(crate) fn kind(&self) -> NodeKind {
-        match self.special.as_deref() {
+        match self.special() {
             None => NodeKind::Persistent,
             Some(Special::Ephemeral { .. }) => NodeKind::Ephemeral,
             Some(Special::Container) => NodeKind::Container,
@@ -185,20 +229,20 @@ impl Node {
     }
 
     pub(crate) fn ephemeral_owner(&self) -> u64 {
-        match self.special.as_deref() {
+        match self.special() {
             Some(&Special::Ephemeral { owner }) => owner,
             _ => 0,
         }
     }
 
     pub(crate) fn is_ephemeral(&self) -> bool {
-        matches!(self.special.as_deref(), Some(Special::Ephemeral { .. }))
+        matches!(self.special(), Some(Special::Ephemeral { .. }))
     }
 
     /// Containers and TTL nodes: the ones `expired_candidates` looks at.
     pub(crate) fn is_expirable(&self) -> bool {
         matches!(
-            self.special.as_deref(),
+            self.special(),
             Some(Special::Container | Special::Ttl { .. })
         )
     }
@@ -217,7 +261,7 @@ impl Node {
             aversion: self.aversion,
             ephemeral_owner: self.ephemeral_owner(),
             data_length: clamp_i32(self.data.len()),
-            num_children: clamp_i32(self.children.len()),
+            num_children: clamp_i32(self.children().len()),
             pzxid: self.pzxid.0,
         }
     }
@@ -252,13 +296,31 @@ mod tests {
     #[test]
     fn node_stays_small() {
         // Memory per znode matters (benchmarks against ZooKeeper): with the
-        // 16 bytes of its `Arc`, a node (path and all) must stay within
-        // jemalloc's 128-byte size class; grow it only on purpose.
+        // 8 bytes of its one-count `Arc`, a node (path and all) must stay
+        // within jemalloc's 112-byte size class, and the box of a node that
+        // is not a persistent leaf within 32; grow them only on purpose.
         assert!(
-            std::mem::size_of::<Node>() <= 112,
+            std::mem::size_of::<Node>() <= 104,
             "{}",
             std::mem::size_of::<Node>()
         );
+        assert!(std::mem::size_of::<Extra>() <= 32);
+    }
+
+    #[test]
+    fn a_persistent_leaf_holds_no_box_and_its_last_child_frees_it() {
+        let z = Zxid(7);
+        let mut n = Node::new(NodeKind::Persistent, 0, Box::default(), z, 1, open_acl());
+        assert!(n.extra.is_none());
+        assert!(n.add_child("a") && !n.add_child("a") && n.extra.is_some());
+        assert_eq!(n.children().iter().collect::<Vec<_>>(), ["a"]);
+        assert!(n.remove_child("a") && !n.remove_child("a"));
+        assert!(n.extra.is_none());
+        // A container keeps its kind when its last child goes.
+        let mut c = Node::new(NodeKind::Container, 0, Box::default(), z, 1, open_acl());
+        assert!(c.add_child("a") && c.remove_child("a"));
+        assert_eq!(c.kind(), NodeKind::Container);
+        assert!(c.children().is_empty());
     }
 
     #[test]
