@@ -80,7 +80,8 @@ impl SnapshotPolicy {
     }
 }
 
-/// The default of [`SnapshotPolicy::with_log_percent`].
+/// The default of `snapshot_log_percent`: a snapshot waits until the log
+/// since the last one is this percentage of its estimated size.
 pub const SNAPSHOT_LOG_PERCENT_DEFAULT: u64 = 50;
 
 #[cfg(test)]

@@ -182,12 +182,18 @@ mod tests {
         )
     }
 
-    #[test]
-    fn a_clone_keeps_what_the_original_changes_after_it() {
+    /// `/n0` .. `/n4999`, each holding `data`.
+    fn filled(data: &'static [u8]) -> NodeMap {
         let mut map = NodeMap::new();
         for k in 0..5_000 {
-            map.insert(&format!("/n{k}"), node(b"before"));
+            map.insert(&format!("/n{k}"), node(data));
         }
+        map
+    }
+
+    #[test]
+    fn a_clone_keeps_what_the_original_changes_after_it() {
+        let mut map = filled(b"before");
         let frozen = map.clone();
         for k in 0..2_500 {
             map.get_mut(&format!("/n{k}")).expect("present").data = Box::from(&b"after"[..]);
@@ -203,10 +209,7 @@ mod tests {
 
     #[test]
     fn a_shard_copied_for_a_change_shares_every_other_node() {
-        let mut map = NodeMap::new();
-        for k in 0..5_000 {
-            map.insert(&format!("/n{k}"), node(b"v"));
-        }
+        let mut map = filled(b"v");
         let frozen = map.clone();
         map.get_mut("/n0").expect("present").version = 1;
         let shard = NodeMap::shard_of("/n0");
