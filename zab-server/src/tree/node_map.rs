@@ -93,13 +93,24 @@ impl NodeMap {
         self.get(path).is_some()
     }
 
+    /// The shard holding `path` (whose hash is `hash`), to change: copied
+    /// first if a clone of this map still shares it, but only if `path` is
+    /// there (a miss copies nothing).
+    fn shard_to_change<'a>(
+        shards: &'a mut [Arc<Shard>],
+        path: &str,
+        hash: u64,
+    ) -> Option<&'a mut Shard> {
+        let shard = &mut shards[Self::shard_of(path)];
+        shard.find(hash, |n| &*n.path == path)?;
+        Some(Arc::make_mut(shard))
+    }
+
     /// The node to change in place: its shard and then the node itself are
     /// copied first if a clone of this map still shares them.
     pub(crate) fn get_mut(&mut self, path: &str) -> Option<&mut Node> {
         let hash = self.hash(path);
-        let shard = &mut self.shards[Self::shard_of(path)];
-        shard.find(hash, |n| &*n.path == path)?;
-        Arc::make_mut(shard)
+        Self::shard_to_change(&mut self.shards, path, hash)?
             .find_mut(hash, |n| &*n.path == path)
             .map(NodeArc::make_mut)
     }
@@ -130,9 +141,7 @@ impl NodeMap {
             len,
             hasher,
         } = self;
-        let shard = &mut shards[Self::shard_of(path)];
-        shard.find(hash, |n| &*n.path == path)?;
-        let table = Arc::make_mut(shard);
+        let table = Self::shard_to_change(shards, path, hash)?;
         let (removed, _) = table.find_entry(hash, |n| &*n.path == path).ok()?.remove();
         *len -= 1;
         // Give back the room of a shard that emptied out (a hash table

@@ -138,11 +138,9 @@ impl FrozenTree {
         nodes.sort_unstable_by(|a, b| a.0.cmp(b.0));
 
         if chunk.is_none() {
-            let node_bytes: usize = nodes
-                .iter()
-                .map(|(p, n)| NODE_BYTES_MIN + 8 + p.len() + n.data.len())
-                .sum();
-            out.reserve(32 + sessions.len() * SESSION_BYTES + node_bytes);
+            let held: usize = nodes.iter().map(|(p, n)| p.len() + n.data.len()).sum();
+            let estimate = encoded_bytes_estimate(nodes.len(), held as u64, sessions.len());
+            out.reserve(usize::try_from(estimate).unwrap_or(0));
         }
         let chunk = chunk.unwrap_or(usize::MAX);
         out.put_slice(MAGIC);
