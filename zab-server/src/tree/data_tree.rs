@@ -346,7 +346,7 @@ impl DataTree {
                         return false;
                     }
                     match node.kind() {
-                        NodeKind::Container => node.cversion > 0,
+                        NodeKind::Container => node.child_counters().cversion > 0,
                         NodeKind::Ttl { ttl_ms } => {
                             let idle_ms = i128::from(now_ms) - i128::from(node.mtime_ms);
                             idle_ms > i128::from(ttl_ms)
@@ -572,17 +572,15 @@ impl DataTree {
         if parent.is_ephemeral() {
             return Err(Divergence::EphemeralParent { path: path.into() });
         }
-        if parent_cversion != parent.cversion.wrapping_add(1) {
+        let cversion = parent.child_counters().cversion;
+        if parent_cversion != cversion.wrapping_add(1) {
             return Err(Divergence::ParentCversion {
                 path: path.into(),
                 txn: parent_cversion,
-                tree: parent.cversion,
+                tree: cversion,
             });
         }
-        parent.cversion = parent_cversion;
-        parent.child_creates = parent.child_creates.wrapping_add(1);
-        parent.pzxid = at.zxid;
-        parent.add_child(name);
+        parent.add_child(name, at.zxid, parent_cversion);
         let parent_acl = parent.acl.clone();
 
         let acl = self.acls.intern(acl);
@@ -643,9 +641,7 @@ impl DataTree {
         let parent = self
             .node_mut(parent_path)
             .ok_or_else(|| Divergence::NoParent { path: path.into() })?;
-        parent.remove_child(name);
-        parent.cversion = parent.cversion.wrapping_add(1);
-        parent.pzxid = at.zxid;
+        parent.remove_child(name, at.zxid);
         let parent_acl = parent.acl.clone();
         let node = self.nodes.remove(path).ok_or_else(|| no_node(path))?;
         self.data_bytes -= (path.len() + node.data.len()) as u64 + crate::acl::charge(&node.acl);

@@ -25,7 +25,7 @@ use std::sync::Arc;
 use hashbrown::HashTable;
 use std::collections::hash_map::RandomState;
 /// A node's reference count: one word (no weak count), so a node and its
-/// count fit jemalloc's 112-byte class.
+/// count fit jemalloc's 96-byte class.
 use triomphe::Arc as NodeArc;
 
 use super::znode::Node;

@@ -241,9 +241,9 @@ impl<'a> View<'a> {
         }
         self.tree.nodes.get(path).map(|n| Meta {
             version: n.version,
-            cversion: n.cversion,
+            cversion: n.child_counters().cversion,
             aversion: n.aversion,
-            child_creates: n.child_creates,
+            child_creates: n.child_counters().child_creates,
             num_children: n.children().len(),
             ephemeral_owner: n.ephemeral_owner(),
             kind: n.kind(),

@@ -34,7 +34,7 @@ use super::data_tree::DataTree;
 use super::node_map::NodeMap;
 use super::path::{self, ROOT};
 use super::wire::{put_acls, put_bytes, put_kind, Malformed, Reader};
-use super::znode::{open_acl, Node, NodeKind};
+use super::znode::{open_acl, ChildCounters, Node, NodeKind};
 use crate::acl::AclRef;
 
 /// The snapshot format version written after the magic.
@@ -172,14 +172,15 @@ impl FrozenTree {
 pub(super) fn put_node(out: &mut impl BufMut, path: &str, node: &Node) {
     put_bytes(out, path.as_bytes());
     put_bytes(out, &node.data);
+    let counters = node.child_counters();
     out.put_u64(node.czxid.0);
     out.put_u64(node.mzxid.0);
-    out.put_u64(node.pzxid.0);
+    out.put_u64(counters.pzxid.0);
     out.put_i64(node.ctime_ms);
     out.put_i64(node.mtime_ms);
     out.put_i32(node.version);
-    out.put_i32(node.cversion);
-    out.put_i32(node.child_creates);
+    out.put_i32(counters.cversion);
+    out.put_i32(counters.child_creates);
     put_kind(out, node.kind());
     out.put_u64(node.ephemeral_owner());
     out.put_i32(node.aversion);
@@ -361,11 +362,13 @@ fn decode_node(r: &mut Reader<'_>) -> Result<(String, Node), Malformed> {
     }
     let mut node = Node::new(kind, owner, data, czxid, ctime_ms, open_acl());
     node.mzxid = mzxid;
-    node.pzxid = pzxid;
     node.mtime_ms = mtime_ms;
     node.version = version;
-    node.cversion = cversion;
-    node.child_creates = child_creates;
+    node.set_child_counters(ChildCounters {
+        pzxid,
+        cversion,
+        child_creates,
+    });
     Ok((path, node))
 }
 
@@ -384,7 +387,7 @@ fn insert(tree: &mut DataTree, path: &str, node: Node) -> Result<(), &'static st
             if parent.is_ephemeral() {
                 return Err("a child of an ephemeral node");
             }
-            parent.add_child(name);
+            parent.restore_child(name);
         }
     }
     let owner = node.ephemeral_owner();
@@ -554,14 +557,15 @@ mod tests {
         for (path, node) in nodes {
             put_bytes(&mut v1, path.as_bytes());
             put_bytes(&mut v1, &node.data);
-            for z in [node.czxid, node.mzxid, node.pzxid] {
+            let counters = node.child_counters();
+            for z in [node.czxid, node.mzxid, counters.pzxid] {
                 v1.put_u64(z.0);
             }
             v1.put_i64(node.ctime_ms);
             v1.put_i64(node.mtime_ms);
             v1.put_i32(node.version);
-            v1.put_i32(node.cversion);
-            v1.put_i32(node.child_creates);
+            v1.put_i32(counters.cversion);
+            v1.put_i32(counters.child_creates);
             put_kind(&mut v1, node.kind());
             v1.put_u64(node.ephemeral_owner());
         }

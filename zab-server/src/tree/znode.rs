@@ -39,12 +39,12 @@ pub enum NodeKind {
 /// A znode as stored. Fields are laid out for size: the node holds its own
 /// path (so a node-map slot is one pointer, and copying a shard for
 /// copy-on-write copies pointers, not paths); what a persistent leaf, by
-/// far the most common znode, does not need (child names, the kind of an
-/// ephemeral, container or TTL node and its owner or TTL) is boxed apart
-/// in one word; and the data is a boxed slice (two words where `Bytes`
-/// takes four: a read copies it into its reply, which the frame encoder
-/// copies anyway). 104 bytes: with the node map's one-count `Arc`, it fits
-/// jemalloc's 112-byte class.
+/// far the most common znode, does not need (child names and counters,
+/// the kind of an ephemeral, container or TTL node and its owner or TTL)
+/// is boxed apart in one word; and the data is a boxed slice (two words
+/// where `Bytes` takes four: a read copies it into its reply, which the
+/// frame encoder copies anyway). 88 bytes: with the node map's one-count
+/// `Arc`, it fits jemalloc's 96-byte class.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) struct Node {
     pub(crate) data: Box<[u8]>,
@@ -52,29 +52,53 @@ pub(crate) struct Node {
     pub(super) path: Box<str>,
     pub(crate) czxid: Zxid,
     pub(crate) mzxid: Zxid,
-    pub(crate) pzxid: Zxid,
     pub(crate) ctime_ms: i64,
     pub(crate) mtime_ms: i64,
     pub(crate) version: i32,
-    pub(crate) cversion: i32,
     /// setAcl calls on the node.
     pub(crate) aversion: i32,
-    /// Children ever created here: the next sequential suffix. Unlike
-    /// `cversion` it does not count deletes (see the module docs).
-    pub(crate) child_creates: i32,
-    /// Child names and the kind when not persistent; absent for a
-    /// persistent leaf.
+    /// Child names, the child counters and the kind when not persistent;
+    /// absent for a persistent node that never had a child.
     extra: Option<Box<Extra>>,
     /// Who may do what (shared with every node whose list is the same).
     pub(crate) acl: AclRef,
 }
 
-/// What a node that is not a persistent leaf carries besides (24 bytes:
-/// jemalloc's 32-byte class).
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+/// What a node that is not a persistent leaf carries besides (40 bytes:
+/// jemalloc's 48-byte class). A node that never had a child has no child
+/// counters to keep: its `pzxid` is its `czxid` and both counts are 0.
+#[derive(Clone, Debug, PartialEq, Eq)]
 struct Extra {
     special: Option<Special>,
     children: Children,
+    pzxid: Zxid,
+    cversion: i32,
+    /// Children ever created here: the next sequential suffix. Unlike
+    /// `cversion` it does not count deletes (see the module docs).
+    child_creates: i32,
+}
+
+/// A node's child counters: what its stat reports of its children's
+/// history, and the next sequential suffix.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct ChildCounters {
+    /// The zxid of the last change to the child list.
+    pub(crate) pzxid: Zxid,
+    /// Changes to the child list.
+    pub(crate) cversion: i32,
+    /// Children ever created here (not counting deletes).
+    pub(crate) child_creates: i32,
+}
+
+impl ChildCounters {
+    /// A node's counters before it has had a child.
+    fn fresh(czxid: Zxid) -> ChildCounters {
+        ChildCounters {
+            pzxid: czxid,
+            cversion: 0,
+            child_creates: 0,
+        }
+    }
 }
 
 /// What a node that is not persistent carries besides.
@@ -157,6 +181,9 @@ impl Node {
             Box::new(Extra {
                 special: Some(special),
                 children: Children::default(),
+                pzxid: zxid,
+                cversion: 0,
+                child_creates: 0,
             })
         });
         Node {
@@ -164,13 +191,10 @@ impl Node {
             path: Box::default(),
             czxid: zxid,
             mzxid: zxid,
-            pzxid: zxid,
             ctime_ms: time_ms,
             mtime_ms: time_ms,
             version: 0,
-            cversion: 0,
             aversion: 0,
-            child_creates: 0,
             extra,
             acl,
         }
@@ -198,25 +222,75 @@ impl Node {
         self.extra.as_ref().map_or(&NONE, |e| &e.children)
     }
 
-    /// Adds the child `name`; false if it was there.
-    pub(crate) fn add_child(&mut self, name: &str) -> bool {
-        self.extra
-            .get_or_insert_with(Box::default)
-            .children
-            .insert(name)
+    /// The child counters (fresh ones for a node that never had a child).
+    pub(crate) fn child_counters(&self) -> ChildCounters {
+        self.extra.as_ref().map_or_else(
+            || ChildCounters::fresh(self.czxid),
+            |e| ChildCounters {
+                pzxid: e.pzxid,
+                cversion: e.cversion,
+                child_creates: e.child_creates,
+            },
+        )
     }
 
-    /// Removes the child `name`; false if it was not there. A persistent
-    /// node's last child frees the box.
-    pub(crate) fn remove_child(&mut self, name: &str) -> bool {
+    /// Sets the child counters (a restore); a node that never had a child
+    /// gets no box for them.
+    pub(crate) fn set_child_counters(&mut self, counters: ChildCounters) {
+        if self.extra.is_none() && counters == ChildCounters::fresh(self.czxid) {
+            return;
+        }
+        let extra = self.extra_mut();
+        extra.pzxid = counters.pzxid;
+        extra.cversion = counters.cversion;
+        extra.child_creates = counters.child_creates;
+    }
+
+    fn extra_mut(&mut self) -> &mut Extra {
+        let czxid = self.czxid;
+        self.extra.get_or_insert_with(|| {
+            Box::new(Extra {
+                special: None,
+                children: Children::default(),
+                pzxid: czxid,
+                cversion: 0,
+                child_creates: 0,
+            })
+        })
+    }
+
+    /// Records the child `name` created at `zxid`, the child list's change
+    /// number becoming `cversion`; false if the child was there.
+    pub(crate) fn add_child(&mut self, name: &str, zxid: Zxid, cversion: i32) -> bool {
+        let extra = self.extra_mut();
+        if !extra.children.insert(name) {
+            return false;
+        }
+        extra.cversion = cversion;
+        extra.child_creates = extra.child_creates.wrapping_add(1);
+        extra.pzxid = zxid;
+        true
+    }
+
+    /// Adds the child `name` to the set only, counters untouched (a
+    /// restore, which sets them from the snapshot).
+    pub(crate) fn restore_child(&mut self, name: &str) -> bool {
+        self.extra_mut().children.insert(name)
+    }
+
+    /// Records the child `name` deleted at `zxid`; false if it was not
+    /// there. The counters stay (a node that had children keeps its box);
+    /// the last child frees the set of names.
+    pub(crate) fn remove_child(&mut self, name: &str, zxid: Zxid) -> bool {
         let Some(extra) = &mut self.extra else {
             return false;
         };
-        let removed = extra.children.remove(name);
-        if extra.special.is_none() && extra.children.is_empty() {
-            self.extra = None;
+        if !extra.children.remove(name) {
+            return false;
         }
-        removed
+        extra.cversion = extra.cversion.wrapping_add(1);
+        extra.pzxid = zxid;
+        true
     }
 
     pub(crate) fn kind(&self) -> NodeKind {
@@ -257,12 +331,12 @@ impl Node {
             ctime: self.ctime_ms,
             mtime: self.mtime_ms,
             version: self.version,
-            cversion: self.cversion,
+            cversion: self.child_counters().cversion,
             aversion: self.aversion,
             ephemeral_owner: self.ephemeral_owner(),
             data_length: clamp_i32(self.data.len()),
             num_children: clamp_i32(self.children().len()),
-            pzxid: self.pzxid.0,
+            pzxid: self.child_counters().pzxid.0,
         }
     }
 }
@@ -297,28 +371,49 @@ mod tests {
     fn node_stays_small() {
         // Memory per znode matters (benchmarks against ZooKeeper): with the
         // 8 bytes of its one-count `Arc`, a node (path and all) must stay
-        // within jemalloc's 112-byte size class, and the box of a node that
-        // is not a persistent leaf within 32; grow them only on purpose.
+        // within jemalloc's 96-byte size class, and the box of a node that
+        // is not a persistent leaf within 48; grow them only on purpose.
         assert!(
-            std::mem::size_of::<Node>() <= 104,
+            std::mem::size_of::<Node>() <= 88,
             "{}",
             std::mem::size_of::<Node>()
         );
-        assert!(std::mem::size_of::<Extra>() <= 32);
+        assert!(std::mem::size_of::<Extra>() <= 48);
     }
 
     #[test]
-    fn a_persistent_leaf_holds_no_box_and_its_last_child_frees_it() {
+    fn a_node_that_never_had_a_child_holds_no_box_and_one_that_had_keeps_its_counters() {
         let z = Zxid(7);
         let mut n = Node::new(NodeKind::Persistent, 0, Box::default(), z, 1, open_acl());
         assert!(n.extra.is_none());
-        assert!(n.add_child("a") && !n.add_child("a") && n.extra.is_some());
+        assert_eq!(n.child_counters(), ChildCounters::fresh(z));
+        assert_eq!((n.stat().pzxid, n.stat().cversion), (7, 0));
+        assert!(n.add_child("a", Zxid(8), 1) && !n.add_child("a", Zxid(9), 2));
+        assert!(n.extra.is_some());
         assert_eq!(n.children().iter().collect::<Vec<_>>(), ["a"]);
-        assert!(n.remove_child("a") && !n.remove_child("a"));
-        assert!(n.extra.is_none());
+        assert!(n.add_child("b", Zxid(10), 2));
+        assert!(n.remove_child("a", Zxid(11)) && !n.remove_child("a", Zxid(12)));
+        assert!(n.remove_child("b", Zxid(13)));
+        // The names are gone; the counters are not: the stat still tells
+        // of the children it had, and the next sequential suffix is 2.
+        assert!(n.children().is_empty());
+        let counters = ChildCounters {
+            pzxid: Zxid(13),
+            cversion: 4,
+            child_creates: 2,
+        };
+        assert_eq!(n.child_counters(), counters);
+        assert_eq!((n.stat().pzxid, n.stat().cversion), (13, 4));
+        // A restore recreates the same node, and a fresh one stays unboxed.
+        let mut r = Node::new(NodeKind::Persistent, 0, Box::default(), z, 1, open_acl());
+        r.set_child_counters(counters);
+        assert_eq!(r.child_counters(), counters);
+        let mut fresh = Node::new(NodeKind::Persistent, 0, Box::default(), z, 1, open_acl());
+        fresh.set_child_counters(ChildCounters::fresh(z));
+        assert!(fresh.extra.is_none());
         // A container keeps its kind when its last child goes.
         let mut c = Node::new(NodeKind::Container, 0, Box::default(), z, 1, open_acl());
-        assert!(c.add_child("a") && c.remove_child("a"));
+        assert!(c.add_child("a", Zxid(8), 1) && c.remove_child("a", Zxid(9)));
         assert_eq!(c.kind(), NodeKind::Container);
         assert!(c.children().is_empty());
     }
