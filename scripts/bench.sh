@@ -15,7 +15,8 @@
 # the one it drives ZooKeeper with; then each server's resident memory is read from /proc, and
 # for zab and ZooKeeper the leader is killed (-9) --trials times to time the
 # failover (kill until the first successful write). Prints a side-by-side
-# table with ratios (zab / best of ZooKeeper and etcd); raw JSON lines are in
+# table with ratios (zab / best of ZooKeeper and etcd), and each system's
+# server CPU-seconds per 1,000 operations; raw JSON lines are in
 # DIR/results.jsonl and DIR/failover.jsonl.
 #
 # Installs Debian's zookeeper, etcd-server (and protobuf-compiler, which the
@@ -26,8 +27,8 @@
 # --scale N: instead of the matrix, each system (default zab,zk) loads N
 # znodes of 128 B over 64 sessions (RSS read 20 s after: memory at rest),
 # then takes --secs of writes at 64
-# sessions (snapshots included: zab snapshots every 100,000 transactions by
-# default, ZooKeeper by its snapCount); it reports the load rate, RSS per
+# sessions (snapshots included: zab by its snapshot policy, ZooKeeper by
+# its snapCount); it reports the load rate, RSS per
 # server and bytes per znode, the data directories' size, the write rate,
 # p99/p999 and errors, and the leader changes seen (polled every second);
 # for zab, p99/p999 over the seconds in which a server was writing a
@@ -377,12 +378,13 @@ run_workloads() { # system
     log "$sys: leader is server $leader; reads go to $followers"
     # Bounded: every run stops itself after warm-up + duration (+ request
     # timeouts); the outer timeout is a backstop.
-    local runs budget
+    local runs budget pids=""
+    for id in $(seq 1 $N); do pids="${pids:+$pids,}$(pid_of "$sys" "$id")"; done
     runs=$(( $(echo "$WORKLOADS" | tr ',' '\n' | wc -l) * $(echo "$SESSIONS" | tr ',' '\n' | wc -l) ))
     budget=$(( runs * (SECS + WARMUP + 30) + 60 ))
     timeout "$budget" "$BENCH" --system "$(bench_system "$sys")" --servers "$all" --read-servers "$followers" \
         --workload "$WORKLOADS" --sessions "$SESSIONS" --duration "$SECS" --warmup "$WARMUP" \
-        | relabel "$sys" | tee -a "$DIR/results.jsonl" >&2 || log "$sys: zab-bench failed (exit $?); results so far are kept"
+        --server-pids "$pids" | relabel "$sys" | tee -a "$DIR/results.jsonl" >&2 || log "$sys: zab-bench failed (exit $?); results so far are kept"
     local total=0
     for id in $(seq 1 $N); do
         local kib
@@ -603,6 +605,30 @@ report() {
         done
     done
     echo "   (! = the run had errors; see $DIR/results.jsonl)"
+    echo
+    echo "== server CPU-seconds per 1,000 operations (user + system, all 3 servers, measured part only)"
+    echo "   ratio = zab / the lowest of zk and etcd (lower is better for zab)"
+    printf '%-18s %4s | %8s %8s %8s %8s | %6s\n' workload sess zab zabzk zk etcd "x cpu"
+    for w in $(echo "$WORKLOADS" | tr ',' ' '); do
+        for s in $(echo "$SESSIONS" | tr ',' ' '); do
+            [ "$w" = write-latency ] && [ "$s" != "$(echo "$SESSIONS" | cut -d, -f1)" ] && continue
+            [ "$w" = write-latency ] && s=1
+            local row="" zab_cpu="" best_cpu="" sys
+            for sys in zab zabzk zk etcd; do
+                local cpu
+                cpu="$(grep "\"system\":\"$sys\",\"workload\":\"$w\",\"sessions\":$s," "$DIR/results.jsonl" 2>/dev/null | tail -1 | field server_cpu_ms_per_op || true)"
+                if [ -z "$cpu" ]; then row="$row$(printf ' %8s' -)"; continue; fi
+                row="$row$(printf ' %8.3f' "$cpu")"
+                if [ "$sys" = zab ]; then zab_cpu=$cpu
+                elif [ "$sys" != zabzk ] && { [ -z "$best_cpu" ] || awk "BEGIN{exit !($cpu < $best_cpu)}"; }; then best_cpu=$cpu; fi
+            done
+            local rcpu=-
+            if [ -n "$zab_cpu" ] && [ -n "$best_cpu" ]; then
+                rcpu="$(awk "BEGIN{ if ($best_cpu > 0) printf \"%.2f\", $zab_cpu / $best_cpu; else print \"-\" }")"
+            fi
+            printf '%-18s %4s |%s | %6s\n' "$w" "$s" "$row" "$rcpu"
+        done
+    done
     echo
     echo "== resident memory after the runs (VmRSS, MiB)"
     local sys

@@ -19,6 +19,8 @@
 //!   --keys N              load: keys to create in all (default 1000000)
 //!   --snapshot-log FILE   also split latencies by the snapshots logged
 //!                         there during the run (`windows.rs`)
+//!   --server-pids LIST    also report the servers' CPU time per operation
+//!                         (`cpu.rs`)
 //! ```
 //!
 //! Prints one JSON object per run on stdout. Sessions are placed
@@ -28,6 +30,7 @@
 use std::process::ExitCode;
 use std::time::Duration;
 
+mod cpu;
 #[cfg(feature = "etcd")]
 mod etcd;
 mod failover;
@@ -66,6 +69,7 @@ struct Opts {
     table: bool,
     keys: u64,
     snapshot_log: Option<std::path::PathBuf>,
+    server_pids: Vec<u32>,
 }
 
 fn list(s: &str) -> Vec<String> {
@@ -126,6 +130,11 @@ struct Cli {
     /// reported split into seconds with and without a snapshot.
     #[arg(long)]
     snapshot_log: Option<std::path::PathBuf>,
+    /// The servers' process ids, comma-separated: each run also reports
+    /// their CPU time per operation (`server_cpu_ms_per_op`, read from
+    /// /proc over the measured part).
+    #[arg(long, default_value = "")]
+    server_pids: String,
 }
 
 fn system(s: &str) -> Result<System, String> {
@@ -163,6 +172,11 @@ impl Cli {
             .map(|s| s.parse::<usize>().ok().filter(|n| (1..=1024).contains(n)))
             .collect::<Option<Vec<usize>>>()
             .ok_or("--sessions needs counts in 1..=1024")?;
+        let server_pids = list(&self.server_pids)
+            .iter()
+            .map(|p| p.parse::<u32>().ok())
+            .collect::<Option<Vec<u32>>>()
+            .ok_or("--server-pids needs process ids")?;
         let servers = list(&self.servers);
         if servers.is_empty() {
             return Err("--servers lists no server".into());
@@ -189,6 +203,7 @@ impl Cli {
             table: self.table,
             keys: self.keys,
             snapshot_log: self.snapshot_log,
+            server_pids,
         })
     }
 }
@@ -285,6 +300,7 @@ async fn drive<S: Store>(opts: &Opts) -> Result<(), store::StoreError> {
                 all_servers_per_session: opts.spread_all,
                 keys: opts.keys,
                 snapshot_log: opts.snapshot_log.clone(),
+                server_pids: opts.server_pids.clone(),
             };
             let result = workload::run::<S>(&plan).await?;
             println!("{}", result.json());

@@ -20,6 +20,11 @@ pub struct RunResult {
     pub errors: u64,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub first_error: Option<String>,
+    /// With `--server-pids`: the servers' CPU time (all of them, user and
+    /// system) over the measured part, per operation, in milliseconds;
+    /// numerically, CPU-seconds per 1,000 operations.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub server_cpu_ms_per_op: Option<f64>,
     /// With `--snapshot-log`: the latencies split by snapshots.
     #[serde(flatten)]
     pub windows: Option<crate::windows::Split>,
@@ -75,6 +80,7 @@ mod tests {
             max_us: 4,
             errors: 1,
             first_error: Some("said \"no\"\n".into()),
+            server_cpu_ms_per_op: Some(0.25),
             windows: None,
         };
         let line = r.json();

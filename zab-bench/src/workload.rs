@@ -110,6 +110,9 @@ pub struct Plan {
     /// Where the caller logs the snapshots written during the run: the
     /// latencies are then also reported split by them (see `windows`).
     pub snapshot_log: Option<PathBuf>,
+    /// The servers' process ids: their CPU time over the measured part is
+    /// reported with the run.
+    pub server_pids: Vec<u32>,
 }
 
 /// The servers session `i` is given: its own first, the rest after it when
@@ -193,6 +196,7 @@ pub async fn run<S: Store>(plan: &Plan) -> Result<RunResult, StoreError> {
     let start = Instant::now();
     let measure_from = start + plan.warmup;
     let stop = measure_from + plan.duration;
+    let cpu = crate::cpu::Window::start(&plan.server_pids, measure_from, stop);
     let mut loops = Vec::with_capacity(sessions);
     for (i, store) in stores.into_iter().enumerate() {
         let workload = plan.workload;
@@ -221,6 +225,10 @@ pub async fn run<S: Store>(plan: &Plan) -> Result<RunResult, StoreError> {
             total.first_error = tally.first_error;
         }
     }
+    let server_cpu_s = match cpu {
+        Some(window) => window.finish().await,
+        None => None,
+    };
     // A load ends when its keys exist: its rate is over the time it took.
     let secs = plan
         .duration
@@ -247,6 +255,7 @@ pub async fn run<S: Store>(plan: &Plan) -> Result<RunResult, StoreError> {
         max_us: h.max(),
         errors: total.errors,
         first_error: total.first_error,
+        server_cpu_ms_per_op: server_cpu_s.map(|s| s * 1000.0 / total.ops.max(1) as f64),
         windows,
     })
 }
