@@ -207,30 +207,38 @@ fn run(args: ServeArgs) -> ExitCode {
             .with_current_span(true)
             .init(),
     }
-    // ZAB_WORKER_THREADS: the async runtime's threads (default: one per
-    // core; 1 runs everything but fsync on one thread, which saves the
-    // cross-thread wake-ups that dominate a small server's CPU profile).
+    // The whole server, driver included, runs as tasks on the runtime's
+    // workers: one by default, so a request's hand-offs (connection →
+    // driver → peers → driver → connection) are queue pushes on one
+    // thread, not cross-thread wake-ups, which were most of a busy
+    // server's CPU profile. Log syncs, snapshot writing and encoding stay
+    // on threads of their own, and a snapshot install moves the worker's
+    // other tasks to a fresh thread while it runs (`Driver::run`), so
+    // nothing long blocks the links. ZAB_WORKER_THREADS sets more workers.
     let threads = std::env::var("ZAB_WORKER_THREADS")
         .ok()
         .and_then(|v| v.parse::<usize>().ok())
-        .filter(|n| *n > 0);
-    let mut builder = match threads {
-        Some(1) => tokio::runtime::Builder::new_current_thread(),
-        Some(n) => {
-            let mut b = tokio::runtime::Builder::new_multi_thread();
-            b.worker_threads(n);
-            b
-        }
-        None => tokio::runtime::Builder::new_multi_thread(),
-    };
-    let runtime = match builder.enable_all().build() {
+        .filter(|n| *n > 0)
+        .unwrap_or(1);
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(threads)
+        .enable_all()
+        .build()
+    {
         Ok(r) => r,
         Err(e) => {
             eprintln!("zab-server: cannot start the runtime: {e}");
             return ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(serve(cfg)) {
+    // Spawned, not run by `block_on`: on the main thread the driver would
+    // be a thread apart from every task it talks to.
+    let served = runtime.block_on(async {
+        tokio::spawn(serve(cfg))
+            .await
+            .unwrap_or_else(|e| Err(format!("the server task failed: {e}")))
+    });
+    match served {
         Ok(Stop::Signal) => ExitCode::SUCCESS,
         Ok(Stop::Fatal(e)) | Err(e) => {
             eprintln!("zab-server: {e}");

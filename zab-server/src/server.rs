@@ -112,7 +112,9 @@ impl Driver {
     ) -> Result<(), String> {
         let mut ticker = tokio::time::interval(tick);
         ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        self.core.start(self.clock.read()).map_err(|e| e.0)?;
+        // Replaying the log since the newest snapshot can take seconds.
+        let now = self.clock.read();
+        run_long(|| self.core.start(now)).map_err(|e| e.0)?;
         self.execute();
         loop {
             let input = tokio::select! {
@@ -146,9 +148,15 @@ impl Driver {
                     continue;
                 }
             };
-            self.core
-                .handle(self.clock.read(), input)
-                .map_err(|e| e.0)?;
+            let now = self.clock.read();
+            if is_snapshot(&input) {
+                // Installing a large tree takes seconds: the worker's other
+                // tasks (client and peer links, heartbeats) move to another
+                // thread meanwhile, so the links stay alive.
+                run_long(|| self.core.handle(now, input)).map_err(|e| e.0)?;
+            } else {
+                self.core.handle(now, input).map_err(|e| e.0)?;
+            }
             self.execute();
         }
     }
@@ -228,6 +236,30 @@ impl Driver {
     }
 }
 
+/// Whether `input` carries a snapshot to install: the one input whose
+/// handling can take seconds (decoding a large tree).
+fn is_snapshot(input: &ServerInput) -> bool {
+    matches!(
+        input,
+        ServerInput::Protocol(Input::Received {
+            msg: zab_core::Message::Snapshot { .. },
+            ..
+        })
+    )
+}
+
+/// Runs `work`, which may take long, without starving the runtime: on a
+/// multi-threaded runtime the worker's other tasks move to another thread
+/// meanwhile; on a current-thread one (tests) it just runs.
+fn run_long<T>(work: impl FnOnce() -> T) -> T {
+    let flavor = tokio::runtime::Handle::try_current().map(|h| h.runtime_flavor());
+    if matches!(flavor, Ok(tokio::runtime::RuntimeFlavor::MultiThread)) {
+        tokio::task::block_in_place(work)
+    } else {
+        work()
+    }
+}
+
 /// Fresh entropy for a handshake, from the operating system's CSPRNG.
 fn entropy() -> Entropy {
     let mut bytes = [0u8; 24];
@@ -280,5 +312,62 @@ impl ShellClock {
     #[cfg(not(feature = "test-hooks"))]
     fn wall_offset_ms(&self) -> i64 {
         0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::{AtomicU32, Ordering};
+
+    /// The point of `run_long`: while one task does seconds of work on the
+    /// runtime's only worker (a snapshot install), the others (the links'
+    /// heartbeats) keep running.
+    #[test]
+    fn long_work_on_the_only_worker_does_not_stop_the_other_tasks() {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()
+            .expect("runtime");
+        let ticks = Arc::new(AtomicU32::new(0));
+        let counted = ticks.clone();
+        let during = runtime.block_on(async move {
+            tokio::spawn(async move {
+                loop {
+                    tokio::time::sleep(Duration::from_millis(5)).await;
+                    counted.fetch_add(1, Ordering::Relaxed);
+                }
+            });
+            tokio::spawn(async move {
+                // Let the ticker start on the worker first.
+                tokio::time::sleep(Duration::from_millis(20)).await;
+                let before = ticks.load(Ordering::Relaxed);
+                run_long(|| std::thread::sleep(Duration::from_millis(300)));
+                ticks.load(Ordering::Relaxed) - before
+            })
+            .await
+            .expect("the long task")
+        });
+        // 300 ms at one tick per 5 ms is 60; inline, the ticker gets none.
+        assert!(during >= 10, "only {during} ticks during the long work");
+    }
+
+    #[test]
+    fn only_a_snapshot_is_long_work() {
+        let snapshot = ServerInput::Protocol(Input::Received {
+            from: zab_core::PeerId(2),
+            msg: zab_core::Message::Snapshot {
+                epoch: zab_core::Epoch(1),
+                join: 1,
+                zxid: Zxid(5),
+                data: Bytes::new(),
+            },
+        });
+        assert!(is_snapshot(&snapshot));
+        assert!(!is_snapshot(&ServerInput::Tick));
+        assert!(!is_snapshot(&ServerInput::Protocol(Input::PeerDown {
+            peer: zab_core::PeerId(2)
+        })));
     }
 }

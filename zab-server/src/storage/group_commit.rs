@@ -26,6 +26,10 @@ struct Queue {
     batches: u64,
     /// Snapshots written elsewhere, to register with the store.
     adopt: Vec<SnapshotMeta>,
+    /// The writer is waiting for work: only then does a submit wake it (a
+    /// wake-up is a system call, and under load the writer is nearly
+    /// always busy syncing; it looks at the queue before it waits again).
+    writer_idle: bool,
 }
 
 #[derive(Debug, Default)]
@@ -135,8 +139,11 @@ impl GroupCommit {
         );
         q.last_submitted = seq;
         q.ops.push((seq, op));
+        let wake = q.writer_idle;
         drop(q);
-        self.shared.changed.notify_all();
+        if wake {
+            self.shared.changed.notify_all();
+        }
     }
 
     /// Queues a write built from the next sequence number, atomically (for
@@ -214,6 +221,8 @@ fn next_batch(shared: &Shared) -> Option<Batch> {
         if q.stop || q.failed.is_some() {
             return None;
         }
+        q.writer_idle = true;
         q = shared.changed.wait(q).unwrap_or_else(|e| e.into_inner());
+        q.writer_idle = false;
     }
 }
