@@ -211,10 +211,11 @@ fn run(args: ServeArgs) -> ExitCode {
     // workers: one by default, so a request's hand-offs (connection →
     // driver → peers → driver → connection) are queue pushes on one
     // thread, not cross-thread wake-ups, which were most of a busy
-    // server's CPU profile. Log syncs, snapshot writing and encoding stay
-    // on threads of their own, and a snapshot install moves the worker's
-    // other tasks to a fresh thread while it runs (`Driver::run`), so
-    // nothing long blocks the links. ZAB_WORKER_THREADS sets more workers.
+    // server's CPU profile. Log syncs, snapshot writing, encoding and
+    // checksumming stay on threads of their own, and a snapshot install or
+    // a long log replay moves the worker's other tasks to a fresh thread
+    // while it runs (`Driver::run`), so they do not stall the links.
+    // ZAB_WORKER_THREADS sets more workers.
     let threads = std::env::var("ZAB_WORKER_THREADS")
         .ok()
         .and_then(|v| v.parse::<usize>().ok())

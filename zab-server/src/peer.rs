@@ -213,9 +213,19 @@ async fn write_snapshot(
     // What is batched goes first: encoding a large tree takes a while.
     writer.write_all(buf).await?;
     buf.clear();
-    let mut encoding = tokio::task::spawn_blocking(move || state.encode());
+    // Encoding and checksumming (`codec::frames`) a large tree take
+    // seconds: both run off the runtime, whose one worker the links share.
+    let mut encoding = tokio::task::spawn_blocking(move || {
+        let msg = Message::Snapshot {
+            epoch,
+            join,
+            zxid,
+            data: state.encode().into(),
+        };
+        codec::frames(&msg, codec::CHUNK_BYTES)
+    });
     // The link stays observably alive while a large tree is encoded.
-    let data = loop {
+    let frames = loop {
         let beat = async {
             match heartbeat {
                 Some(d) => tokio::time::sleep(d).await,
@@ -223,17 +233,10 @@ async fn write_snapshot(
             }
         };
         tokio::select! {
-            data = &mut encoding => break data.map_err(std::io::Error::other)?,
+            frames = &mut encoding => break frames.map_err(std::io::Error::other)?,
             () = beat => writer.write_all(&codec::heartbeat()).await?,
         }
     };
-    let msg = Message::Snapshot {
-        epoch,
-        join,
-        zxid,
-        data: data.into(),
-    };
-    let frames = codec::frames(&msg, codec::CHUNK_BYTES);
     debug!(frames = frames.len(), "sending a snapshot");
     for frame in frames {
         writer.write_all(&frame).await?;

@@ -112,9 +112,7 @@ impl Driver {
     ) -> Result<(), String> {
         let mut ticker = tokio::time::interval(tick);
         ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        // Replaying the log since the newest snapshot can take seconds.
-        let now = self.clock.read();
-        run_long(|| self.core.start(now)).map_err(|e| e.0)?;
+        self.core.start(self.clock.read()).map_err(|e| e.0)?;
         self.execute();
         loop {
             let input = tokio::select! {
@@ -149,10 +147,11 @@ impl Driver {
                 }
             };
             let now = self.clock.read();
-            if is_snapshot(&input) {
-                // Installing a large tree takes seconds: the worker's other
-                // tasks (client and peer links, heartbeats) move to another
-                // thread meanwhile, so the links stay alive.
+            if is_snapshot(&input) || self.core.backlog_at_least(LONG_APPLY_TXNS) {
+                // Installing a large tree, or applying a restart's log or a
+                // long DIFF, takes seconds: the worker's other tasks (client
+                // and peer links, heartbeats) move to another thread
+                // meanwhile, so the links stay alive.
                 run_long(|| self.core.handle(now, input)).map_err(|e| e.0)?;
             } else {
                 self.core.handle(now, input).map_err(|e| e.0)?;
@@ -235,6 +234,10 @@ impl Driver {
         });
     }
 }
+
+/// Unapplied transactions from which the next input's handling counts as
+/// long work (applying 10,000 takes some tens of milliseconds).
+const LONG_APPLY_TXNS: u64 = 10_000;
 
 /// Whether `input` carries a snapshot to install: the one input whose
 /// handling can take seconds (decoding a large tree).

@@ -363,6 +363,22 @@ impl ServerCore {
         &self.replica
     }
 
+    /// Whether at least `n` logged transactions are not applied yet: the
+    /// next delivery may then take a while (a restart's log replay, a DIFF
+    /// a follower received). O(1) within an epoch, at most `n` steps across
+    /// epochs.
+    pub fn backlog_at_least(&self, n: u64) -> bool {
+        let last = self.node.history().last();
+        if last <= self.applied {
+            return false;
+        }
+        if last.epoch() == self.applied.epoch() {
+            return u64::from(last.counter() - self.applied.counter()) >= n;
+        }
+        let n = usize::try_from(n).unwrap_or(usize::MAX);
+        self.window.range(self.applied, last).take(n).count() >= n
+    }
+
     pub fn node(&self) -> &Node {
         &self.node
     }
