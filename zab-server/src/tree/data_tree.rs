@@ -268,26 +268,9 @@ impl DataTree {
     }
 
     /// How many nodes lie below `path` at any depth (not counting it), or
-    /// None if it does not exist. Walks the subtree.
+    /// None if it does not exist. O(1): kept as nodes come and go.
     pub fn descendant_count(&self, path: &str) -> Option<u64> {
-        let node = self.nodes.get(path)?;
-        let mut count = 0u64;
-        let mut below: Vec<String> = node
-            .children()
-            .iter()
-            .map(|name| super::path::join(path, name))
-            .collect();
-        while let Some(child) = below.pop() {
-            count += 1;
-            if let Some(n) = self.nodes.get(&child) {
-                below.extend(
-                    n.children()
-                        .iter()
-                        .map(|name| super::path::join(&child, name)),
-                );
-            }
-        }
-        Some(count)
+        self.nodes.get(path).map(Node::descendants)
     }
 
     /// The open sessions and their timeouts, by session id.
@@ -582,6 +565,7 @@ impl DataTree {
         }
         parent.add_child(name, at.zxid, parent_cversion);
         let parent_acl = parent.acl.clone();
+        self.count_descendant(parent_path, true);
 
         let acl = self.acls.intern(acl);
         let node = Node::new(
@@ -643,6 +627,7 @@ impl DataTree {
             .ok_or_else(|| Divergence::NoParent { path: path.into() })?;
         parent.remove_child(name, at.zxid);
         let parent_acl = parent.acl.clone();
+        self.count_descendant(parent_path, false);
         let node = self.nodes.remove(path).ok_or_else(|| no_node(path))?;
         self.data_bytes -= (path.len() + node.data.len()) as u64 + crate::acl::charge(&node.acl);
         if node.is_expirable() {
@@ -668,6 +653,19 @@ impl DataTree {
 
     fn existing(&self, path: &str) -> Result<&Node, Divergence> {
         self.nodes.get(path).ok_or_else(|| no_node(path))
+    }
+
+    /// Counts a node created or deleted below `parent` in `parent` and each
+    /// of its ancestors (each copied first if a frozen view shares it, as
+    /// the parent already is for its child list).
+    pub(crate) fn count_descendant(&mut self, parent: &str, created: bool) {
+        let mut at = Some(parent);
+        while let Some(path) = at {
+            if let Some(node) = self.nodes.get_mut(path) {
+                node.count_descendant(created);
+            }
+            at = path::split(path).map(|(up, _)| up);
+        }
     }
 
     /// The node at `path` to change in place, copied first if a frozen view

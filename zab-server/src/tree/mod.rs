@@ -32,6 +32,7 @@
 //!   that fails a check changes nothing; a multi may be half-applied (discard
 //!   the tree).
 
+mod children;
 mod data_tree;
 mod digest;
 mod error;

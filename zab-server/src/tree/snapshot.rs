@@ -388,6 +388,7 @@ fn insert(tree: &mut DataTree, path: &str, node: Node) -> Result<(), &'static st
                 return Err("a child of an ephemeral node");
             }
             parent.restore_child(name);
+            tree.count_descendant(parent_path, true);
         }
     }
     let owner = node.ephemeral_owner();

@@ -1,13 +1,13 @@
 //! One znode: its data, its stat fields and its children's names.
 
-use std::collections::BTreeSet;
-
 use std::sync::{Arc, OnceLock};
 
 use zab_core::Zxid;
 use zab_proto::{Acl, Stat};
 
 use crate::acl::AclRef;
+
+pub(crate) use super::children::Children;
 
 /// The open ACL (`world:anyone:cdrwa`), one allocation shared by every node
 /// that has it: the root, and every node made by a plain Create.
@@ -76,6 +76,10 @@ struct Extra {
     /// Children ever created here: the next sequential suffix. Unlike
     /// `cversion` it does not count deletes (see the module docs).
     child_creates: i32,
+    /// Nodes below this one, at any depth: kept as nodes come and go (one
+    /// step per ancestor), so GetAllChildrenNumber reads it in O(1) instead
+    /// of walking a subtree on the thread that serves everyone.
+    descendants: u64,
 }
 
 /// A node's child counters: what its stat reports of its children's
@@ -109,55 +113,6 @@ enum Special {
     Ttl { ttl_ms: u64 },
 }
 
-/// A node's child names (last segment only), sorted. Most znodes are
-/// leaves: no set is allocated until the first child comes, and it goes
-/// with the last (one word for a leaf, where a `BTreeSet` takes three).
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-// The box is the point: one word inline, the set's three only for parents.
-#[allow(clippy::box_collection)]
-pub(crate) struct Children(Option<Box<BTreeSet<Box<str>>>>);
-
-impl Children {
-    pub(crate) fn len(&self) -> usize {
-        self.0.as_ref().map_or(0, |set| set.len())
-    }
-
-    pub(crate) fn is_empty(&self) -> bool {
-        self.0.is_none()
-    }
-
-    /// The names, sorted.
-    pub(crate) fn iter(&self) -> impl Iterator<Item = &str> {
-        self.0.iter().flat_map(|set| set.iter().map(|name| &**name))
-    }
-
-    /// The names after `after`, sorted.
-    pub(crate) fn after<'a>(&'a self, after: &'a str) -> impl Iterator<Item = &'a str> {
-        use std::ops::Bound::{Excluded, Unbounded};
-        self.0.iter().flat_map(move |set| {
-            set.range::<str, _>((Excluded(after), Unbounded))
-                .map(|name| &**name)
-        })
-    }
-
-    /// Adds `name`; false if it was there.
-    pub(crate) fn insert(&mut self, name: &str) -> bool {
-        self.0.get_or_insert_with(Box::default).insert(name.into())
-    }
-
-    /// Removes `name`; false if it was not there.
-    pub(crate) fn remove(&mut self, name: &str) -> bool {
-        let Some(set) = &mut self.0 else {
-            return false;
-        };
-        let removed = set.remove(name);
-        if set.is_empty() {
-            self.0 = None;
-        }
-        removed
-    }
-}
-
 impl Node {
     /// A fresh node created at `zxid`. `ephemeral_owner` is used only when
     /// `kind` is `Ephemeral` (the caller checked they agree).
@@ -184,6 +139,7 @@ impl Node {
                 pzxid: zxid,
                 cversion: 0,
                 child_creates: 0,
+                descendants: 0,
             })
         });
         Node {
@@ -218,7 +174,7 @@ impl Node {
 
     /// Child names (last segment only), sorted.
     pub(crate) fn children(&self) -> &Children {
-        static NONE: Children = Children(None);
+        static NONE: Children = Children::new();
         self.extra.as_ref().map_or(&NONE, |e| &e.children)
     }
 
@@ -255,8 +211,24 @@ impl Node {
                 pzxid: czxid,
                 cversion: 0,
                 child_creates: 0,
+                descendants: 0,
             })
         })
+    }
+
+    /// Nodes below this one, at any depth.
+    pub(crate) fn descendants(&self) -> u64 {
+        self.extra.as_ref().map_or(0, |e| e.descendants)
+    }
+
+    /// Counts a node created (`true`) or deleted somewhere below this one.
+    pub(crate) fn count_descendant(&mut self, created: bool) {
+        let extra = self.extra_mut();
+        extra.descendants = if created {
+            extra.descendants + 1
+        } else {
+            extra.descendants.saturating_sub(1)
+        };
     }
 
     /// Records the child `name` created at `zxid`, the child list's change
@@ -416,17 +388,5 @@ mod tests {
         assert!(c.add_child("a", Zxid(8), 1) && c.remove_child("a", Zxid(9)));
         assert_eq!(c.kind(), NodeKind::Container);
         assert!(c.children().is_empty());
-    }
-
-    #[test]
-    fn a_leaf_holds_no_child_set_and_the_last_child_frees_it() {
-        let mut c = Children::default();
-        assert!(c.is_empty() && c.0.is_none());
-        assert!(c.insert("b") && c.insert("a") && !c.insert("a"));
-        assert_eq!(c.iter().collect::<Vec<_>>(), ["a", "b"]);
-        assert_eq!(c.after("a").collect::<Vec<_>>(), ["b"]);
-        assert_eq!(c.len(), 2);
-        assert!(c.remove("a") && !c.remove("a") && c.remove("b"));
-        assert!(c.is_empty() && c.0.is_none() && !c.remove("b"));
     }
 }

@@ -627,3 +627,58 @@ fn expired_candidates_are_emptied_containers_and_idle_ttl_nodes() {
     );
     assert_eq!(tree.expired_candidates(i64::MIN), vec!["/emptied"]);
 }
+
+/// Nodes below `path`, counted by walking the subtree: the oracle for the
+/// counts the tree keeps.
+fn walked_descendants(tree: &DataTree, path: &str) -> u64 {
+    let (names, _) = tree.children(path).expect("present");
+    names
+        .iter()
+        .map(|name| 1 + walked_descendants(tree, &path::join(path, name)))
+        .sum()
+}
+
+#[test]
+fn descendant_counts_follow_creates_and_deletes_at_every_depth_and_survive_a_restore() {
+    let mut tree = DataTree::new();
+    let mut paths: Vec<String> = vec!["/".into()];
+    let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+    let mut next = move |m: usize| {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        (x % m as u64) as usize
+    };
+    for counter in 1..=3_000u32 {
+        let at = paths[next(paths.len())].clone();
+        let delete = next(10) < 4 && at != "/" && tree.children(&at).expect("present").0.is_empty();
+        let txn = if delete {
+            paths.retain(|p| *p != at);
+            Txn::Delete { path: at }
+        } else {
+            let path = path::join(&at, &format!("n{counter}"));
+            let txn = persistent(&path, stat(&tree, &at).cversion + 1);
+            paths.push(path);
+            txn
+        };
+        ok(&mut tree, counter, 0, txn);
+        if counter % 500 == 0 {
+            for p in &paths {
+                assert_eq!(
+                    tree.descendant_count(p),
+                    Some(walked_descendants(&tree, p)),
+                    "{p}"
+                );
+            }
+        }
+    }
+    assert_eq!(tree.descendant_count("/"), Some(paths.len() as u64 - 1));
+    assert!(
+        paths.iter().any(|p| p.matches('/').count() >= 4),
+        "the tree has depth"
+    );
+    // A restore counts them again from the snapshot: the same tree.
+    let restored = DataTree::deserialize(&tree.serialize()).expect("decodes");
+    assert_eq!(restored, tree);
+    assert_eq!(tree.descendant_count("/missing"), None);
+}
