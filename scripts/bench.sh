@@ -397,8 +397,8 @@ run_workloads() { # system
 # --- scale mode --------------------------------------------------------------
 
 declare -A SNAP_COUNT SNAP_SUM
-snapshot_poll() { # system file: appends `END_UNIX_MS DURATION_MS` for each snapshot a zab server finished since the last poll
-    local sys=$1 file=$2 id m count sum
+snapshot_poll() { # system file: appends `END_UNIX_MS DURATION_MS SERVER ROLE` for each snapshot a zab server finished since the last poll
+    local sys=$1 file=$2 id m count sum role
     case "$sys" in zab|zabzk) ;; *) return 0 ;; esac
     for id in $(seq 1 $N); do
         m="$(curl -s --max-time 1 "http://$(addr_of "$id"):$((ZAB_ADMIN + id))/metrics" 2>/dev/null || true)"
@@ -407,7 +407,8 @@ snapshot_poll() { # system file: appends `END_UNIX_MS DURATION_MS` for each snap
         [ -n "$count" ] && [ -n "$sum" ] || continue
         if [ -n "${SNAP_COUNT[$id]:-}" ] && [ "$count" -gt "${SNAP_COUNT[$id]}" ]; then
             # The time the snapshots since the last poll took, ending now.
-            echo "$(now_ms) $(awk "BEGIN{printf \"%d\", ($sum - ${SNAP_SUM[$id]}) * 1000}")" >> "$file"
+            role="$(echo "$m" | sed -n 's/^zab_role{role="\([a-z]*\)"} 1$/\1/p')"
+            echo "$(now_ms) $(awk "BEGIN{printf \"%d\", ($sum - ${SNAP_SUM[$id]}) * 1000}") $id ${role:-unknown}" >> "$file"
         fi
         SNAP_COUNT[$id]=$count SNAP_SUM[$id]=$sum
     done

@@ -18,7 +18,8 @@
 //!   --table               also print a human table after the JSON lines
 //!   --keys N              load: keys to create in all (default 1000000)
 //!   --snapshot-log FILE   also split latencies by the snapshots logged
-//!                         there during the run (`windows.rs`)
+//!                         there during the run (`windows.rs`), and write
+//!                         each second's ops and p99 to FILE.seconds
 //!   --server-pids LIST    also report the servers' CPU time per operation
 //!                         (`cpu.rs`)
 //! ```

@@ -112,7 +112,24 @@ impl Seconds {
     }
 }
 
-/// The snapshot intervals in `path` (`END_UNIX_MS DURATION_MS` per line),
+impl Seconds {
+    /// One line per second with operations, `START_UNIX_MS OPS P99_US`,
+    /// into `path`: the series behind [`Seconds::split`], to line up with
+    /// the snapshot log by hand (which server, leader or follower).
+    pub fn write_series(&self, path: &Path) -> Result<(), StoreError> {
+        use std::fmt::Write as _;
+        let hists = self.hists.lock().expect("per-second histograms");
+        let mut text = String::new();
+        for (second, h) in hists.iter().enumerate().filter(|(_, h)| !h.is_empty()) {
+            let from = self.origin_unix_ms + 1000 * second as u64;
+            let _ = writeln!(text, "{from} {} {}", h.len(), h.value_at_quantile(0.99));
+        }
+        std::fs::write(path, text).map_err(|e| StoreError(format!("{}: {e}", path.display())))
+    }
+}
+
+/// The snapshot intervals in `path` (`END_UNIX_MS DURATION_MS` per line,
+/// then words this ignores: the server and its role),
 /// as `[from, to]` unix ms; a missing file means none were seen.
 pub fn read_busy(path: &Path) -> Result<Vec<(u64, u64)>, StoreError> {
     let text = match std::fs::read_to_string(path) {

@@ -237,6 +237,7 @@ pub async fn run<S: Store>(plan: &Plan) -> Result<RunResult, StoreError> {
     let windows = match (&plan.snapshot_log, &seconds) {
         (Some(path), Some(seconds)) => {
             tokio::time::sleep(windows::SETTLE).await;
+            seconds.write_series(&path.with_extension("seconds"))?;
             Some(seconds.split(&windows::read_busy(path)?))
         }
         _ => None,

@@ -107,14 +107,20 @@ impl Children {
         if set.chunks[i].len() == CHUNK_MAX {
             // Split before growing, so no chunk's buffer doubles past
             // CHUNK_MAX. An append to the last chunk starts a new one (names
-            // created in order fill chunks); any other insert halves it.
-            let appending = i + 1 == set.chunks.len() && at == CHUNK_MAX;
-            let keep = if appending { CHUNK_MAX } else { CHUNK_MAX / 2 };
-            let tail = Arc::make_mut(&mut set.chunks[i]).split_off(keep);
-            set.chunks.insert(i + 1, Arc::new(tail));
-            if at >= keep {
+            // created in order fill chunks, and the full one, which a frozen
+            // view may share, is not copied); any other insert halves it.
+            if i + 1 == set.chunks.len() && at == CHUNK_MAX {
+                set.chunks.push(Arc::new(Vec::new()));
                 i += 1;
-                at -= keep;
+                at = 0;
+            } else {
+                let keep = CHUNK_MAX / 2;
+                let tail = Arc::make_mut(&mut set.chunks[i]).split_off(keep);
+                set.chunks.insert(i + 1, Arc::new(tail));
+                if at >= keep {
+                    i += 1;
+                    at -= keep;
+                }
             }
         }
         let chunk = Arc::make_mut(&mut set.chunks[i]);
@@ -313,6 +319,22 @@ mod tests {
         assert!(frozen.iter().all(|n| n != "n00000100x"));
         assert!(frozen.iter().any(|n| n == "n00001800"));
         assert_ne!(c, frozen);
+    }
+
+    #[test]
+    fn an_append_past_a_full_shared_chunk_leaves_it_shared() {
+        let mut c = Children::default();
+        for k in 0..CHUNK_MAX {
+            c.insert(&format!("n{k:08}"));
+        }
+        let frozen = c.clone();
+        assert!(c.insert("z"));
+        let (live, old) = (
+            c.0.as_ref().expect("a set"),
+            frozen.0.as_ref().expect("a set"),
+        );
+        assert!(Arc::ptr_eq(&live.chunks[0], &old.chunks[0]));
+        assert_eq!(chunk_lens(&c), [CHUNK_MAX, 1]);
     }
 
     #[test]

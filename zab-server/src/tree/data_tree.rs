@@ -657,7 +657,10 @@ impl DataTree {
 
     /// Counts a node created or deleted below `parent` in `parent` and each
     /// of its ancestors (each copied first if a frozen view shares it, as
-    /// the parent already is for its child list).
+    /// the parent already is for its child list). One lookup per level:
+    /// hashing the paths of every ancestor, which at the deepest legal path
+    /// (4,096 bytes of one-letter segments) is a few MB, about what
+    /// replicating and syncing one maximal node costs.
     pub(crate) fn count_descendant(&mut self, parent: &str, created: bool) {
         let mut at = Some(parent);
         while let Some(path) = at {

@@ -64,7 +64,7 @@ pub(crate) struct Node {
     pub(crate) acl: AclRef,
 }
 
-/// What a node that is not a persistent leaf carries besides (40 bytes:
+/// What a node that is not a persistent leaf carries besides (48 bytes:
 /// jemalloc's 48-byte class). A node that never had a child has no child
 /// counters to keep: its `pzxid` is its `czxid` and both counts are 0.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -224,6 +224,7 @@ impl Node {
     /// Counts a node created (`true`) or deleted somewhere below this one.
     pub(crate) fn count_descendant(&mut self, created: bool) {
         let extra = self.extra_mut();
+        debug_assert!(created || extra.descendants > 0, "a count below zero");
         extra.descendants = if created {
             extra.descendants + 1
         } else {
