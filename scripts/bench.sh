@@ -34,7 +34,11 @@
 # for zab, p99/p999 over the seconds in which a server was writing a
 # snapshot against the others (snapshots seen on /metrics); then it stops
 # every server and times their restart to the first linearizable read.
+# The per-second ops and p99 go to DIR/zab-snapshots.seconds, and each
+# snapshot's end, duration, server and role to DIR/zab-snapshots.log.
 # ZooKeeper gets --zk-heap-mb (default 3000 with --scale, else 1000).
+# ZAB_CONFIG_EXTRA (environment): lines added to every zab server's
+# configuration, e.g. 'snapshot_write_mib_per_sec = 0' for an A/B.
 # --rtt-ms MS: every server on a host of its own (a network namespace, named
 # zab1..zab3 in per-host hosts files; zab's configs use the names) and the
 # load generator on a fourth, all on a switch that delays every frame by
@@ -188,6 +192,8 @@ zab_config() { # id [system]: zabzk also serves ZooKeeper's protocol
     {
         echo "id = $id"
         echo "data_dir = \"$d\""
+        # Extra top-level settings for every zab server (an A/B of a knob).
+        if [ -n "${ZAB_CONFIG_EXTRA:-}" ]; then printf '%s\n' "$ZAB_CONFIG_EXTRA"; fi
         # A binary from before peer authentication (bench-compare.sh's base)
         # refuses the unknown key; its configs go without it.
         if grep -qa peer_secret_file "$ZAB"; then

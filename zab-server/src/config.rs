@@ -78,6 +78,12 @@ pub struct Config {
     /// rewritten many times over for the log it replaces); 0 turns it off.
     #[serde(default = "default_snapshot_log_percent")]
     pub snapshot_log_percent: u64,
+    /// A snapshot is written at most this many MiB per second (0, the
+    /// default: as fast as the disk takes it, in synced 1 MiB steps), so
+    /// its writes do not crowd out the log's syncs that every write waits
+    /// on, on a disk where the small steps alone do not.
+    #[serde(default = "default_snapshot_write_mib_per_sec")]
+    pub snapshot_write_mib_per_sec: u64,
     /// Recent transactions kept in memory for DIFFs to lagging followers
     /// (one further behind gets a snapshot), by count and by payload bytes.
     #[serde(default = "default_diff_window_txns")]
@@ -259,6 +265,10 @@ fn default_watch_resume_changes() -> usize {
 
 fn default_snapshot_every_bytes() -> usize {
     crate::core::SNAPSHOT_EVERY_BYTES_DEFAULT
+}
+
+fn default_snapshot_write_mib_per_sec() -> u64 {
+    crate::snapshotter::SNAPSHOT_WRITE_MIB_PER_SEC_DEFAULT
 }
 
 fn default_snapshot_log_percent() -> u64 {

@@ -198,6 +198,7 @@ pub async fn serve(cfg: Config) -> Result<Stop, String> {
     .with_diff_window(cfg.diff_window_txns, cfg.diff_window_bytes);
     let clock = ShellClock::default();
     let (driver, status) = Driver::new(core, gc.clone(), peers, clock, metrics.clone());
+    let driver = driver.with_snapshot_pace(cfg.snapshot_write_mib_per_sec);
     let zk_status = status.clone();
     if let Some(admin) = listen_admin {
         let listener = TcpListener::bind(&admin)

@@ -60,6 +60,14 @@ pub struct Driver {
 pub type ReportRequest = (ReportKind, oneshot::Sender<Report>);
 
 impl Driver {
+    /// Snapshots written at most `mib_per_sec` (0: unpaced).
+    pub fn with_snapshot_pace(mut self, mib_per_sec: u64) -> Driver {
+        self.snapshotter = self
+            .snapshotter
+            .with_pace(Some(mib_per_sec.saturating_mul(1 << 20)));
+        self
+    }
+
     pub fn new(
         core: ServerCore,
         gc: Arc<GroupCommit>,

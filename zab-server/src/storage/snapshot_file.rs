@@ -140,12 +140,17 @@ pub struct SnapshotStream {
     crc: crc32fast::Hasher,
     /// `written` at the last pacing sync.
     synced: u64,
+    /// At most this many bytes per second, counted from `started`.
+    pace: Option<(u64, std::time::Instant)>,
 }
 
-/// A stream syncs what it wrote every this many bytes: the kernel then
-/// writes a large snapshot back in steps, rather than all at once at the
-/// end, where the transaction log's syncs would queue behind it.
-const SYNC_EVERY_BYTES: u64 = 16 << 20;
+/// A stream syncs what it wrote every this many bytes (and writes no more
+/// at once): the disk then takes a large snapshot in small steps, and a
+/// sync of the transaction log never queues behind more than one. Synced
+/// every 16 MiB, snapshots raised the write p99 of a 1M-znode ensemble
+/// 2.3–2.6× while they were written; every 1 MiB, 1.27× (see
+/// `crate::snapshotter`).
+const SYNC_EVERY_BYTES: u64 = 1 << 20;
 
 impl std::fmt::Debug for SnapshotStream {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -182,24 +187,52 @@ impl SnapshotStream {
             written: 0,
             crc: crc32fast::Hasher::new(),
             synced: 0,
+            pace: None,
         })
     }
 
-    /// Appends content (after the prefix).
-    pub fn write(&mut self, bytes: &[u8]) -> Result<()> {
-        let at = (HEADER_BYTES + self.prefix_len) as u64 + self.written;
-        self.file
-            .write_at(at, bytes)
-            .map_err(|e| StorageError::io("write", &self.tmp, e))?;
-        self.crc.update(bytes);
-        self.written += bytes.len() as u64;
-        if self.written - self.synced >= SYNC_EVERY_BYTES {
+    /// Writes at most `bytes_per_sec` on average (sleeping between steps),
+    /// so a snapshot's writes leave the disk to the transaction log: a
+    /// write's latency is that of its quorum's log syncs.
+    pub fn paced(mut self, bytes_per_sec: u64) -> SnapshotStream {
+        self.pace = Some((bytes_per_sec.max(1), std::time::Instant::now()));
+        self
+    }
+
+    /// Appends content (after the prefix), in steps of at most
+    /// [`SYNC_EVERY_BYTES`], each synced, and paced if asked.
+    pub fn write(&mut self, mut bytes: &[u8]) -> Result<()> {
+        while !bytes.is_empty() {
+            let room = SYNC_EVERY_BYTES - (self.written - self.synced);
+            let take = bytes.len().min(usize::try_from(room).unwrap_or(usize::MAX));
+            let (step, rest) = bytes.split_at(take);
+            let at = (HEADER_BYTES + self.prefix_len) as u64 + self.written;
             self.file
-                .sync_data()
-                .map_err(|e| StorageError::io("fdatasync", &self.tmp, e))?;
-            self.synced = self.written;
+                .write_at(at, step)
+                .map_err(|e| StorageError::io("write", &self.tmp, e))?;
+            self.crc.update(step);
+            self.written += step.len() as u64;
+            bytes = rest;
+            if self.written - self.synced >= SYNC_EVERY_BYTES {
+                self.file
+                    .sync_data()
+                    .map_err(|e| StorageError::io("fdatasync", &self.tmp, e))?;
+                self.synced = self.written;
+                self.keep_pace();
+            }
         }
         Ok(())
+    }
+
+    /// Sleeps until the bytes written so far are due at the pace.
+    fn keep_pace(&self) {
+        if let Some((bytes_per_sec, started)) = self.pace {
+            let due =
+                std::time::Duration::from_secs_f64(self.written as f64 / bytes_per_sec as f64);
+            if let Some(ahead) = due.checked_sub(started.elapsed()) {
+                std::thread::sleep(ahead);
+            }
+        }
     }
 
     /// Writes the content's `prefix` (exactly the length reserved) and the
@@ -339,6 +372,29 @@ mod tests {
                 crate::storage::TEMP_SUFFIX
             ))
             .exists());
+        std::fs::remove_dir_all(&dir).expect("cleanup");
+    }
+
+    #[test]
+    fn a_paced_stream_written_across_its_sync_steps_reads_back_whole() {
+        let dir = std::env::temp_dir().join(format!("zab-snap-paced-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        let zxid = Zxid(0x0000_0001_0000_0008);
+        // Pieces that straddle the 1 MiB steps, and a pace that is no wait.
+        let content: Vec<u8> = (0..(5 << 19) + 123).map(|i| (i % 251) as u8).collect();
+        let mut stream = SnapshotStream::create(&RealFs, &dir, 1, zxid, 0)
+            .expect("create")
+            .paced(1 << 40);
+        for piece in content.chunks(700 << 10) {
+            stream.write(piece).expect("write");
+        }
+        assert_eq!(stream.synced, 2 << 20, "synced at each whole step");
+        let meta = stream.finish(&RealFs, b"").expect("finish");
+        assert_eq!(
+            std::fs::read(&meta.path).expect("file"),
+            encode(1, zxid, &content)
+        );
         std::fs::remove_dir_all(&dir).expect("cleanup");
     }
 }

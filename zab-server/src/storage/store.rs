@@ -452,6 +452,7 @@ impl Store {
             fs: self.fs.clone(),
             dir: self.dir.clone(),
             generation: self.log.generation(),
+            pace: None,
         }
     }
 
@@ -516,9 +517,18 @@ pub struct SnapshotWriter {
     fs: Arc<dyn Fs>,
     dir: PathBuf,
     generation: u32,
+    /// Bytes per second a stream writes at most (None: as fast as it can).
+    pace: Option<u64>,
 }
 
 impl SnapshotWriter {
+    /// Streams at most `bytes_per_sec` (0 or None: unpaced); see
+    /// [`SnapshotStream::paced`].
+    pub fn paced(mut self, bytes_per_sec: Option<u64>) -> SnapshotWriter {
+        self.pace = bytes_per_sec.filter(|&b| b > 0);
+        self
+    }
+
     /// Writes the applied state through `zxid` durably and atomically.
     pub fn write(&self, zxid: Zxid, content: &[u8]) -> Result<SnapshotMeta> {
         snapshot_file::write(self.fs.as_ref(), &self.dir, self.generation, zxid, content)
@@ -528,13 +538,17 @@ impl SnapshotWriter {
     /// the content's first `prefix_len` bytes given to
     /// [`SnapshotWriter::finish`].
     pub fn stream(&self, zxid: Zxid, prefix_len: usize) -> Result<SnapshotStream> {
-        SnapshotStream::create(
+        let stream = SnapshotStream::create(
             self.fs.as_ref(),
             &self.dir,
             self.generation,
             zxid,
             prefix_len,
-        )
+        )?;
+        Ok(match self.pace {
+            Some(bytes_per_sec) => stream.paced(bytes_per_sec),
+            None => stream,
+        })
     }
 
     /// Completes a stream: durable and visible when this returns.
