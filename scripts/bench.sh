@@ -38,7 +38,9 @@
 # snapshot's end, duration, server and role to DIR/zab-snapshots.log.
 # ZooKeeper gets --zk-heap-mb (default 3000 with --scale, else 1000).
 # ZAB_CONFIG_EXTRA (environment): lines added to every zab server's
-# configuration, e.g. 'snapshot_write_mib_per_sec = 0' for an A/B.
+# configuration, e.g. 'snapshot_write_mib_per_sec = 0' for an A/B (a
+# binary that does not know a key refuses the configuration: mind
+# bench-compare.sh's older base).
 # --rtt-ms MS: every server on a host of its own (a network namespace, named
 # zab1..zab3 in per-host hosts files; zab's configs use the names) and the
 # load generator on a fourth, all on a switch that delays every frame by

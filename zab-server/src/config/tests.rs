@@ -109,6 +109,14 @@ fn a_good_config_parses_with_defaults() {
     .expect("valid");
     assert_eq!(set.liveness().silence, Duration::from_millis(400));
     assert_eq!((c.tick_ms, c.sync_limit, c.init_limit), (100, 5, 20));
+    // Snapshots are unpaced unless asked.
+    assert_eq!(c.snapshot_write_mib_per_sec, 0);
+    let paced = Config::parse(&GOOD.replace(
+        "data_dir",
+        "snapshot_write_mib_per_sec = 64\n        data_dir",
+    ))
+    .expect("valid");
+    assert_eq!(paced.snapshot_write_mib_per_sec, 64);
     // ZooKeeper's usual 10–60 s timeouts are granted as asked.
     assert_eq!(c.session_limits().negotiate(30_000), 30_000);
     assert_eq!(c.session_limits().negotiate(60_000), 60_000);

@@ -138,8 +138,12 @@ pub struct SnapshotStream {
     /// Content written after the prefix, and its checksum.
     written: u64,
     crc: crc32fast::Hasher,
-    /// `written` at the last pacing sync.
+    /// `written` at the last step's sync.
     synced: u64,
+    /// Written in synced steps of [`SYNC_EVERY_BYTES`] (a snapshot written
+    /// beside the log), or whole and synced once at the end (an install,
+    /// which runs on the log's own thread, where steps would only slow it).
+    in_steps: bool,
     /// At most this many bytes per second, counted from `started`.
     pace: Option<(u64, std::time::Instant)>,
 }
@@ -187,23 +191,36 @@ impl SnapshotStream {
             written: 0,
             crc: crc32fast::Hasher::new(),
             synced: 0,
+            in_steps: false,
             pace: None,
         })
     }
 
-    /// Writes at most `bytes_per_sec` on average (sleeping between steps),
-    /// so a snapshot's writes leave the disk to the transaction log: a
-    /// write's latency is that of its quorum's log syncs.
-    pub fn paced(mut self, bytes_per_sec: u64) -> SnapshotStream {
-        self.pace = Some((bytes_per_sec.max(1), std::time::Instant::now()));
+    /// Writes in synced steps of [`SYNC_EVERY_BYTES`]: for a snapshot
+    /// written while the log serves writes on the same disk.
+    pub fn in_steps(mut self) -> SnapshotStream {
+        self.in_steps = true;
         self
     }
 
-    /// Appends content (after the prefix), in steps of at most
-    /// [`SYNC_EVERY_BYTES`], each synced, and paced if asked.
+    /// Writes in steps (see [`SnapshotStream::in_steps`]) and at most
+    /// `bytes_per_sec` on average, sleeping between them, so a snapshot's
+    /// writes leave the disk to the transaction log: a write's latency is
+    /// that of its quorum's log syncs.
+    pub fn paced(mut self, bytes_per_sec: u64) -> SnapshotStream {
+        self.pace = Some((bytes_per_sec.max(1), std::time::Instant::now()));
+        self.in_steps()
+    }
+
+    /// Appends content (after the prefix): in steps of at most
+    /// [`SYNC_EVERY_BYTES`], each synced, and paced, if asked.
     pub fn write(&mut self, mut bytes: &[u8]) -> Result<()> {
         while !bytes.is_empty() {
-            let room = SYNC_EVERY_BYTES - (self.written - self.synced);
+            let room = if self.in_steps {
+                SYNC_EVERY_BYTES - (self.written - self.synced)
+            } else {
+                u64::MAX
+            };
             let take = bytes.len().min(usize::try_from(room).unwrap_or(usize::MAX));
             let (step, rest) = bytes.split_at(take);
             let at = (HEADER_BYTES + self.prefix_len) as u64 + self.written;
@@ -213,7 +230,7 @@ impl SnapshotStream {
             self.crc.update(step);
             self.written += step.len() as u64;
             bytes = rest;
-            if self.written - self.synced >= SYNC_EVERY_BYTES {
+            if self.in_steps && self.written - self.synced >= SYNC_EVERY_BYTES {
                 self.file
                     .sync_data()
                     .map_err(|e| StorageError::io("fdatasync", &self.tmp, e))?;
@@ -395,6 +412,27 @@ mod tests {
             std::fs::read(&meta.path).expect("file"),
             encode(1, zxid, &content)
         );
+        // Without steps (an install), nothing is synced before the end.
+        let mut whole = SnapshotStream::create(&RealFs, &dir, 2, zxid, 0).expect("create");
+        whole.write(&content).expect("write");
+        assert_eq!(whole.synced, 0);
+        std::fs::remove_dir_all(&dir).expect("cleanup");
+    }
+
+    #[test]
+    fn a_paced_stream_is_never_ahead_of_its_pace() {
+        let dir = std::env::temp_dir().join(format!("zab-snap-pace-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        // 3 MiB at 20 MiB/s: the third step is not due before 150 ms. A
+        // lower bound only (a sleep never ends early), so it cannot flake.
+        let started = std::time::Instant::now();
+        let mut stream = SnapshotStream::create(&RealFs, &dir, 1, Zxid(9), 0)
+            .expect("create")
+            .paced(20 << 20);
+        stream.write(&vec![7u8; 3 << 20]).expect("write");
+        assert!(started.elapsed() >= std::time::Duration::from_millis(150));
+        stream.finish(&RealFs, b"").expect("finish");
         std::fs::remove_dir_all(&dir).expect("cleanup");
     }
 }

@@ -535,7 +535,9 @@ impl SnapshotWriter {
     }
 
     /// Starts the snapshot of `zxid` as a stream (see [`SnapshotStream`]),
-    /// the content's first `prefix_len` bytes given to
+    /// written in synced steps (and paced, if asked): the background
+    /// snapshots, beside the log on the same disk. The
+    /// content's first `prefix_len` bytes are given to
     /// [`SnapshotWriter::finish`].
     pub fn stream(&self, zxid: Zxid, prefix_len: usize) -> Result<SnapshotStream> {
         let stream = SnapshotStream::create(
@@ -547,7 +549,7 @@ impl SnapshotWriter {
         )?;
         Ok(match self.pace {
             Some(bytes_per_sec) => stream.paced(bytes_per_sec),
-            None => stream,
+            None => stream.in_steps(),
         })
     }
 
