@@ -88,6 +88,9 @@ BENCH="$TARGET/release/zab-bench"
 # ZAB_SERVER_BIN runs another zab-server build (scripts/bench-compare.sh
 # points it at a baseline commit's binary); the default is this tree's.
 ZAB="${ZAB_SERVER_BIN:-$TARGET/release/zab-server}"
+# Not passed on: zab-server reads every ZAB_SERVER_* variable as a setting
+# and refuses one it does not know (which broke every baseline run).
+unset ZAB_SERVER_BIN
 ZK_CP="/usr/share/java/zookeeper.jar:/usr/share/java/slf4j-simple.jar"
 N=3
 # Ports, clear of scripts/cluster.sh (2181-2183, 2881-2883, 8081-8083).
