@@ -336,11 +336,17 @@ mod tests {
     use super::*;
     use crate::storage::fs::RealFs;
 
-    #[test]
-    fn written_snapshots_read_back_and_damage_is_detected() {
-        let dir = std::env::temp_dir().join(format!("zab-snap-test-{}", std::process::id()));
+    /// An empty directory of this test process's own, named by `tag`.
+    fn fresh_dir(tag: &str) -> PathBuf {
+        let dir = std::env::temp_dir().join(format!("{tag}-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).expect("temp dir");
+        dir
+    }
+
+    #[test]
+    fn written_snapshots_read_back_and_damage_is_detected() {
+        let dir = fresh_dir("zab-snap-test");
         let meta = write(&RealFs, &dir, 2, Zxid(0x0000_0003_0000_0009), b"state").expect("write");
         assert_eq!(meta.path, dir.join("snap.00000002.0000000300000009"));
         let snap = read(&RealFs, &meta).expect("read back");
@@ -364,9 +370,7 @@ mod tests {
 
     #[test]
     fn a_streamed_snapshot_with_a_late_prefix_reads_back_as_one_written_whole() {
-        let dir = std::env::temp_dir().join(format!("zab-snap-stream-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).expect("temp dir");
+        let dir = fresh_dir("zab-snap-stream");
         let zxid = Zxid(0x0000_0001_0000_0007);
         let mut stream = SnapshotStream::create(&RealFs, &dir, 1, zxid, 4).expect("create");
         for chunk in [&b"alpha"[..], b"", b"-beta-", b"gamma"] {
@@ -394,9 +398,7 @@ mod tests {
 
     #[test]
     fn a_paced_stream_written_across_its_sync_steps_reads_back_whole() {
-        let dir = std::env::temp_dir().join(format!("zab-snap-paced-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).expect("temp dir");
+        let dir = fresh_dir("zab-snap-paced");
         let zxid = Zxid(0x0000_0001_0000_0008);
         // Pieces that straddle the 1 MiB steps, and a pace that is no wait.
         let content: Vec<u8> = (0..(5 << 19) + 123).map(|i| (i % 251) as u8).collect();
@@ -421,9 +423,7 @@ mod tests {
 
     #[test]
     fn a_paced_stream_is_never_ahead_of_its_pace() {
-        let dir = std::env::temp_dir().join(format!("zab-snap-pace-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).expect("temp dir");
+        let dir = fresh_dir("zab-snap-pace");
         // 3 MiB at 20 MiB/s: the third step is not due before 150 ms. A
         // lower bound only (a sleep never ends early), so it cannot flake.
         let started = std::time::Instant::now();

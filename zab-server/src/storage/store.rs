@@ -522,10 +522,10 @@ pub struct SnapshotWriter {
 }
 
 impl SnapshotWriter {
-    /// Streams at most `bytes_per_sec` (0 or None: unpaced); see
+    /// Streams at most `bytes_per_sec` (None: unpaced); see
     /// [`SnapshotStream::paced`].
     pub fn paced(mut self, bytes_per_sec: Option<u64>) -> SnapshotWriter {
-        self.pace = bytes_per_sec.filter(|&b| b > 0);
+        self.pace = bytes_per_sec;
         self
     }
 
